@@ -1,0 +1,65 @@
+"""Command line: `python -m bootstrap <command> --stack <name>`. See README.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from components.config import ConfigError
+
+
+class UsageError(ValueError):
+    """A bad command-line argument; reported as one line, exit status 2."""
+
+
+def _overrides(pairs: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set {pair!r} is invalid: use --set <key>=<value>, e.g. --set azCount=3")
+        out[key.strip()] = value
+    return out
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from bootstrap import plan
+    from bootstrap.mockgraph import run_stack
+
+    graph = run_stack(args.stack, _overrides(args.set))
+    if args.json:
+        print(json.dumps(plan.as_json(graph), indent=2, default=str))
+    else:
+        print(plan.render_table(graph))
+        print()
+        print(plan.render_outputs(graph))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bootstrap", description="Offline plan, deploy, rotation and audit for this Pulumi project.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("plan", help="run the program under mocks and print the resources it would create (no CLI, no cloud)")
+    p.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value for this plan (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.set_defaults(func=cmd_plan)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from bootstrap.mockgraph import StackFileError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ConfigError, StackFileError, UsageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

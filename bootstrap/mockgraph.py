@@ -1,0 +1,554 @@
+"""Run the Pulumi program in-process under `pulumi.runtime.set_mocks` and record its resource graph.
+
+This is the one harness behind the offline plan (`python -m bootstrap plan`), the unit tests and
+the security checks. It needs no Pulumi CLI, no provider plugins and no cloud credentials:
+
+* `stack_config()` merges the `Pulumi.yaml` defaults, the stack file and overrides into the
+  string-valued config map the CLI would hand the program;
+* `RecordingMonitor` (a `MockMonitor`) records every RegisterResource request: type, name,
+  inputs (secrets unwrapped, their paths remembered), parent, dependencies and options;
+* `GraphMocks` answers resource registrations with plausible computed outputs (ids, ARNs,
+  endpoints) and answers the data-source invokes the program uses (AZs, caller identity,
+  `get_policy_document`, ...). An invoke it does not know fails loudly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import json
+import runpy
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+ACCOUNT_ID = "123456789012"
+# The regional Elastic Load Balancing account ids (for ALB access-log bucket policies).
+ELB_ACCOUNTS = {
+    "us-east-1": "127311923021",
+    "us-east-2": "033677994240",
+    "us-west-1": "027434742980",
+    "us-west-2": "797873946194",
+    "eu-west-1": "156460612806",
+    "eu-west-2": "652711504416",
+    "eu-west-3": "009996457667",
+    "eu-central-1": "054676820928",
+    "eu-north-1": "897822967062",
+    "ap-southeast-1": "114774131450",
+    "ap-southeast-2": "783225319266",
+    "ap-northeast-1": "582318560864",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Config: what the CLI would pass for a stack
+# --------------------------------------------------------------------------------------------
+
+
+def _cli_string(value: Any) -> str:
+    """The text form the CLI hands a program: JSON for structured values, lowercase booleans."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+class StackFileError(ValueError):
+    """A stack file that cannot be read (missing, not YAML, wrong shape)."""
+
+
+def stack_config(stack: str, overrides: Mapping[str, Any] | None = None, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
+    """Merge Pulumi.yaml defaults, Pulumi.<stack>.yaml and overrides, keyed '<namespace>:<key>'.
+
+    Bare override keys (no ':') belong to the project namespace, as with `pulumi config set`.
+    """
+    project_doc = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
+    project = project_doc["name"]
+    merged: dict[str, Any] = {}
+    for key, spec in (project_doc.get("config") or {}).items():
+        full = key if ":" in key else f"{project}:{key}"
+        if isinstance(spec, dict) and "default" in spec:
+            merged[full] = spec["default"]
+        elif isinstance(spec, dict) and "value" in spec:
+            merged[full] = spec["value"]
+    stack_file = project_dir / f"Pulumi.{stack}.yaml"
+    if not stack_file.is_file():
+        raise StackFileError(f"stack {stack!r} has no stack file {stack_file.name} in {project_dir}")
+    try:
+        stack_doc = yaml.safe_load(stack_file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise StackFileError(f"{stack_file.name} is not valid YAML: {exc}") from None
+    stack_values = stack_doc.get("config") if isinstance(stack_doc, dict) else None
+    if stack_values is None:
+        stack_values = {}
+    if not isinstance(stack_values, dict):
+        raise StackFileError(f"{stack_file.name}: 'config' must be a mapping of key: value")
+    for key, value in stack_values.items():
+        if isinstance(value, dict) and "secure" in value:
+            raise StackFileError(f"{stack_file.name}: {key} is an encrypted value; the offline plan cannot decrypt it, override it with --set")
+        merged[key if ":" in key else f"{project}:{key}"] = value
+    for key, value in (overrides or {}).items():
+        merged[key if ":" in key else f"{project}:{key}"] = value
+    return {k: _cli_string(v) for k, v in merged.items()}
+
+
+def project_name(project_dir: Path = PROJECT_DIR) -> str:
+    return str(yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["name"])
+
+
+# --------------------------------------------------------------------------------------------
+# The recorded graph
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Resource:
+    urn: str
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    secret_paths: frozenset[str]
+    parent: str
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    custom: bool
+    provider: str
+    protect: bool
+    ignore_changes: list[str]
+    additional_secret_outputs: list[str]
+    replace_on_changes: list[str]
+    delete_before_replace: bool
+    retain_on_delete: bool
+    id: str = ""
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def is_secret(self, path: str) -> bool:
+        """True if the input at `path` (dotted, e.g. 'password') was a Pulumi secret."""
+        return path in self.secret_paths or any(path.startswith(p + ".") for p in self.secret_paths)
+
+    def get(self, path: str, default: Any = None) -> Any:
+        value: Any = self.inputs
+        for part in path.split("."):
+            if isinstance(value, dict) and part in value:
+                value = value[part]
+            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]
+            else:
+                return default
+        return value
+
+
+@dataclass
+class Invoke:
+    token: str
+    args: dict[str, Any]
+
+
+@dataclass
+class Graph:
+    stack: str
+    project: str
+    config: dict[str, str]
+    resources: list[Resource]
+    invokes: list[Invoke]
+    outputs: dict[str, Any]
+    secret_outputs: frozenset[str]
+
+    def __len__(self) -> int:
+        return len(self.resources)
+
+    def __iter__(self) -> Iterator[Resource]:
+        return iter(self.resources)
+
+    def of_type(self, type_: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, name: str | None = None) -> Resource:
+        found = [r for r in self.of_type(type_) if name is None or r.name == name]
+        if len(found) != 1:
+            names = [r.name for r in self.of_type(type_)]
+            raise LookupError(f"expected exactly one {type_}{f' named {name}' if name else ''}, found {len(found)}: {names}")
+        return found[0]
+
+    def by_urn(self, urn: str) -> Resource:
+        for r in self.resources:
+            if r.urn == urn:
+                return r
+        raise LookupError(urn)
+
+    def children(self, parent: Resource) -> list[Resource]:
+        return [r for r in self.resources if r.parent == parent.urn]
+
+    def components(self) -> list[Resource]:
+        return [r for r in self.resources if not r.custom]
+
+    def by_id(self, id_: str) -> Resource | None:
+        for r in self.resources:
+            if r.id == id_:
+                return r
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Mocks
+# --------------------------------------------------------------------------------------------
+
+
+def _unwrap(value: Any, path: str, secrets: set[str]) -> Any:
+    from pulumi.runtime import rpc
+
+    if rpc.is_rpc_secret(value):
+        secrets.add(path)
+        return _unwrap(rpc.unwrap_rpc_secret(value), path, secrets)
+    if isinstance(value, dict):
+        return {k: _unwrap(v, f"{path}.{k}" if path else k, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v, f"{path}.{i}" if path else str(i), secrets) for i, v in enumerate(value)]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # protobuf carries every number as a double
+    return value
+
+
+def _policy_document(args: dict[str, Any]) -> dict[str, Any]:
+    """Render aws.iam.get_policy_document arguments the way the provider does (enough for checks)."""
+
+    def one_or_list(values: list[str]) -> Any:
+        return values[0] if len(values) == 1 else list(values)
+
+    statements = []
+    for st in args.get("statements") or []:
+        out: dict[str, Any] = {}
+        if st.get("sid"):
+            out["Sid"] = st["sid"]
+        out["Effect"] = st.get("effect") or "Allow"
+        for src, dst in (("actions", "Action"), ("notActions", "NotAction"), ("resources", "Resource"), ("notResources", "NotResource")):
+            if st.get(src):
+                out[dst] = one_or_list(st[src])
+        for src, dst in (("principals", "Principal"), ("notPrincipals", "NotPrincipal")):
+            if st.get(src):
+                principal: dict[str, Any] = {}
+                for p in st[src]:
+                    principal.setdefault(p["type"], []).extend(p["identifiers"])
+                if dst == "Principal" and list(principal) == ["*"] and principal["*"] == ["*"]:
+                    out[dst] = "*"
+                else:
+                    out[dst] = {k: one_or_list(v) for k, v in principal.items()}
+        if st.get("conditions"):
+            cond: dict[str, dict[str, Any]] = {}
+            for c in st["conditions"]:
+                cond.setdefault(c["test"], {})[c["variable"]] = one_or_list(c["values"])
+            out["Condition"] = cond
+        statements.append(out)
+    return {"Version": args.get("version") or "2012-10-17", "Statement": statements}
+
+
+def _fake_secret(seed: str, length: int) -> str:
+    """A deterministic stand-in for a generated secret (mocks never hand out real randomness)."""
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
+    digest = hashlib.sha256(seed.encode()).digest()
+    while len(digest) < length:
+        digest += hashlib.sha256(digest).digest()
+    return "".join(alphabet[b % len(alphabet)] for b in digest[:length])
+
+
+CallHandler = Callable[[dict[str, Any], str], dict[str, Any]]
+
+
+def _azs(args: dict[str, Any], region: str) -> dict[str, Any]:
+    letters = "abcdef"
+    return {
+        "id": region,
+        "names": [f"{region}{c}" for c in letters],
+        "zoneIds": [f"{region[:3]}{region.split('-')[-1]}-az{i + 1}" for i in range(len(letters))],
+        "state": "available",
+        "groupNames": [region],
+    }
+
+
+CALL_HANDLERS: dict[str, CallHandler] = {
+    "aws:index/getAvailabilityZones:getAvailabilityZones": _azs,
+    "aws:index/getCallerIdentity:getCallerIdentity": lambda a, region: {
+        "id": ACCOUNT_ID,
+        "accountId": ACCOUNT_ID,
+        "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/mock",
+        "userId": "AIDAMOCK",
+    },
+    "aws:index/getRegion:getRegion": lambda a, region: {
+        "id": region,
+        "name": region,
+        "region": region,
+        "endpoint": f"ec2.{region}.amazonaws.com",
+        "description": region,
+    },
+    "aws:index/getPartition:getPartition": lambda a, region: {
+        "id": "aws",
+        "partition": "aws",
+        "dnsSuffix": "amazonaws.com",
+        "reverseDnsPrefix": "com.amazonaws",
+    },
+    "aws:iam/getPolicyDocument:getPolicyDocument": lambda a, region: {
+        "id": "policy",
+        "json": json.dumps(_policy_document(a), indent=2),
+        "minifiedJson": json.dumps(_policy_document(a), separators=(",", ":")),
+    },
+    "aws:elb/getServiceAccount:getServiceAccount": lambda a, region: {
+        "id": ELB_ACCOUNTS.get(a.get("region") or region, "156460612806"),
+        "arn": f"arn:aws:iam::{ELB_ACCOUNTS.get(a.get('region') or region, '156460612806')}:root",
+    },
+}
+
+
+def _computed_state(type_: str, name: str, inputs: dict[str, Any], region: str) -> tuple[str, dict[str, Any]]:
+    """Plausible outputs for a registered resource: an id, an ARN and the attributes we read."""
+    pkg, _, rest = type_.partition(":")
+    module = rest.split("/")[0].split(":")[0]
+    physical = str(inputs.get("name") or inputs.get("identifier") or name)
+    state = dict(inputs)
+    id_ = f"{physical}-id"
+    if pkg == "aws":
+        kind = rest.split(":")[-1].lower()
+        state.setdefault("arn", f"arn:aws:{module}:{region}:{ACCOUNT_ID}:{kind}/{physical}")
+    if type_ == "aws:ec2/vpc:Vpc":
+        id_ = "vpc-" + hashlib.sha1(name.encode()).hexdigest()[:17]
+        state.update(defaultSecurityGroupId=f"sg-default-{name}", mainRouteTableId=f"rtb-main-{name}", defaultNetworkAclId=f"acl-{name}")
+    elif type_ == "aws:ec2/subnet:Subnet":
+        id_ = "subnet-" + hashlib.sha1(name.encode()).hexdigest()[:17]
+    elif type_ == "aws:ec2/securityGroup:SecurityGroup":
+        id_ = "sg-" + hashlib.sha1(name.encode()).hexdigest()[:17]
+    elif type_ == "aws:kms/key:Key":
+        id_ = hashlib.sha1(name.encode()).hexdigest()[:8] + "-0000-4000-8000-000000000000"
+        state.update(keyId=id_, arn=f"arn:aws:kms:{region}:{ACCOUNT_ID}:key/{id_}")
+    elif type_ == "aws:rds/instance:Instance":
+        ident = str(inputs.get("identifier") or name)
+        address = f"{ident}.abcdefghijkl.{region}.rds.amazonaws.com"
+        port = inputs.get("port", 5432)
+        state.update(
+            address=address,
+            endpoint=f"{address}:{port}",
+            port=port,
+            resourceId="db-" + hashlib.sha1(name.encode()).hexdigest()[:26].upper(),
+            arn=f"arn:aws:rds:{region}:{ACCOUNT_ID}:db:{ident}",
+            hostedZoneId="Z29XKXDKYMONMX",
+        )
+        id_ = ident
+    elif type_ == "aws:ecr/repository:Repository":
+        state["repositoryUrl"] = f"{ACCOUNT_ID}.dkr.ecr.{region}.amazonaws.com/{physical}"
+        state["registryId"] = ACCOUNT_ID
+    elif type_ == "aws:lb/loadBalancer:LoadBalancer":
+        state.update(
+            dnsName=f"{physical}-1234567890.{region}.elb.amazonaws.com",
+            zoneId="Z32O12XQLNTSW2",
+            arn=f"arn:aws:elasticloadbalancing:{region}:{ACCOUNT_ID}:loadbalancer/app/{physical}/0123456789abcdef",
+            arnSuffix=f"app/{physical}/0123456789abcdef",
+        )
+    elif type_ == "aws:lb/targetGroup:TargetGroup":
+        state.update(
+            arn=f"arn:aws:elasticloadbalancing:{region}:{ACCOUNT_ID}:targetgroup/{physical}/0123456789abcdef",
+            arnSuffix=f"targetgroup/{physical}/0123456789abcdef",
+        )
+    elif type_ == "aws:secretsmanager/secret:Secret":
+        state["arn"] = f"arn:aws:secretsmanager:{region}:{ACCOUNT_ID}:secret:{physical}-AbCdEf"
+        id_ = state["arn"]
+    elif type_ == "aws:cloudwatch/logGroup:LogGroup":
+        state["arn"] = f"arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{physical}"
+        id_ = physical
+    elif type_ == "aws:iam/role:Role":
+        state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:role/{physical}"
+        id_ = physical
+    elif type_ == "aws:s3/bucket:Bucket":
+        bucket = str(inputs.get("bucket") or physical)
+        state.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}", id=bucket)
+        id_ = bucket
+    elif type_ == "aws:ecs/cluster:Cluster":
+        state["arn"] = f"arn:aws:ecs:{region}:{ACCOUNT_ID}:cluster/{physical}"
+    elif type_ == "aws:ecs/taskDefinition:TaskDefinition":
+        family = str(inputs.get("family") or physical)
+        state["arn"] = f"arn:aws:ecs:{region}:{ACCOUNT_ID}:task-definition/{family}:1"
+        state["arnWithoutRevision"] = f"arn:aws:ecs:{region}:{ACCOUNT_ID}:task-definition/{family}"
+        state["revision"] = 1
+    elif type_ == "aws:acm/certificate:Certificate":
+        state["domainValidationOptions"] = [
+            {
+                "domainName": inputs.get("domainName", ""),
+                "resourceRecordName": f"_x1.{inputs.get('domainName', '')}.",
+                "resourceRecordType": "CNAME",
+                "resourceRecordValue": "_x2.acm-validations.aws.",
+            }
+        ]
+    elif type_ == "random:index/randomPassword:RandomPassword":
+        length = int(inputs.get("length", 32))
+        state["result"] = _fake_secret(f"{name}", length)
+        state["bcryptHash"] = "$2a$10$mock"
+    return id_, state
+
+
+class GraphMocks:
+    """pulumi.runtime.Mocks implementation: computed outputs for resources, canned data sources."""
+
+    def __init__(self, region: str, invokes: list[Invoke]):
+        self.region = region
+        self.invokes = invokes
+
+    def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
+        inputs = _unwrap(args.inputs, "", set())
+        if args.typ.startswith("pulumi:providers:"):
+            return f"{args.name}-provider-id", inputs
+        return _computed_state(args.typ, args.name, inputs, self.region)
+
+    def call(self, args: Any) -> dict[str, Any]:
+        plain = _unwrap(args.args, "", set())
+        self.invokes.append(Invoke(args.token, plain))
+        handler = CALL_HANDLERS.get(args.token)
+        if handler is None:
+            raise NotImplementedError(f"the offline plan has no mock for data source {args.token}; add one to bootstrap/mockgraph.py CALL_HANDLERS")
+        return handler(plain, self.region)
+
+    # Newer SDKs call these on the mocks; transforms are not used by this program.
+    def register_transform(self, transform: Any) -> None:
+        pass
+
+    def register_invoke_transform(self, transform: Any) -> None:
+        pass
+
+
+def _make_monitor(mocks: GraphMocks, recorded: list[Resource], lock: threading.Lock) -> Any:
+    from pulumi.runtime import mocks as pulumi_mocks
+    from pulumi.runtime import rpc
+
+    class RecordingMonitor(pulumi_mocks.MockMonitor):
+        """MockMonitor that keeps every RegisterResource request, options included."""
+
+        def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+            response = super().RegisterResource(request)
+            if request.type == "pulumi:pulumi:Stack":
+                return response
+            secrets: set[str] = set()
+            inputs = _unwrap(rpc.deserialize_properties(request.object), "", secrets)
+            state = _unwrap(self.resources[response.urn].state, "", set()) if response.urn in self.resources else {}
+            record = Resource(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                inputs=inputs,
+                secret_paths=frozenset(secrets),
+                parent=request.parent,
+                dependencies=list(request.dependencies),
+                property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
+                custom=bool(request.custom),
+                provider=request.provider,
+                protect=bool(request.protect),
+                ignore_changes=list(request.ignoreChanges),
+                additional_secret_outputs=list(request.additionalSecretOutputs),
+                replace_on_changes=list(request.replaceOnChanges),
+                delete_before_replace=bool(request.deleteBeforeReplace),
+                retain_on_delete=bool(request.retainOnDelete),
+                id=response.id,
+                state=state,
+            )
+            with lock:
+                recorded.append(record)
+            return response
+
+    return RecordingMonitor(mocks)
+
+
+# --------------------------------------------------------------------------------------------
+# Running a program
+# --------------------------------------------------------------------------------------------
+
+
+def run_program(
+    program: Callable[[], Any],
+    *,
+    stack: str,
+    config: Mapping[str, str],
+    project: str | None = None,
+    preview: bool = True,
+) -> Graph:
+    """Run `program` (a function that declares resources) under mocks and return its graph.
+
+    Each run gets a fresh contextvars context, so many runs can share one process (tests).
+    Exceptions from the program (e.g. ConfigError) propagate unchanged.
+    """
+    project = project or project_name()
+    region = config.get("aws:region", "eu-west-1")
+    recorded: list[Resource] = []
+    invokes: list[Invoke] = []
+    lock = threading.Lock()
+    result: dict[str, Any] = {}
+
+    def _run() -> None:
+        import pulumi
+        from pulumi.runtime import config as runtime_config
+        from pulumi.runtime import settings as runtime_settings
+        from pulumi.runtime.stack import run_pulumi_func
+
+        runtime_settings.ROOT.set(None)
+        runtime_config.set_all_config(dict(config), [])
+        mocks = GraphMocks(region, invokes)
+        monitor = _make_monitor(mocks, recorded, lock)
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor)  # type: ignore[arg-type]
+            root = runtime_settings.get_root_resource()
+            loop.run_until_complete(run_pulumi_func(program))
+            outputs, secret_names = loop.run_until_complete(_resolve_outputs(getattr(root, "outputs", {})))
+            result["outputs"], result["secrets"] = outputs, secret_names
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+            asyncio.set_event_loop(None)
+
+    contextvars.Context().run(_run)
+    # Registrations arrive from executor threads; order them by URN creation order is not
+    # guaranteed, so keep registration order (the list order) as the canonical one.
+    return Graph(
+        stack=stack,
+        project=project,
+        config=dict(config),
+        resources=recorded,
+        invokes=invokes,
+        outputs=result.get("outputs", {}),
+        secret_outputs=frozenset(result.get("secrets", ())),
+    )
+
+
+async def _resolve_outputs(outputs: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    import pulumi
+
+    resolved: dict[str, Any] = {}
+    secrets: set[str] = set()
+    for key, value in outputs.items():
+        out = pulumi.Output.from_input(value)
+        resolved[key] = await out.future()
+        if await out.is_secret():
+            secrets.add(key)
+    return resolved, secrets
+
+
+def run_stack(
+    stack: str,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    project_dir: Path = PROJECT_DIR,
+    preview: bool = True,
+) -> Graph:
+    """Run the project's __main__.py for `stack` under mocks (config merged like the CLI does)."""
+    config = stack_config(stack, overrides, project_dir)
+    main = str(project_dir / "__main__.py")
+    if str(project_dir) not in sys.path:
+        sys.path.insert(0, str(project_dir))
+
+    def program() -> None:
+        runpy.run_path(main, run_name="__main__")
+
+    return run_program(program, stack=stack, config=config, project=project_name(project_dir), preview=preview)

@@ -1,0 +1,122 @@
+"""Customer-managed KMS keys, one per purpose, with rotation on and a policy scoped to their users.
+
+Every component that stores data at rest (flow logs, RDS, secrets, ECR, app logs) asks for its own
+key here, so a key's policy names exactly the services that use it and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+# The account root (i.e. IAM policies in this account) administers and may use the key. Listed
+# action by action rather than "kms:*" so no statement grants every KMS action on every key.
+ACCOUNT_ACTIONS = [
+    "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:DeleteAlias",
+    "kms:DescribeKey",
+    "kms:DisableKey",
+    "kms:DisableKeyRotation",
+    "kms:EnableKey",
+    "kms:EnableKeyRotation",
+    "kms:Encrypt",
+    "kms:GenerateDataKey*",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListAliases",
+    "kms:ListGrants",
+    "kms:ListKeyPolicies",
+    "kms:ListResourceTags",
+    "kms:PutKeyPolicy",
+    "kms:ReEncrypt*",
+    "kms:RetireGrant",
+    "kms:RevokeGrant",
+    "kms:RotateKeyOnDemand",
+    "kms:ScheduleKeyDeletion",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:UpdateAlias",
+    "kms:UpdateKeyDescription",
+]
+USE_ACTIONS = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"]
+
+
+@dataclass
+class ServiceGrant:
+    """Lets an AWS service principal use the key, optionally only under a condition."""
+
+    principal: str  # e.g. "logs.eu-west-1.amazonaws.com"
+    actions: Sequence[str] = field(default_factory=lambda: list(USE_ACTIONS))
+    conditions: Sequence[aws.iam.GetPolicyDocumentStatementConditionArgs] = ()
+
+
+def create_key(
+    name: str,
+    *,
+    alias: str,
+    description: str,
+    services: Sequence[ServiceGrant],
+    parent: pulumi.Resource,
+    deletion_window_days: int = 30,
+) -> tuple[aws.kms.Key, aws.kms.Alias]:
+    """A symmetric CMK with yearly rotation and its alias `alias/<alias>`, both children of `parent`."""
+    opts = pulumi.InvokeOptions(parent=parent)
+    identity = aws.get_caller_identity(opts=opts)
+    partition = aws.get_partition(opts=opts).partition
+    statements = [
+        aws.iam.GetPolicyDocumentStatementArgs(
+            sid="AccountAdministration",
+            principals=[aws.iam.GetPolicyDocumentStatementPrincipalArgs(type="AWS", identifiers=[f"arn:{partition}:iam::{identity.account_id}:root"])],
+            actions=ACCOUNT_ACTIONS,
+            resources=["*"],  # in a key policy "*" means this key
+        )
+    ]
+    for i, grant in enumerate(services):
+        statements.append(
+            aws.iam.GetPolicyDocumentStatementArgs(
+                sid=f"Service{i}",
+                principals=[aws.iam.GetPolicyDocumentStatementPrincipalArgs(type="Service", identifiers=[grant.principal])],
+                actions=list(grant.actions),
+                resources=["*"],
+                conditions=list(grant.conditions) or None,
+            )
+        )
+    policy = aws.iam.get_policy_document_output(statements=statements, opts=opts)
+    key = aws.kms.Key(
+        name,
+        description=description,
+        enable_key_rotation=True,
+        rotation_period_in_days=365,
+        deletion_window_in_days=deletion_window_days,
+        key_usage="ENCRYPT_DECRYPT",
+        customer_master_key_spec="SYMMETRIC_DEFAULT",
+        policy=policy.json,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    key_alias = aws.kms.Alias(
+        f"{name}-alias",
+        name=f"alias/{alias}",
+        target_key_id=key.key_id,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return key, key_alias
+
+
+def logs_grant(region: str, account_id: str, partition: str = "aws") -> ServiceGrant:
+    """CloudWatch Logs may use the key only for log groups of this account and region."""
+    return ServiceGrant(
+        principal=f"logs.{region}.amazonaws.com",
+        conditions=[
+            aws.iam.GetPolicyDocumentStatementConditionArgs(
+                test="ArnLike",
+                variable="kms:EncryptionContext:aws:logs:arn",
+                values=[f"arn:{partition}:logs:{region}:{account_id}:log-group:*"],
+            )
+        ],
+    )
