@@ -472,15 +472,17 @@ def run_program(
     config: Mapping[str, str],
     project: str | None = None,
     preview: bool = True,
+    recorded: list[Resource] | None = None,
 ) -> Graph:
     """Run `program` (a function that declares resources) under mocks and return its graph.
 
     Each run gets a fresh contextvars context, so many runs can share one process (tests).
-    Exceptions from the program (e.g. ConfigError) propagate unchanged.
+    Exceptions from the program (e.g. ConfigError) propagate unchanged; pass `recorded` to see
+    what was registered before one was raised.
     """
     project = project or project_name()
     region = config.get("aws:region", "eu-west-1")
-    recorded: list[Resource] = []
+    recorded = [] if recorded is None else recorded
     invokes: list[Invoke] = []
     lock = threading.Lock()
     result: dict[str, Any] = {}
@@ -541,6 +543,7 @@ def run_stack(
     *,
     project_dir: Path = PROJECT_DIR,
     preview: bool = True,
+    recorded: list[Resource] | None = None,
 ) -> Graph:
     """Run the project's __main__.py for `stack` under mocks (config merged like the CLI does)."""
     config = stack_config(stack, overrides, project_dir)
@@ -551,4 +554,4 @@ def run_stack(
     def program() -> None:
         runpy.run_path(main, run_name="__main__")
 
-    return run_program(program, stack=stack, config=config, project=project_name(project_dir), preview=preview)
+    return run_program(program, stack=stack, config=config, project=project_name(project_dir), preview=preview, recorded=recorded)

@@ -1,0 +1,42 @@
+"""Fixtures shared by all tests: the mocked graphs of both stacks and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bootstrap.mockgraph import Graph, run_stack  # noqa: E402
+from tests.pgserver import PgServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def dev_graph() -> Graph:
+    return run_stack("dev")
+
+
+@pytest.fixture(scope="session")
+def prod_graph() -> Graph:
+    return run_stack("prod")
+
+
+@pytest.fixture(scope="session", params=["dev", "prod"])
+def graph(request: pytest.FixtureRequest, dev_graph: Graph, prod_graph: Graph) -> Graph:
+    """Each test using this runs once per stack."""
+    return dev_graph if request.param == "dev" else prod_graph
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PgServer]:
+    """One real PostgreSQL 15 server for the session (TLS-only over TCP, RDS-like settings)."""
+    server = PgServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()

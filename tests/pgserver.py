@@ -1,0 +1,225 @@
+"""A throwaway PostgreSQL server that behaves like RDS where it matters to us.
+
+* TLS on, with a CA and server certificate generated per run (so `sslmode=verify-full` can be
+  tested against `ca.crt`, as clients do with the RDS CA bundle);
+* pg_hba admits TCP only as `hostssl ... scram-sha-256`: a plaintext connection is refused,
+  like `rds.force_ssl=1`;
+* `password_encryption=scram-sha-256`, `log_connections`, `log_disconnections` and
+  `log_statement=all` (so a test can prove a password never reaches the server log), plus
+  `pg_stat_statements` (so a test can prove it never reaches the statement statistics);
+* a bootstrap superuser the tests keep to themselves, and `make_rds_master()` that creates a
+  master role the way RDS does: LOGIN CREATEROLE CREATEDB, not SUPERUSER.
+
+Why not pytest-postgresql: we need TLS, custom pg_hba rules, a generated CA and running as the
+`postgres` OS user when the tests run as root (CI); a hundred lines of initdb/pg_ctl are simpler
+than bending its fixtures to all of that.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+SUPERUSER = "pgtest_super"
+
+
+def find_bindir() -> Path:
+    """Directory holding initdb/pg_ctl/postgres (PATH first, then Debian's layout)."""
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(os.path.realpath(found)).parent
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), reverse=True)
+    if candidates:
+        return candidates[0].parent
+    raise RuntimeError("PostgreSQL server binaries (pg_ctl, initdb) not found; install Debian's postgresql package (.ci/run does)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _write_tls_files(directory: Path) -> None:
+    """A CA and a server certificate for localhost/127.0.0.1, both valid for a day."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pghome test CA")])
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    (directory / "ca.crt").write_bytes(ca_cert.public_bytes(pem))
+    (directory / "server.crt").write_bytes(cert.public_bytes(pem))
+    key_path = directory / "server.key"
+    key_path.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key_path.chmod(0o600)
+
+
+@dataclass
+class PgServer:
+    """A running server. `dsn(...)` builds connection strings; `stop()` removes everything."""
+
+    root: Path
+    port: int
+    bindir: Path
+    superuser_password: str
+    _run_as: str | None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.root / "data" / "ca.crt"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "server.log"
+
+    @classmethod
+    def start(cls) -> PgServer:
+        bindir = find_bindir()
+        root = Path(tempfile.mkdtemp(prefix="pghome-pg-"))
+        run_as = None
+        if os.geteuid() == 0:  # initdb refuses root; run the server as the postgres OS user
+            run_as = "postgres"
+            pw = pwd.getpwnam(run_as)
+            os.chown(root, pw.pw_uid, pw.pw_gid)
+        root.chmod(0o700)
+        server = cls(root=root, port=_free_port(), bindir=bindir, superuser_password=os.urandom(16).hex(), _run_as=run_as)
+        server._init()
+        server._pg_ctl("start", "-w", "-t", "60", "-l", str(server.log_file))
+        return server
+
+    def _cmd(self, *args: str) -> list[str]:
+        return (["runuser", "-u", self._run_as, "--"] if self._run_as else []) + list(args)
+
+    def _chown(self, path: Path) -> None:
+        if self._run_as:
+            pw = pwd.getpwnam(self._run_as)
+            for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
+                os.chown(p, pw.pw_uid, pw.pw_gid)
+
+    def _init(self) -> None:
+        pwfile = self.root / "pwfile"
+        pwfile.write_text(self.superuser_password)
+        self._chown(pwfile)
+        subprocess.run(
+            self._cmd(
+                str(self.bindir / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER, "--pwfile", str(pwfile),
+                "-A", "scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync",
+            ),
+            check=True,
+            capture_output=True,
+        )
+        pwfile.unlink()
+        _write_tls_files(self.data_dir)
+        self._chown(self.data_dir)
+        with open(self.data_dir / "postgresql.conf", "a") as conf:
+            conf.write(
+                "\n# pghome test server (RDS-like settings)\n"
+                f"listen_addresses = '127.0.0.1'\nport = {self.port}\n"
+                f"unix_socket_directories = '{self.root}'\n"
+                "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\nssl_ca_file = 'ca.crt'\n"
+                "ssl_min_protocol_version = 'TLSv1.2'\n"
+                "password_encryption = 'scram-sha-256'\n"
+                "log_connections = on\nlog_disconnections = on\nlog_statement = 'all'\n"
+                "shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track = all\n"
+                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n"
+            )
+        # TLS-only over TCP (what rds.force_ssl=1 enforces); the unix socket is for the harness.
+        (self.data_dir / "pg_hba.conf").write_text(
+            "local   all  all                 scram-sha-256\n"
+            "hostssl all  all  127.0.0.1/32    scram-sha-256\n"
+            "hostnossl all all 127.0.0.1/32    reject\n"
+        )
+        self._chown(self.data_dir)
+
+    def _pg_ctl(self, *args: str) -> None:
+        subprocess.run(self._cmd(str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), *args), check=True, capture_output=True)
+
+    def reload(self) -> None:
+        self._pg_ctl("reload")
+        time.sleep(0.2)
+
+    def stop(self) -> None:
+        try:
+            self._pg_ctl("stop", "-m", "fast", "-w")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def dsn(self, user: str, password: str, dbname: str = "postgres", sslmode: str = "verify-full", **extra: str) -> str:
+        params = {
+            "host": "localhost" if sslmode == "verify-full" else "127.0.0.1",
+            "port": str(self.port),
+            "user": user,
+            "password": password,
+            "dbname": dbname,
+            "sslmode": sslmode,
+            "connect_timeout": "5",
+            **extra,
+        }
+        if sslmode in ("verify-ca", "verify-full"):
+            params.setdefault("sslrootcert", str(self.ca_file))
+        return psycopg.conninfo.make_conninfo(**params)
+
+    def connect_super(self, dbname: str = "postgres", autocommit: bool = True) -> psycopg.Connection:
+        """Superuser connection over TLS, for setting up and inspecting; never what the product uses."""
+        return psycopg.connect(self.dsn(SUPERUSER, self.superuser_password, dbname), autocommit=autocommit)
+
+    def make_rds_master(self, name: str, password: str) -> None:
+        """A master role as RDS makes it: LOGIN CREATEROLE CREATEDB, not SUPERUSER."""
+        with self.connect_super() as conn:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE CREATEDB PASSWORD {}").format(sql.Identifier(name), sql.Literal(password)))
+            # RDS lets the master read statistics; harmless here, needed by audits.
+            conn.execute(sql.SQL("GRANT pg_read_all_stats TO {}").format(sql.Identifier(name)))
+
+    def can_login(self, user: str, password: str, dbname: str = "postgres") -> bool:
+        try:
+            with psycopg.connect(self.dsn(user, password, dbname)):
+                return True
+        except psycopg.OperationalError:
+            return False
