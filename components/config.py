@@ -211,7 +211,7 @@ class ProjectSchema:
 
     @classmethod
     def load(cls, path: Path = PROJECT_FILE) -> ProjectSchema:
-        doc = yaml.safe_load(path.read_text())
+        doc = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 (a safe loader)
         keys: dict[str, KeySpec] = {}
         for name, spec in (doc.get("config") or {}).items():
             keys[name] = KeySpec(

@@ -1,0 +1,95 @@
+"""The config loader: defaults, typing, validation and unknown keys, before any resource exists."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from bootstrap.mockgraph import stack_config
+from components.config import ConfigError, Environment, NatStrategy, load_settings, project_schema
+from tests.helpers import assert_config_error
+
+
+def test_dev_and_prod_settings_parse_to_typed_values():
+    dev = load_settings(stack_config("dev"), stack="dev")
+    prod = load_settings(stack_config("prod"), stack="prod")
+    assert dev.environment is Environment.DEV and prod.environment is Environment.PROD
+    assert dev.network.cidr == ipaddress.IPv4Network("10.20.0.0/16")
+    assert (dev.network.az_count, prod.network.az_count) == (2, 3)
+    assert (dev.network.nat_strategy, prod.network.nat_strategy) == (NatStrategy.SINGLE, NatStrategy.PER_AZ)
+    # prod is the stricter, bigger, more durable stack
+    assert prod.database.multi_az and not dev.database.multi_az
+    assert prod.database.deletion_protection and prod.database.protect
+    assert prod.database.backup_retention_days > dev.database.backup_retention_days >= 7
+    assert prod.service.min_capacity > dev.service.min_capacity
+    assert prod.service.https and not dev.service.https
+    assert dev.tags["Stack"] == "dev" and dev.tags["Team"] == "platform"
+
+
+def test_defaults_from_pulumi_yaml_apply_when_the_stack_is_silent():
+    raw = {"aws:region": "us-east-1", "pghome:environment": "dev"}
+    s = load_settings(raw, stack="scratch")
+    schema = project_schema()
+    assert s.network.cidr == ipaddress.IPv4Network(schema.keys["vpcCidr"].default)
+    assert s.network.az_count == schema.keys["azCount"].default
+    assert s.app_name == schema.keys["appName"].default
+    assert s.database.master_username == schema.keys["dbMasterUsername"].default
+
+
+def test_cli_text_forms_are_parsed_by_declared_type():
+    raw = stack_config("dev", {"azCount": "3", "interfaceEndpoints": "true", "dbAdminCidrs": '["10.9.0.0/24"]'})
+    s = load_settings(raw, stack="dev")
+    assert s.network.az_count == 3 and s.network.interface_endpoints is True
+    assert s.database.admin_cidrs == ("10.9.0.0/24",)
+
+
+def test_every_declared_key_has_a_type_and_description():
+    for key, spec in project_schema().keys.items():
+        assert spec.type in {"string", "integer", "boolean", "array"}, key
+        assert len(spec.description) > 15, f"{key} needs a real description"
+
+
+def test_all_problems_are_reported_together():
+    with pytest.raises(ConfigError) as exc:
+        load_settings(stack_config("dev", {"azCount": "0", "natStrategy": "many"}), stack="dev")
+    assert len(exc.value.problems) == 2
+    assert "pghome:azCount" in str(exc.value) and "pghome:natStrategy" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("stack", "overrides", "fragments"),
+    [
+        ("dev", {"vpcCidr": "8.8.0.0/16"}, ["pghome:vpcCidr", "'8.8.0.0/16'", "private range"]),
+        ("dev", {"vpcCidr": "10.0.0.1/16"}, ["pghome:vpcCidr", "no host bits"]),
+        ("dev", {"vpcCidr": "banana"}, ["pghome:vpcCidr", "CIDR notation"]),
+        ("dev", {"vpcCidr": "10.0.0.0/8"}, ["pghome:vpcCidr", "/16 to /24"]),
+        ("dev", {"azCount": "0"}, ["pghome:azCount", "from 1 to 6"]),
+        ("dev", {"azCount": "7"}, ["pghome:azCount", "from 1 to 6"]),
+        ("dev", {"azCount": "two"}, ["pghome:azCount", "must be an integer"]),
+        ("dev", {"azCount": "5"}, ["pghome:azCount", "holds 4 subnet(s) per tier"]),
+        ("dev", {"subnetPrefixLength": "29"}, ["pghome:subnetPrefixLength", "from 16 to 28"]),
+        ("dev", {"natStrategy": "double"}, ["pghome:natStrategy", "one of none, single, per_az"]),
+        ("dev", {"natStrategy": "none"}, ["pghome:natStrategy", "interfaceEndpoints"]),
+        ("dev", {"flowLogRetentionDays": "10"}, ["pghome:flowLogRetentionDays", "must be one of"]),
+        ("dev", {"interfaceEndpoints": "yes"}, ["pghome:interfaceEndpoints", "true or false"]),
+        ("dev", {"appName": "My_App"}, ["pghome:appName", "lowercase"]),
+        ("dev", {"environment": "production"}, ["pghome:environment", "one of dev, staging, prod"]),
+        ("dev", {"tags": '["NoEquals"]'}, ["pghome:tags", "Key=Value"]),
+        ("dev", {"tags": "not json"}, ["pghome:tags", "list of strings"]),
+        ("dev", {"aws:region": "mars-1"}, ["aws:region", "AWS region"]),
+        ("dev", {"azCuont": "3"}, ["pghome:azCuont is not a known key", "did you mean pghome:azCount"]),
+        ("dev", {"containerPort": "80"}, ["pghome:containerPort", "from 1024 to 65535"]),
+        ("prod", {"natStrategy": "single"}, ["pghome:natStrategy", "per_az"]),
+        ("prod", {"securityWaivers": '["RDS.5=we like single AZ in prod"]'}, ["pghome:securityWaivers", "prod cannot waive"]),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_invalid_config_fails_with_a_clear_error_and_registers_nothing(stack, overrides, fragments):
+    assert_config_error(stack, overrides, *fragments)
+
+
+def test_missing_required_environment_is_named():
+    raw = {"aws:region": "eu-west-1"}
+    with pytest.raises(ConfigError, match=r"pghome:environment is required"):
+        load_settings(raw, stack="x")
