@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import yaml
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -405,7 +406,7 @@ def _computed_state(type_: str, name: str, inputs: dict[str, Any], region: str) 
     return id_, state
 
 
-class GraphMocks:
+class GraphMocks(pulumi.runtime.Mocks):
     """pulumi.runtime.Mocks implementation: computed outputs for resources, canned data sources."""
 
     def __init__(self, region: str, invokes: list[Invoke]):
@@ -418,13 +419,13 @@ class GraphMocks:
             return f"{args.name}-provider-id", inputs
         return _computed_state(args.typ, args.name, inputs, self.region)
 
-    def call(self, args: Any) -> dict[str, Any]:
+    def call(self, args: Any) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         plain = _unwrap(args.args, "", set())
         self.invokes.append(Invoke(args.token, plain))
         handler = CALL_HANDLERS.get(args.token)
         if handler is None:
             raise NotImplementedError(f"the offline plan has no mock for data source {args.token}; add one to bootstrap/mockgraph.py CALL_HANDLERS")
-        return handler(plain, self.region)
+        return handler(plain, self.region), []
 
     # Newer SDKs call these on the mocks; transforms are not used by this program.
     def register_transform(self, transform: Any) -> None:

@@ -213,7 +213,8 @@ class Network(pulumi.ComponentResource):
             statements=[
                 aws.iam.GetPolicyDocumentStatementArgs(
                     actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                    resources=[group.arn, group.arn.apply(lambda arn: f"{arn}:*")],
+                    # the _output invoke resolves Outputs nested in its args; the SDK types them as str
+                    resources=[group.arn, group.arn.apply(lambda arn: f"{arn}:*")],  # type: ignore[list-item]
                 )
             ],
             opts=invoke,
