@@ -968,6 +968,8 @@ class Report:
             if res.undecided:
                 extra.extend(f"? {u}" for u in res.undecided)
             details[res.control.id] = extra
+        if len(rows) == 1:  # nothing to list: only the summary
+            rows = []
         for i, row in enumerate(rows):
             lines.append("  ".join(f"{cell:<{widths[j]}}" for j, cell in enumerate(row[:4])) + "  " + row[4])
             if i == 0:
