@@ -752,14 +752,14 @@ def _world_rules(r: Res) -> list[IngressRule]:
     return [rule for rule in ingress_rules(r) if any(c in WORLD for c in rule.cidrs)]
 
 
-@control("EC2.18", "Security groups should only allow unrestricted incoming traffic for authorized ports (80, 443)", MUST_HOLD, SG_RULE_TYPES, component=NETWORK)
+@control("EC2.18", "Security groups should only allow unrestricted incoming traffic for authorized ports (80, 443)", MUST_HOLD, SG_RULE_TYPES, component=SERVICE)
 def _ec2_18(r: Res, inv: Inventory) -> Iterator[str]:
     for rule in _world_rules(r):
         if not (rule.protocol in ("tcp", "6") and rule.from_port == rule.to_port and rule.from_port in AUTHORIZED_PUBLIC_PORTS):
             yield rule.describe()
 
 
-@control("EC2.19", "Security groups should not allow unrestricted access to ports with high risk", MUST_HOLD, SG_RULE_TYPES, component=NETWORK)
+@control("EC2.19", "Security groups should not allow unrestricted access to ports with high risk", MUST_HOLD, SG_RULE_TYPES, component=SERVICE)
 def _ec2_19(r: Res, inv: Inventory) -> Iterator[str]:
     for rule in _world_rules(r):
         risky = [p for p in HIGH_RISK_PORTS if rule.covers(p)]
