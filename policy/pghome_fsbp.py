@@ -83,7 +83,11 @@ def res_from_args(args: ResourceValidationArgs) -> Res:
 def res_from_policy_resource(r: PolicyResource) -> Res:
     deps = {k: tuple(d.urn for d in v) for k, v in (r.property_dependencies or {}).items()}
     parent = r.parent.urn if r.parent is not None else ""
-    return Res(urn=r.urn, type=r.resource_type, name=r.name, inputs=plain(r.props), parent=parent, deps=deps)
+    props = plain(r.props)
+    # Stack policies see outputs: the bridged provider's `id` and `arn` let references by value resolve.
+    id_, arn = props.get("id"), props.get("arn")
+    return Res(urn=r.urn, type=r.resource_type, name=r.name, inputs=props, parent=parent, deps=deps,
+               id=id_ if isinstance(id_, str) else "", arn=arn if isinstance(arn, str) else "")
 
 
 def _unknown(exc: UndecidedError) -> UnknownValueError:
