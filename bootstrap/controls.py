@@ -316,6 +316,7 @@ class Control:
     applies: Callable[[Res, Inventory], bool] | None = None
     needs_context: bool = False  # looks at other resources (stack policy) vs. one resource
     note: str = ""  # shown in the table (rationale of advisory controls, deviations from FSBP)
+    condition: str = ""  # when the stack legitimately has none of `types` (then n/a is expected)
 
     def resources(self, inv: Inventory) -> list[Res]:
         return [r for r in inv.of_type(*self.types) if self.applies is None or self.applies(r, inv)]
@@ -334,10 +335,11 @@ def control(
     applies: Callable[[Res, Inventory], bool] | None = None,
     context: bool = False,
     note: str = "",
+    condition: str = "",
 ) -> Callable[[Check], Check]:
     def register(fn: Check) -> Check:
         CONTROLS.append(
-            Control(id, title, level, (types,) if isinstance(types, str) else tuple(types), fn, component, applies, context, note)
+            Control(id, title, level, (types,) if isinstance(types, str) else tuple(types), fn, component, applies, context, note, condition)
         )
         return fn
 
@@ -709,7 +711,8 @@ def _elb12(r: Res, inv: Inventory) -> Iterator[str]:
 
 
 @control("ELB.17", "Load balancer HTTPS/TLS listeners should use a recommended (TLS 1.3) security policy", MUST_HOLD, LISTENER, component=SERVICE,
-         applies=lambda r, inv: str(r.get("protocol") or "").upper() in ("HTTPS", "TLS"))
+         applies=lambda r, inv: str(r.get("protocol") or "").upper() in ("HTTPS", "TLS"),
+         condition="only HTTPS/TLS listeners are checked; a stack without a certificate (dev) has none")
 def _elb17(r: Res, inv: Inventory) -> Iterator[str]:
     policy = r.get("sslPolicy")
     if policy not in RECOMMENDED_TLS_POLICIES:
@@ -856,18 +859,6 @@ def _bucket_children(inv: Inventory, bucket: Res, type_: str) -> list[Res]:
     return inv.referring(bucket, "bucket", type_)
 
 
-@control("S3.8", "S3 general purpose buckets should block public access", MUST_HOLD, BUCKET_TYPES, component=SERVICE, context=True)
-def _s3_8(r: Res, inv: Inventory) -> Iterator[str]:
-    flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
-    blocks = _bucket_children(inv, r, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
-    if not blocks:
-        yield "no aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock for this bucket"
-    for block in blocks:
-        off = [f for f in flags if block.get(f) is not True]
-        if off:
-            yield f"{block.name}: {', '.join(off)} not true"
-
-
 def _denies_insecure_transport(doc: Any) -> bool:
     for st in policy_statements(doc):
         if st.get("Effect") != "Deny":
@@ -878,11 +869,25 @@ def _denies_insecure_transport(doc: Any) -> bool:
     return False
 
 
-@control("S3.5", "S3 general purpose buckets should require requests to use SSL", MUST_HOLD, BUCKET_TYPES, component=SERVICE, context=True)
+@control("S3.5", "S3 general purpose buckets should require requests to use SSL", MUST_HOLD, BUCKET_TYPES, component=SERVICE, context=True,
+         condition="only stacks with a bucket (the ALB access-log bucket) have one")
 def _s3_5(r: Res, inv: Inventory) -> Iterator[str]:
     docs = [r.get("policy")] + [p.get("policy") for p in _bucket_children(inv, r, "aws:s3/bucketPolicy:BucketPolicy")]
     if not any(_denies_insecure_transport(d) for d in docs if d):
         yield "no bucket policy denies requests with aws:SecureTransport false"
+
+
+@control("S3.8", "S3 general purpose buckets should block public access", MUST_HOLD, BUCKET_TYPES, component=SERVICE, context=True,
+         condition="only stacks with a bucket (the ALB access-log bucket) have one")
+def _s3_8(r: Res, inv: Inventory) -> Iterator[str]:
+    flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    blocks = _bucket_children(inv, r, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    if not blocks:
+        yield "no aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock for this bucket"
+    for block in blocks:
+        off = [f for f in flags if block.get(f) is not True]
+        if off:
+            yield f"{block.name}: {', '.join(off)} not true"
 
 
 # --------------------------------------------------------------------------------------------
@@ -962,7 +967,7 @@ class Report:
             elif res.status == ADVISED:
                 extra.append(f"note: {res.reason}")
             elif res.status == NOT_APPLICABLE:
-                extra.append(f"n/a: no {' / '.join(res.control.types)} in this graph")
+                extra.append(f"n/a: no {' / '.join(res.control.types)} in this graph" + (f" ({res.control.condition})" if res.control.condition else ""))
             if res.status in (FAIL, WAIVED, ADVISED):
                 extra.extend(f"- {f.resource}: {f.message}" for f in res.findings)
             if res.undecided:
