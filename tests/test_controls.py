@@ -375,3 +375,11 @@ def test_real_prod_endpoint_sg_opened_to_world_fails_ec2_18(prod_graph: Graph) -
     report = controls.check_graph(g)
     assert report.result("EC2.18").status == FAIL and report.result("EC2.19").status == FAIL
     assert rule.name in {f.resource for f in report.result("EC2.19").findings}
+
+
+def test_docs_list_every_control_with_its_class() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "security-controls.md").read_text()
+    for c in controls.CONTROLS:
+        assert f"| {c.id} | {c.title} | **{c.level}** |" in text, f"docs/security-controls.md is stale for {c.id}"
