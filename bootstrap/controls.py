@@ -458,7 +458,7 @@ def _rds36(r: Res, inv: Inventory) -> Iterator[str]:
 def _rds38(r: Res, inv: Inventory) -> Iterator[str]:
     groups = inv.referenced(r, "parameterGroupName", "aws:rds/parameterGroup:ParameterGroup")
     if not groups:
-        yield f"parameterGroupName {r.get('parameterGroupName')!r} is not a parameter group of this stack (default group: rds.force_ssl not set explicitly)"
+        yield f"parameterGroupName {r.get('parameterGroupName') or '<unset>'} is not a parameter group of this stack (a default group does not set rds.force_ssl explicitly)"
         return
     for group in groups:
         values = {str(p.get("name")): str(p.get("value")) for p in _as_list(group.get("parameters")) if isinstance(p, dict)}
@@ -496,7 +496,7 @@ def _internet_routes(inv: Inventory, table: Res) -> list[str]:
 def _rds46(r: Res, inv: Inventory) -> Iterator[str]:
     groups = inv.referenced(r, "dbSubnetGroupName", "aws:rds/subnetGroup:SubnetGroup")
     if not groups:
-        yield f"dbSubnetGroupName {r.get('dbSubnetGroupName')!r} is not a subnet group of this stack (the instance would land in the default VPC)"
+        yield f"dbSubnetGroupName {r.get('dbSubnetGroupName') or '<unset>'} is not a subnet group of this stack (the instance would land in the default VPC)"
         return
     for group in groups:
         subnets = inv.referenced(group, "subnetIds", "aws:ec2/subnet:Subnet")
