@@ -473,9 +473,10 @@ def _internet_routes(inv: Inventory, table: Res) -> list[str]:
     """Routes of a route table that lead out of the VPC (IGW, NAT, ...), described."""
     found = []
     routes: list[tuple[str, dict[str, Any]]] = [(f"{table.name} routes[{i}]", rt) for i, rt in enumerate(_as_list(table.get("routes"))) if isinstance(rt, dict)]
-    for route in inv.of_type("aws:ec2/route:Route"):
-        if inv.refers_to(route, "routeTableId", table):
-            routes.append((route.name, dict(route.inputs)))
+    for route_res in inv.of_type("aws:ec2/route:Route"):
+        if inv.refers_to(route_res, "routeTableId", table):
+            routes.append((route_res.name, dict(route_res.inputs)))
+    # A target that is present but unknown (preview) still leaves the VPC: judged by the key.
     for label, route in routes:
         dest = route.get("destinationCidrBlock") or route.get("cidrBlock") or route.get("destinationIpv6CidrBlock") or route.get("ipv6CidrBlock")
         target = next((k for k in INTERNET_TARGETS if route.get(k)), None)

@@ -62,13 +62,19 @@ def run_pack(g: Graph) -> dict[str, list[tuple[str, str]]]:
     names = {r.urn: r.name for r in g.resources}
     found: dict[str, list[tuple[str, str]]] = defaultdict(list)
     args = stack_args(g)
+    def reporter(policy: str, resource: str | None) -> Callable[[str, str | None], None]:
+        def report(message: str, urn: str | None = None) -> None:
+            found[policy].append((resource or names.get(urn or "", "<stack>"), message))
+
+        return report
+
     for policy in pghome_fsbp.policies():
         if isinstance(policy, ResourceValidationPolicy):
             for r in g.resources:
-                policy.validate(resource_args(r), lambda msg, urn=None, p=policy.name, n=r.name: found[p].append((n, msg)))
+                policy.validate(resource_args(r), reporter(policy.name, r.name))
         else:
             assert isinstance(policy, StackValidationPolicy)
-            policy.validate(args, lambda msg, urn=None, p=policy.name: found[p].append((names.get(urn or "", "<stack>"), msg)))
+            policy.validate(args, reporter(policy.name, None))
     return dict(found)
 
 
@@ -139,11 +145,16 @@ def test_unknown_input_during_preview_is_reported_as_unknown_not_as_a_verdict() 
     g = secure_stack()
     db = next(r for r in g.resources if r.name == "db")
     rds2 = next(p for p in pghome_fsbp.policies() if p.name == "rds-2")
+    assert isinstance(rds2, ResourceValidationPolicy)
     violations: list[str] = []
+
+    def record(message: str, urn: str | None = None) -> None:
+        violations.append(message)
+
     with pytest.raises(UnknownValueError):
-        rds2.validate(resource_args(db, {**db.inputs, "publiclyAccessible": UNKNOWN_BOOLEAN_VALUE}), lambda m, u=None: violations.append(m))
+        rds2.validate(resource_args(db, {**db.inputs, "publiclyAccessible": UNKNOWN_BOOLEAN_VALUE}), record)
     # Unknown elsewhere (an id) does not stop the check, and a public DB is still caught.
-    rds2.validate(resource_args(db, {**db.inputs, "kmsKeyId": UNKNOWN_STRING_VALUE, "publiclyAccessible": True}), lambda m, u=None: violations.append(m))
+    rds2.validate(resource_args(db, {**db.inputs, "kmsKeyId": UNKNOWN_STRING_VALUE, "publiclyAccessible": True}), record)
     assert violations == ["RDS.2: publiclyAccessible is true"]
 
 
