@@ -1,7 +1,7 @@
 """AWS Foundational Security Best Practices (FSBP), checked on a stack's recorded resource graph.
 
 One rule set, three users: the offline plan (`python -m bootstrap plan`), the tests, and the
-`pulumi-policy` pack in `policy/` (which feeds the same rules the engine's resources). Every rule
+`pulumi-policy` pack in `policy/` (which feeds the engine's resources to the same rules). Every rule
 reads the *recorded inputs* of resources (camelCase names, as the engine sees them), never a
 component's Python attributes, so what is checked is what would be sent to AWS.
 
