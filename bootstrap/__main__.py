@@ -24,18 +24,25 @@ def _overrides(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
+# Exit status of `plan` when a security control fails (see docs/security-controls.md).
+EXIT_CONTROLS_FAILED = 3
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
-    from bootstrap import plan
+    from bootstrap import controls, plan
     from bootstrap.mockgraph import run_stack
 
     graph = run_stack(args.stack, _overrides(args.set))
+    report = controls.check_graph(graph)
     if args.json:
-        print(json.dumps(plan.as_json(graph), indent=2, default=str))
+        print(json.dumps({**plan.as_json(graph), "controls": report.as_json()}, indent=2, default=str))
     else:
         print(plan.render_table(graph))
         print()
         print(plan.render_outputs(graph))
-    return 0
+        print()
+        print(report.render(full=args.controls))
+    return EXIT_CONTROLS_FAILED if report.failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value for this plan (repeatable)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("--controls", action="store_true", help="print every security control (default: only those not passing, then the summary)")
     p.set_defaults(func=cmd_plan)
     return parser
 

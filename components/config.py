@@ -654,6 +654,13 @@ def _security(r: _Reader, env: Environment) -> SecuritySettings:
             waivers[control.strip()] = reason.strip()
     if env is Environment.PROD and waivers:
         r.fail("securityWaivers", sorted(waivers), "prod cannot waive security controls")
+    # The control catalogue decides what exists and what may be waived (imported here, lazily,
+    # because it is tooling code that itself reads this module).
+    from bootstrap.controls import waiver_problems
+
+    problems = waiver_problems(waivers)
+    if problems:
+        r.fail("securityWaivers", [p.split(" ", 1)[0] for p in problems], "; ".join(problems))
     return SecuritySettings(waivers=waivers)
 
 

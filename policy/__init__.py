@@ -1,0 +1,1 @@
+"""The pghome-fsbp policy pack (run with `pulumi preview --policy-pack policy`)."""
