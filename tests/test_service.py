@@ -423,6 +423,8 @@ def test_alb_settings(dev_graph: Graph, prod_graph: Graph) -> None:
         assert alb.inputs["subnets"] == graph.outputs["publicSubnetIds"]
         assert alb.inputs["securityGroups"] == [sg_by_name(graph, f"shop-{graph.stack}-alb").id]
         assert alb.inputs["accessLogs"] == {"enabled": True, "bucket": graph.one(BUCKET).state["bucket"], "prefix": "alb"}
+        # Deletion-protected stacks keep their access logs when the bucket resource goes away.
+        assert graph.one(BUCKET).inputs["forceDestroy"] is (not protect)
         tg = graph.one(TG)
         assert tg.inputs["targetType"] == "ip"
         assert tg.inputs["deregistrationDelay"] == 30
