@@ -130,9 +130,7 @@ class LoadBalancer(pulumi.ComponentResource):
         self.target_group_arn = tg.arn
         self.target_group_arn_suffix = tg.arn_suffix
         self.access_log_bucket = bucket.bucket
-        self.register_outputs(
-            {"security_group_id": self.security_group_id, "dns_name": self.dns_name, "url": self.url, "https_enabled": self.https_enabled}
-        )
+        self.register_outputs({"security_group_id": self.security_group_id, "dns_name": self.dns_name, "url": self.url, "https_enabled": self.https_enabled})
 
     # ---------------------------------------------------------------------------------------
 

@@ -325,9 +325,7 @@ class Service(pulumi.ComponentResource):
         )
         statements = []
         if args.iam_auth:
-            dbuser = pulumi.Output.concat(
-                f"arn:{self._partition}:rds-db:{self._region}:{self._account}:dbuser:", args.db_resource_id, "/", args.db_username
-            )
+            dbuser = pulumi.Output.concat(f"arn:{self._partition}:rds-db:{self._region}:{self._account}:dbuser:", args.db_resource_id, "/", args.db_username)
             statements.append(_statement(["rds-db:connect"], [dbuser], sid="ConnectAsAppUser"))
         if args.settings.enable_execute_command:
             # The ECS Exec (SSM Session Manager) channels support no resource-level ARN.

@@ -232,7 +232,9 @@ def test_db_settings_as_env_and_password_only_via_secrets(graph: Graph) -> None:
     assert env["PGSSLMODE"] == "verify-full"
     assert env["PGPORT"] == "5432"
     assert env["PGSSLROOTCERT"].startswith("/")
-    assert c["secrets"] == [{"name": "PGPASSWORD", "valueFrom": f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:shop-{graph.stack}/db/app-AbCdEf:password::"}]
+    assert c["secrets"] == [
+        {"name": "PGPASSWORD", "valueFrom": f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:shop-{graph.stack}/db/app-AbCdEf:password::"}
+    ]
 
 
 CREDENTIAL_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|KEY|CREDENTIAL|PASSWD|PWD", re.IGNORECASE)
@@ -317,7 +319,9 @@ def test_autoscaling_targets_and_policies(dev_graph: Graph, prod_graph: Graph) -
         assert target.inputs["resourceId"] == f"service/shop-{graph.stack}/shop-{graph.stack}-app"
         assert target.inputs["scalableDimension"] == "ecs:service:DesiredCount"
         assert target.inputs["serviceNamespace"] == "ecs"
-    metrics = {p.get("targetTrackingScalingPolicyConfiguration.predefinedMetricSpecification.predefinedMetricType"): p for p in dev_graph.of_type(SCALING_POLICY)}
+    metrics = {
+        p.get("targetTrackingScalingPolicyConfiguration.predefinedMetricSpecification.predefinedMetricType"): p for p in dev_graph.of_type(SCALING_POLICY)
+    }
     assert set(metrics) == {"ECSServiceAverageCPUUtilization", "ECSServiceAverageMemoryUtilization"}
     assert metrics["ECSServiceAverageCPUUtilization"].get("targetTrackingScalingPolicyConfiguration.targetValue") == 60
     assert metrics["ECSServiceAverageMemoryUtilization"].get("targetTrackingScalingPolicyConfiguration.targetValue") == 70
