@@ -283,7 +283,7 @@ class LoadBalancer(pulumi.ComponentResource):
     def _listeners(self, alb: aws.lb.LoadBalancer, tg: aws.lb.TargetGroup) -> list[aws.lb.Listener]:
         args, name = self._args, self._name
         child = pulumi.ResourceOptions(parent=self)
-        forward = [{"type": "forward", "target_group_arn": tg.arn}]
+        forward = [aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=tg.arn)]
         if not self.https_enabled:
             self.summary = "HTTP ONLY: no certificate configured, traffic to the load balancer is NOT encrypted (port 80 forwards to the app)"
             pulumi.log.warn(f"{args.name}: {self.summary}. Set certificateArn, or domainName and hostedZoneId, to serve HTTPS.", resource=self)
@@ -309,7 +309,11 @@ class LoadBalancer(pulumi.ComponentResource):
                     load_balancer_arn=alb.arn,
                     port=80,
                     protocol="HTTP",
-                    default_actions=[{"type": "redirect", "redirect": {"port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"}}],
+                    default_actions=[
+                        aws.lb.ListenerDefaultActionArgs(
+                            type="redirect", redirect=aws.lb.ListenerDefaultActionRedirectArgs(port="443", protocol="HTTPS", status_code="HTTP_301")
+                        )
+                    ],
                     opts=child,
                 )
             )

@@ -157,11 +157,13 @@ class Service(pulumi.ComponentResource):
             cluster=cluster.arn,
             task_definition=task_definition.arn,
             desired_count=s.desired_count,
-            capacity_provider_strategies=self._strategies(),
-            network_configuration={"subnets": args.private_subnet_ids, "security_groups": [sg.id], "assign_public_ip": False},
-            load_balancers=[{"target_group_arn": lb.target_group_arn, "container_name": CONTAINER_NAME, "container_port": s.container_port}],
+            capacity_provider_strategies=[aws.ecs.ServiceCapacityProviderStrategyArgs(capacity_provider=p, weight=w, base=b) for p, w, b in self._weights()],
+            network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(subnets=args.private_subnet_ids, security_groups=[sg.id], assign_public_ip=False),
+            load_balancers=[
+                aws.ecs.ServiceLoadBalancerArgs(target_group_arn=lb.target_group_arn, container_name=CONTAINER_NAME, container_port=s.container_port)
+            ],
             health_check_grace_period_seconds=s.health_check_grace_seconds,
-            deployment_circuit_breaker={"enable": True, "rollback": True},
+            deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),
             deployment_minimum_healthy_percent=100,
             deployment_maximum_percent=200,
             availability_zone_rebalancing="ENABLED",
@@ -207,14 +209,14 @@ class Service(pulumi.ComponentResource):
 
     # --- cluster and capacity ------------------------------------------------------------------
 
-    def _strategies(self) -> list[dict[str, Any]]:
-        """FARGATE (on-demand) carries the base task when it has weight; spot only adds on top."""
+    def _weights(self) -> list[tuple[str, int, int]]:
+        """(provider, weight, base): FARGATE (on-demand) carries the base task when it has weight; spot only adds on top."""
         s = self._args.settings
-        out: list[dict[str, Any]] = []
+        out = []
         if s.fargate_weight > 0:
-            out.append({"capacity_provider": "FARGATE", "weight": s.fargate_weight, "base": 1})
+            out.append(("FARGATE", s.fargate_weight, 1))
         if s.fargate_spot_weight > 0:
-            out.append({"capacity_provider": "FARGATE_SPOT", "weight": s.fargate_spot_weight, "base": 0})
+            out.append(("FARGATE_SPOT", s.fargate_spot_weight, 0))
         return out
 
     def _cluster(self) -> tuple[aws.ecs.Cluster, aws.ecs.ClusterCapacityProviders]:
@@ -232,7 +234,9 @@ class Service(pulumi.ComponentResource):
             f"{name}-capacity",
             cluster_name=cluster.name,
             capacity_providers=["FARGATE", "FARGATE_SPOT"],
-            default_capacity_provider_strategies=self._strategies(),
+            default_capacity_provider_strategies=[
+                aws.ecs.ClusterCapacityProvidersDefaultCapacityProviderStrategyArgs(capacity_provider=p, weight=w, base=b) for p, w, b in self._weights()
+            ],
             opts=child,
         )
         return cluster, capacity
@@ -465,17 +469,16 @@ class Service(pulumi.ComponentResource):
             max_capacity=s.max_capacity,
             opts=child,
         )
-        metrics: list[tuple[str, str, int, pulumi.Input[str] | None]] = [
-            ("cpu", "ECSServiceAverageCPUUtilization", s.cpu_target_percent, None),
-            ("memory", "ECSServiceAverageMemoryUtilization", s.memory_target_percent, None),
+        metric_spec = aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs
+        metrics: list[tuple[str, int, aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs]] = [
+            ("cpu", s.cpu_target_percent, metric_spec(predefined_metric_type="ECSServiceAverageCPUUtilization")),
+            ("memory", s.memory_target_percent, metric_spec(predefined_metric_type="ECSServiceAverageMemoryUtilization")),
         ]
         if s.requests_per_target > 0:
+            # The label names the ALB and target group whose request count is divided by the task count.
             label = pulumi.Output.concat(lb.arn_suffix, "/", lb.target_group_arn_suffix)
-            metrics.append(("requests", "ALBRequestCountPerTarget", s.requests_per_target, label))
-        for key, metric, value, label in metrics:
-            spec: dict[str, Any] = {"predefined_metric_type": metric}
-            if label is not None:
-                spec["resource_label"] = label
+            metrics.append(("requests", s.requests_per_target, metric_spec(predefined_metric_type="ALBRequestCountPerTarget", resource_label=label)))
+        for key, value, spec in metrics:
             aws.appautoscaling.Policy(
                 f"{name}-scale-{key}",
                 name=f"{args.name}-{key}",
@@ -483,11 +486,11 @@ class Service(pulumi.ComponentResource):
                 service_namespace=target.service_namespace,
                 scalable_dimension=target.scalable_dimension,
                 resource_id=target.resource_id,
-                target_tracking_scaling_policy_configuration={
-                    "target_value": value,
-                    "predefined_metric_specification": spec,
-                    "scale_in_cooldown": 300,
-                    "scale_out_cooldown": 60,
-                },
+                target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
+                    target_value=value,
+                    predefined_metric_specification=spec,
+                    scale_in_cooldown=300,  # shrink slowly
+                    scale_out_cooldown=60,  # grow fast
+                ),
                 opts=child,
             )
