@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 
@@ -629,3 +630,15 @@ def test_service_config_errors(stack: str, overrides: dict, fragments: tuple[str
 def test_all_problems_reported_together() -> None:
     err = assert_config_error("prod", {"containerUser": "root", "healthCheckPath": "x", "enableExecuteCommand": True})
     assert len(err.problems) == 3
+
+
+def test_http_only_plan_logs_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """Under mocks the engine's warning channel is the root logger; the CLI shows it in the plan."""
+    with caplog.at_level(logging.WARNING):
+        run_stack("dev")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("HTTP ONLY" in w and "NOT encrypted" in w for w in warnings), warnings
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        run_stack("prod")
+    assert not any("HTTP ONLY" in r.getMessage() for r in caplog.records)
