@@ -399,6 +399,9 @@ def _computed_state(type_: str, name: str, inputs: dict[str, Any], region: str) 
                 "resourceRecordValue": "_x2.acm-validations.aws.",
             }
         ]
+    elif type_ == "aws:route53/record:Record":
+        state["fqdn"] = str(inputs.get("name", "")).rstrip(".")
+        id_ = f"{inputs.get('zoneId', 'Z')}_{state['fqdn']}_{inputs.get('type', 'A')}"
     elif type_ == "random:index/randomPassword:RandomPassword":
         length = int(inputs.get("length", 32))
         state["result"] = _fake_secret(f"{name}", length)

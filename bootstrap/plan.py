@@ -32,6 +32,10 @@ KEY_SETTINGS: Mapping[str, tuple[str, ...]] = {
     "aws:lb/loadBalancer:LoadBalancer": ("internal", "dropInvalidHeaderFields", "enableDeletionProtection"),
     "aws:lb/listener:Listener": ("protocol", "port", "sslPolicy"),
     "aws:lb/targetGroup:TargetGroup": ("protocol", "port", "targetType"),
+    "aws:ecs/cluster:Cluster": ("name", "settings.0.value"),
+    "aws:appautoscaling/target:Target": ("minCapacity", "maxCapacity"),
+    "aws:s3/bucket:Bucket": ("bucket",),
+    "aws:acm/certificate:Certificate": ("domainName", "validationMethod"),
     "random:index/randomPassword:RandomPassword": ("length", "special"),
 }
 

@@ -120,6 +120,7 @@ class ServiceSettings:
     fargate_weight: int
     fargate_spot_weight: int
     health_check_path: str
+    container_health_check: str  # "" = wget probe of health_check_path, "none" = off, else a CMD-SHELL command
     health_check_grace_seconds: int
     log_retention_days: int
     enable_execute_command: bool
@@ -562,6 +563,10 @@ def _service(r: _Reader, env: Environment) -> ServiceSettings:
     r.check(retention in LOG_RETENTION_DAYS, "logRetentionDays", retention, f"must be one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
     exec_cmd = r.boolean("enableExecuteCommand")
     user = r.string("containerUser", pattern=r"[1-9]\d{0,9}(:\d{1,10})?", allowed="a non-zero numeric UID or UID:GID (never root)")
+    r.check(not user.endswith(":0"), "containerUser", user, "the GID must not be 0 (the root group)")
+    health_cmd = r.string("containerHealthCheck")
+    r.check(len(health_cmd) <= 1000 and "\n" not in health_cmd, "containerHealthCheck", health_cmd,
+            "must be empty (wget probe of healthCheckPath), none, or a single-line shell command of at most 1000 chars")
     cidrs = r.strings("albIngressCidrs")
     for c in cidrs:
         try:
@@ -596,6 +601,7 @@ def _service(r: _Reader, env: Environment) -> ServiceSettings:
         fargate_weight=fargate_weight,
         fargate_spot_weight=spot_weight,
         health_check_path=path,
+        container_health_check=health_cmd,
         health_check_grace_seconds=r.integer("healthCheckGraceSeconds", 0, 7200),
         log_retention_days=retention,
         enable_execute_command=exec_cmd,

@@ -1,0 +1,114 @@
+"""The ECR repository the service pulls from: immutable tags, scan on push, a CMK, a lifecycle policy.
+
+Immutable tags mean a tag names one image forever, so a redeploy of `:v42` can never silently run
+different code. Images are encrypted with this component's own KMS key; ECR decrypts through a
+grant it creates for itself, so pullers need no KMS permission of their own.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.kms import create_key
+
+
+def lifecycle_policy(untagged_expiry_days: int, keep_tagged_count: int) -> dict[str, Any]:
+    """The ECR lifecycle policy as a dict (plain data, so it is testable without Pulumi).
+
+    ECR evaluates rules by ascending `rulePriority` and an image is handled by the first rule
+    that selects it; a `tagStatus: any` rule would have to come last. Untagged images (the
+    leftovers of re-pushed builds) expire by age first; tagged images are trimmed by count,
+    keeping the newest `keep_tagged_count`.
+    """
+    return {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "description": f"Expire untagged images {untagged_expiry_days} days after push",
+                "selection": {
+                    "tagStatus": "untagged",
+                    "countType": "sinceImagePushed",
+                    "countUnit": "days",
+                    "countNumber": untagged_expiry_days,
+                },
+                "action": {"type": "expire"},
+            },
+            {
+                "rulePriority": 2,
+                "description": f"Keep the {keep_tagged_count} most recent tagged images",
+                "selection": {
+                    "tagStatus": "tagged",
+                    "tagPatternList": ["*"],
+                    "countType": "imageCountMoreThan",
+                    "countNumber": keep_tagged_count,
+                },
+                "action": {"type": "expire"},
+            },
+        ]
+    }
+
+
+@dataclass
+class RegistryArgs:
+    """Inputs of the registry. Plain values: they come from validated config."""
+
+    name: str
+    """Physical name prefix and repository name, e.g. 'shop-dev'."""
+    untagged_expiry_days: int
+    """Expire untagged images this many days after push."""
+    keep_tagged_count: int
+    """Keep this many most recent tagged images."""
+    force_delete: bool = False
+    """Let `pulumi destroy` delete the repository with images in it (dev only; config refuses it in prod)."""
+
+
+class Registry(pulumi.ComponentResource):
+    repository_url: pulumi.Output[str]
+    repository_arn: pulumi.Output[str]
+    repository_name: pulumi.Output[str]
+    kms_key_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("pghome:registry:Registry", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        # No service grant in the key policy: ECR creates its own grant with the caller's
+        # (account) permissions when the repository is created.
+        key, _ = create_key(
+            f"{name}-key",
+            alias=f"{args.name}-ecr",
+            description=f"{args.name}: ECR images",
+            services=[],
+            parent=self,
+        )
+        repo = aws.ecr.Repository(
+            f"{name}-repo",
+            name=args.name,
+            image_tag_mutability="IMMUTABLE",
+            image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
+            encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="KMS", kms_key=key.arn)],
+            force_delete=args.force_delete,
+            tags={"Name": args.name},
+            opts=child,
+        )
+        aws.ecr.LifecyclePolicy(
+            f"{name}-lifecycle",
+            repository=repo.name,
+            policy=json.dumps(lifecycle_policy(args.untagged_expiry_days, args.keep_tagged_count)),
+            opts=child,
+        )
+        self.repository_url = repo.repository_url
+        self.repository_arn = repo.arn
+        self.repository_name = repo.name
+        self.kms_key_arn = key.arn
+        self.register_outputs(
+            {
+                "repository_url": self.repository_url,
+                "repository_arn": self.repository_arn,
+                "repository_name": self.repository_name,
+            }
+        )

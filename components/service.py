@@ -1,0 +1,496 @@
+"""The app on ECS Fargate behind an ALB: cluster, logs, IAM, task definition, service, autoscaling.
+
+What it adds over a plain ApplicationLoadBalancedFargateService:
+- tasks run in private subnets without public IPs; their SG admits only the ALB, on the
+  container port, and lets them out only to HTTPS (AWS APIs) and the database port in the VPC;
+- the container is hardened: non-root user, read-only root filesystem (a scratch volume at /tmp),
+  every Linux capability dropped, an init process, no privilege;
+- the DB password reaches the container only through `secrets` (Secrets Manager, read by the
+  execution role at start), never as a plain environment variable; TLS to the DB is verify-full;
+- both roles are least privilege, each statement scoped to an ARN; the two AWS exceptions
+  (ecr:GetAuthorizationToken and the ssmmessages channels) are the only `"*"` resources;
+- deployments roll back on their own (circuit breaker) and autoscaling owns the task count
+  (`desiredCount` is ignored after creation).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.config import ServiceSettings
+from components.kms import create_key, logs_grant
+from components.loadbalancer import LoadBalancer, LoadBalancerArgs
+
+CONTAINER_NAME = "app"
+# Where the image is expected to carry the RDS CA bundle
+# (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem); PGSSLMODE=verify-full needs it.
+DEFAULT_CA_BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"
+# Actions AWS offers no resource-level ARN for: the only ones allowed on Resource "*".
+STAR_RESOURCE_ACTIONS = frozenset(
+    {
+        "ecr:GetAuthorizationToken",
+        "ssmmessages:CreateControlChannel",
+        "ssmmessages:CreateDataChannel",
+        "ssmmessages:OpenControlChannel",
+        "ssmmessages:OpenDataChannel",
+    }
+)
+
+
+@dataclass
+class ServiceArgs:
+    """Inputs of the service. Values produced by other components are `pulumi.Input`s so Outputs
+    slot in; `settings` and the few plain flags decide which resources exist, so they are plain."""
+
+    name: str
+    """Physical name prefix, e.g. 'shop-dev'."""
+    settings: ServiceSettings
+    """Validated service config: image, sizes, scaling, health check, ALB and listener choices."""
+    vpc_id: pulumi.Input[str]
+    vpc_cidr: pulumi.Input[str]
+    public_subnet_ids: pulumi.Input[Sequence[str]]
+    """The ALB's subnets."""
+    private_subnet_ids: pulumi.Input[Sequence[str]]
+    """The tasks' subnets (no public IPs)."""
+    repository_url: pulumi.Input[str]
+    repository_arn: pulumi.Input[str]
+    db_host: pulumi.Input[str]
+    db_port: pulumi.Input[int]
+    db_name: pulumi.Input[str]
+    db_username: pulumi.Input[str]
+    db_password_secret_arn: pulumi.Input[str]
+    """Secrets Manager secret (JSON with a `password` key) of the app login role."""
+    secrets_kms_key_arn: pulumi.Input[str]
+    """The CMK that encrypts that secret; the execution role may only Decrypt through Secrets Manager."""
+    db_resource_id: pulumi.Input[str] = ""
+    """RDS DbiResourceId, for the rds-db:connect ARN when iam_auth is on."""
+    iam_auth: bool = False
+    """Grant the task role rds-db:connect for db_username."""
+    container_insights: str = "enabled"
+    """ECS Container Insights level: enabled or enhanced."""
+    ca_bundle_path: str = DEFAULT_CA_BUNDLE
+    """Path of the RDS CA bundle inside the image (PGSSLROOTCERT)."""
+    wait_for_steady_state: bool = False
+    """Make `pulumi up` wait for the deployment to settle. Off by default: the very first deploy
+    runs before any image is pushed, so it could never settle."""
+
+
+def health_check_command(settings: ServiceSettings) -> list[str] | None:
+    """The container health check ECS runs inside the task, or None when switched off.
+
+    Default: busybox `wget` against the app's own health path on localhost, so the image needs no
+    curl. A distroless image without a shell should set `containerHealthCheck: none` (the ALB
+    health check still replaces unhealthy tasks) or name its own probe binary.
+    """
+    custom = settings.container_health_check.strip()
+    if custom.lower() == "none":
+        return None
+    if custom:
+        return ["CMD-SHELL", custom]
+    url = f"http://localhost:{settings.container_port}{settings.health_check_path}"
+    return ["CMD-SHELL", f"wget -q -O /dev/null {shlex.quote(url)} || exit 1"]
+
+
+def _statement(actions: list[str], resources: list[Any], **extra: Any) -> aws.iam.GetPolicyDocumentStatementArgs:
+    return aws.iam.GetPolicyDocumentStatementArgs(actions=actions, resources=resources, **extra)
+
+
+class Service(pulumi.ComponentResource):
+    security_group_id: pulumi.Output[str]
+    alb_security_group_id: pulumi.Output[str]
+    alb_dns_name: pulumi.Output[str]
+    url: pulumi.Output[str]
+    https_enabled: bool
+    listener_summary: str
+    cluster_name: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+    task_role_arn: pulumi.Output[str]
+    execution_role_arn: pulumi.Output[str]
+    log_group_name: pulumi.Output[str]
+    image: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("pghome:service:Service", name, None, opts)
+        self._name = name
+        self._args = args
+        s = args.settings
+        invoke = pulumi.InvokeOptions(parent=self)
+        self._region = aws.get_region(opts=invoke).region
+        self._account = aws.get_caller_identity(opts=invoke).account_id
+        self._partition = aws.get_partition(opts=invoke).partition
+
+        cluster, capacity = self._cluster()
+        log_group = self._log_group()
+        execution_role, execution_policy = self._execution_role(log_group)
+        task_role = self._task_role()
+        self.image = pulumi.Output.from_input(s.container_image) if s.container_image else pulumi.Output.concat(args.repository_url, ":", s.image_tag)
+        task_definition = self._task_definition(log_group, execution_role, task_role)
+        lb = LoadBalancer(
+            f"{name}-lb",
+            LoadBalancerArgs(
+                name=args.name,
+                vpc_id=args.vpc_id,
+                vpc_cidr=args.vpc_cidr,
+                public_subnet_ids=args.public_subnet_ids,
+                container_port=s.container_port,
+                health_check_path=s.health_check_path,
+                ingress_cidrs=s.alb_ingress_cidrs,
+                http_redirect=s.alb_http_redirect,
+                deletion_protection=s.alb_deletion_protection,
+                access_log_retention_days=s.access_log_retention_days,
+                certificate_arn=s.certificate_arn,
+                domain_name=s.domain_name,
+                hosted_zone_id=s.hosted_zone_id,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        sg = self._security_group(lb)
+        service = aws.ecs.Service(
+            f"{name}-service",
+            name=f"{args.name}-app",
+            cluster=cluster.arn,
+            task_definition=task_definition.arn,
+            desired_count=s.desired_count,
+            capacity_provider_strategies=[aws.ecs.ServiceCapacityProviderStrategyArgs(capacity_provider=p, weight=w, base=b) for p, w, b in self._weights()],
+            network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(subnets=args.private_subnet_ids, security_groups=[sg.id], assign_public_ip=False),
+            load_balancers=[
+                aws.ecs.ServiceLoadBalancerArgs(target_group_arn=lb.target_group_arn, container_name=CONTAINER_NAME, container_port=s.container_port)
+            ],
+            health_check_grace_period_seconds=s.health_check_grace_seconds,
+            deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),
+            deployment_minimum_healthy_percent=100,
+            deployment_maximum_percent=200,
+            availability_zone_rebalancing="ENABLED",
+            enable_execute_command=s.enable_execute_command,
+            enable_ecs_managed_tags=True,
+            propagate_tags="SERVICE",
+            wait_for_steady_state=args.wait_for_steady_state,
+            tags={"Name": f"{args.name}-app"},
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # Autoscaling owns the count after the first deploy; Pulumi must not reset it.
+                ignore_changes=["desired_count"],
+                # The target group must be attached to a listener, the capacity providers to the
+                # cluster, and the execution role able to pull and read the secret, before tasks start.
+                depends_on=[*lb.listeners, capacity, execution_policy],
+            ),
+        )
+        self._autoscaling(cluster, service, lb)
+
+        self.security_group_id = sg.id
+        self.alb_security_group_id = lb.security_group_id
+        self.alb_dns_name = lb.dns_name
+        self.url = lb.url
+        self.https_enabled = lb.https_enabled
+        self.listener_summary = lb.summary
+        self.cluster_name = cluster.name
+        self.service_name = service.name
+        self.task_role_arn = task_role.arn
+        self.execution_role_arn = execution_role.arn
+        self.log_group_name = log_group.name
+        self.register_outputs(
+            {
+                "security_group_id": self.security_group_id,
+                "alb_dns_name": self.alb_dns_name,
+                "url": self.url,
+                "cluster_name": self.cluster_name,
+                "service_name": self.service_name,
+                "task_role_arn": self.task_role_arn,
+                "execution_role_arn": self.execution_role_arn,
+                "log_group_name": self.log_group_name,
+            }
+        )
+
+    # --- cluster and capacity ------------------------------------------------------------------
+
+    def _weights(self) -> list[tuple[str, int, int]]:
+        """(provider, weight, base): FARGATE (on-demand) carries the base task when it has weight; spot only adds on top."""
+        s = self._args.settings
+        out = []
+        if s.fargate_weight > 0:
+            out.append(("FARGATE", s.fargate_weight, 1))
+        if s.fargate_spot_weight > 0:
+            out.append(("FARGATE_SPOT", s.fargate_spot_weight, 0))
+        return out
+
+    def _cluster(self) -> tuple[aws.ecs.Cluster, aws.ecs.ClusterCapacityProviders]:
+        args, name = self._args, self._name
+        child = pulumi.ResourceOptions(parent=self)
+        cluster = aws.ecs.Cluster(
+            f"{name}-cluster",
+            name=args.name,
+            settings=[{"name": "containerInsights", "value": args.container_insights}],
+            configuration={"execute_command_configuration": {"logging": "DEFAULT"}} if args.settings.enable_execute_command else None,
+            tags={"Name": args.name},
+            opts=child,
+        )
+        capacity = aws.ecs.ClusterCapacityProviders(
+            f"{name}-capacity",
+            cluster_name=cluster.name,
+            capacity_providers=["FARGATE", "FARGATE_SPOT"],
+            default_capacity_provider_strategies=[
+                aws.ecs.ClusterCapacityProvidersDefaultCapacityProviderStrategyArgs(capacity_provider=p, weight=w, base=b) for p, w, b in self._weights()
+            ],
+            opts=child,
+        )
+        return cluster, capacity
+
+    def _log_group(self) -> aws.cloudwatch.LogGroup:
+        args, name = self._args, self._name
+        key, _ = create_key(
+            f"{name}-logs-key",
+            alias=f"{args.name}-app-logs",
+            description=f"{args.name}: application logs",
+            services=[logs_grant(self._region, self._account, self._partition)],
+            parent=self,
+        )
+        return aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/ecs/{args.name}/app",
+            retention_in_days=args.settings.log_retention_days,
+            kms_key_id=key.arn,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    # --- IAM -------------------------------------------------------------------------------------
+
+    def _trust_policy(self) -> pulumi.Output[str]:
+        """ecs-tasks may assume the role only for tasks of this account (confused-deputy guard)."""
+        return aws.iam.get_policy_document_output(
+            statements=[
+                aws.iam.GetPolicyDocumentStatementArgs(
+                    actions=["sts:AssumeRole"],
+                    principals=[aws.iam.GetPolicyDocumentStatementPrincipalArgs(type="Service", identifiers=["ecs-tasks.amazonaws.com"])],
+                    conditions=[
+                        aws.iam.GetPolicyDocumentStatementConditionArgs(test="StringEquals", variable="aws:SourceAccount", values=[self._account]),
+                        aws.iam.GetPolicyDocumentStatementConditionArgs(
+                            test="ArnLike", variable="aws:SourceArn", values=[f"arn:{self._partition}:ecs:{self._region}:{self._account}:*"]
+                        ),
+                    ],
+                )
+            ],
+            opts=pulumi.InvokeOptions(parent=self),
+        ).json
+
+    def _execution_role(self, log_group: aws.cloudwatch.LogGroup) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+        """The role ECS itself uses to start the task: pull the image, write logs, read the DB secret."""
+        args, name = self._args, self._name
+        child = pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(
+            f"{name}-execution-role",
+            name=f"{args.name}-task-execution",
+            description="ECS agent: pull this stack's image, write its log group, read its DB secret",
+            assume_role_policy=self._trust_policy(),
+            opts=child,
+        )
+        policy = aws.iam.get_policy_document_output(
+            statements=[
+                _statement(
+                    ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                    [args.repository_arn],
+                    sid="PullThisRepository",
+                ),
+                # GetAuthorizationToken is account-wide: AWS supports no resource-level ARN for it.
+                _statement(["ecr:GetAuthorizationToken"], ["*"], sid="EcrLogin"),
+                _statement(["logs:CreateLogStream", "logs:PutLogEvents"], [log_group.arn.apply(lambda a: f"{a}:*")], sid="WriteAppLogs"),
+                _statement(["secretsmanager:GetSecretValue"], [args.db_password_secret_arn], sid="ReadDbSecret"),
+                _statement(
+                    ["kms:Decrypt"],
+                    [args.secrets_kms_key_arn],
+                    sid="DecryptDbSecret",
+                    conditions=[
+                        aws.iam.GetPolicyDocumentStatementConditionArgs(
+                            test="StringEquals", variable="kms:ViaService", values=[f"secretsmanager.{self._region}.amazonaws.com"]
+                        )
+                    ],
+                ),
+            ],
+            opts=pulumi.InvokeOptions(parent=self),
+        )
+        role_policy = aws.iam.RolePolicy(f"{name}-execution-policy", name="start-task", role=role.id, policy=policy.json, opts=child)
+        return role, role_policy
+
+    def _task_role(self) -> aws.iam.Role:
+        """The role the app's code runs as: nothing unless IAM DB auth or ECS Exec asks for it."""
+        args, name = self._args, self._name
+        child = pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(
+            f"{name}-task-role",
+            name=f"{args.name}-task",
+            description="The app's own AWS identity (least privilege)",
+            assume_role_policy=self._trust_policy(),
+            opts=child,
+        )
+        statements = []
+        if args.iam_auth:
+            dbuser = pulumi.Output.concat(f"arn:{self._partition}:rds-db:{self._region}:{self._account}:dbuser:", args.db_resource_id, "/", args.db_username)
+            statements.append(_statement(["rds-db:connect"], [dbuser], sid="ConnectAsAppUser"))
+        if args.settings.enable_execute_command:
+            # The ECS Exec (SSM Session Manager) channels support no resource-level ARN.
+            statements.append(
+                _statement(
+                    sorted(a for a in STAR_RESOURCE_ACTIONS if a.startswith("ssmmessages:")),
+                    ["*"],
+                    sid="EcsExecChannels",
+                )
+            )
+        if statements:
+            policy = aws.iam.get_policy_document_output(statements=statements, opts=pulumi.InvokeOptions(parent=self))
+            aws.iam.RolePolicy(f"{name}-task-policy", name="app", role=role.id, policy=policy.json, opts=child)
+        return role
+
+    # --- task definition -------------------------------------------------------------------------
+
+    def _container(self, log_group: aws.cloudwatch.LogGroup) -> dict[str, Any]:
+        args = self._args
+        s = args.settings
+        container: dict[str, Any] = {
+            "name": CONTAINER_NAME,
+            "image": self.image,
+            "essential": True,
+            "user": s.container_user,
+            "privileged": False,
+            "readonlyRootFilesystem": True,
+            "linuxParameters": {"initProcessEnabled": True, "capabilities": {"drop": ["ALL"]}},
+            "portMappings": [{"name": "http", "containerPort": s.container_port, "hostPort": s.container_port, "protocol": "tcp", "appProtocol": "http"}],
+            "mountPoints": [{"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False}],
+            # Connection settings only; the password comes from `secrets` below.
+            "environment": [
+                {"name": "PORT", "value": str(s.container_port)},
+                {"name": "PGHOST", "value": args.db_host},
+                {"name": "PGPORT", "value": pulumi.Output.from_input(args.db_port).apply(str)},
+                {"name": "PGDATABASE", "value": args.db_name},
+                {"name": "PGUSER", "value": args.db_username},
+                {"name": "PGSSLMODE", "value": "verify-full"},
+                {"name": "PGSSLROOTCERT", "value": args.ca_bundle_path},
+            ],
+            "secrets": [{"name": "PGPASSWORD", "valueFrom": pulumi.Output.concat(args.db_password_secret_arn, ":password::")}],
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {
+                    "awslogs-group": log_group.name,
+                    "awslogs-region": self._region,
+                    "awslogs-stream-prefix": CONTAINER_NAME,
+                    # Never block the app on a slow log pipe; buffer instead.
+                    "mode": "non-blocking",
+                    "max-buffer-size": "25m",
+                },
+            },
+            "stopTimeout": 30,
+        }
+        command = health_check_command(s)
+        if command:
+            container["healthCheck"] = {"command": command, "interval": 30, "timeout": 5, "retries": 3, "startPeriod": min(s.health_check_grace_seconds, 300)}
+        return container
+
+    def _task_definition(self, log_group: aws.cloudwatch.LogGroup, execution_role: aws.iam.Role, task_role: aws.iam.Role) -> aws.ecs.TaskDefinition:
+        args, name = self._args, self._name
+        s = args.settings
+        return aws.ecs.TaskDefinition(
+            f"{name}-task",
+            family=f"{args.name}-app",
+            requires_compatibilities=["FARGATE"],
+            network_mode="awsvpc",
+            cpu=str(s.task_cpu),
+            memory=str(s.task_memory),
+            execution_role_arn=execution_role.arn,
+            task_role_arn=task_role.arn,
+            runtime_platform={"operating_system_family": "LINUX"},
+            # Task-local scratch space: the only writable path, the root filesystem is read-only.
+            volumes=[{"name": "tmp"}],
+            container_definitions=pulumi.Output.json_dumps([self._container(log_group)]),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    # --- network ---------------------------------------------------------------------------------
+
+    def _security_group(self, lb: LoadBalancer) -> aws.ec2.SecurityGroup:
+        args, name = self._args, self._name
+        port = args.settings.container_port
+        child = pulumi.ResourceOptions(parent=self)
+        sg = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            name=f"{args.name}-service",
+            description="App tasks: container port from the ALB only; out to HTTPS and the DB port in the VPC",
+            vpc_id=args.vpc_id,
+            tags={"Name": f"{args.name}-service"},
+            opts=child,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-in-alb",
+            security_group_id=sg.id,
+            description="Container port from the load balancer",
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            referenced_security_group_id=lb.security_group_id,
+            opts=child,
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-out-https",
+            security_group_id=sg.id,
+            description="HTTPS to AWS APIs (ECR, logs, Secrets Manager) via NAT or VPC endpoints",
+            ip_protocol="tcp",
+            from_port=443,
+            to_port=443,
+            cidr_ipv4="0.0.0.0/0",
+            opts=child,
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-out-db",
+            security_group_id=sg.id,
+            description="PostgreSQL inside the VPC",
+            ip_protocol="tcp",
+            from_port=args.db_port,
+            to_port=args.db_port,
+            cidr_ipv4=args.vpc_cidr,
+            opts=child,
+        )
+        return sg
+
+    # --- autoscaling -----------------------------------------------------------------------------
+
+    def _autoscaling(self, cluster: aws.ecs.Cluster, service: aws.ecs.Service, lb: LoadBalancer) -> None:
+        args, name = self._args, self._name
+        s = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+        target = aws.appautoscaling.Target(
+            f"{name}-scaling",
+            service_namespace="ecs",
+            scalable_dimension="ecs:service:DesiredCount",
+            resource_id=pulumi.Output.concat("service/", cluster.name, "/", service.name),
+            min_capacity=s.min_capacity,
+            max_capacity=s.max_capacity,
+            opts=child,
+        )
+        metric_spec = aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs
+        metrics: list[tuple[str, int, aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs]] = [
+            ("cpu", s.cpu_target_percent, metric_spec(predefined_metric_type="ECSServiceAverageCPUUtilization")),
+            ("memory", s.memory_target_percent, metric_spec(predefined_metric_type="ECSServiceAverageMemoryUtilization")),
+        ]
+        if s.requests_per_target > 0:
+            # The label names the ALB and target group whose request count is divided by the task count.
+            label = pulumi.Output.concat(lb.arn_suffix, "/", lb.target_group_arn_suffix)
+            metrics.append(("requests", s.requests_per_target, metric_spec(predefined_metric_type="ALBRequestCountPerTarget", resource_label=label)))
+        for key, value, spec in metrics:
+            aws.appautoscaling.Policy(
+                f"{name}-scale-{key}",
+                name=f"{args.name}-{key}",
+                policy_type="TargetTrackingScaling",
+                service_namespace=target.service_namespace,
+                scalable_dimension=target.scalable_dimension,
+                resource_id=target.resource_id,
+                target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
+                    target_value=value,
+                    predefined_metric_specification=spec,
+                    scale_in_cooldown=300,  # shrink slowly
+                    scale_out_cooldown=60,  # grow fast
+                ),
+                opts=child,
+            )
