@@ -187,8 +187,10 @@ def test_every_network_resource_is_a_child_of_the_component(graph: Graph):
     children = graph.children(net)
     assert len(children) >= 30
     for r in graph.resources:
-        if r.type.startswith("aws:ec2/") or r.type == "aws:kms/key:Key" and "network" in r.name:
+        if r.name.startswith(net.name + "-"):
             assert r.parent == net.urn, r.name
+    vpc_types = {"aws:ec2/subnet:Subnet", "aws:ec2/routeTable:RouteTable", "aws:ec2/natGateway:NatGateway", "aws:ec2/flowLog:FlowLog"}
+    assert all(r.parent == net.urn for r in graph.resources if r.type in vpc_types)
 
 
 def test_every_aws_resource_uses_the_explicit_tagged_provider(graph: Graph):
