@@ -4,6 +4,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import load_from_pulumi
+from components.database import Database, DatabaseArgs
 from components.network import Network, NetworkArgs
 
 settings = load_from_pulumi()  # raises ConfigError before any resource exists
@@ -31,8 +32,31 @@ network = Network(
     opts=stack_opts,
 )
 
+database = Database(
+    settings.name("database"),
+    DatabaseArgs(
+        name=settings.prefix,
+        vpc_id=network.vpc_id,
+        subnet_ids=network.isolated_subnet_ids,
+        settings=settings.database,
+        production=settings.is_prod,
+    ),
+    opts=stack_opts,
+)
+
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("publicSubnetIds", network.public_subnet_ids)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)
 pulumi.export("isolatedSubnetIds", network.isolated_subnet_ids)
 pulumi.export("availabilityZones", network.availability_zones)
+
+pulumi.export("dbAddress", database.address)
+pulumi.export("dbPort", database.port)
+pulumi.export("dbInstanceId", database.instance_id)
+pulumi.export("dbResourceId", database.resource_id)
+pulumi.export("dbSecurityGroupId", database.security_group_id)
+pulumi.export("dbMasterSecretArn", database.master_secret_arn)
+pulumi.export("dbKmsKeyArn", database.kms_key_arn)
+# The master credentials only as secrets (encrypted in the state, masked by `pulumi stack output`).
+pulumi.export("dbMasterUsername", pulumi.Output.secret(database.master_username))
+pulumi.export("dbMasterPassword", pulumi.Output.secret(database.master_password))
