@@ -47,9 +47,9 @@ class DbParameter:
 
 
 def parameter_set(settings: DatabaseSettings) -> list[DbParameter]:
-    """The instance's parameter group. Every one of these is dynamic on RDS PostgreSQL 13-17
-    (context user/superuser/sighup/backend in pg_settings), so all apply immediately; a static
-    (postmaster) parameter would need "pending-reboot", since RDS refuses "immediate" for it.
+    """The instance's parameter group. Dynamic parameters (pg_settings context user, superuser,
+    sighup, backend; and rds.force_ssl) apply "immediate"; static ones (context postmaster) must be
+    "pending-reboot", since RDS refuses "immediate" for them.
     tests/test_database_tls.py checks this classification against a real server's pg_settings."""
     immediate = [
         ("rds.force_ssl", "1"),  # plaintext connections are rejected (RDS-only parameter)
@@ -63,7 +63,10 @@ def parameter_set(settings: DatabaseSettings) -> list[DbParameter]:
         ("timezone", "UTC"),
         ("default_transaction_isolation", "read committed"),
     ]
-    return [DbParameter(n, v, "immediate") for n, v in immediate]
+    # Static: read at server start only. Pinned so query statistics (pg_stat_statements) stay
+    # available whatever the family's default becomes; applied at the next reboot.
+    static = [("shared_preload_libraries", "pg_stat_statements")]
+    return [DbParameter(n, v, "immediate") for n, v in immediate] + [DbParameter(n, v, "pending-reboot") for n, v in static]
 
 
 @dataclass
