@@ -68,7 +68,7 @@ def redacted(conninfo: str) -> str:
     params = conninfo_to_dict(conninfo)
     if "password" in params:
         params["password"] = "********"
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 def connect(endpoint: Endpoint, user: str, password: str, *, autocommit: bool = True, **extra: Any) -> psycopg.Connection:

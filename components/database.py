@@ -39,6 +39,11 @@ PASSWORD_LENGTH = 40
 ENHANCED_MONITORING_POLICY = "AmazonRDSEnhancedMonitoringRole"
 
 
+def _secret(value: pulumi.Output[str]) -> pulumi.Output[str]:
+    """Output.secret with a type (the SDK annotates its argument with an unbound TypeVar)."""
+    return pulumi.Output.secret(value)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class DbParameter:
     name: str
@@ -225,7 +230,7 @@ class Database(pulumi.ComponentResource):
             # database is created by AppDatabase with its own owner role; clients of the master
             # use the always-present "postgres" database (the secret's dbname).
             username=cfg.master_username,
-            password=pulumi.Output.secret(password.result),
+            password=_secret(password.result),
             port=cfg.port,
             storage_type="gp3",
             allocated_storage=cfg.allocated_storage_gb,
@@ -291,7 +296,7 @@ class Database(pulumi.ComponentResource):
         aws.secretsmanager.SecretVersion(
             f"{name}-master-secret-initial",
             secret_id=secret.id,
-            secret_string=pulumi.Output.secret(secret_string),
+            secret_string=_secret(secret_string),
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["secretString"]),
         )
 
@@ -302,7 +307,7 @@ class Database(pulumi.ComponentResource):
         self.arn = instance.arn
         self.security_group_id = self._sg.id
         self.master_username = pulumi.Output.from_input(cfg.master_username)
-        self.master_password = pulumi.Output.secret(password.result)
+        self.master_password = _secret(password.result)
         self.master_secret_arn = secret.arn
         self.kms_key_arn = key.arn
         self.engine_version = instance.engine_version

@@ -212,6 +212,15 @@ def test_db_port_admitted_only_from_granted_groups(graph: Graph):
     admin = set(settings_of(graph).database.admin_security_group_ids)
     own = {r.id for r in graph.of_type(SG)}
     assert sources <= own | admin
+    # Never the load balancer's group (the tier in front of the app, not of the database), never
+    # the database's own group, never the VPC endpoints' group.
+    alb_groups = {sg for lb in graph.of_type("aws:lb/loadBalancer:LoadBalancer") for sg in lb.get("securityGroups") or []}
+    assert not sources & (alb_groups | {db_sg(graph).id})
+    assert not [r for r in rules if r.get("cidrIpv4") and r.get("cidrIpv4") not in settings_of(graph).database.admin_cidrs]
+    services = graph.of_type("pghome:service:Service")
+    if services:  # once the service is wired (issue order), its task group is the one app source
+        service_sgs = {r.id for r in graph.children(services[0]) if r.type == SG} - alb_groups
+        assert sources - admin and sources - admin <= service_sgs
 
 
 def test_admin_groups_and_private_cidrs_become_rules():
