@@ -224,6 +224,8 @@ class Database(pulumi.ComponentResource):
             f"{name}-instance",
             identifier=identifier,
             engine="postgres",
+            # A major ("16") lets AWS apply minor upgrades without a diff; a pinned minor ("16.4")
+            # would later read as a downgrade request once AWS has upgraded the instance.
             engine_version=cfg.engine_version,
             instance_class=cfg.instance_class,
             # No db_name: RDS would create that database owned by the master role. The app

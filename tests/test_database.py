@@ -404,3 +404,10 @@ def test_invalid_database_config_is_one_clear_error(stack, overrides, key, allow
     bad = overrides[key.split(":")[1]]
     shown = bad[0] if isinstance(bad, list) else bad
     assert str(shown).lower() in str(err).lower()
+
+
+def test_engine_version_sets_the_parameter_group_family():
+    graph = run_stack("dev", {"dbEngineVersion": "15.7"})
+    assert child(graph, INSTANCE).get("engineVersion") == "15.7"
+    group = child(graph, PARAMS)
+    assert (group.get("family"), group.get("name")) == ("postgres15", "shop-dev-postgres15")
