@@ -41,6 +41,12 @@ def rds_like_password(graph: Graph) -> str:
     return specials + "".join(secrets.choice(alphabet) for _ in range(int(pw.get("length")) - len(specials)))
 
 
+def one_row(conn: psycopg.Connection, query: str, params: tuple = ()) -> tuple:
+    row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+    assert row is not None, query
+    return row
+
+
 def normalise(vartype: str, value: str) -> str:
     if vartype == "bool":
         return "on" if value.lower() in TRUE_WORDS else "off"
@@ -108,11 +114,11 @@ def test_dynamic_parameters_take_effect_after_reload(pg: PgServer, applied: dict
         for name, p in applied.items():
             if p["context"] == "postmaster":
                 continue
-            setting, _source = conn.execute("SELECT setting, source FROM pg_settings WHERE lower(name) = lower(%s)", (name,)).fetchone()
+            setting, _source = one_row(conn, "SELECT setting, source FROM pg_settings WHERE lower(name) = lower(%s)", (name,))
             assert setting == normalise(p["vartype"], p["value"]), name
-            applied_ok = conn.execute(
-                "SELECT applied, error FROM pg_file_settings WHERE lower(name) = lower(%s) AND sourcefile LIKE '%%postgresql.auto.conf'", (name,)
-            ).fetchone()
+            applied_ok = one_row(
+                conn, "SELECT applied, error FROM pg_file_settings WHERE lower(name) = lower(%s) AND sourcefile LIKE '%%postgresql.auto.conf'", (name,)
+            )
             assert applied_ok == (True, None), name
 
 
@@ -122,25 +128,25 @@ def test_static_parameters_are_valid_and_in_force(pg: PgServer, applied: dict):
             if p["context"] != "postmaster":
                 continue
             # Accepted by the server's parser (ALTER SYSTEM above) and, here, already in force.
-            setting, pending = conn.execute("SELECT setting, pending_restart FROM pg_settings WHERE lower(name) = lower(%s)", (name,)).fetchone()
+            setting, pending = one_row(conn, "SELECT setting, pending_restart FROM pg_settings WHERE lower(name) = lower(%s)", (name,))
             assert p["value"] in [v.strip() for v in setting.split(",")], name
             assert pending is False
         if "shared_preload_libraries" in applied:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-            assert conn.execute("SELECT count(*) >= 0 FROM pg_stat_statements").fetchone()[0] is True
+            assert one_row(conn, "SELECT count(*) >= 0 FROM pg_stat_statements")[0] is True
 
 
 def test_session_defaults_reach_a_new_session(pg: PgServer, master: tuple[str, str], applied: dict):
     user, password = master
     with connect(endpoint(pg), user, password) as conn:
-        assert conn.execute("SHOW timezone").fetchone()[0] == applied["timezone"]["value"]
-        assert conn.execute("SHOW default_transaction_isolation").fetchone()[0] == applied["default_transaction_isolation"]["value"]
-        assert conn.execute("SHOW server_encoding").fetchone()[0] == "UTF8"
-        assert conn.execute("SELECT reset_val FROM pg_settings WHERE name = 'client_encoding'").fetchone()[0] == applied["client_encoding"]["value"]
-        assert conn.execute("SELECT now()::text").fetchone()[0].endswith("+00")
+        assert one_row(conn, "SHOW timezone")[0] == applied["timezone"]["value"]
+        assert one_row(conn, "SHOW default_transaction_isolation")[0] == applied["default_transaction_isolation"]["value"]
+        assert one_row(conn, "SHOW server_encoding")[0] == "UTF8"
+        assert one_row(conn, "SELECT reset_val FROM pg_settings WHERE name = 'client_encoding'")[0] == applied["client_encoding"]["value"]
+        assert one_row(conn, "SELECT now()::text")[0].endswith("+00")
         # and each is a value a session may also set for itself (user context)
         for name in ("timezone", "default_transaction_isolation", "client_encoding"):
-            assert conn.execute("SELECT set_config(%s, %s, true)", (name, applied[name]["value"])).fetchone()[0] is not None
+            assert one_row(conn, "SELECT set_config(%s, %s, true)", (name, applied[name]["value"]))[0] is not None
 
 
 def test_passwords_are_stored_as_scram_verifiers(pg: PgServer, master: tuple[str, str], applied: dict):
@@ -150,7 +156,7 @@ def test_passwords_are_stored_as_scram_verifiers(pg: PgServer, master: tuple[str
     with connect(endpoint(pg), user, password) as conn:
         conn.execute(sql.SQL("CREATE ROLE tls_app LOGIN PASSWORD {}").format(sql.Literal("app-" + password)))
     with pg.connect_super() as conn:
-        rows = dict(conn.execute("SELECT rolname, rolpassword FROM pg_authid WHERE rolname IN ('tls_master', 'tls_app')").fetchall())
+        rows: dict[str, str] = dict(conn.execute("SELECT rolname, rolpassword FROM pg_authid WHERE rolname IN ('tls_master', 'tls_app')").fetchall())
     assert set(rows) == {"tls_master", "tls_app"}
     for verifier in rows.values():
         assert verifier.startswith("SCRAM-SHA-256$4096:")
@@ -184,9 +190,9 @@ def test_verify_full_connects_over_tls(pg: PgServer, master: tuple[str, str], ap
     user, password = master
     with connect(endpoint(pg), user, password) as conn:
         assert conn.info.pgconn.ssl_in_use
-        ssl, version = conn.execute("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
+        ssl, version = one_row(conn, "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
         assert ssl is True and version in ("TLSv1.2", "TLSv1.3")
-        assert conn.execute("SELECT current_setting('application_name')").fetchone()[0] == "pghome-bootstrap"
+        assert one_row(conn, "SELECT current_setting('application_name')")[0] == "pghome-bootstrap"
 
 
 def test_require_connects_over_tls(pg: PgServer, master: tuple[str, str]):
