@@ -4,6 +4,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import load_from_pulumi
+from components.database import Database, DatabaseArgs
 from components.network import Network, NetworkArgs
 from components.registry import Registry, RegistryArgs
 from components.service import Service, ServiceArgs
@@ -33,6 +34,18 @@ network = Network(
     opts=stack_opts,
 )
 
+database = Database(
+    settings.name("database"),
+    DatabaseArgs(
+        name=settings.prefix,
+        vpc_id=network.vpc_id,
+        subnet_ids=network.isolated_subnet_ids,
+        settings=settings.database,
+        production=settings.is_prod,
+    ),
+    opts=stack_opts,
+)
+
 registry = Registry(
     settings.name("registry"),
     RegistryArgs(
@@ -44,10 +57,9 @@ registry = Registry(
     opts=stack_opts,
 )
 
-# TODO(integration): from database/app_db -- placeholders until Database and AppDatabase are wired in.
+# TODO(integration): from app_db -- placeholder until AppDatabase is wired in.
 _identity = aws.get_caller_identity()
 _placeholder_secret_arn = f"arn:aws:secretsmanager:{settings.region}:{_identity.account_id}:secret:{settings.prefix}/db/app-AbCdEf"
-_placeholder_kms_arn = f"arn:aws:kms:{settings.region}:{_identity.account_id}:key/00000000-0000-4000-8000-000000000000"
 
 service = Service(
     settings.name("service"),
@@ -60,25 +72,35 @@ service = Service(
         private_subnet_ids=network.private_subnet_ids,
         repository_url=registry.repository_url,
         repository_arn=registry.repository_arn,
-        db_host="db.invalid",  # TODO(integration): from database/app_db -> database.address
-        db_port=settings.database.port,  # TODO(integration): from database/app_db -> database.port
-        db_name=settings.app_database.name,  # TODO(integration): from database/app_db -> app_db.database_name
-        db_username=f"{settings.app_database.role_prefix}_app",  # TODO(integration): from database/app_db -> app_db.app_username
-        db_password_secret_arn=_placeholder_secret_arn,  # TODO(integration): from database/app_db -> app_db.login_secret_arns["app"]
-        secrets_kms_key_arn=_placeholder_kms_arn,  # TODO(integration): from database/app_db -> database.kms_key_arn
-        db_resource_id="db-PLACEHOLDER",  # TODO(integration): from database/app_db -> database.resource_id
+        db_host=database.address,
+        db_port=database.port,
+        db_name=settings.app_database.name,  # TODO(integration): app_db.database_name
+        db_username=f"{settings.app_database.role_prefix}_app",  # TODO(integration): app_db.app_username
+        db_password_secret_arn=_placeholder_secret_arn,  # TODO(integration): app_db.login_secret_arns["app"]
+        secrets_kms_key_arn=database.kms_key_arn,
+        db_resource_id=database.resource_id,
         iam_auth=settings.app_database.iam_auth,
         container_insights="enhanced" if settings.is_prod else "enabled",
     ),
     opts=stack_opts,
 )
-# TODO(integration): database.allow_from("service", service.security_group_id, "App tasks")
+database.allow_from("service", service.security_group_id, "PostgreSQL from the app tasks")
 
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("publicSubnetIds", network.public_subnet_ids)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)
 pulumi.export("isolatedSubnetIds", network.isolated_subnet_ids)
 pulumi.export("availabilityZones", network.availability_zones)
+pulumi.export("dbAddress", database.address)
+pulumi.export("dbPort", database.port)
+pulumi.export("dbInstanceId", database.instance_id)
+pulumi.export("dbResourceId", database.resource_id)
+pulumi.export("dbSecurityGroupId", database.security_group_id)
+pulumi.export("dbMasterSecretArn", database.master_secret_arn)
+pulumi.export("dbKmsKeyArn", database.kms_key_arn)
+# The master credentials only as secrets (encrypted in the state, masked by `pulumi stack output`).
+pulumi.export("dbMasterUsername", pulumi.Output.secret(database.master_username))
+pulumi.export("dbMasterPassword", pulumi.Output.secret(database.master_password))
 pulumi.export("repositoryUrl", registry.repository_url)
 pulumi.export("albDnsName", service.alb_dns_name)
 pulumi.export("url", service.url)

@@ -86,6 +86,8 @@ class DatabaseSettings:
     ca_cert_identifier: str
     admin_cidrs: tuple[str, ...]
     admin_security_group_ids: tuple[str, ...]
+    log_retention_days: int = 30
+    """Retention of the RDS log groups (/aws/rds/instance/<id>/postgresql and /upgrade)."""
 
     @property
     def engine_major(self) -> int:
@@ -482,6 +484,8 @@ def _database(r: _Reader, env: Environment, az_count: int) -> DatabaseSettings:
     admin_cidrs = r.strings("dbAdminCidrs")
     for c in admin_cidrs:
         r.check(_is_private_cidr(c), "dbAdminCidrs", c, "each entry must be a private IPv4 CIDR (RFC 1918), never 0.0.0.0/0")
+    log_retention = r.integer("dbLogRetentionDays")
+    r.check(log_retention in LOG_RETENTION_DAYS, "dbLogRetentionDays", log_retention, f"must be one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
     admin_sgs = r.strings("dbAdminSecurityGroupIds")
     for sg in admin_sgs:
         r.check(bool(re.fullmatch(r"sg-[0-9a-f]{8,17}", sg)), "dbAdminSecurityGroupIds", sg, "each entry must be a security group id sg-<8 or 17 hex>")
@@ -503,6 +507,7 @@ def _database(r: _Reader, env: Environment, az_count: int) -> DatabaseSettings:
         ca_cert_identifier=r.string("dbCaCertIdentifier", pattern=RDS_CA_RE, allowed="one of rds-ca-rsa2048-g1, rds-ca-rsa4096-g1, rds-ca-ecc384-g1"),
         admin_cidrs=admin_cidrs,
         admin_security_group_ids=admin_sgs,
+        log_retention_days=log_retention,
     )
 
 

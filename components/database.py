@@ -1,0 +1,341 @@
+"""RDS PostgreSQL: private, encrypted with its own CMK, TLS-only, master password kept out of reach.
+
+What it builds (all children of the component):
+  * a CMK (rotation on) for storage, Performance Insights, the RDS log groups and the DB secrets;
+  * a DB subnet group over the isolated subnets (no route out of the VPC), publicly_accessible off;
+  * a security group with no rules of its own: ingress on the DB port only from security groups
+    handed in (`allow_from`, config `dbAdminSecurityGroupIds`) and private admin CIDRs; no egress;
+  * a parameter group forcing TLS, SCRAM password hashing and connection/slow-query logging;
+  * the instance (gp3 with autoscaling, IAM auth, PI + enhanced monitoring, logs exported to
+    pre-created, KMS-encrypted log groups with a retention);
+  * the master password (RandomPassword) and a Secrets Manager secret `<prefix>/db/master`.
+
+The master password is rotated outside Pulumi after provisioning (bootstrap), so both the
+instance's `password` and the secret's `secretString` are in `ignore_changes`: the value in the
+state stops working after rotation and Pulumi never tries to put it back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from components.config import DatabaseSettings
+from components.kms import create_key, logs_grant
+
+# Both windows in UTC and disjoint (RDS rejects overlapping ones); the backup runs first.
+BACKUP_WINDOW = "03:00-03:30"
+MAINTENANCE_WINDOW = "sun:04:00-sun:04:30"
+LOG_EXPORTS = ("postgresql", "upgrade")
+# RDS forbids '/', '@', '"' and space in the master password; we also leave out quote, backslash
+# and '$' / '`' so the value survives conninfo strings and shells unquoted.
+PASSWORD_SPECIALS = "!#%^*()-_=+[]{}<>:?.,~"
+PASSWORD_LENGTH = 40
+ENHANCED_MONITORING_POLICY = "AmazonRDSEnhancedMonitoringRole"
+
+
+def _secret(value: pulumi.Output[str]) -> pulumi.Output[str]:
+    """Output.secret with a type (the SDK annotates its argument with an unbound TypeVar)."""
+    return pulumi.Output.secret(value)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class DbParameter:
+    name: str
+    value: str
+    apply_method: str  # "immediate" (dynamic parameter) or "pending-reboot" (static)
+
+
+def parameter_set(settings: DatabaseSettings) -> list[DbParameter]:
+    """The instance's parameter group. Dynamic parameters (pg_settings context user, superuser,
+    sighup, backend; and rds.force_ssl) apply "immediate"; static ones (context postmaster) must be
+    "pending-reboot", since RDS refuses "immediate" for them.
+    tests/test_database_tls.py checks this classification against a real server's pg_settings."""
+    immediate = [
+        ("rds.force_ssl", "1"),  # plaintext connections are rejected (RDS-only parameter)
+        ("ssl_min_protocol_version", "TLSv1.2"),
+        ("password_encryption", "scram-sha-256"),  # no MD5 verifiers for new passwords
+        ("log_connections", "1"),
+        ("log_disconnections", "1"),
+        ("log_min_duration_statement", str(settings.log_min_duration_ms)),
+        # Session defaults every client gets, whatever its driver's defaults are.
+        ("client_encoding", "UTF8"),
+        ("timezone", "UTC"),
+        ("default_transaction_isolation", "read committed"),
+    ]
+    # Static: read at server start only. Pinned so query statistics (pg_stat_statements) stay
+    # available whatever the family's default becomes; applied at the next reboot.
+    static = [("shared_preload_libraries", "pg_stat_statements")]
+    return [DbParameter(n, v, "immediate") for n, v in immediate] + [DbParameter(n, v, "pending-reboot") for n, v in static]
+
+
+@dataclass
+class DatabaseArgs:
+    """Inputs of the database."""
+
+    name: str
+    """Physical name prefix, e.g. 'shop-dev'."""
+    vpc_id: pulumi.Input[str]
+    """The VPC of the security group."""
+    subnet_ids: pulumi.Input[Sequence[str]]
+    """Isolated subnets (no route out of the VPC) for the DB subnet group; two AZs or more for multi-AZ."""
+    settings: DatabaseSettings
+    """Validated database configuration (components/config.py)."""
+    production: bool = False
+    """Prod behaviour: changes wait for the maintenance window, 30-day secret recovery window,
+    automated backups kept after deletion."""
+
+
+class Database(pulumi.ComponentResource):
+    address: pulumi.Output[str]
+    port: pulumi.Output[int]
+    instance_id: pulumi.Output[str]
+    resource_id: pulumi.Output[str]
+    arn: pulumi.Output[str]
+    security_group_id: pulumi.Output[str]
+    master_username: pulumi.Output[str]
+    master_password: pulumi.Output[str]
+    master_secret_arn: pulumi.Output[str]
+    kms_key_arn: pulumi.Output[str]
+    engine_version: pulumi.Output[str]
+
+    def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("pghome:database:Database", name, None, opts)
+        self._name = name
+        self._args = args
+        cfg = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOptions(parent=self)
+        identity = aws.get_caller_identity(opts=invoke)
+        region = aws.get_region(opts=invoke).region
+        partition = aws.get_partition(opts=invoke).partition
+        identifier = f"{args.name}-db"
+
+        # RDS (storage, Performance Insights) and Secrets Manager use the key through grants and
+        # kms:ViaService on behalf of the caller, which the account statement allows; only
+        # CloudWatch Logs needs its own statement, scoped to this account's log groups.
+        key, _ = create_key(
+            f"{name}-key",
+            alias=f"{args.name}/db",
+            description=f"{args.name} database: storage, Performance Insights, logs and secrets",
+            services=[logs_grant(region, identity.account_id, partition)],
+            parent=self,
+        )
+
+        subnet_group = aws.rds.SubnetGroup(
+            f"{name}-subnets",
+            name=identifier,
+            description=f"{args.name} database: isolated subnets only",
+            subnet_ids=args.subnet_ids,
+            tags={"Name": identifier},
+            opts=child,
+        )
+
+        # No inline rules and no egress rule: the database only answers connections (stateful SG),
+        # it never opens one. Ingress is granted rule by rule below and by allow_from().
+        self._sg = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            name=identifier,
+            description=f"{args.name} database: PostgreSQL from the app and admin groups only",
+            vpc_id=args.vpc_id,
+            tags={"Name": identifier},
+            opts=child,
+        )
+        self._port = cfg.port
+        for sg_id in cfg.admin_security_group_ids:
+            self.allow_from(f"admin-{sg_id}", sg_id, "PostgreSQL from an admin security group (bootstrap)")
+        for i, cidr in enumerate(cfg.admin_cidrs):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-admin-cidr-{i}",
+                security_group_id=self._sg.id,
+                description=f"PostgreSQL from admin network {cidr} (bootstrap)",
+                ip_protocol="tcp",
+                from_port=cfg.port,
+                to_port=cfg.port,
+                cidr_ipv4=cidr,
+                opts=child,
+            )
+
+        params = aws.rds.ParameterGroup(
+            f"{name}-params",
+            # The family is in the name: a major upgrade creates the new group beside the old one.
+            name=f"{args.name}-{cfg.parameter_group_family}",
+            family=cfg.parameter_group_family,
+            description=f"{args.name} database: TLS only, SCRAM, connection and slow-query logging",
+            parameters=[aws.rds.ParameterGroupParameterArgs(name=p.name, value=p.value, apply_method=p.apply_method) for p in parameter_set(cfg)],
+            opts=child,
+        )
+
+        monitoring_assume = aws.iam.get_policy_document_output(
+            statements=[
+                aws.iam.GetPolicyDocumentStatementArgs(
+                    actions=["sts:AssumeRole"],
+                    principals=[aws.iam.GetPolicyDocumentStatementPrincipalArgs(type="Service", identifiers=["monitoring.rds.amazonaws.com"])],
+                    conditions=[aws.iam.GetPolicyDocumentStatementConditionArgs(test="StringEquals", variable="aws:SourceAccount", values=[identity.account_id])],
+                )
+            ],
+            opts=invoke,
+        )
+        monitoring_role = aws.iam.Role(
+            f"{name}-monitoring-role",
+            name=f"{args.name}-rds-monitoring",
+            description=f"{args.name}: RDS enhanced monitoring publishes OS metrics",
+            assume_role_policy=monitoring_assume.json,
+            opts=child,
+        )
+        monitoring_attach = aws.iam.RolePolicyAttachment(
+            f"{name}-monitoring-policy",
+            role=monitoring_role.name,
+            policy_arn=f"arn:{partition}:iam::aws:policy/service-role/{ENHANCED_MONITORING_POLICY}",
+            opts=child,
+        )
+
+        # RDS would create these on first write, unencrypted and kept forever; owning them sets
+        # the CMK and a retention (the names are fixed by RDS).
+        log_groups = [
+            aws.cloudwatch.LogGroup(
+                f"{name}-log-{kind}",
+                name=f"/aws/rds/instance/{identifier}/{kind}",
+                retention_in_days=cfg.log_retention_days,
+                kms_key_id=key.arn,
+                opts=child,
+            )
+            for kind in LOG_EXPORTS
+        ]
+
+        password = random.RandomPassword(
+            f"{name}-master-password",
+            length=PASSWORD_LENGTH,
+            special=True,
+            override_special=PASSWORD_SPECIALS,
+            min_lower=2,
+            min_upper=2,
+            min_numeric=2,
+            min_special=2,
+            opts=child,
+        )
+
+        instance = aws.rds.Instance(
+            f"{name}-instance",
+            identifier=identifier,
+            engine="postgres",
+            # A major ("16") lets AWS apply minor upgrades without a diff; a pinned minor ("16.4")
+            # would later read as a downgrade request once AWS has upgraded the instance.
+            engine_version=cfg.engine_version,
+            instance_class=cfg.instance_class,
+            # No db_name: RDS would create that database owned by the master role. The app
+            # database is created by AppDatabase with its own owner role; clients of the master
+            # use the always-present "postgres" database (the secret's dbname).
+            username=cfg.master_username,
+            password=_secret(password.result),
+            port=cfg.port,
+            storage_type="gp3",
+            allocated_storage=cfg.allocated_storage_gb,
+            max_allocated_storage=cfg.max_allocated_storage_gb,
+            storage_encrypted=True,
+            kms_key_id=key.arn,
+            db_subnet_group_name=subnet_group.name,
+            vpc_security_group_ids=[self._sg.id],
+            publicly_accessible=False,
+            network_type="IPV4",
+            parameter_group_name=params.name,
+            ca_cert_identifier=cfg.ca_cert_identifier,
+            iam_database_authentication_enabled=True,
+            multi_az=cfg.multi_az,
+            deletion_protection=cfg.deletion_protection,
+            backup_retention_period=cfg.backup_retention_days,
+            backup_window=BACKUP_WINDOW,
+            maintenance_window=MAINTENANCE_WINDOW,
+            copy_tags_to_snapshot=True,
+            delete_automated_backups=not args.production,
+            skip_final_snapshot=not cfg.final_snapshot,
+            final_snapshot_identifier=f"{identifier}-final" if cfg.final_snapshot else None,
+            auto_minor_version_upgrade=True,
+            allow_major_version_upgrade=False,
+            apply_immediately=not args.production,
+            enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
+            performance_insights_enabled=True,
+            performance_insights_kms_key_id=key.arn,
+            performance_insights_retention_period=cfg.performance_insights_retention_days,
+            monitoring_interval=cfg.monitoring_interval_seconds,
+            monitoring_role_arn=monitoring_role.arn,
+            tags={"Name": identifier},
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=cfg.protect,
+                # The master password is rotated after provisioning; never diff or revert it.
+                ignore_changes=["password"],
+                depends_on=[monitoring_attach, *log_groups],
+            ),
+        )
+
+        secret = aws.secretsmanager.Secret(
+            f"{name}-master-secret",
+            name=f"{args.name}/db/master",
+            description=f"{args.name} RDS master credentials (rotated outside Pulumi after provisioning)",
+            kms_key_id=key.arn,
+            recovery_window_in_days=30 if args.production else 7,
+            opts=child,
+        )
+        secret_string = pulumi.Output.all(instance.address, instance.port, instance.identifier, password.result).apply(
+            lambda v: json.dumps(
+                {
+                    "engine": "postgres",
+                    "host": v[0],
+                    "port": int(v[1]),
+                    "username": cfg.master_username,
+                    "password": v[3],
+                    "dbname": "postgres",
+                    "dbInstanceIdentifier": v[2],
+                }
+            )
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{name}-master-secret-initial",
+            secret_id=secret.id,
+            secret_string=_secret(secret_string),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["secretString"]),
+        )
+
+        self.address = instance.address
+        self.port = instance.port
+        self.instance_id = instance.identifier
+        self.resource_id = instance.resource_id
+        self.arn = instance.arn
+        self.security_group_id = self._sg.id
+        self.master_username = pulumi.Output.from_input(cfg.master_username)
+        self.master_password = _secret(password.result)
+        self.master_secret_arn = secret.arn
+        self.kms_key_arn = key.arn
+        self.engine_version = instance.engine_version
+        self.register_outputs(
+            {
+                "address": self.address,
+                "port": self.port,
+                "instance_id": self.instance_id,
+                "resource_id": self.resource_id,
+                "arn": self.arn,
+                "security_group_id": self.security_group_id,
+                "master_secret_arn": self.master_secret_arn,
+                "kms_key_arn": self.kms_key_arn,
+                "engine_version": self.engine_version,
+            }
+        )
+
+    def allow_from(self, name: str, security_group_id: pulumi.Input[str], description: str = "") -> aws.vpc.SecurityGroupIngressRule:
+        """Admit the DB port from one security group (a grant, like CDK's connections.allowFrom)."""
+        return aws.vpc.SecurityGroupIngressRule(
+            f"{self._name}-from-{name}",
+            security_group_id=self._sg.id,
+            description=description or f"PostgreSQL from {name}",
+            ip_protocol="tcp",
+            from_port=self._port,
+            to_port=self._port,
+            referenced_security_group_id=security_group_id,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
