@@ -228,14 +228,14 @@ class LoadBalancer(pulumi.ComponentResource):
                     effect="Deny",
                     principals=[aws.iam.GetPolicyDocumentStatementPrincipalArgs(type="*", identifiers=["*"])],
                     actions=["s3:*"],
-                    resources=[bucket.arn, bucket.arn.apply(lambda a: f"{a}/*")],
+                    resources=[bucket.arn, bucket.arn.apply(lambda a: f"{a}/*")],  # type: ignore[list-item]  # Outputs resolve in _output invokes
                     conditions=[aws.iam.GetPolicyDocumentStatementConditionArgs(test="Bool", variable="aws:SecureTransport", values=["false"])],
                 ),
                 aws.iam.GetPolicyDocumentStatementArgs(
                     sid="AlbAccessLogDelivery",
                     principals=[writer],
                     actions=["s3:PutObject"],
-                    resources=[bucket.arn.apply(lambda a: f"{a}/{ACCESS_LOG_PREFIX}/AWSLogs/{self._account}/*")],
+                    resources=[bucket.arn.apply(lambda a: f"{a}/{ACCESS_LOG_PREFIX}/AWSLogs/{self._account}/*")],  # type: ignore[list-item]
                 ),
             ],
             opts=invoke,
