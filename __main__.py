@@ -3,6 +3,7 @@
 import pulumi
 import pulumi_aws as aws
 
+from components.app_database import AppDatabase, AppDatabaseArgs
 from components.config import load_from_pulumi
 from components.database import Database, DatabaseArgs
 from components.network import Network, NetworkArgs
@@ -57,9 +58,20 @@ registry = Registry(
     opts=stack_opts,
 )
 
-# TODO(integration): from app_db -- placeholder until AppDatabase is wired in.
-_identity = aws.get_caller_identity()
-_placeholder_secret_arn = f"arn:aws:secretsmanager:{settings.region}:{_identity.account_id}:secret:{settings.prefix}/db/app-AbCdEf"
+app_db = AppDatabase(
+    settings.name("appdb"),
+    AppDatabaseArgs(
+        name=settings.prefix,
+        settings=settings.app_database,
+        master_username=settings.database.master_username,
+        engine_version=settings.database.engine_version,
+        host=database.address,
+        port=database.port,
+        kms_key_arn=database.kms_key_arn,
+        secret_recovery_window_days=30 if settings.is_prod else 7,
+    ),
+    opts=pulumi.ResourceOptions(providers={"aws": aws_provider}, depends_on=[database]),
+)
 
 service = Service(
     settings.name("service"),
@@ -74,9 +86,9 @@ service = Service(
         repository_arn=registry.repository_arn,
         db_host=database.address,
         db_port=database.port,
-        db_name=settings.app_database.name,  # TODO(integration): app_db.database_name
-        db_username=f"{settings.app_database.role_prefix}_app",  # TODO(integration): app_db.app_username
-        db_password_secret_arn=_placeholder_secret_arn,  # TODO(integration): app_db.login_secret_arns["app"]
+        db_name=app_db.database_name,
+        db_username=app_db.app_username,
+        db_password_secret_arn=app_db.login_secret_arns["app"],
         secrets_kms_key_arn=database.kms_key_arn,
         db_resource_id=database.resource_id,
         iam_auth=settings.app_database.iam_auth,
@@ -101,6 +113,9 @@ pulumi.export("dbKmsKeyArn", database.kms_key_arn)
 # The master credentials only as secrets (encrypted in the state, masked by `pulumi stack output`).
 pulumi.export("dbMasterUsername", pulumi.Output.secret(database.master_username))
 pulumi.export("dbMasterPassword", pulumi.Output.secret(database.master_password))
+pulumi.export("appDbName", app_db.database_name)
+pulumi.export("appDbEnabled", settings.app_database.enabled)
+pulumi.export("appDbLoginSecretArns", app_db.login_secret_arns)
 pulumi.export("repositoryUrl", registry.repository_url)
 pulumi.export("albDnsName", service.alb_dns_name)
 pulumi.export("url", service.url)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+
+from components.pgmodel import DbModel, build_model
+from components.pgmodel import validate as validate_model
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROJECT_FILE = PROJECT_DIR / "Pulumi.yaml"
@@ -158,6 +162,21 @@ class AppDatabaseSettings:
     host_override: str
     port_override: int
     ssl_mode: SslMode
+    ssl_root_cert: str = ""
+
+    def model(self, master_username: str) -> DbModel:
+        """The privilege model (components/pgmodel.py) these settings describe."""
+        return build_model(
+            database=self.name,
+            schema=self.schema,
+            role_prefix=self.role_prefix,
+            master=master_username,
+            extensions=self.extensions,
+            iam_auth=self.iam_auth,
+            connection_limit=self.connection_limit,
+            statement_timeout_ms=self.statement_timeout_ms,
+            idle_in_transaction_timeout_ms=self.idle_in_transaction_timeout_ms,
+        )
 
 
 @dataclass(frozen=True)
@@ -624,23 +643,31 @@ PG_IDENTIFIER_RE = r"[a-z_][a-z0-9_]{0,62}"
 ALLOWED_EXTENSIONS = frozenset("pgcrypto uuid-ossp citext pg_trgm btree_gin btree_gist hstore unaccent".split())
 
 
-def _app_database(r: _Reader, app_name: str, port: int) -> AppDatabaseSettings:
+def _app_database(r: _Reader, app_name: str, master_username: str, environ: Mapping[str, str]) -> AppDatabaseSettings:
     name = r.string("appDbName") or app_name.replace("-", "_")
     if not re.fullmatch(PG_IDENTIFIER_RE, name) or name in ("postgres", "template0", "template1", "rdsadmin"):
         r.fail("appDbName", name, "must be a lowercase PostgreSQL identifier (letters, digits, _; max 63) and not postgres/template0/template1/rdsadmin")
     schema = r.string("appDbSchema")
     if not re.fullmatch(PG_IDENTIFIER_RE, schema) or schema == "public" or schema.startswith("pg_") or schema == "information_schema":
         r.fail("appDbSchema", schema, "must be a lowercase identifier other than public, information_schema or pg_*")
+    prefix = r.string("appDbRolePrefix") or app_name.replace("-", "_")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,50}", prefix):
+        r.fail("appDbRolePrefix", prefix, "must be a lowercase identifier of at most 51 chars (letters, digits, _), e.g. shop")
     extensions = r.strings("appDbExtensions")
     for ext in extensions:
         r.check(ext in ALLOWED_EXTENSIONS, "appDbExtensions", ext, f"each entry must be one of {', '.join(sorted(ALLOWED_EXTENSIONS))}")
+    r.check(len(set(extensions)) == len(extensions), "appDbExtensions", list(extensions), "must not list an extension twice")
     host = r.string("appDbHostOverride")
     r.check(host == "" or bool(re.fullmatch(r"[A-Za-z0-9.\-:]{1,253}", host)), "appDbHostOverride", host, "must be empty or a host name / IP address")
-    return AppDatabaseSettings(
+    ssl_mode = r.choice("appDbSslMode", SslMode)
+    root_cert = r.string("appDbSslRootCert")
+    r.check(ssl_mode is not SslMode.VERIFY_FULL or bool(root_cert), "appDbSslRootCert", root_cert,
+            "must name the RDS CA bundle file (e.g. certs/rds-global-bundle.pem) when appDbSslMode is verify-full")
+    settings = AppDatabaseSettings(
         enabled=r.boolean("appDbEnabled"),
         name=name,
         schema=schema,
-        role_prefix=app_name.replace("-", "_"),
+        role_prefix=prefix,
         extensions=extensions,
         iam_auth=r.boolean("appDbIamAuth"),
         connection_limit=r.integer("appDbConnectionLimit", 1, 1000),
@@ -648,8 +675,22 @@ def _app_database(r: _Reader, app_name: str, port: int) -> AppDatabaseSettings:
         idle_in_transaction_timeout_ms=r.integer("appDbIdleInTransactionTimeoutMs", 0, 86_400_000),
         host_override=host,
         port_override=r.integer("appDbPortOverride", 0, 65535),
-        ssl_mode=r.choice("appDbSslMode", SslMode),
+        ssl_mode=ssl_mode,
+        ssl_root_cert=root_cert,
     )
+    if not r.failed & {"appDbRolePrefix", "appDbName", "appDbSchema", "appDbExtensions"}:
+        for problem in validate_model(settings.model(master_username)):
+            r.fail("appDbRolePrefix", prefix, problem)
+    # The postgresql provider must never get a password among its inputs (they land in the state):
+    # it reads PGPASSWORD from the environment of the pulumi process instead.
+    if settings.enabled and not environ.get("PGPASSWORD"):
+        r.fail(
+            "appDbEnabled",
+            True,
+            "the postgresql provider has no credential: run `python -m bootstrap deploy`, which puts the master "
+            "password from Secrets Manager into PGPASSWORD for the pulumi process only, or export PGPASSWORD yourself",
+        )
+    return settings
 
 
 CONTROL_ID_RE = r"[A-Za-z0-9]+\.\d+"
@@ -680,7 +721,7 @@ def _security(r: _Reader, env: Environment) -> SecuritySettings:
 # --------------------------------------------------------------------------------------------
 
 
-def load_settings(raw: Mapping[str, Any], *, stack: str, schema: ProjectSchema | None = None) -> Settings:
+def load_settings(raw: Mapping[str, Any], *, stack: str, schema: ProjectSchema | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Parse and validate a full config map ({'<project>:<key>': value, 'aws:region': ...}).
 
     Values may be the strings the Pulumi CLI passes (numbers, booleans and JSON arrays as text)
@@ -698,7 +739,7 @@ def load_settings(raw: Mapping[str, Any], *, stack: str, schema: ProjectSchema |
     database = _database(r, env, network.az_count)
     registry = _registry(r, env)
     service = _service(r, env)
-    app_database = _app_database(r, app_name, database.port)
+    app_database = _app_database(r, app_name, database.master_username, os.environ if environ is None else environ)
     security = _security(r, env)
     if env is Environment.PROD:
         r.check(network.nat_strategy is not NatStrategy.SINGLE or network.az_count == 1, "natStrategy", network.nat_strategy.value,

@@ -1,0 +1,200 @@
+"""The application database: login-role secrets always, and (when enabled) the database, roles,
+grants and default privileges through `pulumi_postgresql`, all built from one model
+(`components/pgmodel.py`).
+
+Credentials never pass through the program or the state:
+  * the postgresql provider gets host, port, user, sslmode and version, but no password: it reads
+    PGPASSWORD from the environment of the pulumi process (`python -m bootstrap deploy` fills it
+    from the master secret in Secrets Manager, for that process only);
+  * login roles are created without a password; `python -m bootstrap rotate` sets them and stores
+    them in the secrets created here, whose initial value holds no password.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_postgresql as postgresql
+
+from components.config import AppDatabaseSettings
+from components.pgmodel import RDS_IAM_ROLE, DbModel
+
+LOGIN_SECRETS = ("app", "migrator")
+
+
+@dataclass
+class AppDatabaseArgs:
+    name: str
+    """Physical name prefix, e.g. 'shop-dev' (secrets are '<name>/db/app' and '<name>/db/migrator')."""
+    settings: AppDatabaseSettings
+    """The app database section of the stack settings (plain: it decides which resources exist)."""
+    master_username: str
+    """The RDS master user the provider connects as (a member of the owner role)."""
+    engine_version: str
+    """PostgreSQL version the provider may assume (`expected_version`)."""
+    host: pulumi.Input[str]
+    """The database endpoint address (appDbHostOverride replaces it for the provider only)."""
+    port: pulumi.Input[int]
+    """The database port."""
+    kms_key_arn: pulumi.Input[str]
+    """CMK that encrypts the login secrets (the database's key)."""
+    secret_recovery_window_days: int = 7
+    """Days a deleted login secret can be restored."""
+
+
+class AppDatabase(pulumi.ComponentResource):
+    model: DbModel
+    login_secret_arns: dict[str, pulumi.Output[str]]
+    app_username: str
+    migrator_username: str
+    database_name: str
+    schema_name: str
+
+    def __init__(self, name: str, args: AppDatabaseArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("pghome:appdb:AppDatabase", name, None, opts)
+        self._name, self._args = name, args
+        s = args.settings
+        self.model = s.model(args.master_username)
+        self.app_username = f"{s.role_prefix}_app"
+        self.migrator_username = f"{s.role_prefix}_migrator"
+        self.database_name = s.name
+        self.schema_name = s.schema
+
+        usernames = {"app": self.app_username, "migrator": self.migrator_username}
+        self.login_secret_arns = {key: self._login_secret(key, usernames[key]) for key in LOGIN_SECRETS}
+        if s.enabled:
+            self._postgres()
+        self.register_outputs({"login_secret_arns": self.login_secret_arns, "database_name": self.database_name})
+
+    def _login_secret(self, key: str, username: str) -> pulumi.Output[str]:
+        """A secret the rotation fills: host, port, user and database now, the password later."""
+        args, child = self._args, pulumi.ResourceOptions(parent=self)
+        secret = aws.secretsmanager.Secret(
+            f"{self._name}-{key}-secret",
+            name=f"{args.name}/db/{key}",
+            description=f"{args.name}: PostgreSQL login {username} (password set by `python -m bootstrap rotate`)",
+            kms_key_id=args.kms_key_arn,
+            recovery_window_in_days=args.secret_recovery_window_days,
+            opts=child,
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{self._name}-{key}-secret-initial",
+            secret_id=secret.id,
+            secret_string=pulumi.Output.json_dumps(
+                {"engine": "postgres", "host": args.host, "port": args.port, "username": username, "dbname": args.settings.name, "password": ""}
+            ),
+            # The rotation owns the value from now on; Pulumi must never put this one back.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["secretString"]),
+        )
+        return secret.arn
+
+    def _postgres(self) -> None:
+        args, s, m = self._args, self._args.settings, self.model
+        provider = postgresql.Provider(
+            f"{self._name}-postgresql",
+            host=s.host_override or args.host,
+            port=s.port_override or args.port,
+            username=args.master_username,
+            database="postgres",
+            sslmode=s.ssl_mode.value,
+            sslrootcert=s.ssl_root_cert or None,
+            superuser=False,  # RDS's master is not a superuser; the provider must not assume it is
+            expected_version=args.engine_version,
+            connect_timeout=15,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self._provider = provider
+        self._last: pulumi.Resource | None = None
+
+        roles = {}
+        for spec in m.roles:
+            roles[spec.name] = postgresql.Role(
+                f"{self._name}-role-{spec.name}",
+                name=spec.name,
+                login=spec.login,
+                connection_limit=spec.connection_limit,
+                search_paths=list(spec.search_path) or None,
+                statement_timeout=spec.statement_timeout_ms,
+                idle_in_transaction_session_timeout=spec.idle_in_transaction_timeout_ms,
+                assume_role=spec.assume_role,
+                # Passwords are set by the rotation, outside Pulumi; memberships are GrantRole
+                # resources. Without ignore_changes the provider would revert both on every up.
+                opts=self._opts(ignore_changes=["password", "roles"], after=None),
+            )
+        for member, role in m.memberships:
+            self._chain(
+                postgresql.GrantRole,
+                f"member-{member}-of-{role}",
+                role=member,
+                grant_role=role,
+                with_admin_option=False,
+                depends=[roles[role]] + ([roles[member]] if member in roles else []),
+            )
+        for login in m.iam_login_roles:
+            self._chain(postgresql.GrantRole, f"iam-{login}", role=login, grant_role=RDS_IAM_ROLE, depends=[roles[login]])
+
+        database = postgresql.Database(
+            f"{self._name}-database",
+            name=m.database,
+            owner=m.owner,
+            encoding="UTF8",
+            template="template0",
+            allow_connections=True,
+            opts=self._opts(after=self._last),
+        )
+        schema = postgresql.Schema(
+            f"{self._name}-schema",
+            name=m.schema,
+            database=database.name,
+            owner=m.owner,
+            if_not_exists=True,
+            drop_cascade=False,  # never drop the app's tables with a schema rename
+            opts=self._opts(after=database),
+        )
+        self._last = schema
+        for g in m.grants:
+            self._chain(
+                postgresql.Grant,
+                f"grant-{g.role}-{g.object_type}-{g.schema or m.database}",
+                database=database.name,
+                role=g.role,
+                object_type=g.object_type,
+                schema=g.schema,
+                privileges=list(g.privileges),
+            )
+        for d in m.default_privileges:
+            self._chain(
+                postgresql.DefaultPrivileges,
+                f"default-{d.role}-{d.object_type}",
+                database=database.name,
+                owner=d.owner,
+                schema=d.schema,
+                role=d.role,
+                object_type=d.object_type,
+                privileges=list(d.privileges),
+            )
+        for ext in m.extensions:
+            self._chain(postgresql.Extension, f"extension-{ext}", name=ext, database=database.name, schema=m.schema)
+
+    def _opts(self, *, after: pulumi.Resource | None, ignore_changes: list[str] | None = None) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(
+            parent=self,
+            provider=self._provider,
+            depends_on=[after] if after is not None else None,
+            ignore_changes=ignore_changes,
+        )
+
+    def _chain(self, cls: type, suffix: str, depends: Sequence[pulumi.Resource] = (), **kwargs: object) -> pulumi.Resource:
+        """Create a grant-like resource that depends on the previous one: the provider's grants run
+        in parallel otherwise and fail with "tuple concurrently updated"."""
+        after = [r for r in [self._last, *depends] if r is not None]
+        resource = cls(
+            f"{self._name}-{suffix}".replace("_", "-"),
+            **kwargs,
+            opts=pulumi.ResourceOptions(parent=self, provider=self._provider, depends_on=after or None),
+        )
+        self._last = resource
+        return resource
