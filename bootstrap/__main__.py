@@ -45,6 +45,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_CONTROLS_FAILED if report.failed else 0
 
 
+def cmd_sql(args: argparse.Namespace) -> int:
+    from bootstrap.mockgraph import stack_config
+    from components.config import load_settings
+    from components.pgmodel import render_sql
+
+    settings = load_settings(stack_config(args.stack, _overrides(args.set)), stack=args.stack, check_credentials=False)
+    print(render_sql(settings.app_database.model(settings.database.master_username)), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bootstrap", description="Offline plan, deploy, rotation and audit for this Pulumi project.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -55,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("--controls", action="store_true", help="print every security control (default: only those not passing, then the summary)")
     p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("sql", help="print the app database model (roles, grants, default privileges) as an idempotent psql script")
+    p.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)")
+    p.set_defaults(func=cmd_sql)
     return parser
 
 

@@ -168,7 +168,7 @@ class AppDatabase(pulumi.ComponentResource):
         for d in m.default_privileges:
             self._chain(
                 postgresql.DefaultPrivileges,
-                f"default-{d.role}-{d.object_type}",
+                f"default-{d.role}-{d.object_type}-{d.schema or 'all-schemas'}",
                 database=database.name,
                 owner=d.owner,
                 schema=d.schema,

@@ -643,7 +643,7 @@ PG_IDENTIFIER_RE = r"[a-z_][a-z0-9_]{0,62}"
 ALLOWED_EXTENSIONS = frozenset("pgcrypto uuid-ossp citext pg_trgm btree_gin btree_gist hstore unaccent".split())
 
 
-def _app_database(r: _Reader, app_name: str, master_username: str, environ: Mapping[str, str]) -> AppDatabaseSettings:
+def _app_database(r: _Reader, app_name: str, master_username: str, environ: Mapping[str, str], check_credentials: bool) -> AppDatabaseSettings:
     name = r.string("appDbName") or app_name.replace("-", "_")
     if not re.fullmatch(PG_IDENTIFIER_RE, name) or name in ("postgres", "template0", "template1", "rdsadmin"):
         r.fail("appDbName", name, "must be a lowercase PostgreSQL identifier (letters, digits, _; max 63) and not postgres/template0/template1/rdsadmin")
@@ -683,7 +683,7 @@ def _app_database(r: _Reader, app_name: str, master_username: str, environ: Mapp
             r.fail("appDbRolePrefix", prefix, problem)
     # The postgresql provider must never get a password among its inputs (they land in the state):
     # it reads PGPASSWORD from the environment of the pulumi process instead.
-    if settings.enabled and not environ.get("PGPASSWORD"):
+    if check_credentials and settings.enabled and not environ.get("PGPASSWORD"):
         r.fail(
             "appDbEnabled",
             True,
@@ -721,11 +721,20 @@ def _security(r: _Reader, env: Environment) -> SecuritySettings:
 # --------------------------------------------------------------------------------------------
 
 
-def load_settings(raw: Mapping[str, Any], *, stack: str, schema: ProjectSchema | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    raw: Mapping[str, Any],
+    *,
+    stack: str,
+    schema: ProjectSchema | None = None,
+    environ: Mapping[str, str] | None = None,
+    check_credentials: bool = True,
+) -> Settings:
     """Parse and validate a full config map ({'<project>:<key>': value, 'aws:region': ...}).
 
     Values may be the strings the Pulumi CLI passes (numbers, booleans and JSON arrays as text)
-    or already-typed YAML values. Raises ConfigError listing every problem.
+    or already-typed YAML values. Raises ConfigError listing every problem. `check_credentials`
+    (on for the program) also requires PGPASSWORD when the app database is enabled; tools that
+    never connect (the SQL rendering) turn it off.
     """
     schema = schema or project_schema()
     r = _Reader(raw, schema)
@@ -739,7 +748,7 @@ def load_settings(raw: Mapping[str, Any], *, stack: str, schema: ProjectSchema |
     database = _database(r, env, network.az_count)
     registry = _registry(r, env)
     service = _service(r, env)
-    app_database = _app_database(r, app_name, database.master_username, os.environ if environ is None else environ)
+    app_database = _app_database(r, app_name, database.master_username, os.environ if environ is None else environ, check_credentials)
     security = _security(r, env)
     if env is Environment.PROD:
         r.check(network.nat_strategy is not NatStrategy.SINGLE or network.az_count == 1, "natStrategy", network.nat_strategy.value,

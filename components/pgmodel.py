@@ -71,7 +71,7 @@ class GrantSpec:
 @dataclass(frozen=True)
 class DefaultPrivilegeSpec:
     owner: str  # objects created by this role...
-    schema: str  # ...in this schema...
+    schema: str | None  # ...in this schema (None: anywhere; needed to take PUBLIC's EXECUTE away)...
     object_type: str  # ...of this type...
     role: str  # ...grant to this role
     privileges: tuple[str, ...]
@@ -166,8 +166,9 @@ def build_model(
         DefaultPrivilegeSpec(owner, schema, "sequence", n["ro"], ("SELECT",)),
         DefaultPrivilegeSpec(owner, schema, "function", n["rw"], ("EXECUTE",)),
         DefaultPrivilegeSpec(owner, schema, "function", n["ro"], ("EXECUTE",)),
-        # PostgreSQL grants EXECUTE on new functions to PUBLIC by default; not here.
-        DefaultPrivilegeSpec(owner, schema, "function", "public", ()),
+        # PostgreSQL grants EXECUTE on new functions to PUBLIC by default. Per-schema default
+        # privileges can only add to the global ones, so this revoke must be global.
+        DefaultPrivilegeSpec(owner, None, "function", "public", ()),
     )
     return DbModel(
         database=database,
@@ -213,10 +214,13 @@ def validate(model: DbModel) -> list[str]:
 
 
 def ident(name: str) -> str:
-    """A quoted identifier (PUBLIC stays a keyword)."""
-    if name == "public":
-        return "PUBLIC"
+    """A quoted identifier."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def grantee(name: str) -> str:
+    """A role in GRANT/REVOKE: 'public' means the PUBLIC pseudo-role, not a role named public."""
+    return "PUBLIC" if name == "public" else ident(name)
 
 
 def literal(text: str) -> str:
@@ -236,7 +240,8 @@ class Step:
 def _role_steps(model: DbModel) -> list[Step]:
     steps = []
     for r in model.roles:
-        attrs = f"{'LOGIN' if r.login else 'NOLOGIN'} NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT NOREPLICATION CONNECTION LIMIT {r.connection_limit}"
+        # Only attributes a non-superuser with CREATEROLE (the RDS master) may set.
+        attrs = f"{'LOGIN' if r.login else 'NOLOGIN'} NOCREATEDB NOCREATEROLE INHERIT CONNECTION LIMIT {r.connection_limit}"
         steps.append(
             Step(
                 "postgres",
@@ -266,18 +271,18 @@ def _grant_sql(model: DbModel, g: GrantSpec) -> str:
         target = f"SCHEMA {ident(g.schema or model.schema)}"
     else:
         target = f"ALL {_PLURAL[g.object_type]} IN SCHEMA {ident(g.schema or model.schema)}"
-    lines = ["BEGIN;", f"REVOKE ALL ON {target} FROM {ident(g.role)};"]
+    lines = ["BEGIN;", f"REVOKE ALL ON {target} FROM {grantee(g.role)};"]
     if g.privileges:
-        lines.append(f"GRANT {', '.join(g.privileges)} ON {target} TO {ident(g.role)};")
+        lines.append(f"GRANT {', '.join(g.privileges)} ON {target} TO {grantee(g.role)};")
     lines.append("COMMIT;")
     return "\n".join(lines)
 
 
 def _default_privileges_sql(d: DefaultPrivilegeSpec) -> str:
-    scope = f"ALTER DEFAULT PRIVILEGES FOR ROLE {ident(d.owner)} IN SCHEMA {ident(d.schema)}"
-    lines = ["BEGIN;", f"{scope} REVOKE ALL ON {_PLURAL[d.object_type]} FROM {ident(d.role)};"]
+    scope = f"ALTER DEFAULT PRIVILEGES FOR ROLE {ident(d.owner)}" + (f" IN SCHEMA {ident(d.schema)}" if d.schema else "")
+    lines = ["BEGIN;", f"{scope} REVOKE ALL ON {_PLURAL[d.object_type]} FROM {grantee(d.role)};"]
     if d.privileges:
-        lines.append(f"{scope} GRANT {', '.join(d.privileges)} ON {_PLURAL[d.object_type]} TO {ident(d.role)};")
+        lines.append(f"{scope} GRANT {', '.join(d.privileges)} ON {_PLURAL[d.object_type]} TO {grantee(d.role)};")
     lines.append("COMMIT;")
     return "\n".join(lines)
 
