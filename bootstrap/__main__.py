@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -32,7 +33,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from bootstrap import controls, plan
     from bootstrap.mockgraph import run_stack
 
-    graph = run_stack(args.stack, _overrides(args.set))
+    overrides = _overrides(args.set)
+    if args.with_app_db:
+        overrides["appDbEnabled"] = "true"
+        # The program refuses to enable the app database without a credential for the postgresql
+        # provider, because a real `up` would fail half-way. Under mocks nothing connects.
+        os.environ.setdefault("PGPASSWORD", "offline-plan-connects-nowhere")
+    graph = run_stack(args.stack, overrides)
     report = controls.check_graph(graph)
     if args.json:
         print(json.dumps({**plan.as_json(graph), "controls": report.as_json()}, indent=2, default=str))
@@ -63,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value for this plan (repeatable)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("--with-app-db", action="store_true", help="plan with the app database enabled (roles, grants; deploy phase 3)")
     p.add_argument("--controls", action="store_true", help="print every security control (default: only those not passing, then the summary)")
     p.set_defaults(func=cmd_plan)
 

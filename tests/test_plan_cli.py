@@ -73,3 +73,15 @@ def test_broken_stack_file_is_reported(tmp_path):
     (tmp_path / "Pulumi.bad.yaml").write_text("config:\n  - a\n")
     with pytest.raises(StackFileError, match="'config' must be a mapping"):
         stack_config("bad", project_dir=tmp_path)
+
+
+def test_plan_with_app_db_shows_roles_and_grants_without_a_credential():
+    base = bootstrap("plan", "--stack", "dev")
+    full = bootstrap("plan", "--stack", "dev", "--with-app-db")
+    assert base.returncode == 0 and full.returncode == 0, full.stderr
+    assert "postgresql:Role" not in base.stdout
+    for kind in ("postgresql:Role", "postgresql:Grant", "postgresql:DefaultPrivileges", "postgresql:GrantRole", "postgresql:Extension"):
+        assert kind in full.stdout
+    count = lambda out: int(re.search(r"Plan for stack dev: (\d+) to create", out).group(1))  # noqa: E731
+    assert count(full.stdout) - count(base.stdout) >= 25
+    assert "offline-plan-connects-nowhere" not in full.stdout + full.stderr
