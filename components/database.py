@@ -25,6 +25,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components.awsinfo import aws_facts
 from components.config import DatabaseSettings
 from components.kms import create_key, logs_grant
 
@@ -111,9 +112,8 @@ class Database(pulumi.ComponentResource):
         cfg = args.settings
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOptions(parent=self)
-        identity = aws.get_caller_identity(opts=invoke)
-        region = aws.get_region(opts=invoke).region
-        partition = aws.get_partition(opts=invoke).partition
+        facts = aws_facts(self)
+        region, partition = facts.region, facts.partition
         identifier = f"{args.name}-db"
 
         # RDS (storage, Performance Insights) and Secrets Manager use the key through grants and
@@ -123,7 +123,7 @@ class Database(pulumi.ComponentResource):
             f"{name}-key",
             alias=f"{args.name}/db",
             description=f"{args.name} database: storage, Performance Insights, logs and secrets",
-            services=[logs_grant(region, identity.account_id, partition)],
+            services=[logs_grant(region, facts.account_id, partition)],
             parent=self,
         )
 
@@ -176,7 +176,7 @@ class Database(pulumi.ComponentResource):
                 aws.iam.GetPolicyDocumentStatementArgs(
                     actions=["sts:AssumeRole"],
                     principals=[aws.iam.GetPolicyDocumentStatementPrincipalArgs(type="Service", identifiers=["monitoring.rds.amazonaws.com"])],
-                    conditions=[aws.iam.GetPolicyDocumentStatementConditionArgs(test="StringEquals", variable="aws:SourceAccount", values=[identity.account_id])],
+                    conditions=[aws.iam.GetPolicyDocumentStatementConditionArgs(test="StringEquals", variable="aws:SourceAccount", values=[facts.account_id])],
                 )
             ],
             opts=invoke,

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.awsinfo import aws_facts
+
 # The account root (i.e. IAM policies in this account) administers and may use the key. Listed
 # action by action rather than "kms:*" so no statement grants every KMS action on every key.
 ACCOUNT_ACTIONS = [
@@ -67,12 +69,12 @@ def create_key(
 ) -> tuple[aws.kms.Key, aws.kms.Alias]:
     """A symmetric CMK with yearly rotation and its alias `alias/<alias>`, both children of `parent`."""
     opts = pulumi.InvokeOptions(parent=parent)
-    identity = aws.get_caller_identity(opts=opts)
-    partition = aws.get_partition(opts=opts).partition
+    facts = aws_facts(parent)
+    partition = facts.partition
     statements = [
         aws.iam.GetPolicyDocumentStatementArgs(
             sid="AccountAdministration",
-            principals=[aws.iam.GetPolicyDocumentStatementPrincipalArgs(type="AWS", identifiers=[f"arn:{partition}:iam::{identity.account_id}:root"])],
+            principals=[aws.iam.GetPolicyDocumentStatementPrincipalArgs(type="AWS", identifiers=[f"arn:{partition}:iam::{facts.account_id}:root"])],
             actions=ACCOUNT_ACTIONS,
             resources=["*"],  # in a key policy "*" means this key
         )

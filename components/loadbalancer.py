@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.awsinfo import aws_facts
+
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-2021-06"
 # Regions launched before August 2022 deliver ALB access logs as the regional Elastic Load
 # Balancing account; newer regions only accept the log-delivery service principal.
@@ -73,10 +75,8 @@ class LoadBalancer(pulumi.ComponentResource):
         self._name = name
         self._args = args
         child = pulumi.ResourceOptions(parent=self)
-        invoke = pulumi.InvokeOptions(parent=self)
-        self._region = aws.get_region(opts=invoke).region
-        self._account = aws.get_caller_identity(opts=invoke).account_id
-        self._partition = aws.get_partition(opts=invoke).partition
+        facts = aws_facts(self)
+        self._region, self._account, self._partition = facts.region, facts.account_id, facts.partition
         self.https_enabled = bool(args.certificate_arn or (args.domain_name and args.hosted_zone_id))
 
         sg = self._security_group()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.awsinfo import aws_facts
 from components.config import NatStrategy
 from components.kms import create_key, logs_grant
 
@@ -180,13 +181,13 @@ class Network(pulumi.ComponentResource):
     def _flow_logs(self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc) -> pulumi.Output[str]:
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOptions(parent=self)
-        identity = aws.get_caller_identity(opts=invoke)
-        region = aws.get_region(opts=invoke).region
+        facts = aws_facts(self)
+        region = facts.region
         key, _ = create_key(
             f"{name}-logs-key",
             alias=f"{args.name}-network-logs",
             description=f"{args.name}: VPC flow logs",
-            services=[logs_grant(region, identity.account_id)],
+            services=[logs_grant(region, facts.account_id)],
             parent=self,
         )
         group = aws.cloudwatch.LogGroup(
@@ -202,7 +203,7 @@ class Network(pulumi.ComponentResource):
                     actions=["sts:AssumeRole"],
                     principals=[aws.iam.GetPolicyDocumentStatementPrincipalArgs(type="Service", identifiers=["vpc-flow-logs.amazonaws.com"])],
                     conditions=[
-                        aws.iam.GetPolicyDocumentStatementConditionArgs(test="StringEquals", variable="aws:SourceAccount", values=[identity.account_id])
+                        aws.iam.GetPolicyDocumentStatementConditionArgs(test="StringEquals", variable="aws:SourceAccount", values=[facts.account_id])
                     ],
                 )
             ],
@@ -237,7 +238,7 @@ class Network(pulumi.ComponentResource):
         self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc, private_rts: list[aws.ec2.RouteTable], private: list[aws.ec2.Subnet]
     ) -> pulumi.Output[str] | None:
         child = pulumi.ResourceOptions(parent=self)
-        region = aws.get_region(opts=pulumi.InvokeOptions(parent=self)).region
+        region = aws_facts(self).region
         if args.s3_gateway_endpoint:
             aws.ec2.VpcEndpoint(
                 f"{name}-s3",

@@ -23,6 +23,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.awsinfo import aws_facts
 from components.config import ServiceSettings
 from components.kms import create_key, logs_grant
 from components.loadbalancer import LoadBalancer, LoadBalancerArgs
@@ -120,10 +121,8 @@ class Service(pulumi.ComponentResource):
         self._name = name
         self._args = args
         s = args.settings
-        invoke = pulumi.InvokeOptions(parent=self)
-        self._region = aws.get_region(opts=invoke).region
-        self._account = aws.get_caller_identity(opts=invoke).account_id
-        self._partition = aws.get_partition(opts=invoke).partition
+        facts = aws_facts(self)
+        self._region, self._account, self._partition = facts.region, facts.account_id, facts.partition
 
         cluster, capacity = self._cluster()
         log_group = self._log_group()

@@ -207,3 +207,9 @@ def test_network_outputs_are_exported(graph: Graph):
     assert graph.outputs["vpcId"] == graph.one("aws:ec2/vpc:Vpc").id
     for key, t in (("publicSubnetIds", "public"), ("privateSubnetIds", "private"), ("isolatedSubnetIds", "isolated")):
         assert sorted(graph.outputs[key]) == sorted(s.id for s in graph.of_type(SUBNET) if tier(s) == t)
+
+
+def test_account_region_and_partition_are_asked_once_per_run(graph: Graph):
+    tokens = [i.token for i in graph.invokes]
+    for token in ("aws:index/getCallerIdentity:getCallerIdentity", "aws:index/getPartition:getPartition", "aws:index/getRegion:getRegion"):
+        assert tokens.count(token) == 1, token
