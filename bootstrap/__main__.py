@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value for this plan (repeatable)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(func=cmd_plan)
+
+    from bootstrap import deploy  # rotate, deploy, preview/up/refresh/destroy/drift, audit
+
+    deploy.register(sub)
     return parser
 
 

@@ -1,0 +1,275 @@
+"""Rotation against moto (Secrets Manager, RDS) and the real local PostgreSQL standing in for RDS."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import psycopg
+import pytest
+from moto import mock_aws
+from psycopg import sql
+
+from bootstrap.mockgraph import stack_config
+from bootstrap.rotation import PASSWORD_ALPHABET, Endpoint, RdsAdmin, RotationError, Rotator, new_password, scram_sha256_verifier
+from components.config import Settings, load_settings
+from tests.pgserver import PgServer
+
+STACK = "dev"
+
+
+class KilledError(Exception):
+    """Stands in for a crash/kill of the rotation process."""
+
+
+class MirroringAdmin:
+    """The test's DatabaseAdmin: the real RdsAdmin against moto, then the same change mirrored onto
+    the local server (as RDS would apply it), sent as a SCRAM verifier."""
+
+    def __init__(self, rds: Any, pg: PgServer, master: str):
+        self.inner = RdsAdmin(rds, timeout_s=5, interval_s=0.01)
+        self.pg = pg
+        self.master = master
+        self.calls = 0
+
+    def set_master_password(self, instance_id: str, password: str) -> None:
+        self.inner.set_master_password(instance_id, password)
+        with self.pg.connect_super() as conn:
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(self.master), sql.Literal(scram_sha256_verifier(password))))
+        self.calls += 1
+
+
+class World:
+    """One stack's worth of AWS (moto) + database state, with a fresh name suffix per test."""
+
+    def __init__(self, pg: PgServer, settings: Settings):
+        self.pg = pg
+        self.settings = settings
+        self.sm = boto3.client("secretsmanager", region_name=settings.region)
+        self.rds = boto3.client("rds", region_name=settings.region)
+        self.master = settings.database.master_username
+        self.initial_master_password = new_password()
+        self.instance = settings.name("db")
+        pg.make_rds_master(self.master, self.initial_master_password)
+        with pg.connect_super() as conn:
+            for role in ("app", "migrator"):
+                name = f"{settings.app_database.role_prefix}_{role}"
+                conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(name)))
+                conn.execute(sql.SQL("ALTER ROLE {} LOGIN").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(settings.app_database.name), sql.Identifier(self.master)))
+        self.rds.create_db_instance(
+            DBInstanceIdentifier=self.instance, DBInstanceClass="db.t4g.micro", Engine="postgres",
+            MasterUsername=self.master, MasterUserPassword=self.initial_master_password, AllocatedStorage=20,
+        )
+        host = self.rds.describe_db_instances(DBInstanceIdentifier=self.instance)["DBInstances"][0]["Endpoint"]["Address"]
+        tags = [{"Key": k, "Value": v} for k, v in settings.tags.items()]
+        self.sm.create_secret(Name=f"{settings.prefix}/db/master", Tags=tags, SecretString=json.dumps({
+            "engine": "postgres", "host": host, "port": 5432, "username": self.master,
+            "password": self.initial_master_password, "dbname": "postgres", "dbInstanceIdentifier": self.instance,
+        }))
+        for role in ("app", "migrator"):
+            self.sm.create_secret(Name=f"{settings.prefix}/db/{role}", Tags=tags, SecretString=json.dumps({
+                "engine": "postgres", "host": "stale.example", "port": 1, "dbname": "stale",
+                "username": f"{settings.app_database.role_prefix}_{role}", "password": "",
+            }))
+        self.admin = MirroringAdmin(self.rds, pg, self.master)
+        self.endpoint = Endpoint(host="localhost", port=pg.port, sslmode="verify-full", sslrootcert=str(pg.ca_file))
+
+    def rotator(self, hook: Any = None, out: Any = None) -> Rotator:
+        kw: dict[str, Any] = {}
+        if hook:
+            kw["hook"] = hook
+        return Rotator(self.settings, secrets_client=self.sm, admin=self.admin, endpoint=self.endpoint, out=out or (lambda s: None), **kw)
+
+    def secret(self, role: str, stage: str = "AWSCURRENT") -> dict[str, Any] | None:
+        try:
+            return json.loads(self.sm.get_secret_value(SecretId=f"{self.settings.prefix}/db/{role}", VersionStage=stage)["SecretString"])
+        except self.sm.exceptions.ResourceNotFoundException:
+            return None
+
+    def can_login_with_any(self, role: str) -> bool:
+        for stage in ("AWSCURRENT", "AWSPENDING"):
+            s = self.secret(role, stage)
+            if s and s.get("password") and self.pg.can_login(s["username"], s["password"], s["dbname"]):
+                return True
+        return False
+
+    def drop(self) -> None:
+        with self.pg.connect_super() as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(self.settings.app_database.name)))
+            for role in ("app", "migrator"):
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(f"{self.settings.app_database.role_prefix}_{role}")))
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(self.master)))
+
+
+@pytest.fixture
+def world(pg: PgServer) -> Iterator[World]:
+    suffix = uuid.uuid4().hex[:6]
+    settings = load_settings(stack_config(STACK, {"appName": f"t{suffix}"}), stack=STACK)
+    with mock_aws():
+        w = World(pg, settings)
+        try:
+            yield w
+        finally:
+            w.drop()
+
+
+def test_scram_verifier_matches_rfc7677_and_postgres(pg: PgServer) -> None:
+    # RFC 7677 section 3 test vector: password "pencil", salt W22ZaJ0SNY7soEsUEjb6gQ==, 4096 iterations
+    salt = base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ==")
+    v = scram_sha256_verifier("pencil", salt=salt)
+    salted = hashlib.pbkdf2_hmac("sha256", b"pencil", salt, 4096)
+    server_key = base64.b64encode(hmac.new(salted, b"Server Key", hashlib.sha256).digest()).decode()
+    assert v.startswith("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$") and v.endswith(":" + server_key)
+    # the RFC's ServerSignature derivation only works if ServerKey is right; PG is the real oracle:
+    role = "scram_probe_" + uuid.uuid4().hex[:6]
+    pw = new_password()
+    with pg.connect_super() as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(scram_sha256_verifier(pw))))
+        stored = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname=%s", (role,)).fetchone()
+    try:
+        assert stored and stored[0].startswith("SCRAM-SHA-256$4096:")
+        assert pg.can_login(role, pw) and not pg.can_login(role, pw + "x")
+    finally:
+        with pg.connect_super() as conn:
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_password_generator() -> None:
+    pws = {new_password() for _ in range(50)}
+    assert len(pws) == 50
+    for pw in pws:
+        assert len(pw) >= 32 and set(pw) <= set(PASSWORD_ALPHABET)
+        assert not set(pw) & set('/@" ')
+
+
+def test_full_rotation_master_then_login_roles(world: World, pg: PgServer) -> None:
+    lines: list[str] = []
+    rot = world.rotator(out=lines.append)
+    for role in ("master", "app", "migrator"):
+        rot.rotate(role)
+    master = world.secret("master")
+    assert master and master["password"] != world.initial_master_password
+    assert pg.can_login(world.master, master["password"])
+    assert not pg.can_login(world.master, world.initial_master_password), "state's initial password must be dead"
+    assert world.admin.calls == 1
+    for role in ("app", "migrator"):
+        s = world.secret(role)
+        assert s and s["password"] and pg.can_login(s["username"], s["password"], s["dbname"])
+        # connection fields rewritten from the master secret/config
+        assert s["host"] == master["host"] and s["port"] == master["port"] and s["dbname"] == world.settings.app_database.name
+        assert world.secret(role, "AWSPENDING") is None
+    for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+        assert any(step in line for line in lines)
+    # a second rotation changes the password again; the old one dies
+    old = world.secret("app")
+    assert old
+    rot.rotate("app")
+    new = world.secret("app")
+    assert new and new["password"] != old["password"]
+    assert pg.can_login(new["username"], new["password"], new["dbname"])
+    assert not pg.can_login(old["username"], old["password"], old["dbname"])
+    # nothing secret in the progress output
+    text = "\n".join(lines)
+    for pw in (master["password"], new["password"], old["password"], world.initial_master_password):
+        assert pw not in text
+
+
+KILL_POINTS = ["createSecret", "setSecret", "testSecret", "promote", "finishSecret"]
+
+
+@pytest.mark.parametrize("role", ["master", "app"])
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_killed_rotation_resumes_without_lockout(world: World, pg: PgServer, role: str, point: str) -> None:
+    if role == "app":
+        world.rotator().rotate("app")  # a first password, so "before" is a working login
+    before = world.secret(role)
+    assert before
+
+    def hook(r: str, step: str) -> None:
+        if r == role and step == point:
+            raise KilledError(step)
+
+    with pytest.raises(KilledError):
+        world.rotator(hook=hook).rotate(role)
+    # mid-rotation: something still works
+    assert world.can_login_with_any(role)
+    assert world.can_login_with_any("master"), "master locked out"
+    if role == "app":
+        # the app reads AWSCURRENT, and if that is rejected, AWSPENDING (the documented client contract)
+        assert world.can_login_with_any("app")
+
+    world.rotator().rotate(role)  # the re-run finishes
+    after = world.secret(role)
+    assert after and world.secret(role, "AWSPENDING") is None
+    assert pg.can_login(after["username"], after["password"], after["dbname"])
+    if point in ("createSecret",):
+        assert after["password"] != before["password"]
+    if point in ("promote", "finishSecret"):
+        # already promoted before the kill; the re-run does not rotate again
+        pass
+    assert after["password"] != before["password"]
+    assert not pg.can_login(before["username"], before["password"], before["dbname"])
+
+
+def test_password_never_reaches_server_log_or_pg_stat_statements(world: World, pg: PgServer) -> None:
+    with pg.connect_super() as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    rot = world.rotator()
+    for role in ("master", "app", "migrator"):
+        rot.rotate(role)
+    pws = [world.secret(r)["password"] for r in ("master", "app", "migrator")]  # type: ignore[index]
+    log = pg.log_file.read_text(errors="replace")
+    assert "ALTER ROLE" in log  # log_statement=all really logs what we sent
+    with pg.connect_super() as conn:
+        stmts = "\n".join(r[0] for r in conn.execute("SELECT query FROM pg_stat_statements").fetchall())
+    assert "ALTER ROLE" in stmts
+    for pw in pws:
+        assert pw not in log
+        assert pw not in stmts
+
+
+def test_errors_are_one_sentence(world: World, pg: PgServer) -> None:
+    # wrong stack: the secret carries another stack's tag
+    name = f"{world.settings.prefix}/db/migrator"
+    world.sm.tag_resource(SecretId=name, Tags=[{"Key": "Stack", "Value": "prod"}])
+    with pytest.raises(RotationError, match="tagged for stack 'prod'"):
+        world.rotator().rotate("migrator")
+    # secret missing
+    world.sm.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+    with pytest.raises(RotationError, match="does not exist"):
+        world.rotator().rotate("migrator")
+    # unreachable
+    bad = Rotator(world.settings, secrets_client=world.sm, admin=world.admin,
+                  endpoint=Endpoint(host="127.0.0.1", port=1, sslmode="require", connect_timeout=2), out=lambda s: None)
+    with pytest.raises(RotationError, match="unreachable"):
+        bad.rotate("app")
+    # password rejected: master secret no longer matches the DB and the admin cannot fix it
+    with pg.connect_super() as conn:
+        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(world.master), sql.Literal(scram_sha256_verifier(new_password()))))
+    with pytest.raises(RotationError, match="rejected"):
+        world.rotator().rotate("app")
+
+
+def test_cli_rotate_reports_missing_secret_without_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    from bootstrap.__main__ import main
+
+    with mock_aws():
+        rc = main(["rotate", "--stack", "dev", "--role", "app"])
+    out = capsys.readouterr()
+    assert rc == 1
+    assert "does not exist" in out.out + out.err and "Traceback" not in out.out + out.err
+
+
+def test_psycopg_auth_error_classification(pg: PgServer) -> None:
+    from bootstrap.rotation import _is_auth_failure
+
+    with pytest.raises(psycopg.OperationalError) as err:
+        psycopg.connect(pg.dsn("nobody_here", "x"))
+    assert _is_auth_failure(err.value)
