@@ -207,6 +207,19 @@ class Rotator:
 
         return (dt.datetime.now(dt.UTC) - cur["CreatedDate"]).total_seconds() / 86400
 
+    def current_password(self, role: str) -> str:
+        """AWSCURRENT password (for PGPASSWORD of the postgresql provider; never printed)."""
+        return str(self._versions(role).current.get("password") or "")
+
+    def connection_fields(self) -> dict[str, Any]:
+        """host/port of the master secret, with the endpoint overrides applied (for the audit)."""
+        cur = self._versions("master").current
+        return {"host": self.endpoint.host or cur.get("host"), "port": self.endpoint.port or cur.get("port")}
+
+    def accepts(self, user: str, password: str, dbname: str = "postgres") -> bool:
+        """Does the database accept this login? (RotationError if it cannot be reached.)"""
+        return self._accepts({"username": user, "dbname": dbname, **self.connection_fields()}, password)
+
     def needs_first_rotation(self, role: str) -> bool:
         v = self._versions(role)
         if v.pending_id and v.pending_id != v.current_id:
@@ -337,29 +350,3 @@ def _is_auth_failure(exc: Exception) -> bool:
 
 def roles_for(choice: str) -> tuple[str, ...]:
     return ROLES if choice == "all" else (choice,)
-
-
-def cli(args: Any) -> int:
-    """`python -m bootstrap rotate --stack S [--role ...]` with the real boto3 clients."""
-    import boto3
-
-    from bootstrap.mockgraph import stack_config
-    from components.config import load_settings
-
-    settings = load_settings(stack_config(args.stack), stack=args.stack)
-    session = boto3.session.Session(region_name=settings.region)
-    endpoint = Endpoint(
-        host=args.host or None,
-        port=args.port or None,
-        sslmode=args.sslmode or str(getattr(settings.app_database.ssl_mode, "value", settings.app_database.ssl_mode)),
-        sslrootcert=args.ca_file or None,
-    )
-    try:
-        rot = Rotator(settings, secrets_client=session.client("secretsmanager"), admin=RdsAdmin(session.client("rds")), endpoint=endpoint)
-        for role in roles_for(args.role):
-            rot.rotate(role)
-    except RotationError as exc:
-        print(f"error: {exc}")
-        return 1
-    print("rotation complete")
-    return 0
