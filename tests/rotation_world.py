@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
-import pytest
 from moto import mock_aws
 from psycopg import sql
 
@@ -104,12 +104,13 @@ class World:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(self.master)))
 
 
-@pytest.fixture
-def world(pg: PgServer) -> Iterator[World]:
+@contextlib.contextmanager
+def make_world(pg: PgServer, initial_master_password: str | None = None) -> Iterator[World]:
+    """A fresh app name per test, so secrets/roles never collide; roles dropped afterwards."""
     suffix = uuid.uuid4().hex[:6]
     settings = load_settings(stack_config(STACK, {"appName": f"t{suffix}"}), stack=STACK)
     with mock_aws():
-        w = World(pg, settings)
+        w = World(pg, settings, initial_master_password)
         try:
             yield w
         finally:

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import uuid
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -14,9 +15,13 @@ from psycopg import sql
 
 from bootstrap.rotation import PASSWORD_ALPHABET, Endpoint, RotationError, Rotator, new_password, scram_sha256_verifier
 from tests.pgserver import PgServer
-from tests.rotation_world import KilledError, World
+from tests.rotation_world import KilledError, World, make_world
 
-pytest_plugins = ["tests.rotation_world"]
+
+@pytest.fixture
+def world(pg: PgServer) -> Iterator[World]:
+    with make_world(pg) as w:
+        yield w
 
 
 def test_scram_verifier_matches_rfc7677_and_postgres(pg: PgServer) -> None:
