@@ -140,6 +140,7 @@ class Rotator:
         endpoint: Endpoint = Endpoint(),
         hook: StepHook = _no_hook,
         out: Callable[[str], None] = print,
+        master_test_timeout_s: float = 120.0,
     ):
         self.settings = settings
         self.sm = secrets_client
@@ -147,6 +148,8 @@ class Rotator:
         self.endpoint = endpoint
         self.hook = hook
         self.out = out
+        # RDS reports the modification applied slightly before logins see it; give the master a grace period
+        self.master_test_timeout_s = master_test_timeout_s
 
     # names -----------------------------------------------------------------------------------
     def secret_name(self, role: str) -> str:
@@ -335,7 +338,12 @@ class Rotator:
         self.out(f"  setSecret: role {pending['username']} now accepts AWSPENDING (SCRAM verifier sent, not the password)")
 
     def _test(self, role: str, name: str, pending: dict[str, Any]) -> None:
-        if not self._accepts(pending, pending["password"]):
+        deadline = time.monotonic() + (self.master_test_timeout_s if role == "master" else 0)
+        ok = self._accepts(pending, pending["password"])
+        while not ok and time.monotonic() < deadline:
+            time.sleep(min(5.0, self.master_test_timeout_s / 10))
+            ok = self._accepts(pending, pending["password"])
+        if not ok:
             raise RotationError(f"the database rejected the AWSPENDING password of {name}; re-run the rotation (AWSCURRENT is unchanged)")
         self.out(f"  testSecret: login as {pending.get('username')} with AWSPENDING over TLS succeeded")
 

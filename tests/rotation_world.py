@@ -81,7 +81,7 @@ class World:
         kw: dict[str, Any] = {}
         if hook:
             kw["hook"] = hook
-        return Rotator(self.settings, secrets_client=self.sm, admin=self.admin, endpoint=self.endpoint, out=out or (lambda s: None), **kw)
+        return Rotator(self.settings, secrets_client=self.sm, admin=self.admin, endpoint=self.endpoint, out=out or (lambda s: None), master_test_timeout_s=1.0, **kw)
 
     def secret(self, role: str, stage: str = "AWSCURRENT") -> dict[str, Any] | None:
         try:

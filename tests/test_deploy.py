@@ -120,7 +120,7 @@ class FakeWorld:
 
 
 def test_first_deploy_runs_the_five_phases_in_order() -> None:
-    w, out = FakeWorld(), []
+    w, out = FakeWorld(), list[str]()
     assert w.deployer(out).deploy() == 0
     assert w.log == [
         "open", f"config {APP_DB_KEY}=false", "up",  # phase 1
@@ -140,7 +140,7 @@ def test_first_deploy_runs_the_five_phases_in_order() -> None:
 
 
 def test_later_deploy_skips_phase_1_and_rotates_only_when_asked_or_due() -> None:
-    w, out = FakeWorld(deployed=True), []
+    w, out = FakeWorld(deployed=True), list[str]()
     w.deployer(out).deploy()
     assert w.log == ["open", "open +PGPASSWORD", f"config {APP_DB_KEY}=true", "up", "audit"]
 
@@ -162,7 +162,7 @@ def test_later_deploy_skips_phase_1_and_rotates_only_when_asked_or_due() -> None
 
 @pytest.mark.parametrize("fail_at", [1, 2])
 def test_failed_up_stops_before_any_rotation_with_resume_instructions(fail_at: int) -> None:
-    w, out = FakeWorld(fail_up_at=fail_at), []
+    w, out = FakeWorld(fail_up_at=fail_at), list[str]()
     with pytest.raises(DeployError) as err:
         w.deployer(out).deploy()
     msg = str(err.value)
@@ -203,7 +203,7 @@ def test_audit_failure_fails_the_deploy() -> None:
 
 
 def test_single_operations_and_drift_gate() -> None:
-    w, out = FakeWorld(deployed=True), []
+    w, out = FakeWorld(deployed=True), list[str]()
     d = w.deployer(out)
     assert d.single("drift", {}) == 0
     assert "preview expect_no_changes=True" in w.log
@@ -227,7 +227,7 @@ def test_backend_env(tmp_path: Path) -> None:
     with pytest.raises(DeployError, match="PULUMI_CONFIG_PASSPHRASE is not set"):
         backend_env(None, None, {}, project_dir=tmp_path)
     env, provider = backend_env("s3://team-state/pghome", "awskms://alias/pulumi?region=eu-west-1", {})
-    assert env["PULUMI_BACKEND_URL"] == "s3://team-state/pghome" and provider.startswith("awskms://")
+    assert env["PULUMI_BACKEND_URL"] == "s3://team-state/pghome" and str(provider).startswith("awskms://")
     assert "PULUMI_CONFIG_PASSPHRASE" not in env
     with pytest.raises(DeployError, match="not a backend URL"):
         backend_env("team-state", None, {"PULUMI_CONFIG_PASSPHRASE": "p"})

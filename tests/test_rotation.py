@@ -13,7 +13,7 @@ import pytest
 from moto import mock_aws
 from psycopg import sql
 
-from bootstrap.rotation import PASSWORD_ALPHABET, Endpoint, RotationError, Rotator, new_password, scram_sha256_verifier
+from bootstrap.rotation import PASSWORD_ALPHABET, Endpoint, RdsAdmin, RotationError, Rotator, new_password, scram_sha256_verifier
 from tests.pgserver import PgServer
 from tests.rotation_world import KilledError, World, make_world
 
@@ -113,13 +113,29 @@ def test_killed_rotation_resumes_without_lockout(world: World, pg: PgServer, rol
     after = world.secret(role)
     assert after and world.secret(role, "AWSPENDING") is None
     assert pg.can_login(after["username"], after["password"], after["dbname"])
-    if point in ("createSecret",):
-        assert after["password"] != before["password"]
-    if point in ("promote", "finishSecret"):
-        # already promoted before the kill; the re-run does not rotate again
-        pass
     assert after["password"] != before["password"]
     assert not pg.can_login(before["username"], before["password"], before["dbname"])
+
+
+def test_login_rotation_while_master_rotation_is_half_done(world: World, pg: PgServer) -> None:
+    """Master killed after setSecret: only its AWSPENDING works; login rotation must use it."""
+
+    def hook(r: str, step: str) -> None:
+        if step == "setSecret":
+            raise KilledError(step)
+
+    with pytest.raises(KilledError):
+        world.rotator(hook=hook).rotate("master")
+    cur, pending = world.secret("master"), world.secret("master", "AWSPENDING")
+    assert cur and pending and not pg.can_login(world.master, cur["password"]) and pg.can_login(world.master, pending["password"])
+    lines: list[str] = []
+    world.rotator(out=lines.append).rotate("app")
+    assert any("using AWSPENDING" in ln for ln in lines)
+    app = world.secret("app")
+    assert app and pg.can_login(app["username"], app["password"], app["dbname"])
+    world.rotator().rotate("master")  # and the master rotation still finishes
+    master = world.secret("master")
+    assert master and master["password"] == pending["password"] and world.secret("master", "AWSPENDING") is None
 
 
 def test_password_never_reaches_server_log_or_pg_stat_statements(world: World, pg: PgServer) -> None:
@@ -177,3 +193,39 @@ def test_psycopg_auth_error_classification(pg: PgServer) -> None:
     with pytest.raises(psycopg.OperationalError) as err:
         psycopg.connect(pg.dsn("nobody_here", "x"))
     assert _is_auth_failure(err.value)
+
+
+def test_master_change_not_applied_is_a_clear_error_and_current_still_works(world: World, pg: PgServer) -> None:
+    class NoopAdmin:  # RDS "accepted" the change but the database never applied it
+        def set_master_password(self, instance_id: str, password: str) -> None:
+            return None
+
+    rot = Rotator(world.settings, secrets_client=world.sm, admin=NoopAdmin(), endpoint=world.endpoint, out=lambda s: None, master_test_timeout_s=0.3)
+    with pytest.raises(RotationError, match="rejected the AWSPENDING password.*AWSCURRENT is unchanged"):
+        rot.rotate("master")
+    assert pg.can_login(world.master, world.initial_master_password)
+    assert world.secret("master", "AWSPENDING")  # resumable: the next run reuses it
+    world.rotator().rotate("master")
+    assert not pg.can_login(world.master, world.initial_master_password)
+
+
+class FakeRds:
+    def __init__(self, states: list[tuple[str, dict[str, str]]]):
+        self.states, self.modified = states, []
+
+    def modify_db_instance(self, **kw: object) -> None:
+        self.modified.append(kw)
+
+    def describe_db_instances(self, DBInstanceIdentifier: str) -> dict[str, object]:  # noqa: N803
+        status, pending = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        return {"DBInstances": [{"DBInstanceStatus": status, "PendingModifiedValues": pending}]}
+
+
+def test_rds_admin_waits_until_applied_and_is_bounded() -> None:
+    rds = FakeRds([("available", {"MasterUserPassword": "****"}), ("resetting-master-credentials", {}), ("available", {})])
+    RdsAdmin(rds, timeout_s=5, interval_s=0).set_master_password("db-1", "pw")
+    assert rds.modified == [{"DBInstanceIdentifier": "db-1", "MasterUserPassword": "pw", "ApplyImmediately": True}]
+    assert len(rds.states) == 1
+    stuck = FakeRds([("modifying", {})])
+    with pytest.raises(RotationError, match="did not apply the new master password"):
+        RdsAdmin(stuck, timeout_s=0.05, interval_s=0.01).set_master_password("db-1", "pw")
