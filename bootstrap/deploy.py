@@ -25,7 +25,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -562,6 +562,3 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
     return _guard(run)
 
-
-def iter_phases(lines: list[str]) -> Iterator[str]:  # small helper for docs/tests: phase headers only
-    return (ln for ln in lines if ln.startswith("[phase"))
