@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)")
     p.set_defaults(func=cmd_sql)
+
+    from bootstrap import deploy  # rotate, deploy, preview/up/refresh/destroy/drift, audit
+
+    deploy.register(sub)
     return parser
 
 

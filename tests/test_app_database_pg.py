@@ -80,7 +80,10 @@ def catalog_snapshot(pg: PgServer, model: DbModel) -> dict[str, list]:
 
 @pytest.fixture(scope="module")
 def model() -> DbModel:
-    settings = load_settings(stack_config("dev", {"appDbExtensions": '["pgcrypto", "citext"]'}), stack="dev", check_credentials=False)
+    # Own names, so this module shares the session's server with the rotation tests (which use the
+    # dev stack's names) without colliding.
+    overrides = {"appDbExtensions": '["pgcrypto", "citext"]', "appDbRolePrefix": "probe", "appDbName": "probe_db", "dbMasterUsername": "probe_master"}
+    settings = load_settings(stack_config("dev", overrides), stack="dev", check_credentials=False)
     return settings.app_database.model(settings.database.master_username)
 
 
@@ -93,9 +96,9 @@ def applied(pg: PgServer, model: DbModel) -> Iterator[DbModel]:
         for role, pw in ((f"{model.owner[:-6]}_app", APP_PASSWORD), (f"{model.owner[:-6]}_migrator", MIGRATOR_PASSWORD)):
             conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(pw)))
         # test-only logins: one in the read-only group, one in no group at all
-        conn.execute(sql.SQL("CREATE ROLE probe_ro LOGIN PASSWORD {} IN ROLE {}").format(sql.Literal(PROBE_PASSWORD), sql.Identifier(f"{model.owner[:-6]}_ro")))
-        conn.execute(sql.SQL("CREATE ROLE probe_fresh LOGIN PASSWORD {}").format(sql.Literal(PROBE_PASSWORD)))
-        conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO probe_ro").format(sql.Identifier(model.database)))
+        conn.execute(sql.SQL("CREATE ROLE tester_ro LOGIN PASSWORD {} IN ROLE {}").format(sql.Literal(PROBE_PASSWORD), sql.Identifier(f"{model.owner[:-6]}_ro")))
+        conn.execute(sql.SQL("CREATE ROLE tester_fresh LOGIN PASSWORD {}").format(sql.Literal(PROBE_PASSWORD)))
+        conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO tester_ro").format(sql.Identifier(model.database)))
     # A migration, run as the migrator: a table, a sequence-backed id and a function.
     with psycopg.connect(pg.dsn(f"{model.owner[:-6]}_migrator", MIGRATOR_PASSWORD, model.database), autocommit=True) as conn:
         conn.execute("CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL, token uuid DEFAULT gen_random_uuid())")
@@ -157,7 +160,7 @@ def test_app_can_crud_a_table_created_after_the_grants(pg, applied):
         "ALTER TABLE items ADD COLUMN extra text",
         "TRUNCATE items",
         "CREATE INDEX intruder_idx ON items (name)",
-        "SET ROLE shop_owner",
+        "SET ROLE probe_owner",
         "CREATE FUNCTION app.intruder() RETURNS int LANGUAGE sql AS 'SELECT 1'",
     ],
 )
@@ -168,9 +171,9 @@ def test_app_cannot_change_structure(pg, applied, statement):
 
 def test_app_cannot_pass_its_privileges_on(pg, applied):
     with connect(pg, applied, "app") as conn:
-        conn.execute("GRANT SELECT ON items TO probe_fresh")  # only a warning: no grant option
+        conn.execute("GRANT SELECT ON items TO tester_fresh")  # only a warning: no grant option
     with pg.connect_super(applied.database) as conn:
-        assert conn.execute("SELECT has_table_privilege('probe_fresh', 'app.items', 'SELECT')").fetchone()[0] is False
+        assert conn.execute("SELECT has_table_privilege('tester_fresh', 'app.items', 'SELECT')").fetchone()[0] is False
 
 
 def test_app_session_settings_apply(pg, applied):
@@ -194,7 +197,7 @@ def test_app_is_member_of_rw_only(pg, applied):
 
 
 def test_ro_can_only_select(pg, applied):
-    with connect(pg, applied, "probe_ro") as conn:
+    with connect(pg, applied, "tester_ro") as conn:
         assert conn.execute("SELECT count(*) FROM app.items").fetchone()[0] >= 1
         for statement in (
             "INSERT INTO app.items (name) VALUES ('ro')",
@@ -211,20 +214,20 @@ def test_ro_can_only_select(pg, applied):
 
 def test_public_cannot_connect(pg, applied):
     with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
-        psycopg.connect(pg.dsn("probe_fresh", PROBE_PASSWORD, applied.database))
+        psycopg.connect(pg.dsn("tester_fresh", PROBE_PASSWORD, applied.database))
 
 
 def test_a_fresh_role_cannot_create_in_public_or_read_app(pg, applied):
     with pg.connect_super() as conn:
-        conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO probe_fresh").format(sql.Identifier(applied.database)))
+        conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO tester_fresh").format(sql.Identifier(applied.database)))
     try:
-        with connect(pg, applied, "probe_fresh") as conn:
+        with connect(pg, applied, "tester_fresh") as conn:
             assert denied(conn, "CREATE TABLE public.intruder (id int)")
             assert denied(conn, "SELECT * FROM app.items")
             assert denied(conn, "CREATE TEMP TABLE t (id int)")
     finally:
         with pg.connect_super() as conn:
-            conn.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM probe_fresh").format(sql.Identifier(applied.database)))
+            conn.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM tester_fresh").format(sql.Identifier(applied.database)))
 
 
 def test_functions_are_not_executable_by_public(pg, applied):

@@ -1,0 +1,116 @@
+"""Rotation benchmark: wall time of the DB work, and app connection failures during rotation.
+
+Starts its own throwaway PostgreSQL (tests/pgserver.py) and runs Secrets Manager/RDS under moto.
+
+    /work/main/venv/bin/python benchmarks/rotation_bench.py [--rounds 5]
+
+Client contract measured (what the app must do, see docs/rotation-and-deploy.md): connect with
+the AWSCURRENT password; on "password authentication failed", re-read the secret and try
+AWSPENDING, then AWSCURRENT again (a rotation may have been promoted meanwhile). A naive client
+(AWSCURRENT only, no retry) is measured alongside to show the window the contract closes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import boto3  # noqa: E402
+import psycopg  # noqa: E402
+
+from tests.pgserver import PgServer  # noqa: E402
+from tests.rotation_world import World, make_world  # noqa: E402
+
+
+class LoadLoop(threading.Thread):
+    """Connects as the app role continuously; counts failures for the naive and contract clients."""
+
+    def __init__(self, world: World, pg: PgServer):
+        super().__init__(daemon=True)
+        self.world, self.pg = world, pg
+        self.sm = boto3.client("secretsmanager", region_name=world.settings.region)
+        self.name_ = f"{world.settings.prefix}/db/app"
+        self.stop = threading.Event()
+        self.attempts = self.naive_failures = self.contract_failures = self.retries = 0
+
+    def _secret(self, stage: str) -> dict[str, Any] | None:
+        try:
+            return dict(json.loads(self.sm.get_secret_value(SecretId=self.name_, VersionStage=stage)["SecretString"]))
+        except self.sm.exceptions.ResourceNotFoundException:
+            return None
+
+    def _try(self, s: dict[str, Any] | None) -> bool:
+        if not s or not s.get("password"):
+            return False
+        try:
+            with psycopg.connect(self.pg.dsn(s["username"], s["password"], s["dbname"])) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.OperationalError:
+            return False
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.attempts += 1
+            if self._try(self._secret("AWSCURRENT")):
+                continue
+            self.naive_failures += 1
+            self.retries += 1
+            if not (self._try(self._secret("AWSPENDING")) or self._try(self._secret("AWSCURRENT"))):
+                self.contract_failures += 1
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+    pg = PgServer.start()
+    try:
+        with make_world(pg) as world:
+            marks: dict[str, float] = {}
+
+            def hook(role: str, step: str) -> None:
+                marks[step] = time.perf_counter()
+
+            rot = world.rotator(hook=hook)
+            rot.rotate("master")
+            rot.rotate("app")  # first password, so the load loop has something to use
+            results: dict[str, list[tuple[float, float]]] = {"master": [], "app": []}
+            loop = LoadLoop(world, pg)
+            loop.start()
+            time.sleep(0.3)
+            for _ in range(args.rounds):
+                for role in ("master", "app"):
+                    t0 = time.perf_counter()
+                    rot.rotate(role)
+                    total = time.perf_counter() - t0
+                    db = marks["testSecret"] - marks["createSecret"]  # setSecret + testSecret
+                    results[role].append((db, total))
+                    time.sleep(0.1)
+            time.sleep(0.3)
+            loop.stop.set()
+            loop.join()
+        print(f"rotation benchmark: {args.rounds} rounds, local PostgreSQL 15 over TLS, Secrets Manager/RDS under moto")
+        for role, rows in results.items():
+            dbs, totals = [r[0] * 1000 for r in rows], [r[1] * 1000 for r in rows]
+            print(f"  {role:<7} DB work (setSecret+testSecret): median {statistics.median(dbs):7.1f} ms  max {max(dbs):7.1f} ms"
+                  f"   whole rotation incl. moto: median {statistics.median(totals):7.1f} ms")
+        print(f"  app load loop: {loop.attempts} connection attempts during {args.rounds} app rotations")
+        print(f"    naive client (AWSCURRENT only, no retry): {loop.naive_failures} failed")
+        print(f"    contract client (retry AWSPENDING, then re-read AWSCURRENT): {loop.contract_failures} failed ({loop.retries} retries)")
+        return 0 if loop.contract_failures == 0 else 1
+    finally:
+        pg.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
