@@ -69,6 +69,7 @@ app_db = AppDatabase(
         port=database.port,
         kms_key_arn=database.kms_key_arn,
         secret_recovery_window_days=30 if settings.is_prod else 7,
+        protect=settings.database.protect,
     ),
     opts=pulumi.ResourceOptions(providers={"aws": aws_provider}, depends_on=[database]),
 )

@@ -43,6 +43,8 @@ class AppDatabaseArgs:
     """CMK that encrypts the login secrets (the database's key)."""
     secret_recovery_window_days: int = 7
     """Days a deleted login secret can be restored."""
+    protect: bool = False
+    """Pulumi `protect` on the database resource (prod): `destroy` must not drop the app's data."""
 
 
 class AppDatabase(pulumi.ComponentResource):
@@ -120,9 +122,11 @@ class AppDatabase(pulumi.ComponentResource):
                 statement_timeout=spec.statement_timeout_ms,
                 idle_in_transaction_session_timeout=spec.idle_in_transaction_timeout_ms,
                 assume_role=spec.assume_role,
+                # Dropping a role that still owns objects must fail loudly, not hand them to the master.
+                skip_reassign_owned=True,
                 # Passwords are set by the rotation, outside Pulumi; memberships are GrantRole
                 # resources. Without ignore_changes the provider would revert both on every up.
-                opts=self._opts(ignore_changes=["password", "roles"], after=None),
+                opts=self._opts(ignore_changes=["password", "passwordWo", "passwordWoVersion", "roles"], after=None),
             )
         for member, role in m.memberships:
             self._chain(
@@ -143,7 +147,7 @@ class AppDatabase(pulumi.ComponentResource):
             encoding="UTF8",
             template="template0",
             allow_connections=True,
-            opts=self._opts(after=self._last),
+            opts=pulumi.ResourceOptions.merge(self._opts(after=self._last), pulumi.ResourceOptions(protect=args.protect)),
         )
         schema = postgresql.Schema(
             f"{self._name}-schema",
@@ -180,6 +184,7 @@ class AppDatabase(pulumi.ComponentResource):
             self._chain(postgresql.Extension, f"extension-{ext}", name=ext, database=database.name, schema=m.schema)
 
     def _opts(self, *, after: pulumi.Resource | None, ignore_changes: list[str] | None = None) -> pulumi.ResourceOptions:
+        """Options of a postgresql resource: child, explicit provider, after `after`."""
         return pulumi.ResourceOptions(
             parent=self,
             provider=self._provider,

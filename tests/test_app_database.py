@@ -112,6 +112,7 @@ def test_roles_match_the_model_and_carry_no_password(enabled: Graph):
         assert r.inputs.get("statementTimeout") == spec.statement_timeout_ms
         assert "password" not in r.inputs and "encryptedPassword" not in r.inputs and not r.secret_paths
         assert set(r.ignore_changes) >= {"password", "roles"}  # the rotation and GrantRole own those
+        assert r.inputs["skipReassignOwned"] is True
     owner = roles[model.owner]
     assert owner.inputs["login"] is False
     app = roles[f"{model.owner[:-6]}_app"]
@@ -121,6 +122,7 @@ def test_roles_match_the_model_and_carry_no_password(enabled: Graph):
 def test_database_schema_and_memberships(enabled: Graph):
     model = model_of(enabled)
     db = enabled.one(f"{PG}database:Database")
+    assert db.protect is (enabled.stack == "prod")  # `destroy` never drops prod's data
     assert (db.inputs["name"], db.inputs["owner"]) == (model.database, model.owner)
     schema = enabled.one(f"{PG}schema:Schema")
     assert (schema.inputs["name"], schema.inputs["owner"], schema.inputs["database"]) == (model.schema, model.owner, model.database)
