@@ -25,6 +25,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components import sg as rules
 from components.awsinfo import aws_facts
 from components.config import DatabaseSettings
 from components.kms import create_key, logs_grant
@@ -150,16 +151,7 @@ class Database(pulumi.ComponentResource):
         for sg_id in cfg.admin_security_group_ids:
             self.allow_from(f"admin-{sg_id}", sg_id, "PostgreSQL from an admin security group (bootstrap)")
         for i, cidr in enumerate(cfg.admin_cidrs):
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-admin-cidr-{i}",
-                security_group_id=self._sg.id,
-                description=f"PostgreSQL from admin network {cidr} (bootstrap)",
-                ip_protocol="tcp",
-                from_port=cfg.port,
-                to_port=cfg.port,
-                cidr_ipv4=cidr,
-                opts=child,
-            )
+            rules.ingress(f"{name}-admin-cidr-{i}", self._sg.id, cfg.port, f"PostgreSQL from admin network {cidr} (bootstrap)", self, cidr_ipv4=cidr)
 
         params = aws.rds.ParameterGroup(
             f"{name}-params",
@@ -329,13 +321,6 @@ class Database(pulumi.ComponentResource):
 
     def allow_from(self, name: str, security_group_id: pulumi.Input[str], description: str = "") -> aws.vpc.SecurityGroupIngressRule:
         """Admit the DB port from one security group (a grant, like CDK's connections.allowFrom)."""
-        return aws.vpc.SecurityGroupIngressRule(
-            f"{self._name}-from-{name}",
-            security_group_id=self._sg.id,
-            description=description or f"PostgreSQL from {name}",
-            ip_protocol="tcp",
-            from_port=self._port,
-            to_port=self._port,
-            referenced_security_group_id=security_group_id,
-            opts=pulumi.ResourceOptions(parent=self),
+        return rules.ingress(
+            f"{self._name}-from-{name}", self._sg.id, self._port, description or f"PostgreSQL from {name}", self, source_security_group_id=security_group_id
         )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components import sg as rules
 from components.awsinfo import aws_facts
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-2021-06"
@@ -151,27 +152,16 @@ class LoadBalancer(pulumi.ComponentResource):
         for port in ports:
             for i, cidr in enumerate(args.ingress_cidrs):
                 v6 = ipaddress.ip_network(cidr).version == 6
-                aws.vpc.SecurityGroupIngressRule(
+                rules.ingress(
                     f"{name}-in-{port}-{i}",
-                    security_group_id=sg.id,
-                    description=f"{'HTTPS' if port == 443 else 'HTTP'} from {cidr}",
-                    ip_protocol="tcp",
-                    from_port=port,
-                    to_port=port,
+                    sg.id,
+                    port,
+                    f"{'HTTPS' if port == 443 else 'HTTP'} from {cidr}",
+                    self,
                     cidr_ipv6=cidr if v6 else None,
                     cidr_ipv4=None if v6 else cidr,
-                    opts=child,
                 )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-out-tasks",
-            security_group_id=sg.id,
-            description="To the tasks' container port inside the VPC",
-            ip_protocol="tcp",
-            from_port=args.container_port,
-            to_port=args.container_port,
-            cidr_ipv4=args.vpc_cidr,
-            opts=child,
-        )
+        rules.egress(f"{name}-out-tasks", sg.id, args.container_port, "To the tasks' container port inside the VPC", self, cidr_ipv4=args.vpc_cidr)
         return sg
 
     def _access_log_bucket(self) -> tuple[aws.s3.Bucket, list[pulumi.Resource]]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components import sg as rules
 from components.awsinfo import aws_facts
 from components.config import NatStrategy
 from components.kms import create_key, logs_grant
@@ -259,16 +260,7 @@ class Network(pulumi.ComponentResource):
             tags={"Name": f"{args.name}-endpoints"},
             opts=child,
         )
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-endpoints-https",
-            security_group_id=sg.id,
-            description="HTTPS from the VPC",
-            ip_protocol="tcp",
-            from_port=443,
-            to_port=443,
-            cidr_ipv4=args.cidr_block,
-            opts=child,
-        )
+        rules.ingress(f"{name}-endpoints-https", sg.id, 443, "HTTPS from the VPC", self, cidr_ipv4=args.cidr_block)
         for service in INTERFACE_ENDPOINT_SERVICES:
             aws.ec2.VpcEndpoint(
                 f"{name}-{service.replace('.', '-')}",

@@ -23,6 +23,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components import sg as rules
 from components.awsinfo import aws_facts
 from components.config import ServiceSettings
 from components.kms import create_key, logs_grant
@@ -421,36 +422,9 @@ class Service(pulumi.ComponentResource):
             tags={"Name": f"{args.name}-service"},
             opts=child,
         )
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-in-alb",
-            security_group_id=sg.id,
-            description="Container port from the load balancer",
-            ip_protocol="tcp",
-            from_port=port,
-            to_port=port,
-            referenced_security_group_id=lb.security_group_id,
-            opts=child,
-        )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-out-https",
-            security_group_id=sg.id,
-            description="HTTPS to AWS APIs (ECR, logs, Secrets Manager) via NAT or VPC endpoints",
-            ip_protocol="tcp",
-            from_port=443,
-            to_port=443,
-            cidr_ipv4="0.0.0.0/0",
-            opts=child,
-        )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-out-db",
-            security_group_id=sg.id,
-            description="PostgreSQL inside the VPC",
-            ip_protocol="tcp",
-            from_port=args.db_port,
-            to_port=args.db_port,
-            cidr_ipv4=args.vpc_cidr,
-            opts=child,
-        )
+        rules.ingress(f"{name}-in-alb", sg.id, port, "Container port from the load balancer", self, source_security_group_id=lb.security_group_id)
+        rules.egress(f"{name}-out-https", sg.id, 443, "HTTPS to AWS APIs (ECR, logs, Secrets Manager) via NAT or VPC endpoints", self, cidr_ipv4="0.0.0.0/0")
+        rules.egress(f"{name}-out-db", sg.id, args.db_port, "PostgreSQL inside the VPC", self, cidr_ipv4=args.vpc_cidr)
         return sg
 
     # --- autoscaling -----------------------------------------------------------------------------
