@@ -510,7 +510,7 @@ def run_program(
         import pulumi
         from pulumi.runtime import config as runtime_config
         from pulumi.runtime import settings as runtime_settings
-        from pulumi.runtime.stack import run_pulumi_func
+        from pulumi.runtime.stack import run_pulumi_func, wait_for_rpcs
 
         runtime_settings.ROOT.set(None)
         runtime_config.set_all_config(dict(config), [])
@@ -524,7 +524,17 @@ def run_program(
             loop.run_until_complete(run_pulumi_func(program))
             outputs, secret_names = loop.run_until_complete(_resolve_outputs(getattr(root, "outputs", {})))
             result["outputs"], result["secrets"] = outputs, secret_names
+            # Register the stack's outputs as the engine would at the end, and let that settle.
+            if root is not None and hasattr(root, "_finish"):
+                root._finish()
+            loop.run_until_complete(wait_for_rpcs())
         finally:
+            # After a failed program, RPCs still in flight are abandoned: cancel them quietly.
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
             asyncio.set_event_loop(None)
