@@ -38,7 +38,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         overrides["appDbEnabled"] = "true"
         # The program refuses to enable the app database without a credential for the postgresql
         # provider, because a real `up` would fail half-way. Under mocks nothing connects.
-        os.environ.setdefault("PGPASSWORD", "offline-plan-connects-nowhere")
+        if not os.environ.get("PGPASSWORD"):
+            os.environ["PGPASSWORD"] = "offline-plan-connects-nowhere"
     graph = run_stack(args.stack, overrides)
     report = controls.check_graph(graph)
     if args.json:
