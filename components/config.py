@@ -706,13 +706,14 @@ def _security(r: _Reader, env: Environment) -> SecuritySettings:
             waivers[control.strip()] = reason.strip()
     if env is Environment.PROD and waivers:
         r.fail("securityWaivers", sorted(waivers), "prod cannot waive security controls")
-    # The control catalogue decides what exists and what may be waived (imported here, lazily,
-    # because it is tooling code that itself reads this module).
-    from bootstrap.controls import waiver_problems
+    if waivers:
+        # The control catalogue decides what exists and what may be waived. Imported only when
+        # there is something to check (prod has no waivers), and lazily: it reads this module.
+        from bootstrap.controls import waiver_problems
 
-    problems = waiver_problems(waivers)
-    if problems:
-        r.fail("securityWaivers", [p.split(" ", 1)[0] for p in problems], "; ".join(problems))
+        problems = waiver_problems(waivers)
+        if problems:
+            r.fail("securityWaivers", [p.split(" ", 1)[0] for p in problems], "; ".join(problems))
     return SecuritySettings(waivers=waivers)
 
 
