@@ -126,7 +126,7 @@ class AppDatabase(pulumi.ComponentResource):
                 skip_reassign_owned=True,
                 # Passwords are set by the rotation, outside Pulumi; memberships are GrantRole
                 # resources. Without ignore_changes the provider would revert both on every up.
-                opts=self._opts(ignore_changes=["password", "passwordWo", "passwordWoVersion", "roles"], after=None),
+                opts=self._opts(ignore_changes=["password", "passwordWo", "passwordWoVersion", "roles"]),
             )
         for member, role in m.memberships:
             self._chain(
@@ -147,7 +147,7 @@ class AppDatabase(pulumi.ComponentResource):
             encoding="UTF8",
             template="template0",
             allow_connections=True,
-            opts=pulumi.ResourceOptions.merge(self._opts(after=self._last), pulumi.ResourceOptions(protect=args.protect)),
+            opts=self._opts(self._last, protect=args.protect),
         )
         schema = postgresql.Schema(
             f"{self._name}-schema",
@@ -156,7 +156,7 @@ class AppDatabase(pulumi.ComponentResource):
             owner=m.owner,
             if_not_exists=True,
             drop_cascade=False,  # never drop the app's tables with a schema rename
-            opts=self._opts(after=database),
+            opts=self._opts(database),
         )
         self._last = schema
         for g in m.grants:
@@ -183,23 +183,20 @@ class AppDatabase(pulumi.ComponentResource):
         for ext in m.extensions:
             self._chain(postgresql.Extension, f"extension-{ext}", name=ext, database=database.name, schema=m.schema)
 
-    def _opts(self, *, after: pulumi.Resource | None, ignore_changes: list[str] | None = None) -> pulumi.ResourceOptions:
-        """Options of a postgresql resource: child, explicit provider, after `after`."""
+    def _opts(self, *after: pulumi.Resource | None, ignore_changes: list[str] | None = None, protect: bool = False) -> pulumi.ResourceOptions:
+        """Options of a postgresql resource: child, explicit provider, created after `after`."""
+        depends = [r for r in after if r is not None]
         return pulumi.ResourceOptions(
             parent=self,
             provider=self._provider,
-            depends_on=[after] if after is not None else None,
+            depends_on=depends or None,
             ignore_changes=ignore_changes,
+            protect=protect,
         )
 
     def _chain(self, cls: type, suffix: str, depends: Sequence[pulumi.Resource] = (), **kwargs: object) -> pulumi.Resource:
         """Create a grant-like resource that depends on the previous one: the provider's grants run
         in parallel otherwise and fail with "tuple concurrently updated"."""
-        after = [r for r in [self._last, *depends] if r is not None]
-        resource = cls(
-            f"{self._name}-{suffix}".replace("_", "-"),
-            **kwargs,
-            opts=pulumi.ResourceOptions(parent=self, provider=self._provider, depends_on=after or None),
-        )
+        resource = cls(f"{self._name}-{suffix}".replace("_", "-"), **kwargs, opts=self._opts(self._last, *depends))
         self._last = resource
         return resource
