@@ -26,12 +26,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
 from psycopg import sql
 
-from components.config import Settings
+if TYPE_CHECKING:  # the rotation Lambda ships this module without the config (and its yaml)
+    from components.config import Settings
 
 # RDS forbids / @ " and space in the master password; we keep to a charset every client quotes safely.
 PASSWORD_ALPHABET = string.ascii_letters + string.digits + "!#$%^&*()-_=+[]{}<>,.?~"
