@@ -30,7 +30,7 @@ are set in the RDS parameter group (components/database.py), where they apply to
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 PRIVILEGES: dict[str, frozenset[str]] = {
     "database": frozenset({"CONNECT", "TEMPORARY", "CREATE"}),
@@ -103,6 +103,14 @@ def role_names(prefix: str) -> dict[str, str]:
     return {k: f"{prefix}_{k}" for k in ("owner", "migrator", "rw", "ro", "app")}
 
 
+CLONE_SUFFIX = "_clone"
+
+
+def clone_of(role: str) -> str:
+    """The alternate user of an alternating pair (rotation_function/steps.py switches between them)."""
+    return role + CLONE_SUFFIX
+
+
 def build_model(
     *,
     database: str,
@@ -139,6 +147,10 @@ def build_model(
             comment="the application's login",
         ),
     )
+    # The app login's twin for the alternating ("multi-user") rotation: each rotation gives the
+    # user the secret does not name a new password and switches the secret to it, so tasks that
+    # read the secret at start keep working until the next-but-one rotation.
+    roles += (replace(roles[-1], name=clone_of(n["app"]), comment="the application's login (alternate user for rotation)"),)
     # The master is not a superuser on RDS: it must be a member of owner to create the database
     # owned by owner and to grant and revoke on owner's objects.
     memberships = ((master, n["owner"]),) + tuple((r.name, m) for r in roles for m in r.member_of)
@@ -147,6 +159,7 @@ def build_model(
         GrantSpec("public", "schema", (), schema="public"),  # nobody creates in public
         GrantSpec(n["migrator"], "database", ("CONNECT",)),
         GrantSpec(n["app"], "database", ("CONNECT",)),
+        GrantSpec(clone_of(n["app"]), "database", ("CONNECT",)),
         GrantSpec(n["rw"], "schema", ("USAGE",), schema=schema),
         GrantSpec(n["ro"], "schema", ("USAGE",), schema=schema),
         # objects that already exist (default privileges cover the ones created later)

@@ -366,11 +366,17 @@ class Service(pulumi.ComponentResource):
                 {"name": "PGHOST", "value": args.db_host},
                 {"name": "PGPORT", "value": pulumi.Output.from_input(args.db_port).apply(str)},
                 {"name": "PGDATABASE", "value": args.db_name},
-                {"name": "PGUSER", "value": args.db_username},
+                # With IAM auth the user is fixed (the task role may connect as exactly that user);
+                # otherwise it comes from the secret, which alternates users on every rotation.
+                *([{"name": "PGUSER", "value": args.db_username}] if args.iam_auth else []),
                 {"name": "PGSSLMODE", "value": "verify-full"},
                 {"name": "PGSSLROOTCERT", "value": args.ca_bundle_path},
             ],
-            "secrets": [{"name": "PGPASSWORD", "valueFrom": pulumi.Output.concat(args.db_password_secret_arn, ":password::")}],
+            # Username and password from the same secret version (JSON keys), read once at task start.
+            "secrets": [
+                *([] if args.iam_auth else [{"name": "PGUSER", "valueFrom": pulumi.Output.concat(args.db_password_secret_arn, ":username::")}]),
+                {"name": "PGPASSWORD", "valueFrom": pulumi.Output.concat(args.db_password_secret_arn, ":password::")},
+            ],
             "logConfiguration": {
                 "logDriver": "awslogs",
                 "options": {

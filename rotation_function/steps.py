@@ -33,10 +33,10 @@ from psycopg import sql
 
 from bootstrap import pgconn
 from bootstrap.rotation import DatabaseAdmin, RotationError, _is_auth_failure, new_password, scram_sha256_verifier
+from components.pgmodel import CLONE_SUFFIX
 
 log = logging.getLogger("pghome.rotation")
 
-CLONE_SUFFIX = "_clone"
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 
 

@@ -27,14 +27,20 @@ class LambdaWorld:
         with world.pg.connect_super() as conn:  # the model's clone (components/pgmodel.py)
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(self.clone_user)))
         for arn in self.arns.values():
-            # Enables rotation in moto (RotateImmediately=False without a function keeps the value).
-            world.sm.rotate_secret(SecretId=arn, RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False)
+            # What SecretRotation (RotateSecret with a function) turns on; moto's rotate_secret without
+            # a function would instead promote a copy, and with one it needs Docker.
+            self.enable(arn)
         master = world.secret("master") or {}
         for role in ("app", "migrator"):  # the initial value components/app_database.py writes
-            world.sm.put_secret_value(SecretId=self.arns[role], SecretString=json.dumps({
+            arn = self.arns[role]
+            vid = world.sm.put_secret_value(SecretId=arn, VersionStages=["PGHOME_INITIAL"], SecretString=json.dumps({
                 "engine": "postgres", "host": master["host"], "port": master["port"], "password": "",
                 "username": f"{world.settings.app_database.role_prefix}_{role}", "dbname": world.settings.app_database.name,
-            }))
+            }))["VersionId"]
+            # (stage moves, not a default put: moto keeps two AWSCURRENT after earlier stage moves)
+            stages = world.sm.describe_secret(SecretId=arn)["VersionIdsToStages"]
+            current = next(v for v, s in stages.items() if "AWSCURRENT" in s)
+            world.sm.update_secret_version_stage(SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=vid, RemoveFromVersionId=current)
         self.config = FunctionConfig(
             master_secret_arn=self.arns["master"],
             db_instance_id=world.instance,
@@ -51,12 +57,21 @@ class LambdaWorld:
     def runner(self, out: Any = None) -> StepRunner:
         return StepRunner(self.config, self.w.sm, self.w.admin, out=out or self.log.append)
 
+    def enable(self, arn: str) -> None:
+        secret = self._moto_secret(arn)
+        secret.rotation_requested = secret.rotation_enabled = True
+        secret.rotation_lambda_arn = f"arn:aws:lambda:{self.w.settings.region}:{ACCOUNT}:function:{self.w.settings.prefix}-db-rotation"
+        secret.auto_rotate_after_days = 30
+
+    def _moto_secret(self, arn: str) -> Any:
+        from moto.secretsmanager.models import secretsmanager_backends
+
+        return secretsmanager_backends[ACCOUNT][self.w.settings.region].secrets[arn]
+
     def start(self, role: str) -> str:
         """What RotateSecret does before invoking the function: a valueless version, staged AWSPENDING.
         (moto only does this when it can invoke a Lambda, which needs Docker.)"""
-        from moto.secretsmanager.models import secretsmanager_backends
-
-        secret = secretsmanager_backends[ACCOUNT][self.w.settings.region].secrets[self.arns[role]]
+        secret = self._moto_secret(self.arns[role])
         token = str(uuid.uuid4())
         for v in secret.versions.values():
             if "AWSPENDING" in v["version_stages"]:

@@ -59,7 +59,8 @@ def test_the_service_reads_the_app_secret(graph: Graph):
     secrets = {s["name"]: s["valueFrom"] for s in container["secrets"]}
     assert secrets["PGPASSWORD"] == graph.outputs["appDbLoginSecretArns"]["app"] + ":password::"
     env = {e["name"]: e["value"] for e in container["environment"]}
-    assert env["PGUSER"] == model_of(graph).role(env["PGUSER"]).name and env["PGUSER"].endswith("_app")
+    # the user alternates between the app login and its clone: read from the same secret
+    assert secrets["PGUSER"] == graph.outputs["appDbLoginSecretArns"]["app"] + ":username::" and "PGUSER" not in env
     assert env["PGDATABASE"] == graph.outputs["appDbName"]
 
 
@@ -220,7 +221,7 @@ def test_sql_rendering_and_graph_describe_the_same_model(enabled: Graph):
     # and it is the whole model, not two empty sets agreeing
     assert len([t for t in from_sql if t[0] == "grant"]) == len(model.grants)
     assert len([t for t in from_sql if t[0] == "default"]) == len(model.default_privileges)
-    assert len([t for t in from_sql if t[0] == "role"]) == 5
+    assert len([t for t in from_sql if t[0] == "role"]) == 6  # five roles + the app login's clone (alternating rotation)
 
 
 def test_bootstrap_sql_prints_the_rendering_without_credentials(capsys):

@@ -4,6 +4,7 @@ RDS) and the real local PostgreSQL standing in for RDS."""
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -133,9 +134,12 @@ def test_event_checks_and_errors_are_one_sentence_without_secrets(lw: LambdaWorl
     fails(lw.event("app", "setSecret", token), "holds no new password; createSecret must run first")
     # a secret of another stack (not in the function's environment)
     other = w.sm.create_secret(Name="someone-else/db/app", SecretString='{"username": "x", "password": "y"}')["ARN"]
-    w.sm.rotate_secret(SecretId=other, RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False)
-    tok2 = w.sm.describe_secret(SecretId=other)["VersionIdsToStages"]
-    fails({"SecretId": other, "ClientRequestToken": next(iter(tok2)), "Step": "createSecret"}, "is not staged AWSPENDING|not one this function rotates")
+    lw.enable(other)
+    other_token = str(uuid.uuid4())
+    lw._moto_secret(other).versions[other_token] = {"createdate": 0, "version_id": other_token, "version_stages": ["AWSPENDING"]}
+    fails({"SecretId": other, "ClientRequestToken": other_token, "Step": "createSecret"}, "not one this function rotates")
+    stray = w.sm.put_secret_value(SecretId=lw.arns["app"], SecretString="{}", VersionStages=["STRAY"])["VersionId"]
+    fails(lw.event("app", "createSecret", stray), "is not staged AWSPENDING")
     # rotation disabled
     plain = w.sm.create_secret(Name="plain/db/x", SecretString="{}")["ARN"]
     vid = next(iter(w.sm.describe_secret(SecretId=plain)["VersionIdsToStages"]))
