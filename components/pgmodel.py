@@ -124,7 +124,7 @@ def build_model(
     idle_in_transaction_timeout_ms: int,
 ) -> DbModel:
     n = role_names(role_prefix)
-    roles = (
+    roles: tuple[RoleSpec, ...] = (
         RoleSpec(n["owner"], login=False, comment="owns the database, the app schema and every object in it"),
         RoleSpec(
             n["migrator"],
