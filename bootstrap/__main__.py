@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bootstrap import deploy  # rotate, deploy, preview/up/refresh/destroy/drift, audit
 
     deploy.register(sub)
+    from bootstrap import rotation_package  # build-rotation
+
+    rotation_package.register(sub)
     return parser
 
 
