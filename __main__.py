@@ -1,5 +1,7 @@
 """Composition root: read the typed settings once, build the components, export the contract."""
 
+from pathlib import Path
+
 import pulumi
 import pulumi_aws as aws
 
@@ -8,7 +10,10 @@ from components.config import load_from_pulumi
 from components.database import Database, DatabaseArgs
 from components.network import Network, NetworkArgs
 from components.registry import Registry, RegistryArgs
+from components.rotation_function import RotationFunction, RotationFunctionArgs
 from components.service import Service, ServiceArgs
+
+ROTATION_ARCHIVE = Path(__file__).resolve().parent / "build" / "rotation-function.zip"
 
 settings = load_from_pulumi()  # raises ConfigError before any resource exists
 
@@ -99,6 +104,30 @@ service = Service(
 )
 database.allow_from("service", service.security_group_id, "PostgreSQL from the app tasks")
 
+# Scheduled rotation from inside the VPC (archive: `python -m bootstrap build-rotation`). IAM-auth
+# login roles have no password to rotate.
+rotation = RotationFunction(
+    settings.name("rotation"),
+    RotationFunctionArgs(
+        name=settings.prefix,
+        vpc_id=network.vpc_id,
+        subnet_ids=network.private_subnet_ids,
+        db_security_group_id=database.security_group_id,
+        db_port=settings.database.port,
+        db_instance_id=database.instance_id,
+        db_instance_arn=database.arn,
+        kms_key_arn=database.kms_key_arn,
+        master_secret_arn=database.master_secret_arn,
+        login_secret_arns={} if settings.app_database.iam_auth else {"migrator": app_db.login_secret_arns["migrator"]},
+        alternating_secret_arns={} if settings.app_database.iam_auth else {"app": app_db.login_secret_arns["app"]},
+        archive_path=ROTATION_ARCHIVE,
+        rotation_days=settings.database.secret_rotation_days,
+        log_retention_days=settings.database.log_retention_days,
+    ),
+    opts=stack_opts,
+)
+database.allow_from("rotation", rotation.security_group_id, "PostgreSQL from the rotation function")
+
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("publicSubnetIds", network.public_subnet_ids)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)
@@ -117,6 +146,7 @@ pulumi.export("dbMasterPassword", pulumi.Output.secret(database.master_password)
 pulumi.export("appDbName", app_db.database_name)
 pulumi.export("appDbEnabled", settings.app_database.enabled)
 pulumi.export("appDbLoginSecretArns", app_db.login_secret_arns)
+pulumi.export("rotationFunctionArn", rotation.function_arn)
 pulumi.export("repositoryUrl", registry.repository_url)
 pulumi.export("albDnsName", service.alb_dns_name)
 pulumi.export("url", service.url)

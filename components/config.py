@@ -92,6 +92,8 @@ class DatabaseSettings:
     admin_security_group_ids: tuple[str, ...]
     log_retention_days: int = 30
     """Retention of the RDS log groups (/aws/rds/instance/<id>/postgresql and /upgrade)."""
+    secret_rotation_days: int = 30
+    """Schedule of the rotation function on the master and login secrets (SecretsManager.4 wants <= 90)."""
 
     @property
     def engine_major(self) -> int:
@@ -527,6 +529,7 @@ def _database(r: _Reader, env: Environment, az_count: int) -> DatabaseSettings:
         admin_cidrs=admin_cidrs,
         admin_security_group_ids=admin_sgs,
         log_retention_days=log_retention,
+        secret_rotation_days=r.integer("dbSecretRotationDays", 1, 365),
     )
 
 

@@ -45,6 +45,8 @@ IDENTIFIER_RE = r"[a-z_][a-z0-9_]{0,62}"
 RESERVED_ROLE_PREFIXES = ("pg_", "rds")
 RESERVED_ROLES = frozenset({"postgres", "public", "rdsadmin", "rds_superuser", "rdsrepladmin", "rds_iam", "rds_password", "current_user", "session_user"})
 RDS_IAM_ROLE = "rds_iam"
+# With rds.restrict_password_commands=1 only its members may change passwords: the master alone.
+RDS_PASSWORD_ROLE = "rds_password"
 
 
 @dataclass(frozen=True)
@@ -314,6 +316,13 @@ def steps(model: DbModel) -> list[Step]:
                 f"    GRANT {ident(RDS_IAM_ROLE)} TO {ident(role)};\n  END IF;\nEND $$;",
             )
         )
+    out.append(
+        Step(
+            "postgres",
+            f"DO $$ BEGIN\n  IF EXISTS (SELECT FROM pg_roles WHERE rolname = {literal(RDS_PASSWORD_ROLE)}) THEN\n"
+            f"    GRANT {ident(RDS_PASSWORD_ROLE)} TO {ident(model.master)};\n  END IF;\nEND $$;",
+        )
+    )
     out.append(
         Step(
             "postgres",

@@ -99,6 +99,10 @@ def secure_stack() -> Graph:
         "encryptionConfigurations": [{"encryptionType": "KMS", "kmsKey": KEY_ARN}],
     })
     secret = res("aws:secretsmanager/secret:Secret", "db-master-secret", {"name": "shop-prod/db/master", "kmsKeyId": KEY_ARN}, arn=SECRET_ARN)
+    rotation = res("aws:secretsmanager/secretRotation:SecretRotation", "db-master-rotation", {
+        "secretId": SECRET_ARN, "rotationLambdaArn": f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:shop-prod-db-rotation",
+        "rotationRules": {"automaticallyAfterDays": 30}, "rotateImmediately": True,
+    })
     resources = [
         vpc,
         res("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", "default-sg", {"vpcId": "vpc-1", "ingress": [], "egress": []}),
@@ -142,6 +146,7 @@ def secure_stack() -> Graph:
             "parameterGroupName": "", "dbSubnetGroupName": "shop-prod-db", "vpcSecurityGroupIds": ["sg-db"],
         }, id_="shop-prod-db", deps={"parameterGroupName": [param_group.urn]}),
         secret,
+        rotation,
         res("aws:cloudwatch/logGroup:LogGroup", "app-logs", {"name": "/ecs/shop-prod", "retentionInDays": 365, "kmsKeyId": KEY_ARN}),
         res("aws:ecs/cluster:Cluster", "cluster", {"name": "shop-prod", "settings": [{"name": "containerInsights", "value": "enabled"}]}),
         res("aws:ecs/taskDefinition:TaskDefinition", "task", {"family": "shop-prod", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],

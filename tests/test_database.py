@@ -219,7 +219,9 @@ def test_db_port_admitted_only_from_granted_groups(graph: Graph):
     assert not [r for r in rules if r.get("cidrIpv4") and r.get("cidrIpv4") not in settings_of(graph).database.admin_cidrs]
     # the app tasks' group is the one app source
     service_sgs = {r.id for r in graph.children(graph.one("pghome:service:Service")) if r.type == SG} - alb_groups
-    assert sources - admin and sources - admin <= service_sgs
+    # ...and the rotation function's group (components/rotation_function.py)
+    rotation_sgs = {r.id for r in graph.children(graph.one("pghome:rotation:RotationFunction")) if r.type == SG}
+    assert sources - admin and sources - admin <= service_sgs | rotation_sgs
 
 
 def test_admin_groups_and_private_cidrs_become_rules():
@@ -227,7 +229,8 @@ def test_admin_groups_and_private_cidrs_become_rules():
     graph = run_stack("dev", {"dbAdminSecurityGroupIds": [admin_sg], "dbAdminCidrs": ["10.99.0.0/24", "192.168.5.0/24"]})
     rules = ingress_to_db(graph)
     (service_sg,) = [r.id for r in graph.children(graph.one("pghome:service:Service")) if r.type == SG]
-    assert sorted(r.get("referencedSecurityGroupId") for r in rules if r.get("referencedSecurityGroupId")) == sorted([admin_sg, service_sg])
+    (rotation_sg,) = [r.id for r in graph.children(graph.one("pghome:rotation:RotationFunction")) if r.type == SG]
+    assert sorted(r.get("referencedSecurityGroupId") for r in rules if r.get("referencedSecurityGroupId")) == sorted([admin_sg, service_sg, rotation_sg])
     cidrs = sorted(r.get("cidrIpv4") for r in rules if r.get("cidrIpv4"))
     assert cidrs == ["10.99.0.0/24", "192.168.5.0/24"]
     assert all(ipaddress.ip_network(c).is_private for c in cidrs)
@@ -284,10 +287,12 @@ def test_parameter_group(graph: Graph):
         "timezone": "UTC",
         "default_transaction_isolation": "read committed",
         "shared_preload_libraries": "pg_stat_statements",
+        "rds.restrict_password_commands": "1",
     }
     assert {n: p["value"] for n, p in params.items()} == expected
-    assert params["shared_preload_libraries"]["applyMethod"] == "pending-reboot"
-    assert {p["applyMethod"] for n, p in params.items() if n != "shared_preload_libraries"} == {"immediate"}
+    static = {"shared_preload_libraries", "rds.restrict_password_commands"}  # read at start only (RDS: static)
+    assert {params[n]["applyMethod"] for n in static} == {"pending-reboot"}
+    assert {p["applyMethod"] for n, p in params.items() if n not in static} == {"immediate"}
     assert child(graph, INSTANCE).get("parameterGroupName") == pg.get("name")
 
 
