@@ -23,6 +23,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -146,7 +147,9 @@ class RotationFunction(pulumi.ComponentResource):
             policy_arn=f"arn:{facts.partition}:iam::aws:policy/{VPC_ACCESS_POLICY}",
             opts=pulumi.ResourceOptions(parent=self),
         )
-        secret_arns = list(self._secrets.values())
+        secret_arns: list[Any] = list(self._secrets.values())  # Outputs; the SDK annotates plain str
+        key_arn: Any = args.kms_key_arn
+        instance_arn: Any = args.db_instance_arn
         policy = aws.iam.get_policy_document_output(
             statements=[
                 aws.iam.GetPolicyDocumentStatementArgs(
@@ -157,14 +160,14 @@ class RotationFunction(pulumi.ComponentResource):
                 aws.iam.GetPolicyDocumentStatementArgs(
                     sid="SecretsKeyThroughSecretsManager",
                     actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                    resources=[args.kms_key_arn],
+                    resources=[key_arn],
                     conditions=[aws.iam.GetPolicyDocumentStatementConditionArgs(
                         test="StringEquals", variable="kms:ViaService", values=[f"secretsmanager.{facts.region}.amazonaws.com"])],
                 ),
                 aws.iam.GetPolicyDocumentStatementArgs(
                     sid="MasterPasswordOfThisInstance",
                     actions=["rds:ModifyDBInstance", "rds:DescribeDBInstances"],
-                    resources=[args.db_instance_arn],
+                    resources=[instance_arn],
                 ),
             ],
             opts=invoke,
