@@ -30,7 +30,7 @@ EXIT_CONTROLS_FAILED = 3
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from bootstrap import controls, plan
+    from bootstrap import plan
     from bootstrap.mockgraph import run_stack
 
     overrides = _overrides(args.set)
@@ -41,7 +41,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         if not os.environ.get("PGPASSWORD"):
             os.environ["PGPASSWORD"] = "offline-plan-connects-nowhere"
     graph = run_stack(args.stack, overrides)
-    report = controls.check_graph(graph)
+    report = plan.check_graph(graph)
     if args.json:
         print(json.dumps({**plan.as_json(graph), "controls": report.as_json()}, indent=2, default=str))
     else:

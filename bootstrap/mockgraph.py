@@ -31,6 +31,8 @@ from typing import Any
 import pulumi
 import yaml
 
+from controls.inventory import Inventory, Res, dotted_get
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 ACCOUNT_ID = "123456789012"
 # The regional Elastic Load Balancing account ids (for ALB access-log bucket policies).
@@ -151,15 +153,8 @@ class Resource:
         return path in self.secret_paths or any(path.startswith(p + ".") for p in self.secret_paths)
 
     def get(self, path: str, default: Any = None) -> Any:
-        value: Any = self.inputs
-        for part in path.split("."):
-            if isinstance(value, dict) and part in value:
-                value = value[part]
-            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-                value = value[int(part)]
-            else:
-                return default
-        return value
+        """The input at a dotted path, e.g. 'accessLogs.enabled' or 'ingress.0.fromPort'."""
+        return dotted_get(self.inputs, path, default)
 
 
 @dataclass
@@ -211,6 +206,22 @@ class Graph:
             if r.id == id_:
                 return r
         return None
+
+    def inventory(self) -> Inventory:
+        """The graph as the security controls see it (controls/ knows nothing of this harness)."""
+        return Inventory(
+            Res(
+                urn=r.urn,
+                type=r.type,
+                name=r.name,
+                inputs=r.inputs,
+                id=r.id,
+                arn=str(r.state.get("arn", "")) if isinstance(r.state, dict) else "",
+                parent=r.parent,
+                deps={k: tuple(v) for k, v in r.property_dependencies.items()},
+            )
+            for r in self.resources
+        )
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import yaml
 
 from components.pgmodel import DbModel, build_model
 from components.pgmodel import validate as validate_model
+from controls import is_private_cidr, waiver_problems
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROJECT_FILE = PROJECT_DIR / "Pulumi.yaml"
@@ -416,8 +417,7 @@ def _network(r: _Reader) -> NetworkSettings:
         r.fail("vpcCidr", cidr_text, "must be an IPv4 network in CIDR notation with no host bits set, e.g. 10.0.0.0/16")
         cidr = ipaddress.IPv4Network("10.0.0.0/16")
     else:
-        private_blocks = [ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
-        if not any(cidr.subnet_of(b) for b in private_blocks):
+        if not is_private_cidr(cidr_text):
             r.fail("vpcCidr", cidr_text, "must lie in a private range (10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16)")
         if not 16 <= cidr.prefixlen <= 24:
             r.fail("vpcCidr", cidr_text, "must have a prefix length from /16 to /24 (the sizes AWS allows for a VPC we can split)")
@@ -502,7 +502,7 @@ def _database(r: _Reader, env: Environment, az_count: int) -> DatabaseSettings:
     r.check(interval in (1, 5, 10, 15, 30, 60), "dbMonitoringIntervalSeconds", interval, "must be one of 1, 5, 10, 15, 30, 60")
     admin_cidrs = r.strings("dbAdminCidrs")
     for c in admin_cidrs:
-        r.check(_is_private_cidr(c), "dbAdminCidrs", c, "each entry must be a private IPv4 CIDR (RFC 1918), never 0.0.0.0/0")
+        r.check(_is_private_ipv4_network(c), "dbAdminCidrs", c, "each entry must be a private IPv4 CIDR (RFC 1918), never 0.0.0.0/0")
     log_retention = r.integer("dbLogRetentionDays")
     r.check(log_retention in LOG_RETENTION_DAYS, "dbLogRetentionDays", log_retention, f"must be one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
     admin_sgs = r.strings("dbAdminSecurityGroupIds")
@@ -707,10 +707,7 @@ def _security(r: _Reader, env: Environment) -> SecuritySettings:
     if env is Environment.PROD and waivers:
         r.fail("securityWaivers", sorted(waivers), "prod cannot waive security controls")
     if waivers:
-        # The control catalogue decides what exists and what may be waived. Imported only when
-        # there is something to check (prod has no waivers), and lazily: it reads this module.
-        from bootstrap.controls import waiver_problems
-
+        # The control catalogue decides what exists and what may be waived.
         problems = waiver_problems(waivers)
         if problems:
             r.fail("securityWaivers", [p.split(" ", 1)[0] for p in problems], "; ".join(problems))
@@ -778,12 +775,13 @@ def load_settings(
     )
 
 
-def _is_private_cidr(text: str) -> bool:
+def _is_private_ipv4_network(text: str) -> bool:
+    """A well-formed IPv4 network (no host bits) inside the private ranges."""
     try:
-        net = ipaddress.IPv4Network(text, strict=True)
+        ipaddress.IPv4Network(text, strict=True)
     except ValueError:
         return False
-    return any(net.subnet_of(ipaddress.IPv4Network(b)) for b in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+    return is_private_cidr(text)
 
 
 def _closest(key: str, candidates: Iterable[str]) -> str | None:
