@@ -54,9 +54,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from bootstrap.mockgraph import stack_config
     from components.config import load_settings
     from components.pgmodel import render_sql
+    from components.stackfile import stack_config
 
     settings = load_settings(stack_config(args.stack, _overrides(args.set)), stack=args.stack, check_credentials=False)
     print(render_sql(settings.app_database.model(settings.database.master_username)), end="")
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bootstrap.mockgraph import StackFileError
+    from components.stackfile import StackFileError
 
     args = build_parser().parse_args(argv)
     try:
