@@ -262,91 +262,130 @@ CALL_HANDLERS: dict[str, CallHandler] = {
 }
 
 
+def _hashed(prefix: str, name: str, length: int = 17) -> str:
+    return prefix + hashlib.sha1(name.encode()).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """What a state builder knows about the resource being registered."""
+
+    name: str
+    inputs: dict[str, Any]
+    region: str
+    physical: str
+
+
+# type -> builder(ctx) -> (id or None to keep the default, extra state). The default id is
+# '<physical>-id' and the default ARN 'arn:aws:<module>:<region>:<account>:<kind>/<physical>'.
+StateBuilder = Callable[[Ctx], tuple[str | None, dict[str, Any]]]
+
+
+def _rds_instance(c: Ctx) -> tuple[str | None, dict[str, Any]]:
+    ident = str(c.inputs.get("identifier") or c.name)
+    address = f"{ident}.abcdefghijkl.{c.region}.rds.amazonaws.com"
+    port = c.inputs.get("port", 5432)
+    return ident, {
+        "address": address,
+        "endpoint": f"{address}:{port}",
+        "port": port,
+        "resourceId": "db-" + hashlib.sha1(c.name.encode()).hexdigest()[:26].upper(),
+        "arn": f"arn:aws:rds:{c.region}:{ACCOUNT_ID}:db:{ident}",
+        "hostedZoneId": "Z29XKXDKYMONMX",
+    }
+
+
+def _kms_key(c: Ctx) -> tuple[str | None, dict[str, Any]]:
+    key_id = _hashed("", c.name, 8) + "-0000-4000-8000-000000000000"
+    return key_id, {"keyId": key_id, "arn": f"arn:aws:kms:{c.region}:{ACCOUNT_ID}:key/{key_id}"}
+
+
+def _task_definition(c: Ctx) -> tuple[str | None, dict[str, Any]]:
+    family = str(c.inputs.get("family") or c.physical)
+    base = f"arn:aws:ecs:{c.region}:{ACCOUNT_ID}:task-definition/{family}"
+    return None, {"arn": f"{base}:1", "arnWithoutRevision": base, "revision": 1}
+
+
+def _acm_certificate(c: Ctx) -> tuple[str | None, dict[str, Any]]:
+    domain = c.inputs.get("domainName", "")
+    return None, {
+        "domainValidationOptions": [
+            {"domainName": domain, "resourceRecordName": f"_x1.{domain}.", "resourceRecordType": "CNAME", "resourceRecordValue": "_x2.acm-validations.aws."}
+        ]
+    }
+
+
+def _route53_record(c: Ctx) -> tuple[str | None, dict[str, Any]]:
+    fqdn = str(c.inputs.get("name", "")).rstrip(".")
+    return f"{c.inputs.get('zoneId', 'Z')}_{fqdn}_{c.inputs.get('type', 'A')}", {"fqdn": fqdn}
+
+
+def _s3_bucket(c: Ctx) -> tuple[str | None, dict[str, Any]]:
+    bucket = str(c.inputs.get("bucket") or c.physical)
+    return bucket, {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}", "id": bucket}
+
+
+def _secret(c: Ctx) -> tuple[str | None, dict[str, Any]]:
+    arn = f"arn:aws:secretsmanager:{c.region}:{ACCOUNT_ID}:secret:{c.physical}-AbCdEf"
+    return arn, {"arn": arn}
+
+
+def _random_password(c: Ctx) -> tuple[str | None, dict[str, Any]]:
+    return None, {"result": _fake_secret(c.name, int(c.inputs.get("length", 32))), "bcryptHash": "$2a$10$mock"}
+
+
+STATE_BUILDERS: dict[str, StateBuilder] = {
+    "aws:ec2/vpc:Vpc": lambda c: (
+        _hashed("vpc-", c.name),
+        {"defaultSecurityGroupId": f"sg-default-{c.name}", "mainRouteTableId": f"rtb-main-{c.name}", "defaultNetworkAclId": f"acl-{c.name}"},
+    ),
+    "aws:ec2/subnet:Subnet": lambda c: (_hashed("subnet-", c.name), {}),
+    "aws:ec2/securityGroup:SecurityGroup": lambda c: (_hashed("sg-", c.name), {}),
+    "aws:kms/key:Key": _kms_key,
+    "aws:rds/instance:Instance": _rds_instance,
+    "aws:ecr/repository:Repository": lambda c: (None, {"repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{c.region}.amazonaws.com/{c.physical}", "registryId": ACCOUNT_ID}),
+    "aws:lb/loadBalancer:LoadBalancer": lambda c: (
+        None,
+        {
+            "dnsName": f"{c.physical}-1234567890.{c.region}.elb.amazonaws.com",
+            "zoneId": "Z32O12XQLNTSW2",
+            "arn": f"arn:aws:elasticloadbalancing:{c.region}:{ACCOUNT_ID}:loadbalancer/app/{c.physical}/0123456789abcdef",
+            "arnSuffix": f"app/{c.physical}/0123456789abcdef",
+        },
+    ),
+    "aws:lb/targetGroup:TargetGroup": lambda c: (
+        None,
+        {
+            "arn": f"arn:aws:elasticloadbalancing:{c.region}:{ACCOUNT_ID}:targetgroup/{c.physical}/0123456789abcdef",
+            "arnSuffix": f"targetgroup/{c.physical}/0123456789abcdef",
+        },
+    ),
+    "aws:secretsmanager/secret:Secret": _secret,
+    "aws:cloudwatch/logGroup:LogGroup": lambda c: (c.physical, {"arn": f"arn:aws:logs:{c.region}:{ACCOUNT_ID}:log-group:{c.physical}"}),
+    "aws:iam/role:Role": lambda c: (c.physical, {"arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{c.physical}"}),
+    "aws:s3/bucket:Bucket": _s3_bucket,
+    "aws:ecs/cluster:Cluster": lambda c: (None, {"arn": f"arn:aws:ecs:{c.region}:{ACCOUNT_ID}:cluster/{c.physical}"}),
+    "aws:ecs/taskDefinition:TaskDefinition": _task_definition,
+    "aws:acm/certificate:Certificate": _acm_certificate,
+    "aws:route53/record:Record": _route53_record,
+    "random:index/randomPassword:RandomPassword": _random_password,
+}
+
+
 def _computed_state(type_: str, name: str, inputs: dict[str, Any], region: str) -> tuple[str, dict[str, Any]]:
     """Plausible outputs for a registered resource: an id, an ARN and the attributes we read."""
     pkg, _, rest = type_.partition(":")
-    module = rest.split("/")[0].split(":")[0]
     physical = str(inputs.get("name") or inputs.get("identifier") or name)
     state = dict(inputs)
-    id_ = f"{physical}-id"
     if pkg == "aws":
-        kind = rest.split(":")[-1].lower()
+        module, kind = rest.split("/")[0].split(":")[0], rest.split(":")[-1].lower()
         state.setdefault("arn", f"arn:aws:{module}:{region}:{ACCOUNT_ID}:{kind}/{physical}")
-    if type_ == "aws:ec2/vpc:Vpc":
-        id_ = "vpc-" + hashlib.sha1(name.encode()).hexdigest()[:17]
-        state.update(defaultSecurityGroupId=f"sg-default-{name}", mainRouteTableId=f"rtb-main-{name}", defaultNetworkAclId=f"acl-{name}")
-    elif type_ == "aws:ec2/subnet:Subnet":
-        id_ = "subnet-" + hashlib.sha1(name.encode()).hexdigest()[:17]
-    elif type_ == "aws:ec2/securityGroup:SecurityGroup":
-        id_ = "sg-" + hashlib.sha1(name.encode()).hexdigest()[:17]
-    elif type_ == "aws:kms/key:Key":
-        id_ = hashlib.sha1(name.encode()).hexdigest()[:8] + "-0000-4000-8000-000000000000"
-        state.update(keyId=id_, arn=f"arn:aws:kms:{region}:{ACCOUNT_ID}:key/{id_}")
-    elif type_ == "aws:rds/instance:Instance":
-        ident = str(inputs.get("identifier") or name)
-        address = f"{ident}.abcdefghijkl.{region}.rds.amazonaws.com"
-        port = inputs.get("port", 5432)
-        state.update(
-            address=address,
-            endpoint=f"{address}:{port}",
-            port=port,
-            resourceId="db-" + hashlib.sha1(name.encode()).hexdigest()[:26].upper(),
-            arn=f"arn:aws:rds:{region}:{ACCOUNT_ID}:db:{ident}",
-            hostedZoneId="Z29XKXDKYMONMX",
-        )
-        id_ = ident
-    elif type_ == "aws:ecr/repository:Repository":
-        state["repositoryUrl"] = f"{ACCOUNT_ID}.dkr.ecr.{region}.amazonaws.com/{physical}"
-        state["registryId"] = ACCOUNT_ID
-    elif type_ == "aws:lb/loadBalancer:LoadBalancer":
-        state.update(
-            dnsName=f"{physical}-1234567890.{region}.elb.amazonaws.com",
-            zoneId="Z32O12XQLNTSW2",
-            arn=f"arn:aws:elasticloadbalancing:{region}:{ACCOUNT_ID}:loadbalancer/app/{physical}/0123456789abcdef",
-            arnSuffix=f"app/{physical}/0123456789abcdef",
-        )
-    elif type_ == "aws:lb/targetGroup:TargetGroup":
-        state.update(
-            arn=f"arn:aws:elasticloadbalancing:{region}:{ACCOUNT_ID}:targetgroup/{physical}/0123456789abcdef",
-            arnSuffix=f"targetgroup/{physical}/0123456789abcdef",
-        )
-    elif type_ == "aws:secretsmanager/secret:Secret":
-        state["arn"] = f"arn:aws:secretsmanager:{region}:{ACCOUNT_ID}:secret:{physical}-AbCdEf"
-        id_ = state["arn"]
-    elif type_ == "aws:cloudwatch/logGroup:LogGroup":
-        state["arn"] = f"arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{physical}"
-        id_ = physical
-    elif type_ == "aws:iam/role:Role":
-        state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:role/{physical}"
-        id_ = physical
-    elif type_ == "aws:s3/bucket:Bucket":
-        bucket = str(inputs.get("bucket") or physical)
-        state.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}", id=bucket)
-        id_ = bucket
-    elif type_ == "aws:ecs/cluster:Cluster":
-        state["arn"] = f"arn:aws:ecs:{region}:{ACCOUNT_ID}:cluster/{physical}"
-    elif type_ == "aws:ecs/taskDefinition:TaskDefinition":
-        family = str(inputs.get("family") or physical)
-        state["arn"] = f"arn:aws:ecs:{region}:{ACCOUNT_ID}:task-definition/{family}:1"
-        state["arnWithoutRevision"] = f"arn:aws:ecs:{region}:{ACCOUNT_ID}:task-definition/{family}"
-        state["revision"] = 1
-    elif type_ == "aws:acm/certificate:Certificate":
-        state["domainValidationOptions"] = [
-            {
-                "domainName": inputs.get("domainName", ""),
-                "resourceRecordName": f"_x1.{inputs.get('domainName', '')}.",
-                "resourceRecordType": "CNAME",
-                "resourceRecordValue": "_x2.acm-validations.aws.",
-            }
-        ]
-    elif type_ == "aws:route53/record:Record":
-        state["fqdn"] = str(inputs.get("name", "")).rstrip(".")
-        id_ = f"{inputs.get('zoneId', 'Z')}_{state['fqdn']}_{inputs.get('type', 'A')}"
-    elif type_ == "random:index/randomPassword:RandomPassword":
-        length = int(inputs.get("length", 32))
-        state["result"] = _fake_secret(f"{name}", length)
-        state["bcryptHash"] = "$2a$10$mock"
-    return id_, state
+    id_: str | None = None
+    builder = STATE_BUILDERS.get(type_)
+    if builder is not None:
+        id_, extra = builder(Ctx(name, inputs, region, physical))
+        state.update(extra)
+    return id_ or f"{physical}-id", state
 
 
 class GraphMocks(pulumi.runtime.Mocks):
