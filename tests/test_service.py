@@ -12,7 +12,8 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from bootstrap.mockgraph import ELB_ACCOUNTS, Graph, Resource, run_program, run_stack
+from bootstrap.mockanswers import ELB_ACCOUNTS
+from bootstrap.mockgraph import Graph, Resource, run_program, run_stack
 from components.app_database import DbConnection
 from components.config import load_settings
 from components.loadbalancer import LOG_DELIVERY_PRINCIPAL, TLS_POLICY, lb_name
