@@ -47,7 +47,9 @@ PROJECT_MODULES = (
     "bootstrap/rotation.py",
     "bootstrap/pgconn.py",
     "components/__init__.py",
+    "components/password_policy.py",
     "components/pgmodel.py",
+    "components/settings.py",
 )
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 

@@ -30,6 +30,8 @@ import pulumi_aws as aws
 
 from components import sg as rules
 from components.awsinfo import aws_facts
+from components.database import Database
+from components.settings import DatabaseSettings
 
 RUNTIME = "python3.12"
 HANDLER = "rotation_function.handler.lambda_handler"
@@ -49,26 +51,22 @@ def archive_hash(path: Path) -> str | None:
 
 @dataclass
 class RotationFunctionArgs:
-    name: str
-    """Physical name prefix, e.g. 'shop-dev' (function '<name>-db-rotation')."""
+    """Inputs: the database it rotates for, the login secrets, where it runs, its settings section."""
+
+    settings: DatabaseSettings
+    """Names (prefix), the DB port, the schedule (secret_rotation_days) and the log retention."""
+    database: Database
+    """The RDS component: its security group admits the function; instance, key and master secret."""
     vpc_id: pulumi.Input[str]
     subnet_ids: pulumi.Input[Sequence[str]]
     """Private subnets (a route to the Secrets Manager and RDS APIs: endpoints or NAT)."""
-    db_security_group_id: pulumi.Input[str]
-    db_port: int
-    db_instance_id: pulumi.Input[str]
-    db_instance_arn: pulumi.Input[str]
-    kms_key_arn: pulumi.Input[str]
-    """The key of the secrets (and of the function's logs and environment)."""
-    master_secret_arn: pulumi.Input[str]
-    login_secret_arns: Mapping[str, pulumi.Input[str]]
-    """Login secrets rotated with a single user, by key ('migrator')."""
     archive_path: Path
-    rotation_days: int = 30
+    """The archive `python -m bootstrap build-rotation` writes."""
+    login_secret_arns: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Login secrets rotated with a single user, by key ('migrator')."""
     alternating_secret_arns: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Login secrets rotated with alternating users ('app': `<role>` and `<role>_clone`)."""
     architecture: str = "arm64"
-    log_retention_days: int = 30
 
 
 class RotationFunction(pulumi.ComponentResource):
@@ -81,8 +79,8 @@ class RotationFunction(pulumi.ComponentResource):
         super().__init__("pghome:rotation:RotationFunction", name, None, opts)
         self._name, self._args = name, args
         self._facts = aws_facts(self)
-        self._function_name = f"{args.name}-db-rotation"
-        self._secrets: dict[str, pulumi.Input[str]] = {"master": args.master_secret_arn, **args.login_secret_arns, **args.alternating_secret_arns}
+        self._function_name = f"{args.settings.prefix}-db-rotation"
+        self._secrets: dict[str, pulumi.Input[str]] = {"master": args.database.master_secret_arn, **args.login_secret_arns, **args.alternating_secret_arns}
 
         sg = self._security_group()
         role = self._role()
@@ -102,7 +100,7 @@ class RotationFunction(pulumi.ComponentResource):
         sg = aws.ec2.SecurityGroup(
             f"{name}-sg",
             name=self._function_name,
-            description=f"{args.name} rotation function: out to the database and HTTPS APIs only",
+            description=f"{args.settings.prefix} rotation function: out to the database and HTTPS APIs only",
             vpc_id=args.vpc_id,
             tags={"Name": self._function_name},
             opts=pulumi.ResourceOptions(parent=self),
@@ -112,9 +110,9 @@ class RotationFunction(pulumi.ComponentResource):
             security_group_id=sg.id,
             description="PostgreSQL to the database security group",
             ip_protocol="tcp",
-            from_port=args.db_port,
-            to_port=args.db_port,
-            referenced_security_group_id=args.db_security_group_id,
+            from_port=args.settings.port,
+            to_port=args.settings.port,
+            referenced_security_group_id=args.database.security_group_id,
             opts=pulumi.ResourceOptions(parent=self),
         )
         rules.egress(f"{name}-to-https", sg.id, 443, "HTTPS to the Secrets Manager and RDS APIs (endpoints or NAT)", self, cidr_ipv4="0.0.0.0/0")
@@ -137,7 +135,7 @@ class RotationFunction(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-role",
             name=self._function_name,
-            description=f"{args.name}: rotates the database secrets (these secrets, this instance only)",
+            description=f"{args.settings.prefix}: rotates the database secrets (these secrets, this instance only)",
             assume_role_policy=assume.json,
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -148,8 +146,8 @@ class RotationFunction(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         secret_arns: list[Any] = list(self._secrets.values())  # Outputs; the SDK annotates plain str
-        key_arn: Any = args.kms_key_arn
-        instance_arn: Any = args.db_instance_arn
+        key_arn: Any = args.database.kms_key_arn
+        instance_arn: Any = args.database.arn
         policy = aws.iam.get_policy_document_output(
             statements=[
                 aws.iam.GetPolicyDocumentStatementArgs(
@@ -179,8 +177,8 @@ class RotationFunction(pulumi.ComponentResource):
         return aws.cloudwatch.LogGroup(
             f"{self._name}-logs",
             name=f"/aws/lambda/{self._function_name}",
-            retention_in_days=self._args.log_retention_days,
-            kms_key_id=self._args.kms_key_arn,
+            retention_in_days=self._args.settings.log_retention_days,
+            kms_key_id=self._args.database.kms_key_arn,
             opts=pulumi.ResourceOptions(parent=self),
         )
 
@@ -192,8 +190,8 @@ class RotationFunction(pulumi.ComponentResource):
             shown = args.archive_path.relative_to(Path.cwd()) if args.archive_path.is_relative_to(Path.cwd()) else args.archive_path
             pulumi.log.warn(f"the rotation function's archive {shown} is not built: run `python -m bootstrap build-rotation` before `up`", self)
         variables: dict[str, pulumi.Input[str]] = {
-            "PGHOME_MASTER_SECRET_ARN": args.master_secret_arn,
-            "PGHOME_DB_INSTANCE_ID": args.db_instance_id,
+            "PGHOME_MASTER_SECRET_ARN": args.database.master_secret_arn,
+            "PGHOME_DB_INSTANCE_ID": args.database.instance_id,
             "PGHOME_LOGIN_SECRET_ARNS": pulumi.Output.all(*args.login_secret_arns.values()).apply(lambda a: ",".join(sorted(a))),
             "PGHOME_ALTERNATING_SECRET_ARNS": pulumi.Output.all(*args.alternating_secret_arns.values()).apply(lambda a: ",".join(sorted(a))),
             "PGSSLMODE": "verify-full",
@@ -202,7 +200,7 @@ class RotationFunction(pulumi.ComponentResource):
         return aws.lambda_.Function(
             f"{self._name}-function",
             name=self._function_name,
-            description=f"{args.name}: Secrets Manager rotation of the database secrets (master and login roles)",
+            description=f"{args.settings.prefix}: Secrets Manager rotation of the database secrets (master and login roles)",
             runtime=RUNTIME,
             architectures=[args.architecture],
             handler=HANDLER,
@@ -215,7 +213,7 @@ class RotationFunction(pulumi.ComponentResource):
             reserved_concurrent_executions=1,
             vpc_config=aws.lambda_.FunctionVpcConfigArgs(subnet_ids=args.subnet_ids, security_group_ids=[sg.id]),
             environment=aws.lambda_.FunctionEnvironmentArgs(variables=variables),
-            kms_key_arn=args.kms_key_arn,
+            kms_key_arn=args.database.kms_key_arn,
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="Text", log_group=log_group.name),
             tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="PassThrough"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
@@ -238,7 +236,7 @@ class RotationFunction(pulumi.ComponentResource):
                 f"{name}-rotation-{key}",
                 secret_id=arn,
                 rotation_lambda_arn=function.arn,
-                rotation_rules=aws.secretsmanager.SecretRotationRotationRulesArgs(automatically_after_days=args.rotation_days),
+                rotation_rules=aws.secretsmanager.SecretRotationRotationRulesArgs(automatically_after_days=args.settings.secret_rotation_days),
                 rotate_immediately=True,
                 # login secrets after the master's first rotation: their setSecret connects as the master
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[permission, *master_rotation]),

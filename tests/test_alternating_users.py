@@ -10,9 +10,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from bootstrap.mockgraph import Graph, stack_config
+from bootstrap.mockgraph import Graph
 from components.config import load_settings
 from components.pgmodel import DbModel, clone_of
+from components.stackfile import stack_config
 from tests.pgserver import PgServer
 from tests.test_app_database_pg import MASTER_PASSWORD, apply_model
 

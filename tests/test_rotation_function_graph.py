@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from bootstrap import controls
+import controls
+from bootstrap import plan
 from bootstrap.mockgraph import Graph, Resource, run_stack
 from tests.helpers import assert_config_error
 
@@ -134,13 +135,13 @@ def test_rds_password_granted_to_the_master_only(monkeypatch: pytest.MonkeyPatch
 
 
 def test_controls_sm1_and_sm4(graph: Graph) -> None:
-    report = controls.check_graph(graph)
+    report = plan.check_graph(graph)
     results = {r.control.id: r for r in report.results}
     assert results["SecretsManager.1"].status == controls.PASS and results["SecretsManager.1"].control.level == controls.MUST_HOLD
     assert results["SecretsManager.4"].status == controls.PASS and results["SecretsManager.4"].checked == 3
 
 
 def test_sm4_fails_for_a_long_schedule() -> None:
-    report = controls.check_graph(run_stack("prod", {"dbSecretRotationDays": 180}))
+    report = plan.check_graph(run_stack("prod", {"dbSecretRotationDays": 180}))
     result = next(r for r in report.results if r.control.id == "SecretsManager.4")
     assert result.status == controls.FAIL and any("180 days" in str(f) for f in result.findings)
