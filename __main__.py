@@ -1,5 +1,6 @@
 """Composition root: read the typed settings once, build the components, export the contract."""
 
+import os
 from pathlib import Path
 
 import pulumi
@@ -13,7 +14,8 @@ from components.registry import Registry, RegistryArgs
 from components.rotation_function import RotationFunction, RotationFunctionArgs
 from components.service import Service, ServiceArgs
 
-ROTATION_ARCHIVE = Path(__file__).resolve().parent / "build" / "rotation-function.zip"
+# Built by `python -m bootstrap build-rotation`; its content hash drives the function's updates.
+ROTATION_ARCHIVE = Path(os.environ.get("PGHOME_ROTATION_ARCHIVE") or Path(__file__).resolve().parent / "build" / "rotation-function.zip")
 
 settings = load_from_pulumi()  # raises ConfigError before any resource exists
 

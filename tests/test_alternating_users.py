@@ -24,7 +24,7 @@ PW = "alt-Pw-for-tests-1"
 def model() -> DbModel:
     overrides = {"appDbRolePrefix": "alt", "appDbName": "alt_db", "dbMasterUsername": "alt_master"}
     settings = load_settings(stack_config("dev", overrides), stack="dev", check_credentials=False)
-    return settings.app_database.model(settings.database.master_username)
+    return settings.app_database.model()
 
 
 @pytest.fixture(scope="module")

@@ -130,7 +130,7 @@ def test_rds_password_granted_to_the_master_only(monkeypatch: pytest.MonkeyPatch
     from components.config import load_settings
 
     s = load_settings(g.config, stack="dev", check_credentials=False)
-    text = render_sql(s.app_database.model(s.database.master_username))
+    text = render_sql(s.app_database.model())
     assert text.count('GRANT "rds_password" TO') == 1 and 'GRANT "rds_password" TO "shop_master"' in text
 
 

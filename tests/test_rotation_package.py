@@ -93,3 +93,15 @@ def test_cli_build_rotation_missing_ca_bundle_is_one_sentence(capsys: pytest.Cap
     err = capsys.readouterr().err
     assert rc == 1 and "RDS CA bundle" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.zip").exists()
+
+
+def test_the_program_references_the_archive_by_path_and_hash(tmp_path: Path, ca: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bootstrap.mockgraph import run_stack
+
+    archive = rp.build(output=tmp_path / "f.zip", ca_bundle=ca, out=lambda s: None)
+    monkeypatch.setenv("PGHOME_ROTATION_ARCHIVE", str(archive.path))
+    (fn,) = run_stack("dev").of_type("aws:lambda/function:Function")
+    assert fn.inputs["sourceCodeHash"] == archive.source_code_hash
+    code = fn.inputs["code"]
+    assert getattr(code, "path", code) == str(archive.path)
+    assert fn.inputs["handler"] == rp.HANDLER and fn.inputs["runtime"] == rp.RUNTIME and fn.inputs["architectures"] == [rp.DEFAULT_ARCHITECTURE]
