@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,7 +165,7 @@ def _m(x: float) -> str:
     return f"${x:,.2f}"
 
 
-def _table(rows: list[tuple[str, ...]], rule_before_last: bool = False) -> list[str]:
+def _table(rows: Sequence[tuple[str, ...]], rule_before_last: bool = False) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     full = min(160, sum(widths) + 2 * len(widths) + max(len(r[-1]) for r in rows))
     out = []
@@ -289,7 +289,7 @@ def _signed(x: float) -> str:
     return ("+" if x >= 0.005 else "-" if x <= -0.005 else " ") + f"${abs(x):,.2f}"
 
 
-def _rows(rows: list[tuple[str, ...]]) -> list[str]:
+def _rows(rows: Sequence[tuple[str, ...]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = []
     for n, row in enumerate(rows):

@@ -80,7 +80,7 @@ def load_prices(region: str, path: Path = PRICES_FILE) -> Prices:
     regions = data["regions"]
     if region not in regions:
         raise CostError(
-            f"there are no prices for region {region!r} in {path.name}; priced regions: {', '.join(sorted(regions))} "
+            f"there are no prices for region {region!r} in data/{path.name}; priced regions: {', '.join(sorted(regions))} "
             "(add the region's figures to the table to estimate it)"
         )
     return Prices(
