@@ -71,6 +71,9 @@ def _money(x: float) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+IPV4_NOTE = "one per NAT gateway (natStrategy) + one per AZ of the internet-facing ALB (azCount)"
+
+
 def nat_gateway(r: Res, c: Context) -> list[Line | Unpriced]:
     n = max(c.counts.get("aws:ec2/natGateway:NatGateway", 1), 1)
     hour, gb = c.prices.p("nat_hour"), c.prices.p("nat_gb")
@@ -87,7 +90,7 @@ def nat_gateway(r: Res, c: Context) -> list[Line | Unpriced]:
 
 def eip(r: Res, c: Context) -> list[Line | Unpriced]:
     hour = c.prices.p("public_ipv4_hour")
-    return [Line("public IPv4 addresses", hour * HOURS, 0.0, f"{HOURS} h x ${hour}/h", ("natStrategy",))]
+    return [Line("public IPv4 addresses", hour * HOURS, 0.0, f"{HOURS} h x ${hour}/h", ("natStrategy", "azCount"), IPV4_NOTE)]
 
 
 def vpc_endpoint(r: Res, c: Context) -> list[Line | Unpriced]:
@@ -120,7 +123,7 @@ def load_balancer(r: Res, c: Context) -> list[Line | Unpriced]:
     if not r.get("internal", False):
         azs = len(r.get("subnets") or r.get("subnetMappings") or []) or 2
         ip = c.prices.p("public_ipv4_hour")
-        lines.append(Line("public IPv4 addresses", azs * ip * HOURS, 0.0, f"internet-facing: {azs} AZ x {HOURS} h x ${ip}/h", ("azCount",)))
+        lines.append(Line("public IPv4 addresses", azs * ip * HOURS, 0.0, f"internet-facing: {azs} AZ x {HOURS} h x ${ip}/h", ("azCount",), IPV4_NOTE))
     return lines
 
 
