@@ -57,3 +57,15 @@ def egress(
         cidr_ipv4=cidr_ipv4,
         opts=pulumi.ResourceOptions(parent=parent),
     )
+
+
+def security_group(resource_name: str, physical_name: str, description: str, vpc_id: pulumi.Input[str], parent: pulumi.Resource) -> aws.ec2.SecurityGroup:
+    """A security group with no inline rules (rules are added with `ingress`/`egress`), tagged with its name."""
+    return aws.ec2.SecurityGroup(
+        resource_name,
+        name=physical_name,
+        description=description,
+        vpc_id=vpc_id,
+        tags={"Name": physical_name},
+        opts=pulumi.ResourceOptions(parent=parent),
+    )

@@ -289,3 +289,15 @@ def test_cost_compare_and_set_show_the_difference():
     both = bootstrap("cost", "--stack", "dev", "--compare", "prod")
     assert "dev" in both.stdout and "prod" in both.stdout and "database instance hours" in both.stdout
     assert f"Idle: ${DEV_IDLE:,.2f} vs ${PROD_IDLE:,.2f}" in both.stdout
+
+
+def test_rds_families_the_config_accepts_are_priced_or_named_not_priced():
+    from components.limits import DB_INSTANCE_FAMILIES
+
+    prices = tables.load_prices("eu-west-1")
+    priced = {f for f in DB_INSTANCE_FAMILIES if prices.rds_instance_hour(f"db.{f}.large")[0] is not None}
+    assert {"t3", "t4g", "m5", "m6g", "m6i", "m7g", "m7i", "r5", "r6g", "r6i", "r7g", "r7i"} <= priced
+    for family in DB_INSTANCE_FAMILIES - priced:
+        hour, why = prices.rds_instance_hour(f"db.{family}.large")
+        assert hour is None and "not in this table yet" in why
+    assert prices.rds_instance_hour("db.m7g.4xlarge")[0] == pytest.approx(0.168 * 8 * 1.1)  # sizes scale from large

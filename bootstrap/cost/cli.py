@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from bootstrap.cost import CostError, Estimate, compare, estimate
@@ -44,11 +44,11 @@ def plan_json(result: Estimate | str) -> dict[str, Any]:
     return {"error": result} if isinstance(result, str) else result.as_json()
 
 
-def cmd_cost(args: argparse.Namespace) -> int:
-    from bootstrap.__main__ import _overrides
-    from bootstrap.mockgraph import run_stack, stack_config
+def cmd_cost(args: argparse.Namespace, parse_overrides: Callable[[Sequence[str]], dict[str, str]]) -> int:
+    from bootstrap.mockgraph import run_stack
+    from components.stackfile import stack_config
 
-    overrides = _overrides(args.set)
+    overrides = parse_overrides(args.set)
     usage = usage_overrides(args)
     other = args.compare or args.stack
     for stack, extra in ((args.stack, {}), (other, overrides)):
@@ -69,15 +69,14 @@ def cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
+def register(sub: Any, parse_overrides: Callable[[Sequence[str]], dict[str, str]]) -> None:
+    """Add the `cost` command; `parse_overrides` reads --set pairs the way every other command does."""
     p = sub.add_parser("cost", help="monthly cost estimate of a stack from list prices, offline; --compare/--set show the difference")
     p.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml)")
     p.add_argument("--compare", metavar="STACK", help="compare with this stack (e.g. prod)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value on the compared side (repeatable)")
     p.add_argument("--usage", metavar="FILE", help="usage assumptions (JSON or YAML mapping, e.g. nat_gb: 100), applied to both sides")
     p.add_argument("--json", action="store_true", help="print the estimate(s) as JSON")
-    p.set_defaults(func=cmd_cost)
+    p.set_defaults(func=lambda args: cmd_cost(args, parse_overrides))
 
 
-def warn(message: str) -> None:
-    print(message, file=sys.stderr)

@@ -61,9 +61,7 @@ class Prices:
             return float(self.rds["burstable"][instance_class]) * factor, ""
         if family in self.rds["family_large"] and size in self.rds["size_factor"]:
             return float(self.rds["family_large"][family]) * float(self.rds["size_factor"][size]) * factor, ""
-        if family in self.rds["not_priced_families"]["families"]:
-            return None, f"instance family {family} is {self.rds['not_priced_families']['_reason']}"
-        return None, f"{instance_class} is not in the RDS price table (data/prices.json rds)"
+        return None, f"instance class {instance_class} is {self.rds['not_priced_families']['_reason']}"
 
     def rds_vcpus(self, instance_class: str) -> int | None:
         size = instance_class.rsplit(".", 1)[-1]
