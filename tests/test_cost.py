@@ -301,3 +301,13 @@ def test_rds_families_the_config_accepts_are_priced_or_named_not_priced():
         hour, why = prices.rds_instance_hour(f"db.{family}.large")
         assert hour is None and "not in this table yet" in why
     assert prices.rds_instance_hour("db.m7g.4xlarge")[0] == pytest.approx(0.168 * 8 * 1.1)  # sizes scale from large
+
+
+def test_cost_json_carries_items_with_their_arithmetic():
+    result = bootstrap("cost", "--stack", "prod", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout[: result.stdout.rindex("}") + 1])
+    nat = [i for i in doc["items"] if i["kind"] == "NAT gateway hours"]
+    assert len(nat) == 3 and all(i["fixed"] == pytest.approx(NAT) and "natStrategy" in i["drivers"] for i in nat)
+    assert doc["pricesAsOf"] == "2026-11-23" and doc["usageOrigin"] == "prod defaults"
+    assert [n["kind"] for n in doc["notPriced"]] == ["Container Insights metrics"]

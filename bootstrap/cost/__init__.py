@@ -130,7 +130,7 @@ class Estimate:
         lines = [head, *_table(rows, rule_before_last=True), "", "Biggest lines, and the config keys that drive them:"]
         for kind, amount, count, note, keys in self.biggest():
             driver = note or (", ".join(f"{k}={self._cfg_value(k)}" for k in keys) if keys else "always on")
-            lines.append(f"  {kind:<38} {_m(amount):>10}  {count} x  {driver}")
+            lines.append(f"  {kind:<38} {_m(amount):>10}  {_count(count):<14} {driver}")
         lines.append("")
         lines.extend(textwrap.wrap(f"Usage assumed ({self.usage_origin}; idle = all usage 0): " + self._usage_text(), 140, subsequent_indent="  "))
         lines.extend(self._render_not_priced())
@@ -154,11 +154,15 @@ class Estimate:
         units = usage_keys()
         return ", ".join(f"{k}={v:g} {units[k][0]}" for k, v in sorted(self.usage.items()))
 
-    _config: Mapping[str, str] = field(default_factory=dict)
-    _project: str = ""
+    config: Mapping[str, str] = field(default_factory=dict, repr=False)  # the stack's config, to show driver values
+    project: str = ""
 
     def _cfg_value(self, key: str) -> str:
-        return self._config.get(f"{self._project}:{key}", "?")
+        return self.config.get(f"{self.project}:{key}", "?")
+
+
+def _count(n: int) -> str:
+    return f"({n} resource{'s' if n != 1 else ''})"
 
 
 def _m(x: float) -> str:
@@ -233,8 +237,8 @@ def estimate(graph: Any, usage_overrides: Mapping[str, float] | None = None) -> 
         environment=graph.config.get(f"{graph.project}:environment", ""),
         usage=usage,
         usage_origin=origin,
-        _config=graph.config,
-        _project=graph.project,
+        config=graph.config,
+        project=graph.project,
     )
     for r in sorted(custom, key=lambda r: (components[r.urn], r.type, r.name)):
         comp = components[r.urn]
@@ -276,7 +280,7 @@ def compare(a: Estimate, b: Estimate, label_a: str, label_b: str) -> str:
             continue
         na, nb = ka.get(kind, (0.0, 0, "", ()))[1], kb.get(kind, (0.0, 0, "", ()))[1]
         note = kb.get(kind, ka.get(kind, (0.0, 0, "", ())))[2]
-        out.append(f"  {kind:<38} {_signed(delta):>11}  ({na} -> {nb} line(s)){'  ' + note if note else ''}")
+        out.append(f"  {kind:<38} {_signed(delta):>11}  ({na} -> {nb} resources){'  ' + note if note else ''}")
     if len(out) and out[-1] == "What changed most:":
         out.append("  nothing")
     for est, label in ((a, label_a), (b, label_b)):
