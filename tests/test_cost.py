@@ -311,3 +311,15 @@ def test_cost_json_carries_items_with_their_arithmetic():
     assert len(nat) == 3 and all(i["fixed"] == pytest.approx(NAT) and "natStrategy" in i["drivers"] for i in nat)
     assert doc["pricesAsOf"] == "2026-11-23" and doc["usageOrigin"] == "prod defaults"
     assert [n["kind"] for n in doc["notPriced"]] == ["Container Insights metrics"]
+
+
+def test_arm_tasks_and_a_spot_mix_are_priced_by_hand():
+    g = fake_graph(
+        {"type": "aws:ecs/taskDefinition:TaskDefinition", "name": "td", "inputs": {"family": "app", "cpu": "1024", "memory": "2048", "runtimePlatform.cpuArchitecture": "ARM64"}},
+        {"type": "aws:ecs/service:Service", "name": "svc", "inputs": {"taskDefinition": "app", "desiredCount": 4, "capacityProviderStrategies": [
+            {"capacityProvider": "FARGATE", "base": 2, "weight": 1}, {"capacityProvider": "FARGATE_SPOT", "base": 0, "weight": 1}]}},
+    )
+    est = cost.estimate(g, IDLE)
+    per_task = (1 * 0.04048 + 2 * 0.004445) * 0.8 * H  # ARM is 0.8 x x86
+    assert est.total == pytest.approx(2 * per_task + 1 * per_task + 1 * per_task * 0.33)  # base 2 on-demand, then 1:1
+    assert "[ARM]" in est.items[0].line.basis and "25% on Spot" in est.items[0].line.basis

@@ -140,7 +140,9 @@ class Estimate:
         rows = [("RESOURCE", "COMPONENT", "ITEM", "FIXED", "USAGE", "BASIS")]
         for i in sorted(self.items, key=lambda i: (i.component, i.resource, i.line.kind)):
             rows.append((i.resource, i.component, i.line.kind, _m(i.line.fixed), _m(i.line.usage), i.line.basis))
-        return "\n".join(_table(rows))
+        kinds = sorted({t.split(":")[-1] for _, t, _ in self.free})
+        free = f"No charge by themselves ({len(self.free)} resources): " + ", ".join(kinds) + " (reasons: bootstrap/cost/rules.py FREE)"
+        return "\n".join([*_table(rows), *textwrap.wrap(free, 140, subsequent_indent="  ")])
 
     def _render_not_priced(self) -> list[str]:
         if not self.not_priced:
@@ -250,7 +252,10 @@ def estimate(graph: Any, usage_overrides: Mapping[str, float] | None = None) -> 
             else:
                 est.not_priced.append(NotPriced(r.name, r.type, comp, "resource", "no price rule for this type in bootstrap/cost/rules.py"))
             continue
-        for part in rule(r, ctx):
+        parts = rule(r, ctx)
+        if not parts:  # e.g. a gateway endpoint, a cluster without Container Insights
+            est.free.append((r.name, r.type, "no charge in this configuration"))
+        for part in parts:
             if isinstance(part, Unpriced):
                 est.not_priced.append(NotPriced(r.name, r.type, comp, part.kind, part.reason))
             else:
