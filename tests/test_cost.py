@@ -323,3 +323,10 @@ def test_arm_tasks_and_a_spot_mix_are_priced_by_hand():
     per_task = (1 * 0.04048 + 2 * 0.004445) * 0.8 * H  # ARM is 0.8 x x86
     assert est.total == pytest.approx(2 * per_task + 1 * per_task + 1 * per_task * 0.33)  # base 2 on-demand, then 1:1
     assert "[ARM]" in est.items[0].line.basis and "25% on Spot" in est.items[0].line.basis
+
+
+def test_plan_without_prices_for_the_region_still_plans_but_a_bad_cost_usage_value_stops_it():
+    result = bootstrap("plan", "--stack", "dev", "--set", "aws:region=af-south-1")
+    assert result.returncode == 0 and "Cost estimate: not available: there are no prices for region 'af-south-1'" in result.stdout
+    bad = bootstrap("plan", "--stack", "dev", "--set", 'costUsage=["nat_gb=lots"]')
+    assert bad.returncode == 2 and "costUsage: usage nat_gb = 'lots' is invalid" in bad.stderr and "Traceback" not in bad.stderr

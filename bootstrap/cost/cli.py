@@ -7,8 +7,8 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bootstrap.cost import CostError, Estimate, compare, estimate
-from bootstrap.cost.tables import load_prices, read_usage_file
+from bootstrap.cost import Estimate, compare, estimate
+from bootstrap.cost.tables import NoPricesError, load_prices, read_usage_file
 
 
 def add_plan_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,7 +25,7 @@ def plan_estimate(graph: Any, args: argparse.Namespace, overrides: dict[str, flo
     """The estimate for `plan`, or the sentence saying why there is none (plain plan keeps going)."""
     try:
         return estimate(graph, overrides)
-    except CostError as exc:
+    except NoPricesError as exc:  # a bad usage value is still an error
         if args.cost:
             raise
         return str(exc)

@@ -25,6 +25,10 @@ class CostError(ValueError):
     """Input the estimate cannot use (unknown region, bad usage file); reported as one sentence, exit 2."""
 
 
+class NoPricesError(CostError):
+    """The stack's region is not in the price table (a plain plan still prints, without the estimate)."""
+
+
 @functools.lru_cache(maxsize=4)
 def _load_json(path: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text()))
@@ -77,7 +81,7 @@ def load_prices(region: str, path: Path = PRICES_FILE) -> Prices:
     data = _load_json(path)
     regions = data["regions"]
     if region not in regions:
-        raise CostError(
+        raise NoPricesError(
             f"there are no prices for region {region!r} in data/{path.name}; priced regions: {', '.join(sorted(regions))} "
             "(add the region's figures to the table to estimate it)"
         )
