@@ -141,7 +141,7 @@ class Estimate:
         for i in sorted(self.items, key=lambda i: (i.component, i.resource, i.line.kind)):
             rows.append((i.resource, i.component, i.line.kind, _m(i.line.fixed), _m(i.line.usage), i.line.basis))
         kinds = sorted({t.split(":")[-1] for _, t, _ in self.free})
-        free = f"No charge by themselves ({len(self.free)} resources): " + ", ".join(kinds) + " (reasons: bootstrap/cost/rules.py FREE)"
+        free = f"No charge by themselves ({len(self.free)} resources): " + ", ".join(kinds) + " (reasons: bootstrap/cost/free.py)"
         return "\n".join([*_table(rows), *textwrap.wrap(free, 140, subsequent_indent="  ")])
 
     def _render_not_priced(self) -> list[str]:

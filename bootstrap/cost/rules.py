@@ -2,68 +2,20 @@
 
 A rule returns `Line`s (fixed = charged even with no traffic, usage = from the usage
 assumptions) and `Unpriced` parts (a charge it knows exists but cannot figure; never zero).
-Types that AWS does not bill are listed in FREE with the reason. A type in neither is reported
-as not priced by the estimate.
+Types that AWS does not bill are listed in free.FREE with the reason. A type in neither is
+reported as not priced by the estimate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
-from bootstrap.cost.tables import HOURS, Prices
+from bootstrap.cost.free import FREE
+from bootstrap.cost.model import Context, Line, Res, Rule, Unpriced, money
+from bootstrap.cost.tables import HOURS
 
-
-class Res(Protocol):
-    """What a rule reads from a recorded resource (bootstrap.mockgraph.Resource satisfies it)."""
-
-    urn: str
-    type: str
-    name: str
-    inputs: dict[str, Any]
-    state: dict[str, Any]
-
-    def get(self, path: str, default: Any = None) -> Any: ...
-
-
-@dataclass(frozen=True)
-class Line:
-    kind: str  # what is charged, e.g. "NAT gateway hours"; lines of one kind add up in the summary
-    fixed: float
-    usage: float
-    basis: str  # the arithmetic, with the usage assumption next to the figure
-    drivers: tuple[str, ...] = ()  # config keys that set this line
-    driver_note: str = ""
-
-
-@dataclass(frozen=True)
-class Unpriced:
-    kind: str
-    reason: str
-
-
-@dataclass
-class Context:
-    prices: Prices
-    usage: Mapping[str, float]
-    config: Mapping[str, str]  # '<namespace>:<key>' -> CLI string
-    project: str
-    resources: list[Any]
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def cfg(self, key: str, default: str = "") -> str:
-        return self.config.get(f"{self.project}:{key}", default)
-
-    def u(self, key: str) -> float:
-        return float(self.usage.get(key, 0.0))
-
-
-Rule = Callable[[Res, Context], list[Line | Unpriced]]
-
-
-def _money(x: float) -> str:
-    return f"${x:,.2f}"
+__all__ = ["FREE", "RULES", "Context", "Line", "Unpriced"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -79,7 +31,7 @@ def nat_gateway(r: Res, c: Context) -> list[Line | Unpriced]:
     hour, gb = c.prices.p("nat_hour"), c.prices.p("nat_gb")
     share = c.u("nat_gb") / n
     strategy = c.cfg("natStrategy", "single")
-    note = f"natStrategy={strategy}: {n} NAT gateway(s) x {_money(hour * HOURS)}" + (
+    note = f"natStrategy={strategy}: {n} NAT gateway(s) x {money(hour * HOURS)}" + (
         f" (per_az = one per AZ, azCount={c.cfg('azCount')}; single = 1)" if strategy == "per_az" else " (per_az = one per AZ)"
     )
     return [
@@ -100,7 +52,7 @@ def vpc_endpoint(r: Res, c: Context) -> list[Line | Unpriced]:
     n = max(c.counts.get("interface endpoints", 1), 1)
     hour, gb = c.prices.p("endpoint_az_hour"), c.prices.p("endpoint_gb")
     share = c.u("endpoint_gb") / n
-    note = f"interfaceEndpoints=true: {n} endpoints x {azs} AZs x {_money(hour * HOURS)}"
+    note = f"interfaceEndpoints=true: {n} endpoints x {azs} AZs x {money(hour * HOURS)}"
     return [
         Line("interface endpoint hours", azs * hour * HOURS, 0.0, f"{azs} AZ x {HOURS} h x ${hour}/h", ("interfaceEndpoints", "azCount"), note),
         Line("interface endpoint data", 0.0, share * gb, f"endpoint_gb {c.u('endpoint_gb'):g} GB / {n} endpoints x ${gb}/GB", ("interfaceEndpoints",)),
@@ -422,51 +374,4 @@ RULES: dict[str, Rule] = {
     "aws:s3/bucketV2:BucketV2": s3_bucket,
     "aws:ecr/repository:Repository": ecr_repository,
     "aws:cloudwatch/metricAlarm:MetricAlarm": metric_alarm,
-}
-
-# Types AWS does not bill by themselves, with the reason (what is billed instead, if anything).
-FREE: dict[str, str] = {
-    "aws:ec2/vpc:Vpc": "no charge for a VPC",
-    "aws:ec2/subnet:Subnet": "no charge for subnets",
-    "aws:ec2/route:Route": "no charge for routes",
-    "aws:ec2/routeTable:RouteTable": "no charge for route tables",
-    "aws:ec2/routeTableAssociation:RouteTableAssociation": "no charge",
-    "aws:ec2/internetGateway:InternetGateway": "no charge for the gateway (internet data transfer out is not estimated)",
-    "aws:ec2/securityGroup:SecurityGroup": "no charge for security groups",
-    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": "no charge for security groups",
-    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "no charge for rules",
-    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "no charge for rules",
-    "aws:ec2/flowLog:FlowLog": "flow log data is billed as ingestion on its log group",
-    "aws:iam/role:Role": "IAM is free",
-    "aws:iam/rolePolicy:RolePolicy": "IAM is free",
-    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": "IAM is free",
-    "aws:iam/policy:Policy": "IAM is free",
-    "aws:kms/alias:Alias": "no charge for aliases (the key is billed)",
-    "aws:rds/parameterGroup:ParameterGroup": "no charge for parameter groups",
-    "aws:rds/subnetGroup:SubnetGroup": "no charge for subnet groups",
-    "aws:secretsmanager/secretVersion:SecretVersion": "versions are included in the secret's price",
-    "aws:secretsmanager/secretRotation:SecretRotation": "rotation is free (the rotation Lambda is billed)",
-    "aws:ecr/lifecyclePolicy:LifecyclePolicy": "no charge for lifecycle policies",
-    "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders": "no charge (tasks are billed on their service)",
-    "aws:ecs/taskDefinition:TaskDefinition": "a task definition costs nothing until it runs (services are billed per running task; on-demand tasks only while they run)",
-    "aws:lb/listener:Listener": "included in the load balancer's hours and LCUs",
-    "aws:lb/targetGroup:TargetGroup": "included in the load balancer's hours and LCUs",
-    "aws:lb/listenerRule:ListenerRule": "rule evaluations are part of LCUs",
-    "aws:appautoscaling/target:Target": "Application Auto Scaling is free",
-    "aws:appautoscaling/policy:Policy": "Application Auto Scaling is free (its CloudWatch alarms are AWS-managed)",
-    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": "bucket configuration is free",
-    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": "bucket configuration is free",
-    "aws:s3/bucketPolicy:BucketPolicy": "bucket configuration is free",
-    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": "bucket configuration is free",
-    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": "bucket configuration is free",
-    "aws:s3/bucketVersioning:BucketVersioning": "bucket configuration is free (noncurrent versions are counted in s3_gb)",
-    "aws:acm/certificate:Certificate": "public ACM certificates are free",
-    "aws:acm/certificateValidation:CertificateValidation": "free",
-    "aws:route53/record:Record": "validation and alias records add no charge (the hosted zone is not created by this stack)",
-    "aws:wafv2/webAclAssociation:WebAclAssociation": "included in the web ACL's price",
-    "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration": "free (logs are billed where they land)",
-    "aws:lambda/permission:Permission": "free",
-    "aws:cloudwatch/logResourcePolicy:LogResourcePolicy": "free",
-    "random:index/randomPassword:RandomPassword": "generated locally by Pulumi",
-    "random:index/randomId:RandomId": "generated locally by Pulumi",
 }
