@@ -456,7 +456,9 @@ DB_INSTANCE_SIZES = frozenset(
 RESERVED_MASTER_USERNAMES = frozenset(
     "postgres admin administrator root rdsadmin rds_superuser rdsrepladmin master sa user superuser public".split()
 )
-PG_MAJOR_VERSIONS = range(13, 18)
+# RDS standard support (release calendar, Nov 2026): 14 until Feb 2027, 15 2028, 16 2029, 17 2030, 18 2031;
+# 13 left standard support on 28 Feb 2026 (paid Extended Support only). .ci/run tests every major here.
+PG_MAJOR_VERSIONS = range(14, 19)
 PI_RETENTION_OK = "7, or a multiple of 31 from 31 to 731"
 RDS_CA_RE = r"rds-ca-(rsa2048-g1|rsa4096-g1|ecc384-g1)"
 
