@@ -92,7 +92,8 @@ def applied(pg: PgServer, model: DbModel) -> Iterator[DbModel]:
     pg.make_rds_master(model.master, MASTER_PASSWORD)
     apply_model(pg, model)
     # What the rotation does for the login roles (tested in its own module): give them passwords.
-    with pg.connect_super() as conn:
+    # As the master, like everything else that touches the app roles (RDS has no superuser for us).
+    with pg.connect_as(model.master, MASTER_PASSWORD) as conn:
         for role, pw in ((f"{model.owner[:-6]}_app", APP_PASSWORD), (f"{model.owner[:-6]}_migrator", MIGRATOR_PASSWORD)):
             conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(pw)))
         # test-only logins: one in the read-only group, one in no group at all
@@ -218,7 +219,7 @@ def test_public_cannot_connect(pg, applied):
 
 
 def test_a_fresh_role_cannot_create_in_public_or_read_app(pg, applied):
-    with pg.connect_super() as conn:
+    with pg.connect_as(applied.master, MASTER_PASSWORD, applied.database) as conn:
         conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO tester_fresh").format(sql.Identifier(applied.database)))
     try:
         with connect(pg, applied, "tester_fresh") as conn:
@@ -226,7 +227,7 @@ def test_a_fresh_role_cannot_create_in_public_or_read_app(pg, applied):
             assert denied(conn, "SELECT * FROM app.items")
             assert denied(conn, "CREATE TEMP TABLE t (id int)")
     finally:
-        with pg.connect_super() as conn:
+        with pg.connect_as(applied.master, MASTER_PASSWORD, applied.database) as conn:
             conn.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM tester_fresh").format(sql.Identifier(applied.database)))
 
 
