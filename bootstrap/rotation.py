@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import psycopg
 from psycopg import sql
 
+from bootstrap.pgadmin import require_admin
 from components.config import Settings
 
 # RDS forbids / @ " and space in the master password; we keep to a charset every client quotes safely.
@@ -334,6 +335,7 @@ class Rotator:
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (pending["username"],)).fetchone()
             if not exists:
                 raise RotationError(f"role {pending['username']} does not exist in the database; run the deploy with the app database enabled first")
+            require_admin(conn, [pending["username"]], RotationError)  # 16+: a role carried over by an upgrade needs repair first
             conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(pending["username"]), sql.Literal(verifier)))
         self.out(f"  setSecret: role {pending['username']} now accepts AWSPENDING (SCRAM verifier sent, not the password)")
 

@@ -209,6 +209,29 @@ class PgServer:
     def _pg_ctl(self, *args: str) -> None:
         subprocess.run(self._cmd(str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), *args), check=True, capture_output=True)
 
+    def upgrade(self, major: int) -> float:
+        """pg_upgrade this cluster to `major` in place (what an RDS major-version upgrade runs):
+        same port, superuser and settings, a fresh TLS certificate at the same path. Returns seconds."""
+        started = time.monotonic()
+        old_bindir, old_data = self.bindir, self.root / f"data-{self.major}"
+        self._pg_ctl("stop", "-m", "fast", "-w")
+        self.data_dir.rename(old_data)
+        self.bindir, self.major = find_bindir(major), major
+        self._init()
+        env = {**os.environ, "PGPASSWORD": self.superuser_password}
+        result = subprocess.run(
+            self._cmd(
+                str(self.bindir / "pg_upgrade"), "-b", str(old_bindir), "-B", str(self.bindir), "-d", str(old_data), "-D", str(self.data_dir),
+                "-U", SUPERUSER, "-p", str(_free_port()), "-P", str(_free_port()), "-s", str(self.root),
+            ),
+            cwd=self.root, env=env, capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"pg_upgrade to {major} failed:\n{result.stdout[-3000:]}")
+        shutil.rmtree(old_data, ignore_errors=True)
+        self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.log_file))
+        return time.monotonic() - started
+
     def reload(self) -> None:
         self._pg_ctl("reload")
         time.sleep(0.2)

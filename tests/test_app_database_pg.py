@@ -21,13 +21,16 @@ MIGRATOR_PASSWORD = "migrator-Pw-for-tests-1"
 PROBE_PASSWORD = "probe-Pw-for-tests-1"
 
 
-def apply_model(pg: PgServer, model: DbModel) -> None:
-    """Run the SQL rendering's steps as the master, the way a DBA would run `bootstrap sql` output."""
+def apply_model(pg: PgServer, model: DbModel, password: str = MASTER_PASSWORD) -> list[str]:
+    """Run the SQL rendering's steps as the master, the way a DBA would run `bootstrap sql` output.
+    Returns every NOTICE/WARNING the server sent (a clean apply sends none)."""
     conns: dict[str, psycopg.Connection] = {}
+    notices: list[str] = []
     try:
         for step in steps(model):
             if step.database not in conns:
-                conns[step.database] = psycopg.connect(pg.dsn(model.master, MASTER_PASSWORD, step.database), autocommit=True)
+                conns[step.database] = psycopg.connect(pg.dsn(model.master, password, step.database), autocommit=True)
+                conns[step.database].add_notice_handler(lambda d: notices.append(f"{d.severity}: {d.message_primary}"))
             conn = conns[step.database]
             if step.unless and conn.execute(step.unless).fetchone():
                 continue
@@ -35,6 +38,7 @@ def apply_model(pg: PgServer, model: DbModel) -> None:
     finally:
         for conn in conns.values():
             conn.close()
+    return notices
 
 
 def _acl(text: str | None) -> tuple[str, ...] | None:
@@ -58,7 +62,7 @@ def catalog_snapshot(pg: PgServer, model: DbModel) -> dict[str, list]:
     with pg.connect_super(model.database) as conn:
         out["schemas"] = [
             (n, o, _acl(a))
-            for n, o, a in conn.execute("SELECT nspname, pg_get_userbyid(nspowner), nspacl::text FROM pg_namespace WHERE nspname IN ('public', %s) ORDER BY 1", (model.schema,))
+            for n, o, a in conn.execute("SELECT nspname, pg_get_userbyid(nspowner), nspacl::text FROM pg_namespace WHERE nspname IN ('public', %s, %s) ORDER BY 1", (model.schema, model.extension_schema))
         ]
         out["default_acl"] = [
             (r, n, t, _acl(a))
@@ -180,7 +184,7 @@ def test_app_cannot_pass_its_privileges_on(pg, applied):
 def test_app_session_settings_apply(pg, applied):
     app = applied.role(f"{applied.owner[:-6]}_app")
     with connect(pg, applied, "app") as conn:
-        assert conn.execute("SHOW search_path").fetchone()[0] == applied.schema
+        assert conn.execute("SHOW search_path").fetchone()[0] == f"{applied.schema}, {applied.extension_schema}"
         assert conn.execute("SELECT setting::int FROM pg_settings WHERE name = 'statement_timeout'").fetchone()[0] == app.statement_timeout_ms
         assert conn.execute("SELECT setting::int FROM pg_settings WHERE name = 'idle_in_transaction_session_timeout'").fetchone()[0] == app.idle_in_transaction_timeout_ms
         assert conn.execute("SELECT count(*) FROM items").fetchone()[0] >= 1  # unqualified: search_path
@@ -241,9 +245,9 @@ def test_functions_are_not_executable_by_public(pg, applied):
 # --- extensions -------------------------------------------------------------------------------
 
 
-def test_extensions_live_in_the_app_schema(pg, applied):
+def test_extensions_live_in_their_own_schema(pg, applied):
     exts = dict(catalog_snapshot(pg, applied)["extensions"])
-    assert exts["pgcrypto"] == applied.schema and exts["citext"] == applied.schema
+    assert exts["pgcrypto"] == exts["citext"] == applied.extension_schema == f"{applied.schema}_ext"
     with connect(pg, applied, "app") as conn:
         assert len(conn.execute("SELECT digest('x', 'sha256')").fetchone()[0]) == 32
 
