@@ -13,9 +13,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from bootstrap.mockgraph import stack_config
 from components.config import load_settings
 from components.pgmodel import MAINTENANCE_DATABASES, DbModel
+from components.stackfile import stack_config
 from tests.pgserver import SUPERUSER, PgServer
 from tests.test_app_database_pg import MASTER_PASSWORD, apply_model, catalog_snapshot
 
