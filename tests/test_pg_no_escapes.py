@@ -38,7 +38,7 @@ CREATE PROCEDURE add_note(o bigint, b text) LANGUAGE sql AS 'INSERT INTO app.not
 def model() -> DbModel:
     overrides = {"appDbExtensions": '["pgcrypto", "citext"]', "appDbRolePrefix": "esc", "appDbName": "esc_db", "dbMasterUsername": "esc_master"}
     settings = load_settings(stack_config("dev", overrides), stack="dev", check_credentials=False)
-    return settings.app_database.model(settings.database.master_username)
+    return settings.app_database.model()
 
 
 @pytest.fixture(scope="module")

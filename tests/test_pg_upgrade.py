@@ -38,7 +38,7 @@ def upgraded(pg: PgServer) -> Iterator[Upgraded]:
     old = PgServer.start(OLD_MAJOR)
     try:
         with make_world(old) as world:
-            model = world.settings.app_database.model(world.master)
+            model = world.settings.app_database.model()
             assert apply_model(old, model, world.initial_master_password) == []
             world.rotator().rotate("app")
             world.rotator().rotate("migrator")
