@@ -171,14 +171,14 @@ class PgServer:
             for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
                 os.chown(p, pw.pw_uid, pw.pw_gid)
 
-    def _init(self) -> None:
+    def _init(self, *initdb_args: str) -> None:
         pwfile = self.root / "pwfile"
         pwfile.write_text(self.superuser_password)
         self._chown(pwfile)
         subprocess.run(
             self._cmd(
                 str(self.bindir / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER, "--pwfile", str(pwfile),
-                "-A", "scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync",
+                "-A", "scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync", *initdb_args,
             ),
             check=True,
             capture_output=True,
@@ -216,8 +216,9 @@ class PgServer:
         old_bindir, old_data = self.bindir, self.root / f"data-{self.major}"
         self._pg_ctl("stop", "-m", "fast", "-w")
         self.data_dir.rename(old_data)
-        self.bindir, self.major = find_bindir(major), major
-        self._init()
+        old_major, self.bindir, self.major = self.major, find_bindir(major), major
+        # 18's initdb turns data checksums on by default; pg_upgrade needs both clusters alike.
+        self._init(*(["--no-data-checksums"] if major >= 18 > old_major else []))
         env = {**os.environ, "PGPASSWORD": self.superuser_password}
         result = subprocess.run(
             self._cmd(

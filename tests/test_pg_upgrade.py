@@ -53,6 +53,20 @@ def upgraded(pg: PgServer) -> Iterator[Upgraded]:
         old.stop()
 
 
+def comparable(snapshot: dict, owner: str) -> dict:
+    """The snapshot without the owner's grants to itself: implicit, and a newer major may add
+    privileges to them (17: MAINTAIN on tables)."""
+
+    def strip(value: object) -> object:
+        if isinstance(value, tuple) and value and all(isinstance(v, str) for v in value) and any("=" in v for v in value):
+            return tuple(v for v in value if not (v.startswith(f"{owner}=") and v.endswith(f"/{owner}")))
+        if isinstance(value, (list, tuple)):
+            return type(value)(strip(v) for v in value)
+        return value
+
+    return {k: strip(v) for k, v in snapshot.items()}
+
+
 def master_conn(u: Upgraded) -> psycopg.Connection:
     return u.server.connect_as(u.world.master, u.world.initial_master_password)
 
@@ -60,7 +74,8 @@ def master_conn(u: Upgraded) -> psycopg.Connection:
 def test_the_cluster_really_moved_to_this_major_with_its_roles(upgraded: Upgraded, pg: PgServer) -> None:
     with master_conn(upgraded) as conn:
         assert int(conn.execute("SHOW server_version_num").fetchone()[0]) // 10000 == pg.major
-    assert catalog_snapshot(upgraded.server, upgraded.model) == upgraded.before
+    owner = upgraded.model.owner
+    assert comparable(catalog_snapshot(upgraded.server, upgraded.model), owner) == comparable(upgraded.before, owner)
     app = upgraded.world.secret("app")
     assert app and upgraded.server.can_login(app["username"], app["password"], app["dbname"])
     print(f"pg_upgrade {OLD_MAJOR} -> {pg.major}: {upgraded.seconds:.1f}s")
@@ -83,7 +98,8 @@ def test_after_the_upgrade_the_master_lacks_admin_and_both_paths_stop_with_one_s
     # the model: the first step refuses, naming every role, before anything changed
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="lacks ADMIN OPTION on " + ", ".join(names)):
         apply_model(upgraded.server, upgraded.model, upgraded.world.initial_master_password)
-    assert catalog_snapshot(upgraded.server, upgraded.model) == upgraded.before
+    owner = upgraded.model.owner
+    assert comparable(catalog_snapshot(upgraded.server, upgraded.model), owner) == comparable(upgraded.before, owner)
 
 
 def test_the_repair_is_refused_to_a_plain_createrole_master_with_a_clear_sentence(upgraded: Upgraded) -> None:
@@ -114,5 +130,6 @@ def test_after_the_repair_rotation_and_model_work_and_change_nothing_else(upgrad
     assert upgraded.server.can_login(new["username"], new["password"], new["dbname"])
     assert not upgraded.server.can_login(old["username"], old["password"], old["dbname"])
     assert apply_model(upgraded.server, upgraded.model, upgraded.world.initial_master_password) == []
-    after = catalog_snapshot(upgraded.server, upgraded.model)
-    assert {k: v for k, v in after.items() if k != "members"} == {k: v for k, v in upgraded.before.items() if k != "members"}
+    after = comparable(catalog_snapshot(upgraded.server, upgraded.model), upgraded.model.owner)
+    before = comparable(upgraded.before, upgraded.model.owner)
+    assert {k: v for k, v in after.items() if k != "members"} == {k: v for k, v in before.items() if k != "members"}
