@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import psycopg
 from psycopg import sql
 
+from bootstrap.pgadmin import require_admin
 from components import password_policy
 from components.settings import Settings
 
@@ -326,6 +327,7 @@ class Rotator:
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (pending["username"],)).fetchone()
             if not exists:
                 raise RotationError(f"role {pending['username']} does not exist in the database; run the deploy with the app database enabled first")
+            require_admin(conn, [pending["username"]], RotationError)  # 16+: a role carried over by an upgrade needs repair first
             conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(pending["username"]), sql.Literal(verifier)))
         self.out(f"  setSecret: role {pending['username']} now accepts AWSPENDING (SCRAM verifier sent, not the password)")
 

@@ -284,6 +284,8 @@ def test_parameter_group(graph: Graph):
         "client_encoding": "UTF8",
         "timezone": "UTC",
         "default_transaction_isolation": "read committed",
+        "idle_in_transaction_session_timeout": "1800000",
+        "temp_file_limit": str(s.database.allocated_storage_gb * 1024 * 1024 // 10),
         "shared_preload_libraries": "pg_stat_statements",
     }
     assert {n: p["value"] for n, p in params.items()} == expected
@@ -377,7 +379,8 @@ INVALID = [
     ("dev", {"dbMasterUsername": "admin"}, "pghome:dbMasterUsername", "reserved"),
     ("dev", {"dbEngineVersion": "16.x"}, "pghome:dbEngineVersion", "'16.x'"),
     ("dev", {"dbEngineVersion": "9.6"}, "pghome:dbEngineVersion", "'9.6'"),
-    ("dev", {"dbEngineVersion": "12"}, "pghome:dbEngineVersion", "major version must be 13-17"),
+    ("dev", {"dbEngineVersion": "14"}, "pghome:dbEngineVersion", "major version must be 15-18"),
+    ("dev", {"dbEngineVersion": "19"}, "pghome:dbEngineVersion", "major version must be 15-18"),
     ("dev", {"dbAllocatedStorageGb": 10}, "pghome:dbAllocatedStorageGb", "from 20 to 65536"),
     ("dev", {"dbAllocatedStorageGb": 100, "dbMaxAllocatedStorageGb": 50}, "pghome:dbMaxAllocatedStorageGb", ">= dbAllocatedStorageGb (100)"),
     ("dev", {"dbBackupRetentionDays": 3}, "pghome:dbBackupRetentionDays", "from 7 to 35"),
