@@ -52,8 +52,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _write_tls_files(directory: Path) -> None:
-    """A CA and a server certificate for localhost/127.0.0.1, both valid for a day."""
+def _write_tls_files(directory: Path, dns_names: tuple[str, ...] = ()) -> None:
+    """A CA and a server certificate for localhost/127.0.0.1 (or only `dns_names`, like an RDS
+    certificate naming its endpoint), both valid for a day."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -84,7 +85,9 @@ def _write_tls_files(directory: Path) -> None:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [x509.DNSName(n) for n in dns_names] or [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
             critical=False,
         )
         .sign(ca_key, hashes.SHA256())
@@ -106,6 +109,7 @@ class PgServer:
     bindir: Path
     superuser_password: str
     _run_as: str | None
+    cert_names: tuple[str, ...] = ()  # DNS names of the server certificate; empty: localhost + 127.0.0.1
 
     @property
     def data_dir(self) -> Path:
@@ -120,7 +124,7 @@ class PgServer:
         return self.root / "server.log"
 
     @classmethod
-    def start(cls) -> PgServer:
+    def start(cls, cert_names: tuple[str, ...] = ()) -> PgServer:
         bindir = find_bindir()
         root = Path(tempfile.mkdtemp(prefix="pghome-pg-"))
         run_as = None
@@ -129,7 +133,7 @@ class PgServer:
             pw = pwd.getpwnam(run_as)
             os.chown(root, pw.pw_uid, pw.pw_gid)
         root.chmod(0o700)
-        server = cls(root=root, port=_free_port(), bindir=bindir, superuser_password=os.urandom(16).hex(), _run_as=run_as)
+        server = cls(root=root, port=_free_port(), bindir=bindir, superuser_password=os.urandom(16).hex(), _run_as=run_as, cert_names=cert_names)
         server._init()
         server._pg_ctl("start", "-w", "-t", "60", "-l", str(server.log_file))
         return server
@@ -156,7 +160,7 @@ class PgServer:
             capture_output=True,
         )
         pwfile.unlink()
-        _write_tls_files(self.data_dir)
+        _write_tls_files(self.data_dir, self.cert_names)
         self._chown(self.data_dir)
         with open(self.data_dir / "postgresql.conf", "a") as conf:
             conf.write(
