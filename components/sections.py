@@ -173,6 +173,7 @@ def database(r: Reader, env: Environment, az_count: int) -> DatabaseSettings:
         admin_cidrs=admin_cidrs,
         admin_security_group_ids=admin_sgs,
         log_retention_days=log_retention,
+        access=r.boolean("dbAccess"),
     )
 
 

@@ -59,6 +59,8 @@ class DatabaseSettings:
     admin_security_group_ids: tuple[str, ...]
     log_retention_days: int = 30
     """Retention of the RDS log groups (/aws/rds/instance/<id>/postgresql and /upgrade)."""
+    access: bool = True
+    """dbAccess: the on-demand access task for the tunnel (components/db_access.py)."""
 
     @property
     def engine_major(self) -> int:

@@ -44,9 +44,10 @@ def egress(
     description: str,
     parent: pulumi.Resource,
     *,
-    cidr_ipv4: pulumi.Input[str],
+    cidr_ipv4: pulumi.Input[str] | None = None,
+    destination_security_group_id: pulumi.Input[str] | None = None,
 ) -> aws.vpc.SecurityGroupEgressRule:
-    """Let the group out to TCP `port` of one CIDR."""
+    """Let the group out to TCP `port` of one CIDR or one security group."""
     return aws.vpc.SecurityGroupEgressRule(
         name,
         security_group_id=security_group_id,
@@ -55,5 +56,6 @@ def egress(
         from_port=port,
         to_port=port,
         cidr_ipv4=cidr_ipv4,
+        referenced_security_group_id=destination_security_group_id,
         opts=pulumi.ResourceOptions(parent=parent),
     )
