@@ -17,7 +17,7 @@ from typing import Any
 
 from components import sections
 from components.reader import Reader
-from components.settings import Environment, NatStrategy, Settings
+from components.settings import Environment, NatStrategy, Settings, stack_prefix
 from components.stackfile import ProjectSchema, project_schema
 
 
@@ -58,11 +58,12 @@ def load_settings(
         hint = f"; did you mean {schema.project}:{close}?" if close else ""
         r.problems.append(f"{r.qualified(key)} is not a known key of project {schema.project}{hint} (declared keys are listed in Pulumi.yaml)")
     region, env, app_name, tags = sections.general(r)
-    network = sections.network(r)
-    database = sections.database(r, env, network.az_count)
-    registry = sections.registry(r, env)
-    service = sections.service(r, env)
-    app_database = sections.app_database(r, app_name, database.master_username, os.environ if environ is None else environ, check_credentials)
+    prefix = stack_prefix(app_name, stack)
+    network = sections.network(r, prefix)
+    database = sections.database(r, prefix, env, network.az_count)
+    registry = sections.registry(r, prefix, env)
+    service = sections.service(r, prefix, env)
+    app_database = sections.app_database(r, prefix, env, app_name, database, os.environ if environ is None else environ, check_credentials)
     security = sections.security(r, env)
     if env is Environment.PROD:
         r.check(network.nat_strategy is not NatStrategy.SINGLE or network.az_count == 1, "natStrategy", network.nat_strategy.value,

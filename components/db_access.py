@@ -260,14 +260,8 @@ class DbAccess(pulumi.ComponentResource):
 
     def _security_group(self) -> aws.ec2.SecurityGroup:
         args, name = self._args, self._name
-        sg = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            name=f"{args.name}-db-access",
-            description="Database access task: no ingress; out to the database port and HTTPS (SSM) only",
-            vpc_id=args.vpc_id,
-            tags={"Name": f"{args.name}-db-access"},
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        sg = rules.security_group(f"{name}-sg", f"{args.name}-db-access", "Database access task: no ingress; out to the database port and HTTPS (SSM) only",
+                                  args.vpc_id, self)
         rules.egress(f"{name}-out-db", sg.id, args.db_port, "PostgreSQL to the database security group only", self,
                      destination_security_group_id=args.db_security_group_id)
         rules.egress(f"{name}-out-https", sg.id, SSM_ENDPOINT_PORT, "HTTPS to SSM (ssmmessages), logs and the image registry via NAT or VPC endpoints", self,
