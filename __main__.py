@@ -54,13 +54,9 @@ db_access = None
 if settings.database.access:
     db_access = DbAccess(
         settings.name("dbaccess"),
-        DbAccessArgs(
-            name=settings.prefix, vpc_id=network.vpc_id, subnet_ids=network.private_subnet_ids, db_security_group_id=database.security_group_id,
-            db_port=settings.database.port, log_retention_days=settings.service.log_retention_days,
-        ),
+        DbAccessArgs(settings=settings.database, vpc_id=network.vpc_id, subnet_ids=network.private_subnet_ids, database=database),
         opts=stack_opts,
     )
-    database.allow_from("db-access", db_access.security_group_id, "PostgreSQL from the on-demand access task (tunnel)")
 
 # The stack's contract with tools and people. No credential is ever exported, not even as a
 # secret: the master password lives in Secrets Manager (dbMasterSecretArn) and is rotated.

@@ -29,7 +29,9 @@ import pulumi_aws as aws
 
 from components import sg as rules
 from components.awsinfo import aws_facts
+from components.database import Database
 from components.kms import create_key, logs_grant
+from components.settings import DatabaseSettings
 
 CONTAINER_NAME = "access"
 # Alpine 3.20.3, multi-arch index digest (the same on Docker Hub and ECR Public's docker/library
@@ -54,14 +56,15 @@ SSM_ENDPOINT_PORT = 443
 
 @dataclass
 class DbAccessArgs:
-    name: str
-    """Physical name prefix, e.g. 'shop-dev'."""
+    """The network the task runs in, the database it reaches, and the database settings section
+    (prefix, port, log retention; `access` decides whether this component exists at all)."""
+
+    settings: DatabaseSettings
     vpc_id: pulumi.Input[str]
     subnet_ids: pulumi.Input[Sequence[str]]
     """Private subnets (NAT or VPC endpoints to reach SSM and pull the image); never public ones."""
-    db_security_group_id: pulumi.Input[str]
-    db_port: int
-    log_retention_days: int = 30
+    database: Database
+    """The database; it admits the access task through `allow_from`."""
     image: str = ACCESS_IMAGE
 
 
@@ -81,6 +84,7 @@ class DbAccess(pulumi.ComponentResource):
     def __init__(self, name: str, args: DbAccessArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("pghome:dbaccess:DbAccess", name, None, opts)
         self._name, self._args = name, args
+        self._prefix, self._port = args.settings.prefix, args.settings.port
         facts = aws_facts(self)
         self._region, self._account, self._partition = facts.region, facts.account_id, facts.partition
 
@@ -91,6 +95,7 @@ class DbAccess(pulumi.ComponentResource):
         task_role = self._task_role(key, exec_logs)
         task_definition = self._task_definition(task_logs, execution_role, task_role)
         sg = self._security_group()
+        args.database.allow_from("db-access", sg.id, "PostgreSQL from the on-demand access task (tunnel)")
 
         self.cluster_name = cluster.name
         self.task_definition_arn = task_definition.arn
@@ -114,21 +119,20 @@ class DbAccess(pulumi.ComponentResource):
         """One CMK for the exec sessions (the task role decrypts) and both log groups (CloudWatch Logs)."""
         key, _ = create_key(
             f"{self._name}-key",
-            alias=f"{self._args.name}/db-access",
-            description=f"{self._args.name}: database access task, ECS Exec sessions and their logs",
+            alias=f"{self._prefix}/db-access",
+            description=f"{self._prefix}: database access task, ECS Exec sessions and their logs",
             services=[logs_grant(self._region, self._account, self._partition)],
             parent=self,
         )
         return key
 
     def _log_groups(self, key: aws.kms.Key) -> tuple[aws.cloudwatch.LogGroup, aws.cloudwatch.LogGroup]:
-        args, name = self._args, self._name
-        child = pulumi.ResourceOptions(parent=self)
+        name, child = self._name, pulumi.ResourceOptions(parent=self)
         groups = [
             aws.cloudwatch.LogGroup(
                 f"{name}-logs-{kind}",
-                name=f"/ecs/{args.name}/db-access/{kind}",
-                retention_in_days=args.log_retention_days,
+                name=f"/ecs/{self._prefix}/db-access/{kind}",
+                retention_in_days=self._args.settings.log_retention_days,
                 kms_key_id=key.arn,
                 opts=child,
             )
@@ -139,10 +143,9 @@ class DbAccess(pulumi.ComponentResource):
     # --- cluster ---------------------------------------------------------------------------------
 
     def _cluster(self, key: aws.kms.Key, exec_logs: aws.cloudwatch.LogGroup) -> aws.ecs.Cluster:
-        args = self._args
         return aws.ecs.Cluster(
             f"{self._name}-cluster",
-            name=f"{args.name}-db-access",
+            name=f"{self._prefix}-db-access",
             settings=[{"name": "containerInsights", "value": "enabled"}],
             configuration=aws.ecs.ClusterConfigurationArgs(
                 execute_command_configuration=aws.ecs.ClusterConfigurationExecuteCommandConfigurationArgs(
@@ -154,7 +157,7 @@ class DbAccess(pulumi.ComponentResource):
                     ),
                 )
             ),
-            tags={"Name": f"{args.name}-db-access"},
+            tags={"Name": f"{self._prefix}-db-access"},
             opts=pulumi.ResourceOptions(parent=self),
         )
 
@@ -179,11 +182,10 @@ class DbAccess(pulumi.ComponentResource):
         ).json
 
     def _role(self, suffix: str, description: str, statements: list[aws.iam.GetPolicyDocumentStatementArgs]) -> aws.iam.Role:
-        args, name = self._args, self._name
-        child = pulumi.ResourceOptions(parent=self)
+        name, child = self._name, pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
             f"{name}-{suffix}-role",
-            name=f"{args.name}-db-access-{suffix}",
+            name=f"{self._prefix}-db-access-{suffix}",
             description=description,
             assume_role_policy=self._trust_policy(),
             opts=child,
@@ -240,10 +242,9 @@ class DbAccess(pulumi.ComponentResource):
         }
 
     def _task_definition(self, task_logs: aws.cloudwatch.LogGroup, execution_role: aws.iam.Role, task_role: aws.iam.Role) -> aws.ecs.TaskDefinition:
-        args = self._args
         return aws.ecs.TaskDefinition(
             f"{self._name}-task",
-            family=f"{args.name}-db-access",
+            family=f"{self._prefix}-db-access",
             requires_compatibilities=["FARGATE"],
             network_mode="awsvpc",
             cpu="256",
@@ -260,10 +261,10 @@ class DbAccess(pulumi.ComponentResource):
 
     def _security_group(self) -> aws.ec2.SecurityGroup:
         args, name = self._args, self._name
-        sg = rules.security_group(f"{name}-sg", f"{args.name}-db-access", "Database access task: no ingress; out to the database port and HTTPS (SSM) only",
+        sg = rules.security_group(f"{name}-sg", f"{self._prefix}-db-access", "Database access task: no ingress; out to the database port and HTTPS (SSM) only",
                                   args.vpc_id, self)
-        rules.egress(f"{name}-out-db", sg.id, args.db_port, "PostgreSQL to the database security group only", self,
-                     destination_security_group_id=args.db_security_group_id)
+        rules.egress(f"{name}-out-db", sg.id, self._port, "PostgreSQL to the database security group only", self,
+                     destination_security_group_id=args.database.security_group_id)
         rules.egress(f"{name}-out-https", sg.id, SSM_ENDPOINT_PORT, "HTTPS to SSM (ssmmessages), logs and the image registry via NAT or VPC endpoints", self,
                      cidr_ipv4="0.0.0.0/0")
         return sg
