@@ -25,11 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import shutil
 import socket
-import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -38,11 +34,8 @@ from typing import Any, Protocol, TypeVar
 from bootstrap.socks5 import Socks5Server
 
 EXEC_AGENT = "ExecuteCommandAgent"
-PORT_FORWARD_DOCUMENT = "AWS-StartPortForwardingSessionToRemoteHost"
 LOOPBACK = "127.0.0.1"
 STARTED_BY = "pghome-tunnel"
-AWS_CLI_INSTALL = "https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html"
-PLUGIN_INSTALL = "https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-working-with-install-plugin.html"
 # Stack outputs the tunnel reads (exported by __main__.py when dbAccess is on).
 OUTPUT_KEYS = {
     "cluster": "dbAccessCluster",
@@ -131,75 +124,6 @@ class SessionStarter(Protocol):
 
 
 # --------------------------------------------------------------------------------------------
-# The real session step: AWS CLI + session-manager plugin
-# --------------------------------------------------------------------------------------------
-
-
-class AwsCliSession:
-    """A running `aws ssm start-session` process."""
-
-    def __init__(self, proc: subprocess.Popen[str]):
-        self.proc = proc
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-
-
-class AwsCliSessionStarter:
-    """Port forwarding through the AWS CLI and the session-manager plugin (the real seam)."""
-
-    READY_MARK = "Waiting for connections"
-
-    def __init__(self, *, aws: str = "aws", plugin: str = "session-manager-plugin", ready_timeout_s: float = 60.0, profile: str | None = None):
-        self.aws, self.plugin, self.ready_timeout_s, self.profile = aws, plugin, ready_timeout_s, profile
-
-    def preflight(self) -> None:
-        if shutil.which(self.aws) is None:
-            raise TunnelError(f"the AWS CLI is not installed (no `{self.aws}` on PATH); install AWS CLI v2 ({AWS_CLI_INSTALL}) and re-run")
-        if shutil.which(self.plugin) is None:
-            raise TunnelError(
-                f"the Session Manager plugin for the AWS CLI is not installed (no `{self.plugin}` on PATH); install it ({PLUGIN_INSTALL}) and re-run"
-            )
-
-    def command(self, request: SessionRequest) -> list[str]:
-        params = {"host": [request.remote_host], "portNumber": [str(request.remote_port)], "localPortNumber": [str(request.local_port)]}
-        cmd = [self.aws, "ssm", "start-session", "--target", request.target, "--document-name", PORT_FORWARD_DOCUMENT, "--parameters", json.dumps(params)]
-        if request.region:
-            cmd += ["--region", request.region]
-        if self.profile:
-            cmd += ["--profile", self.profile]
-        return cmd
-
-    def start(self, request: SessionRequest) -> Session:
-        proc = subprocess.Popen(self.command(request), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        ready = threading.Event()
-        lines: list[str] = []
-
-        def pump() -> None:  # keep draining the pipe so the plugin never blocks on a full buffer
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                lines.append(line.rstrip())
-                if self.READY_MARK in line:
-                    ready.set()
-            ready.set()
-
-        threading.Thread(target=pump, name="ssm-session-output", daemon=True).start()
-        ready.wait(self.ready_timeout_s)
-        session = AwsCliSession(proc)
-        if proc.poll() is not None or not any(self.READY_MARK in ln for ln in lines):
-            session.close()
-            last = next((ln for ln in reversed(lines) if ln.strip()), "no output")
-            raise TunnelError(f"the SSM port-forwarding session did not start ({last[:300]}); check ssm:StartSession rights on the task and the document {PORT_FORWARD_DOCUMENT}")
-        return session
-
-
-# --------------------------------------------------------------------------------------------
 # The tunnel
 # --------------------------------------------------------------------------------------------
 
@@ -224,10 +148,13 @@ class Tunnel:
         """`base` (bootstrap.pgconn.Endpoint or bootstrap.rotation.Endpoint) routed through the tunnel."""
         return dataclasses.replace(base, host=self.db_host, hostaddr=LOOPBACK, port=self.local_port)  # type: ignore[type-var]
 
-    def proxy_env(self) -> dict[str, str]:
-        """For the `pulumi` process: the postgresql provider dials the RDS name through SOCKS5."""
+    def proxy_env(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """For the `pulumi` process: the postgresql provider dials the RDS name through SOCKS5.
+        Loopback stays direct (the engine talks to its plugins over 127.0.0.1 gRPC)."""
         url = f"socks5://{LOOPBACK}:{self.socks_port}"
-        return {"ALL_PROXY": url, "all_proxy": url}
+        existing = (environ or {}).get("NO_PROXY") or (environ or {}).get("no_proxy") or ""
+        no_proxy = ",".join(dict.fromkeys([*filter(None, existing.split(",")), "127.0.0.1", "localhost", "::1"]))
+        return {"ALL_PROXY": url, "all_proxy": url, "NO_PROXY": no_proxy, "no_proxy": no_proxy}
 
 
 def free_port() -> int:
@@ -365,6 +292,73 @@ def open_tunnel(
             with contextlib.suppress(Exception):
                 session.close()
         runner.stop(task_arn)
+
+
+# --------------------------------------------------------------------------------------------
+# For deploy / rotate / audit: the route to the database, direct or through a tunnel
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DbRoute:
+    """How the tools reach the database for one run. `tunnel` None: directly (inside the VPC)."""
+
+    tunnel: Tunnel | None = None
+
+    def endpoint(self, base: E) -> E:
+        """A pgconn/rotation Endpoint routed through the tunnel (unchanged when direct)."""
+        return base if self.tunnel is None else self.tunnel.endpoint(base)
+
+    def pulumi_env(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Extra env for the `pulumi` process (the postgresql provider); empty when direct."""
+        return {} if self.tunnel is None else self.tunnel.proxy_env(environ)
+
+
+def reachable(host: str, port: int, timeout_s: float = 3.0) -> bool:
+    """Can this machine open a TCP connection to the database (a runner inside the VPC)?"""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+TUNNEL_MODES = ("auto", "always", "never")
+
+
+@contextlib.contextmanager
+def db_route(
+    outputs: Mapping[str, Any],
+    *,
+    stack: str,
+    sessions: SessionStarter,
+    mode: str = "auto",
+    ecs: EcsClient | None = None,
+    region: str | None = None,
+    probe: Callable[[str, int], bool] = reachable,
+    out: Callable[[str], None] = print,
+    **tunnel_kw: Any,
+) -> Iterator[DbRoute]:
+    """The route for the phases that touch the database: `never` = direct; `always` = tunnel;
+    `auto` = direct when the endpoint answers, else a tunnel. The tunnel closes (task stopped)
+    when the block ends, however it ends."""
+    if mode not in TUNNEL_MODES:
+        raise TunnelError(f"--tunnel {mode!r} is not a mode: use one of {', '.join(TUNNEL_MODES)}")
+    host = str(getattr(outputs.get("dbAddress"), "value", outputs.get("dbAddress")) or "")
+    port = int(getattr(outputs.get("dbPort"), "value", outputs.get("dbPort")) or 5432)
+    if mode == "never" or (mode == "auto" and host and probe(host, port)):
+        out(f"database {host or '?'}:{port}: connecting directly")
+        yield DbRoute()
+        return
+    if mode == "auto":
+        out(f"database {host}:{port} is not reachable from here: opening a tunnel")
+    target = AccessTarget.from_outputs(outputs, stack)
+    if ecs is None:
+        import boto3
+
+        ecs = boto3.session.Session(region_name=region).client("ecs")
+    with open_tunnel(target, ecs=ecs, sessions=sessions, region=region, out=out, **tunnel_kw) as tunnel:
+        yield DbRoute(tunnel)
 
 
 def connect_hint(tunnel: Tunnel, user: str = "<user>", dbname: str = "postgres", ca_file: str = "certs/rds-global-bundle.pem") -> str:

@@ -18,7 +18,8 @@ import pytest
 from botocore.stub import Stubber
 
 from bootstrap.pgconn import Endpoint, connect
-from bootstrap.tunnel import AccessTarget, AwsCliSessionStarter, SessionRequest, TunnelError, connect_hint, open_tunnel
+from bootstrap.ssm_session import AwsCliSessionStarter
+from bootstrap.tunnel import AccessTarget, SessionRequest, TunnelError, connect_hint, open_tunnel
 from tests import tunnel_world as w
 from tests.pgserver import SUPERUSER, PgServer
 
@@ -110,7 +111,9 @@ def test_socks5_path_keeps_verify_full(world: Any, named_pg: PgServer) -> None:
     t = w.target(named_pg.port)
     w.stub_happy_path(stubber, t)
     with _open(world, t) as tunnel:
-        assert tunnel.proxy_env() == {"ALL_PROXY": f"socks5://127.0.0.1:{tunnel.socks_port}", "all_proxy": f"socks5://127.0.0.1:{tunnel.socks_port}"}
+        env = tunnel.proxy_env({"NO_PROXY": "internal.example"})
+        assert env["ALL_PROXY"] == env["all_proxy"] == f"socks5://127.0.0.1:{tunnel.socks_port}"
+        assert env["NO_PROXY"] == env["no_proxy"] == "internal.example,127.0.0.1,localhost,::1"  # plugins' loopback gRPC stays direct
         # 1. raw: CONNECT by name, SSLRequest, then a TLS handshake verifying the RDS name
         sock, code = w.socks_connect(tunnel.socks_port, w.DB_NAME, named_pg.port)
         assert code == 0
