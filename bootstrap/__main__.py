@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bootstrap import deploy  # rotate, deploy, preview/up/refresh/destroy/drift, audit
 
     deploy.register(sub)
+    from bootstrap import tunnel_cli  # tunnel: ECS access task + SSM port forwarding until Ctrl-C
+
+    tunnel_cli.register(sub)
     return parser
 
 

@@ -342,3 +342,119 @@ def test_cli_session_that_fails_reports_its_last_line(tmp_path: Path, monkeypatc
     request = SessionRequest(target="ecs:c_t_r", remote_host=w.DB_NAME, remote_port=5432, local_port=15432)
     with pytest.raises(TunnelError, match=r"did not start \(An error occurred \(TargetNotConnected\)"):
         AwsCliSessionStarter(ready_timeout_s=10).start(request)
+
+
+# --- the CLI (python -m bootstrap tunnel) and the route deploy/rotate/audit use ----------------------
+
+
+def test_cli_rejects_bad_arguments_in_one_sentence(capsys: pytest.CaptureFixture[str]) -> None:
+    from bootstrap.__main__ import main
+
+    assert main(["tunnel", "--stack", "dev", "--local-port", "80"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: --local-port 80 is invalid: use 1024-65535 (an unprivileged port), or leave it out for a free one"
+
+
+def test_cli_without_the_aws_cli_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from bootstrap.__main__ import main
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert main(["tunnel", "--stack", "dev"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: the AWS CLI is not installed") and "getting-started-install" in err and "\n" not in err
+
+
+def test_hold_tunnel_until_ctrl_c(world: Any, named_pg: PgServer) -> None:
+    from bootstrap.tunnel_cli import hold_tunnel
+
+    ecs, stubber, forwarder, clock, lines = world
+    t = w.target(named_pg.port)
+    w.stub_happy_path(stubber, t)
+    seen: list[int] = []
+
+    def user_works_then_presses_ctrl_c() -> None:
+        port = int(next(ln for ln in lines if "hostaddr=127.0.0.1 port=" in ln).split("port=")[1].split()[0])
+        with psycopg.connect(host=w.DB_NAME, hostaddr="127.0.0.1", port=port, user=SUPERUSER, password=named_pg.superuser_password, dbname="postgres",
+                             sslmode="verify-full", sslrootcert=str(named_pg.ca_file), connect_timeout=5) as conn:
+            seen.append(conn.execute("SELECT 1").fetchone()[0])  # type: ignore[index]
+        raise KeyboardInterrupt
+
+    code = hold_tunnel(t, ecs=ecs, sessions=forwarder, out=lines.append, clock=clock, sleep=clock.sleep, hold=user_works_then_presses_ctrl_c, user="shop_master")
+    assert code == 0 and seen == [1]
+    stubber.assert_no_pending_responses()
+    assert any("export ALL_PROXY=socks5://127.0.0.1:" in ln for ln in lines)
+    assert any(f"psql \"host={w.DB_NAME} hostaddr=127.0.0.1" in ln and "user=shop_master sslmode=verify-full" in ln for ln in lines)
+    assert lines[-2:] == [f"  access task {w.TASK_ID} stopped", "tunnel closed"]
+
+
+def test_hold_tunnel_stops_the_task_on_sigterm(world: Any, named_pg: PgServer) -> None:
+    import signal
+    import time
+
+    from bootstrap.tunnel_cli import hold_tunnel
+
+    ecs, stubber, forwarder, clock, lines = world
+    w.stub_happy_path(stubber, w.target(named_pg.port))
+
+    def ci_cancels() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        pytest.fail("SIGTERM did not interrupt the hold")
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert hold_tunnel(w.target(named_pg.port), ecs=ecs, sessions=forwarder, out=lines.append, clock=clock, sleep=clock.sleep, hold=ci_cancels) == 0
+    stubber.assert_no_pending_responses()
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_hold_tunnel_failure_is_one_sentence(world: Any, named_pg: PgServer, capsys: pytest.CaptureFixture[str]) -> None:
+    from bootstrap.tunnel_cli import hold_tunnel
+
+    ecs, stubber, forwarder, clock, lines = world
+    t = w.target(named_pg.port)
+    stubber.add_response("run_task", {"tasks": [], "failures": [{"arn": t.task_definition_arn, "reason": "MISSING"}]}, w.run_task_params(t))
+    assert hold_tunnel(t, ecs=ecs, sessions=forwarder, out=lines.append, clock=clock, sleep=clock.sleep, hold=lambda: None) == 1
+    assert capsys.readouterr().err.strip() == "error: ECS could not start the access task in cluster shop-dev-db-access (MISSING)"
+
+
+def _outputs(db_port: int) -> dict[str, Any]:
+    return {"dbAccessCluster": w.CLUSTER, "dbAccessTaskDefinitionArn": w.TASKDEF_ARN, "dbAccessSubnetIds": list(w.SUBNETS),
+            "dbAccessSecurityGroupId": w.SG, "dbAccessContainerName": "access", "dbAddress": w.DB_NAME, "dbPort": db_port}
+
+
+def test_db_route_direct_when_reachable_or_told_so(world: Any, named_pg: PgServer) -> None:
+    from bootstrap.rotation import Endpoint as RotationEndpoint
+    from bootstrap.tunnel import db_route
+
+    ecs, stubber, forwarder, clock, lines = world
+    base = RotationEndpoint(sslrootcert="ca.pem")
+    for mode, probe in (("never", lambda h, p: False), ("auto", lambda h, p: True)):
+        with db_route(_outputs(named_pg.port), stack="dev", mode=mode, ecs=ecs, sessions=forwarder, probe=probe, out=lines.append) as route:
+            assert route.tunnel is None and route.endpoint(base) is base and route.pulumi_env() == {}
+    assert forwarder.requests == []  # no task was started (the Stubber has no responses queued)
+    with pytest.raises(TunnelError, match="--tunnel 'sometimes' is not a mode: use one of auto, always, never"):
+        with db_route(_outputs(named_pg.port), stack="dev", mode="sometimes", sessions=forwarder):
+            pass
+
+
+def test_db_route_tunnels_rotation_and_pulumi_when_unreachable(world: Any, named_pg: PgServer) -> None:
+    from bootstrap.rotation import Endpoint as RotationEndpoint
+    from bootstrap.tunnel import db_route
+
+    ecs, stubber, forwarder, clock, lines = world
+    w.stub_happy_path(stubber, w.target(named_pg.port))
+    with db_route(_outputs(named_pg.port), stack="dev", mode="auto", ecs=ecs, sessions=forwarder, probe=lambda h, p: False,
+                  out=lines.append, clock=clock, sleep=clock.sleep) as route:
+        assert route.tunnel is not None
+        ep = route.endpoint(RotationEndpoint(sslrootcert=str(named_pg.ca_file)))
+        assert (ep.host, ep.hostaddr, ep.port, ep.sslmode) == (w.DB_NAME, "127.0.0.1", route.tunnel.local_port, "verify-full")
+        # the rotation's own connection path, through the tunnel, verify-full on the RDS name
+        from bootstrap.rotation import Rotator
+
+        rot = Rotator.__new__(Rotator)
+        rot.endpoint = ep
+        with psycopg.connect(rot._conninfo({"username": SUPERUSER, "host": "ignored"}, named_pg.superuser_password)) as conn:
+            assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (True,)
+        assert route.pulumi_env()["ALL_PROXY"] == f"socks5://127.0.0.1:{route.tunnel.socks_port}"
+    assert any("is not reachable from here: opening a tunnel" in ln for ln in lines)
+    stubber.assert_no_pending_responses()
