@@ -70,7 +70,8 @@ def print_usage(tunnel: Tunnel, out: Callable[[str], None], user: str = "<user>"
     out(f"    {connect_hint(tunnel, user=user, ca_file=RDS_CA_BUNDLE)}")
     out("  pulumi / the postgresql provider (host stays the RDS name, dialled through SOCKS5):")
     out(f"    export ALL_PROXY={env['ALL_PROXY']} NO_PROXY={env['NO_PROXY']}")
-    out(f"  raw TCP: {LOOPBACK}:{tunnel.local_port}  (only TLS clients that verify {tunnel.db_host} via SNI/hostaddr keep verify-full)")
+    out("  rotate / deploy / audit from another shell (libpq dials PGHOSTADDR, verifies the secret's host name):")
+    out(f"    PGHOSTADDR={LOOPBACK} python -m bootstrap rotate --stack <stack> --port {tunnel.local_port}")
     out("")
     out("Press Ctrl-C to close the tunnel and stop the access task.")
 

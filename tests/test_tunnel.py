@@ -458,3 +458,23 @@ def test_db_route_tunnels_rotation_and_pulumi_when_unreachable(world: Any, named
         assert route.pulumi_env()["ALL_PROXY"] == f"socks5://127.0.0.1:{route.tunnel.socks_port}"
     assert any("is not reachable from here: opening a tunnel" in ln for ln in lines)
     stubber.assert_no_pending_responses()
+
+
+def test_rotation_through_a_tunnel_held_elsewhere_with_pghostaddr(world: Any, named_pg: PgServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the tunnel CLI prints for another shell: PGHOSTADDR + --port keep verify-full on the
+    host name the master secret holds (the RDS endpoint)."""
+    from bootstrap.rotation import Endpoint as RotationEndpoint
+    from bootstrap.rotation import Rotator
+
+    _, stubber, *_ = world
+    w.stub_happy_path(stubber, w.target(named_pg.port))
+    with _open(world, w.target(named_pg.port)) as tunnel:
+        monkeypatch.setenv("PGHOSTADDR", "127.0.0.1")
+        rot = Rotator.__new__(Rotator)
+        rot.endpoint = RotationEndpoint(port=tunnel.local_port, sslrootcert=str(named_pg.ca_file))
+        secret = {"host": w.DB_NAME, "port": 5432, "username": SUPERUSER, "dbname": "postgres"}
+        with psycopg.connect(rot._conninfo(secret, named_pg.superuser_password)) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        with pytest.raises(psycopg.OperationalError, match="certificate|does not match"):
+            psycopg.connect(rot._conninfo({**secret, "host": "elsewhere.pghome.test"}, named_pg.superuser_password)).close()
+    stubber.assert_no_pending_responses()
