@@ -11,6 +11,8 @@ import json
 import shutil
 import subprocess
 import threading
+import time
+from collections.abc import Callable
 
 from bootstrap.tunnel import Session, SessionRequest, TunnelError
 
@@ -40,8 +42,13 @@ class AwsCliSessionStarter:
 
     READY_MARK = "Waiting for connections"
 
-    def __init__(self, *, aws: str = "aws", plugin: str = "session-manager-plugin", ready_timeout_s: float = 60.0, profile: str | None = None):
+    # SSM may not know the agent for a few seconds after ECS reports it RUNNING.
+    RETRYABLE = ("TargetNotConnected",)
+
+    def __init__(self, *, aws: str = "aws", plugin: str = "session-manager-plugin", ready_timeout_s: float = 60.0, profile: str | None = None,
+                 attempts: int = 4, retry_delay_s: float = 5.0, sleep: Callable[[float], None] = time.sleep):
         self.aws, self.plugin, self.ready_timeout_s, self.profile = aws, plugin, ready_timeout_s, profile
+        self.attempts, self.retry_delay_s, self.sleep = attempts, retry_delay_s, sleep
 
     def preflight(self) -> None:
         if shutil.which(self.aws) is None:
@@ -61,6 +68,18 @@ class AwsCliSessionStarter:
         return cmd
 
     def start(self, request: SessionRequest) -> Session:
+        for attempt in range(1, self.attempts + 1):
+            session, last = self._start_once(request)
+            if session is not None:
+                return session
+            if attempt == self.attempts or not any(mark in last for mark in self.RETRYABLE):
+                raise TunnelError(
+                    f"the SSM port-forwarding session did not start ({last[:300]}); check ssm:StartSession rights on the task and the document {PORT_FORWARD_DOCUMENT}"
+                )
+            self.sleep(self.retry_delay_s)
+        raise AssertionError("unreachable")
+
+    def _start_once(self, request: SessionRequest) -> tuple[Session | None, str]:
         proc = subprocess.Popen(self.command(request), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         ready = threading.Event()
         lines: list[str] = []
@@ -78,6 +97,5 @@ class AwsCliSessionStarter:
         session = AwsCliSession(proc)
         if proc.poll() is not None or not any(self.READY_MARK in ln for ln in lines):
             session.close()
-            last = next((ln for ln in reversed(lines) if ln.strip()), "no output")
-            raise TunnelError(f"the SSM port-forwarding session did not start ({last[:300]}); check ssm:StartSession rights on the task and the document {PORT_FORWARD_DOCUMENT}")
-        return session
+            return None, next((ln for ln in reversed(lines) if ln.strip()), "no output")
+        return session, ""

@@ -340,8 +340,30 @@ def test_cli_session_that_fails_reports_its_last_line(tmp_path: Path, monkeypatc
     _fake_exe(tmp_path, "aws", 'echo "An error occurred (TargetNotConnected) when calling the StartSession operation: ecs:x is not connected." >&2\nexit 254\n')
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     request = SessionRequest(target="ecs:c_t_r", remote_host=w.DB_NAME, remote_port=5432, local_port=15432)
+    sleeps: list[float] = []
     with pytest.raises(TunnelError, match=r"did not start \(An error occurred \(TargetNotConnected\)"):
-        AwsCliSessionStarter(ready_timeout_s=10).start(request)
+        AwsCliSessionStarter(ready_timeout_s=10, attempts=3, sleep=sleeps.append).start(request)
+    assert sleeps == [5.0, 5.0]  # retried: SSM can lag ECS by a few seconds
+
+
+def test_cli_session_retries_target_not_connected_then_opens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    count = tmp_path / "count"
+    _fake_exe(tmp_path, "aws", f'echo x >> {count}\nif [ "$(wc -l < {count})" -lt 2 ]; then echo "An error occurred (TargetNotConnected)" >&2; exit 254; fi\n'
+              'echo "Waiting for connections..."\nexec sleep 60\n')
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    request = SessionRequest(target="ecs:c_t_r", remote_host=w.DB_NAME, remote_port=5432, local_port=15432)
+    session = AwsCliSessionStarter(ready_timeout_s=10, sleep=lambda s: None).start(request)
+    session.close()
+    assert count.read_text().count("x") == 2
+
+
+def test_cli_session_other_errors_are_not_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_exe(tmp_path, "aws", 'echo "An error occurred (AccessDeniedException) when calling the StartSession operation" >&2\nexit 254\n')
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    sleeps: list[float] = []
+    with pytest.raises(TunnelError, match="AccessDeniedException.*ssm:StartSession rights"):
+        AwsCliSessionStarter(ready_timeout_s=10, sleep=sleeps.append).start(SessionRequest("ecs:c_t_r", w.DB_NAME, 5432, 15432))
+    assert sleeps == []
 
 
 # --- the CLI (python -m bootstrap tunnel) and the route deploy/rotate/audit use ----------------------
