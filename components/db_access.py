@@ -30,6 +30,7 @@ import pulumi_aws as aws
 from components import sg as rules
 from components.awsinfo import aws_facts
 from components.database import Database
+from components.iam import service_trust_policy
 from components.kms import create_key, logs_grant
 from components.settings import DatabaseSettings
 
@@ -165,21 +166,9 @@ class DbAccess(pulumi.ComponentResource):
 
     def _trust_policy(self) -> pulumi.Output[str]:
         """ecs-tasks may assume the role only for tasks of this account (confused-deputy guard)."""
-        return aws.iam.get_policy_document_output(
-            statements=[
-                aws.iam.GetPolicyDocumentStatementArgs(
-                    actions=["sts:AssumeRole"],
-                    principals=[aws.iam.GetPolicyDocumentStatementPrincipalArgs(type="Service", identifiers=["ecs-tasks.amazonaws.com"])],
-                    conditions=[
-                        aws.iam.GetPolicyDocumentStatementConditionArgs(test="StringEquals", variable="aws:SourceAccount", values=[self._account]),
-                        aws.iam.GetPolicyDocumentStatementConditionArgs(
-                            test="ArnLike", variable="aws:SourceArn", values=[f"arn:{self._partition}:ecs:{self._region}:{self._account}:*"]
-                        ),
-                    ],
-                )
-            ],
-            opts=pulumi.InvokeOptions(parent=self),
-        ).json
+        return service_trust_policy(
+            "ecs-tasks.amazonaws.com", self._account, self, source_arn_like=f"arn:{self._partition}:ecs:{self._region}:{self._account}:*"
+        )
 
     def _role(self, suffix: str, description: str, statements: list[aws.iam.GetPolicyDocumentStatementArgs]) -> aws.iam.Role:
         name, child = self._name, pulumi.ResourceOptions(parent=self)
