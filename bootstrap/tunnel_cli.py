@@ -8,12 +8,14 @@ Reads the access path from the stack outputs (Automation API), starts the tunnel
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from bootstrap.tunnel import LOOPBACK, AccessTarget, EcsClient, SessionStarter, Tunnel, TunnelError, connect_hint, open_tunnel
@@ -25,6 +27,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("tunnel", help="open a tunnel to the private database (ECS access task + SSM port forwarding) until Ctrl-C")
     p.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml and the stack's outputs)")
     p.add_argument("--local-port", type=int, default=0, metavar="N", help="local port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--outputs-file", default="", metavar="F", help="the stack outputs as JSON (`pulumi stack output --json`) instead of reading the stack (no Pulumi CLI needed)")
     p.add_argument("--backend", default="", help="state backend URL (default file://<project>/.pulumi-state), e.g. s3://bucket/prefix")
     p.add_argument("--secrets-provider", default="", help="passphrase (default, PULUMI_CONFIG_PASSPHRASE) or awskms://alias/<name>?region=<r>")
     p.add_argument("--profile", default="", help="AWS profile for the ECS calls and the SSM session (default: the environment's credentials)")
@@ -103,8 +106,17 @@ def hold_tunnel(
 
 
 def read_outputs(args: argparse.Namespace) -> Mapping[str, Any]:
-    """The stack's outputs through the Automation API (the same workspace as deploy)."""
+    """The stack's outputs: from --outputs-file, else through the Automation API (deploy's workspace)."""
     from bootstrap.deploy import DeployError, automation_opener, backend_env
+
+    if args.outputs_file:
+        try:
+            data = json.loads(Path(args.outputs_file).read_text())
+        except (OSError, ValueError) as exc:
+            raise TunnelError(f"--outputs-file {args.outputs_file} is not readable JSON ({type(exc).__name__}); write it with `pulumi stack output --json`") from None
+        if not isinstance(data, dict):
+            raise TunnelError(f"--outputs-file {args.outputs_file} holds no JSON object; write it with `pulumi stack output --json`")
+        return data
 
     try:
         env, provider = backend_env(args.backend or None, args.secrets_provider or None, os.environ)

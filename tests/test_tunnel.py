@@ -500,3 +500,20 @@ def test_rotation_through_a_tunnel_held_elsewhere_with_pghostaddr(world: Any, na
         with pytest.raises(psycopg.OperationalError, match="certificate|does not match"):
             psycopg.connect(rot._conninfo({**secret, "host": "elsewhere.pghome.test"}, named_pg.superuser_password)).close()
     stubber.assert_no_pending_responses()
+
+
+def test_cli_outputs_file_errors_are_one_sentence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from bootstrap.__main__ import main
+
+    _fake_exe(tmp_path, "aws", "exit 0\n")
+    _fake_exe(tmp_path, "session-manager-plugin", "exit 0\n")
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main(["tunnel", "--stack", "dev", "--outputs-file", str(bad)]) == 1
+    assert capsys.readouterr().err.strip() == f"error: --outputs-file {bad} is not readable JSON (JSONDecodeError); write it with `pulumi stack output --json`"
+    off = tmp_path / "off.json"
+    off.write_text('{"dbAddress": "shop-dev-db.x.eu-west-1.rds.amazonaws.com", "dbPort": 5432}')
+    assert main(["tunnel", "--stack", "dev", "--outputs-file", str(off)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: stack dev has no access path to the database") and "dbAccess: true" in err and "\n" not in err
