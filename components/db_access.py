@@ -2,7 +2,7 @@
 
 `python -m bootstrap tunnel` (bootstrap/tunnel.py) starts one task of this definition with RunTask,
 opens an SSM port-forwarding session through it to the RDS endpoint, and stops it afterwards.
-Idle, the path costs nothing: no service, no running task, an empty cluster.
+Idle, the path costs one KMS key ($1/month): no service, no running task, an empty cluster.
 
 What it builds (all children of the component):
   * its own cluster, with ECS Exec sessions encrypted with this component's CMK and logged
