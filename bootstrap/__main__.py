@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     deploy.register(sub)
     cost_cli.register(sub, _overrides)  # cost --stack S [--compare S2] [--set k=v] [--usage FILE]
+    from bootstrap import tunnel_cli  # tunnel: ECS access task + SSM port forwarding until Ctrl-C
+
+    tunnel_cli.register(sub)
     return parser
 
 

@@ -102,6 +102,7 @@ class Endpoint:
     sslmode: str = "verify-full"
     sslrootcert: str | None = None
     connect_timeout: int = 5
+    hostaddr: str | None = None  # dial this address but verify `host` (a tunnel: bootstrap/tunnel.py)
 
 
 class StepHook(Protocol):
@@ -238,6 +239,8 @@ class Rotator:
         }
         if ep.sslrootcert:
             params["sslrootcert"] = ep.sslrootcert
+        if ep.hostaddr:
+            params["hostaddr"] = ep.hostaddr
         return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in params.items()})
 
     def _connect(self, secret: dict[str, Any], password: str, **kw: Any) -> psycopg.Connection:

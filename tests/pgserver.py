@@ -78,8 +78,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _write_tls_files(directory: Path) -> None:
-    """A CA and a server certificate for localhost/127.0.0.1, both valid for a day."""
+def _write_tls_files(directory: Path, dns_names: tuple[str, ...] = ()) -> None:
+    """A CA and a server certificate for localhost/127.0.0.1 (or only `dns_names`, like an RDS
+    certificate naming its endpoint), both valid for a day."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -110,7 +111,9 @@ def _write_tls_files(directory: Path) -> None:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [x509.DNSName(n) for n in dns_names] or [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
             critical=False,
         )
         .sign(ca_key, hashes.SHA256())
@@ -133,6 +136,7 @@ class PgServer:
     superuser_password: str
     _run_as: str | None
     major: int = 0
+    cert_names: tuple[str, ...] = ()  # DNS names of the server certificate; empty: localhost + 127.0.0.1
 
     @property
     def data_dir(self) -> Path:
@@ -147,7 +151,7 @@ class PgServer:
         return self.root / "server.log"
 
     @classmethod
-    def start(cls, major: int | None = None) -> PgServer:
+    def start(cls, major: int | None = None, cert_names: tuple[str, ...] = ()) -> PgServer:
         major = major if major is not None else server_major()
         bindir = find_bindir(major)
         root = Path(tempfile.mkdtemp(prefix="pghome-pg-"))
@@ -157,7 +161,9 @@ class PgServer:
             pw = pwd.getpwnam(run_as)
             os.chown(root, pw.pw_uid, pw.pw_gid)
         root.chmod(0o700)
-        server = cls(root=root, port=_free_port(), bindir=bindir, superuser_password=os.urandom(16).hex(), _run_as=run_as, major=major)
+        server = cls(
+            root=root, port=_free_port(), bindir=bindir, superuser_password=os.urandom(16).hex(), _run_as=run_as, major=major, cert_names=cert_names
+        )
         server._init()
         server._pg_ctl("start", "-w", "-t", "60", "-l", str(server.log_file))
         return server
@@ -184,7 +190,7 @@ class PgServer:
             capture_output=True,
         )
         pwfile.unlink()
-        _write_tls_files(self.data_dir)
+        _write_tls_files(self.data_dir, self.cert_names)
         self._chown(self.data_dir)
         with open(self.data_dir / "postgresql.conf", "a") as conf:
             conf.write(

@@ -55,7 +55,7 @@ def test_login_secrets_exist_even_when_disabled(graph: Graph):
 
 
 def test_the_service_reads_the_app_secret(graph: Graph):
-    (task,) = graph.of_type("aws:ecs/taskDefinition:TaskDefinition")
+    task = graph.one("aws:ecs/taskDefinition:TaskDefinition", f"shop-{graph.stack}-service-task")
     (container,) = json.loads(task.inputs["containerDefinitions"])
     secrets = {s["name"]: s["valueFrom"] for s in container["secrets"]}
     assert secrets["PGPASSWORD"] == graph.outputs["appDbLoginSecretArns"]["app"] + ":password::"
