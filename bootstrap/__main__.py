@@ -36,10 +36,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     overrides = _overrides(args.set)
     if args.with_app_db:
         overrides["appDbEnabled"] = "true"
-        # The program refuses to enable the app database without a credential for the postgresql
-        # provider, because a real `up` would fail half-way. Under mocks nothing connects.
-        if not os.environ.get("PGPASSWORD"):
-            os.environ["PGPASSWORD"] = "offline-plan-connects-nowhere"
+    # The program refuses to enable the app database (--with-app-db, or a stack file that enables
+    # it) without a credential for the postgresql provider: a real `up` would fail half-way.
+    # Under mocks nothing connects.
+    if not os.environ.get("PGPASSWORD"):
+        os.environ["PGPASSWORD"] = "offline-plan-connects-nowhere"
     graph = run_stack(args.stack, overrides)
     report = controls.check_graph(graph)
     if args.json:

@@ -12,7 +12,7 @@ import yaml
 from pulumi import automation as auto
 
 from tests.pulumi_double.backend import SECRET_MARK, SECRET_SIG
-from tests.pulumi_double.fixture import Double, pulumi_double  # noqa: F401
+from tests.pulumi_double.fixture import Double
 
 PASS = "correct horse"
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from tests.pulumi_double.backend import SECRET_MARK, SECRET_SIG, CliError, Secrets
+from tests.pulumi_double.backend import SECRET_MARK, SECRET_SIG, Secrets
 
 # Inputs whose change forces a replacement (a small, explicit subset of the providers' ForceNew).
 FORCE_NEW = {
@@ -228,6 +228,7 @@ def apply(
     order = [r["urn"] for r in old]
     counts: dict[str, int] = {}
     failed = False
+    stack_step: tuple[str, dict[str, Any] | None] | None = None
     for op, prev, new, keys in steps:
         target = new or prev or {}
         urn = target["urn"]
@@ -246,7 +247,9 @@ def apply(
             diag(urn, os.environ.get("PULUMI_DOUBLE_FAIL_MESSAGE") or f"{op} of {urn.rsplit('::', 1)[-1]} failed: the provider returned an error (injected)")
             continue
         counts[op] = counts.get(op, 0) + 1
-        if not preview:
+        if not preview and target["type"] == "pulumi:pulumi:Stack" and op != "delete":
+            stack_step = (urn, new)  # the engine registers the stack's outputs last
+        elif not preview:
             if op == "delete":
                 result.pop(urn, None)
             else:
@@ -254,4 +257,11 @@ def apply(
                     order.append(urn)
                 result[urn] = new  # type: ignore[assignment]
         events.emit(resOutputsEvent={"metadata": step_meta(op, prev, new, keys), "planning": preview})
+    if stack_step is not None:
+        urn, new = stack_step
+        if urn not in result:
+            order.insert(0, urn)
+            result[urn] = {**new, "outputs": {}}  # type: ignore[dict-item]
+        if not failed:
+            result[urn] = new  # type: ignore[assignment]
     return [result[u] for u in order if u in result], counts, failed
