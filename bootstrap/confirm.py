@@ -64,14 +64,14 @@ class ChangePlan:
 
 
 def confirm(plan: ChangePlan, action: str, *, assume_yes: bool, out: Callable[[str], None],
-            ask: Callable[[str], str] = input, isatty: Callable[[], bool] = lambda: sys.stdin.isatty()) -> None:
+            ask: Callable[[str], str] | None = None, isatty: Callable[[], bool] | None = None) -> None:
     """Show the plan and get a yes, or raise DeployError (nothing has been changed)."""
     out(f"{action}: planned changes")
     out(plan.render())
     if plan.empty or assume_yes:
         return
-    if not isatty():
+    if not (isatty or sys.stdin.isatty)():
         raise DeployError(f"refusing to {action} without confirmation: no terminal to ask on; re-run with --yes after reviewing the changes above")
-    answer = ask(f"Do you want to {action}? [y/N] ").strip().lower()
+    answer = (ask or input)(f"Do you want to {action}? [y/N] ").strip().lower()
     if answer not in ("y", "yes"):
         raise DeployError(f"{action} cancelled; nothing was changed")

@@ -69,7 +69,7 @@ class Deployer:
         *,
         out: Callable[[str], None] = print,
         assume_yes: bool = False,
-        ask: Callable[[str], str] = input,
+        ask: Callable[[str], str] | None = None,
         isatty: Callable[[], bool] | None = None,
         policy_packs: list[str] | None = None,
         prefix: str = "",
@@ -99,10 +99,7 @@ class Deployer:
         return str(with_app_db(self.sf, app_db, Path(self._tmp.name) / self.sf.path.name))
 
     def _confirm(self, plan: ChangePlan, action: str) -> None:
-        kw: dict[str, Any] = {"assume_yes": self.assume_yes, "out": self.out, "ask": self.ask}
-        if self.isatty is not None:
-            kw["isatty"] = self.isatty
-        confirm(plan, action, **kw)
+        confirm(plan, action, assume_yes=self.assume_yes, out=self.out, ask=self.ask, isatty=self.isatty)
 
     def _packs(self) -> dict[str, Any]:
         return {"policy_packs": self.policy_packs} if self.policy_packs else {}

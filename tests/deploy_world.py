@@ -87,7 +87,9 @@ def deploy_world(pg: PgServer, d: Double, monkeypatch: pytest.MonkeyPatch, capsy
 
 
 def stack_outputs(d: Double) -> dict[str, Any]:
-    res = d.resources()
+    """The stack's outputs in the default backend the deploy chose (the project's .pulumi-state)."""
+    path = d.project / ".pulumi-state/.pulumi/stacks/pghome/dev.json"
+    res = json.loads(path.read_text())["checkpoint"]["latest"]["resources"]
     stack = next(r for r in res if r["type"] == "pulumi:pulumi:Stack")
     return dict(stack.get("outputs") or {})
 

@@ -16,8 +16,8 @@ import pytest
 
 DOUBLE_DIR = Path(__file__).resolve().parent
 ROOT = DOUBLE_DIR.parents[1]
-LINKED = ("__main__.py", "Pulumi.yaml", "components", "bootstrap", "policy", "certs")
-COPIED = ("Pulumi.dev.yaml", "Pulumi.prod.yaml")
+LINKED = ("__main__.py", "Pulumi.yaml", "components", "bootstrap", "certs")
+COPIED = ("Pulumi.dev.yaml", "Pulumi.prod.yaml", "policy")
 
 
 @dataclass
@@ -73,7 +73,10 @@ def pulumi_double(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[D
         if (ROOT / name).exists():
             (project / name).symlink_to(ROOT / name)
     for name in COPIED:
-        shutil.copy(ROOT / name, project / name)
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("venv", "__pycache__"))
+        else:
+            shutil.copy(ROOT / name, project / name)
     monkeypatch.setenv("PATH", f"{DOUBLE_DIR}{os.pathsep}{os.environ.get('PATH', '')}")
     monkeypatch.setenv("PULUMI_DOUBLE_PYTHON", sys.executable)
     monkeypatch.setenv("PULUMI_DOUBLE_LOG", str(tmp_path / "calls.jsonl"))
