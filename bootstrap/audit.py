@@ -144,8 +144,7 @@ def audit_state(
 
 
 def login_users(settings: Any) -> tuple[str, ...]:
-    rp = settings.app_database.role_prefix
-    return (settings.database.master_username, f"{rp}_app", f"{rp}_migrator")
+    return tuple(settings.db_username(role) for role in settings.SECRET_ROLES)
 
 
 def export_with_secrets(stack: Any) -> dict[str, Any]:

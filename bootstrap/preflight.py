@@ -67,7 +67,7 @@ def program_config(config: Mapping[str, Any], project: str, project_dir: Path = 
 
 def security_gate(stack: str, config: Mapping[str, Any], out: Callable[[str], None], project_dir: Path = PROJECT_DIR) -> None:
     """Run the program under mocks with the config the CLI will get and evaluate the controls."""
-    from bootstrap import controls
+    from bootstrap import plan
     from bootstrap.mockgraph import run_program
 
     project = "pghome"
@@ -78,7 +78,7 @@ def security_gate(stack: str, config: Mapping[str, Any], out: Callable[[str], No
     try:
         graph = run_program(lambda: runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__"),
                             stack=settings_name(stack), config=program_config(config, project, project_dir), project=project)
-        report = controls.check_graph(graph)  # re-reads the settings, with the same credential check
+        report = plan.check_graph(graph)  # re-reads the settings, with the same credential check
     except Exception as exc:
         raise DeployError(f"the program fails before any cloud call: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
     finally:

@@ -50,6 +50,8 @@ class LoadBalancerArgs:
     http_redirect: bool
     deletion_protection: bool
     access_log_retention_days: int
+    https: bool = False
+    """Serve HTTPS (ServiceSettings.https: a certificate is given, or domain + zone to request one)."""
     certificate_arn: str = ""
     """An existing ACM certificate; wins over domain_name/hosted_zone_id for the listener."""
     domain_name: str = ""
@@ -78,7 +80,7 @@ class LoadBalancer(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         facts = aws_facts(self)
         self._region, self._account, self._partition = facts.region, facts.account_id, facts.partition
-        self.https_enabled = bool(args.certificate_arn or (args.domain_name and args.hosted_zone_id))
+        self.https_enabled = args.https
 
         sg = self._security_group()
         bucket, bucket_ready = self._access_log_bucket()

@@ -24,10 +24,12 @@ import pulumi
 import pulumi_aws as aws
 
 from components import sg as rules
+from components.app_database import DbConnection
 from components.awsinfo import aws_facts
-from components.config import ServiceSettings
+from components.iam import service_trust_policy
 from components.kms import create_key, logs_grant
 from components.loadbalancer import LoadBalancer, LoadBalancerArgs
+from components.settings import ServiceSettings
 
 CONTAINER_NAME = "app"
 # Where the image is expected to carry the RDS CA bundle
@@ -50,10 +52,8 @@ class ServiceArgs:
     """Inputs of the service. Values produced by other components are `pulumi.Input`s so Outputs
     slot in; `settings` and the few plain flags decide which resources exist, so they are plain."""
 
-    name: str
-    """Physical name prefix, e.g. 'shop-dev'."""
     settings: ServiceSettings
-    """Validated service config: image, sizes, scaling, health check, ALB and listener choices."""
+    """Validated service config: names, image, sizes, scaling, health check, ALB and listener choices."""
     vpc_id: pulumi.Input[str]
     vpc_cidr: pulumi.Input[str]
     public_subnet_ids: pulumi.Input[Sequence[str]]
@@ -62,20 +62,8 @@ class ServiceArgs:
     """The tasks' subnets (no public IPs)."""
     repository_url: pulumi.Input[str]
     repository_arn: pulumi.Input[str]
-    db_host: pulumi.Input[str]
-    db_port: pulumi.Input[int]
-    db_name: pulumi.Input[str]
-    db_username: pulumi.Input[str]
-    db_password_secret_arn: pulumi.Input[str]
-    """Secrets Manager secret (JSON with a `password` key) of the app login role."""
-    secrets_kms_key_arn: pulumi.Input[str]
-    """The CMK that encrypts that secret; the execution role may only Decrypt through Secrets Manager."""
-    db_resource_id: pulumi.Input[str] = ""
-    """RDS DbiResourceId, for the rds-db:connect ARN when iam_auth is on."""
-    iam_auth: bool = False
-    """Grant the task role rds-db:connect for db_username."""
-    container_insights: str = "enabled"
-    """ECS Container Insights level: enabled or enhanced."""
+    database: DbConnection
+    """The app's database login (AppDatabase.connection("app")): endpoint, user, secret, key, IAM grant."""
     ca_bundle_path: str = DEFAULT_CA_BUNDLE
     """Path of the RDS CA bundle inside the image (PGSSLROOTCERT)."""
     wait_for_steady_state: bool = False
@@ -134,7 +122,7 @@ class Service(pulumi.ComponentResource):
         lb = LoadBalancer(
             f"{name}-lb",
             LoadBalancerArgs(
-                name=args.name,
+                name=args.settings.prefix,
                 vpc_id=args.vpc_id,
                 vpc_cidr=args.vpc_cidr,
                 public_subnet_ids=args.public_subnet_ids,
@@ -144,6 +132,7 @@ class Service(pulumi.ComponentResource):
                 http_redirect=s.alb_http_redirect,
                 deletion_protection=s.alb_deletion_protection,
                 access_log_retention_days=s.access_log_retention_days,
+                https=s.https,
                 certificate_arn=s.certificate_arn,
                 domain_name=s.domain_name,
                 hosted_zone_id=s.hosted_zone_id,
@@ -153,7 +142,7 @@ class Service(pulumi.ComponentResource):
         sg = self._security_group(lb)
         service = aws.ecs.Service(
             f"{name}-service",
-            name=f"{args.name}-app",
+            name=f"{args.settings.prefix}-app",
             cluster=cluster.arn,
             task_definition=task_definition.arn,
             desired_count=s.desired_count,
@@ -171,7 +160,7 @@ class Service(pulumi.ComponentResource):
             enable_ecs_managed_tags=True,
             propagate_tags="SERVICE",
             wait_for_steady_state=args.wait_for_steady_state,
-            tags={"Name": f"{args.name}-app"},
+            tags={"Name": f"{args.settings.prefix}-app"},
             opts=pulumi.ResourceOptions(
                 parent=self,
                 # Autoscaling owns the count after the first deploy; Pulumi must not reset it.
@@ -224,10 +213,10 @@ class Service(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         cluster = aws.ecs.Cluster(
             f"{name}-cluster",
-            name=args.name,
-            settings=[{"name": "containerInsights", "value": args.container_insights}],
+            name=args.settings.prefix,
+            settings=[{"name": "containerInsights", "value": args.settings.container_insights}],
             configuration={"execute_command_configuration": {"logging": "DEFAULT"}} if args.settings.enable_execute_command else None,
-            tags={"Name": args.name},
+            tags={"Name": args.settings.prefix},
             opts=child,
         )
         capacity = aws.ecs.ClusterCapacityProviders(
@@ -245,14 +234,14 @@ class Service(pulumi.ComponentResource):
         args, name = self._args, self._name
         key, _ = create_key(
             f"{name}-logs-key",
-            alias=f"{args.name}-app-logs",
-            description=f"{args.name}: application logs",
+            alias=f"{args.settings.prefix}-app-logs",
+            description=f"{args.settings.prefix}: application logs",
             services=[logs_grant(self._region, self._account, self._partition)],
             parent=self,
         )
         return aws.cloudwatch.LogGroup(
             f"{name}-logs",
-            name=f"/ecs/{args.name}/app",
+            name=f"/ecs/{args.settings.prefix}/app",
             retention_in_days=args.settings.log_retention_days,
             kms_key_id=key.arn,
             opts=pulumi.ResourceOptions(parent=self),
@@ -262,21 +251,9 @@ class Service(pulumi.ComponentResource):
 
     def _trust_policy(self) -> pulumi.Output[str]:
         """ecs-tasks may assume the role only for tasks of this account (confused-deputy guard)."""
-        return aws.iam.get_policy_document_output(
-            statements=[
-                aws.iam.GetPolicyDocumentStatementArgs(
-                    actions=["sts:AssumeRole"],
-                    principals=[aws.iam.GetPolicyDocumentStatementPrincipalArgs(type="Service", identifiers=["ecs-tasks.amazonaws.com"])],
-                    conditions=[
-                        aws.iam.GetPolicyDocumentStatementConditionArgs(test="StringEquals", variable="aws:SourceAccount", values=[self._account]),
-                        aws.iam.GetPolicyDocumentStatementConditionArgs(
-                            test="ArnLike", variable="aws:SourceArn", values=[f"arn:{self._partition}:ecs:{self._region}:{self._account}:*"]
-                        ),
-                    ],
-                )
-            ],
-            opts=pulumi.InvokeOptions(parent=self),
-        ).json
+        return service_trust_policy(
+            "ecs-tasks.amazonaws.com", self._account, self, source_arn_like=f"arn:{self._partition}:ecs:{self._region}:{self._account}:*"
+        )
 
     def _execution_role(self, log_group: aws.cloudwatch.LogGroup) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
         """The role ECS itself uses to start the task: pull the image, write logs, read the DB secret."""
@@ -284,7 +261,7 @@ class Service(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
             f"{name}-execution-role",
-            name=f"{args.name}-task-execution",
+            name=f"{args.settings.prefix}-task-execution",
             description="ECS agent: pull this stack's image, write its log group, read its DB secret",
             assume_role_policy=self._trust_policy(),
             opts=child,
@@ -299,10 +276,10 @@ class Service(pulumi.ComponentResource):
                 # GetAuthorizationToken is account-wide: AWS supports no resource-level ARN for it.
                 _statement(["ecr:GetAuthorizationToken"], ["*"], sid="EcrLogin"),
                 _statement(["logs:CreateLogStream", "logs:PutLogEvents"], [log_group.arn.apply(lambda a: f"{a}:*")], sid="WriteAppLogs"),
-                _statement(["secretsmanager:GetSecretValue"], [args.db_password_secret_arn], sid="ReadDbSecret"),
+                _statement(["secretsmanager:GetSecretValue"], [args.database.secret_arn], sid="ReadDbSecret"),
                 _statement(
                     ["kms:Decrypt"],
-                    [args.secrets_kms_key_arn],
+                    [args.database.kms_key_arn],
                     sid="DecryptDbSecret",
                     conditions=[
                         aws.iam.GetPolicyDocumentStatementConditionArgs(
@@ -322,15 +299,14 @@ class Service(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
             f"{name}-task-role",
-            name=f"{args.name}-task",
+            name=f"{args.settings.prefix}-task",
             description="The app's own AWS identity (least privilege)",
             assume_role_policy=self._trust_policy(),
             opts=child,
         )
         statements = []
-        if args.iam_auth:
-            dbuser = pulumi.Output.concat(f"arn:{self._partition}:rds-db:{self._region}:{self._account}:dbuser:", args.db_resource_id, "/", args.db_username)
-            statements.append(_statement(["rds-db:connect"], [dbuser], sid="ConnectAsAppUser"))
+        if args.database.iam_grant is not None:
+            statements.append(args.database.iam_grant)
         if args.settings.enable_execute_command:
             # The ECS Exec (SSM Session Manager) channels support no resource-level ARN.
             statements.append(
@@ -349,7 +325,7 @@ class Service(pulumi.ComponentResource):
 
     def _container(self, log_group: aws.cloudwatch.LogGroup) -> dict[str, Any]:
         args = self._args
-        s = args.settings
+        s, db = args.settings, args.database
         container: dict[str, Any] = {
             "name": CONTAINER_NAME,
             "image": self.image,
@@ -363,14 +339,14 @@ class Service(pulumi.ComponentResource):
             # Connection settings only; the password comes from `secrets` below.
             "environment": [
                 {"name": "PORT", "value": str(s.container_port)},
-                {"name": "PGHOST", "value": args.db_host},
-                {"name": "PGPORT", "value": pulumi.Output.from_input(args.db_port).apply(str)},
-                {"name": "PGDATABASE", "value": args.db_name},
-                {"name": "PGUSER", "value": args.db_username},
+                {"name": "PGHOST", "value": db.host},
+                {"name": "PGPORT", "value": pulumi.Output.from_input(db.port).apply(str)},
+                {"name": "PGDATABASE", "value": db.dbname},
+                {"name": "PGUSER", "value": db.username},
                 {"name": "PGSSLMODE", "value": "verify-full"},
                 {"name": "PGSSLROOTCERT", "value": args.ca_bundle_path},
             ],
-            "secrets": [{"name": "PGPASSWORD", "valueFrom": pulumi.Output.concat(args.db_password_secret_arn, ":password::")}],
+            "secrets": [{"name": "PGPASSWORD", "valueFrom": pulumi.Output.concat(db.secret_arn, ":password::")}],
             "logConfiguration": {
                 "logDriver": "awslogs",
                 "options": {
@@ -394,7 +370,7 @@ class Service(pulumi.ComponentResource):
         s = args.settings
         return aws.ecs.TaskDefinition(
             f"{name}-task",
-            family=f"{args.name}-app",
+            family=f"{args.settings.prefix}-app",
             requires_compatibilities=["FARGATE"],
             network_mode="awsvpc",
             cpu=str(s.task_cpu),
@@ -413,18 +389,12 @@ class Service(pulumi.ComponentResource):
     def _security_group(self, lb: LoadBalancer) -> aws.ec2.SecurityGroup:
         args, name = self._args, self._name
         port = args.settings.container_port
-        child = pulumi.ResourceOptions(parent=self)
-        sg = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            name=f"{args.name}-service",
-            description="App tasks: container port from the ALB only; out to HTTPS and the DB port in the VPC",
-            vpc_id=args.vpc_id,
-            tags={"Name": f"{args.name}-service"},
-            opts=child,
+        sg = rules.security_group(
+            f"{name}-sg", f"{args.settings.prefix}-service", "App tasks: container port from the ALB only; out to HTTPS and the DB port in the VPC", args.vpc_id, self
         )
         rules.ingress(f"{name}-in-alb", sg.id, port, "Container port from the load balancer", self, source_security_group_id=lb.security_group_id)
         rules.egress(f"{name}-out-https", sg.id, 443, "HTTPS to AWS APIs (ECR, logs, Secrets Manager) via NAT or VPC endpoints", self, cidr_ipv4="0.0.0.0/0")
-        rules.egress(f"{name}-out-db", sg.id, args.db_port, "PostgreSQL inside the VPC", self, cidr_ipv4=args.vpc_cidr)
+        rules.egress(f"{name}-out-db", sg.id, args.database.port, "PostgreSQL inside the VPC", self, cidr_ipv4=args.vpc_cidr)
         return sg
 
     # --- autoscaling -----------------------------------------------------------------------------
@@ -454,7 +424,7 @@ class Service(pulumi.ComponentResource):
         for key, value, spec in metrics:
             aws.appautoscaling.Policy(
                 f"{name}-scale-{key}",
-                name=f"{args.name}-{key}",
+                name=f"{args.settings.prefix}-{key}",
                 policy_type="TargetTrackingScaling",
                 service_namespace=target.service_namespace,
                 scalable_dimension=target.scalable_dimension,

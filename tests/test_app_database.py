@@ -8,9 +8,10 @@ import re
 
 import pytest
 
-from bootstrap.mockgraph import Graph, run_stack, stack_config
+from bootstrap.mockgraph import Graph, run_stack
 from components.config import load_settings
 from components.pgmodel import DbModel, GrantSpec, build_model, render_sql, validate
+from components.stackfile import stack_config
 from tests.helpers import assert_config_error
 
 SENTINEL = "pgpassword-sentinel-7f3a9c"  # what PGPASSWORD holds while the program runs
@@ -27,7 +28,7 @@ def enabled(request) -> Graph:
 
 def model_of(graph: Graph) -> DbModel:
     s = load_settings(graph.config, stack=graph.stack, check_credentials=False)
-    return s.app_database.model(s.database.master_username)
+    return s.app_database.model()
 
 
 def pg_resources(graph: Graph) -> list:
@@ -229,7 +230,7 @@ def test_bootstrap_sql_prints_the_rendering_without_credentials(capsys):
     assert main(["sql", "--stack", "dev"]) == 0
     out = capsys.readouterr().out
     settings = load_settings(stack_config("dev"), stack="dev", check_credentials=False)
-    assert out == render_sql(settings.app_database.model(settings.database.master_username))
+    assert out == render_sql(settings.app_database.model())
     statements = [line for line in out.splitlines() if not line.startswith("--")]
     assert statements and not [line for line in statements if "PASSWORD" in line.upper()]
     assert "GRANT ALL" not in out

@@ -10,9 +10,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from bootstrap.mockgraph import stack_config
 from components.config import load_settings
 from components.pgmodel import DbModel, steps
+from components.stackfile import stack_config
 from tests.pgserver import PgServer
 
 MASTER_PASSWORD = "master-Pw-for-tests-1"
@@ -84,7 +84,7 @@ def model() -> DbModel:
     # dev stack's names) without colliding.
     overrides = {"appDbExtensions": '["pgcrypto", "citext"]', "appDbRolePrefix": "probe", "appDbName": "probe_db", "dbMasterUsername": "probe_master"}
     settings = load_settings(stack_config("dev", overrides), stack="dev", check_credentials=False)
-    return settings.app_database.model(settings.database.master_username)
+    return settings.app_database.model()
 
 
 @pytest.fixture(scope="module")

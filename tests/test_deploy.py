@@ -13,11 +13,12 @@ import yaml
 
 from bootstrap.audit import SECRET_MARK, SECRET_SIG, audit_state, find_credentials, login_users
 from bootstrap.deploy import Deployer, DeployError
-from bootstrap.mockgraph import Graph, stack_config
+from bootstrap.mockgraph import Graph
 from bootstrap.rotation import new_password
 from bootstrap.stack_file import APP_DB_KEY, read_stack_file
 from bootstrap.workspace import CLI_MISSING, CliMissingError, Workspace, resolve_backend
 from components.config import load_settings
+from components.stackfile import stack_config
 from tests.pgserver import PgServer
 from tests.rotation_world import make_world
 

@@ -281,9 +281,10 @@ def test_8_security_controls_gate_and_policy_pack(pulumi_double: Double, monkeyp
     argv = d.ops("preview")[-1]["argv"]
     assert argv[argv.index("--policy-pack") + 1] == str(d.project / "policy")
     # a must-hold failure stops deploy/up/preview before the CLI runs anything
-    from bootstrap import controls
+    import controls
+    from bootstrap import plan
 
-    real = controls.check_graph
+    real = plan.check_graph
 
     def failing(graph: Any, waivers: Any = None) -> Any:
         report = real(graph, waivers)
@@ -291,7 +292,7 @@ def test_8_security_controls_gate_and_policy_pack(pulumi_double: Double, monkeyp
         must.status = controls.FAIL
         return report
 
-    monkeypatch.setattr(controls, "check_graph", failing)
+    monkeypatch.setattr(plan, "check_graph", failing)
     before = len(d.calls())
     for cmd in (["deploy", "--yes"], ["up", "--yes"], ["preview"]):
         rc, out, err = run(d, capsys, cmd[0], "--stack", "dev", *cmd[1:])

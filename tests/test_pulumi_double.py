@@ -75,7 +75,7 @@ def test_up_events_state_outputs_and_a_second_up(pulumi_double: Double) -> None:
     summary = next(e.summary_event for e in events if e.summary_event)
     assert summary.resource_changes["create"] == len(creates) == len(d.resources()) and len(creates) > 50
     # outputs: secrets flagged by the masked/unmasked pair of `stack output` calls
-    assert result.outputs["dbMasterPassword"].secret and not result.outputs["vpcId"].secret
+    assert result.outputs["dbMasterUsername"].secret and not result.outputs["vpcId"].secret
     # state at rest keeps secrets encrypted; export --show-secrets reveals them
     rds = next(r for r in d.resources() if r["type"] == "random:index/randomPassword:RandomPassword")
     assert rds["outputs"]["result"][SECRET_SIG] == SECRET_MARK and "ciphertext" in rds["outputs"]["result"]
