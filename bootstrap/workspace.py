@@ -142,14 +142,20 @@ def require_cli() -> None:
 
 
 def first_error_line(text: str) -> str:
-    """The first `error:` line of CLI output (the cause), else the first non-empty line."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    """The first `error:` line of CLI output (the cause), else the first non-empty line. The SDK's
+    CommandError text is ` code: N\n stdout: ...\n stderr: ...`: those labels are not content."""
+    lines = []
+    for ln in text.splitlines():
+        ln = ln.strip()
+        for label in ("code:", "stdout:", "stderr:"):
+            if ln.startswith(label):
+                ln = "" if label == "code:" else ln[len(label):].strip()
+        if ln:
+            lines.append(ln)
     for ln in lines:
         if ln.startswith("error:"):
             return ln[len("error:"):].strip()[:400]
-    skip = ("code:", "stdout:", "stderr:")
-    rest = [ln for ln in lines if not ln.startswith(skip)]
-    return (rest[0] if rest else "unknown error")[:400]
+    return (lines[0] if lines else "unknown error")[:400]
 
 
 def explain(exc: BaseException, stack: str) -> str:

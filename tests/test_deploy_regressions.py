@@ -93,6 +93,16 @@ def test_2_the_configured_backend_is_used_and_only_a_first_deploy_creates(pulumi
     assert not (d.project / ".pulumi-state").exists()  # no silent local stack
 
 
+def test_2_a_backend_without_credentials_is_one_line(pulumi_double: Double, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    d = pulumi_double
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", PASS)
+    monkeypatch.setenv("PULUMI_BACKEND_URL", "s3://team-state/pghome")
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    rc, out, err = run(d, capsys, "preview", "--stack", "dev")
+    assert rc == 1 and "NoCredentialProviders" in one_line(err)
+
+
 def test_2_pulumi_login_and_fully_qualified_names(pulumi_double: Double, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     d = pulumi_double
     home = d.tmp / "pulumi-home"

@@ -81,6 +81,9 @@ def test_up_events_state_outputs_and_a_second_up(pulumi_double: Double) -> None:
     assert rds["outputs"]["result"][SECRET_SIG] == SECRET_MARK and "ciphertext" in rds["outputs"]["result"]
     exported = stack.export_stack()
     assert "plaintext" in next(r for r in exported.deployment["resources"] if r["urn"] == rds["urn"])["outputs"]["result"]
+    before = d.resources()
+    stack.import_stack(exported)
+    assert [r["urn"] for r in d.resources()] == [r["urn"] for r in before]
     # a second up with nothing changed: all same; a config change: one update
     again = stack.preview()
     assert set(again.change_summary) == {"same"}
