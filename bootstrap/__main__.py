@@ -81,9 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)")
     p.set_defaults(func=cmd_sql)
 
-    from bootstrap import deploy  # rotate, deploy, preview/up/refresh/destroy/drift, audit
+    from bootstrap import deploy_cli  # rotate, deploy, preview/up/refresh/destroy/drift, audit
 
-    deploy.register(sub)
+    deploy_cli.register(sub)
     return parser
 
 

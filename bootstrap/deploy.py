@@ -248,9 +248,3 @@ class Deployer:
         self.out(plan.render())
         return EXIT_DRIFT
 
-
-def register(sub: Any) -> None:
-    """Add the deploy family of subcommands (bootstrap/deploy_cli.py) to `python -m bootstrap`."""
-    from bootstrap.deploy_cli import register as register_commands
-
-    register_commands(sub)
