@@ -14,6 +14,7 @@ if str(ROOT) not in sys.path:
 
 from bootstrap.mockgraph import Graph, run_stack  # noqa: E402
 from tests.pgserver import PgServer  # noqa: E402
+from tests.pulumi_double.fixture import pulumi_double  # noqa: E402, F401 (the `pulumi` test double on PATH)
 
 
 @pytest.fixture(scope="session")
