@@ -153,6 +153,10 @@ NEGATIVE: list[tuple[str, str, Callable[[Graph], None]]] = [
     ("SecretsManager.4", "db-master-secret", lambda g: set_input(g, "db-master-rotation", "rotationRules", {"automaticallyAfterDays": 120})),
     ("SecretsManager.4", "db-master-secret", lambda g: remove(g, "db-master-rotation")),
     ("PGH.2", "app-logs", lambda g: set_input(g, "app-logs", "kmsKeyId", "")),
+    ("PGH.4", "access-cluster", lambda g: set_input(g, "access-cluster", "configuration.executeCommandConfiguration.logging", "DEFAULT")),
+    ("PGH.4", "access-cluster", lambda g: find(g, "access-cluster").inputs["configuration"]["executeCommandConfiguration"].pop("kmsKeyId")),
+    ("PGH.4", "access-cluster", lambda g: set_input(g, "access-cluster", "configuration.executeCommandConfiguration.logConfiguration.cloudWatchLogGroupName", "/elsewhere")),
+    ("PGH.5", "task-policy", lambda g: set_input(g, "task-policy", "policy", doc({"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": "*"}))),
     ("S3.8", "alb-logs", lambda g: remove(g, "alb-logs-pab")),
     ("S3.8", "alb-logs", lambda g: set_input(g, "alb-logs-pab", "restrictPublicBuckets", False)),
     ("S3.5", "alb-logs", lambda g: remove(g, "alb-logs-policy")),
@@ -312,7 +316,7 @@ def test_dev_waivers_are_declared_and_waivable(dev_graph: Graph) -> None:
     from components.config import load_settings
 
     waivers = load_settings(dev_graph.config, stack="dev").security.waivers
-    assert set(waivers) == {"RDS.5", "RDS.8", "ELB.1", "ELB.6"}
+    assert set(waivers) == {"RDS.5", "RDS.8", "ELB.1", "ELB.6", "PGH.4"}
     assert all(controls.by_id(w).level == WAIVABLE for w in waivers)
 
 
