@@ -24,7 +24,9 @@ class LambdaWorld:
         self.arns = {role: world.sm.describe_secret(SecretId=f"{world.settings.prefix}/db/{role}")["ARN"] for role in ("master", "app", "migrator")}
         self.app_user = f"{world.settings.app_database.role_prefix}_app"
         self.clone_user = other_user(self.app_user)
-        with world.pg.connect_super() as conn:  # the model's clone (components/pgmodel.py)
+        master = world.secret("master") or {}
+        # the model's clone (components/pgmodel.py), created by the master as on RDS (which then holds ADMIN on it)
+        with world.pg.connect_as(world.master, master["password"]) as conn:
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(self.clone_user)))
         for arn in self.arns.values():
             # What SecretRotation (RotateSecret with a function) turns on; moto's rotate_secret without

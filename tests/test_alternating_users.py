@@ -81,7 +81,7 @@ def test_graph_has_the_clone_role_with_the_apps_settings(monkeypatch: pytest.Mon
 
 
 def test_service_reads_username_and_password_from_the_secret(dev_graph: Graph) -> None:
-    task = next(r for r in dev_graph.resources if r.type == "aws:ecs/taskDefinition:TaskDefinition")
+    task = next(r for r in dev_graph.of_type("aws:ecs/taskDefinition:TaskDefinition") if dev_graph.by_urn(r.parent).type == "pghome:service:Service")
     container = json.loads(task.inputs["containerDefinitions"])[0]
     secrets = {s["name"]: s["valueFrom"] for s in container["secrets"]}
     assert secrets["PGUSER"].endswith(":username::") and secrets["PGPASSWORD"].endswith(":password::")
