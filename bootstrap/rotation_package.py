@@ -45,6 +45,7 @@ PROJECT_MODULES = (
     "rotation_function/steps.py",
     "bootstrap/__init__.py",
     "bootstrap/rotation.py",
+    "bootstrap/pgadmin.py",
     "bootstrap/pgconn.py",
     "components/__init__.py",
     "components/password_policy.py",

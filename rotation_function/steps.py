@@ -32,6 +32,7 @@ import psycopg
 from psycopg import sql
 
 from bootstrap import pgconn
+from bootstrap.pgadmin import require_admin
 from bootstrap.rotation import DatabaseAdmin, RotationError, _is_auth_failure, new_password, scram_sha256_verifier
 from components.pgmodel import CLONE_SUFFIX
 
@@ -186,6 +187,7 @@ class StepRunner:
         with self.master_connection() as conn:
             if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone():
                 raise RotationError(f"setSecret: role {user} does not exist in the database; deploy the app database first")
+            require_admin(conn, [user], RotationError)  # 16+: the master must hold ADMIN on the role
             conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(user), sql.Literal(verifier)))
         self.out(f"setSecret: role {user} now accepts AWSPENDING (SCRAM verifier sent, not the password)")
 

@@ -177,3 +177,21 @@ def test_config_from_env() -> None:
 
 def test_other_user() -> None:
     assert other_user("shop_app") == "shop_app_clone" and other_user("shop_app_clone") == "shop_app"
+
+
+def test_a_login_role_the_master_cannot_administer_is_one_sentence(lw: LambdaWorld, pg: PgServer, caplog: pytest.LogCaptureFixture) -> None:
+    """PostgreSQL 16+: a role created by someone else (an upgrade, a DBA) cannot be altered by the
+    master; setSecret says so and what to run, and AWSCURRENT keeps working."""
+    from psycopg import sql
+
+    w = lw.w
+    with pg.connect_super() as conn:
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(lw.clone_user)))
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(lw.clone_user)))  # not by the master
+    token = lw.start("app")
+    lw.step("app", "createSecret", token)
+    caplog.set_level(logging.ERROR, logger="pghome.rotation")
+    with pytest.raises(RotationStepError, match=lw.clone_user) as err:
+        lw.step("app", "setSecret", token)
+    assert "\n" not in str(err.value) and len(caplog.records) == 1
+    assert w.secret("app", "AWSPENDING") and w.secret("app")
