@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 import boto3  # noqa: E402
 import psycopg  # noqa: E402
 
-from tests.pgserver import PgServer  # noqa: E402
+from tests.pgserver import PgServer, server_major  # noqa: E402
 from tests.rotation_lambda_world import LambdaWorld  # noqa: E402
 from tests.rotation_world import World, make_world  # noqa: E402
 
@@ -161,7 +161,7 @@ def main() -> int:
             loop.stop.set()
             loop.join()
             started, rereads, alt_times = alternating(world, pg, args.rounds)
-        print(f"rotation benchmark: {args.rounds} rounds, local PostgreSQL 15 over TLS, Secrets Manager/RDS under moto")
+        print(f"rotation benchmark: {args.rounds} rounds, local PostgreSQL {server_major()} over TLS, Secrets Manager/RDS under moto")
         for role, rows in results.items():
             dbs, totals = [r[0] * 1000 for r in rows], [r[1] * 1000 for r in rows]
             print(f"  {role:<7} DB work (setSecret+testSecret): median {statistics.median(dbs):7.1f} ms  max {max(dbs):7.1f} ms"
