@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bootstrap import deploy  # rotate, deploy, preview/up/refresh/destroy/drift, audit
 
     deploy.register(sub)
+    from bootstrap import release  # release --image-tag: scan gate, up, wait for ECS steady state
+
+    release.register(sub)
     return parser
 
 
