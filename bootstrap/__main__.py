@@ -30,7 +30,7 @@ EXIT_CONTROLS_FAILED = 3
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from bootstrap import controls, plan
+    from bootstrap import plan
     from bootstrap.mockgraph import run_stack
 
     overrides = _overrides(args.set)
@@ -41,7 +41,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         if not os.environ.get("PGPASSWORD"):
             os.environ["PGPASSWORD"] = "offline-plan-connects-nowhere"
     graph = run_stack(args.stack, overrides)
-    report = controls.check_graph(graph)
+    report = plan.check_graph(graph)
     if args.json:
         print(json.dumps({**plan.as_json(graph), "controls": report.as_json()}, indent=2, default=str))
     else:
@@ -54,9 +54,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from bootstrap.mockgraph import stack_config
     from components.config import load_settings
     from components.pgmodel import render_sql
+    from components.stackfile import stack_config
 
     settings = load_settings(stack_config(args.stack, _overrides(args.set)), stack=args.stack, check_credentials=False)
     print(render_sql(settings.app_database.model(settings.database.master_username)), end="")
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bootstrap.mockgraph import StackFileError
+    from components.stackfile import StackFileError
 
     args = build_parser().parse_args(argv)
     try:

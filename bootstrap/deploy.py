@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from components.config import PROJECT_DIR, Settings
+from components.settings import Settings
+from components.stackfile import PROJECT_DIR
 
 INSTALL_HINT = "curl -fsSL https://get.pulumi.com | sh"
 CLI_MISSING = f"the Pulumi CLI is not installed (no `pulumi` on PATH); install it with `{INSTALL_HINT}` and re-run"
@@ -461,8 +462,8 @@ def register(sub: Any) -> None:
 
 
 def _settings(stack: str) -> Settings:
-    from bootstrap.mockgraph import stack_config
     from components.config import load_settings
+    from components.stackfile import stack_config
 
     return load_settings(stack_config(stack), stack=stack)
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import copy
-import functools
 import hashlib
 import json
 import runpy
@@ -29,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+from components.stackfile import PROJECT_DIR, project_name, stack_config
+from controls.inventory import Inventory, Res, dotted_get
+
 ACCOUNT_ID = "123456789012"
 # The regional Elastic Load Balancing account ids (for ALB access-log bucket policies).
 ELB_ACCOUNTS = {
@@ -50,74 +49,6 @@ ELB_ACCOUNTS = {
 }
 
 
-# --------------------------------------------------------------------------------------------
-# Config: what the CLI would pass for a stack
-# --------------------------------------------------------------------------------------------
-
-
-def _cli_string(value: Any) -> str:
-    """The text form the CLI hands a program: JSON for structured values, lowercase booleans."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, dict)):
-        return json.dumps(value)
-    return str(value)
-
-
-class StackFileError(ValueError):
-    """A stack file that cannot be read (missing, not YAML, wrong shape)."""
-
-
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: 10x faster
-
-
-@functools.lru_cache(maxsize=32)
-def _load_yaml_cached(path: Path, mtime_ns: int) -> Any:
-    return yaml.load(path.read_text(), Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
-
-
-def load_yaml(path: Path) -> Any:
-    """Parse a YAML file once per modification (the plan and the tests read the same files often)."""
-    return copy.deepcopy(_load_yaml_cached(path, path.stat().st_mtime_ns))
-
-
-def stack_config(stack: str, overrides: Mapping[str, Any] | None = None, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
-    """Merge Pulumi.yaml defaults, Pulumi.<stack>.yaml and overrides, keyed '<namespace>:<key>'.
-
-    Bare override keys (no ':') belong to the project namespace, as with `pulumi config set`.
-    """
-    project_doc = load_yaml(project_dir / "Pulumi.yaml")
-    project = project_doc["name"]
-    merged: dict[str, Any] = {}
-    for key, spec in (project_doc.get("config") or {}).items():
-        full = key if ":" in key else f"{project}:{key}"
-        if isinstance(spec, dict) and "default" in spec:
-            merged[full] = spec["default"]
-        elif isinstance(spec, dict) and "value" in spec:
-            merged[full] = spec["value"]
-    stack_file = project_dir / f"Pulumi.{stack}.yaml"
-    if not stack_file.is_file():
-        raise StackFileError(f"stack {stack!r} has no stack file {stack_file.name} in {project_dir}")
-    try:
-        stack_doc = load_yaml(stack_file) or {}
-    except yaml.YAMLError as exc:
-        raise StackFileError(f"{stack_file.name} is not valid YAML: {exc}") from None
-    stack_values = stack_doc.get("config") if isinstance(stack_doc, dict) else None
-    if stack_values is None:
-        stack_values = {}
-    if not isinstance(stack_values, dict):
-        raise StackFileError(f"{stack_file.name}: 'config' must be a mapping of key: value")
-    for key, value in stack_values.items():
-        if isinstance(value, dict) and "secure" in value:
-            raise StackFileError(f"{stack_file.name}: {key} is an encrypted value; the offline plan cannot decrypt it, override it with --set")
-        merged[key if ":" in key else f"{project}:{key}"] = value
-    for key, value in (overrides or {}).items():
-        merged[key if ":" in key else f"{project}:{key}"] = value
-    return {k: _cli_string(v) for k, v in merged.items()}
-
-
-def project_name(project_dir: Path = PROJECT_DIR) -> str:
-    return str(load_yaml(project_dir / "Pulumi.yaml")["name"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,15 +82,8 @@ class Resource:
         return path in self.secret_paths or any(path.startswith(p + ".") for p in self.secret_paths)
 
     def get(self, path: str, default: Any = None) -> Any:
-        value: Any = self.inputs
-        for part in path.split("."):
-            if isinstance(value, dict) and part in value:
-                value = value[part]
-            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-                value = value[int(part)]
-            else:
-                return default
-        return value
+        """The input at a dotted path, e.g. 'accessLogs.enabled' or 'ingress.0.fromPort'."""
+        return dotted_get(self.inputs, path, default)
 
 
 @dataclass
@@ -211,6 +135,22 @@ class Graph:
             if r.id == id_:
                 return r
         return None
+
+    def inventory(self) -> Inventory:
+        """The graph as the security controls see it (controls/ knows nothing of this harness)."""
+        return Inventory(
+            Res(
+                urn=r.urn,
+                type=r.type,
+                name=r.name,
+                inputs=r.inputs,
+                id=r.id,
+                arn=str(r.state.get("arn", "")) if isinstance(r.state, dict) else "",
+                parent=r.parent,
+                deps={k: tuple(v) for k, v in r.property_dependencies.items()},
+            )
+            for r in self.resources
+        )
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import controls
 from bootstrap.mockgraph import Graph, Resource
+from components.config import load_settings
 
 # The settings worth seeing at a glance, per resource type (input paths, dotted).
 KEY_SETTINGS: Mapping[str, tuple[str, ...]] = {
@@ -135,3 +137,10 @@ def as_json(graph: Graph) -> dict[str, Any]:
         "outputs": {k: ("[secret]" if k in graph.secret_outputs else v) for k, v in graph.outputs.items()},
         "count": len(graph.resources),
     }
+
+
+def check_graph(graph: Graph, waivers: Mapping[str, str] | None = None) -> controls.Report:
+    """Evaluate every security control on a recorded graph; waivers default to the stack's securityWaivers."""
+    if waivers is None:
+        waivers = load_settings(graph.config, stack=graph.stack).security.waivers
+    return controls.evaluate(graph.inventory(), stack=graph.stack, waivers=waivers)

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import psycopg
 from psycopg import sql
 
-from components.config import Settings
+from components.settings import Settings
 
 # RDS forbids / @ " and space in the master password; we keep to a charset every client quotes safely.
 PASSWORD_ALPHABET = string.ascii_letters + string.digits + "!#$%^&*()-_=+[]{}<>,.?~"

@@ -19,8 +19,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_postgresql as postgresql
 
-from components.config import AppDatabaseSettings
 from components.pgmodel import RDS_IAM_ROLE, DbModel
+from components.settings import AppDatabaseSettings
 
 LOGIN_SECRETS = ("app", "migrator")
 

@@ -27,8 +27,8 @@ import pulumi_random as random
 
 from components import sg as rules
 from components.awsinfo import aws_facts
-from components.config import DatabaseSettings
 from components.kms import create_key, logs_grant
+from components.settings import DatabaseSettings
 
 # Both windows in UTC and disjoint (RDS rejects overlapping ones); the backup runs first.
 BACKUP_WINDOW = "03:00-03:30"

@@ -19,8 +19,8 @@ import pulumi_aws as aws
 
 from components import sg as rules
 from components.awsinfo import aws_facts
-from components.config import NatStrategy
 from components.kms import create_key, logs_grant
+from components.settings import NatStrategy
 
 TIERS = ("public", "private", "isolated")
 INTERFACE_ENDPOINT_SERVICES = ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "sts")

@@ -25,9 +25,9 @@ import pulumi_aws as aws
 
 from components import sg as rules
 from components.awsinfo import aws_facts
-from components.config import ServiceSettings
 from components.kms import create_key, logs_grant
 from components.loadbalancer import LoadBalancer, LoadBalancerArgs
+from components.settings import ServiceSettings
 
 CONTAINER_NAME = "app"
 # Where the image is expected to carry the RDS CA bundle

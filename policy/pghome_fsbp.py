@@ -1,6 +1,6 @@
 """pghome-fsbp: the project's AWS FSBP controls as Pulumi policies, run on the engine's resources.
 
-There is one implementation of every rule: `bootstrap/controls.py`. This module only adapts what
+There is one implementation of every rule: the `controls` package. This module only adapts what
 the policy engine hands a validation (proxied props, unknown-value sentinels, PolicyResource
 links) into the checker's neutral `Res`/`Inventory` view and reports the checker's findings.
 
@@ -42,8 +42,8 @@ from pulumi_policy.proxy import (
 )
 from pulumi_policy.secret import Secret
 
-from bootstrap import controls
-from bootstrap.controls import Control, Inventory, Res, UndecidedError
+import controls
+from controls import Control, Inventory, Res, UndecidedError
 
 UNKNOWN_VALUES = frozenset(
     {UNKNOWN_BOOLEAN_VALUE, UNKNOWN_NUMBER_VALUE, UNKNOWN_STRING_VALUE, UNKNOWN_ARRAY_VALUE, UNKNOWN_ASSET_VALUE, UNKNOWN_ARCHIVE_VALUE, UNKNOWN_OBJECT_VALUE}

@@ -12,9 +12,10 @@ import boto3
 from moto import mock_aws
 from psycopg import sql
 
-from bootstrap.mockgraph import stack_config
 from bootstrap.rotation import Endpoint, RdsAdmin, Rotator, new_password, scram_sha256_verifier
-from components.config import Settings, load_settings
+from components.config import load_settings
+from components.settings import Settings
+from components.stackfile import stack_config
 from tests.pgserver import PgServer
 
 STACK = "dev"

@@ -8,9 +8,10 @@ import re
 
 import pytest
 
-from bootstrap.mockgraph import Graph, run_stack, stack_config
+from bootstrap.mockgraph import Graph, run_stack
 from components.config import load_settings
 from components.pgmodel import DbModel, GrantSpec, build_model, render_sql, validate
+from components.stackfile import stack_config
 from tests.helpers import assert_config_error
 
 SENTINEL = "pgpassword-sentinel-7f3a9c"  # what PGPASSWORD holds while the program runs

@@ -10,9 +10,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from bootstrap.mockgraph import stack_config
 from components.config import load_settings
 from components.pgmodel import DbModel, steps
+from components.stackfile import stack_config
 from tests.pgserver import PgServer
 
 MASTER_PASSWORD = "master-Pw-for-tests-1"

@@ -6,8 +6,9 @@ import ipaddress
 
 import pytest
 
-from bootstrap.mockgraph import stack_config
-from components.config import ConfigError, Environment, NatStrategy, load_settings, project_schema
+from components.config import ConfigError, load_settings
+from components.settings import Environment, NatStrategy
+from components.stackfile import project_schema, stack_config
 from tests.helpers import assert_config_error
 
 

@@ -1,4 +1,4 @@
-"""The FSBP security controls (bootstrap/controls.py): every control passes on a secure synthetic
+"""The FSBP security controls (controls/): every control passes on a secure synthetic
 stack, fails on a targeted mutation naming the offending resource, and the real stacks pass."""
 
 from __future__ import annotations
@@ -8,15 +8,16 @@ from collections.abc import Callable
 
 import pytest
 
-from bootstrap import controls
-from bootstrap.controls import ADVISED, ADVISORY, FAIL, MUST_HOLD, NOT_APPLICABLE, PASS, WAIVABLE, WAIVED, Inventory, Res, UndecidedError
+import controls
+from bootstrap import plan
 from bootstrap.mockgraph import Graph, Resource
+from controls import ADVISED, ADVISORY, FAIL, MUST_HOLD, NOT_APPLICABLE, PASS, WAIVABLE, WAIVED, Inventory, Res, UndecidedError
 from tests import control_graphs as cg
 from tests.control_graphs import add, doc, find, mutated, remove, res, secure_stack, set_container, set_input
 
 
 def evaluate(g: Graph, waivers: dict[str, str] | None = None) -> controls.Report:
-    return controls.evaluate(Inventory.from_graph(g), stack=g.stack, waivers=waivers or {})
+    return controls.evaluate(g.inventory(), stack=g.stack, waivers=waivers or {})
 
 
 @pytest.fixture(scope="module")
@@ -288,7 +289,7 @@ def test_real_stack_passes_every_control_its_components_make_checkable(stack: st
     checked at least one resource and passed (prod) or passed/was waived (dev). Meaningful after
     integration: when the database, registry and service are wired, their controls are asserted."""
     g = dev_graph if stack == "dev" else prod_graph
-    report = controls.check_graph(g)
+    report = plan.check_graph(g)
     assert not report.failed, report.render(full=False)
     wired = _expected_components(g)
     assert controls.NETWORK in wired
@@ -302,7 +303,7 @@ def test_real_stack_passes_every_control_its_components_make_checkable(stack: st
 
 
 def test_prod_network_controls_checked(prod_graph: Graph) -> None:
-    report = controls.check_graph(prod_graph)
+    report = plan.check_graph(prod_graph)
     for cid in ("EC2.2", "EC2.6", "EC2.15", "EC2.18", "EC2.19", "KMS.2", "KMS.4", "IAM.1", "PGH.2"):
         assert report.result(cid).status == PASS and report.result(cid).checked > 0, cid
     assert report.result("EC2.15").checked == 9  # 3 tiers x 3 AZs
@@ -362,7 +363,7 @@ def _real_log_group_plain(g: Graph) -> str:
 def test_real_dev_graph_mutation_fails(dev_graph: Graph, control_id: str, change: Callable[[Graph], str]) -> None:
     g = cg.mutated(dev_graph, lambda _g: None)
     offender = change(g)
-    result = controls.check_graph(g).result(control_id)
+    result = plan.check_graph(g).result(control_id)
     assert result.status == FAIL and offender in {f.resource for f in result.findings}, [str(f) for f in result.findings]
 
 
@@ -370,9 +371,9 @@ def test_real_prod_endpoint_sg_opened_to_world_fails_ec2_18(prod_graph: Graph) -
     g = cg.mutated(prod_graph, lambda _g: None)
     rule = _first(g, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
     rule.inputs["cidrIpv4"] = "0.0.0.0/0"  # HTTPS only: an authorised port, so EC2.18 still passes ...
-    assert controls.check_graph(g).result("EC2.18").status == PASS
+    assert plan.check_graph(g).result("EC2.18").status == PASS
     rule.inputs.update(fromPort=0, toPort=65535)  # ... every port does not
-    report = controls.check_graph(g)
+    report = plan.check_graph(g)
     assert report.result("EC2.18").status == FAIL and report.result("EC2.19").status == FAIL
     assert rule.name in {f.resource for f in report.result("EC2.19").findings}
 

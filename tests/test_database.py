@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from bootstrap.mockgraph import Graph, Resource, run_stack, stack_config
+from bootstrap.mockgraph import Graph, Resource, run_stack
 from components.config import load_settings
+from components.stackfile import stack_config
 from tests.helpers import assert_config_error
 
 INSTANCE = "aws:rds/instance:Instance"

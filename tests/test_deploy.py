@@ -24,9 +24,10 @@ from bootstrap.deploy import (
     find_credentials,
     login_users,
 )
-from bootstrap.mockgraph import Graph, stack_config
+from bootstrap.mockgraph import Graph
 from bootstrap.rotation import new_password
 from components.config import load_settings
+from components.stackfile import stack_config
 from tests.pgserver import PgServer
 from tests.rotation_world import make_world
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bootstrap import controls
+import controls
 from bootstrap.__main__ import EXIT_CONTROLS_FAILED, main
 from bootstrap.mockgraph import Graph
 from tests.control_graphs import mutated, secure_stack, set_input

@@ -24,9 +24,9 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UNKNOWN_BOOLEAN_VALUE, UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
-from bootstrap import controls
-from bootstrap.controls import ADVISORY, MUST_HOLD, WAIVABLE, Inventory
+import controls
 from bootstrap.mockgraph import Graph, Resource
+from controls import ADVISORY, MUST_HOLD, WAIVABLE
 from policy import pghome_fsbp
 from tests.control_graphs import mutated, secure_stack, set_input
 from tests.test_controls import NEGATIVE
@@ -79,7 +79,7 @@ def run_pack(g: Graph) -> dict[str, list[tuple[str, str]]]:
 
 
 def flagged_by_checker(g: Graph) -> dict[str, set[str]]:
-    report = controls.evaluate(Inventory.from_graph(g), waivers={})
+    report = controls.evaluate(g.inventory(), waivers={})
     return {pghome_fsbp.policy_name(r.control): {f.resource for f in r.findings} for r in report.results if r.findings}
 
 

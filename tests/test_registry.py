@@ -7,8 +7,9 @@ import json
 import pulumi
 import pytest
 
-from bootstrap.mockgraph import Graph, run_program, run_stack, stack_config
+from bootstrap.mockgraph import Graph, run_program, run_stack
 from components.registry import Registry, RegistryArgs, lifecycle_policy
+from components.stackfile import stack_config
 from tests.helpers import assert_config_error
 
 REPO = "aws:ecr/repository:Repository"

@@ -10,10 +10,11 @@ from typing import Any
 import pulumi
 import pytest
 
-from bootstrap.mockgraph import ELB_ACCOUNTS, Graph, Resource, run_program, run_stack, stack_config
+from bootstrap.mockgraph import ELB_ACCOUNTS, Graph, Resource, run_program, run_stack
 from components.config import load_settings
 from components.loadbalancer import LOG_DELIVERY_PRINCIPAL, TLS_POLICY, lb_name
 from components.service import STAR_RESOURCE_ACTIONS, Service, ServiceArgs, health_check_command
+from components.stackfile import stack_config
 from tests.helpers import assert_config_error
 
 CLUSTER = "aws:ecs/cluster:Cluster"

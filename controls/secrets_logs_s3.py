@@ -1,0 +1,80 @@
+"""Rules: Secrets Manager, CloudWatch Logs and S3."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from controls.catalogue import ADVISORY, DATABASE, MUST_HOLD, NETWORK, SERVICE, control
+from controls.inventory import Inventory, Res
+from controls.readers import (
+    policy_statements,
+)
+
+SECRET = "aws:secretsmanager/secret:Secret"
+BUCKET_TYPES = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
+
+
+@control("PGH.1", "Secrets Manager secrets should be encrypted with a customer managed KMS key", MUST_HOLD, SECRET, component=DATABASE)
+def _pgh1(r: Res, inv: Inventory) -> Iterator[str]:
+    if not r.get("kmsKeyId"):
+        yield "kmsKeyId is not set (aws/secretsmanager key)"
+
+
+@control("PGH.2", "CloudWatch log groups should be encrypted with a KMS key", MUST_HOLD, "aws:cloudwatch/logGroup:LogGroup", component=NETWORK)
+def _pgh2(r: Res, inv: Inventory) -> Iterator[str]:
+    if not r.get("kmsKeyId"):
+        yield "kmsKeyId is not set"
+
+
+@control(
+    "SecretsManager.1",
+    "Secrets Manager secrets should have automatic rotation enabled",
+    ADVISORY,
+    SECRET,
+    component=DATABASE,
+    context=True,
+    note="rotation runs outside Secrets Manager (`python -m bootstrap rotate` after every deploy); Security Hub will still report these "
+    "secrets as not rotated. SecretsManager.4 (rotated within N days) depends on live rotation dates and is not decidable from the program.",
+)
+def _sm1(r: Res, inv: Inventory) -> Iterator[str]:
+    rotations = [x for x in inv.referring(r, "secretId", "aws:secretsmanager/secretRotation:SecretRotation") if x.get("rotationEnabled") is not False]
+    if not rotations:
+        yield "no aws:secretsmanager/secretRotation:SecretRotation (rotated out of band)"
+
+
+def _bucket_children(inv: Inventory, bucket: Res, type_: str) -> list[Res]:
+    return inv.referring(bucket, "bucket", type_)
+
+
+def _denies_insecure_transport(doc: Any) -> bool:
+    for st in policy_statements(doc):
+        if st.get("Effect") != "Deny":
+            continue
+        for test, pairs in (st.get("Condition") or {}).items():
+            if test.startswith("Bool") and isinstance(pairs, dict) and str(pairs.get("aws:SecureTransport", "")).lower() == "false":
+                return True
+    return False
+
+
+@control("S3.5", "S3 general purpose buckets should require requests to use SSL", MUST_HOLD, BUCKET_TYPES, component=SERVICE, context=True,
+         condition="only stacks with a bucket (the ALB access-log bucket) have one")
+def _s3_5(r: Res, inv: Inventory) -> Iterator[str]:
+    docs = [r.get("policy")] + [p.get("policy") for p in _bucket_children(inv, r, "aws:s3/bucketPolicy:BucketPolicy")]
+    if not any(_denies_insecure_transport(d) for d in docs if d):
+        yield "no bucket policy denies requests with aws:SecureTransport false"
+
+
+@control("S3.8", "S3 general purpose buckets should block public access", MUST_HOLD, BUCKET_TYPES, component=SERVICE, context=True,
+         condition="only stacks with a bucket (the ALB access-log bucket) have one")
+def _s3_8(r: Res, inv: Inventory) -> Iterator[str]:
+    flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    blocks = _bucket_children(inv, r, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    if not blocks:
+        yield "no aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock for this bucket"
+    for block in blocks:
+        off = [f for f in flags if block.get(f) is not True]
+        if off:
+            yield f"{block.name}: {', '.join(off)} not true"
+
+
