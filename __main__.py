@@ -68,7 +68,7 @@ app_db = AppDatabase(
         host=database.address,
         port=database.port,
         kms_key_arn=database.kms_key_arn,
-        secret_recovery_window_days=30 if settings.is_prod else 7,
+        secret_recovery_window_days=30 if settings.is_prod else 0,  # 0: destroy -> up reuses the names
         protect=settings.database.protect,
     ),
     opts=pulumi.ResourceOptions(providers={"aws": aws_provider}, depends_on=[database]),

@@ -219,14 +219,15 @@ CallHandler = Callable[[dict[str, Any], str], dict[str, Any]]
 
 
 def _azs(args: dict[str, Any], region: str) -> dict[str, Any]:
+    """Six standard zones, plus an opted-in Local Zone that sorts first (as real regions can have)
+    unless the caller filters on opt-in-status opt-in-not-required."""
     letters = "abcdef"
-    return {
-        "id": region,
-        "names": [f"{region}{c}" for c in letters],
-        "zoneIds": [f"{region[:3]}{region.split('-')[-1]}-az{i + 1}" for i in range(len(letters))],
-        "state": "available",
-        "groupNames": [region],
-    }
+    names = [f"{region}{c}" for c in letters]
+    ids = [f"{region[:3]}{region.split('-')[-1]}-az{i + 1}" for i in range(len(letters))]
+    standard_only = any(f.get("name") == "opt-in-status" and f.get("values") == ["opt-in-not-required"] for f in args.get("filters") or [])
+    if not standard_only:
+        names, ids = [f"{region}-lcl-1a", *names], [f"{region[:3]}-lcl1-az1", *ids]
+    return {"id": region, "names": names, "zoneIds": ids, "state": "available", "groupNames": [region]}
 
 
 CALL_HANDLERS: dict[str, CallHandler] = {

@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from components import sections
+from components import naming, sections
 from components.reader import Reader
 from components.settings import Environment, NatStrategy, Settings
 from components.stackfile import ProjectSchema, project_schema
@@ -57,6 +57,11 @@ def load_settings(
         hint = f"; did you mean {schema.project}:{close}?" if close else ""
         r.problems.append(f"{r.qualified(key)} is not a known key of project {schema.project}{hint} (declared keys are listed in Pulumi.yaml)")
     region, env, app_name, tags = sections.general(r)
+    if "appName" not in r.failed and region:
+        problems = naming.name_problems(app_name, stack, region)
+        if problems:
+            r.fail("appName", app_name, f"with stack {stack!r} " + "; ".join(problems)
+                   + "; choose a shorter appName (or stack name) of lowercase letters, digits and hyphens")
     network = sections.network(r)
     database = sections.database(r, env, network.az_count)
     registry = sections.registry(r, env)

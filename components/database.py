@@ -26,6 +26,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components import sg as rules
+from components import naming
 from components.awsinfo import aws_facts
 from components.kms import create_key, logs_grant
 from components.settings import DatabaseSettings
@@ -115,7 +116,7 @@ class Database(pulumi.ComponentResource):
         invoke = pulumi.InvokeOptions(parent=self)
         facts = aws_facts(self)
         region, partition = facts.region, facts.partition
-        identifier = f"{args.name}-db"
+        identifier = naming.db_identifier(args.name)
 
         # RDS (storage, Performance Insights) and Secrets Manager use the key through grants and
         # kms:ViaService on behalf of the caller, which the account statement allows; only
@@ -130,7 +131,7 @@ class Database(pulumi.ComponentResource):
 
         subnet_group = aws.rds.SubnetGroup(
             f"{name}-subnets",
-            name=identifier,
+            name_prefix=naming.rds_prefix(args.name, "db"),
             description=f"{args.name} database: isolated subnets only",
             subnet_ids=args.subnet_ids,
             tags={"Name": identifier},
@@ -141,7 +142,7 @@ class Database(pulumi.ComponentResource):
         # it never opens one. Ingress is granted rule by rule below and by allow_from().
         self._sg = aws.ec2.SecurityGroup(
             f"{name}-sg",
-            name=identifier,
+            name_prefix=naming.sg_prefix(args.name, "db"),
             description=f"{args.name} database: PostgreSQL from the app and admin groups only",
             vpc_id=args.vpc_id,
             tags={"Name": identifier},
@@ -156,7 +157,7 @@ class Database(pulumi.ComponentResource):
         params = aws.rds.ParameterGroup(
             f"{name}-params",
             # The family is in the name: a major upgrade creates the new group beside the old one.
-            name=f"{args.name}-{cfg.parameter_group_family}",
+            name_prefix=naming.rds_prefix(args.name, cfg.parameter_group_family),
             family=cfg.parameter_group_family,
             description=f"{args.name} database: TLS only, SCRAM, connection and slow-query logging",
             parameters=[aws.rds.ParameterGroupParameterArgs(name=p.name, value=p.value, apply_method=p.apply_method) for p in parameter_set(cfg)],
@@ -175,7 +176,7 @@ class Database(pulumi.ComponentResource):
         )
         monitoring_role = aws.iam.Role(
             f"{name}-monitoring-role",
-            name=f"{args.name}-rds-monitoring",
+            name_prefix=naming.role_prefix(args.name, "rds-monitoring"),
             description=f"{args.name}: RDS enhanced monitoring publishes OS metrics",
             assume_role_policy=monitoring_assume.json,
             opts=child,
@@ -246,7 +247,7 @@ class Database(pulumi.ComponentResource):
             copy_tags_to_snapshot=True,
             delete_automated_backups=not args.production,
             skip_final_snapshot=not cfg.final_snapshot,
-            final_snapshot_identifier=f"{identifier}-final" if cfg.final_snapshot else None,
+            final_snapshot_identifier=self._final_snapshot_identifier(args) if cfg.final_snapshot else None,
             auto_minor_version_upgrade=True,
             allow_major_version_upgrade=False,
             apply_immediately=not args.production,
@@ -268,10 +269,11 @@ class Database(pulumi.ComponentResource):
 
         secret = aws.secretsmanager.Secret(
             f"{name}-master-secret",
-            name=f"{args.name}/db/master",
+            name=naming.master_secret(args.name),
             description=f"{args.name} RDS master credentials (rotated outside Pulumi after provisioning)",
             kms_key_id=key.arn,
-            recovery_window_in_days=30 if args.production else 7,
+            # Outside prod a destroyed secret goes at once, so destroy -> up can reuse its name.
+            recovery_window_in_days=30 if args.production else 0,
             opts=child,
         )
         secret_string = pulumi.Output.all(instance.address, instance.port, instance.identifier, password.result).apply(
@@ -318,6 +320,12 @@ class Database(pulumi.ComponentResource):
                 "engine_version": self.engine_version,
             }
         )
+
+    def _final_snapshot_identifier(self, args: DatabaseArgs) -> pulumi.Output[str]:
+        """Unique per instance lifetime: a random suffix created with the instance and kept across
+        updates, so the second destroy of a recreated stack does not meet the first one's snapshot."""
+        suffix = random.RandomId(f"{self._name}-final-snapshot-suffix", byte_length=4, opts=pulumi.ResourceOptions(parent=self))
+        return pulumi.Output.concat(naming.final_snapshot_prefix(args.name), "-", suffix.hex)
 
     def allow_from(self, name: str, security_group_id: pulumi.Input[str], description: str = "") -> aws.vpc.SecurityGroupIngressRule:
         """Admit the DB port from one security group (a grant, like CDK's connections.allowFrom)."""

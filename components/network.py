@@ -12,12 +12,14 @@ so nothing can silently fall back to it.
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
 from components import sg as rules
+from components import naming
 from components.awsinfo import aws_facts
 from components.kms import create_key, logs_grant
 from components.settings import NatStrategy
@@ -39,6 +41,26 @@ def subnet_layout(cidr: str, subnet_prefix_length: int, az_count: int) -> dict[s
             raise ValueError(f"{block} holds {len(subnets)} /{subnet_prefix_length} subnets, {az_count} needed")
         layout[tier] = [str(s) for s in subnets[:az_count]]
     return layout
+
+
+def endpoint_policy(account_id: str) -> str:
+    """Interface endpoint policy: any action, but only by principals of this account, so the
+    endpoints cannot carry stolen credentials of another account out of the VPC."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "OnlyThisAccountsPrincipals",
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": "*",
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"aws:PrincipalAccount": account_id}},
+                }
+            ],
+        }
+    )
 
 
 @dataclass
@@ -81,7 +103,10 @@ class Network(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOptions(parent=self)
 
-        zones = aws.get_availability_zones(state="available", opts=invoke).names
+        # Only the region's standard zones: Local and Wavelength Zones are opt-in and may sort first.
+        zones = aws.get_availability_zones(
+            state="available", filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}], opts=invoke
+        ).names
         if len(zones) < args.az_count:
             raise ValueError(f"azCount is {args.az_count} but the region offers only {len(zones)} availability zones: {zones}")
         self.availability_zones = list(zones[: args.az_count])
@@ -193,7 +218,7 @@ class Network(pulumi.ComponentResource):
         )
         group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
-            name=f"/vpc/{args.name}/flow-logs",
+            name=naming.flow_log_group(args.name),
             retention_in_days=args.flow_log_retention_days,
             kms_key_id=key.arn,
             opts=child,
@@ -210,7 +235,7 @@ class Network(pulumi.ComponentResource):
             ],
             opts=invoke,
         )
-        role = aws.iam.Role(f"{name}-flow-logs-role", name=f"{args.name}-flow-logs", assume_role_policy=assume.json, opts=child)
+        role = aws.iam.Role(f"{name}-flow-logs-role", name_prefix=naming.role_prefix(args.name, "flow-logs"), assume_role_policy=assume.json, opts=child)
         write = aws.iam.get_policy_document_output(
             statements=[
                 aws.iam.GetPolicyDocumentStatementArgs(
@@ -221,7 +246,7 @@ class Network(pulumi.ComponentResource):
             ],
             opts=invoke,
         )
-        aws.iam.RolePolicy(f"{name}-flow-logs-write", role=role.id, policy=write.json, opts=child)
+        role_policy = aws.iam.RolePolicy(f"{name}-flow-logs-write", role=role.id, policy=write.json, opts=child)
         aws.ec2.FlowLog(
             f"{name}-flow-log",
             vpc_id=vpc.id,
@@ -231,7 +256,8 @@ class Network(pulumi.ComponentResource):
             iam_role_arn=role.arn,
             max_aggregation_interval=60,
             tags={"Name": f"{args.name}-flow-log"},
-            opts=child,
+            # AWS checks the role's permissions when the flow log is created.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
         )
         return group.name
 
@@ -254,13 +280,14 @@ class Network(pulumi.ComponentResource):
             return None
         sg = aws.ec2.SecurityGroup(
             f"{name}-endpoints-sg",
-            name=f"{args.name}-endpoints",
+            name_prefix=naming.sg_prefix(args.name, "endpoints"),
             description="Interface endpoints: HTTPS from inside the VPC only",
             vpc_id=vpc.id,
             tags={"Name": f"{args.name}-endpoints"},
             opts=child,
         )
         rules.ingress(f"{name}-endpoints-https", sg.id, 443, "HTTPS from the VPC", self, cidr_ipv4=args.cidr_block)
+        policy = endpoint_policy(aws_facts(self).account_id)
         for service in INTERFACE_ENDPOINT_SERVICES:
             aws.ec2.VpcEndpoint(
                 f"{name}-{service.replace('.', '-')}",
@@ -270,6 +297,7 @@ class Network(pulumi.ComponentResource):
                 private_dns_enabled=True,
                 subnet_ids=[s.id for s in private],
                 security_group_ids=[sg.id],
+                policy=policy,
                 tags={"Name": f"{args.name}-{service}"},
                 opts=child,
             )

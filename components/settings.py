@@ -93,7 +93,7 @@ class ServiceSettings:
     fargate_weight: int
     fargate_spot_weight: int
     health_check_path: str
-    container_health_check: str  # "" = wget probe of health_check_path, "none" = off, else a CMD-SHELL command
+    container_health_check: str  # "" or "none" = no container check (the ALB decides), else a CMD-SHELL command
     health_check_grace_seconds: int
     log_retention_days: int
     enable_execute_command: bool
@@ -104,6 +104,13 @@ class ServiceSettings:
     domain_name: str
     hosted_zone_id: str
     access_log_retention_days: int
+    waf_enabled: bool = False
+    waf_rate_limit: int = 2000
+
+    @property
+    def has_image(self) -> bool:
+        """False until the first release: the service then runs no task."""
+        return bool(self.container_image or self.image_tag)
 
     @property
     def https(self) -> bool:

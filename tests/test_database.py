@@ -379,7 +379,8 @@ INVALID = [
     ("dev", {"dbEngineVersion": "9.6"}, "pghome:dbEngineVersion", "'9.6'"),
     ("dev", {"dbEngineVersion": "12"}, "pghome:dbEngineVersion", "major version must be 13-17"),
     ("dev", {"dbAllocatedStorageGb": 10}, "pghome:dbAllocatedStorageGb", "from 20 to 65536"),
-    ("dev", {"dbAllocatedStorageGb": 100, "dbMaxAllocatedStorageGb": 50}, "pghome:dbMaxAllocatedStorageGb", ">= dbAllocatedStorageGb (100)"),
+    ("dev", {"dbAllocatedStorageGb": 100, "dbMaxAllocatedStorageGb": 50}, "pghome:dbMaxAllocatedStorageGb", "must be >= 110 (110% of dbAllocatedStorageGb 100)"),
+    ("dev", {"dbAllocatedStorageGb": 100, "dbMaxAllocatedStorageGb": 105}, "pghome:dbMaxAllocatedStorageGb", "must be >= 110"),
     ("dev", {"dbBackupRetentionDays": 3}, "pghome:dbBackupRetentionDays", "from 7 to 35"),
     ("dev", {"dbBackupRetentionDays": 40}, "pghome:dbBackupRetentionDays", "from 7 to 35"),
     ("prod", {"dbBackupRetentionDays": 7}, "pghome:dbBackupRetentionDays", ">= 14 in prod"),
@@ -394,7 +395,7 @@ INVALID = [
     ("prod", {"dbDeletionProtection": False}, "pghome:dbDeletionProtection", "must be true in prod"),
     ("prod", {"dbFinalSnapshot": False}, "pghome:dbFinalSnapshot", "must be true in prod"),
     ("dev", {"dbLogRetentionDays": 10}, "pghome:dbLogRetentionDays", "must be one of"),
-    ("dev", {"dbMultiAz": True, "azCount": 1}, "pghome:dbMultiAz", "azCount >= 2"),
+    ("dev", {"azCount": 1}, "pghome:azCount", "from 2 to 6"),
 ]
 
 
