@@ -25,8 +25,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components import sg as rules
 from components import naming
+from components import sg as rules
 from components.awsinfo import aws_facts
 from components.kms import create_key, logs_grant
 from components.settings import DatabaseSettings

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components import sg as rules
 from components import naming
+from components import sg as rules
 from components.awsinfo import aws_facts
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-2021-06"

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components import sg as rules
 from components import naming
+from components import sg as rules
 from components.awsinfo import aws_facts
 from components.kms import create_key, logs_grant
 from components.settings import NatStrategy

@@ -22,13 +22,13 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import sg as rules
 from components import naming
+from components import sg as rules
 from components.awsinfo import aws_facts
 from components.kms import create_key, logs_grant
 from components.loadbalancer import LoadBalancer, LoadBalancerArgs
-from components.waf import Waf, WafArgs
 from components.settings import ServiceSettings
+from components.waf import Waf, WafArgs
 
 CONTAINER_NAME = "app"
 # Where the image is expected to carry the RDS CA bundle
