@@ -20,64 +20,21 @@ aws_provider = aws.Provider(
 )
 stack_opts = pulumi.ResourceOptions(providers={"aws": aws_provider})
 
-network = Network(
-    settings.name("network"),
-    NetworkArgs(
-        name=settings.prefix,
-        cidr_block=str(settings.network.cidr),
-        az_count=settings.network.az_count,
-        subnet_prefix_length=settings.network.subnet_prefix_length,
-        nat_strategy=settings.network.nat_strategy,
-        flow_log_retention_days=settings.network.flow_log_retention_days,
-        s3_gateway_endpoint=settings.network.s3_gateway_endpoint,
-        interface_endpoints=settings.network.interface_endpoints,
-    ),
-    opts=stack_opts,
-)
-
+network = Network(settings.name("network"), NetworkArgs(settings=settings.network), opts=stack_opts)
 database = Database(
     settings.name("database"),
-    DatabaseArgs(
-        name=settings.prefix,
-        vpc_id=network.vpc_id,
-        subnet_ids=network.isolated_subnet_ids,
-        settings=settings.database,
-        production=settings.is_prod,
-    ),
+    DatabaseArgs(vpc_id=network.vpc_id, subnet_ids=network.isolated_subnet_ids, settings=settings.database),
     opts=stack_opts,
 )
-
-registry = Registry(
-    settings.name("registry"),
-    RegistryArgs(
-        name=settings.prefix,
-        untagged_expiry_days=settings.registry.untagged_expiry_days,
-        keep_tagged_count=settings.registry.keep_tagged_count,
-        force_delete=settings.registry.force_delete,
-    ),
-    opts=stack_opts,
-)
-
+registry = Registry(settings.name("registry"), RegistryArgs(settings=settings.registry), opts=stack_opts)
 app_db = AppDatabase(
     settings.name("appdb"),
-    AppDatabaseArgs(
-        name=settings.prefix,
-        settings=settings.app_database,
-        master_username=settings.database.master_username,
-        engine_version=settings.database.engine_version,
-        host=database.address,
-        port=database.port,
-        kms_key_arn=database.kms_key_arn,
-        secret_recovery_window_days=30 if settings.is_prod else 0,  # 0: destroy -> up reuses the names
-        protect=settings.database.protect,
-    ),
+    AppDatabaseArgs(settings=settings.app_database, database=database),
     opts=pulumi.ResourceOptions(providers={"aws": aws_provider}, depends_on=[database]),
 )
-
 service = Service(
     settings.name("service"),
     ServiceArgs(
-        name=settings.prefix,
         settings=settings.service,
         vpc_id=network.vpc_id,
         vpc_cidr=network.vpc_cidr,
@@ -85,20 +42,14 @@ service = Service(
         private_subnet_ids=network.private_subnet_ids,
         repository_url=registry.repository_url,
         repository_arn=registry.repository_arn,
-        db_host=database.address,
-        db_port=database.port,
-        db_name=app_db.database_name,
-        db_username=app_db.app_username,
-        db_password_secret_arn=app_db.login_secret_arns["app"],
-        secrets_kms_key_arn=database.kms_key_arn,
-        db_resource_id=database.resource_id,
-        iam_auth=settings.app_database.iam_auth,
-        container_insights="enhanced" if settings.is_prod else "enabled",
+        database=app_db.connection("app"),
     ),
     opts=stack_opts,
 )
 database.allow_from("service", service.security_group_id, "PostgreSQL from the app tasks")
 
+# The stack's contract with tools and people. No credential is ever exported, not even as a
+# secret: the master password lives in Secrets Manager (dbMasterSecretArn) and is rotated.
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("publicSubnetIds", network.public_subnet_ids)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)
@@ -111,9 +62,7 @@ pulumi.export("dbResourceId", database.resource_id)
 pulumi.export("dbSecurityGroupId", database.security_group_id)
 pulumi.export("dbMasterSecretArn", database.master_secret_arn)
 pulumi.export("dbKmsKeyArn", database.kms_key_arn)
-# The master credentials only as secrets (encrypted in the state, masked by `pulumi stack output`).
 pulumi.export("dbMasterUsername", pulumi.Output.secret(database.master_username))
-pulumi.export("dbMasterPassword", pulumi.Output.secret(database.master_password))
 pulumi.export("appDbName", app_db.database_name)
 pulumi.export("appDbEnabled", settings.app_database.enabled)
 pulumi.export("appDbLoginSecretArns", app_db.login_secret_arns)

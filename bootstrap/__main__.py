@@ -59,7 +59,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from components.stackfile import stack_config
 
     settings = load_settings(stack_config(args.stack, _overrides(args.set)), stack=args.stack, check_credentials=False)
-    print(render_sql(settings.app_database.model(settings.database.master_username)), end="")
+    print(render_sql(settings.app_database.model()), end="")
     return 0
 
 

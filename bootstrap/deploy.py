@@ -225,7 +225,7 @@ class Deployer:
             self._rotate("phase 2/5", ("master",))
         master_pw = self.rotator.current_password("master")
         if not master_pw:
-            raise DeployError(f"secret {self.settings.prefix}/db/master holds no password; run phase 1 first")
+            raise DeployError(f"secret {self.settings.secret_name('master')} holds no password; run phase 1 first")
         app_stack = self.open_stack({"PGPASSWORD": master_pw})
         outputs = self._up(app_stack, "phase 3/5", app_db=True, secret_values=(master_pw,))
         due = [r for r in ("app", "migrator") if self._due(r, first, rotate, rotate_after_days)]
@@ -391,8 +391,7 @@ def audit_state(
 
 
 def login_users(settings: Settings) -> tuple[str, ...]:
-    rp = settings.app_database.role_prefix
-    return (settings.database.master_username, f"{rp}_app", f"{rp}_migrator")
+    return tuple(settings.db_username(role) for role in settings.SECRET_ROLES)
 
 
 def export_with_secrets(stack_name: str, env: dict[str, str], project_dir: Path = PROJECT_DIR) -> dict[str, Any]:

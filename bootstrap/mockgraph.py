@@ -3,21 +3,20 @@
 This is the one harness behind the offline plan (`python -m bootstrap plan`), the unit tests and
 the security checks. It needs no Pulumi CLI, no provider plugins and no cloud credentials:
 
-* `stack_config()` merges the `Pulumi.yaml` defaults, the stack file and overrides into the
-  string-valued config map the CLI would hand the program;
+* the config comes from `components/stackfile.py` (`stack_config()`: Pulumi.yaml defaults, the
+  stack file and overrides, as the CLI would hand them to the program);
 * `RecordingMonitor` (a `MockMonitor`) records every RegisterResource request: type, name,
   inputs (secrets unwrapped, their paths remembered), parent, dependencies and options;
 * `GraphMocks` answers resource registrations with plausible computed outputs (ids, ARNs,
-  endpoints) and answers the data-source invokes the program uses (AZs, caller identity,
-  `get_policy_document`, ...). An invoke it does not know fails loudly.
+  endpoints) and the data-source invokes the program uses, from the tables in
+  `bootstrap/mockanswers.py`. An invoke it does not know fails loudly;
+* `Graph.inventory()` adapts the recorded graph to the security controls (`controls/`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import hashlib
-import json
 import runpy
 import sys
 import threading
@@ -28,28 +27,9 @@ from typing import Any
 
 import pulumi
 
+from bootstrap.mockanswers import CALL_HANDLERS, computed_state
 from components.stackfile import PROJECT_DIR, project_name, stack_config
 from controls.inventory import Inventory, Res, dotted_get
-
-ACCOUNT_ID = "123456789012"
-# The regional Elastic Load Balancing account ids (for ALB access-log bucket policies).
-ELB_ACCOUNTS = {
-    "us-east-1": "127311923021",
-    "us-east-2": "033677994240",
-    "us-west-1": "027434742980",
-    "us-west-2": "797873946194",
-    "eu-west-1": "156460612806",
-    "eu-west-2": "652711504416",
-    "eu-west-3": "009996457667",
-    "eu-central-1": "054676820928",
-    "eu-north-1": "897822967062",
-    "ap-southeast-1": "114774131450",
-    "ap-southeast-2": "783225319266",
-    "ap-northeast-1": "582318560864",
-}
-
-
-
 
 # --------------------------------------------------------------------------------------------
 # The recorded graph
@@ -173,183 +153,6 @@ def _unwrap(value: Any, path: str, secrets: set[str]) -> Any:
     return value
 
 
-def _policy_document(args: dict[str, Any]) -> dict[str, Any]:
-    """Render aws.iam.get_policy_document arguments the way the provider does (enough for checks)."""
-
-    def one_or_list(values: list[str]) -> Any:
-        return values[0] if len(values) == 1 else list(values)
-
-    statements = []
-    for st in args.get("statements") or []:
-        out: dict[str, Any] = {}
-        if st.get("sid"):
-            out["Sid"] = st["sid"]
-        out["Effect"] = st.get("effect") or "Allow"
-        for src, dst in (("actions", "Action"), ("notActions", "NotAction"), ("resources", "Resource"), ("notResources", "NotResource")):
-            if st.get(src):
-                out[dst] = one_or_list(st[src])
-        for src, dst in (("principals", "Principal"), ("notPrincipals", "NotPrincipal")):
-            if st.get(src):
-                principal: dict[str, Any] = {}
-                for p in st[src]:
-                    principal.setdefault(p["type"], []).extend(p["identifiers"])
-                if dst == "Principal" and list(principal) == ["*"] and principal["*"] == ["*"]:
-                    out[dst] = "*"
-                else:
-                    out[dst] = {k: one_or_list(v) for k, v in principal.items()}
-        if st.get("conditions"):
-            cond: dict[str, dict[str, Any]] = {}
-            for c in st["conditions"]:
-                cond.setdefault(c["test"], {})[c["variable"]] = one_or_list(c["values"])
-            out["Condition"] = cond
-        statements.append(out)
-    return {"Version": args.get("version") or "2012-10-17", "Statement": statements}
-
-
-def _fake_secret(seed: str, length: int) -> str:
-    """A deterministic stand-in for a generated secret (mocks never hand out real randomness)."""
-    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
-    digest = hashlib.sha256(seed.encode()).digest()
-    while len(digest) < length:
-        digest += hashlib.sha256(digest).digest()
-    return "".join(alphabet[b % len(alphabet)] for b in digest[:length])
-
-
-CallHandler = Callable[[dict[str, Any], str], dict[str, Any]]
-
-
-def _azs(args: dict[str, Any], region: str) -> dict[str, Any]:
-    """Six standard zones, plus an opted-in Local Zone that sorts first (as real regions can have)
-    unless the caller filters on opt-in-status opt-in-not-required."""
-    letters = "abcdef"
-    names = [f"{region}{c}" for c in letters]
-    ids = [f"{region[:3]}{region.split('-')[-1]}-az{i + 1}" for i in range(len(letters))]
-    standard_only = any(f.get("name") == "opt-in-status" and f.get("values") == ["opt-in-not-required"] for f in args.get("filters") or [])
-    if not standard_only:
-        names, ids = [f"{region}-lcl-1a", *names], [f"{region[:3]}-lcl1-az1", *ids]
-    return {"id": region, "names": names, "zoneIds": ids, "state": "available", "groupNames": [region]}
-
-
-CALL_HANDLERS: dict[str, CallHandler] = {
-    "aws:index/getAvailabilityZones:getAvailabilityZones": _azs,
-    "aws:index/getCallerIdentity:getCallerIdentity": lambda a, region: {
-        "id": ACCOUNT_ID,
-        "accountId": ACCOUNT_ID,
-        "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/mock",
-        "userId": "AIDAMOCK",
-    },
-    "aws:index/getRegion:getRegion": lambda a, region: {
-        "id": region,
-        "name": region,
-        "region": region,
-        "endpoint": f"ec2.{region}.amazonaws.com",
-        "description": region,
-    },
-    "aws:index/getPartition:getPartition": lambda a, region: {
-        "id": "aws",
-        "partition": "aws",
-        "dnsSuffix": "amazonaws.com",
-        "reverseDnsPrefix": "com.amazonaws",
-    },
-    "aws:iam/getPolicyDocument:getPolicyDocument": lambda a, region: {
-        "id": "policy",
-        "json": json.dumps(_policy_document(a), indent=2),
-        "minifiedJson": json.dumps(_policy_document(a), separators=(",", ":")),
-    },
-    "aws:elb/getServiceAccount:getServiceAccount": lambda a, region: {
-        "id": ELB_ACCOUNTS.get(a.get("region") or region, "156460612806"),
-        "arn": f"arn:aws:iam::{ELB_ACCOUNTS.get(a.get('region') or region, '156460612806')}:root",
-    },
-}
-
-
-def _computed_state(type_: str, name: str, inputs: dict[str, Any], region: str) -> tuple[str, dict[str, Any]]:
-    """Plausible outputs for a registered resource: an id, an ARN and the attributes we read."""
-    pkg, _, rest = type_.partition(":")
-    module = rest.split("/")[0].split(":")[0]
-    physical = str(inputs.get("name") or inputs.get("identifier") or name)
-    state = dict(inputs)
-    id_ = f"{physical}-id"
-    if pkg == "aws":
-        kind = rest.split(":")[-1].lower()
-        state.setdefault("arn", f"arn:aws:{module}:{region}:{ACCOUNT_ID}:{kind}/{physical}")
-    if type_ == "aws:ec2/vpc:Vpc":
-        id_ = "vpc-" + hashlib.sha1(name.encode()).hexdigest()[:17]
-        state.update(defaultSecurityGroupId=f"sg-default-{name}", mainRouteTableId=f"rtb-main-{name}", defaultNetworkAclId=f"acl-{name}")
-    elif type_ == "aws:ec2/subnet:Subnet":
-        id_ = "subnet-" + hashlib.sha1(name.encode()).hexdigest()[:17]
-    elif type_ == "aws:ec2/securityGroup:SecurityGroup":
-        id_ = "sg-" + hashlib.sha1(name.encode()).hexdigest()[:17]
-    elif type_ == "aws:kms/key:Key":
-        id_ = hashlib.sha1(name.encode()).hexdigest()[:8] + "-0000-4000-8000-000000000000"
-        state.update(keyId=id_, arn=f"arn:aws:kms:{region}:{ACCOUNT_ID}:key/{id_}")
-    elif type_ == "aws:rds/instance:Instance":
-        ident = str(inputs.get("identifier") or name)
-        address = f"{ident}.abcdefghijkl.{region}.rds.amazonaws.com"
-        port = inputs.get("port", 5432)
-        state.update(
-            address=address,
-            endpoint=f"{address}:{port}",
-            port=port,
-            resourceId="db-" + hashlib.sha1(name.encode()).hexdigest()[:26].upper(),
-            arn=f"arn:aws:rds:{region}:{ACCOUNT_ID}:db:{ident}",
-            hostedZoneId="Z29XKXDKYMONMX",
-        )
-        id_ = ident
-    elif type_ == "aws:ecr/repository:Repository":
-        state["repositoryUrl"] = f"{ACCOUNT_ID}.dkr.ecr.{region}.amazonaws.com/{physical}"
-        state["registryId"] = ACCOUNT_ID
-    elif type_ == "aws:lb/loadBalancer:LoadBalancer":
-        state.update(
-            dnsName=f"{physical}-1234567890.{region}.elb.amazonaws.com",
-            zoneId="Z32O12XQLNTSW2",
-            arn=f"arn:aws:elasticloadbalancing:{region}:{ACCOUNT_ID}:loadbalancer/app/{physical}/0123456789abcdef",
-            arnSuffix=f"app/{physical}/0123456789abcdef",
-        )
-    elif type_ == "aws:lb/targetGroup:TargetGroup":
-        state.update(
-            arn=f"arn:aws:elasticloadbalancing:{region}:{ACCOUNT_ID}:targetgroup/{physical}/0123456789abcdef",
-            arnSuffix=f"targetgroup/{physical}/0123456789abcdef",
-        )
-    elif type_ == "aws:secretsmanager/secret:Secret":
-        state["arn"] = f"arn:aws:secretsmanager:{region}:{ACCOUNT_ID}:secret:{physical}-AbCdEf"
-        id_ = state["arn"]
-    elif type_ == "aws:cloudwatch/logGroup:LogGroup":
-        state["arn"] = f"arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{physical}"
-        id_ = physical
-    elif type_ == "aws:iam/role:Role":
-        state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:role/{physical}"
-        id_ = physical
-    elif type_ == "aws:s3/bucket:Bucket":
-        bucket = str(inputs.get("bucket") or physical)
-        state.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}", id=bucket)
-        id_ = bucket
-    elif type_ == "aws:ecs/cluster:Cluster":
-        state["arn"] = f"arn:aws:ecs:{region}:{ACCOUNT_ID}:cluster/{physical}"
-    elif type_ == "aws:ecs/taskDefinition:TaskDefinition":
-        family = str(inputs.get("family") or physical)
-        state["arn"] = f"arn:aws:ecs:{region}:{ACCOUNT_ID}:task-definition/{family}:1"
-        state["arnWithoutRevision"] = f"arn:aws:ecs:{region}:{ACCOUNT_ID}:task-definition/{family}"
-        state["revision"] = 1
-    elif type_ == "aws:acm/certificate:Certificate":
-        state["domainValidationOptions"] = [
-            {
-                "domainName": inputs.get("domainName", ""),
-                "resourceRecordName": f"_x1.{inputs.get('domainName', '')}.",
-                "resourceRecordType": "CNAME",
-                "resourceRecordValue": "_x2.acm-validations.aws.",
-            }
-        ]
-    elif type_ == "aws:route53/record:Record":
-        state["fqdn"] = str(inputs.get("name", "")).rstrip(".")
-        id_ = f"{inputs.get('zoneId', 'Z')}_{state['fqdn']}_{inputs.get('type', 'A')}"
-    elif type_ == "random:index/randomPassword:RandomPassword":
-        length = int(inputs.get("length", 32))
-        state["result"] = _fake_secret(f"{name}", length)
-        state["bcryptHash"] = "$2a$10$mock"
-    return id_, state
-
-
 class GraphMocks(pulumi.runtime.Mocks):
     """pulumi.runtime.Mocks implementation: computed outputs for resources, canned data sources."""
 
@@ -361,14 +164,14 @@ class GraphMocks(pulumi.runtime.Mocks):
         inputs = _unwrap(args.inputs, "", set())
         if args.typ.startswith("pulumi:providers:"):
             return f"{args.name}-provider-id", inputs
-        return _computed_state(args.typ, args.name, inputs, self.region)
+        return computed_state(args.typ, args.name, inputs, self.region)
 
     def call(self, args: Any) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         plain = _unwrap(args.args, "", set())
         self.invokes.append(Invoke(args.token, plain))
         handler = CALL_HANDLERS.get(args.token)
         if handler is None:
-            raise NotImplementedError(f"the offline plan has no mock for data source {args.token}; add one to bootstrap/mockgraph.py CALL_HANDLERS")
+            raise NotImplementedError(f"the offline plan has no mock for data source {args.token}; add one to bootstrap/mockanswers.py CALL_HANDLERS")
         return handler(plain, self.region), []
 
     # Newer SDKs call these on the mocks; transforms are not used by this program.

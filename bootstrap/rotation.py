@@ -21,7 +21,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import string
 import time
 import uuid
 from collections.abc import Callable
@@ -31,11 +30,9 @@ from typing import Any, Protocol
 import psycopg
 from psycopg import sql
 
+from components import password_policy
 from components.settings import Settings
 
-# RDS forbids / @ " and space in the master password; we keep to a charset every client quotes safely.
-PASSWORD_ALPHABET = string.ascii_letters + string.digits + "!#$%^&*()-_=+[]{}<>,.?~"
-PASSWORD_LENGTH = 40
 ROLES = ("master", "app", "migrator")
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 
@@ -44,12 +41,9 @@ class RotationError(RuntimeError):
     """A failure explained in one sentence (the CLI prints it and exits 1, no traceback)."""
 
 
-def new_password(length: int = PASSWORD_LENGTH) -> str:
-    while True:
-        pw = "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(length))
-        # at least one of each class so any password policy is met
-        if any(c.islower() for c in pw) and any(c.isupper() for c in pw) and any(c.isdigit() for c in pw) and any(not c.isalnum() for c in pw):
-            return pw
+def new_password(length: int = password_policy.LENGTH) -> str:
+    """A new password under the project's one policy (components/password_policy.py)."""
+    return password_policy.generate(length)
 
 
 def scram_sha256_verifier(password: str, *, salt: bytes | None = None, iterations: int = 4096) -> str:
@@ -153,12 +147,10 @@ class Rotator:
 
     # names -----------------------------------------------------------------------------------
     def secret_name(self, role: str) -> str:
-        return f"{self.settings.prefix}/db/{role}"
+        return self.settings.secret_name(role)
 
     def username(self, role: str) -> str:
-        if role == "master":
-            return self.settings.database.master_username
-        return f"{self.settings.app_database.role_prefix}_{role}"
+        return self.settings.db_username(role)
 
     # secrets ---------------------------------------------------------------------------------
     def _describe(self, role: str) -> dict[str, Any]:

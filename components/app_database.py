@@ -19,32 +19,36 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_postgresql as postgresql
 
+from components.database import Database
 from components.pgmodel import RDS_IAM_ROLE, DbModel
 from components.settings import AppDatabaseSettings
 
-LOGIN_SECRETS = ("app", "migrator")
+
+@dataclass(frozen=True)
+class DbConnection:
+    """How a client reaches the app database as one login role: what a service needs, in one object
+    (like passing a CDK construct instead of eight of its attributes)."""
+
+    host: pulumi.Input[str]
+    port: pulumi.Input[int]
+    dbname: str
+    username: str
+    secret_arn: pulumi.Input[str]
+    """Secrets Manager secret of the role (JSON: host, port, username, password, dbname)."""
+    kms_key_arn: pulumi.Input[str]
+    """The CMK that encrypts the secret; readers may Decrypt only through Secrets Manager."""
+    iam_grant: aws.iam.GetPolicyDocumentStatementArgs | None = None
+    """With IAM auth: the rds-db:connect statement for this user (from Database.grant_connect)."""
 
 
 @dataclass
 class AppDatabaseArgs:
-    name: str
-    """Physical name prefix, e.g. 'shop-dev' (secrets are '<name>/db/app' and '<name>/db/migrator')."""
+    """Inputs of the app database: the database component it lives on and its settings section."""
+
     settings: AppDatabaseSettings
-    """The app database section of the stack settings (plain: it decides which resources exist)."""
-    master_username: str
-    """The RDS master user the provider connects as (a member of the owner role)."""
-    engine_version: str
-    """PostgreSQL version the provider may assume (`expected_version`)."""
-    host: pulumi.Input[str]
-    """The database endpoint address (appDbHostOverride replaces it for the provider only)."""
-    port: pulumi.Input[int]
-    """The database port."""
-    kms_key_arn: pulumi.Input[str]
-    """CMK that encrypts the login secrets (the database's key)."""
-    secret_recovery_window_days: int = 7
-    """Days a deleted login secret can be restored."""
-    protect: bool = False
-    """Pulumi `protect` on the database resource (prod): `destroy` must not drop the app's data."""
+    """Names, model options, connection settings, per-environment choices (plain: they decide which resources exist)."""
+    database: Database
+    """The RDS component: endpoint for the provider and the secrets, CMK for the secrets, IAM grants."""
 
 
 class AppDatabase(pulumi.ComponentResource):
@@ -59,34 +63,47 @@ class AppDatabase(pulumi.ComponentResource):
         super().__init__("pghome:appdb:AppDatabase", name, None, opts)
         self._name, self._args = name, args
         s = args.settings
-        self.model = s.model(args.master_username)
-        self.app_username = f"{s.role_prefix}_app"
-        self.migrator_username = f"{s.role_prefix}_migrator"
+        self.model = s.model()
+        self.app_username = s.login_name("app")
+        self.migrator_username = s.login_name("migrator")
         self.database_name = s.name
         self.schema_name = s.schema
 
-        usernames = {"app": self.app_username, "migrator": self.migrator_username}
-        self.login_secret_arns = {key: self._login_secret(key, usernames[key]) for key in LOGIN_SECRETS}
+        self.login_secret_arns = {role: self._login_secret(role, s.login_name(role)) for role in s.LOGIN_ROLES}
         if s.enabled:
             self._postgres()
         self.register_outputs({"login_secret_arns": self.login_secret_arns, "database_name": self.database_name})
 
+    def connection(self, role: str) -> DbConnection:
+        """The connection facts of one login role ('app' or 'migrator')."""
+        s, db = self._args.settings, self._args.database
+        username = s.login_name(role)
+        return DbConnection(
+            host=db.address,
+            port=db.port,
+            dbname=s.name,
+            username=username,
+            secret_arn=self.login_secret_arns[role],
+            kms_key_arn=db.kms_key_arn,
+            iam_grant=db.grant_connect(username) if s.iam_auth else None,
+        )
+
     def _login_secret(self, key: str, username: str) -> pulumi.Output[str]:
         """A secret the rotation fills: host, port, user and database now, the password later."""
-        args, child = self._args, pulumi.ResourceOptions(parent=self)
+        s, db, child = self._args.settings, self._args.database, pulumi.ResourceOptions(parent=self)
         secret = aws.secretsmanager.Secret(
             f"{self._name}-{key}-secret",
-            name=f"{args.name}/db/{key}",
-            description=f"{args.name}: PostgreSQL login {username} (password set by `python -m bootstrap rotate`)",
-            kms_key_id=args.kms_key_arn,
-            recovery_window_in_days=args.secret_recovery_window_days,
+            name=s.secret_name(key),
+            description=f"{s.prefix}: PostgreSQL login {username} (password set by `python -m bootstrap rotate`)",
+            kms_key_id=db.kms_key_arn,
+            recovery_window_in_days=s.secret_recovery_window_days,
             opts=child,
         )
         aws.secretsmanager.SecretVersion(
             f"{self._name}-{key}-secret-initial",
             secret_id=secret.id,
             secret_string=pulumi.Output.json_dumps(
-                {"engine": "postgres", "host": args.host, "port": args.port, "username": username, "dbname": args.settings.name, "password": ""}
+                {"engine": "postgres", "host": db.address, "port": db.port, "username": username, "dbname": s.name, "password": ""}
             ),
             # The rotation owns the value from now on; Pulumi must never put this one back.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["secretString"]),
@@ -94,17 +111,17 @@ class AppDatabase(pulumi.ComponentResource):
         return secret.arn
 
     def _postgres(self) -> None:
-        args, s, m = self._args, self._args.settings, self.model
+        s, db, m = self._args.settings, self._args.database, self.model
         provider = postgresql.Provider(
             f"{self._name}-postgresql",
-            host=s.host_override or args.host,
-            port=s.port_override or args.port,
-            username=args.master_username,
+            host=s.host_override or db.address,
+            port=s.port_override or db.port,
+            username=s.master_username,
             database="postgres",
             sslmode=s.ssl_mode.value,
             sslrootcert=s.ssl_root_cert or None,
             superuser=False,  # RDS's master is not a superuser; the provider must not assume it is
-            expected_version=args.engine_version,
+            expected_version=s.engine_version,
             connect_timeout=15,
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -147,7 +164,7 @@ class AppDatabase(pulumi.ComponentResource):
             encoding="UTF8",
             template="template0",
             allow_connections=True,
-            opts=self._opts(self._last, protect=args.protect),
+            opts=self._opts(self._last, protect=s.protect),
         )
         schema = postgresql.Schema(
             f"{self._name}-schema",

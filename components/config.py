@@ -16,7 +16,7 @@ from typing import Any
 
 from components import naming, sections
 from components.reader import Reader
-from components.settings import Environment, NatStrategy, Settings
+from components.settings import Environment, NatStrategy, Settings, stack_prefix
 from components.stackfile import ProjectSchema, project_schema
 
 
@@ -57,16 +57,17 @@ def load_settings(
         hint = f"; did you mean {schema.project}:{close}?" if close else ""
         r.problems.append(f"{r.qualified(key)} is not a known key of project {schema.project}{hint} (declared keys are listed in Pulumi.yaml)")
     region, env, app_name, tags = sections.general(r)
+    prefix = stack_prefix(app_name, stack)
     if "appName" not in r.failed and region:
         problems = naming.name_problems(app_name, stack, region)
         if problems:
             r.fail("appName", app_name, f"with stack {stack!r} " + "; ".join(problems)
                    + "; choose a shorter appName (or stack name) of lowercase letters, digits and hyphens")
-    network = sections.network(r)
-    database = sections.database(r, env, network.az_count)
-    registry = sections.registry(r, env)
-    service = sections.service(r, env)
-    app_database = sections.app_database(r, app_name, database.master_username, os.environ if environ is None else environ, check_credentials)
+    network = sections.network(r, prefix)
+    database = sections.database(r, prefix, env, network.az_count)
+    registry = sections.registry(r, prefix, env)
+    service = sections.service(r, prefix, env)
+    app_database = sections.app_database(r, prefix, env, app_name, database, os.environ if environ is None else environ, check_credentials)
     security = sections.security(r, env)
     if env is Environment.PROD:
         r.check(network.nat_strategy is not NatStrategy.SINGLE or network.az_count == 1, "natStrategy", network.nat_strategy.value,

@@ -25,9 +25,10 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components import naming
+from components import naming, password_policy
 from components import sg as rules
 from components.awsinfo import aws_facts
+from components.iam import service_trust_policy
 from components.kms import create_key, logs_grant
 from components.settings import DatabaseSettings
 
@@ -35,10 +36,6 @@ from components.settings import DatabaseSettings
 BACKUP_WINDOW = "03:00-03:30"
 MAINTENANCE_WINDOW = "sun:04:00-sun:04:30"
 LOG_EXPORTS = ("postgresql", "upgrade")
-# RDS forbids '/', '@', '"' and space in the master password; we also leave out quote, backslash
-# and '$' / '`' so the value survives conninfo strings and shells unquoted.
-PASSWORD_SPECIALS = "!#%^*()-_=+[]{}<>:?.,~"
-PASSWORD_LENGTH = 40
 ENHANCED_MONITORING_POLICY = "AmazonRDSEnhancedMonitoringRole"
 
 
@@ -79,19 +76,14 @@ def parameter_set(settings: DatabaseSettings) -> list[DbParameter]:
 
 @dataclass
 class DatabaseArgs:
-    """Inputs of the database."""
+    """Inputs of the database: the network it lives in and its settings section."""
 
-    name: str
-    """Physical name prefix, e.g. 'shop-dev'."""
     vpc_id: pulumi.Input[str]
     """The VPC of the security group."""
     subnet_ids: pulumi.Input[Sequence[str]]
     """Isolated subnets (no route out of the VPC) for the DB subnet group; two AZs or more for multi-AZ."""
     settings: DatabaseSettings
-    """Validated database configuration (components/config.py)."""
-    production: bool = False
-    """Prod behaviour: changes wait for the maintenance window, 30-day secret recovery window,
-    automated backups kept after deletion."""
+    """Validated database configuration, names and per-environment choices (components/settings.py)."""
 
 
 class Database(pulumi.ComponentResource):
@@ -102,120 +94,165 @@ class Database(pulumi.ComponentResource):
     arn: pulumi.Output[str]
     security_group_id: pulumi.Output[str]
     master_username: pulumi.Output[str]
-    master_password: pulumi.Output[str]
     master_secret_arn: pulumi.Output[str]
     kms_key_arn: pulumi.Output[str]
     engine_version: pulumi.Output[str]
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("pghome:database:Database", name, None, opts)
-        self._name = name
-        self._args = args
-        cfg = args.settings
-        child = pulumi.ResourceOptions(parent=self)
-        invoke = pulumi.InvokeOptions(parent=self)
-        facts = aws_facts(self)
-        region, partition = facts.region, facts.partition
-        identifier = naming.db_identifier(args.name)
+        self._name, self._args = name, args
+        self._facts = aws_facts(self)
+        self._port = args.settings.port
 
-        # RDS (storage, Performance Insights) and Secrets Manager use the key through grants and
-        # kms:ViaService on behalf of the caller, which the account statement allows; only
-        # CloudWatch Logs needs its own statement, scoped to this account's log groups.
+        key = self._key()
+        subnet_group = self._subnet_group()
+        self._sg = self._security_group()
+        params = self._parameter_group()
+        monitoring_role, monitoring_attach = self._monitoring_role()
+        log_groups = self._log_groups(key)
+        password = self._master_password()
+        instance = self._instance(key, subnet_group, params, monitoring_role, password, depends_on=[monitoring_attach, *log_groups])
+        secret = self._master_secret(key, instance, password)
+
+        self.address = instance.address
+        self.port = instance.port
+        self.instance_id = instance.identifier
+        self.resource_id = instance.resource_id
+        self.arn = instance.arn
+        self.security_group_id = self._sg.id
+        self.master_username = pulumi.Output.from_input(args.settings.master_username)
+        self.master_secret_arn = secret.arn
+        self.kms_key_arn = key.arn
+        self.engine_version = instance.engine_version
+        self.register_outputs(
+            {
+                "address": self.address,
+                "port": self.port,
+                "instance_id": self.instance_id,
+                "resource_id": self.resource_id,
+                "arn": self.arn,
+                "security_group_id": self.security_group_id,
+                "master_secret_arn": self.master_secret_arn,
+                "kms_key_arn": self.kms_key_arn,
+                "engine_version": self.engine_version,
+            }
+        )
+
+    # --- key, network and parameters -------------------------------------------------------------
+
+    def _key(self) -> aws.kms.Key:
+        """RDS (storage, Performance Insights) and Secrets Manager use the key through grants and
+        kms:ViaService on behalf of the caller, which the account statement allows; only
+        CloudWatch Logs needs its own statement, scoped to this account's log groups."""
+        prefix, facts = self._args.settings.prefix, self._facts
         key, _ = create_key(
-            f"{name}-key",
-            alias=f"{args.name}/db",
-            description=f"{args.name} database: storage, Performance Insights, logs and secrets",
-            services=[logs_grant(region, facts.account_id, partition)],
+            f"{self._name}-key",
+            alias=f"{prefix}/db",
+            description=f"{prefix} database: storage, Performance Insights, logs and secrets",
+            services=[logs_grant(facts.region, facts.account_id, facts.partition)],
             parent=self,
         )
+        return key
 
-        subnet_group = aws.rds.SubnetGroup(
-            f"{name}-subnets",
-            name_prefix=naming.rds_prefix(args.name, "db"),
-            description=f"{args.name} database: isolated subnets only",
-            subnet_ids=args.subnet_ids,
-            tags={"Name": identifier},
-            opts=child,
+    def _subnet_group(self) -> aws.rds.SubnetGroup:
+        cfg = self._args.settings
+        return aws.rds.SubnetGroup(
+            f"{self._name}-subnets",
+            name_prefix=naming.rds_prefix(cfg.prefix, "db"),
+            description=f"{cfg.prefix} database: isolated subnets only",
+            subnet_ids=self._args.subnet_ids,
+            tags={"Name": cfg.identifier},
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
-        # No inline rules and no egress rule: the database only answers connections (stateful SG),
-        # it never opens one. Ingress is granted rule by rule below and by allow_from().
-        self._sg = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            name_prefix=naming.sg_prefix(args.name, "db"),
-            description=f"{args.name} database: PostgreSQL from the app and admin groups only",
-            vpc_id=args.vpc_id,
-            tags={"Name": identifier},
-            opts=child,
+    def _security_group(self) -> aws.ec2.SecurityGroup:
+        """No inline rules and no egress rule: the database only answers connections (stateful SG),
+        it never opens one. Ingress is granted rule by rule here and by allow_from()."""
+        cfg = self._args.settings
+        sg = rules.security_group(
+            f"{self._name}-sg", cfg.identifier, f"{cfg.prefix} database: PostgreSQL from the app and admin groups only", self._args.vpc_id, self
         )
-        self._port = cfg.port
+        self._sg = sg
         for sg_id in cfg.admin_security_group_ids:
             self.allow_from(f"admin-{sg_id}", sg_id, "PostgreSQL from an admin security group (bootstrap)")
         for i, cidr in enumerate(cfg.admin_cidrs):
-            rules.ingress(f"{name}-admin-cidr-{i}", self._sg.id, cfg.port, f"PostgreSQL from admin network {cidr} (bootstrap)", self, cidr_ipv4=cidr)
+            rules.ingress(f"{self._name}-admin-cidr-{i}", sg.id, cfg.port, f"PostgreSQL from admin network {cidr} (bootstrap)", self, cidr_ipv4=cidr)
+        return sg
 
-        params = aws.rds.ParameterGroup(
-            f"{name}-params",
+    def _parameter_group(self) -> aws.rds.ParameterGroup:
+        cfg = self._args.settings
+        return aws.rds.ParameterGroup(
+            f"{self._name}-params",
             # The family is in the name: a major upgrade creates the new group beside the old one.
-            name_prefix=naming.rds_prefix(args.name, cfg.parameter_group_family),
+            name_prefix=naming.rds_prefix(cfg.prefix, cfg.parameter_group_family),
             family=cfg.parameter_group_family,
-            description=f"{args.name} database: TLS only, SCRAM, connection and slow-query logging",
+            description=f"{cfg.prefix} database: TLS only, SCRAM, connection and slow-query logging",
             parameters=[aws.rds.ParameterGroupParameterArgs(name=p.name, value=p.value, apply_method=p.apply_method) for p in parameter_set(cfg)],
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
-        monitoring_assume = aws.iam.get_policy_document_output(
-            statements=[
-                aws.iam.GetPolicyDocumentStatementArgs(
-                    actions=["sts:AssumeRole"],
-                    principals=[aws.iam.GetPolicyDocumentStatementPrincipalArgs(type="Service", identifiers=["monitoring.rds.amazonaws.com"])],
-                    conditions=[aws.iam.GetPolicyDocumentStatementConditionArgs(test="StringEquals", variable="aws:SourceAccount", values=[facts.account_id])],
-                )
-            ],
-            opts=invoke,
-        )
-        monitoring_role = aws.iam.Role(
-            f"{name}-monitoring-role",
-            name_prefix=naming.role_prefix(args.name, "rds-monitoring"),
-            description=f"{args.name}: RDS enhanced monitoring publishes OS metrics",
-            assume_role_policy=monitoring_assume.json,
-            opts=child,
-        )
-        monitoring_attach = aws.iam.RolePolicyAttachment(
-            f"{name}-monitoring-policy",
-            role=monitoring_role.name,
-            policy_arn=f"arn:{partition}:iam::aws:policy/service-role/{ENHANCED_MONITORING_POLICY}",
-            opts=child,
-        )
+    # --- monitoring and logs ---------------------------------------------------------------------
 
-        # RDS would create these on first write, unencrypted and kept forever; owning them sets
-        # the CMK and a retention (the names are fixed by RDS).
-        log_groups = [
+    def _monitoring_role(self) -> tuple[aws.iam.Role, aws.iam.RolePolicyAttachment]:
+        prefix, facts, child = self._args.settings.prefix, self._facts, pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(
+            f"{self._name}-monitoring-role",
+            name_prefix=naming.role_prefix(prefix, "rds-monitoring"),
+            description=f"{prefix}: RDS enhanced monitoring publishes OS metrics",
+            assume_role_policy=service_trust_policy("monitoring.rds.amazonaws.com", facts.account_id, self),
+            opts=child,
+        )
+        attach = aws.iam.RolePolicyAttachment(
+            f"{self._name}-monitoring-policy",
+            role=role.name,
+            policy_arn=f"arn:{facts.partition}:iam::aws:policy/service-role/{ENHANCED_MONITORING_POLICY}",
+            opts=child,
+        )
+        return role, attach
+
+    def _log_groups(self, key: aws.kms.Key) -> list[aws.cloudwatch.LogGroup]:
+        """RDS would create these on first write, unencrypted and kept forever; owning them sets
+        the CMK and a retention (the names are fixed by RDS)."""
+        cfg = self._args.settings
+        return [
             aws.cloudwatch.LogGroup(
-                f"{name}-log-{kind}",
-                name=f"/aws/rds/instance/{identifier}/{kind}",
+                f"{self._name}-log-{kind}",
+                name=f"/aws/rds/instance/{cfg.identifier}/{kind}",
                 retention_in_days=cfg.log_retention_days,
                 kms_key_id=key.arn,
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self),
             )
             for kind in LOG_EXPORTS
         ]
 
-        password = random.RandomPassword(
-            f"{name}-master-password",
-            length=PASSWORD_LENGTH,
+    # --- the instance and its master credential --------------------------------------------------
+
+    def _master_password(self) -> random.RandomPassword:
+        return random.RandomPassword(
+            f"{self._name}-master-password",
+            length=password_policy.LENGTH,
             special=True,
-            override_special=PASSWORD_SPECIALS,
-            min_lower=2,
-            min_upper=2,
-            min_numeric=2,
-            min_special=2,
-            opts=child,
+            override_special=password_policy.SPECIALS,
+            min_lower=password_policy.MIN_EACH_CLASS,
+            min_upper=password_policy.MIN_EACH_CLASS,
+            min_numeric=password_policy.MIN_EACH_CLASS,
+            min_special=password_policy.MIN_EACH_CLASS,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
-        instance = aws.rds.Instance(
-            f"{name}-instance",
-            identifier=identifier,
+    def _instance(
+        self,
+        key: aws.kms.Key,
+        subnet_group: aws.rds.SubnetGroup,
+        params: aws.rds.ParameterGroup,
+        monitoring_role: aws.iam.Role,
+        password: random.RandomPassword,
+        depends_on: list[pulumi.Resource],
+    ) -> aws.rds.Instance:
+        cfg = self._args.settings
+        return aws.rds.Instance(
+            f"{self._name}-instance",
+            identifier=cfg.identifier,
             engine="postgres",
             # A major ("16") lets AWS apply minor upgrades without a diff; a pinned minor ("16.4")
             # would later read as a downgrade request once AWS has upgraded the instance.
@@ -245,36 +282,37 @@ class Database(pulumi.ComponentResource):
             backup_window=BACKUP_WINDOW,
             maintenance_window=MAINTENANCE_WINDOW,
             copy_tags_to_snapshot=True,
-            delete_automated_backups=not args.production,
+            delete_automated_backups=cfg.delete_automated_backups,
             skip_final_snapshot=not cfg.final_snapshot,
-            final_snapshot_identifier=self._final_snapshot_identifier(args) if cfg.final_snapshot else None,
+            final_snapshot_identifier=self._final_snapshot_identifier() if cfg.final_snapshot else None,
             auto_minor_version_upgrade=True,
             allow_major_version_upgrade=False,
-            apply_immediately=not args.production,
+            apply_immediately=cfg.apply_immediately,
             enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
             performance_insights_enabled=True,
             performance_insights_kms_key_id=key.arn,
             performance_insights_retention_period=cfg.performance_insights_retention_days,
             monitoring_interval=cfg.monitoring_interval_seconds,
             monitoring_role_arn=monitoring_role.arn,
-            tags={"Name": identifier},
+            tags={"Name": cfg.identifier},
             opts=pulumi.ResourceOptions(
                 parent=self,
                 protect=cfg.protect,
                 # The master password is rotated after provisioning; never diff or revert it.
                 ignore_changes=["password"],
-                depends_on=[monitoring_attach, *log_groups],
+                depends_on=depends_on,
             ),
         )
 
+    def _master_secret(self, key: aws.kms.Key, instance: aws.rds.Instance, password: random.RandomPassword) -> aws.secretsmanager.Secret:
+        cfg = self._args.settings
         secret = aws.secretsmanager.Secret(
-            f"{name}-master-secret",
-            name=naming.master_secret(args.name),
-            description=f"{args.name} RDS master credentials (rotated outside Pulumi after provisioning)",
+            f"{self._name}-master-secret",
+            name=cfg.master_secret_name,
+            description=f"{cfg.prefix} RDS master credentials (rotated outside Pulumi after provisioning)",
             kms_key_id=key.arn,
-            # Outside prod a destroyed secret goes at once, so destroy -> up can reuse its name.
-            recovery_window_in_days=30 if args.production else 0,
-            opts=child,
+            recovery_window_in_days=cfg.secret_recovery_window_days,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         secret_string = pulumi.Output.all(instance.address, instance.port, instance.identifier, password.result).apply(
             lambda v: json.dumps(
@@ -290,45 +328,29 @@ class Database(pulumi.ComponentResource):
             )
         )
         aws.secretsmanager.SecretVersion(
-            f"{name}-master-secret-initial",
+            f"{self._name}-master-secret-initial",
             secret_id=secret.id,
             secret_string=_secret(secret_string),
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["secretString"]),
         )
+        return secret
 
-        self.address = instance.address
-        self.port = instance.port
-        self.instance_id = instance.identifier
-        self.resource_id = instance.resource_id
-        self.arn = instance.arn
-        self.security_group_id = self._sg.id
-        self.master_username = pulumi.Output.from_input(cfg.master_username)
-        self.master_password = _secret(password.result)
-        self.master_secret_arn = secret.arn
-        self.kms_key_arn = key.arn
-        self.engine_version = instance.engine_version
-        self.register_outputs(
-            {
-                "address": self.address,
-                "port": self.port,
-                "instance_id": self.instance_id,
-                "resource_id": self.resource_id,
-                "arn": self.arn,
-                "security_group_id": self.security_group_id,
-                "master_secret_arn": self.master_secret_arn,
-                "kms_key_arn": self.kms_key_arn,
-                "engine_version": self.engine_version,
-            }
-        )
+    # --- grants (the way CDK's connections.allowFrom / grantConnect work) -------------------------
 
-    def _final_snapshot_identifier(self, args: DatabaseArgs) -> pulumi.Output[str]:
+    def _final_snapshot_identifier(self) -> pulumi.Output[str]:
         """Unique per instance lifetime: a random suffix created with the instance and kept across
         updates, so the second destroy of a recreated stack does not meet the first one's snapshot."""
         suffix = random.RandomId(f"{self._name}-final-snapshot-suffix", byte_length=4, opts=pulumi.ResourceOptions(parent=self))
-        return pulumi.Output.concat(naming.final_snapshot_prefix(args.name), "-", suffix.hex)
+        return pulumi.Output.concat(naming.final_snapshot_prefix(self._args.settings.prefix), "-", suffix.hex)
 
     def allow_from(self, name: str, security_group_id: pulumi.Input[str], description: str = "") -> aws.vpc.SecurityGroupIngressRule:
         """Admit the DB port from one security group (a grant, like CDK's connections.allowFrom)."""
         return rules.ingress(
             f"{self._name}-from-{name}", self._sg.id, self._port, description or f"PostgreSQL from {name}", self, source_security_group_id=security_group_id
         )
+
+    def grant_connect(self, username: pulumi.Input[str]) -> aws.iam.GetPolicyDocumentStatementArgs:
+        """The IAM statement that lets a role log in as `username` with an IAM auth token (rds-db:connect)."""
+        facts = self._facts
+        dbuser = pulumi.Output.concat(f"arn:{facts.partition}:rds-db:{facts.region}:{facts.account_id}:dbuser:", self.resource_id, "/", username)
+        return aws.iam.GetPolicyDocumentStatementArgs(actions=["rds-db:connect"], resources=[dbuser], sid="ConnectAsAppUser")  # type: ignore[list-item]  # Outputs resolve in the _output invoke

@@ -110,7 +110,7 @@ def create_key(
     return key, key_alias
 
 
-def logs_grant(region: str, account_id: str, partition: str = "aws") -> ServiceGrant:
+def logs_grant(region: str, account_id: str, partition: str) -> ServiceGrant:
     """CloudWatch Logs may use the key only for log groups of this account and region."""
     return ServiceGrant(
         principal=f"logs.{region}.amazonaws.com",

@@ -51,6 +51,8 @@ class LoadBalancerArgs:
     http_redirect: bool
     deletion_protection: bool
     access_log_retention_days: int
+    https: bool = False
+    """Serve HTTPS (ServiceSettings.https: a certificate is given, or domain + zone to request one)."""
     certificate_arn: str = ""
     """An existing ACM certificate; wins over domain_name/hosted_zone_id for the listener."""
     domain_name: str = ""
@@ -79,7 +81,7 @@ class LoadBalancer(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         facts = aws_facts(self)
         self._region, self._account, self._partition = facts.region, facts.account_id, facts.partition
-        self.https_enabled = bool(args.certificate_arn or (args.domain_name and args.hosted_zone_id))
+        self.https_enabled = args.https
 
         sg = self._security_group()
         bucket, bucket_ready = self._access_log_bucket()
@@ -142,7 +144,7 @@ class LoadBalancer(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         sg = aws.ec2.SecurityGroup(
             f"{name}-sg",
-            name_prefix=naming.sg_prefix(args.name, "alb"),
+            name_prefix=naming.sg_prefix(f"{args.name}-alb"),
             description="Load balancer: listener ports from the allowed CIDRs; out only to the tasks",
             vpc_id=args.vpc_id,
             tags={"Name": f"{args.name}-alb"},

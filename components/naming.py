@@ -70,8 +70,13 @@ def db_log_group(p: str, kind: str) -> str:
     return f"/aws/rds/instance/{db_identifier(p)}/{kind}"
 
 
+def db_secret(p: str, role: str) -> str:
+    """Secrets Manager name of a database credential ('master', or a login role of the model)."""
+    return f"{p}/db/{role}"
+
+
 def master_secret(p: str) -> str:
-    return f"{p}/db/master"
+    return db_secret(p, "master")
 
 
 def alb(p: str) -> str:
@@ -108,8 +113,8 @@ def role_prefix(p: str, purpose: str) -> str:
     return f"{p}-{purpose}"[: IAM_ROLE_NAME_PREFIX_MAX - 1].rstrip("-") + "-"
 
 
-def sg_prefix(p: str, purpose: str) -> str:
-    return f"{p}-{purpose}-"
+def sg_prefix(name: str) -> str:
+    return f"{name}-"
 
 
 def rds_prefix(p: str, purpose: str) -> str:

@@ -15,6 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.kms import create_key
+from components.settings import RegistrySettings
 
 
 def lifecycle_policy(untagged_expiry_days: int, keep_tagged_count: int) -> dict[str, Any]:
@@ -55,16 +56,10 @@ def lifecycle_policy(untagged_expiry_days: int, keep_tagged_count: int) -> dict[
 
 @dataclass
 class RegistryArgs:
-    """Inputs of the registry. Plain values: they come from validated config."""
+    """Inputs of the registry: its settings section (name, image expiry, force delete)."""
 
-    name: str
-    """Physical name prefix and repository name, e.g. 'shop-dev'."""
-    untagged_expiry_days: int
-    """Expire untagged images this many days after push."""
-    keep_tagged_count: int
-    """Keep this many most recent tagged images."""
-    force_delete: bool = False
-    """Let `pulumi destroy` delete the repository with images in it (dev only; config refuses it in prod)."""
+    settings: RegistrySettings
+    """Validated registry config (components/settings.py); the repository is named after the stack prefix."""
 
 
 class Registry(pulumi.ComponentResource):
@@ -75,30 +70,31 @@ class Registry(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("pghome:registry:Registry", name, None, opts)
+        s = args.settings
         child = pulumi.ResourceOptions(parent=self)
         # No service grant in the key policy: ECR creates its own grant with the caller's
         # (account) permissions when the repository is created.
         key, _ = create_key(
             f"{name}-key",
-            alias=f"{args.name}-ecr",
-            description=f"{args.name}: ECR images",
+            alias=f"{s.prefix}-ecr",
+            description=f"{s.prefix}: ECR images",
             services=[],
             parent=self,
         )
         repo = aws.ecr.Repository(
             f"{name}-repo",
-            name=args.name,
+            name=s.prefix,
             image_tag_mutability="IMMUTABLE",
             image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
             encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="KMS", kms_key=key.arn)],
-            force_delete=args.force_delete,
-            tags={"Name": args.name},
+            force_delete=s.force_delete,
+            tags={"Name": s.prefix},
             opts=child,
         )
         aws.ecr.LifecyclePolicy(
             f"{name}-lifecycle",
             repository=repo.name,
-            policy=json.dumps(lifecycle_policy(args.untagged_expiry_days, args.keep_tagged_count)),
+            policy=json.dumps(lifecycle_policy(s.untagged_expiry_days, s.keep_tagged_count)),
             opts=child,
         )
         self.repository_url = repo.repository_url

@@ -44,6 +44,12 @@ from components.settings import (
 from controls import is_private_cidr, waiver_problems
 
 
+def secret_recovery_window_days(env: Environment) -> int:
+    """Days a deleted secret stays restorable: 30 in prod; 0 elsewhere, so a destroyed stack's
+    secrets are gone at once and destroy -> up can reuse their names (one rule for every secret)."""
+    return 30 if env is Environment.PROD else 0
+
+
 def general(r: Reader) -> tuple[str, Environment, str, dict[str, str]]:
     region = r.other.get("aws:region", "")
     if not isinstance(region, str) or not re.fullmatch(AWS_REGION_RE, region):
@@ -67,7 +73,7 @@ def general(r: Reader) -> tuple[str, Environment, str, dict[str, str]]:
     return region, environment, app_name, tags
 
 
-def network(r: Reader) -> NetworkSettings:
+def network(r: Reader, name_prefix: str) -> NetworkSettings:
     cidr_text = r.string("vpcCidr")
     # 2 at least: the database always exists, and a DB subnet group must span two AZs.
     az_count = r.integer("azCount", 2, 6)
@@ -97,6 +103,7 @@ def network(r: Reader) -> NetworkSettings:
     retention = r.integer("flowLogRetentionDays")
     r.check(retention in LOG_RETENTION_DAYS, "flowLogRetentionDays", retention, f"must be one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
     return NetworkSettings(
+        prefix=name_prefix,
         cidr=cidr,
         az_count=az_count,
         subnet_prefix_length=prefix,
@@ -108,7 +115,7 @@ def network(r: Reader) -> NetworkSettings:
 
 
 
-def database(r: Reader, env: Environment, az_count: int) -> DatabaseSettings:
+def database(r: Reader, name_prefix: str, env: Environment, az_count: int) -> DatabaseSettings:
     version = r.string(
         "dbEngineVersion",
         pattern=r"\d{2}(\.\d{1,2})?",
@@ -157,6 +164,7 @@ def database(r: Reader, env: Environment, az_count: int) -> DatabaseSettings:
     for sg in admin_sgs:
         r.check(bool(re.fullmatch(r"sg-[0-9a-f]{8,17}", sg)), "dbAdminSecurityGroupIds", sg, "each entry must be a security group id sg-<8 or 17 hex>")
     return DatabaseSettings(
+        prefix=name_prefix,
         engine_version=version,
         instance_class=instance_class,
         allocated_storage_gb=allocated,
@@ -174,21 +182,25 @@ def database(r: Reader, env: Environment, az_count: int) -> DatabaseSettings:
         ca_cert_identifier=r.string("dbCaCertIdentifier", pattern=RDS_CA_RE, allowed="one of rds-ca-rsa2048-g1, rds-ca-rsa4096-g1, rds-ca-ecc384-g1"),
         admin_cidrs=admin_cidrs,
         admin_security_group_ids=admin_sgs,
+        apply_immediately=env is not Environment.PROD,
+        delete_automated_backups=env is not Environment.PROD,
+        secret_recovery_window_days=secret_recovery_window_days(env),
         log_retention_days=log_retention,
     )
 
 
-def registry(r: Reader, env: Environment) -> RegistrySettings:
+def registry(r: Reader, name_prefix: str, env: Environment) -> RegistrySettings:
     force_delete = r.boolean("ecrForceDelete")
     if env is Environment.PROD:
         r.check(not force_delete, "ecrForceDelete", force_delete, "must be false in prod (it deletes every image with the repository)")
     return RegistrySettings(
+        prefix=name_prefix,
         untagged_expiry_days=r.integer("ecrUntaggedExpiryDays", 1, 365),
         keep_tagged_count=r.integer("ecrKeepTaggedCount", 1, 1000),
         force_delete=force_delete,
     )
 
-def service(r: Reader, env: Environment) -> ServiceSettings:
+def service(r: Reader, name_prefix: str, env: Environment) -> ServiceSettings:
     image = r.string("containerImage")
     r.check(image == "" or bool(re.fullmatch(IMAGE_RE, image)), "containerImage", image,
             "must be empty (use this stack's ECR repository) or an image reference registry/repository[:tag][@sha256:digest]")
@@ -232,10 +244,10 @@ def service(r: Reader, env: Environment) -> ServiceSettings:
     r.check(bool(domain) == bool(zone) or bool(cert), "hostedZoneId", zone, "domainName and hostedZoneId go together (or set certificateArn)")
     deletion_protection = r.boolean("albDeletionProtection")
     if env is Environment.PROD:
-        r.check(bool(cert or (domain and zone)), "certificateArn", cert, "prod needs HTTPS: set certificateArn, or domainName and hostedZoneId")
         r.check(not exec_cmd, "enableExecuteCommand", exec_cmd, "must be false in prod")
         r.check(deletion_protection, "albDeletionProtection", deletion_protection, "must be true in prod")
-    return ServiceSettings(
+    settings = ServiceSettings(
+        prefix=name_prefix,
         container_image=image,
         image_tag=tag,
         container_port=r.integer("containerPort", 1024, 65535),
@@ -262,12 +274,18 @@ def service(r: Reader, env: Environment) -> ServiceSettings:
         domain_name=domain,
         hosted_zone_id=zone,
         access_log_retention_days=r.integer("accessLogRetentionDays", 1, 3650),
+        container_insights="enhanced" if env is Environment.PROD else "enabled",
         waf_enabled=r.optional_boolean("wafEnabled", env is Environment.PROD),
         waf_rate_limit=r.integer("wafRateLimit", 10, 2_000_000_000),
     )
+    if env is Environment.PROD:
+        r.check(settings.https, "certificateArn", cert, "prod needs HTTPS: set certificateArn, or domainName and hostedZoneId")
+    return settings
 
 
-def app_database(r: Reader, app_name: str, master_username: str, environ: Mapping[str, str], check_credentials: bool) -> AppDatabaseSettings:
+def app_database(
+    r: Reader, name_prefix: str, env: Environment, app_name: str, database: DatabaseSettings, environ: Mapping[str, str], check_credentials: bool
+) -> AppDatabaseSettings:
     name = r.string("appDbName") or app_name.replace("-", "_")
     if not re.fullmatch(PG_IDENTIFIER_RE, name) or name in ("postgres", "template0", "template1", "rdsadmin"):
         r.fail("appDbName", name, "must be a lowercase PostgreSQL identifier (letters, digits, _; max 63) and not postgres/template0/template1/rdsadmin")
@@ -288,6 +306,7 @@ def app_database(r: Reader, app_name: str, master_username: str, environ: Mappin
     r.check(ssl_mode is not SslMode.VERIFY_FULL or bool(root_cert), "appDbSslRootCert", root_cert,
             "must name the RDS CA bundle file (e.g. certs/rds-global-bundle.pem) when appDbSslMode is verify-full")
     settings = AppDatabaseSettings(
+        prefix=name_prefix,
         enabled=r.boolean("appDbEnabled"),
         name=name,
         schema=schema,
@@ -300,10 +319,14 @@ def app_database(r: Reader, app_name: str, master_username: str, environ: Mappin
         host_override=host,
         port_override=r.integer("appDbPortOverride", 0, 65535),
         ssl_mode=ssl_mode,
+        master_username=database.master_username,
+        engine_version=database.engine_version,
+        protect=database.protect,
+        secret_recovery_window_days=secret_recovery_window_days(env),
         ssl_root_cert=root_cert,
     )
     if not r.failed & {"appDbRolePrefix", "appDbName", "appDbSchema", "appDbExtensions"}:
-        for problem in validate_model(settings.model(master_username)):
+        for problem in validate_model(settings.model()):
             r.fail("appDbRolePrefix", prefix, problem)
     # The postgresql provider must never get a password among its inputs (they land in the state):
     # it reads PGPASSWORD from the environment of the pulumi process instead.

@@ -24,7 +24,9 @@ import pulumi_aws as aws
 
 from components import naming
 from components import sg as rules
+from components.app_database import DbConnection
 from components.awsinfo import aws_facts
+from components.iam import service_trust_policy
 from components.kms import create_key, logs_grant
 from components.loadbalancer import LoadBalancer, LoadBalancerArgs
 from components.settings import ServiceSettings
@@ -58,10 +60,8 @@ class ServiceArgs:
     """Inputs of the service. Values produced by other components are `pulumi.Input`s so Outputs
     slot in; `settings` and the few plain flags decide which resources exist, so they are plain."""
 
-    name: str
-    """Physical name prefix, e.g. 'shop-dev'."""
     settings: ServiceSettings
-    """Validated service config: image, sizes, scaling, health check, ALB and listener choices."""
+    """Validated service config: names, image, sizes, scaling, health check, ALB and listener choices."""
     vpc_id: pulumi.Input[str]
     vpc_cidr: pulumi.Input[str]
     public_subnet_ids: pulumi.Input[Sequence[str]]
@@ -70,20 +70,8 @@ class ServiceArgs:
     """The tasks' subnets (no public IPs)."""
     repository_url: pulumi.Input[str]
     repository_arn: pulumi.Input[str]
-    db_host: pulumi.Input[str]
-    db_port: pulumi.Input[int]
-    db_name: pulumi.Input[str]
-    db_username: pulumi.Input[str]
-    db_password_secret_arn: pulumi.Input[str]
-    """Secrets Manager secret (JSON with a `password` key) of the app login role."""
-    secrets_kms_key_arn: pulumi.Input[str]
-    """The CMK that encrypts that secret; the execution role may only Decrypt through Secrets Manager."""
-    db_resource_id: pulumi.Input[str] = ""
-    """RDS DbiResourceId, for the rds-db:connect ARN when iam_auth is on."""
-    iam_auth: bool = False
-    """Grant the task role rds-db:connect for db_username."""
-    container_insights: str = "enabled"
-    """ECS Container Insights level: enabled or enhanced."""
+    database: DbConnection
+    """The app's database login (AppDatabase.connection("app")): endpoint, user, secret, key, IAM grant."""
     ca_bundle_path: str = DEFAULT_CA_BUNDLE
     """Path of the RDS CA bundle inside the image (PGSSLROOTCERT)."""
     wait_for_steady_state: bool = False
@@ -140,7 +128,7 @@ class Service(pulumi.ComponentResource):
         lb = LoadBalancer(
             f"{name}-lb",
             LoadBalancerArgs(
-                name=args.name,
+                name=args.settings.prefix,
                 vpc_id=args.vpc_id,
                 vpc_cidr=args.vpc_cidr,
                 public_subnet_ids=args.public_subnet_ids,
@@ -150,6 +138,7 @@ class Service(pulumi.ComponentResource):
                 http_redirect=s.alb_http_redirect,
                 deletion_protection=s.alb_deletion_protection,
                 access_log_retention_days=s.access_log_retention_days,
+                https=s.https,
                 certificate_arn=s.certificate_arn,
                 domain_name=s.domain_name,
                 hosted_zone_id=s.hosted_zone_id,
@@ -158,11 +147,11 @@ class Service(pulumi.ComponentResource):
         )
         sg = self._security_group(lb)
         if s.waf_enabled:
-            Waf(f"{name}-waf", WafArgs(name=args.name, load_balancer_arn=lb.arn, rate_limit=s.waf_rate_limit, log_retention_days=s.log_retention_days),
+            Waf(f"{name}-waf", WafArgs(name=s.prefix, load_balancer_arn=lb.arn, rate_limit=s.waf_rate_limit, log_retention_days=s.log_retention_days),
                 opts=pulumi.ResourceOptions(parent=self))
         service = aws.ecs.Service(
             f"{name}-service",
-            name=naming.ecs_service(args.name),
+            name=naming.ecs_service(args.settings.prefix),
             cluster=cluster.arn,
             task_definition=task_definition.arn,
             # No image yet (first deploy): the service exists with no task until the first release.
@@ -181,7 +170,7 @@ class Service(pulumi.ComponentResource):
             enable_ecs_managed_tags=True,
             propagate_tags="SERVICE",
             wait_for_steady_state=args.wait_for_steady_state,
-            tags={"Name": f"{args.name}-app"},
+            tags={"Name": f"{args.settings.prefix}-app"},
             opts=pulumi.ResourceOptions(
                 parent=self,
                 # Autoscaling owns the count after the first deploy; Pulumi must not reset it.
@@ -234,10 +223,10 @@ class Service(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         cluster = aws.ecs.Cluster(
             f"{name}-cluster",
-            name=naming.cluster(args.name),
-            settings=[{"name": "containerInsights", "value": args.container_insights}],
+            name=naming.cluster(args.settings.prefix),
+            settings=[{"name": "containerInsights", "value": args.settings.container_insights}],
             configuration=self._exec_configuration(),
-            tags={"Name": args.name},
+            tags={"Name": args.settings.prefix},
             opts=child,
         )
         capacity = aws.ecs.ClusterCapacityProviders(
@@ -253,18 +242,18 @@ class Service(pulumi.ComponentResource):
 
     def _exec_session_logging(self) -> tuple[aws.kms.Key, aws.cloudwatch.LogGroup]:
         """ECS Exec: a CMK for the session data channel and its own KMS-encrypted session log group."""
-        args, name = self._args, self._name
+        prefix, name = self._args.settings.prefix, self._name
         key, _ = create_key(
             f"{name}-exec-key",
-            alias=f"{args.name}-ecs-exec",
-            description=f"{args.name}: ECS Exec sessions and their logs",
+            alias=f"{prefix}-ecs-exec",
+            description=f"{prefix}: ECS Exec sessions and their logs",
             services=[logs_grant(self._region, self._account, self._partition)],
             parent=self,
         )
         group = aws.cloudwatch.LogGroup(
             f"{name}-exec-logs",
-            name=naming.exec_log_group(args.name),
-            retention_in_days=args.settings.log_retention_days,
+            name=naming.exec_log_group(prefix),
+            retention_in_days=self._args.settings.log_retention_days,
             kms_key_id=key.arn,
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -293,14 +282,14 @@ class Service(pulumi.ComponentResource):
         args, name = self._args, self._name
         key, _ = create_key(
             f"{name}-logs-key",
-            alias=f"{args.name}-app-logs",
-            description=f"{args.name}: application logs",
+            alias=f"{args.settings.prefix}-app-logs",
+            description=f"{args.settings.prefix}: application logs",
             services=[logs_grant(self._region, self._account, self._partition)],
             parent=self,
         )
         return aws.cloudwatch.LogGroup(
             f"{name}-logs",
-            name=naming.app_log_group(args.name),
+            name=naming.app_log_group(args.settings.prefix),
             retention_in_days=args.settings.log_retention_days,
             kms_key_id=key.arn,
             opts=pulumi.ResourceOptions(parent=self),
@@ -310,21 +299,9 @@ class Service(pulumi.ComponentResource):
 
     def _trust_policy(self) -> pulumi.Output[str]:
         """ecs-tasks may assume the role only for tasks of this account (confused-deputy guard)."""
-        return aws.iam.get_policy_document_output(
-            statements=[
-                aws.iam.GetPolicyDocumentStatementArgs(
-                    actions=["sts:AssumeRole"],
-                    principals=[aws.iam.GetPolicyDocumentStatementPrincipalArgs(type="Service", identifiers=["ecs-tasks.amazonaws.com"])],
-                    conditions=[
-                        aws.iam.GetPolicyDocumentStatementConditionArgs(test="StringEquals", variable="aws:SourceAccount", values=[self._account]),
-                        aws.iam.GetPolicyDocumentStatementConditionArgs(
-                            test="ArnLike", variable="aws:SourceArn", values=[f"arn:{self._partition}:ecs:{self._region}:{self._account}:*"]
-                        ),
-                    ],
-                )
-            ],
-            opts=pulumi.InvokeOptions(parent=self),
-        ).json
+        return service_trust_policy(
+            "ecs-tasks.amazonaws.com", self._account, self, source_arn_like=f"arn:{self._partition}:ecs:{self._region}:{self._account}:*"
+        )
 
     def _execution_role(self, log_group: aws.cloudwatch.LogGroup) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
         """The role ECS itself uses to start the task: pull the image, write logs, read the DB secret."""
@@ -332,7 +309,7 @@ class Service(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
             f"{name}-execution-role",
-            name_prefix=naming.role_prefix(args.name, "task-execution"),
+            name_prefix=naming.role_prefix(args.settings.prefix, "task-execution"),
             description="ECS agent: pull this stack's image, write its log group, read its DB secret",
             assume_role_policy=self._trust_policy(),
             opts=child,
@@ -347,10 +324,10 @@ class Service(pulumi.ComponentResource):
                 # GetAuthorizationToken is account-wide: AWS supports no resource-level ARN for it.
                 _statement(["ecr:GetAuthorizationToken"], ["*"], sid="EcrLogin"),
                 _statement(["logs:CreateLogStream", "logs:PutLogEvents"], [log_group.arn.apply(lambda a: f"{a}:*")], sid="WriteAppLogs"),
-                _statement(["secretsmanager:GetSecretValue"], [args.db_password_secret_arn], sid="ReadDbSecret"),
+                _statement(["secretsmanager:GetSecretValue"], [args.database.secret_arn], sid="ReadDbSecret"),
                 _statement(
                     ["kms:Decrypt"],
-                    [args.secrets_kms_key_arn],
+                    [args.database.kms_key_arn],
                     sid="DecryptDbSecret",
                     conditions=[
                         aws.iam.GetPolicyDocumentStatementConditionArgs(
@@ -370,15 +347,14 @@ class Service(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
             f"{name}-task-role",
-            name_prefix=naming.role_prefix(args.name, "task"),
+            name_prefix=naming.role_prefix(args.settings.prefix, "task"),
             description="The app's own AWS identity (least privilege)",
             assume_role_policy=self._trust_policy(),
             opts=child,
         )
         statements = []
-        if args.iam_auth:
-            dbuser = pulumi.Output.concat(f"arn:{self._partition}:rds-db:{self._region}:{self._account}:dbuser:", args.db_resource_id, "/", args.db_username)
-            statements.append(_statement(["rds-db:connect"], [dbuser], sid="ConnectAsAppUser"))
+        if args.database.iam_grant is not None:
+            statements.append(args.database.iam_grant)
         if self._exec_key is not None and self._exec_logs is not None:
             # What the SSM agent of ECS Exec needs, and nothing more: the channels (no resource-level
             # ARN exists), the session key, and writing the session log group.
@@ -401,7 +377,7 @@ class Service(pulumi.ComponentResource):
 
     def _container(self, log_group: aws.cloudwatch.LogGroup) -> dict[str, Any]:
         args = self._args
-        s = args.settings
+        s, db = args.settings, args.database
         container: dict[str, Any] = {
             "name": CONTAINER_NAME,
             "image": self.image,
@@ -415,14 +391,14 @@ class Service(pulumi.ComponentResource):
             # Connection settings only; the password comes from `secrets` below.
             "environment": [
                 {"name": "PORT", "value": str(s.container_port)},
-                {"name": "PGHOST", "value": args.db_host},
-                {"name": "PGPORT", "value": pulumi.Output.from_input(args.db_port).apply(str)},
-                {"name": "PGDATABASE", "value": args.db_name},
-                {"name": "PGUSER", "value": args.db_username},
+                {"name": "PGHOST", "value": db.host},
+                {"name": "PGPORT", "value": pulumi.Output.from_input(db.port).apply(str)},
+                {"name": "PGDATABASE", "value": db.dbname},
+                {"name": "PGUSER", "value": db.username},
                 {"name": "PGSSLMODE", "value": "verify-full"},
                 {"name": "PGSSLROOTCERT", "value": args.ca_bundle_path},
             ],
-            "secrets": [{"name": "PGPASSWORD", "valueFrom": pulumi.Output.concat(args.db_password_secret_arn, ":password::")}],
+            "secrets": [{"name": "PGPASSWORD", "valueFrom": pulumi.Output.concat(db.secret_arn, ":password::")}],
             "logConfiguration": {
                 "logDriver": "awslogs",
                 "options": {
@@ -453,7 +429,7 @@ class Service(pulumi.ComponentResource):
         s = args.settings
         return aws.ecs.TaskDefinition(
             f"{name}-task",
-            family=naming.task_family(args.name),
+            family=naming.task_family(args.settings.prefix),
             requires_compatibilities=["FARGATE"],
             network_mode="awsvpc",
             cpu=str(s.task_cpu),
@@ -472,18 +448,12 @@ class Service(pulumi.ComponentResource):
     def _security_group(self, lb: LoadBalancer) -> aws.ec2.SecurityGroup:
         args, name = self._args, self._name
         port = args.settings.container_port
-        child = pulumi.ResourceOptions(parent=self)
-        sg = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            name_prefix=naming.sg_prefix(args.name, "service"),
-            description="App tasks: container port from the ALB only; out to HTTPS and the DB port in the VPC",
-            vpc_id=args.vpc_id,
-            tags={"Name": f"{args.name}-service"},
-            opts=child,
+        sg = rules.security_group(
+            f"{name}-sg", f"{args.settings.prefix}-service", "App tasks: container port from the ALB only; out to HTTPS and the DB port in the VPC", args.vpc_id, self
         )
         rules.ingress(f"{name}-in-alb", sg.id, port, "Container port from the load balancer", self, source_security_group_id=lb.security_group_id)
         rules.egress(f"{name}-out-https", sg.id, 443, "HTTPS to AWS APIs (ECR, logs, Secrets Manager) via NAT or VPC endpoints", self, cidr_ipv4="0.0.0.0/0")
-        rules.egress(f"{name}-out-db", sg.id, args.db_port, "PostgreSQL inside the VPC", self, cidr_ipv4=args.vpc_cidr)
+        rules.egress(f"{name}-out-db", sg.id, args.database.port, "PostgreSQL inside the VPC", self, cidr_ipv4=args.vpc_cidr)
         return sg
 
     # --- autoscaling -----------------------------------------------------------------------------
@@ -514,7 +484,7 @@ class Service(pulumi.ComponentResource):
         for key, value, spec in metrics:
             aws.appautoscaling.Policy(
                 f"{name}-scale-{key}",
-                name=f"{args.name}-{key}",
+                name=f"{args.settings.prefix}-{key}",
                 policy_type="TargetTrackingScaling",
                 service_namespace=target.service_namespace,
                 scalable_dimension=target.scalable_dimension,

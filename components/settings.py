@@ -12,7 +12,8 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from components.pgmodel import DbModel, build_model
+from components import naming
+from components.pgmodel import DbModel, build_model, role_names
 
 
 class Environment(enum.StrEnum):
@@ -27,8 +28,20 @@ class NatStrategy(enum.StrEnum):
     PER_AZ = "per_az"
 
 
+def stack_prefix(app_name: str, stack: str) -> str:
+    """The physical name prefix shared by every resource of a stack: '<app>-<stack>'."""
+    return naming.prefix(app_name, stack)
+
+
+def db_secret_name(prefix: str, role: str) -> str:
+    """The Secrets Manager name of a database credential: '<prefix>/db/<role>'."""
+    return naming.db_secret(prefix, role)
+
+
 @dataclass(frozen=True)
 class NetworkSettings:
+    prefix: str
+    """Physical name prefix of the stack, '<app>-<stack>' (see `stack_prefix`)."""
     cidr: ipaddress.IPv4Network
     az_count: int
     subnet_prefix_length: int
@@ -40,6 +53,8 @@ class NetworkSettings:
 
 @dataclass(frozen=True)
 class DatabaseSettings:
+    prefix: str
+    """Physical name prefix of the stack, '<app>-<stack>' (see `stack_prefix`)."""
     engine_version: str
     instance_class: str
     allocated_storage_gb: int
@@ -57,8 +72,24 @@ class DatabaseSettings:
     ca_cert_identifier: str
     admin_cidrs: tuple[str, ...]
     admin_security_group_ids: tuple[str, ...]
+    # Per-environment decisions (made by the section rules, never by the component):
+    apply_immediately: bool
+    """Apply changes now (dev) or in the maintenance window (prod)."""
+    delete_automated_backups: bool
+    """Drop automated backups with the instance (dev) or keep them (prod)."""
+    secret_recovery_window_days: int
+    """How long a deleted DB secret can be restored (0 = deleted at once)."""
     log_retention_days: int = 30
     """Retention of the RDS log groups (/aws/rds/instance/<id>/postgresql and /upgrade)."""
+
+    @property
+    def identifier(self) -> str:
+        """The RDS instance identifier (the prefix of the DB subnet group's and security group's names)."""
+        return naming.db_identifier(self.prefix)
+
+    @property
+    def master_secret_name(self) -> str:
+        return db_secret_name(self.prefix, "master")
 
     @property
     def engine_major(self) -> int:
@@ -71,6 +102,8 @@ class DatabaseSettings:
 
 @dataclass(frozen=True)
 class RegistrySettings:
+    prefix: str
+    """Physical name prefix of the stack, '<app>-<stack>' (see `stack_prefix`)."""
     untagged_expiry_days: int
     keep_tagged_count: int
     force_delete: bool
@@ -78,6 +111,8 @@ class RegistrySettings:
 
 @dataclass(frozen=True)
 class ServiceSettings:
+    prefix: str
+    """Physical name prefix of the stack, '<app>-<stack>' (see `stack_prefix`)."""
     container_image: str  # empty: this stack's ECR repository at image_tag
     image_tag: str
     container_port: int
@@ -104,8 +139,12 @@ class ServiceSettings:
     domain_name: str
     hosted_zone_id: str
     access_log_retention_days: int
+    container_insights: str
+    """ECS Container Insights level: enabled (dev) or enhanced (prod)."""
     waf_enabled: bool = False
+    """An AWS WAF web ACL on the load balancer (default: prod only)."""
     waf_rate_limit: int = 2000
+    """Requests per client IP per 5 minutes before the WAF rate rule blocks it."""
 
     @property
     def has_image(self) -> bool:
@@ -114,6 +153,7 @@ class ServiceSettings:
 
     @property
     def https(self) -> bool:
+        """The listener is HTTPS: an ACM certificate is given, or requested for domain + zone."""
         return bool(self.certificate_arn or (self.domain_name and self.hosted_zone_id))
 
 
@@ -124,6 +164,8 @@ class SslMode(enum.StrEnum):
 
 @dataclass(frozen=True)
 class AppDatabaseSettings:
+    prefix: str
+    """Physical name prefix of the stack, '<app>-<stack>' (see `stack_prefix`)."""
     enabled: bool
     name: str
     schema: str
@@ -136,15 +178,36 @@ class AppDatabaseSettings:
     host_override: str
     port_override: int
     ssl_mode: SslMode
+    master_username: str
+    """The RDS master user the postgresql provider connects as (from the database section)."""
+    engine_version: str
+    """The PostgreSQL version the provider may assume (from the database section)."""
+    protect: bool
+    """Pulumi `protect` on the database resource (prod): `destroy` must not drop the app's data."""
+    secret_recovery_window_days: int
+    """How long a deleted login secret can be restored (0 = deleted at once)."""
     ssl_root_cert: str = ""
 
-    def model(self, master_username: str) -> DbModel:
+    LOGIN_ROLES = ("app", "migrator")
+    """The model's roles that log in and get a Secrets Manager secret each."""
+
+    def login_name(self, role: str) -> str:
+        """The PostgreSQL name of a login role of the model ('app' -> '<prefix>_app')."""
+        if role not in self.LOGIN_ROLES:
+            raise KeyError(f"{role!r} is not a login role (one of {', '.join(self.LOGIN_ROLES)})")
+        return role_names(self.role_prefix)[role]
+
+    def secret_name(self, role: str) -> str:
+        """The Secrets Manager name of a login role's credential."""
+        return db_secret_name(self.prefix, role)
+
+    def model(self) -> DbModel:
         """The privilege model (components/pgmodel.py) these settings describe."""
         return build_model(
             database=self.name,
             schema=self.schema,
             role_prefix=self.role_prefix,
-            master=master_username,
+            master=self.master_username,
             extensions=self.extensions,
             iam_auth=self.iam_auth,
             connection_limit=self.connection_limit,
@@ -180,8 +243,24 @@ class Settings:
     @property
     def prefix(self) -> str:
         """Physical name prefix shared by every resource of this stack: <app>-<stack>."""
-        return f"{self.app_name}-{self.stack}"
+        return stack_prefix(self.app_name, self.stack)
 
     def name(self, suffix: str) -> str:
         return f"{self.prefix}-{suffix}"
+
+    @property
+    def db_identifier(self) -> str:
+        return self.database.identifier
+
+    SECRET_ROLES = ("master", "app", "migrator")
+
+    def secret_name(self, role: str) -> str:
+        """The Secrets Manager name of a database credential: '<prefix>/db/<role>'."""
+        if role not in self.SECRET_ROLES:
+            raise KeyError(f"{role!r} has no secret (one of {', '.join(self.SECRET_ROLES)})")
+        return db_secret_name(self.prefix, role)
+
+    def db_username(self, role: str) -> str:
+        """The PostgreSQL user behind a secret: the master's configured name, or a login role of the model."""
+        return self.database.master_username if role == "master" else self.app_database.login_name(role)
 

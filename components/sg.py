@@ -7,8 +7,12 @@ them. Every rule names exactly one peer: a CIDR or another security group.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 import pulumi_aws as aws
+
+from components import naming
 
 
 def ingress(
@@ -25,11 +29,7 @@ def ingress(
     """Admit TCP `port` into the group from one CIDR or one security group."""
     return aws.vpc.SecurityGroupIngressRule(
         name,
-        security_group_id=security_group_id,
-        description=description,
-        ip_protocol="tcp",
-        from_port=port,
-        to_port=port,
+        **_tcp_rule(security_group_id, port, description),
         cidr_ipv4=cidr_ipv4,
         cidr_ipv6=cidr_ipv6,
         referenced_security_group_id=source_security_group_id,
@@ -47,13 +47,24 @@ def egress(
     cidr_ipv4: pulumi.Input[str],
 ) -> aws.vpc.SecurityGroupEgressRule:
     """Let the group out to TCP `port` of one CIDR."""
-    return aws.vpc.SecurityGroupEgressRule(
-        name,
-        security_group_id=security_group_id,
+    return aws.vpc.SecurityGroupEgressRule(name, **_tcp_rule(security_group_id, port, description), cidr_ipv4=cidr_ipv4, opts=pulumi.ResourceOptions(parent=parent))
+
+
+def _tcp_rule(security_group_id: pulumi.Input[str], port: pulumi.Input[int], description: str) -> dict[str, Any]:
+    """The arguments every single-port TCP rule shares."""
+    return {"security_group_id": security_group_id, "description": description, "ip_protocol": "tcp", "from_port": port, "to_port": port}
+
+
+def security_group(resource_name: str, physical_name: str, description: str, vpc_id: pulumi.Input[str], parent: pulumi.Resource) -> aws.ec2.SecurityGroup:
+    """A security group with no inline rules (rules are added with `ingress`/`egress`), tagged with its name.
+
+    The AWS name is `<physical_name>-<generated suffix>` (components/naming.py): a changed
+    description or VPC replaces the group, and the replacement is created before the old one goes."""
+    return aws.ec2.SecurityGroup(
+        resource_name,
+        name_prefix=naming.sg_prefix(physical_name),
         description=description,
-        ip_protocol="tcp",
-        from_port=port,
-        to_port=port,
-        cidr_ipv4=cidr_ipv4,
+        vpc_id=vpc_id,
+        tags={"Name": physical_name},
         opts=pulumi.ResourceOptions(parent=parent),
     )

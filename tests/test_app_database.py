@@ -28,7 +28,7 @@ def enabled(request) -> Graph:
 
 def model_of(graph: Graph) -> DbModel:
     s = load_settings(graph.config, stack=graph.stack, check_credentials=False)
-    return s.app_database.model(s.database.master_username)
+    return s.app_database.model()
 
 
 def pg_resources(graph: Graph) -> list:
@@ -230,7 +230,7 @@ def test_bootstrap_sql_prints_the_rendering_without_credentials(capsys):
     assert main(["sql", "--stack", "dev"]) == 0
     out = capsys.readouterr().out
     settings = load_settings(stack_config("dev"), stack="dev", check_credentials=False)
-    assert out == render_sql(settings.app_database.model(settings.database.master_username))
+    assert out == render_sql(settings.app_database.model())
     statements = [line for line in out.splitlines() if not line.startswith("--")]
     assert statements and not [line for line in statements if "PASSWORD" in line.upper()]
     assert "GRANT ALL" not in out

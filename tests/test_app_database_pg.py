@@ -84,7 +84,7 @@ def model() -> DbModel:
     # dev stack's names) without colliding.
     overrides = {"appDbExtensions": '["pgcrypto", "citext"]', "appDbRolePrefix": "probe", "appDbName": "probe_db", "dbMasterUsername": "probe_master"}
     settings = load_settings(stack_config("dev", overrides), stack="dev", check_credentials=False)
-    return settings.app_database.model(settings.database.master_username)
+    return settings.app_database.model()
 
 
 @pytest.fixture(scope="module")

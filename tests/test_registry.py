@@ -9,6 +9,7 @@ import pytest
 
 from bootstrap.mockgraph import Graph, run_program, run_stack
 from components.registry import Registry, RegistryArgs, lifecycle_policy
+from components.settings import RegistrySettings
 from components.stackfile import stack_config
 from tests.helpers import assert_config_error
 
@@ -83,7 +84,7 @@ def test_registry_in_isolation_with_literal_inputs() -> None:
     seen: dict[str, object] = {}
 
     def program() -> None:
-        reg = Registry("r", RegistryArgs(name="demo-x", untagged_expiry_days=2, keep_tagged_count=5, force_delete=False))
+        reg = Registry("r", RegistryArgs(settings=RegistrySettings(prefix="demo-x", untagged_expiry_days=2, keep_tagged_count=5, force_delete=False)))
         pulumi.export("url", reg.repository_url)
         pulumi.export("arn", reg.repository_arn)
         pulumi.export("name", reg.repository_name)

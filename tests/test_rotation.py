@@ -13,7 +13,9 @@ import pytest
 from moto import mock_aws
 from psycopg import sql
 
-from bootstrap.rotation import PASSWORD_ALPHABET, Endpoint, RdsAdmin, RotationError, Rotator, new_password, scram_sha256_verifier
+from bootstrap.mockgraph import Graph
+from bootstrap.rotation import Endpoint, RdsAdmin, RotationError, Rotator, new_password, scram_sha256_verifier
+from components import password_policy
 from tests.pgserver import PgServer
 from tests.rotation_world import KilledError, World, make_world
 
@@ -49,8 +51,21 @@ def test_password_generator() -> None:
     pws = {new_password() for _ in range(50)}
     assert len(pws) == 50
     for pw in pws:
-        assert len(pw) >= 32 and set(pw) <= set(PASSWORD_ALPHABET)
-        assert not set(pw) & set('/@" ')
+        assert len(pw) >= 40 and set(pw) <= set(password_policy.ALPHABET)
+        assert password_policy.meets_policy(pw)
+        # RDS forbids / @ " and space; $ & ` ; \\ and quotes would need quoting in conninfo and shells
+        assert not set(pw) & set('/@" $&`;\\\'')
+
+
+def test_one_password_policy_for_the_generated_master_and_rotation(dev_graph: Graph) -> None:
+    """The master's RandomPassword and rotation draw from the same policy (components/password_policy.py)."""
+    rp = dev_graph.one("random:index/randomPassword:RandomPassword")
+    assert rp.inputs["length"] == password_policy.LENGTH
+    assert rp.inputs["overrideSpecial"] == password_policy.SPECIALS
+    for key in ("minLower", "minUpper", "minNumeric", "minSpecial"):
+        assert rp.inputs[key] == password_policy.MIN_EACH_CLASS
+    assert not password_policy.meets_policy("short1!A")
+    assert not password_policy.meets_policy("a" * 38 + "$A")
 
 
 def test_full_rotation_master_then_login_roles(world: World, pg: PgServer) -> None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 import pytest
 
-from bootstrap.mockgraph import ELB_ACCOUNTS, Graph, Resource, run_program, run_stack
+from bootstrap.mockanswers import ELB_ACCOUNTS
+from bootstrap.mockgraph import Graph, Resource, run_program, run_stack
+from components.app_database import DbConnection
 from components.config import load_settings
 from components.loadbalancer import LOG_DELIVERY_PRINCIPAL, TLS_POLICY, lb_name
 from components.service import STAR_RESOURCE_ACTIONS, Service, ServiceArgs, health_check_command
@@ -591,22 +595,24 @@ def test_service_in_isolation_accepts_outputs() -> None:
         svc = Service(
             "s",
             ServiceArgs(
-                name="demo-dev",
-                settings=settings.service,
+                settings=dataclasses.replace(settings.service, prefix="demo-dev"),
                 vpc_id=out("vpc-1"),
                 vpc_cidr=out("10.9.0.0/16"),
                 public_subnet_ids=out(["subnet-a", "subnet-b"]),
                 private_subnet_ids=out(["subnet-c", "subnet-d"]),
                 repository_url=out("123456789012.dkr.ecr.eu-west-1.amazonaws.com/demo"),
                 repository_arn=out("arn:aws:ecr:eu-west-1:123456789012:repository/demo"),
-                db_host=out("demo.abc.eu-west-1.rds.amazonaws.com"),
-                db_port=out(6543),
-                db_name=out("demo"),
-                db_username=out("demo_app"),
-                db_password_secret_arn=out("arn:aws:secretsmanager:eu-west-1:123456789012:secret:demo-dev/db/app-XyZ123"),
-                secrets_kms_key_arn=out("arn:aws:kms:eu-west-1:123456789012:key/k"),
-                db_resource_id=out("db-ABC"),
-                iam_auth=True,
+                database=DbConnection(
+                    host=out("demo.abc.eu-west-1.rds.amazonaws.com"),
+                    port=out(6543),
+                    dbname="demo",
+                    username="demo_app",
+                    secret_arn=out("arn:aws:secretsmanager:eu-west-1:123456789012:secret:demo-dev/db/app-XyZ123"),
+                    kms_key_arn=out("arn:aws:kms:eu-west-1:123456789012:key/k"),
+                    iam_grant=aws.iam.GetPolicyDocumentStatementArgs(
+                        actions=["rds-db:connect"], resources=["arn:aws:rds-db:eu-west-1:123456789012:dbuser:db-ABC/demo_app"], sid="ConnectAsAppUser"
+                    ),
+                ),
             ),
         )
         pulumi.export("sg", svc.security_group_id)

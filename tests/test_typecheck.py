@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_mypy_is_clean():
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "components", "bootstrap", "policy", "__main__.py"],
+        [sys.executable, "-m", "mypy", "controls", "components", "bootstrap", "policy", "__main__.py"],
         cwd=ROOT,
         capture_output=True,
         text=True,
