@@ -128,6 +128,8 @@ def rds_prefix(p: str, purpose: str) -> str:
 # makes the provider replace the resource. From the pulumi-aws (terraform-provider-aws) schemas'
 # ForceNew flags; only the inputs this program sets are listed.
 FORCE_NEW: Mapping[str, frozenset[str]] = {
+    "aws:ec2/vpc:Vpc": frozenset({"cidrBlock"}),
+    "aws:ec2/subnet:Subnet": frozenset({"cidrBlock", "vpcId", "availabilityZone"}),
     "aws:lb/targetGroup:TargetGroup": frozenset({"name", "namePrefix", "port", "protocol", "vpcId", "targetType"}),
     "aws:lb/loadBalancer:LoadBalancer": frozenset({"name", "internal", "loadBalancerType"}),
     "aws:ec2/securityGroup:SecurityGroup": frozenset({"name", "namePrefix", "description", "vpcId"}),
@@ -160,6 +162,21 @@ GENERATED = frozenset(
     }
 )
 NAME_INPUTS = ("name", "bucket", "identifier")
+# For types with a stable name: the replace-on-change inputs other than the name that the program
+# sets, each pinned to a constant or to another stable resource, so no config change replaces the
+# resource under the same name. tests/test_naming.py holds every graph to this.
+PINNED: Mapping[str, Mapping[str, str]] = {
+    "aws:lb/loadBalancer:LoadBalancer": {"internal": "always false", "loadBalancerType": "always application"},
+    "aws:ecr/repository:Repository": {"encryptionConfigurations": "the registry's own CMK, created once"},
+    "aws:ecs/service:Service": {"cluster": "this stack's cluster (stable name)", "schedulingStrategy": "REPLICA"},
+    "aws:rds/instance:Instance": {
+        "engine": "always postgres",
+        "kmsKeyId": "the database's own CMK, created once",
+        "storageEncrypted": "always true",
+        "username": "dbMasterUsername: fixed at creation (RDS cannot rename the master user; changing it is refused by AWS as a replacement)",
+    },
+    "aws:wafv2/webAcl:WebAcl": {"scope": "always REGIONAL"},
+}
 
 
 def physical_name(type_: str, inputs: Mapping[str, object]) -> str | None:
