@@ -31,9 +31,11 @@ EXIT_CONTROLS_FAILED = 3
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from bootstrap import plan
+    from bootstrap.cost import cli as cost_cli
     from bootstrap.mockgraph import run_stack
 
     overrides = _overrides(args.set)
+    usage = cost_cli.usage_overrides(args)
     if args.with_app_db:
         overrides["appDbEnabled"] = "true"
         # The program refuses to enable the app database without a credential for the postgresql
@@ -42,14 +44,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
             os.environ["PGPASSWORD"] = "offline-plan-connects-nowhere"
     graph = run_stack(args.stack, overrides)
     report = plan.check_graph(graph)
+    cost = cost_cli.plan_estimate(graph, args, usage)
     if args.json:
-        print(json.dumps({**plan.as_json(graph), "controls": report.as_json()}, indent=2, default=str))
+        print(json.dumps({**plan.as_json(graph), "controls": report.as_json(), "cost": cost_cli.plan_json(cost)}, indent=2, default=str))
     else:
         print(plan.render_table(graph))
         print()
         print(plan.render_outputs(graph))
         print()
         print(report.render(full=args.controls))
+        print()
+        print(cost_cli.plan_text(cost, args))
     return EXIT_CONTROLS_FAILED if report.failed else 0
 
 
@@ -64,6 +69,8 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bootstrap.cost import cli as cost_cli
+
     parser = argparse.ArgumentParser(prog="python -m bootstrap", description="Offline plan, deploy, rotation and audit for this Pulumi project.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -73,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("--with-app-db", action="store_true", help="plan with the app database enabled (roles, grants; deploy phase 3)")
     p.add_argument("--controls", action="store_true", help="print every security control (default: only those not passing, then the summary)")
+    cost_cli.add_plan_arguments(p)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("sql", help="print the app database model (roles, grants, default privileges) as an idempotent psql script")
@@ -83,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     from bootstrap import deploy  # rotate, deploy, preview/up/refresh/destroy/drift, audit
 
     deploy.register(sub)
+    cost_cli.register(sub, _overrides)  # cost --stack S [--compare S2] [--set k=v] [--usage FILE]
     from bootstrap import release  # release --image-tag: scan gate, up, wait for ECS steady state
 
     release.register(sub)
@@ -90,12 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from bootstrap.cost import CostError
     from components.stackfile import StackFileError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ConfigError, StackFileError, UsageError) as exc:
+    except (ConfigError, StackFileError, UsageError, CostError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -75,6 +75,7 @@ def load_settings(
         r.check(database.multi_az, "dbMultiAz", database.multi_az, "must be true in prod")
     if network.nat_strategy is NatStrategy.NONE and not network.interface_endpoints and "natStrategy" not in r.failed:
         r.fail("natStrategy", "none", "with no NAT the tasks need interfaceEndpoints: true to pull images and write logs")
+    r.strings("costUsage")  # type-checked here; only the offline cost estimate (bootstrap/cost) uses it
     unread = set(schema.keys) - r.read
     if unread:  # programming error: a declared key nobody reads
         raise KeyError(f"Pulumi.yaml declares keys the loader never reads: {sorted(unread)}")

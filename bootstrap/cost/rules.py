@@ -1,0 +1,377 @@
+"""One pricing rule per resource type: graph resource -> monthly line items.
+
+A rule returns `Line`s (fixed = charged even with no traffic, usage = from the usage
+assumptions) and `Unpriced` parts (a charge it knows exists but cannot figure; never zero).
+Types that AWS does not bill are listed in free.FREE with the reason. A type in neither is
+reported as not priced by the estimate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bootstrap.cost.free import FREE
+from bootstrap.cost.model import Context, Line, Res, Rule, Unpriced, money
+from bootstrap.cost.tables import HOURS
+
+__all__ = ["FREE", "RULES", "Context", "Line", "Unpriced"]
+
+
+# --------------------------------------------------------------------------------------------
+# Network
+# --------------------------------------------------------------------------------------------
+
+
+IPV4_NOTE = "one per NAT gateway (natStrategy) + one per AZ of the internet-facing ALB (azCount)"
+
+
+def nat_gateway(r: Res, c: Context) -> list[Line | Unpriced]:
+    n = max(c.counts.get("aws:ec2/natGateway:NatGateway", 1), 1)
+    hour, gb = c.prices.p("nat_hour"), c.prices.p("nat_gb")
+    share = c.u("nat_gb") / n
+    strategy = c.cfg("natStrategy", "single")
+    note = f"natStrategy={strategy}: {n} NAT gateway(s) x {money(hour * HOURS)}" + (
+        f" (per_az = one per AZ, azCount={c.cfg('azCount')}; single = 1)" if strategy == "per_az" else " (per_az = one per AZ)"
+    )
+    return [
+        Line("NAT gateway hours", hour * HOURS, 0.0, f"{HOURS} h x ${hour}/h", ("natStrategy", "azCount"), note),
+        Line("NAT gateway data", 0.0, share * gb, f"nat_gb {c.u('nat_gb'):g} GB / {n} gateway(s) x ${gb}/GB", ("natStrategy",)),
+    ]
+
+
+def eip(r: Res, c: Context) -> list[Line | Unpriced]:
+    hour = c.prices.p("public_ipv4_hour")
+    return [Line("public IPv4 addresses", hour * HOURS, 0.0, f"{HOURS} h x ${hour}/h", ("natStrategy", "azCount"), IPV4_NOTE)]
+
+
+def vpc_endpoint(r: Res, c: Context) -> list[Line | Unpriced]:
+    if str(r.get("vpcEndpointType", "Gateway")) != "Interface":
+        return []  # gateway endpoints (S3, DynamoDB) carry no charge
+    azs = len(r.get("subnetIds") or []) or 1
+    n = max(c.counts.get("interface endpoints", 1), 1)
+    hour, gb = c.prices.p("endpoint_az_hour"), c.prices.p("endpoint_gb")
+    share = c.u("endpoint_gb") / n
+    note = f"interfaceEndpoints=true: {n} endpoints x {azs} AZs x {money(hour * HOURS)}"
+    return [
+        Line("interface endpoint hours", azs * hour * HOURS, 0.0, f"{azs} AZ x {HOURS} h x ${hour}/h", ("interfaceEndpoints", "azCount"), note),
+        Line("interface endpoint data", 0.0, share * gb, f"endpoint_gb {c.u('endpoint_gb'):g} GB / {n} endpoints x ${gb}/GB", ("interfaceEndpoints",)),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Load balancer, WAF
+# --------------------------------------------------------------------------------------------
+
+
+def load_balancer(r: Res, c: Context) -> list[Line | Unpriced]:
+    if str(r.get("loadBalancerType", "application")) != "application":
+        return [Unpriced("load balancer", f"loadBalancerType {r.get('loadBalancerType')} has no rule (only application)")]
+    hour, lcu = c.prices.p("alb_hour"), c.prices.p("alb_lcu_hour")
+    lines: list[Line | Unpriced] = [
+        Line("load balancer hours", hour * HOURS, 0.0, f"{HOURS} h x ${hour}/h"),
+        Line("load balancer LCUs", 0.0, c.u("alb_lcu") * lcu * HOURS, f"alb_lcu {c.u('alb_lcu'):g} LCU x {HOURS} h x ${lcu}/LCU-h"),
+    ]
+    if not r.get("internal", False):
+        azs = len(r.get("subnets") or r.get("subnetMappings") or []) or 2
+        ip = c.prices.p("public_ipv4_hour")
+        lines.append(Line("public IPv4 addresses", azs * ip * HOURS, 0.0, f"internet-facing: {azs} AZ x {HOURS} h x ${ip}/h", ("azCount",), IPV4_NOTE))
+    return lines
+
+
+def waf_web_acl(r: Res, c: Context) -> list[Line | Unpriced]:
+    acl, rule, req = c.prices.p("waf_web_acl_month"), c.prices.p("waf_rule_month"), c.prices.p("waf_requests_per_million")
+    rules = r.get("rules") or []
+    lines: list[Line | Unpriced] = [
+        Line("WAF web ACL and rules", acl + rule * len(rules), 0.0, f"${acl} + {len(rules)} rule(s) x ${rule}"),
+        Line("WAF requests", 0.0, c.u("waf_requests_million") * req, f"waf_requests_million {c.u('waf_requests_million'):g} x ${req}/million"),
+    ]
+    paid = [str(x.get("name")) for x in rules if isinstance(x, dict) and _paid_managed_group(x)]
+    if paid:
+        lines.append(Unpriced("WAF paid managed rule groups", f"{', '.join(paid)} carry their own subscription and request fees"))
+    return lines
+
+
+def _paid_managed_group(rule: Mapping[str, Any]) -> bool:
+    stmt = (rule.get("statement") or {}).get("managedRuleGroupStatement") or {}
+    return str(stmt.get("name", "")) in ("AWSManagedRulesBotControlRuleSet", "AWSManagedRulesATPRuleSet", "AWSManagedRulesACFPRuleSet")
+
+
+# --------------------------------------------------------------------------------------------
+# Database
+# --------------------------------------------------------------------------------------------
+
+
+def rds_instance(r: Res, c: Context) -> list[Line | Unpriced]:
+    cls = str(r.get("instanceClass", ""))
+    multi = bool(r.get("multiAz", False))
+    copies = c.prices.p("rds_multi_az_factor") if multi else 1.0
+    out: list[Line | Unpriced] = []
+    hour, why = c.prices.rds_instance_hour(cls)
+    if hour is None:
+        out.append(Unpriced("database instance hours", why))
+    else:
+        out.append(
+            Line(
+                "database instance hours",
+                hour * copies * HOURS,
+                0.0,
+                f"{cls} ${hour:.4f}/h" + (f" x {copies:g} (Multi-AZ)" if multi else "") + f" x {HOURS} h",
+                ("dbInstanceClass", "dbMultiAz"),
+                f"dbInstanceClass={cls}, dbMultiAz={str(multi).lower()} (Multi-AZ doubles it)",
+            )
+        )
+    storage_type = str(r.get("storageType", "gp3"))
+    gb = float(r.get("allocatedStorage", 20) or 20)
+    if storage_type == "gp3":
+        price = c.prices.p("rds_gp3_gb_month")
+        out.append(
+            Line(
+                "database storage",
+                gb * price * copies,
+                0.0,
+                f"{gb:g} GB gp3 x ${price}/GB-month" + (f" x {copies:g} (Multi-AZ)" if multi else ""),
+                ("dbAllocatedStorageGb", "dbMultiAz"),
+                f"dbAllocatedStorageGb={gb:g} (autoscaling up to dbMaxAllocatedStorageGb={c.cfg('dbMaxAllocatedStorageGb')} raises it)",
+            )
+        )
+    else:
+        out.append(Unpriced("database storage", f"storageType {storage_type} has no price (only gp3)"))
+    backup = c.prices.p("rds_backup_gb_month")
+    out.append(
+        Line(
+            "database backup storage",
+            0.0,
+            c.u("db_backup_gb_beyond_free") * backup,
+            f"db_backup_gb_beyond_free {c.u('db_backup_gb_beyond_free'):g} GB x ${backup}/GB-month (free up to {gb:g} GB)",
+            ("dbBackupRetentionDays",),
+        )
+    )
+    out.extend(_performance_insights(r, c, cls, copies))
+    out.extend(_enhanced_monitoring(r, c))
+    return out
+
+
+def _performance_insights(r: Res, c: Context, cls: str, copies: float) -> list[Line | Unpriced]:
+    if not r.get("performanceInsightsEnabled", False):
+        return []
+    days = int(r.get("performanceInsightsRetentionPeriod", 7) or 7)
+    if days <= 7:
+        return []  # the 7-day tier is free
+    vcpus = c.prices.rds_vcpus(cls)
+    if vcpus is None:
+        return [Unpriced("Performance Insights retention", f"vCPU count of {cls} unknown")]
+    months = 24 if days == 731 else days // 31
+    first, extra = c.prices.p("pi_vcpu_month_first"), c.prices.p("pi_vcpu_month_additional")
+    per_vcpu = first + (months - 1) * extra
+    count = vcpus * copies
+    return [
+        Line(
+            "Performance Insights retention",
+            per_vcpu * count,
+            0.0,
+            f"{count:g} vCPU x (${first} + {months - 1} x ${extra}) for {days} days",
+            ("dbPerformanceInsightsRetentionDays",),
+            f"dbPerformanceInsightsRetentionDays={days} (7 is free)",
+        )
+    ]
+
+
+def _enhanced_monitoring(r: Res, c: Context) -> list[Line | Unpriced]:
+    interval = int(r.get("monitoringInterval", 0) or 0)
+    if interval <= 0:
+        return []
+    samples = HOURS * 3600 / interval
+    gb = samples * c.u("em_kb_per_sample") / 1_000_000
+    ingest, store = c.prices.p("logs_ingest_gb"), c.prices.p("logs_storage_gb_month")
+    stored = gb * c.u("log_stored_fraction")  # RDSOSMetrics keeps 30 days by default: one month's worth
+    return [
+        Line(
+            "enhanced monitoring (CloudWatch Logs)",
+            gb * ingest + stored * store,
+            0.0,
+            f"{samples:,.0f} samples x em_kb_per_sample {c.u('em_kb_per_sample'):g} KB = {gb:.2f} GB x ${ingest}/GB + storage",
+            ("dbMonitoringIntervalSeconds",),
+            f"dbMonitoringIntervalSeconds={interval} (halving it doubles this line)",
+        )
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Service
+# --------------------------------------------------------------------------------------------
+
+
+def _task_definition(service: Res, c: Context) -> Res | None:
+    ref = str(service.get("taskDefinition", ""))
+    for r in c.resources:
+        if r.type == "aws:ecs/taskDefinition:TaskDefinition" and ref in (r.state.get("arn"), r.state.get("arnWithoutRevision"), r.get("family")):
+            return r  # type: ignore[no-any-return]
+    return None
+
+
+def _spot_share(service: Res, tasks: float) -> float:
+    strategies = service.get("capacityProviderStrategies") or []
+    if not strategies:
+        return 0.0
+    base = {s["capacityProvider"]: float(s.get("base", 0) or 0) for s in strategies}
+    weight = {s["capacityProvider"]: float(s.get("weight", 0) or 0) for s in strategies}
+    rest = max(tasks - sum(base.values()), 0.0)
+    total_weight = sum(weight.values()) or 1.0
+    spot = min(base.get("FARGATE_SPOT", 0.0), tasks) + rest * weight.get("FARGATE_SPOT", 0.0) / total_weight
+    return spot / tasks if tasks else 0.0
+
+
+def ecs_service(r: Res, c: Context) -> list[Line | Unpriced]:
+    td = _task_definition(r, c)
+    if td is None:
+        return [Unpriced("Fargate tasks", f"task definition {r.get('taskDefinition')} is not in the graph")]
+    if str(r.get("launchType", "FARGATE")) not in ("FARGATE", ""):
+        return [Unpriced("tasks", f"launchType {r.get('launchType')} is not priced (only Fargate)")]
+    tasks = c.u("tasks") or float(r.get("desiredCount", 1) or 0)
+    vcpu = int(td.get("cpu", 256)) / 1024
+    gb = int(td.get("memory", 512)) / 1024
+    arm = str(td.get("runtimePlatform.cpuArchitecture", "X86_64")).upper() == "ARM64"
+    arch = c.prices.p("fargate_arm_factor") if arm else 1.0
+    v_price, m_price = c.prices.p("fargate_vcpu_hour") * arch, c.prices.p("fargate_gb_hour") * arch
+    per_task = (vcpu * v_price + gb * m_price) * HOURS
+    spot = _spot_share(r, tasks)
+    spot_factor = c.prices.p("fargate_spot_factor")
+    cost = tasks * per_task * ((1 - spot) + spot * spot_factor)
+    source = "usage tasks" if c.u("tasks") else "desiredCount"
+    basis = (
+        f"{tasks:g} task(s) ({source}) x ({vcpu:g} vCPU x ${v_price:.5f} + {gb:g} GB x ${m_price:.6f}) x {HOURS} h"
+        + (" [ARM]" if arm else " [x86]")
+        + (f", {spot:.0%} on Spot at ~{spot_factor:g} x on-demand" if spot else ", on-demand")
+    )
+    note = f"desiredCount={r.get('desiredCount')} x taskCpu={td.get('cpu')}/taskMemory={td.get('memory')}, Spot share {spot:.0%} (fargateSpotWeight={c.cfg('fargateSpotWeight')})"
+    lines: list[Line | Unpriced] = [Line("Fargate tasks", cost, 0.0, basis, ("desiredCount", "taskCpu", "taskMemory", "fargateSpotWeight", "fargateWeight"), note)]
+    if str(r.get("networkConfiguration.assignPublicIp", False)).lower() == "true":
+        ip = c.prices.p("public_ipv4_hour")
+        lines.append(Line("public IPv4 addresses", tasks * ip * HOURS, 0.0, f"{tasks:g} task(s) with a public IP x {HOURS} h x ${ip}/h"))
+    return lines
+
+
+def ecs_cluster(r: Res, c: Context) -> list[Line | Unpriced]:
+    insights = {s.get("name"): s.get("value") for s in (r.get("settings") or []) if isinstance(s, dict)}.get("containerInsights")
+    if insights in ("enabled", "enhanced"):
+        return [Unpriced("Container Insights metrics", f"containerInsights={insights}: CloudWatch bills its metrics/observations per task and container")]
+    return []
+
+
+def lambda_function(r: Res, c: Context) -> list[Line | Unpriced]:
+    n = c.u("lambda_invocations")
+    mem_gb = float(r.get("memorySize", 128) or 128) / 1024
+    arm = "arm64" in (r.get("architectures") or [])
+    gbs_price = c.prices.p("lambda_gb_second_arm" if arm else "lambda_gb_second_x86")
+    req = c.prices.p("lambda_requests_per_million")
+    gb_s = n * mem_gb * c.u("lambda_duration_ms") / 1000
+    return [
+        Line(
+            "Lambda invocations",
+            0.0,
+            n / 1e6 * req + gb_s * gbs_price,
+            f"lambda_invocations {n:g} x ${req}/million + {gb_s:,.0f} GB-s (lambda_duration_ms {c.u('lambda_duration_ms'):g}) x ${gbs_price}",
+        )
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Logs, keys, secrets, storage
+# --------------------------------------------------------------------------------------------
+
+# Which usage key feeds which log group (by name), and the config key setting its retention.
+LOG_GROUPS: tuple[tuple[str, str, str], ...] = (
+    ("/vpc/", "flow_log_gb", "flowLogRetentionDays"),
+    ("/aws/rds/instance/", "db_log_gb", "dbLogRetentionDays"),
+    ("/ecs/", "app_log_gb", "logRetentionDays"),
+)
+
+
+def log_group(r: Res, c: Context) -> list[Line | Unpriced]:
+    name = str(r.get("name", r.name))
+    key, retention_key = "other_log_gb", ""
+    for fragment, usage_key, config_key in LOG_GROUPS:
+        if fragment in name:
+            key, retention_key = usage_key, config_key
+    if name.startswith("/aws/rds/instance/") and not name.endswith("/postgresql"):
+        key = ""  # the upgrade log: a few KB per engine upgrade
+    gb = c.u(key) if key else 0.0
+    days = int(r.get("retentionInDays", 0) or 0)
+    months = days / (365 / 12) if days else 12.0  # never-expiring groups: a year's worth
+    stored = gb * months * c.u("log_stored_fraction")
+    ingest, store = c.prices.p("logs_ingest_gb"), c.prices.p("logs_storage_gb_month")
+    label = f"{key} {gb:g} GB" if key else "upgrade log (negligible)"
+    return [
+        Line(
+            "CloudWatch Logs",
+            0.0,
+            gb * ingest + stored * store,
+            f"{label} x ${ingest}/GB + {stored:.2f} GB stored ({days or 'no'} days retention) x ${store}",
+            (retention_key,) if retention_key else (),
+            "log volume (usage app_log_gb, flow_log_gb, db_log_gb) x retention (logRetentionDays, flowLogRetentionDays, dbLogRetentionDays)",
+        )
+    ]
+
+
+def kms_key(r: Res, c: Context) -> list[Line | Unpriced]:
+    month, req = c.prices.p("kms_key_month"), c.prices.p("kms_requests_per_10k")
+    n = c.u("kms_requests_per_key")
+    rotation = " (automatic rotation adds $1/month after each of the first two yearly rotations)" if r.get("enableKeyRotation") else ""
+    return [
+        Line("KMS keys", month, 0.0, f"${month}/key-month{rotation}"),
+        Line("KMS requests", 0.0, n / 10_000 * req, f"kms_requests_per_key {n:g} x ${req}/10k (20k/month account free tier not applied)"),
+    ]
+
+
+def secret(r: Res, c: Context) -> list[Line | Unpriced]:
+    month, api = c.prices.p("secrets_secret_month"), c.prices.p("secrets_api_per_10k")
+    n = c.u("secrets_api_calls_per_secret")
+    return [
+        Line("Secrets Manager secrets", month, 0.0, f"${month}/secret-month"),
+        Line("Secrets Manager API calls", 0.0, n / 10_000 * api, f"secrets_api_calls_per_secret {n:g} x ${api}/10k"),
+    ]
+
+
+def s3_bucket(r: Res, c: Context) -> list[Line | Unpriced]:
+    gb, put = c.prices.p("s3_gb_month"), c.prices.p("s3_put_per_1000")
+    return [
+        Line(
+            "S3 storage and requests",
+            0.0,
+            c.u("s3_gb") * gb + c.u("s3_put_requests") / 1000 * put,
+            f"s3_gb {c.u('s3_gb'):g} GB x ${gb} + s3_put_requests {c.u('s3_put_requests'):g} x ${put}/1000",
+            ("accessLogRetentionDays",),
+        )
+    ]
+
+
+def ecr_repository(r: Res, c: Context) -> list[Line | Unpriced]:
+    gb = c.prices.p("ecr_storage_gb_month")
+    return [Line("ECR storage", 0.0, c.u("ecr_gb") * gb, f"ecr_gb {c.u('ecr_gb'):g} GB x ${gb}/GB-month", ("ecrKeepTaggedCount",))]
+
+
+def metric_alarm(r: Res, c: Context) -> list[Line | Unpriced]:
+    price = c.prices.p("cloudwatch_alarm_month")
+    return [Line("CloudWatch alarms", price, 0.0, f"${price}/alarm-month (standard resolution)")]
+
+
+RULES: dict[str, Rule] = {
+    "aws:ec2/natGateway:NatGateway": nat_gateway,
+    "aws:ec2/eip:Eip": eip,
+    "aws:ec2/vpcEndpoint:VpcEndpoint": vpc_endpoint,
+    "aws:lb/loadBalancer:LoadBalancer": load_balancer,
+    "aws:alb/loadBalancer:LoadBalancer": load_balancer,
+    "aws:wafv2/webAcl:WebAcl": waf_web_acl,
+    "aws:rds/instance:Instance": rds_instance,
+    "aws:ecs/service:Service": ecs_service,
+    "aws:ecs/cluster:Cluster": ecs_cluster,
+    "aws:lambda/function:Function": lambda_function,
+    "aws:cloudwatch/logGroup:LogGroup": log_group,
+    "aws:kms/key:Key": kms_key,
+    "aws:secretsmanager/secret:Secret": secret,
+    "aws:s3/bucket:Bucket": s3_bucket,
+    "aws:s3/bucketV2:BucketV2": s3_bucket,
+    "aws:ecr/repository:Repository": ecr_repository,
+    "aws:cloudwatch/metricAlarm:MetricAlarm": metric_alarm,
+}

@@ -1,0 +1,332 @@
+"""The offline cost estimate (bootstrap/cost, data/prices.json, data/usage.json; docs/cost.md).
+
+Expected totals are worked out by hand below from the eu-west-1 figures of data/prices.json
+(as of 2026-11-23). When the table changes, redo the arithmetic in the comments: a changed
+price must change these numbers on purpose, never silently.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from bootstrap import cost
+from bootstrap.cost import rules, tables
+from bootstrap.mockgraph import Graph, run_stack
+
+ROOT = Path(__file__).resolve().parent.parent
+IDLE = {k: 0.0 for k in tables.usage_keys()} | {"em_kb_per_sample": 8.0, "log_stored_fraction": 0.15}
+H = 730
+
+# eu-west-1, by hand -------------------------------------------------------------------------
+NAT = H * 0.048  # 35.04 per gateway
+IPV4 = H * 0.005  # 3.65 per public address
+ALB = H * 0.0252  # 18.396
+KMS, SECRET = 1.0, 0.4
+EM_60 = 43_800 * 8 / 1e6 * 0.57 + 43_800 * 8 / 1e6 * 0.15 * 0.03  # 0.3504 GB ingested + stored
+EM_30 = 2 * EM_60
+ENDPOINT_AZ = H * 0.011  # 8.03 per endpoint per AZ
+
+
+def fargate(tasks: float, vcpu: float, gb: float, spot: float = 0.0) -> float:
+    full = tasks * (vcpu * 0.04048 + gb * 0.004445) * H
+    return full * (1 - spot) + full * spot * 0.33
+
+
+DEV_IDLE = (
+    NAT + IPV4  # one NAT gateway and its EIP (natStrategy single)
+    + ALB + 2 * IPV4  # internet-facing ALB in 2 AZs
+    + 0.016 * 1.1 * H  # db.t4g.micro, eu-west-1 = us-east-1 x rds_factor 1.1
+    + 20 * 0.127  # 20 GB gp3
+    + EM_60
+    + 4 * KMS + 3 * SECRET
+    + fargate(1, 0.25, 0.5, spot=1.0)  # dev runs on FARGATE_SPOT only
+)
+PROD_IDLE = (
+    3 * (NAT + IPV4)  # per_az over 3 AZs
+    + ALB + 3 * IPV4
+    + 0.168 * 1.1 * 2 * H  # db.m7g.large Multi-AZ
+    + 100 * 0.127 * 2  # 100 GB gp3, both copies
+    + 1.4524 * 2 * 2  # Performance Insights 31 days: first month x 2 vCPU x 2 instances
+    + EM_30
+    + 5 * 3 * ENDPOINT_AZ  # 5 interface endpoints x 3 AZs
+    + 4 * KMS + 3 * SECRET
+    + fargate(3, 1, 2)
+)
+
+
+def log_line(gb: float, days: int) -> float:
+    return gb * 0.57 + gb * days / (365 / 12) * 0.15 * 0.03
+
+
+DEV_USAGE = (
+    20 * 0.048  # nat_gb
+    + 0.1 * 0.008 * H  # alb_lcu
+    + log_line(1, 14) + log_line(2, 30) + log_line(0.5, 30)  # app, flow, postgresql logs
+    + 4 * 2000 / 1e4 * 0.03 + 3 * 1000 / 1e4 * 0.05  # KMS requests, Secrets Manager calls
+    + 1 * 0.023 + 9000 / 1000 * 0.005  # S3 access logs
+    + 2 * 0.1  # ECR
+)
+PROD_USAGE = (
+    200 * 0.048
+    + 1.0 * 0.008 * H
+    + log_line(20, 365) + log_line(30, 365) + log_line(5, 365)
+    + 50 * 0.01  # endpoint_gb
+    + 4 * 20_000 / 1e4 * 0.03 + 3 * 10_000 / 1e4 * 0.05
+    + 20 * 0.023 + 27_000 / 1000 * 0.005
+    + 5 * 0.1
+    + 50 * 0.095  # backup beyond the free allowance
+)
+
+_GRAPHS: dict[tuple[str, tuple[tuple[str, str], ...]], Graph] = {}
+
+
+def graph_of(stack: str, **overrides: str) -> Graph:
+    key = (stack, tuple(sorted(overrides.items())))
+    if key not in _GRAPHS:
+        _GRAPHS[key] = run_stack(stack, overrides)
+    return _GRAPHS[key]
+
+
+def idle(graph: Graph) -> float:
+    return cost.estimate(graph, IDLE).total
+
+
+# --------------------------------------------------------------------------------------------
+# Hand-computed totals
+# --------------------------------------------------------------------------------------------
+
+
+def test_dev_and_prod_totals(dev_graph, prod_graph):
+    dev, prod = cost.estimate(dev_graph), cost.estimate(prod_graph)
+    assert dev.idle == pytest.approx(DEV_IDLE, abs=0.005) and round(dev.idle, 2) == 88.15
+    assert dev.total == pytest.approx(DEV_IDLE + DEV_USAGE, abs=0.005) and round(dev.total, 2) == 92.01
+    assert prod.idle == pytest.approx(PROD_IDLE, abs=0.005) and round(prod.idle, 2) == 680.61
+    assert prod.total == pytest.approx(PROD_IDLE + PROD_USAGE, abs=0.005)
+    assert idle(dev_graph) == pytest.approx(dev.idle)  # idle = the fixed lines alone
+
+
+@pytest.mark.parametrize(
+    ("overrides", "delta"),
+    [
+        ({"natStrategy": "per_az"}, NAT + IPV4),  # a second NAT gateway and EIP
+        ({"natStrategy": "none", "interfaceEndpoints": "true"}, -(NAT + IPV4) + 5 * 2 * ENDPOINT_AZ),
+        ({"dbMultiAz": "true"}, 0.016 * 1.1 * H + 20 * 0.127),  # standby instance and storage
+        ({"dbInstanceClass": "db.r6g.large"}, (0.225 - 0.016) * 1.1 * H),
+        ({"desiredCount": "2", "taskCpu": "512", "taskMemory": "1024", "fargateSpotWeight": "0", "fargateWeight": "1"},
+         fargate(2, 0.5, 1) - fargate(1, 0.25, 0.5, spot=1.0)),
+        ({"dbPerformanceInsightsRetentionDays": "93"}, 2 * (1.4524 + 2 * 0.0612)),  # 3 months on 2 vCPU
+        ({"dbMonitoringIntervalSeconds": "30"}, EM_60),
+    ],
+    ids=["natStrategy", "no-nat-endpoints", "dbMultiAz", "dbInstanceClass", "tasks-cpu-memory", "pi-retention", "monitoring"],
+)
+def test_each_cost_driver_moves_the_total_by_the_hand_computed_amount(overrides, delta):
+    assert idle(graph_of("dev", **overrides)) - DEV_IDLE == pytest.approx(delta, abs=0.005)
+
+
+def test_region_changes_prices():
+    est = cost.estimate(graph_of("dev", **{"aws:region": "us-east-1"}), IDLE)
+    expected = (
+        H * 0.045 + IPV4 + H * 0.0225 + 2 * IPV4 + 0.016 * H + 20 * 0.115
+        + 43_800 * 8 / 1e6 * (0.5 + 0.15 * 0.03) + 4 * KMS + 3 * SECRET + 0.33 * 0.25 * 0.04048 * H + 0.33 * 0.5 * 0.004445 * H
+    )
+    assert est.total == pytest.approx(expected, abs=0.005)
+
+
+def test_usage_overrides_change_only_their_lines(dev_graph):
+    base = cost.estimate(dev_graph)
+    more = cost.estimate(dev_graph, {"nat_gb": 1020.0})
+    assert more.total - base.total == pytest.approx(1000 * 0.048)
+    assert more.idle == pytest.approx(base.idle)
+    assert "--usage file" in more.usage_origin
+
+
+def test_spot_share_follows_base_and_weights():
+    svc = SimpleNamespace(get=lambda k, d=None: {"capacityProviderStrategies": [
+        {"capacityProvider": "FARGATE", "base": 1, "weight": 1}, {"capacityProvider": "FARGATE_SPOT", "base": 0, "weight": 3}]}.get(k, d))
+    assert rules._spot_share(svc, 5) == pytest.approx(3 / 5)  # 1 on-demand base, then 4 split 1:3
+
+
+# --------------------------------------------------------------------------------------------
+# Coverage of the table: every type priced in every region, or not priced with a reason
+# --------------------------------------------------------------------------------------------
+
+
+def test_table_covers_the_required_regions_and_continents():
+    regions = tables.price_regions()
+    assert {"eu-west-1", "us-east-1", "us-west-2"} <= set(regions)
+    doc = json.loads(tables.PRICES_FILE.read_text())
+    continents = {doc["regions"][r]["continent"] for r in regions}
+    assert {"Europe", "North America", "Asia", "Oceania", "South America"} <= continents
+    assert doc["as_of"] and doc["sources"]["rds_postgresql"].startswith("https://aws.amazon.com/")
+    keys = set(doc["regions"]["us-east-1"]) - {"derived"}
+    for name in regions:
+        region = doc["regions"][name]
+        assert set(region) - {"derived"} == keys, f"{name} lacks {keys - set(region)}"
+        assert all(isinstance(region[k], (int, float)) and region[k] >= 0 for k in keys - {"name", "continent"})
+        assert set(region.get("derived", {})) <= keys, f"{name}: 'derived' names a key it does not have"
+
+
+def test_every_type_in_both_graphs_is_priced_in_every_region_or_not_priced_with_a_reason(dev_graph, prod_graph, monkeypatch):
+    monkeypatch.setenv("PGPASSWORD", "offline")
+    graphs = [dev_graph, prod_graph, graph_of("prod", appDbEnabled="true")]
+    types = {r.type for g in graphs for r in g.resources if r.custom and not r.type.startswith("pulumi:providers:")}
+    unknown = {t for t in types if t not in rules.RULES and t not in rules.FREE and not t.startswith("postgresql:")}
+    assert not unknown, f"no price rule and no FREE reason for {sorted(unknown)}"
+    for region in tables.price_regions():
+        for g in graphs:
+            est = cost.estimate(replace(g, config={**g.config, "aws:region": region}))
+            assert all(math.isfinite(i.line.fixed + i.line.usage) and i.line.fixed >= 0 and i.line.usage >= 0 for i in est.items)
+            assert all(n.reason for n in est.not_priced)
+            assert {n.type for n in est.not_priced} <= {"aws:ecs/cluster:Cluster"}  # Container Insights only, stated
+            priced = {i.type for i in est.items}
+            expected = {r.type for r in g.resources if r.type in rules.RULES} - {"aws:ecs/cluster:Cluster"}
+            if not any(r.get("vpcEndpointType") == "Interface" for r in g.resources):
+                expected.discard("aws:ec2/vpcEndpoint:VpcEndpoint")  # gateway endpoints are free
+            assert expected <= priced, region
+
+
+def fake_graph(*resources: Any) -> Any:
+    res = [SimpleNamespace(urn=f"urn:{r['name']}", custom=True, parent="urn:c", state={}, **r) for r in resources]
+    for r in res:
+        r.get = (lambda inputs: lambda path, d=None: inputs.get(path, d))(r.inputs)
+    comp = SimpleNamespace(urn="urn:c", type="pghome:extra:Extra", name="extra", custom=False, parent="urn:stack", inputs={}, state={})
+    return SimpleNamespace(stack="dev", project="pghome", config={"aws:region": "eu-west-1", "pghome:environment": "dev"}, resources=[comp, *res])
+
+
+def test_types_other_issues_add_are_priced_and_unknown_types_are_listed_not_zero():
+    g = fake_graph(
+        {"type": "aws:wafv2/webAcl:WebAcl", "name": "waf", "inputs": {"rules": [{"name": "a"}, {"name": "b"}]}},
+        {"type": "aws:lambda/function:Function", "name": "rotator", "inputs": {"memorySize": 128}},
+        {"type": "aws:ecs/taskDefinition:TaskDefinition", "name": "access-task", "inputs": {"cpu": "256", "memory": "512"}},
+        {"type": "aws:neptune/cluster:Cluster", "name": "mystery", "inputs": {}},
+    )
+    est = cost.estimate(g)
+    waf = 5 + 2 * 1 + 1 * 0.6  # web ACL, 2 rules, 1 million requests (dev default)
+    lam = 30 / 1e6 * 0.2 + 30 * 0.125 * 5 * 0.0000166667  # 30 invocations of 5 s at 128 MB
+    assert est.total == pytest.approx(waf + lam)
+    assert [(n.resource, n.type) for n in est.not_priced] == [("mystery", "aws:neptune/cluster:Cluster")]
+    assert "not priced" in est.render_summary().lower() and "mystery" in est.render_summary()
+    assert ("access-task", "aws:ecs/taskDefinition:TaskDefinition") in [(n, t) for n, t, _ in est.free]
+
+
+def test_an_instance_class_missing_from_the_table_is_not_priced_never_zero():
+    est = cost.estimate(graph_of("dev", dbInstanceClass="db.x2g.large"), IDLE)
+    assert [(n.type, n.kind) for n in est.not_priced if n.type == "aws:rds/instance:Instance"] == [("aws:rds/instance:Instance", "database instance hours")]
+    assert est.total == pytest.approx(DEV_IDLE - 0.016 * 1.1 * H, abs=0.005)
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input: one sentence, exit 2
+# --------------------------------------------------------------------------------------------
+
+
+def bootstrap(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
+    return subprocess.run([sys.executable, "-m", "bootstrap", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"nat_gb": "lots"}', "usage nat_gb = 'lots' is invalid: it must be a number >= 0"),
+        ("nat_gbb: 3", "unknown usage key 'nat_gbb'"),
+        ("[1, 2", "not valid JSON or YAML"),
+        ("- 1", "must be a mapping"),
+        ('{"nat_gb": -1}', "must be a number >= 0"),
+    ],
+)
+def test_bad_usage_file_is_one_sentence_and_exit_2(tmp_path, content, message):
+    path = tmp_path / "usage.json"
+    path.write_text(content)
+    result = bootstrap("cost", "--stack", "dev", "--usage", str(path))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_unknown_region_is_one_sentence_and_exit_2():
+    result = bootstrap("cost", "--stack", "dev", "--set", "aws:region=af-south-1")
+    assert result.returncode == 2 and result.stdout == ""
+    assert "no prices for region 'af-south-1'" in result.stderr and "eu-west-1" in result.stderr and result.stderr.count("\n") == 1
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+
+
+def test_plan_ends_with_the_estimate_and_cost_prints_resources():
+    plain = bootstrap("plan", "--stack", "dev")
+    assert plain.returncode == 0, plain.stderr
+    tail = plain.stdout[plain.stdout.index("Estimated monthly cost of stack dev in eu-west-1"):]
+    assert "TOTAL" in tail and "$88.15" in tail and "$92.01" in tail
+    assert "natStrategy=single" in tail and "Not priced (1; NOT included" in tail and "nat_gb=20 GB/month" in tail
+    detailed = bootstrap("plan", "--stack", "dev", "--cost")
+    assert "shop-dev-network-nat-eu-west-1a" in detailed.stdout and "730 h x $0.048/h" in detailed.stdout
+
+
+def test_plan_json_carries_the_estimate():
+    result = bootstrap("plan", "--stack", "prod", "--json")
+    doc = json.loads(result.stdout[: result.stdout.rindex("}") + 1])
+    assert doc["cost"]["monthlyIdle"] == 680.61 and doc["cost"]["region"] == "eu-west-1"
+    assert doc["cost"]["components"]["network"]["idle"] == pytest.approx(3 * (NAT + IPV4) + 5 * 3 * ENDPOINT_AZ + KMS, abs=0.01)
+    assert {"natStrategy", "azCount"} <= {k for b in doc["cost"]["biggest"] for k in b["drivers"]}
+
+
+def test_cost_compare_and_set_show_the_difference():
+    result = bootstrap("cost", "--stack", "dev", "--set", "natStrategy=per_az")
+    assert result.returncode == 0, result.stderr
+    assert f"+${NAT + IPV4:,.2f}" in result.stdout and "NAT gateway hours" in result.stdout
+    both = bootstrap("cost", "--stack", "dev", "--compare", "prod")
+    assert "dev" in both.stdout and "prod" in both.stdout and "database instance hours" in both.stdout
+    assert f"Idle: ${DEV_IDLE:,.2f} vs ${PROD_IDLE:,.2f}" in both.stdout
+
+
+def test_rds_families_the_config_accepts_are_priced_or_named_not_priced():
+    from components.limits import DB_INSTANCE_FAMILIES
+
+    prices = tables.load_prices("eu-west-1")
+    priced = {f for f in DB_INSTANCE_FAMILIES if prices.rds_instance_hour(f"db.{f}.large")[0] is not None}
+    assert {"t3", "t4g", "m5", "m6g", "m6i", "m7g", "m7i", "r5", "r6g", "r6i", "r7g", "r7i"} <= priced
+    for family in DB_INSTANCE_FAMILIES - priced:
+        hour, why = prices.rds_instance_hour(f"db.{family}.large")
+        assert hour is None and "not in this table yet" in why
+    assert prices.rds_instance_hour("db.m7g.4xlarge")[0] == pytest.approx(0.168 * 8 * 1.1)  # sizes scale from large
+
+
+def test_cost_json_carries_items_with_their_arithmetic():
+    result = bootstrap("cost", "--stack", "prod", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout[: result.stdout.rindex("}") + 1])
+    nat = [i for i in doc["items"] if i["kind"] == "NAT gateway hours"]
+    assert len(nat) == 3 and all(i["fixed"] == pytest.approx(NAT) and "natStrategy" in i["drivers"] for i in nat)
+    assert doc["pricesAsOf"] == "2026-11-23" and doc["usageOrigin"] == "prod defaults"
+    assert [n["kind"] for n in doc["notPriced"]] == ["Container Insights metrics"]
+
+
+def test_arm_tasks_and_a_spot_mix_are_priced_by_hand():
+    g = fake_graph(
+        {"type": "aws:ecs/taskDefinition:TaskDefinition", "name": "td", "inputs": {"family": "app", "cpu": "1024", "memory": "2048", "runtimePlatform.cpuArchitecture": "ARM64"}},
+        {"type": "aws:ecs/service:Service", "name": "svc", "inputs": {"taskDefinition": "app", "desiredCount": 4, "capacityProviderStrategies": [
+            {"capacityProvider": "FARGATE", "base": 2, "weight": 1}, {"capacityProvider": "FARGATE_SPOT", "base": 0, "weight": 1}]}},
+    )
+    est = cost.estimate(g, IDLE)
+    per_task = (1 * 0.04048 + 2 * 0.004445) * 0.8 * H  # ARM is 0.8 x x86
+    assert est.total == pytest.approx(2 * per_task + 1 * per_task + 1 * per_task * 0.33)  # base 2 on-demand, then 1:1
+    assert "[ARM]" in est.items[0].line.basis and "25% on Spot" in est.items[0].line.basis
+
+
+def test_plan_without_prices_for_the_region_still_plans_but_a_bad_cost_usage_value_stops_it():
+    result = bootstrap("plan", "--stack", "dev", "--set", "aws:region=af-south-1")
+    assert result.returncode == 0 and "Cost estimate: not available: there are no prices for region 'af-south-1'" in result.stdout
+    bad = bootstrap("plan", "--stack", "dev", "--set", 'costUsage=["nat_gb=lots"]')
+    assert bad.returncode == 2 and "costUsage: usage nat_gb = 'lots' is invalid" in bad.stderr and "Traceback" not in bad.stderr
