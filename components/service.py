@@ -118,7 +118,10 @@ class Service(pulumi.ComponentResource):
         facts = aws_facts(self)
         self._region, self._account, self._partition = facts.region, facts.account_id, facts.partition
 
-        self._exec_key, self._exec_logs = self._exec_session_logging() if s.enable_execute_command else (None, None)
+        self._exec_key: aws.kms.Key | None = None
+        self._exec_logs: aws.cloudwatch.LogGroup | None = None
+        if s.enable_execute_command:
+            self._exec_key, self._exec_logs = self._exec_session_logging()
         cluster, capacity = self._cluster()
         log_group = self._log_group()
         execution_role, execution_policy = self._execution_role(log_group)
@@ -259,7 +262,8 @@ class Service(pulumi.ComponentResource):
         )
         return key, group
 
-    def _exec_configuration(self) -> dict[str, Any] | None:
+    def _exec_configuration(self) -> Any:
+        """The cluster's execute-command configuration (a plain dict, as pulumi_aws accepts it), or None."""
         if self._exec_key is None or self._exec_logs is None:
             return None
         return {

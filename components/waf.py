@@ -39,7 +39,7 @@ PRICE_PER_RULE = 1.0
 PRICE_PER_MILLION_REQUESTS = 0.60
 
 
-def _visibility(metric: str) -> dict[str, Any]:
+def _visibility(metric: str) -> Any:
     return {"cloudwatch_metrics_enabled": True, "metric_name": metric, "sampled_requests_enabled": True}
 
 
@@ -99,13 +99,14 @@ class Waf(pulumi.ComponentResource):
         super().__init__("pghome:service:Waf", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         facts = aws_facts(self)
+        rules: Any = web_acl_rules(args.rate_limit)  # plain dicts: pulumi_aws's typed dicts are too deep to spell out
         acl = aws.wafv2.WebAcl(
             f"{name}-acl",
             name=naming.waf_acl(args.name),
             description=f"{args.name}: managed rules and a per-IP rate limit in front of the load balancer",
             scope="REGIONAL",
-            default_action={"allow": {}},
-            rules=web_acl_rules(args.rate_limit),
+            default_action=aws.wafv2.WebAclDefaultActionArgs(allow=aws.wafv2.WebAclDefaultActionAllowArgs()),
+            rules=rules,
             visibility_config=_visibility(naming.waf_acl(args.name)),
             opts=child,
         )
