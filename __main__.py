@@ -6,6 +6,7 @@ import pulumi_aws as aws
 from components.app_database import AppDatabase, AppDatabaseArgs
 from components.config import load_from_pulumi
 from components.database import Database, DatabaseArgs
+from components.db_access import DbAccess, DbAccessArgs
 from components.network import Network, NetworkArgs
 from components.registry import Registry, RegistryArgs
 from components.service import Service, ServiceArgs
@@ -48,6 +49,15 @@ service = Service(
 )
 database.allow_from("service", service.security_group_id, "PostgreSQL from the app tasks")
 
+# The on-demand path deploy/rotate/audit tunnel through from outside the VPC (bootstrap/tunnel.py).
+db_access = None
+if settings.database.access:
+    db_access = DbAccess(
+        settings.name("dbaccess"),
+        DbAccessArgs(settings=settings.database, vpc_id=network.vpc_id, subnet_ids=network.private_subnet_ids, database=database),
+        opts=stack_opts,
+    )
+
 # The stack's contract with tools and people. No credential is ever exported, not even as a
 # secret: the master password lives in Secrets Manager (dbMasterSecretArn) and is rotated.
 pulumi.export("vpcId", network.vpc_id)
@@ -73,3 +83,9 @@ pulumi.export("clusterName", service.cluster_name)
 pulumi.export("serviceName", service.service_name)
 pulumi.export("httpsEnabled", service.https_enabled)
 pulumi.export("albListeners", service.listener_summary)
+if db_access is not None:  # read by `python -m bootstrap tunnel` (bootstrap/tunnel.py OUTPUT_KEYS)
+    pulumi.export("dbAccessCluster", db_access.cluster_name)
+    pulumi.export("dbAccessTaskDefinitionArn", db_access.task_definition_arn)
+    pulumi.export("dbAccessSubnetIds", db_access.subnet_ids)
+    pulumi.export("dbAccessSecurityGroupId", db_access.security_group_id)
+    pulumi.export("dbAccessContainerName", db_access.container_name)

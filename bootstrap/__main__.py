@@ -38,10 +38,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     usage = cost_cli.usage_overrides(args)
     if args.with_app_db:
         overrides["appDbEnabled"] = "true"
-        # The program refuses to enable the app database without a credential for the postgresql
-        # provider, because a real `up` would fail half-way. Under mocks nothing connects.
-        if not os.environ.get("PGPASSWORD"):
-            os.environ["PGPASSWORD"] = "offline-plan-connects-nowhere"
+    # The program refuses to enable the app database (--with-app-db, or a stack file that enables
+    # it) without a credential for the postgresql provider: a real `up` would fail half-way.
+    # Under mocks nothing connects.
+    if not os.environ.get("PGPASSWORD"):
+        os.environ["PGPASSWORD"] = "offline-plan-connects-nowhere"
     graph = run_stack(args.stack, overrides)
     report = plan.check_graph(graph)
     cost = cost_cli.plan_estimate(graph, args, usage)
@@ -88,10 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)")
     p.set_defaults(func=cmd_sql)
 
-    from bootstrap import deploy  # rotate, deploy, preview/up/refresh/destroy/drift, audit
+    from bootstrap import deploy_cli  # rotate, deploy, preview/up/refresh/destroy/drift, audit
 
-    deploy.register(sub)
+    deploy_cli.register(sub)
     cost_cli.register(sub, _overrides)  # cost --stack S [--compare S2] [--set k=v] [--usage FILE]
+    from bootstrap import tunnel_cli  # tunnel: ECS access task + SSM port forwarding until Ctrl-C
+
+    tunnel_cli.register(sub)
     from bootstrap import release  # release --image-tag: scan gate, up, wait for ECS steady state
 
     release.register(sub)

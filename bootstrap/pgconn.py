@@ -31,6 +31,7 @@ class Endpoint:
     sslmode: str = "verify-full"
     sslrootcert: str | None = None  # the RDS CA bundle (or a test CA); required for verify-*
     connect_timeout: int = DEFAULT_CONNECT_TIMEOUT
+    hostaddr: str | None = None  # dial this address but verify `host` (a tunnel: bootstrap/tunnel.py)
 
 
 def build_conninfo(endpoint: Endpoint, user: str, password: str, **extra: Any) -> str:
@@ -59,6 +60,8 @@ def build_conninfo(endpoint: Endpoint, user: str, password: str, **extra: Any) -
     }
     if endpoint.sslrootcert:
         params["sslrootcert"] = str(endpoint.sslrootcert)
+    if endpoint.hostaddr:
+        params["hostaddr"] = endpoint.hostaddr
     params.update(extra)
     return make_conninfo(**params)
 

@@ -28,8 +28,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import psycopg
+from botocore.exceptions import BotoCoreError, ClientError
 from psycopg import sql
 
+from bootstrap import pgconn
+from bootstrap.pgadmin import require_admin
 from components import password_policy
 from components.settings import Settings
 
@@ -72,24 +75,41 @@ class DatabaseAdmin(Protocol):
 
 
 class RdsAdmin:
-    """The real one: ModifyDBInstance, then poll until the change is no longer pending (bounded)."""
+    """The real one: ModifyDBInstance, then poll until the change is no longer pending (bounded),
+    saying every `heartbeat_s` that it is still waiting (RDS takes minutes)."""
 
-    def __init__(self, rds_client: Any, *, timeout_s: float = 900.0, interval_s: float = 10.0):
+    def __init__(self, rds_client: Any, *, timeout_s: float = 900.0, interval_s: float = 10.0,
+                 out: Callable[[str], None] = print, heartbeat_s: float = 30.0):
         self.rds = rds_client
         self.timeout_s = timeout_s
         self.interval_s = interval_s
+        self.out = out
+        self.heartbeat_s = heartbeat_s
 
     def set_master_password(self, instance_id: str, password: str) -> None:
-        self.rds.modify_db_instance(DBInstanceIdentifier=instance_id, MasterUserPassword=password, ApplyImmediately=True)
-        deadline = time.monotonic() + self.timeout_s
-        while True:
-            inst = self.rds.describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"][0]
-            pending = inst.get("PendingModifiedValues") or {}
-            if inst.get("DBInstanceStatus") == "available" and "MasterUserPassword" not in pending:
-                return
-            if time.monotonic() > deadline:
-                raise RotationError(f"RDS instance {instance_id} did not apply the new master password within {int(self.timeout_s)}s; re-run the rotation to resume")
-            time.sleep(self.interval_s)
+        started = time.monotonic()
+        last_beat = started
+        try:
+            self.rds.modify_db_instance(DBInstanceIdentifier=instance_id, MasterUserPassword=password, ApplyImmediately=True)
+            while True:
+                inst = self.rds.describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"][0]
+                pending = inst.get("PendingModifiedValues") or {}
+                if inst.get("DBInstanceStatus") == "available" and "MasterUserPassword" not in pending:
+                    return
+                now = time.monotonic()
+                if now - started > self.timeout_s:
+                    raise RotationError(f"RDS instance {instance_id} did not apply the new master password within {int(self.timeout_s)}s; re-run the rotation to resume")
+                if now - last_beat >= self.heartbeat_s:
+                    last_beat = now
+                    self.out(f"  still waiting for RDS instance {instance_id} to apply the new master password (status {inst.get('DBInstanceStatus')}, {int(now - started)}s elapsed)")
+                time.sleep(self.interval_s)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("DBInstanceNotFound", "DBInstanceNotFoundFault"):
+                raise RotationError(f"RDS instance {instance_id} does not exist in this account/region; check --stack, AWS_PROFILE and the region") from None
+            raise RotationError(f"RDS refused to change the master password of {instance_id} ({code}: {exc.response.get('Error', {}).get('Message', '')})") from None
+        except BotoCoreError as exc:
+            raise RotationError(f"cannot reach RDS to change the master password of {instance_id} ({type(exc).__name__}: {exc})") from None
 
 
 @dataclass(frozen=True)
@@ -101,6 +121,7 @@ class Endpoint:
     sslmode: str = "verify-full"
     sslrootcert: str | None = None
     connect_timeout: int = 5
+    hostaddr: str | None = None  # dial this address but verify `host` (a tunnel: bootstrap/tunnel.py)
 
 
 class StepHook(Protocol):
@@ -224,23 +245,23 @@ class Rotator:
         return not v.current.get("password")
 
     # connections -----------------------------------------------------------------------------
-    def _conninfo(self, secret: dict[str, Any], password: str, user: str | None = None, dbname: str | None = None) -> str:
+    def _connect(self, secret: dict[str, Any], password: str, user: str | None = None, dbname: str | None = None) -> psycopg.Connection:
+        """Through bootstrap/pgconn.py (TLS only, verify-* needs an existing CA file), at the
+        endpoint overrides (a tunnel) or the host/port of the secret."""
         ep = self.endpoint
-        params: dict[str, Any] = {
-            "host": ep.host or secret.get("host"),
-            "port": ep.port or secret.get("port") or 5432,
-            "user": user or secret.get("username"),
-            "password": password,
-            "dbname": dbname or secret.get("dbname") or "postgres",
-            "sslmode": ep.sslmode,
-            "connect_timeout": ep.connect_timeout,
-        }
-        if ep.sslrootcert:
-            params["sslrootcert"] = ep.sslrootcert
-        return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in params.items()})
-
-    def _connect(self, secret: dict[str, Any], password: str, **kw: Any) -> psycopg.Connection:
-        return psycopg.connect(self._conninfo(secret, password, **kw), autocommit=True)
+        target = pgconn.Endpoint(
+            host=str(ep.host or secret.get("host") or ""),
+            port=int(ep.port or secret.get("port") or 5432),
+            dbname=str(dbname or secret.get("dbname") or "postgres"),
+            sslmode=ep.sslmode,
+            sslrootcert=ep.sslrootcert,
+            connect_timeout=ep.connect_timeout,
+            hostaddr=ep.hostaddr,
+        )
+        try:
+            return pgconn.connect(target, str(user or secret.get("username")), password)
+        except pgconn.ConnectionSettingsError as exc:
+            raise RotationError(f"refusing to connect to the database: {exc}") from None
 
     def _accepts(self, secret: dict[str, Any], password: str) -> bool:
         """True if the DB accepts the password; False if rejected; RotationError if unreachable."""
@@ -326,6 +347,7 @@ class Rotator:
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (pending["username"],)).fetchone()
             if not exists:
                 raise RotationError(f"role {pending['username']} does not exist in the database; run the deploy with the app database enabled first")
+            require_admin(conn, [pending["username"]], RotationError)  # 16+: a role carried over by an upgrade needs repair first
             conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(pending["username"]), sql.Literal(verifier)))
         self.out(f"  setSecret: role {pending['username']} now accepts AWSPENDING (SCRAM verifier sent, not the password)")
 

@@ -139,6 +139,7 @@ class AppDatabase(pulumi.ComponentResource):
                 statement_timeout=spec.statement_timeout_ms,
                 idle_in_transaction_session_timeout=spec.idle_in_transaction_timeout_ms,
                 assume_role=spec.assume_role,
+                inherit=spec.inherit,
                 # Dropping a role that still owns objects must fail loudly, not hand them to the master.
                 skip_reassign_owned=True,
                 # Passwords are set by the rotation, outside Pulumi; memberships are GrantRole
@@ -176,11 +177,21 @@ class AppDatabase(pulumi.ComponentResource):
             opts=self._opts(database),
         )
         self._last = schema
+        if m.extension_schema:
+            self._last = postgresql.Schema(
+                f"{self._name}-extension-schema",
+                name=m.extension_schema,
+                database=database.name,
+                owner=m.owner,
+                if_not_exists=True,
+                drop_cascade=False,
+                opts=self._opts(schema),
+            )
         for g in m.grants:
             self._chain(
                 postgresql.Grant,
-                f"grant-{g.role}-{g.object_type}-{g.schema or m.database}",
-                database=database.name,
+                f"grant-{g.role}-{g.object_type}-{g.schema or g.database or m.database}",
+                database=g.database or database.name,
                 role=g.role,
                 object_type=g.object_type,
                 schema=g.schema,
@@ -198,7 +209,8 @@ class AppDatabase(pulumi.ComponentResource):
                 privileges=list(d.privileges),
             )
         for ext in m.extensions:
-            self._chain(postgresql.Extension, f"extension-{ext}", name=ext, database=database.name, schema=m.schema)
+            # The provider creates it as the master (it has no SET ROLE); `bootstrap sql` creates it as owner.
+            self._chain(postgresql.Extension, f"extension-{ext}", name=ext, database=database.name, schema=m.extension_schema or m.schema)
 
     def _opts(self, *after: pulumi.Resource | None, ignore_changes: list[str] | None = None, protect: bool = False) -> pulumi.ResourceOptions:
         """Options of a postgresql resource: child, explicit provider, created after `after`."""

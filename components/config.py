@@ -10,6 +10,7 @@ half-built graph behind. The result is a `Settings` (`components/settings.py`).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -73,6 +74,10 @@ def load_settings(
         r.check(network.nat_strategy is not NatStrategy.SINGLE or network.az_count == 1, "natStrategy", network.nat_strategy.value,
                 "prod with more than one AZ needs per_az (or none with interfaceEndpoints) so one AZ failure cannot cut egress")
         r.check(database.multi_az, "dbMultiAz", database.multi_az, "must be true in prod")
+    for cidr in database.admin_cidrs if not r.failed & {"dbAdminCidrs", "vpcCidr"} else ():
+        r.check(ipaddress.IPv4Network(cidr).subnet_of(network.cidr), "dbAdminCidrs", cidr,
+                f"must lie inside vpcCidr {network.cidr}: the database subnets are isolated (no route out of the VPC), so replies "
+                "to an outside range (VPN, office) never get back; from outside use `python -m bootstrap tunnel` (dbAccess: true)")
     if network.nat_strategy is NatStrategy.NONE and not network.interface_endpoints and "natStrategy" not in r.failed:
         r.fail("natStrategy", "none", "with no NAT the tasks need interfaceEndpoints: true to pull images and write logs")
     r.strings("costUsage")  # type-checked here; only the offline cost estimate (bootstrap/cost) uses it

@@ -67,6 +67,12 @@ def parameter_set(settings: DatabaseSettings) -> list[DbParameter]:
         ("client_encoding", "UTF8"),
         ("timezone", "UTC"),
         ("default_transaction_isolation", "read committed"),
+        # Server-wide safety nets (the app role's own timeouts are only defaults it may change):
+        # a transaction left idle holds locks and blocks vacuum; ends it for every role after 30 min.
+        ("idle_in_transaction_session_timeout", "1800000"),
+        # A ceiling no login role can lift (superuser-only setting): one query's temp files may
+        # take at most a tenth of the storage, so a runaway sort cannot fill the disk.
+        ("temp_file_limit", str(settings.allocated_storage_gb * 1024 * 1024 // 10)),
     ]
     # Static: read at server start only. Pinned so query statistics (pg_stat_statements) stay
     # available whatever the family's default becomes; applied at the next reboot.

@@ -20,7 +20,10 @@ DB_INSTANCE_SIZES = frozenset(
 RESERVED_MASTER_USERNAMES = frozenset(
     "postgres admin administrator root rdsadmin rds_superuser rdsrepladmin master sa user superuser public".split()
 )
-PG_MAJOR_VERSIONS = range(13, 18)
+# RDS standard support (release calendar, Nov 2026): 15 until Feb 2028, 16 2029, 17 2030, 18 2031. 13 is in
+# paid Extended Support; 14 leaves standard support in Feb 2027 and keeps PUBLIC's CREATE on the public
+# schema, which a non-superuser master cannot revoke. .ci/run tests every major here.
+PG_MAJOR_VERSIONS = range(15, 19)
 PI_RETENTION_OK = "7, or a multiple of 31 from 31 to 731"
 RDS_CA_RE = r"rds-ca-(rsa2048-g1|rsa4096-g1|ecc384-g1)"
 

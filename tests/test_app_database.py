@@ -55,7 +55,7 @@ def test_login_secrets_exist_even_when_disabled(graph: Graph):
 
 
 def test_the_service_reads_the_app_secret(graph: Graph):
-    (task,) = graph.of_type("aws:ecs/taskDefinition:TaskDefinition")
+    task = graph.one("aws:ecs/taskDefinition:TaskDefinition", f"shop-{graph.stack}-service-task")
     (container,) = json.loads(task.inputs["containerDefinitions"])
     secrets = {s["name"]: s["valueFrom"] for s in container["secrets"]}
     assert secrets["PGPASSWORD"] == graph.outputs["appDbLoginSecretArns"]["app"] + ":password::"
@@ -125,8 +125,10 @@ def test_database_schema_and_memberships(enabled: Graph):
     db = enabled.one(f"{PG}database:Database")
     assert db.protect is (enabled.stack == "prod")  # `destroy` never drops prod's data
     assert (db.inputs["name"], db.inputs["owner"]) == (model.database, model.owner)
-    schema = enabled.one(f"{PG}schema:Schema")
-    assert (schema.inputs["name"], schema.inputs["owner"], schema.inputs["database"]) == (model.schema, model.owner, model.database)
+    schemas = {r.inputs["name"]: r for r in enabled.of_type(f"{PG}schema:Schema")}
+    assert set(schemas) == {model.schema, model.extension_schema}  # extensions live apart (pgcrypto in both stacks)
+    for name, schema in schemas.items():
+        assert (schema.inputs["owner"], schema.inputs["database"]) == (model.owner, model.database), name
     memberships = {(g.inputs["role"], g.inputs["grantRole"]) for g in enabled.of_type(f"{PG}grantRole:GrantRole")}
     assert (model.master, model.owner) in memberships  # the RDS master is not a superuser
     expected_iam = {(r, "rds_iam") for r in model.iam_login_roles}
@@ -176,24 +178,24 @@ def _normalize_graph(graph: Graph) -> set[tuple]:
     for r in graph.of_type(f"{PG}grantRole:GrantRole"):
         out.add(("member", r.inputs["role"], r.inputs["grantRole"]))
     for r in graph.of_type(f"{PG}grant:Grant"):
-        obj = graph.one(f"{PG}database:Database").inputs["name"] if r.inputs["objectType"] == "database" else r.inputs["schema"]
+        obj = r.inputs["database"] if r.inputs["objectType"] == "database" else r.inputs["schema"]
         out.add(("grant", r.inputs["role"], r.inputs["objectType"], obj, tuple(sorted(r.inputs.get("privileges", [])))))
     for r in graph.of_type(f"{PG}defaultPrivileges:DefaultPrivileges"):
         out.add(("default", r.inputs["owner"], r.inputs.get("schema") or "*", r.inputs["objectType"], r.inputs["role"], tuple(sorted(r.inputs.get("privileges", [])))))
     for r in graph.of_type(f"{PG}extension:Extension"):
         out.add(("extension", r.inputs["name"], r.inputs["schema"]))
     for r in graph.of_type(f"{PG}role:Role"):
-        out.add(("role", r.inputs["name"], r.inputs["login"], r.inputs.get("connectionLimit", -1)))
+        out.add(("role", r.inputs["name"], r.inputs["login"], r.inputs.get("connectionLimit", -1), r.inputs.get("inherit", True)))
     return out
 
 
 def _normalize_sql(text: str) -> set[tuple]:
     out: set[tuple] = set()
     unq = lambda s: "public" if s == "PUBLIC" else s.strip('"')  # noqa: E731
-    for m in re.finditer(r'^GRANT "(\w+)" TO "(\w+)";', text, re.M):
+    for m in re.finditer(r'^\s+GRANT "(\w+)" TO "(\w+)";$', text, re.M):  # memberships and rds_iam (DO blocks)
         out.add(("member", m.group(2), m.group(1)))
-    for m in re.finditer(r"^DO \$\$ BEGIN\n  IF EXISTS .*\n    GRANT \"(\w+)\" TO \"(\w+)\";", text, re.M):
-        out.add(("member", m.group(2), m.group(1)))
+    for m in re.finditer(r'^    REVOKE ALL ON DATABASE "(\w+)" FROM (\S+);\n(    GRANT (.+?) ON .*;\n)?  END IF;', text, re.M):  # postgres, template1
+        out.add(("grant", unq(m.group(2)), "database", m.group(1), tuple(sorted(p.strip() for p in m.group(4).split(","))) if m.group(4) else ()))
     for m in re.finditer(r"^REVOKE ALL ON (DATABASE|SCHEMA|ALL (TABLES|SEQUENCES|FUNCTIONS) IN SCHEMA) \"(\w+)\" FROM (\S+);\n(GRANT (.+?) ON .*;\n)?COMMIT;", text, re.M):
         kind = m.group(1).split()[0] if not m.group(2) else m.group(2)[:-1].lower()
         kind = {"DATABASE": "database", "SCHEMA": "schema"}.get(kind, kind)
@@ -206,10 +208,10 @@ def _normalize_sql(text: str) -> set[tuple]:
     ):
         privs = tuple(sorted(p.strip() for p in m.group(5).split(","))) if m.group(5) else ()
         out.add(("default", m.group(1), m.group(2) or "*", m.group(3)[:-1].lower(), unq(m.group(4)), privs))
-    for m in re.finditer(r'^CREATE EXTENSION IF NOT EXISTS "([\w-]+)" SCHEMA "(\w+)";', text, re.M):
+    for m in re.finditer(r'^CREATE EXTENSION "([\w-]+)" SCHEMA "(\w+)";', text, re.M):
         out.add(("extension", m.group(1), m.group(2)))
-    for m in re.finditer(r'^ALTER ROLE "(\w+)" (LOGIN|NOLOGIN) .*CONNECTION LIMIT (-?\d+);', text, re.M):
-        out.add(("role", m.group(1), m.group(2) == "LOGIN", int(m.group(3))))
+    for m in re.finditer(r'^ALTER ROLE "(\w+)" (LOGIN|NOLOGIN) .*?(NOINHERIT|INHERIT) CONNECTION LIMIT (-?\d+);', text, re.M):
+        out.add(("role", m.group(1), m.group(2) == "LOGIN", int(m.group(4)), m.group(3) == "INHERIT"))
     return out
 
 

@@ -21,13 +21,16 @@ MIGRATOR_PASSWORD = "migrator-Pw-for-tests-1"
 PROBE_PASSWORD = "probe-Pw-for-tests-1"
 
 
-def apply_model(pg: PgServer, model: DbModel) -> None:
-    """Run the SQL rendering's steps as the master, the way a DBA would run `bootstrap sql` output."""
+def apply_model(pg: PgServer, model: DbModel, password: str = MASTER_PASSWORD) -> list[str]:
+    """Run the SQL rendering's steps as the master, the way a DBA would run `bootstrap sql` output.
+    Returns every NOTICE/WARNING the server sent (a clean apply sends none)."""
     conns: dict[str, psycopg.Connection] = {}
+    notices: list[str] = []
     try:
         for step in steps(model):
             if step.database not in conns:
-                conns[step.database] = psycopg.connect(pg.dsn(model.master, MASTER_PASSWORD, step.database), autocommit=True)
+                conns[step.database] = psycopg.connect(pg.dsn(model.master, password, step.database), autocommit=True)
+                conns[step.database].add_notice_handler(lambda d: notices.append(f"{d.severity}: {d.message_primary}"))
             conn = conns[step.database]
             if step.unless and conn.execute(step.unless).fetchone():
                 continue
@@ -35,6 +38,7 @@ def apply_model(pg: PgServer, model: DbModel) -> None:
     finally:
         for conn in conns.values():
             conn.close()
+    return notices
 
 
 def _acl(text: str | None) -> tuple[str, ...] | None:
@@ -58,7 +62,7 @@ def catalog_snapshot(pg: PgServer, model: DbModel) -> dict[str, list]:
     with pg.connect_super(model.database) as conn:
         out["schemas"] = [
             (n, o, _acl(a))
-            for n, o, a in conn.execute("SELECT nspname, pg_get_userbyid(nspowner), nspacl::text FROM pg_namespace WHERE nspname IN ('public', %s) ORDER BY 1", (model.schema,))
+            for n, o, a in conn.execute("SELECT nspname, pg_get_userbyid(nspowner), nspacl::text FROM pg_namespace WHERE nspname IN ('public', %s, %s) ORDER BY 1", (model.schema, model.extension_schema))
         ]
         out["default_acl"] = [
             (r, n, t, _acl(a))
@@ -92,7 +96,8 @@ def applied(pg: PgServer, model: DbModel) -> Iterator[DbModel]:
     pg.make_rds_master(model.master, MASTER_PASSWORD)
     apply_model(pg, model)
     # What the rotation does for the login roles (tested in its own module): give them passwords.
-    with pg.connect_super() as conn:
+    # As the master, like everything else that touches the app roles (RDS has no superuser for us).
+    with pg.connect_as(model.master, MASTER_PASSWORD) as conn:
         for role, pw in ((f"{model.owner[:-6]}_app", APP_PASSWORD), (f"{model.owner[:-6]}_migrator", MIGRATOR_PASSWORD)):
             conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(pw)))
         # test-only logins: one in the read-only group, one in no group at all
@@ -179,7 +184,7 @@ def test_app_cannot_pass_its_privileges_on(pg, applied):
 def test_app_session_settings_apply(pg, applied):
     app = applied.role(f"{applied.owner[:-6]}_app")
     with connect(pg, applied, "app") as conn:
-        assert conn.execute("SHOW search_path").fetchone()[0] == applied.schema
+        assert conn.execute("SHOW search_path").fetchone()[0] == f"{applied.schema}, {applied.extension_schema}"
         assert conn.execute("SELECT setting::int FROM pg_settings WHERE name = 'statement_timeout'").fetchone()[0] == app.statement_timeout_ms
         assert conn.execute("SELECT setting::int FROM pg_settings WHERE name = 'idle_in_transaction_session_timeout'").fetchone()[0] == app.idle_in_transaction_timeout_ms
         assert conn.execute("SELECT count(*) FROM items").fetchone()[0] >= 1  # unqualified: search_path
@@ -218,7 +223,7 @@ def test_public_cannot_connect(pg, applied):
 
 
 def test_a_fresh_role_cannot_create_in_public_or_read_app(pg, applied):
-    with pg.connect_super() as conn:
+    with pg.connect_as(applied.master, MASTER_PASSWORD, applied.database) as conn:
         conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO tester_fresh").format(sql.Identifier(applied.database)))
     try:
         with connect(pg, applied, "tester_fresh") as conn:
@@ -226,7 +231,7 @@ def test_a_fresh_role_cannot_create_in_public_or_read_app(pg, applied):
             assert denied(conn, "SELECT * FROM app.items")
             assert denied(conn, "CREATE TEMP TABLE t (id int)")
     finally:
-        with pg.connect_super() as conn:
+        with pg.connect_as(applied.master, MASTER_PASSWORD, applied.database) as conn:
             conn.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM tester_fresh").format(sql.Identifier(applied.database)))
 
 
@@ -240,9 +245,9 @@ def test_functions_are_not_executable_by_public(pg, applied):
 # --- extensions -------------------------------------------------------------------------------
 
 
-def test_extensions_live_in_the_app_schema(pg, applied):
+def test_extensions_live_in_their_own_schema(pg, applied):
     exts = dict(catalog_snapshot(pg, applied)["extensions"])
-    assert exts["pgcrypto"] == applied.schema and exts["citext"] == applied.schema
+    assert exts["pgcrypto"] == exts["citext"] == applied.extension_schema == f"{applied.schema}_ext"
     with connect(pg, applied, "app") as conn:
         assert len(conn.execute("SELECT digest('x', 'sha256')").fetchone()[0]) == 32
 

@@ -39,10 +39,10 @@ def test_defaults_from_pulumi_yaml_apply_when_the_stack_is_silent():
 
 
 def test_cli_text_forms_are_parsed_by_declared_type():
-    raw = stack_config("dev", {"azCount": "3", "interfaceEndpoints": "true", "dbAdminCidrs": '["10.9.0.0/24"]'})
+    raw = stack_config("dev", {"azCount": "3", "interfaceEndpoints": "true", "dbAdminCidrs": '["10.20.9.0/24"]'})
     s = load_settings(raw, stack="dev")
     assert s.network.az_count == 3 and s.network.interface_endpoints is True
-    assert s.database.admin_cidrs == ("10.9.0.0/24",)
+    assert s.database.admin_cidrs == ("10.20.9.0/24",)
 
 
 def test_every_declared_key_has_a_type_and_description():

@@ -223,19 +223,20 @@ def test_db_port_admitted_only_from_granted_groups(graph: Graph):
     alb_groups = {sg for lb in graph.of_type("aws:lb/loadBalancer:LoadBalancer") for sg in lb.get("securityGroups") or []}
     assert not sources & (alb_groups | {db_sg(graph).id})
     assert not [r for r in rules if r.get("cidrIpv4") and r.get("cidrIpv4") not in settings_of(graph).database.admin_cidrs]
-    # the app tasks' group is the one app source
+    # the app tasks' group and the on-demand access task's group (dbAccess) are the only own sources
     service_sgs = {r.id for r in graph.children(graph.one("pghome:service:Service")) if r.type == SG} - alb_groups
-    assert sources - admin and sources - admin <= service_sgs
+    access_sgs = {r.id for r in graph.children(graph.one("pghome:dbaccess:DbAccess")) if r.type == SG}
+    assert sources - admin and sources - admin == service_sgs | access_sgs
 
 
 def test_admin_groups_and_private_cidrs_become_rules():
     admin_sg = "sg-0123456789abcdef0"
-    graph = run_stack("dev", {"dbAdminSecurityGroupIds": [admin_sg], "dbAdminCidrs": ["10.99.0.0/24", "192.168.5.0/24"]})
+    graph = run_stack("dev", {"dbAdminSecurityGroupIds": [admin_sg], "dbAdminCidrs": ["10.20.99.0/24", "10.20.250.0/24"], "dbAccess": False})
     rules = ingress_to_db(graph)
     (service_sg,) = [r.id for r in graph.children(graph.one("pghome:service:Service")) if r.type == SG]
     assert sorted(r.get("referencedSecurityGroupId") for r in rules if r.get("referencedSecurityGroupId")) == sorted([admin_sg, service_sg])
     cidrs = sorted(r.get("cidrIpv4") for r in rules if r.get("cidrIpv4"))
-    assert cidrs == ["10.99.0.0/24", "192.168.5.0/24"]
+    assert cidrs == ["10.20.250.0/24", "10.20.99.0/24"]
     assert all(ipaddress.ip_network(c).is_private for c in cidrs)
     assert all(r.parent == component(graph).urn for r in rules)
 
@@ -289,6 +290,8 @@ def test_parameter_group(graph: Graph):
         "client_encoding": "UTF8",
         "timezone": "UTC",
         "default_transaction_isolation": "read committed",
+        "idle_in_transaction_session_timeout": "1800000",
+        "temp_file_limit": str(s.database.allocated_storage_gb * 1024 * 1024 // 10),
         "shared_preload_libraries": "pg_stat_statements",
     }
     assert {n: p["value"] for n, p in params.items()} == expected
@@ -383,7 +386,8 @@ INVALID = [
     ("dev", {"dbMasterUsername": "admin"}, "pghome:dbMasterUsername", "reserved"),
     ("dev", {"dbEngineVersion": "16.x"}, "pghome:dbEngineVersion", "'16.x'"),
     ("dev", {"dbEngineVersion": "9.6"}, "pghome:dbEngineVersion", "'9.6'"),
-    ("dev", {"dbEngineVersion": "12"}, "pghome:dbEngineVersion", "major version must be 13-17"),
+    ("dev", {"dbEngineVersion": "14"}, "pghome:dbEngineVersion", "major version must be 15-18"),
+    ("dev", {"dbEngineVersion": "19"}, "pghome:dbEngineVersion", "major version must be 15-18"),
     ("dev", {"dbAllocatedStorageGb": 10}, "pghome:dbAllocatedStorageGb", "from 20 to 65536"),
     ("dev", {"dbAllocatedStorageGb": 100, "dbMaxAllocatedStorageGb": 50}, "pghome:dbMaxAllocatedStorageGb", "must be >= 110 (110% of dbAllocatedStorageGb 100)"),
     ("dev", {"dbAllocatedStorageGb": 100, "dbMaxAllocatedStorageGb": 105}, "pghome:dbMaxAllocatedStorageGb", "must be >= 110"),

@@ -149,6 +149,17 @@ def test_session_defaults_reach_a_new_session(pg: PgServer, master: tuple[str, s
             assert one_row(conn, "SELECT set_config(%s, %s, true)", (name, applied[name]["value"]))[0] is not None
 
 
+def test_safety_nets_hold_for_every_role_and_temp_files_have_a_ceiling(pg: PgServer, master: tuple[str, str], applied: dict):
+    """The parameter group's nets reach a role with no settings of its own; temp_file_limit is
+    superuser-only, so not even the master (nor a login role) can lift it."""
+    user, password = master
+    with connect(endpoint(pg), user, password) as conn:
+        assert one_row(conn, "SELECT setting FROM pg_settings WHERE name = 'idle_in_transaction_session_timeout'")[0] == applied["idle_in_transaction_session_timeout"]["value"]
+        assert one_row(conn, "SELECT setting FROM pg_settings WHERE name = 'temp_file_limit'")[0] == applied["temp_file_limit"]["value"]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SET temp_file_limit = -1")
+
+
 def test_passwords_are_stored_as_scram_verifiers(pg: PgServer, master: tuple[str, str], applied: dict):
     assert applied["password_encryption"]["value"] == "scram-sha-256"
     user, password = master

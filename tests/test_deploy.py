@@ -1,5 +1,5 @@
-"""Deploy orchestration through its seam (a recording fake stack), and the state audit against a
-state exported from the mocked graph plus the real PostgreSQL."""
+"""Deploy orchestration through its seams (fake workspace, stack and rotator), and the state audit
+against a state exported from the mocked graph plus the real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,79 +9,78 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import yaml
 
-from bootstrap.deploy import (
-    APP_DB_KEY,
-    CLI_MISSING,
-    SECRET_MARK,
-    SECRET_SIG,
-    CliMissingError,
-    Deployer,
-    DeployError,
-    audit_state,
-    automation_opener,
-    backend_env,
-    find_credentials,
-    login_users,
-)
+from bootstrap.audit import SECRET_MARK, SECRET_SIG, audit_state, find_credentials, login_users
+from bootstrap.deploy import Deployer, DeployError
 from bootstrap.mockgraph import Graph
 from bootstrap.rotation import new_password
+from bootstrap.stack_file import APP_DB_KEY, read_stack_file
+from bootstrap.workspace import CLI_MISSING, CliMissingError, Workspace, resolve_backend
 from components.config import load_settings
 from components.stackfile import stack_config
 from tests.pgserver import PgServer
 from tests.rotation_world import make_world
 
-SETTINGS = load_settings(stack_config("dev"), stack="dev")
+SETTINGS = load_settings(stack_config("dev"), stack="dev", check_credentials=False)
 MASTER_PW = "Current-Master-Pw-" + "x" * 20
 
 
 # --------------------------------------------------------------------------------------------
-# Fakes for the seam
+# Fakes for the seams (WorkspaceLike, StackLike, RotatorLike): fast checks of the orchestration
+# (the same paths run for real in tests/test_deploy_e2e.py)
 # --------------------------------------------------------------------------------------------
 
 
+def _event(op: str, urn: str = "urn:pulumi:dev::pghome::aws:rds/instance:Instance::shop-dev-db") -> Any:
+    md = SimpleNamespace(op=op, type="aws:rds/instance:Instance", urn=urn, old=None)
+    return SimpleNamespace(resource_pre_event=SimpleNamespace(metadata=md), res_outputs_event=SimpleNamespace(metadata=md),
+                           summary_event=None, diagnostic_event=None, res_op_failed_event=None)
+
+
 class FakeStack:
+    name = "dev"
+
     def __init__(self, world: FakeWorld, env: dict[str, str]):
         self.world, self.env = world, env
 
-    def set_config(self, key: str, value: Any, path: bool = False) -> None:
-        self.world.log.append(f"config {key}={getattr(value, 'value', value)}")
-        self.world.config_values.append(str(getattr(value, "value", value)))
-
-    def up(self, **kw: Any) -> Any:
-        self.world.log.append("up")
-        self.world.up_kwargs.append(kw)
-        kw["on_event"](SimpleNamespace(resource_pre_event=SimpleNamespace(metadata=SimpleNamespace(op="create", type="aws:rds/instance:Instance", urn="urn:x::shop-dev-db")), diagnostic_event=None))
-        if self.world.fail_up_at == len([x for x in self.world.log if x == "up"]):
-            raise RuntimeError("stderr: \nerror: update failed: RDS quota exceeded")
-        self.world.deployed = True
-        return SimpleNamespace(summary=SimpleNamespace(result="succeeded"))
+    def _app_db(self, kw: dict[str, Any]) -> str:
+        return str(yaml.safe_load(Path(kw["config_file"]).read_text())["config"][APP_DB_KEY])
 
     def preview(self, **kw: Any) -> Any:
-        self.world.log.append(f"preview expect_no_changes={kw.get('expect_no_changes')}")
-        if kw.get("expect_no_changes") and self.world.drifted:
-            raise RuntimeError("error: no changes were expected but changes were proposed")
-        return None
+        self.world.log.append(f"preview appDb={self._app_db(kw)}" + (" refresh" if kw.get("refresh") else ""))
+        if not self.world.deployed or self.world.drifted or self.world.last_app_db != self._app_db(kw):
+            kw["on_event"](_event("create" if not self.world.deployed else "update"))
 
-    def refresh(self, **kw: Any) -> Any:
-        self.world.log.append("refresh")
-
-    def destroy(self, **kw: Any) -> Any:
-        self.world.log.append("destroy")
+    def up(self, **kw: Any) -> Any:
+        self.world.log.append(f"up appDb={self._app_db(kw)}" + (" +PGPASSWORD" if "PGPASSWORD" in self.env else ""))
+        kw["on_event"](_event("create"))
+        if self.world.fail_up_at == len([x for x in self.world.log if x.startswith("up")]):
+            raise RuntimeError("\n code: 255\n stdout: Diagnostics:\n    error: RDS quota exceeded\n stderr: ")
+        self.world.deployed = True
+        self.world.last_app_db = self._app_db(kw)
 
     def outputs(self) -> dict[str, Any]:
         if not self.world.deployed:
             return {}
         return {"vpcId": SimpleNamespace(value="vpc-1", secret=False), "dbSecret": SimpleNamespace(value=self.world.leak or "s3cr3t-out", secret=True)}
 
+    def destroy(self, **kw: Any) -> Any:
+        self.world.log.append("destroy")
+
+    def preview_destroy(self, **kw: Any) -> Any:
+        self.world.log.append("preview_destroy")
+        kw["on_event"](_event("delete"))
+
 
 class FakeWorld:
+    stack = "dev"
+
     def __init__(self, deployed: bool = False, fail_up_at: int = 0):
         self.log: list[str] = []
-        self.envs: list[dict[str, str]] = []
-        self.config_values: list[str] = []
-        self.up_kwargs: list[dict[str, Any]] = []
         self.deployed = deployed
+        self.exists_ = deployed
+        self.last_app_db = "true" if deployed else ""
         self.fail_up_at = fail_up_at
         self.drifted = False
         self.leak = ""
@@ -89,10 +88,17 @@ class FakeWorld:
         self.ages: dict[str, float | None] = {}
         self.live = 0
 
-    def open(self, env: dict[str, str]) -> FakeStack:
-        self.log.append("open" + (" +PGPASSWORD" if "PGPASSWORD" in env else ""))
-        self.envs.append(dict(env))
-        return FakeStack(self, env)
+    # workspace
+    def exists(self) -> bool:
+        return self.exists_
+
+    def open(self, extra_env: Any = None) -> FakeStack:
+        return FakeStack(self, dict(extra_env or {}))
+
+    def create(self) -> FakeStack:
+        self.log.append("create")
+        self.exists_ = True
+        return FakeStack(self, {})
 
     # rotator
     def rotate(self, role: str) -> None:
@@ -107,43 +113,36 @@ class FakeWorld:
     def last_rotated_days(self, role: str) -> float | None:
         return self.ages.get(role)
 
-    def audit(self) -> int:
+    def audit(self, stack: Any) -> int:
         self.log.append("audit")
         return self.live
 
-    def deployer(self, out: list[str]) -> Deployer:
-        return Deployer(SETTINGS, self.open, lambda: self, self.audit, out=out.append)
-
-
-# --------------------------------------------------------------------------------------------
-# Orchestration
-# --------------------------------------------------------------------------------------------
+    def deployer(self, out: list[str], **kw: Any) -> Deployer:
+        sf = read_stack_file("dev")
+        return Deployer(sf, self, lambda: self, self.audit, out=out.append, assume_yes=True, **kw)
 
 
 def test_first_deploy_runs_the_five_phases_in_order() -> None:
     w, out = FakeWorld(), list[str]()
     assert w.deployer(out).deploy() == 0
     assert w.log == [
-        "open", f"config {APP_DB_KEY}=false", "up",  # phase 1
+        "create",
+        "preview appDb=false", "up appDb=false",  # phase 1
         "rotate master",  # phase 2
-        "open +PGPASSWORD", f"config {APP_DB_KEY}=true", "up",  # phase 3
+        "preview appDb=true", "up appDb=true +PGPASSWORD",  # phase 3: PGPASSWORD in the env only
         "rotate app", "rotate migrator",  # phase 4
         "audit",  # phase 5
     ]
-    # PGPASSWORD only in the env of the phase-3 workspace, never in config
-    assert "PGPASSWORD" not in w.envs[0] and w.envs[1]["PGPASSWORD"] == MASTER_PW
-    assert MASTER_PW not in w.config_values
     text = "\n".join(out)
     assert MASTER_PW not in text and "s3cr3t-out" not in text  # outputs printed masked
     assert '"dbSecret": "[secret]"' in text and '"vpcId": "vpc-1"' in text
-    assert any("create" in line and "shop-dev-db" in line for line in out)  # engine events streamed
-    assert all(set(kw) >= {"on_event", "on_output"} for kw in w.up_kwargs)
+    assert any("create" in line and "shop-dev-db" in line and line.startswith("[") for line in out)  # progress with elapsed time
 
 
 def test_later_deploy_skips_phase_1_and_rotates_only_when_asked_or_due() -> None:
-    w, out = FakeWorld(deployed=True), list[str]()
-    w.deployer(out).deploy()
-    assert w.log == ["open", "open +PGPASSWORD", f"config {APP_DB_KEY}=true", "up", "audit"]
+    w = FakeWorld(deployed=True)
+    w.deployer([]).deploy()
+    assert w.log == ["preview appDb=true", "audit"]  # nothing to change: no up at all
 
     w = FakeWorld(deployed=True)
     w.deployer([]).deploy(rotate=True)
@@ -154,66 +153,41 @@ def test_later_deploy_skips_phase_1_and_rotates_only_when_asked_or_due() -> None
     w.deployer([]).deploy(rotate_after_days=30)
     assert [x for x in w.log if x.startswith("rotate")] == ["rotate app"]
 
-    # an interrupted first deploy (master never rotated) is finished by the next run
     w = FakeWorld(deployed=True)
     w.needs_first = {"master", "migrator"}
     w.deployer([]).deploy()
     assert [x for x in w.log if x.startswith("rotate")] == ["rotate master", "rotate migrator"]
 
 
-@pytest.mark.parametrize("fail_at", [1, 2])
-def test_failed_up_stops_before_any_rotation_with_resume_instructions(fail_at: int) -> None:
-    w, out = FakeWorld(fail_up_at=fail_at), list[str]()
+def test_failed_up_names_the_cause_what_was_done_and_the_command() -> None:
+    w = FakeWorld(fail_up_at=2)
     with pytest.raises(DeployError) as err:
-        w.deployer(out).deploy()
+        w.deployer([]).deploy()
     msg = str(err.value)
-    assert "RDS quota exceeded" in msg and "re-run `python -m bootstrap deploy --stack dev`" in msg
-    assert "nothing was rotated in this run" in msg
-    ups = [i for i, x in enumerate(w.log) if x == "up"]
-    after_failed_up = w.log[ups[fail_at - 1] + 1:]
-    assert not any(x.startswith("rotate") for x in after_failed_up)
+    assert msg.startswith("phase 3/5 (app database, roles and grants) failed: RDS quota exceeded.")
+    assert "Done so far: infrastructure deployed without the app database; master password rotated." in msg
+    assert msg.endswith("run `python -m bootstrap deploy --stack dev` to go on from phase 3/5")
     assert "audit" not in w.log
 
 
-def test_rotation_failure_names_the_command_to_resume() -> None:
-    from bootstrap.rotation import RotationError
-
-    w = FakeWorld()
-
-    def boom(role: str) -> None:
-        raise RotationError("the database rejected the AWSPENDING password of shop-dev/db/master")
-
-    w.rotate = boom  # type: ignore[method-assign]
-    with pytest.raises(DeployError, match=r"rotate --stack dev --role master"):
-        w.deployer([]).deploy()
-    assert w.log.count("up") == 1  # phase 3 never ran with an unrotated master
-
-
-def test_master_password_in_outputs_is_refused() -> None:
+def test_master_password_in_outputs_is_refused_and_a_live_audit_fails() -> None:
     w = FakeWorld(deployed=True)
     w.leak = MASTER_PW
+    w.drifted = True
     with pytest.raises(DeployError, match="holds the master password"):
         w.deployer([]).deploy()
-
-
-def test_audit_failure_fails_the_deploy() -> None:
-    w = FakeWorld()
+    w = FakeWorld(deployed=True)
     w.live = 1
     with pytest.raises(DeployError, match="1 credential"):
         w.deployer([]).deploy()
 
 
-def test_single_operations_and_drift_gate() -> None:
-    w, out = FakeWorld(deployed=True), list[str]()
-    d = w.deployer(out)
-    assert d.single("drift", {}) == 0
-    assert "preview expect_no_changes=True" in w.log
-    w.drifted = True
-    with pytest.raises(DeployError, match="drift detected"):
-        d.single("drift", {})
-    for op in ("preview", "refresh", "destroy", "up"):
-        d.single(op, {})
-    assert {"refresh", "destroy", "preview expect_no_changes=None"} <= set(w.log)
+def test_no_terminal_and_no_yes_refuses_before_changing_anything() -> None:
+    w = FakeWorld()
+    d = Deployer(read_stack_file("dev"), w, lambda: w, w.audit, out=lambda s: None, assume_yes=False, isatty=lambda: False)
+    with pytest.raises(DeployError, match="refusing to deploy phase 1/5 to stack dev without confirmation"):
+        d.deploy()
+    assert "up appDb=false" not in " ".join(w.log)
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,17 +195,22 @@ def test_single_operations_and_drift_gate() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_backend_env(tmp_path: Path) -> None:
-    env, provider = backend_env(None, None, {"PULUMI_CONFIG_PASSPHRASE": "p"}, project_dir=tmp_path)
-    assert env["PULUMI_BACKEND_URL"] == f"file://{tmp_path / '.pulumi-state'}" and provider == "passphrase"
-    assert (tmp_path / ".pulumi-state").is_dir()
-    with pytest.raises(DeployError, match="PULUMI_CONFIG_PASSPHRASE is not set"):
-        backend_env(None, None, {}, project_dir=tmp_path)
-    env, provider = backend_env("s3://team-state/pghome", "awskms://alias/pulumi?region=eu-west-1", {})
-    assert env["PULUMI_BACKEND_URL"] == "s3://team-state/pghome" and str(provider).startswith("awskms://")
-    assert "PULUMI_CONFIG_PASSPHRASE" not in env
-    with pytest.raises(DeployError, match="not a backend URL"):
-        backend_env("team-state", None, {"PULUMI_CONFIG_PASSPHRASE": "p"})
+def test_backend_precedence(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.yaml").write_text("name: pghome\n")
+    b = resolve_backend(None, {"PULUMI_HOME": str(tmp_path / "home")}, tmp_path)
+    assert b.url == f"file://{tmp_path / '.pulumi-state'}" and b.env == {"PULUMI_BACKEND_URL": b.url}
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home/credentials.json").write_text(json.dumps({"current": "https://api.pulumi.com"}))
+    b = resolve_backend(None, {"PULUMI_HOME": str(tmp_path / "home")}, tmp_path)
+    assert (b.url, b.source, b.env) == ("https://api.pulumi.com", "pulumi login", {})
+    (tmp_path / "Pulumi.yaml").write_text("name: pghome\nbackend:\n  url: s3://from-project\n")
+    assert resolve_backend(None, {"PULUMI_HOME": str(tmp_path / "home")}, tmp_path).url == "s3://from-project"
+    assert resolve_backend(None, {"PULUMI_BACKEND_URL": "s3://from-env"}, tmp_path).url == "s3://from-env"
+    assert resolve_backend("gs://flag", {"PULUMI_BACKEND_URL": "s3://from-env"}, tmp_path).env == {"PULUMI_BACKEND_URL": "gs://flag"}
+    from bootstrap.stack_file import InputError
+
+    with pytest.raises(InputError, match="not a backend URL"):
+        resolve_backend("team-state", {}, tmp_path)
 
 
 def test_cli_missing_is_one_sentence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -240,7 +219,7 @@ def test_cli_missing_is_one_sentence(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setenv("PATH", str(tmp_path))  # no pulumi here
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "x")
     with pytest.raises(CliMissingError):
-        automation_opener("dev", {}, "passphrase")({})
+        Workspace("dev", resolve_backend("file:///nowhere", {}), None).open()
     for cmd in (["deploy"], ["preview"], ["up"], ["refresh"], ["destroy"], ["drift"], ["audit"]):
         rc = main([*cmd, "--stack", "dev"])
         err = capsys.readouterr().err

@@ -69,6 +69,15 @@ def test_one_password_policy_for_the_generated_master_and_rotation(dev_graph: Gr
 
 
 def test_full_rotation_master_then_login_roles(world: World, pg: PgServer) -> None:
+    # The master's real path on this major: not a superuser, and (16+) ADMIN on the roles it created.
+    from bootstrap.pgadmin import roles_without_admin
+
+    logins = [world.rotator().username(r) for r in ("app", "migrator")]
+    with pg.connect_as(world.master, world.initial_master_password) as conn:
+        assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0] is False
+        assert roles_without_admin(conn, logins) == []
+        if pg.major >= 16:
+            assert conn.execute("SELECT bool_and(pg_has_role(current_user, r, 'USAGE WITH ADMIN OPTION')) FROM unnest(%s::text[]) r", (logins,)).fetchone()[0]
     lines: list[str] = []
     rot = world.rotator(out=lines.append)
     for role in ("master", "app", "migrator"):

@@ -45,7 +45,8 @@ DOMAIN = {"domainName": "app.example.com", "hostedZoneId": "Z0123456789ABC"}
 
 
 def container(graph: Graph) -> dict[str, Any]:
-    defs = json.loads(graph.one(TASKDEF).inputs["containerDefinitions"])
+    (task,) = [t for t in graph.of_type(TASKDEF) if graph.by_urn(t.parent).type == "pghome:service:Service"]  # not db-access's
+    defs = json.loads(task.inputs["containerDefinitions"])
     assert len(defs) == 1
     return defs[0]
 
@@ -86,17 +87,17 @@ def listener_ports(graph: Graph) -> dict[int, Resource]:
 
 def test_cluster_has_container_insights(dev_graph: Graph, prod_graph: Graph) -> None:
     for graph, level in ((dev_graph, "enabled"), (prod_graph, "enhanced")):
-        cluster = graph.one(CLUSTER)
+        cluster = graph.one(CLUSTER, f"shop-{graph.stack}-service-cluster")
         assert cluster.inputs["name"] == f"shop-{graph.stack}"
         assert cluster.inputs["settings"] == [{"name": "containerInsights", "value": level}]
     # dev enables ECS Exec: sessions encrypted with their own CMK and logged to a KMS-encrypted group
-    exec_cfg = dev_graph.one(CLUSTER).get("configuration.executeCommandConfiguration")
+    exec_cfg = dev_graph.one(CLUSTER, "shop-dev-service-cluster").get("configuration.executeCommandConfiguration")
     key = next(k for k in dev_graph.of_type("aws:kms/key:Key") if k.name == "shop-dev-service-exec-key")
     logs = next(g for g in dev_graph.of_type(LOG_GROUP) if g.inputs["name"] == "/ecs/shop-dev/exec")
     assert exec_cfg["kmsKeyId"] == key.state["arn"] and exec_cfg["logging"] == "OVERRIDE"
     assert exec_cfg["logConfiguration"] == {"cloudWatchEncryptionEnabled": True, "cloudWatchLogGroupName": "/ecs/shop-dev/exec"}
     assert logs.inputs["kmsKeyId"] == key.state["arn"]
-    assert prod_graph.one(CLUSTER).get("configuration") is None
+    assert prod_graph.one(CLUSTER, "shop-prod-service-cluster").get("configuration") is None
     assert not [g for g in prod_graph.of_type(LOG_GROUP) if g.inputs["name"].endswith("/exec")]
 
 
@@ -104,7 +105,7 @@ def test_capacity_providers_follow_weights(dev_graph: Graph, prod_graph: Graph) 
     for graph in (dev_graph, prod_graph):
         cap = graph.one(CAPACITY)
         assert cap.inputs["capacityProviders"] == ["FARGATE", "FARGATE_SPOT"]
-        assert cap.inputs["clusterName"] == graph.one(CLUSTER).inputs["name"]
+        assert cap.inputs["clusterName"] == graph.one(CLUSTER, f"shop-{graph.stack}-service-cluster").inputs["name"]
         assert graph.one(SERVICE).inputs["capacityProviderStrategies"] == cap.inputs["defaultCapacityProviderStrategies"]
         assert "launchType" not in graph.one(SERVICE).inputs
     assert dev_graph.one(CAPACITY).inputs["defaultCapacityProviderStrategies"] == [{"capacityProvider": "FARGATE_SPOT", "weight": 1, "base": 0}]
@@ -202,7 +203,8 @@ def test_task_role_gets_rds_db_connect_for_the_app_user_with_iam_auth() -> None:
     assert re.fullmatch(rf"arn:aws:rds-db:eu-west-1:123456789012:dbuser:db-[A-Za-z0-9]+/{env['PGUSER']}", st["Resource"])
 
 
-ALLOWED_STAR_ACTIONS = STAR_RESOURCE_ACTIONS  # ecr:GetAuthorizationToken, ssmmessages:*; logs: none
+# ecr:GetAuthorizationToken, ssmmessages:*; plus the lookup ECS Exec logging makes (db-access task role, components/db_access.py)
+ALLOWED_STAR_ACTIONS = STAR_RESOURCE_ACTIONS | {"logs:DescribeLogGroups"}
 
 
 @pytest.mark.parametrize("overrides", [{}, {"appDbIamAuth": True}], ids=["default", "iam-auth"])
@@ -226,7 +228,7 @@ def test_iam_policies_have_no_wildcards_beyond_the_allowlist(stack: str, overrid
 
 
 def test_task_definition_is_hardened(graph: Graph) -> None:
-    task = graph.one(TASKDEF)
+    task = graph.one(TASKDEF, f"shop-{graph.stack}-service-task")
     settings = load_settings(graph.config, stack=graph.stack).service
     assert task.inputs["cpu"] == str(settings.task_cpu) and task.inputs["memory"] == str(settings.task_memory)
     assert (task.inputs["cpu"], task.inputs["memory"]) == {"dev": ("256", "512"), "prod": ("1024", "2048")}[graph.stack]
@@ -276,6 +278,9 @@ def test_no_credentials_in_task_environment(stack: str, overrides: dict) -> None
             for e in c.get("environment", []):
                 assert not CREDENTIAL_NAME.search(e["name"]), f"credential-like env name {e['name']}"
                 assert not CREDENTIAL_VALUE.search(str(e["value"])), f"credential-like env value in {e['name']}"
+            if graph.by_urn(task.parent).type != "pghome:service:Service":
+                assert "secrets" not in c  # the db-access sleeper holds no credential at all
+                continue
             assert [s["name"] for s in c["secrets"]] == ["PGPASSWORD"]
             assert c["secrets"][0]["valueFrom"].startswith("arn:aws:secretsmanager:")
 
@@ -327,7 +332,7 @@ def test_service_runs_privately_and_heals_itself(graph: Graph) -> None:
     assert svc.inputs["desiredCount"] == 0  # no imageTag yet; with one: test_autoscaling_targets_and_policies
     assert svc.inputs["propagateTags"] == "SERVICE"
     assert svc.inputs["waitForSteadyState"] is False
-    assert svc.inputs["taskDefinition"] == graph.one(TASKDEF).state["arn"]
+    assert svc.inputs["taskDefinition"] == graph.one(TASKDEF, f"shop-{graph.stack}-service-task").state["arn"]
     (lb,) = svc.inputs["loadBalancers"]
     assert lb == {"targetGroupArn": graph.one(TG).state["arn"], "containerName": "app", "containerPort": 8000}
     # The service waits for its listeners and capacity providers.
@@ -572,7 +577,7 @@ def test_domain_and_zone_request_a_dns_validated_certificate() -> None:
 def test_stack_outputs(graph: Graph) -> None:
     for key in ("repositoryUrl", "albDnsName", "url", "clusterName", "serviceName", "httpsEnabled"):
         assert key in graph.outputs
-    assert graph.outputs["clusterName"] == graph.one(CLUSTER).inputs["name"]
+    assert graph.outputs["clusterName"] == graph.one(CLUSTER, f"shop-{graph.stack}-service-cluster").inputs["name"]
     assert graph.outputs["serviceName"] == graph.one(SERVICE).inputs["name"]
 
 
@@ -580,8 +585,10 @@ def test_components_and_parenting(graph: Graph) -> None:
     service = graph.one("pghome:service:Service")
     lb = graph.one("pghome:service:LoadBalancer")
     assert lb.parent == service.urn
-    for t in (CLUSTER, CAPACITY, TASKDEF, SERVICE, SCALING_TARGET):
+    for t in (CAPACITY, SERVICE, SCALING_TARGET):
         assert graph.one(t).parent == service.urn
+    for t, suffix in ((CLUSTER, "cluster"), (TASKDEF, "task")):  # the db-access component has its own
+        assert graph.one(t, f"shop-{graph.stack}-service-{suffix}").parent == service.urn
     for t in (ALB, TG, BUCKET):
         assert graph.one(t).parent == lb.urn
 

@@ -53,17 +53,17 @@ def test_waf_logs_go_to_an_encrypted_aws_waf_logs_group(prod_graph: Graph) -> No
 
 def test_dev_has_no_waf_unless_asked_and_prod_can_turn_it_off_only_by_failing_pgh4(dev_graph: Graph) -> None:
     assert dev_graph.of_type(ACL) == []
-    assert plan.check_graph(dev_graph).result("PGH.4").status == "WAIVED"
+    assert plan.check_graph(dev_graph).result("PGH.6").status == "WAIVED"
     with_waf = run_stack("dev", {"wafEnabled": True, "wafRateLimit": 500})
     assert with_waf.one(ACL).inputs["rules"][1]["statement"]["rateBasedStatement"]["limit"] == 500
     without = run_stack("prod", {"wafEnabled": False})
     assert without.of_type(ACL) == []
-    assert plan.check_graph(without).result("PGH.4").status == "FAIL"  # prod cannot waive it
+    assert plan.check_graph(without).result("PGH.6").status == "FAIL"  # prod cannot waive it
 
 
 def test_prod_passes_the_waf_controls(prod_graph: Graph) -> None:
     report = plan.check_graph(prod_graph)
-    for cid in ("PGH.4", "WAF.10", "WAF.11", "WAF.12"):
+    for cid in ("PGH.6", "WAF.10", "WAF.11", "WAF.12"):
         assert report.result(cid).status == "PASS" and report.result(cid).checked == 1, cid
 
 

@@ -257,7 +257,9 @@ def ecs_service(r: Res, c: Context) -> list[Line | Unpriced]:
 
 def ecs_cluster(r: Res, c: Context) -> list[Line | Unpriced]:
     insights = {s.get("name"): s.get("value") for s in (r.get("settings") or []) if isinstance(s, dict)}.get("containerInsights")
-    if insights in ("enabled", "enhanced"):
+    refs = {r.state.get("arn"), r.get("name")} - {None, ""}
+    services = [s for s in c.resources if s.type == "aws:ecs/service:Service" and s.get("cluster") in refs]
+    if insights in ("enabled", "enhanced") and services:  # no service, no task, no metric (the db-access cluster idles)
         return [Unpriced("Container Insights metrics", f"containerInsights={insights}: CloudWatch bills its metrics/observations per task and container")]
     return []
 
@@ -298,14 +300,17 @@ def log_group(r: Res, c: Context) -> list[Line | Unpriced]:
     for fragment, usage_key, config_key in LOG_GROUPS:
         if fragment in name:
             key, retention_key = usage_key, config_key
+    quiet = "upgrade log (negligible)"
     if name.startswith("/aws/rds/instance/") and not name.endswith("/postgresql"):
         key = ""  # the upgrade log: a few KB per engine upgrade
+    if "/db-access/" in name:
+        key, quiet = "", "tunnel sessions only (negligible)"  # written only while a tunnel is open
     gb = c.u(key) if key else 0.0
     days = int(r.get("retentionInDays", 0) or 0)
     months = days / (365 / 12) if days else 12.0  # never-expiring groups: a year's worth
     stored = gb * months * c.u("log_stored_fraction")
     ingest, store = c.prices.p("logs_ingest_gb"), c.prices.p("logs_storage_gb_month")
-    label = f"{key} {gb:g} GB" if key else "upgrade log (negligible)"
+    label = f"{key} {gb:g} GB" if key else quiet
     return [
         Line(
             "CloudWatch Logs",

@@ -1,4 +1,4 @@
-"""Rules: AWS WAF on the internet-facing load balancer, and ECS Exec sessions."""
+"""Rules: AWS WAF on the internet-facing load balancer (ECS Exec sessions: controls/exec_access.py, PGH.4)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ LB = "aws:lb/loadBalancer:LoadBalancer"
 WEB_ACL = "aws:wafv2/webAcl:WebAcl"
 WEB_ACL_ASSOCIATION = "aws:wafv2/webAclAssociation:WebAclAssociation"
 WEB_ACL_LOGGING = "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"
-CLUSTER = "aws:ecs/cluster:Cluster"
-ECS_SERVICE = "aws:ecs/service:Service"
 WAF_OFF = "wafEnabled is false (the default outside prod)"
 
 
@@ -21,9 +19,9 @@ def _internet_facing_alb(r: Res, inv: Inventory) -> bool:
     return (r.get("loadBalancerType") or "application") == "application" and r.get("internal") is not True
 
 
-@control("PGH.4", "Internet-facing Application Load Balancers should be protected by an AWS WAF web ACL", WAIVABLE, LB, component=SERVICE,
+@control("PGH.6", "Internet-facing Application Load Balancers should be protected by an AWS WAF web ACL", WAIVABLE, LB, component=SERVICE,
          applies=_internet_facing_alb, context=True, note="third-party scanners' 'public ALB without WAF' (e.g. Checkov CKV2_AWS_28)")
-def _pgh4(r: Res, inv: Inventory) -> Iterator[str]:
+def _pgh6(r: Res, inv: Inventory) -> Iterator[str]:
     if not inv.referring(r, "resourceArn", WEB_ACL_ASSOCIATION):
         yield "no aws:wafv2/webAclAssociation:WebAclAssociation attaches a web ACL (set wafEnabled: true)"
 
@@ -47,27 +45,3 @@ def _waf12(r: Res, inv: Inventory) -> Iterator[str]:
     for rule in as_list(r.get("rules")):
         if isinstance(rule, dict) and (rule.get("visibilityConfig") or {}).get("cloudwatchMetricsEnabled") is not True:
             yield f"rule {rule.get('name')!r} has no CloudWatch metrics"
-
-
-def _exec_cluster(r: Res, inv: Inventory) -> bool:
-    """A cluster with an exec configuration, or one a service enables ECS Exec on."""
-    if r.get("configuration.executeCommandConfiguration"):
-        return True
-    return any(s.get("enableExecuteCommand") is True for s in inv.referring(r, "cluster", ECS_SERVICE))
-
-
-@control("PGH.5", "ECS Exec sessions should be encrypted with a customer managed KMS key and logged to an encrypted log group", MUST_HOLD,
-         CLUSTER, component=SERVICE, applies=_exec_cluster, context=True, condition="enableExecuteCommand is false",
-         note="third-party scanners' 'ECS cluster exec logging without a CMK' (e.g. Checkov CKV_AWS_224)")
-def _pgh5(r: Res, inv: Inventory) -> Iterator[str]:
-    cfg = r.get("configuration.executeCommandConfiguration") or {}
-    if not cfg.get("kmsKeyId"):
-        yield "configuration.executeCommandConfiguration.kmsKeyId is not set (sessions use only TLS, no customer key)"
-    if cfg.get("logging") != "OVERRIDE":
-        yield f"executeCommandConfiguration.logging is {cfg.get('logging', '<unset>')!r}, not OVERRIDE with a named, encrypted log group"
-        return
-    log = cfg.get("logConfiguration") or {}
-    if not (log.get("cloudWatchLogGroupName") and log.get("cloudWatchEncryptionEnabled") is True) and not (
-        log.get("s3BucketName") and log.get("s3EncryptionEnabled") is True
-    ):
-        yield "executeCommandConfiguration.logConfiguration names no encrypted CloudWatch log group (or S3 bucket)"

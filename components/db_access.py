@@ -1,0 +1,260 @@
+"""The database access path: an ECS task that nobody runs until a tunnel needs it.
+
+`python -m bootstrap tunnel` (bootstrap/tunnel.py) starts one task of this definition with RunTask,
+opens an SSM port-forwarding session through it to the RDS endpoint, and stops it afterwards.
+Idle, the path costs one KMS key ($1/month): no service, no running task, an empty cluster.
+
+What it builds (all children of the component):
+  * its own cluster, with ECS Exec sessions encrypted with this component's CMK and logged
+    (executeCommandConfiguration: kmsKeyId, logging OVERRIDE to a KMS-encrypted log group);
+  * a task definition: Fargate, awsvpc, a small public image pinned by digest that only sleeps
+    (at most MAX_TASK_SECONDS, so a task orphaned by a killed client stops on its own); non-root,
+    read-only root filesystem with writable volumes where the SSM agent writes, every capability
+    dropped, an init process, logs to a KMS-encrypted log group;
+  * a security group with no ingress and two egress rules: the DB port to the database's security
+    group only, 443 for the SSM endpoints; the database admits it through `Database.allow_from`;
+  * a task role with exactly what ECS Exec needs: the four ssmmessages channel actions, kms:Decrypt
+    on the session key, and writing the session log group; an execution role that only writes
+    the task's log group (the public image needs no registry credential).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components import sg as rules
+from components.awsinfo import aws_facts
+from components.database import Database
+from components.iam import service_trust_policy
+from components.kms import create_key, logs_grant
+from components.settings import DatabaseSettings
+
+CONTAINER_NAME = "access"
+# Alpine 3.20.3, multi-arch index digest (the same on Docker Hub and ECR Public's docker/library
+# mirror). Pulled from ECR Public through the NAT; bump with
+# `docker buildx imagetools inspect public.ecr.aws/docker/library/alpine:<tag>`.
+ACCESS_IMAGE = "public.ecr.aws/docker/library/alpine:3.20.3@sha256:beefdbd8a1da6d2915566fde36db9db0b524eb737fc57cd1367effd16dc0d06d"
+# The longest a tunnel may stay open; the task exits on its own after that even if nobody stops it.
+MAX_TASK_SECONDS = 12 * 3600
+# The SSM agent that ECS Exec bind-mounts into the container writes its state and logs here; with a
+# read-only root filesystem these must be volumes (aws/containers-roadmap#1359).
+AGENT_WRITABLE_PATHS = {"ssm-state": "/var/lib/amazon", "ssm-logs": "/var/log/amazon", "tmp": "/tmp"}
+# ECS Exec channels: the only actions granted on Resource "*" (AWS offers no resource-level ARN for
+# them), plus DescribeLogGroups, which the exec logging configuration requires on "*".
+EXEC_CHANNEL_ACTIONS = (
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+)
+SSM_ENDPOINT_PORT = 443
+
+
+@dataclass
+class DbAccessArgs:
+    """The network the task runs in, the database it reaches, and the database settings section
+    (prefix, port, log retention; `access` decides whether this component exists at all)."""
+
+    settings: DatabaseSettings
+    vpc_id: pulumi.Input[str]
+    subnet_ids: pulumi.Input[Sequence[str]]
+    """Private subnets (NAT or VPC endpoints to reach SSM and pull the image); never public ones."""
+    database: Database
+    """The database; it admits the access task through `allow_from`."""
+    image: str = ACCESS_IMAGE
+
+
+def _statement(actions: Sequence[str], resources: list[Any], sid: str, **extra: Any) -> aws.iam.GetPolicyDocumentStatementArgs:
+    return aws.iam.GetPolicyDocumentStatementArgs(sid=sid, actions=list(actions), resources=resources, **extra)
+
+
+class DbAccess(pulumi.ComponentResource):
+    cluster_name: pulumi.Output[str]
+    task_definition_arn: pulumi.Output[str]
+    security_group_id: pulumi.Output[str]
+    subnet_ids: pulumi.Output[Sequence[str]]
+    container_name: str
+    task_role_arn: pulumi.Output[str]
+    execution_role_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: DbAccessArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("pghome:dbaccess:DbAccess", name, None, opts)
+        self._name, self._args = name, args
+        self._prefix, self._port = args.settings.prefix, args.settings.port
+        facts = aws_facts(self)
+        self._region, self._account, self._partition = facts.region, facts.account_id, facts.partition
+
+        key = self._key()
+        task_logs, exec_logs = self._log_groups(key)
+        cluster = self._cluster(key, exec_logs)
+        execution_role = self._execution_role(task_logs)
+        task_role = self._task_role(key, exec_logs)
+        task_definition = self._task_definition(task_logs, execution_role, task_role)
+        sg = self._security_group()
+        args.database.allow_from("db-access", sg.id, "PostgreSQL from the on-demand access task (tunnel)")
+
+        self.cluster_name = cluster.name
+        self.task_definition_arn = task_definition.arn
+        self.security_group_id = sg.id
+        self.subnet_ids = pulumi.Output.from_input(args.subnet_ids)
+        self.container_name = CONTAINER_NAME
+        self.task_role_arn = task_role.arn
+        self.execution_role_arn = execution_role.arn
+        self.register_outputs(
+            {
+                "cluster_name": self.cluster_name,
+                "task_definition_arn": self.task_definition_arn,
+                "security_group_id": self.security_group_id,
+                "subnet_ids": self.subnet_ids,
+            }
+        )
+
+    # --- encryption and logs ---------------------------------------------------------------------
+
+    def _key(self) -> aws.kms.Key:
+        """One CMK for the exec sessions (the task role decrypts) and both log groups (CloudWatch Logs)."""
+        key, _ = create_key(
+            f"{self._name}-key",
+            alias=f"{self._prefix}/db-access",
+            description=f"{self._prefix}: database access task, ECS Exec sessions and their logs",
+            services=[logs_grant(self._region, self._account, self._partition)],
+            parent=self,
+        )
+        return key
+
+    def _log_groups(self, key: aws.kms.Key) -> tuple[aws.cloudwatch.LogGroup, aws.cloudwatch.LogGroup]:
+        name, child = self._name, pulumi.ResourceOptions(parent=self)
+        groups = [
+            aws.cloudwatch.LogGroup(
+                f"{name}-logs-{kind}",
+                name=f"/ecs/{self._prefix}/db-access/{kind}",
+                retention_in_days=self._args.settings.log_retention_days,
+                kms_key_id=key.arn,
+                opts=child,
+            )
+            for kind in ("task", "exec")
+        ]
+        return groups[0], groups[1]
+
+    # --- cluster ---------------------------------------------------------------------------------
+
+    def _cluster(self, key: aws.kms.Key, exec_logs: aws.cloudwatch.LogGroup) -> aws.ecs.Cluster:
+        return aws.ecs.Cluster(
+            f"{self._name}-cluster",
+            name=f"{self._prefix}-db-access",
+            settings=[{"name": "containerInsights", "value": "enabled"}],
+            configuration=aws.ecs.ClusterConfigurationArgs(
+                execute_command_configuration=aws.ecs.ClusterConfigurationExecuteCommandConfigurationArgs(
+                    kms_key_id=key.arn,
+                    logging="OVERRIDE",
+                    log_configuration=aws.ecs.ClusterConfigurationExecuteCommandConfigurationLogConfigurationArgs(
+                        cloud_watch_log_group_name=exec_logs.name,
+                        cloud_watch_encryption_enabled=True,
+                    ),
+                )
+            ),
+            tags={"Name": f"{self._prefix}-db-access"},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    # --- IAM -------------------------------------------------------------------------------------
+
+    def _trust_policy(self) -> pulumi.Output[str]:
+        """ecs-tasks may assume the role only for tasks of this account (confused-deputy guard)."""
+        return service_trust_policy(
+            "ecs-tasks.amazonaws.com", self._account, self, source_arn_like=f"arn:{self._partition}:ecs:{self._region}:{self._account}:*"
+        )
+
+    def _role(self, suffix: str, description: str, statements: list[aws.iam.GetPolicyDocumentStatementArgs]) -> aws.iam.Role:
+        name, child = self._name, pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(
+            f"{name}-{suffix}-role",
+            name=f"{self._prefix}-db-access-{suffix}",
+            description=description,
+            assume_role_policy=self._trust_policy(),
+            opts=child,
+        )
+        policy = aws.iam.get_policy_document_output(statements=statements, opts=pulumi.InvokeOptions(parent=self))
+        aws.iam.RolePolicy(f"{name}-{suffix}-policy", name="db-access", role=role.id, policy=policy.json, opts=child)
+        return role
+
+    def _execution_role(self, task_logs: aws.cloudwatch.LogGroup) -> aws.iam.Role:
+        return self._role(
+            "execution",
+            "ECS agent for the database access task: write its log group (public image, no registry login)",
+            [_statement(["logs:CreateLogStream", "logs:PutLogEvents"], [task_logs.arn.apply(lambda a: f"{a}:*")], "WriteTaskLogs")],
+        )
+
+    def _task_role(self, key: aws.kms.Key, exec_logs: aws.cloudwatch.LogGroup) -> aws.iam.Role:
+        return self._role(
+            "task",
+            "Database access task: ECS Exec channels, session key, session logs (nothing else)",
+            [
+                _statement(EXEC_CHANNEL_ACTIONS, ["*"], "EcsExecChannels"),
+                _statement(["kms:Decrypt"], [key.arn], "DecryptExecSessions"),
+                _statement(["logs:DescribeLogGroups"], ["*"], "FindExecLogGroup"),
+                _statement(
+                    ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                    [exec_logs.arn.apply(lambda a: f"{a}:*")],
+                    "WriteExecLogs",
+                ),
+            ],
+        )
+
+    # --- task definition -------------------------------------------------------------------------
+
+    def _container(self, task_logs: aws.cloudwatch.LogGroup) -> dict[str, Any]:
+        return {
+            "name": CONTAINER_NAME,
+            "image": self._args.image,
+            "essential": True,
+            # Only stays up for the SSM agent; ends by itself if nobody stops it.
+            "command": ["sleep", str(MAX_TASK_SECONDS)],
+            # The sleep runs as nobody; ECS runs the exec agent as root whatever this says.
+            "user": "65534:65534",
+            "privileged": False,
+            "readonlyRootFilesystem": True,
+            "mountPoints": [{"sourceVolume": v, "containerPath": p, "readOnly": False} for v, p in AGENT_WRITABLE_PATHS.items()],
+            "linuxParameters": {"initProcessEnabled": True, "capabilities": {"drop": ["ALL"]}},
+            "portMappings": [],
+            "environment": [],
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {"awslogs-group": task_logs.name, "awslogs-region": self._region, "awslogs-stream-prefix": CONTAINER_NAME},
+            },
+            "stopTimeout": 2,
+        }
+
+    def _task_definition(self, task_logs: aws.cloudwatch.LogGroup, execution_role: aws.iam.Role, task_role: aws.iam.Role) -> aws.ecs.TaskDefinition:
+        return aws.ecs.TaskDefinition(
+            f"{self._name}-task",
+            family=f"{self._prefix}-db-access",
+            requires_compatibilities=["FARGATE"],
+            network_mode="awsvpc",
+            cpu="256",
+            memory="512",
+            execution_role_arn=execution_role.arn,
+            task_role_arn=task_role.arn,
+            runtime_platform={"operating_system_family": "LINUX"},
+            volumes=[{"name": v} for v in AGENT_WRITABLE_PATHS],
+            container_definitions=pulumi.Output.json_dumps([self._container(task_logs)]),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    # --- network ---------------------------------------------------------------------------------
+
+    def _security_group(self) -> aws.ec2.SecurityGroup:
+        args, name = self._args, self._name
+        sg = rules.security_group(f"{name}-sg", f"{self._prefix}-db-access", "Database access task: no ingress; out to the database port and HTTPS (SSM) only",
+                                  args.vpc_id, self)
+        rules.egress(f"{name}-out-db", sg.id, self._port, "PostgreSQL to the database security group only", self,
+                     destination_security_group_id=args.database.security_group_id)
+        rules.egress(f"{name}-out-https", sg.id, SSM_ENDPOINT_PORT, "HTTPS to SSM (ssmmessages), logs and the image registry via NAT or VPC endpoints", self,
+                     cidr_ipv4="0.0.0.0/0")
+        return sg
+

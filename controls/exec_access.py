@@ -1,0 +1,63 @@
+"""Rules: ECS Exec (the database access path) and Resource "*" in identity policies."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from controls.catalogue import DB_ACCESS, MUST_HOLD, WAIVABLE, control
+from controls.inventory import Inventory, Res
+from controls.readers import all_resources, as_list, iam_documents, policy_statements
+
+CLUSTER = "aws:ecs/cluster:Cluster"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+INLINE_POLICY_TYPES = ("aws:iam/rolePolicy:RolePolicy", "aws:iam/userPolicy:UserPolicy", "aws:iam/groupPolicy:GroupPolicy", "aws:iam/role:Role")
+# Actions AWS authorizes only on Resource "*" (no resource-level permissions), per the IAM service
+# authorization reference and the ECS Exec guide; every other action must name its resources.
+STAR_ONLY_ACTIONS = frozenset(
+    {
+        "ecr:getauthorizationtoken",
+        "ssmmessages:createcontrolchannel",
+        "ssmmessages:createdatachannel",
+        "ssmmessages:opencontrolchannel",
+        "ssmmessages:opendatachannel",
+        "logs:describeloggroups",  # the ECS Exec logging configuration looks its group up this way
+    }
+)
+
+
+def _exec_configured(r: Res, inv: Inventory) -> bool:
+    return r.get("configuration.executeCommandConfiguration") is not None
+
+
+@control("PGH.4", "ECS clusters that allow ECS Exec encrypt the sessions with a customer managed key and log them to an encrypted log group",
+         WAIVABLE, CLUSTER, component=DB_ACCESS, applies=_exec_configured, context=True,
+         note="ECS Exec is a shell/tunnel into the VPC: who opened it is in CloudTrail, what ran is in this log")
+def _pgh4(r: Res, inv: Inventory) -> Iterator[str]:
+    cfg = r.get("configuration.executeCommandConfiguration") or {}
+    if not cfg.get("kmsKeyId"):
+        yield "executeCommandConfiguration.kmsKeyId is not set (sessions use AWS's TLS only, no customer managed key)"
+    if cfg.get("logging") != "OVERRIDE":
+        yield f"executeCommandConfiguration.logging is {cfg.get('logging', '<unset>')!r}, not OVERRIDE to a dedicated log group"
+        return
+    log = cfg.get("logConfiguration") or {}
+    if log.get("cloudWatchEncryptionEnabled") is not True:
+        yield "logConfiguration.cloudWatchEncryptionEnabled is not true"
+    name = log.get("cloudWatchLogGroupName")
+    groups = [g for g in inv.of_type(LOG_GROUP) if name and name in g.keys]
+    if not groups:
+        yield f"logConfiguration.cloudWatchLogGroupName {name or '<unset>'} is not a log group of this stack"
+    for g in groups:
+        if not g.get("kmsKeyId"):
+            yield f"exec log group {name} is not encrypted with a KMS key"
+
+
+@control("PGH.5", "IAM policies grant Resource '*' only to actions that have no resource-level permissions", MUST_HOLD, INLINE_POLICY_TYPES,
+         component=DB_ACCESS, note=f"allowed on '*': {', '.join(sorted(STAR_ONLY_ACTIONS))}")
+def _pgh5(r: Res, inv: Inventory) -> Iterator[str]:
+    for label, doc in iam_documents(r):
+        for st in policy_statements(doc):
+            if st.get("Effect", "Allow") != "Allow" or not all_resources(st):
+                continue
+            extra = sorted(str(a) for a in as_list(st.get("Action")) if str(a).lower() not in STAR_ONLY_ACTIONS)
+            if extra:
+                yield f"{label} allows {', '.join(extra)} on Resource '*' (statement {st.get('Sid', '?')}): name the resources"

@@ -1,0 +1,98 @@
+"""One end-to-end world for `python -m bootstrap <command>`: the `pulumi` double on PATH (the CLI),
+moto (Secrets Manager, RDS) in-process, and the real PostgreSQL standing in for the RDS instance.
+
+The double records state but provisions nothing, so the secrets, the RDS instance and the roles the
+program declares are made by `tests.rotation_world.World` (what phases 1 and 3 create on AWS). The
+project's stack file (a scratch copy) points the rotation at the local server through the stack's own
+connection settings (appDbHostOverride/appDbPortOverride/appDbSslMode/appDbSslRootCert): the master
+secret's host is an unresolvable moto address, so a rotation that ignored them could not connect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from moto import mock_aws
+
+from bootstrap.stack_file import read_stack_file, settings_for
+from tests.pgserver import PgServer
+from tests.pulumi_double.fixture import Double
+from tests.rotation_world import World
+
+
+def edit_stack_file(path: Path, **values: Any) -> None:
+    doc = yaml.safe_load(path.read_text())
+    for key, value in values.items():
+        full = key if ":" in key else f"pghome:{key}"
+        if value is None:
+            doc["config"].pop(full, None)
+        else:
+            doc["config"][full] = value
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+@dataclass
+class DeployWorld:
+    d: Double
+    world: World
+    capsys: pytest.CaptureFixture[str]
+
+    def run(self, *argv: str) -> tuple[int, str, str]:
+        from bootstrap.__main__ import main
+
+        self.capsys.readouterr()
+        rc = main([*argv, "-C", str(self.d.project)])
+        out = self.capsys.readouterr()
+        return rc, out.out, out.err
+
+    def master_password(self) -> str:
+        secret = self.world.secret("master")
+        assert secret is not None
+        return str(secret["password"])
+
+    def up_calls(self) -> list[dict[str, Any]]:
+        return [c for c in self.d.calls() if "up" in c["argv"][1:2]]
+
+    def config_file_app_db(self, call: dict[str, Any]) -> str:
+        argv = call["argv"]
+        doc = yaml.safe_load(Path(argv[argv.index("--config-file") + 1]).read_text()) if Path(argv[argv.index("--config-file") + 1]).exists() else None
+        return str(doc["config"]["pghome:appDbEnabled"]) if doc else "(temp file removed)"
+
+
+@contextlib.contextmanager
+def deploy_world(pg: PgServer, d: Double, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[DeployWorld]:
+    stack_file = d.project / "Pulumi.dev.yaml"
+    edit_stack_file(stack_file, appName=f"t{uuid.uuid4().hex[:6]}", appDbHostOverride="localhost", appDbPortOverride=pg.port,
+                    appDbSslMode="verify-full", appDbSslRootCert=str(pg.ca_file))
+    settings = settings_for(read_stack_file("dev", d.project), "dev")
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "e2e passphrase")
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", settings.region)
+    with mock_aws():
+        world = World(pg, settings)
+        monkeypatch.setattr("bootstrap.deploy_cli.make_db_admin", lambda rds: world.admin)
+        try:
+            yield DeployWorld(d, world, capsys)
+        finally:
+            world.drop()
+
+
+def stack_outputs(d: Double) -> dict[str, Any]:
+    """The stack's outputs in the default backend the deploy chose (the project's .pulumi-state)."""
+    path = d.project / ".pulumi-state/.pulumi/stacks/pghome/dev.json"
+    res = json.loads(path.read_text())["checkpoint"]["latest"]["resources"]
+    stack = next(r for r in res if r["type"] == "pulumi:pulumi:Stack")
+    return dict(stack.get("outputs") or {})
+
+
+def pretty(obj: Any) -> str:
+    return json.dumps(obj, indent=1, default=str)

@@ -1,0 +1,418 @@
+"""A test double of the `pulumi` executable: the CLI contract the Automation API relies on.
+
+Commands, flags, outputs and error texts follow the installed SDK (pulumi/automation/_local_workspace.py,
+_stack.py, errors.py, events.py) and the CLI sources (pkg/cmd/pulumi, pkg/backend/diy). Every
+invocation is appended to $PULUMI_DOUBLE_LOG (JSON lines: argv, cwd, selected env) for assertions.
+Secrets in the recorded env are replaced by a short hash.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.pulumi_double import engine  # noqa: E402
+from tests.pulumi_double.backend import (  # noqa: E402
+    CLI_VERSION,
+    Backend,
+    CliError,
+    Secrets,
+    StackRef,
+    read_settings,
+    salt_for,
+    settings_path,
+    write_settings,
+)
+
+VALUE_FLAGS = {"--stack", "-s", "--event-log", "--exec-kind", "--client", "--secrets-provider", "--file", "--page-size", "--page",
+               "--message", "-m", "--config-file", "--policy-pack", "--policy-pack-config", "--target", "--replace", "--exclude",
+               "--parallel", "-p", "--color", "--verbose", "-v", "--tracing"}
+BOOL_FLAGS = {"--json", "--show-secrets", "--yes", "-y", "--skip-preview", "--non-interactive", "--secret", "--plaintext", "--path",
+              "--expect-no-changes", "--diff", "--refresh", "--preview-only", "--create", "--no-select", "--force", "--debug",
+              "--suppress-outputs", "--suppress-progress", "--logflow", "--logtostderr", "--clear-pending-creates", "--exclude-protected",
+              "--target-dependents", "--continue-on-error", "--all", "--preserve-config", "--show-ids", "--show-urns", "--local"}
+RECORDED_ENV = ("PULUMI_BACKEND_URL", "PULUMI_HOME", "PULUMI_AUTOMATION_API", "PULUMI_DEBUG_COMMANDS", "PULUMI_SKIP_UPDATE_CHECK",
+                "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
+HASHED_ENV = ("PGPASSWORD", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_ACCESS_TOKEN")
+DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # what the SDK parses (automation/_stack.py)
+
+
+def digest(value: str) -> str:
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:12]
+
+
+def record(argv: list[str]) -> None:
+    log = os.environ.get("PULUMI_DOUBLE_LOG")
+    if not log:
+        return
+    env = {k: os.environ[k] for k in RECORDED_ENV if k in os.environ}
+    env.update({k: digest(os.environ[k]) for k in HASHED_ENV if k in os.environ})
+    with open(log, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"argv": argv, "cwd": os.getcwd(), "env": env, "pid": os.getpid()}) + "\n")
+
+
+def parse(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
+    words: list[str] = []
+    opts: dict[str, Any] = {}
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            words.extend(argv[i + 1:])
+            break
+        if a.startswith("-"):
+            name, eq, val = a.partition("=")
+            if eq:
+                opts.setdefault(name, []).append(val)
+            elif name in ("--plaintext", "--secret") and i + 1 < len(argv) and "=" in argv[i + 1] and not argv[i + 1].startswith("-"):
+                opts.setdefault(name + "=", []).append(argv[i + 1])  # config set-all --plaintext k=v
+                i += 1
+            elif name in BOOL_FLAGS:
+                opts[name] = True
+            elif name in VALUE_FLAGS and i + 1 < len(argv):
+                opts.setdefault(name, []).append(argv[i + 1])
+                i += 1
+            else:
+                raise CliError(f"unknown flag: {name}")
+        else:
+            words.append(a)
+        i += 1
+    return words, opts
+
+
+def one(opts: dict[str, Any], *names: str) -> str | None:
+    for n in names:
+        if n in opts and isinstance(opts[n], list):
+            return str(opts[n][-1])
+    return None
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).strftime(DATETIME_FORMAT)
+
+
+class Cli:
+    def __init__(self, words: list[str], opts: dict[str, Any]):
+        self.words, self.opts = words, opts
+        self.cwd = Path.cwd()
+        self.env = dict(os.environ)
+
+    # helpers ---------------------------------------------------------------------------------
+    def backend(self) -> Backend:
+        return Backend(self.cwd, self.env)
+
+    def current_file(self, b: Backend) -> Path:
+        return Path(self.env.get("PULUMI_HOME") or Path.home() / ".pulumi") / "workspaces" / f"{b.project}-double-workspace.json"
+
+    def stack_ref(self, b: Backend, must_exist: bool = True) -> tuple[StackRef, str]:
+        given = one(self.opts, "--stack", "-s")
+        if not given:
+            cur = self.current_file(b)
+            if not cur.is_file():
+                raise CliError("no stack selected; please use `pulumi stack select` to choose one")
+            given = json.loads(cur.read_text())["stack"]
+        ref = b.ref(given)
+        if must_exist:
+            b.require(ref, given)
+        return ref, given
+
+    def settings(self, ref: StackRef) -> tuple[Path, dict[str, Any], Secrets]:
+        path = settings_path(self.cwd, ref, one(self.opts, "--config-file"))
+        doc = read_settings(path)
+        return path, doc, Secrets(doc, self.env)
+
+    # commands --------------------------------------------------------------------------------
+    def run(self) -> int:
+        w = self.words
+        if not w:
+            raise CliError("no command given")
+        if w[0] == "version":
+            print(f"v{CLI_VERSION}")
+            return 0
+        if w[0] == "whoami":
+            b = self.backend()
+            if self.opts.get("--json"):
+                print(json.dumps({"user": "double", "organizations": ["organization"], "url": b.url}))
+            else:
+                print("double")
+            return 0
+        if w[0] == "login":
+            url = w[1] if len(w) > 1 else ("file://~" if self.opts.get("--local") else "https://api.pulumi.com")
+            home = Path(self.env.get("PULUMI_HOME") or Path.home() / ".pulumi")
+            home.mkdir(parents=True, exist_ok=True)
+            (home / "credentials.json").write_text(json.dumps({"current": url}))
+            print(f"Logged in to {url}")
+            return 0
+        if w[0] == "stack":
+            return self.stack_cmd(w[1] if len(w) > 1 else "select-current", w[2:])
+        if w[0] == "config":
+            return self.config_cmd(w[1] if len(w) > 1 else "", w[2:])
+        if w[0] in ("up", "preview", "refresh", "destroy"):
+            return self.operation(w[0])
+        if w[0] == "cancel":
+            b = self.backend()
+            ref, _ = self.stack_ref(b)
+            b.cancel(ref)
+            print("The currently running update has been canceled!")
+            return 0
+        raise CliError(f"unknown command \"{w[0]}\" for \"pulumi\"")
+
+    def stack_cmd(self, sub: str, rest: list[str]) -> int:
+        b = self.backend()
+        if sub == "init":
+            given = rest[0] if rest else one(self.opts, "--stack", "-s")
+            if not given:
+                raise CliError("a stack name is required")
+            ref = b.ref(given)
+            if b.exists(ref):
+                raise CliError(f"stack '{ref.fq}' already exists")
+            path, doc, _ = self.settings(ref)
+            provider = one(self.opts, "--secrets-provider") or "passphrase"
+            if provider == "passphrase":
+                if not doc.get("encryptionsalt") and not doc.get("secretsprovider"):
+                    secrets = Secrets({}, self.env)
+                    secrets.check()  # a passphrase must be available
+                    phrase = self.env.get("PULUMI_CONFIG_PASSPHRASE")
+                    if phrase is None:
+                        phrase = Path(self.env["PULUMI_CONFIG_PASSPHRASE_FILE"]).read_text()
+                    doc = {"encryptionsalt": salt_for(phrase), **doc}
+                    write_settings(path, doc)
+            elif not doc.get("secretsprovider"):
+                doc = {"secretsprovider": provider, "encryptedkey": "ZG91YmxlLWRhdGEta2V5", **doc}
+                write_settings(path, doc)
+            b.write_deployment(ref, {})
+            self.select(b, ref)
+            print(f"Created stack '{ref.name}'")
+            return 0
+        if sub in ("select", "select-current"):
+            given = rest[0] if rest else one(self.opts, "--stack", "-s")
+            if not given:
+                raise CliError("no stack selected; please use `pulumi stack select` to choose one")
+            ref = b.ref(given)
+            if not b.exists(ref):
+                if self.opts.get("--create"):
+                    b.write_deployment(ref, {})
+                else:
+                    raise CliError(f"no stack named '{given}' found")
+            if sub == "select":
+                self.select(b, ref)
+            return 0
+        if sub == "ls":
+            cur_file = self.current_file(b)
+            current = json.loads(cur_file.read_text())["stack"] if cur_file.is_file() else ""
+            rows = []
+            for ref in b.stacks():
+                resources = b.read_deployment(ref).get("resources") or []
+                hist = b.history(ref)
+                row: dict[str, Any] = {"name": ref.name, "current": current == ref.fq, "updateInProgress": b.lock_dir(ref).is_dir() and any(b.lock_dir(ref).iterdir())}
+                if hist:
+                    row["lastUpdate"] = hist[0]["endTime"]
+                    row["resourceCount"] = len(resources)
+                rows.append(row)
+            print(json.dumps(rows, indent=4))
+            return 0
+        ref, _ = self.stack_ref(b)
+        _, _, secrets = self.settings(ref)
+        deployment = b.read_deployment(ref)
+        if sub == "output":
+            reveal = bool(self.opts.get("--show-secrets"))
+            stack_res = next((r for r in deployment.get("resources") or [] if r["type"] == "pulumi:pulumi:Stack"), None)
+            outputs = (stack_res or {}).get("outputs") or {}
+            shown = {k: (engine.unwrap(v, secrets) if reveal else engine.mask(v)) for k, v in outputs.items()}
+            print(json.dumps(shown, indent=4))
+            return 0
+        if sub == "export":
+            reveal = bool(self.opts.get("--show-secrets"))
+            text = json.dumps({"version": 3, "deployment": engine.show(deployment, secrets, reveal)}, indent=4)
+            target = one(self.opts, "--file")
+            if target:
+                Path(target).write_text(text)
+            else:
+                print(text)
+            return 0
+        if sub == "import":
+            src = one(self.opts, "--file")
+            doc = json.loads(Path(src).read_text() if src else sys.stdin.read())
+            if not isinstance(doc, dict) or "deployment" not in doc:
+                raise CliError("could not read deployment: the file is not a stack export")
+            b.check_unlocked(ref)
+            b.write_deployment(ref, doc["deployment"])
+            print("Import complete.")
+            return 0
+        if sub == "history":
+            entries = b.history(ref)
+            size = one(self.opts, "--page-size")
+            if size:
+                page = int(one(self.opts, "--page") or 1)
+                entries = entries[(page - 1) * int(size): page * int(size)]
+            print(json.dumps(entries, indent=4))
+            return 0
+        raise CliError(f"unknown command \"{sub}\" for \"pulumi stack\"")
+
+    def select(self, b: Backend, ref: StackRef) -> None:
+        cur = self.current_file(b)
+        cur.parent.mkdir(parents=True, exist_ok=True)
+        cur.write_text(json.dumps({"stack": ref.fq}))
+
+    def config_cmd(self, sub: str, rest: list[str]) -> int:
+        b = self.backend()
+        ref, _ = self.stack_ref(b)
+        path, doc, secrets = self.settings(ref)
+        project = b.project
+        config = doc.setdefault("config", {}) or {}
+        doc["config"] = config
+
+        def full(key: str) -> str:
+            return key if ":" in key else f"{project}:{key}"
+
+        def plain(value: Any) -> tuple[str, bool]:
+            if isinstance(value, dict) and "secure" in value:
+                return secrets.decrypt(str(value["secure"])), True
+            return engine.as_cli_string(value), False
+
+        def put(key: str, value: str, secret: bool) -> None:
+            config[full(key)] = {"secure": secrets.encrypt(value)} if secret else value
+
+        if sub in ("", "--json"):
+            out = {}
+            for k, v in config.items():
+                value, secret = plain(v)
+                out[k] = {"value": value if (not secret or self.opts.get("--show-secrets")) else "[secret]", "secret": secret}
+            print(json.dumps(out, indent=4))
+            return 0
+        if sub == "get":
+            key = full(rest[0])
+            if key not in config:
+                raise CliError(f"configuration key '{key}' not found for stack '{ref.name}'")
+            value, secret = plain(config[key])
+            print(json.dumps({"value": value, "secret": secret}) if self.opts.get("--json") else value)
+            return 0
+        if sub == "set":
+            key, value = rest[0], rest[1] if len(rest) > 1 else ""
+            put(key, value, bool(self.opts.get("--secret")))
+        elif sub == "set-all":
+            for flag, secret in (("--plaintext", False), ("--secret", True)):
+                for pair in self.opts.get(flag + "=", []):
+                    put(*pair.split("=", 1), secret)
+        elif sub == "rm":
+            config.pop(full(rest[0]), None)
+        else:
+            raise CliError(f"unknown command \"{sub}\" for \"pulumi config\"")
+        write_settings(path, doc)
+        return 0
+
+    # engine operations -----------------------------------------------------------------------
+    def operation(self, op: str) -> int:
+        started = time.monotonic()
+        if one(self.opts, "--client"):
+            raise CliError("the pulumi double runs local programs only (--client is for inline programs)")
+        preview = op == "preview" or bool(self.opts.get("--preview-only"))
+        if not preview and not (self.opts.get("--yes") or self.opts.get("-y")) and self.opts.get("--non-interactive"):
+            raise CliError("--yes or --skip-preview must be passed in to proceed when running in non-interactive mode")
+        b = self.backend()
+        ref, _ = self.stack_ref(b)
+        path, doc, secrets = self.settings(ref)
+        secrets.check()
+        if not preview:
+            lock = b.lock(ref)
+        else:
+            b.check_unlocked(ref)
+            lock = None
+        events = engine.Events(one(self.opts, "--event-log"))
+        diags: list[str] = []
+
+        def diag(urn: str, message: str, severity: str = "error") -> None:
+            events.emit(diagnosticEvent={"urn": urn, "prefix": f"{severity}: ", "message": message + "\n", "color": "never", "severity": severity})
+            diags.append(f"  {urn.rsplit('::', 1)[-1]}:\n    {severity}: {message}")
+
+        try:
+            config, secret_keys = engine.program_config(self.cwd, doc, secrets)
+            events.emit(preludeEvent={"config": {k: ("[secret]" if k in secret_keys else v) for k, v in config.items()}})
+            deployment = b.read_deployment(ref)
+            old = deployment.get("resources") or []
+            if op == "refresh" or (op == "preview" and self.opts.get("--refresh")):
+                refreshed = engine.cloud_view(old)
+                if op == "refresh":
+                    steps = refresh_steps(old, refreshed)
+                    _, counts, failed = engine.apply(steps, old, events, preview=preview, diag=diag)
+                    new_state = refreshed
+                else:
+                    old = refreshed
+            if op in ("up", "preview"):
+                try:
+                    program = engine.run_program(self.cwd, ref.name, b.project, config, secrets)
+                except Exception as exc:  # the program failed: what the language host reports
+                    message = f"Program failed with an unhandled exception:\n{''.join(traceback.format_exception_only(type(exc), exc)).strip()}"
+                    diag(f"urn:pulumi:{ref.name}::{b.project}::pulumi:pulumi:Stack::{b.project}-{ref.name}", message)
+                    events.emit(summaryEvent={"maybeCorrupt": False, "durationSeconds": int(time.monotonic() - started), "resourceChanges": {}, "PolicyPacks": {}})
+                    events.emit(cancelEvent={})
+                    print("Diagnostics:\n" + "\n".join(diags))
+                    return 255
+                steps = engine.plan_steps(old, program, secrets)
+                new_state, counts, failed = engine.apply(steps, old, events, preview=preview, diag=diag)
+            elif op == "destroy":
+                steps = [("delete", r, None, []) for r in reversed(old)]
+                new_state, counts, failed = engine.apply(steps, old, events, preview=preview, diag=diag)
+            changes = {k: v for k, v in counts.items() if k != "same" and v}
+            events.emit(summaryEvent={"maybeCorrupt": False, "durationSeconds": int(time.monotonic() - started), "resourceChanges": counts,
+                                      "PolicyPacks": {p: "" for p in self.opts.get("--policy-pack", [])}})
+            events.emit(cancelEvent={})
+            if not preview:
+                deployment = {"manifest": {"time": now(), "magic": "", "version": f"v{CLI_VERSION}"},
+                              "secrets_providers": {"type": secrets.provider.split("://")[0] if "://" in secrets.provider else "passphrase"},
+                              "resources": new_state}
+                b.write_deployment(ref, deployment)
+                b.add_history(ref, {"kind": op if op != "up" else "update", "startTime": now(), "endTime": now(), "message": "",
+                                    "environment": {"exec.kind": one(self.opts, "--exec-kind") or "cli"}, "config": {},
+                                    "result": "failed" if failed else "succeeded", "resourceChanges": counts})
+            print(f"{'Previewing' if preview else 'Updating'} ({ref.name}):")
+            if diags:
+                print("Diagnostics:\n" + "\n".join(diags))
+            print("Resources:\n" + "\n".join(f"    {n} {k}" for k, n in sorted(counts.items())))
+            if failed:
+                return 255
+            if self.opts.get("--expect-no-changes") and changes:
+                raise CliError("no changes were expected but changes were proposed" if preview else "no changes were expected but changes occurred")
+            return 0
+        finally:
+            if lock is not None:
+                lock.unlink(missing_ok=True)
+
+
+def refresh_steps(old: list[dict[str, Any]], refreshed: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any] | None, dict[str, Any] | None, list[str]]]:
+    by = {r["urn"]: r for r in refreshed}
+    steps: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None, list[str]]] = []
+    for r in old:
+        now_ = by.get(r["urn"])
+        if now_ is None:
+            steps.append(("delete", r, None, []))
+        elif now_ != r:
+            steps.append(("update", r, now_, sorted(k for k in now_.get("inputs", {}) if now_["inputs"].get(k) != r.get("inputs", {}).get(k))))
+        else:
+            steps.append(("same", r, r, []))
+    return steps
+
+
+def main(argv: list[str]) -> int:
+    record(argv)
+    try:
+        words, opts = parse(argv)
+        return Cli(words, opts).run()
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 255
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,267 @@
+"""The double's engine: run the project's program under our mocks, diff it against the stored state,
+write engine events the way the CLI's `--event-log` does (one JSON object per line, the shapes of
+sdk/go/common/apitype/events.go), and save the new state.
+
+Test hooks (environment of the `pulumi` process):
+  PULUMI_DOUBLE_FAIL_ON   a substring of a URN: that resource's create/update/delete fails
+  PULUMI_DOUBLE_CLOUD     a JSON file {"<urn substring>": {"inputs": {...}} | null}: what the cloud
+                          looks like now (console edits, deleted resources); only `refresh` and
+                          `preview --refresh` read it, as the real CLI only sees drift when refreshing.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import runpy
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.pulumi_double.backend import SECRET_MARK, SECRET_SIG, Secrets
+
+# Inputs whose change forces a replacement (a small, explicit subset of the providers' ForceNew).
+FORCE_NEW = {
+    "aws:rds/instance:Instance": {"identifier", "engine", "storageEncrypted", "kmsKeyId", "dbSubnetGroupName", "username"},
+    "aws:ec2/vpc:Vpc": {"cidrBlock"},
+    "aws:ec2/subnet:Subnet": {"cidrBlock", "availabilityZone", "vpcId"},
+    "aws:secretsmanager/secret:Secret": {"name"},
+    "aws:kms/key:Key": {"customerMasterKeySpec"},
+    "aws:ecr/repository:Repository": {"name"},
+    "postgresql:index/database:Database": {"name"},
+    "postgresql:index/role:Role": {"name"},
+}
+
+
+class Events:
+    def __init__(self, path: str | None):
+        self.path, self.seq = path, 0
+
+    def emit(self, **event: Any) -> None:
+        if not self.path:
+            return
+        self.seq += 1
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"sequence": self.seq, "timestamp": int(time.time()), **event}) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# Secrets in state: {sig: mark, ciphertext} at rest, masked in events
+# --------------------------------------------------------------------------------------------
+
+
+def wrap(value: Any, secrets: Secrets) -> dict[str, Any]:
+    return {SECRET_SIG: SECRET_MARK, "ciphertext": secrets.encrypt(json.dumps(value))}
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(SECRET_SIG) == SECRET_MARK
+
+
+def unwrap(value: Any, secrets: Secrets) -> Any:
+    if is_secret(value):
+        if "plaintext" in value:
+            return json.loads(value["plaintext"])
+        return json.loads(secrets.decrypt(value["ciphertext"]))
+    if isinstance(value, dict):
+        return {k: unwrap(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v, secrets) for v in value]
+    return value
+
+
+def show(value: Any, secrets: Secrets, reveal: bool) -> Any:
+    if is_secret(value):
+        return {SECRET_SIG: SECRET_MARK, "plaintext": secrets.decrypt(value["ciphertext"])} if reveal and "ciphertext" in value else value
+    if isinstance(value, dict):
+        return {k: show(v, secrets, reveal) for k, v in value.items()}
+    if isinstance(value, list):
+        return [show(v, secrets, reveal) for v in value]
+    return value
+
+
+def mask(value: Any) -> Any:
+    if is_secret(value):
+        return "[secret]"
+    if isinstance(value, dict):
+        return {k: mask(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask(v) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Program and config
+# --------------------------------------------------------------------------------------------
+
+
+def program_config(cwd: Path, settings: dict[str, Any], secrets: Secrets) -> tuple[dict[str, str], set[str]]:
+    """Pulumi.yaml defaults + the stack settings' config, decrypted, as the strings a program gets."""
+    project_doc = yaml.safe_load((cwd / "Pulumi.yaml").read_text())
+    project = project_doc["name"]
+    merged: dict[str, Any] = {}
+    secret_keys: set[str] = set()
+    for key, spec in (project_doc.get("config") or {}).items():
+        if isinstance(spec, dict) and "default" in spec:
+            merged[key if ":" in key else f"{project}:{key}"] = spec["default"]
+    for key, value in (settings.get("config") or {}).items():
+        full = key if ":" in key else f"{project}:{key}"
+        if isinstance(value, dict) and "secure" in value:
+            merged[full] = secrets.decrypt(str(value["secure"]))
+            secret_keys.add(full)
+        else:
+            merged[full] = value
+    return {k: as_cli_string(v) for k, v in merged.items()}, secret_keys
+
+
+def as_cli_string(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def run_program(cwd: Path, stack: str, project: str, config: dict[str, str], secrets: Secrets) -> list[dict[str, Any]]:
+    """The program's resources as state records (secret values wrapped), the stack resource first."""
+    if str(cwd) not in sys.path:
+        sys.path.insert(0, str(cwd))
+    from bootstrap.mockgraph import run_program as run_under_mocks
+
+    main = str(cwd / "__main__.py")
+    graph = run_under_mocks(lambda: runpy.run_path(main, run_name="__main__"), stack=stack, config=config, project=project, preview=False)
+    stack_urn = f"urn:pulumi:{stack}::{project}::pulumi:pulumi:Stack::{project}-{stack}"
+    outputs = {k: (wrap(v, secrets) if k in graph.secret_outputs else v) for k, v in graph.outputs.items()}
+    records: list[dict[str, Any]] = [{"urn": stack_urn, "custom": False, "type": "pulumi:pulumi:Stack", "inputs": {}, "outputs": outputs}]
+    for r in graph.resources:
+        inputs = {k: (wrap(v, secrets) if r.is_secret(k) else v) for k, v in r.inputs.items()}
+        state = {k: (wrap(v, secrets) if (r.is_secret(k) or k in r.additional_secret_outputs or (r.type.startswith("random:") and k == "result")) else v)
+                 for k, v in r.state.items()}
+        rec: dict[str, Any] = {"urn": r.urn, "custom": r.custom, "type": r.type, "inputs": inputs, "outputs": state, "parent": r.parent,
+                               "dependencies": r.dependencies}
+        if r.custom:
+            rec["id"] = r.id
+        if r.protect:
+            rec["protect"] = True
+        if r.provider:
+            rec["provider"] = r.provider
+        records.append(rec)
+    return records
+
+
+# --------------------------------------------------------------------------------------------
+# Diff and apply
+# --------------------------------------------------------------------------------------------
+
+
+def cloud_view(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The resources as the cloud reports them now (PULUMI_DOUBLE_CLOUD overlay)."""
+    path = os.environ.get("PULUMI_DOUBLE_CLOUD")
+    if not path or not Path(path).is_file():
+        return copy.deepcopy(resources)
+    overlay: dict[str, Any] = json.loads(Path(path).read_text())
+    out = []
+    for res in resources:
+        hit = next((k for k in overlay if k in res["urn"]), None)
+        if hit is None:
+            out.append(copy.deepcopy(res))
+        elif overlay[hit] is not None:
+            changed = copy.deepcopy(res)
+            for section in ("inputs", "outputs"):
+                changed.setdefault(section, {}).update(overlay[hit].get("inputs", {}))
+            out.append(changed)
+    return out
+
+
+def step_meta(op: str, old: dict[str, Any] | None, new: dict[str, Any] | None, keys: list[str]) -> dict[str, Any]:
+    def state(r: dict[str, Any] | None) -> dict[str, Any] | None:
+        if r is None:
+            return None
+        return {"type": r["type"], "urn": r["urn"], "custom": r.get("custom", True), "delete": False, "id": r.get("id", ""),
+                "parent": r.get("parent", ""), "protect": bool(r.get("protect")), "inputs": mask(r.get("inputs", {})),
+                "outputs": mask(r.get("outputs", {})), "provider": r.get("provider", "")}
+
+    base = new or old or {}
+    return {"op": op, "urn": base.get("urn", ""), "type": base.get("type", ""), "provider": base.get("provider", ""),
+            "old": state(old), "new": state(new), "keys": keys or None, "diffs": keys or None, "detailedDiff": None, "logical": True}
+
+
+def plan_steps(old: list[dict[str, Any]], new: list[dict[str, Any]], secrets: Secrets) -> list[tuple[str, dict[str, Any] | None, dict[str, Any] | None, list[str]]]:
+    old_by = {r["urn"]: r for r in old}
+    new_urns = {r["urn"] for r in new}
+    steps: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None, list[str]]] = []
+    for r in new:
+        prev = old_by.get(r["urn"])
+        if prev is None:
+            steps.append(("create", None, r, []))
+            continue
+        a, b = unwrap(prev.get("inputs", {}), secrets), unwrap(r.get("inputs", {}), secrets)
+        keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        if not keys:
+            steps.append(("same", prev, {**r, "id": prev.get("id", r.get("id")), "outputs": prev.get("outputs", r.get("outputs"))} if r["type"] != "pulumi:pulumi:Stack" else r, []))
+        elif set(keys) & FORCE_NEW.get(r["type"], set()):
+            steps.append(("replace", prev, r, keys))
+        else:
+            steps.append(("update", prev, r, keys))
+    for r in reversed(old):
+        if r["urn"] not in new_urns:
+            steps.append(("delete", r, None, []))
+    return steps
+
+
+def apply(
+    steps: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None, list[str]]],
+    old: list[dict[str, Any]],
+    events: Events,
+    *,
+    preview: bool,
+    diag: Callable[[str, str], None],
+) -> tuple[list[dict[str, Any]], dict[str, int], bool]:
+    """Emit the step events; return (resources after the run, change counts, failed)."""
+    fail_on = os.environ.get("PULUMI_DOUBLE_FAIL_ON", "")
+    result = {r["urn"]: r for r in old}
+    order = [r["urn"] for r in old]
+    counts: dict[str, int] = {}
+    failed = False
+    stack_step: tuple[str, dict[str, Any] | None] | None = None
+    for op, prev, new, keys in steps:
+        target = new or prev or {}
+        urn = target["urn"]
+        if failed and op != "same":
+            continue
+        if op == "delete" and prev and prev.get("protect"):
+            failed = True
+            diag(urn, f"unable to delete resource \"{urn}\"\nas it is currently marked for protection. To unprotect the resource, "
+                      "remove the `protect` flag from the resource in your Pulumi program and run `pulumi up`, or use the command:\n"
+                      f"`pulumi state unprotect '{urn}'`")
+            continue
+        events.emit(resourcePreEvent={"metadata": step_meta(op, prev, new, keys), "planning": preview})
+        if not preview and op != "same" and fail_on and fail_on in urn:
+            failed = True
+            events.emit(resOpFailedEvent={"metadata": step_meta(op, prev, new, keys), "status": 0, "steps": 0})
+            diag(urn, os.environ.get("PULUMI_DOUBLE_FAIL_MESSAGE") or f"{op} of {urn.rsplit('::', 1)[-1]} failed: the provider returned an error (injected)")
+            continue
+        counts[op] = counts.get(op, 0) + 1
+        if not preview and target["type"] == "pulumi:pulumi:Stack" and op != "delete":
+            stack_step = (urn, new)  # the engine registers the stack's outputs last
+        elif not preview:
+            if op == "delete":
+                result.pop(urn, None)
+            else:
+                if urn not in result:
+                    order.append(urn)
+                result[urn] = new  # type: ignore[assignment]
+        events.emit(resOutputsEvent={"metadata": step_meta(op, prev, new, keys), "planning": preview})
+    if stack_step is not None:
+        urn, new = stack_step
+        if urn not in result:
+            order.insert(0, urn)
+            result[urn] = {**new, "outputs": {}}  # type: ignore[dict-item]
+        if not failed:
+            result[urn] = new  # type: ignore[assignment]
+    return [result[u] for u in order if u in result], counts, failed

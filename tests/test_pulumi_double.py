@@ -1,0 +1,129 @@
+"""The `pulumi` test double, driven through the real `pulumi.automation` SDK: if the SDK can work
+with it, the double speaks the contract the deploy commands rely on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pulumi import automation as auto
+
+from tests.pulumi_double.backend import SECRET_MARK, SECRET_SIG
+from tests.pulumi_double.fixture import Double
+
+PASS = "correct horse"
+
+
+def workspace(d: Double, **env: str) -> auto.LocalWorkspace:
+    return auto.LocalWorkspace(work_dir=str(d.project), env_vars={"PULUMI_BACKEND_URL": d.file_backend(), "PULUMI_CONFIG_PASSPHRASE": PASS, **env})
+
+
+def test_version_whoami_and_stack_lifecycle(pulumi_double: Double) -> None:
+    d = pulumi_double
+    ws = workspace(d)
+    assert ws.pulumi_version == "3.205.0"
+    assert ws.who_am_i().user == "double"
+    with pytest.raises(auto.StackNotFoundError, match="no stack named 'dev' found"):
+        auto.select_stack("dev", work_dir=str(d.project), opts=auto.LocalWorkspaceOptions(env_vars=ws.env_vars))
+    stack = auto.create_stack("dev", work_dir=str(d.project), opts=auto.LocalWorkspaceOptions(env_vars=ws.env_vars))
+    with pytest.raises(auto.StackAlreadyExistsError):
+        ws.create_stack("dev")
+    doc = yaml.safe_load((d.project / "Pulumi.dev.yaml").read_text())
+    assert str(doc["encryptionsalt"]).startswith("v1:") and doc["config"]["pghome:appName"] == "shop"
+    assert [(s.name, s.current) for s in ws.list_stacks()] == [("dev", True)]
+    assert stack.outputs() == {}
+    # every call went through the SDK's contract: --non-interactive first, --stack on stack commands
+    assert ["--non-interactive", "stack", "select", "--stack", "dev"] in [c["argv"] for c in d.calls()]
+    assert ["--non-interactive", "stack", "init", "dev"] in [c["argv"] for c in d.calls()]
+    assert all(c["env"]["PULUMI_BACKEND_URL"] == d.file_backend() for c in d.calls() if c["argv"] != ["version"])
+
+
+def test_config_plain_and_secret_round_trip_through_the_stack_file(pulumi_double: Double) -> None:
+    d = pulumi_double
+    stack = auto.create_stack("dev", work_dir=str(d.project), opts=auto.LocalWorkspaceOptions(env_vars=workspace(d).env_vars))
+    stack.set_config("pghome:imageTag", auto.ConfigValue("v42"))
+    stack.set_config("pghome:containerImage", auto.ConfigValue("registry/app:1", secret=True))
+    stack.set_all_config({"pghome:desiredCount": auto.ConfigValue("2")})
+    doc = yaml.safe_load((d.project / "Pulumi.dev.yaml").read_text())
+    assert doc["config"]["pghome:imageTag"] == "v42" and doc["config"]["pghome:desiredCount"] == "2"
+    assert set(doc["config"]["pghome:containerImage"]) == {"secure"} and "registry" not in json.dumps(doc)
+    got = stack.get_config("pghome:containerImage")
+    assert (got.value, got.secret) == ("registry/app:1", True)
+    assert stack.get_all_config()["pghome:imageTag"].value == "v42"
+    stack.remove_config("pghome:imageTag")
+    assert "pghome:imageTag" not in yaml.safe_load((d.project / "Pulumi.dev.yaml").read_text())["config"]
+    wrong = auto.select_stack("dev", work_dir=str(d.project), opts=auto.LocalWorkspaceOptions(env_vars=workspace(d, PULUMI_CONFIG_PASSPHRASE="wrong").env_vars))
+    with pytest.raises(auto.CommandError, match="incorrect passphrase"):
+        wrong.get_config("pghome:containerImage")
+
+
+def test_up_events_state_outputs_and_a_second_up(pulumi_double: Double) -> None:
+    d = pulumi_double
+    stack = auto.create_stack("dev", work_dir=str(d.project), opts=auto.LocalWorkspaceOptions(env_vars=workspace(d).env_vars))
+    events: list[Any] = []
+    result = stack.up(on_event=events.append)
+    assert result.summary.result == "succeeded" and result.summary.kind == "update"
+    kinds = [next(k for k in ("prelude_event", "resource_pre_event", "res_outputs_event", "summary_event", "cancel_event", "diagnostic_event")
+                  if getattr(e, k) is not None) for e in events]
+    assert kinds[0] == "prelude_event" and kinds[-2:] == ["summary_event", "cancel_event"]
+    creates = [e.resource_pre_event.metadata for e in events if e.resource_pre_event]
+    assert all(m.op == auto.OpType.CREATE for m in creates)
+    assert any(m.type == "aws:rds/instance:Instance" for m in creates)
+    summary = next(e.summary_event for e in events if e.summary_event)
+    assert summary.resource_changes["create"] == len(creates) == len(d.resources()) and len(creates) > 50
+    # outputs: secrets flagged by the masked/unmasked pair of `stack output` calls
+    assert result.outputs["dbMasterUsername"].secret and not result.outputs["vpcId"].secret
+    # state at rest keeps secrets encrypted; export --show-secrets reveals them
+    rds = next(r for r in d.resources() if r["type"] == "random:index/randomPassword:RandomPassword")
+    assert rds["outputs"]["result"][SECRET_SIG] == SECRET_MARK and "ciphertext" in rds["outputs"]["result"]
+    exported = stack.export_stack()
+    assert "plaintext" in next(r for r in exported.deployment["resources"] if r["urn"] == rds["urn"])["outputs"]["result"]
+    before = d.resources()
+    stack.import_stack(exported)
+    assert [r["urn"] for r in d.resources()] == [r["urn"] for r in before]
+    # a second up with nothing changed: all same; a config change: one update
+    again = stack.preview()
+    assert set(again.change_summary) == {"same"}
+    stack.set_config("pghome:logRetentionDays", auto.ConfigValue("30"))
+    changed = stack.preview()
+    assert changed.change_summary.get("update") == 1
+    assert len(stack.history()) == 1
+
+
+def test_failures_locked_missing_passphrase_no_credentials_and_a_failing_resource(pulumi_double: Double, monkeypatch: pytest.MonkeyPatch) -> None:
+    d = pulumi_double
+    stack = auto.create_stack("dev", work_dir=str(d.project), opts=auto.LocalWorkspaceOptions(env_vars=workspace(d).env_vars))
+    lock = d.lock()
+    with pytest.raises(auto.ConcurrentUpdateError) as err:
+        stack.up()
+    assert "the stack is currently locked by 1 lock(s)" in str(err.value) and "pulumi cancel" in str(err.value)
+    lock.unlink()
+    nopass = auto.select_stack("dev", work_dir=str(d.project), opts=auto.LocalWorkspaceOptions(env_vars={"PULUMI_BACKEND_URL": d.file_backend()}))
+    with pytest.raises(auto.CommandError, match="passphrase must be set with PULUMI_CONFIG_PASSPHRASE"):
+        nopass.preview()
+    with pytest.raises(auto.CommandError, match="NoCredentialProviders"):
+        auto.select_stack("dev", work_dir=str(d.project), opts=auto.LocalWorkspaceOptions(env_vars={"PULUMI_BACKEND_URL": "s3://team-state/pghome"}))
+    monkeypatch.setenv("PULUMI_DOUBLE_FAIL_ON", "aws:rds/instance:Instance")
+    with pytest.raises(auto.CommandError) as err:
+        stack.up()
+    assert "error: create of shop-dev-database-instance failed" in str(err.value)
+    types = {r["type"] for r in d.resources()}
+    assert "aws:ec2/vpc:Vpc" in types and "aws:rds/instance:Instance" not in types  # partial progress persisted
+    assert stack.history()[0].result == "failed"
+    assert not any(Path(d.tmp / "state/.pulumi/locks").rglob("*.json"))  # the run released its lock
+
+
+def test_refresh_sees_console_edits_and_destroy_removes_everything(pulumi_double: Double) -> None:
+    d = pulumi_double
+    stack = auto.create_stack("dev", work_dir=str(d.project), opts=auto.LocalWorkspaceOptions(env_vars=workspace(d).env_vars))
+    stack.up()
+    d.cloud({"::shop-dev-database-instance": {"inputs": {"backupRetentionPeriod": 1}}})
+    assert set(stack.preview().change_summary) == {"same"}  # without a refresh the edit is invisible
+    assert stack.preview(refresh=True).change_summary.get("update") == 1
+    with pytest.raises(auto.CommandError, match="no changes were expected"):
+        stack.preview(refresh=True, expect_no_changes=True)
+    stack.destroy()
+    assert d.resources() == []
