@@ -17,6 +17,7 @@ botocore's Stubber for the ECS calls moto cannot serve faithfully.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -273,48 +274,74 @@ def _plain(value: Any) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+def set_stack_config(path: Any, key: str, value: str) -> None:
+    """`pulumi config set` for one plain key, editing only its line (comments and order stay)."""
+    import re as _re
+    from pathlib import Path
+
+    file = Path(path)
+    lines = file.read_text().splitlines(keepends=True)
+    entry = f"  {key}: {json.dumps(value)}\n"
+    for i, line in enumerate(lines):
+        if _re.match(rf"^\s+{_re.escape(key)}\s*:", line):
+            lines[i] = entry
+            break
+    else:
+        at = next((i + 1 for i, line in enumerate(lines) if line.startswith("config:")), None)
+        if at is None:
+            lines += ["config:\n", entry]
+        else:
+            lines.insert(at, entry)
+    file.write_text("".join(lines))
+
+
 def register(sub: Any) -> None:
+    from bootstrap.deploy_cli import _backend_args, _common, _db_args, guarded
+
     p = sub.add_parser("release", help="deploy one pushed, scanned image tag and wait for ECS steady state")
-    p.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml)")
+    _common(p)
     p.add_argument("--image-tag", required=True, help="tag in this stack's ECR repository, e.g. 1.4.2 or a commit sha")
     p.add_argument("--fail-on-severity", default="CRITICAL", type=str.upper, help=f"refuse images with findings at or above this ({', '.join(SEVERITIES)})")
     p.add_argument("--scan-timeout", type=float, default=600, help="seconds to wait for a running scan (default 600)")
     p.add_argument("--timeout", type=float, default=1800, help="seconds to wait for steady state (default 1800)")
-    p.add_argument("--backend", default="", help="state backend URL (as for deploy)")
-    p.add_argument("--secrets-provider", default="", help="passphrase (default) or awskms://... (as for deploy)")
-    from bootstrap.deploy import _db_args  # the master-secret connection flags, for stacks with the app database
-
+    _backend_args(p)
     _db_args(p)
-    p.set_defaults(func=_cmd_release)
+    p.set_defaults(func=guarded(_cmd_release))
 
 
-def automation_update(args: Any, settings: Settings) -> StackUpdate:
-    """The real seam: the Automation API workspace of bootstrap/deploy.py. With the app database
-    on, the postgresql provider gets the master password in the workspace env only (as deploy does)."""
-    import os
+def automation_update(args: Any) -> StackUpdate:
+    """The real seam: the Automation API workspace of bootstrap/workspace.py. The tag is written to
+    the stack file (as `pulumi config set` would: commit it, so later deploys keep the image), and
+    `up` runs with the app database phase the state records; with the app database on, the master
+    password reaches the postgresql provider in that process's env only, as for `deploy`."""
+    import tempfile
+    from pathlib import Path
 
-    from bootstrap import deploy
-
-    env, provider = deploy.backend_env(args.backend or None, args.secrets_provider or None, os.environ)
-    opener = deploy.automation_opener(args.stack, env, provider)
+    from bootstrap import deploy_cli
+    from bootstrap.progress import Progress
+    from bootstrap.stack_file import APP_DB_KEY, read_stack_file, with_app_db
+    from bootstrap.workspace import explain
 
     def update(config: Mapping[str, str]) -> Mapping[str, Any]:
-        extra = {"PGPASSWORD": deploy._real_rotator(settings, args).current_password("master")} if settings.app_database.enabled else {}  # noqa: SLF001
-        stack = opener(extra)
+        session = deploy_cli._session(args, cli=True)  # noqa: SLF001 - the shared CLI session
+        assert session.ws is not None
         for key, value in config.items():
-            stack.set_config(f"pghome:{key}", deploy.config_value(value))
-
-        def on_event(event: Any) -> None:
-            line = deploy._event_line(event)  # noqa: SLF001 - the shared progress format
-            if line:
-                print(line)
-
-        try:
-            stack.up(on_output=lambda line: None, on_event=on_event)
-        except deploy.DeployError:
-            raise
-        except Exception as exc:
-            raise ReleaseError(f"pulumi up failed ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}); the image tag is set in the stack config, re-run release") from None
+            set_stack_config(session.sf.path, f"pghome:{key}", value)
+        print(f"{session.sf.path.name}: {', '.join(f'{k}={v}' for k, v in config.items())} (commit it so later deploys keep this image)")
+        sf = read_stack_file(args.stack, session.project_dir)
+        stack = session.ws.open()
+        deployed = getattr(stack.outputs().get("appDbEnabled"), "value", None)
+        app_db = str(sf.explicit(APP_DB_KEY) if sf.explicit(APP_DB_KEY) is not None else deployed).lower() == "true"
+        if app_db:
+            stack = session.ws.open({"PGPASSWORD": deploy_cli._rotator(session).current_password("master")})  # noqa: SLF001
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = with_app_db(sf, app_db, Path(tmp) / sf.path.name)
+            progress = Progress(print)
+            try:
+                stack.up(config_file=str(cfg), **progress.kwargs())
+            except Exception as exc:
+                raise ReleaseError(f"pulumi up failed: {explain(exc, args.stack)}; fix the cause and re-run release") from None
+            progress.finish("release up")
         return stack.outputs()
 
     return update
@@ -325,16 +352,15 @@ def _cmd_release(args: Any) -> int:
 
     import boto3
 
-    from bootstrap import deploy
-    from bootstrap.mockgraph import stack_config
-    from components.config import load_settings
+    from bootstrap import deploy_cli
 
-    settings = load_settings(stack_config(args.stack), stack=args.stack, check_credentials=False)
+    session = deploy_cli._session(args, cli=False)  # noqa: SLF001 - settings from the stack file, no CLI needed yet
+    settings = session.settings
     try:
-        session = boto3.session.Session(region_name=settings.region)
+        aws = boto3.session.Session(region_name=settings.region)
         # The workspace is opened only when the image checks have passed.
-        releaser = Releaser(settings, session.client("ecr"), session.client("ecs"), lambda config: automation_update(args, settings)(config))
+        releaser = Releaser(settings, aws.client("ecr"), aws.client("ecs"), lambda config: automation_update(args)(config))
         return releaser.release(ReleaseOptions(args.image_tag, args.fail_on_severity, args.scan_timeout, args.timeout))
-    except (ReleaseError, deploy.DeployError) as exc:
+    except ReleaseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -273,3 +273,16 @@ def test_cli_refuses_latest_in_prod_before_anything(capsys: pytest.CaptureFixtur
 
     assert main(["release", "--stack", "prod", "--image-tag", "latest"]) == 1
     assert "looks like a moving name" in capsys.readouterr().err
+
+
+def test_set_stack_config_edits_one_line_and_keeps_comments(tmp_path: Any) -> None:
+    from bootstrap.release import set_stack_config
+
+    f = tmp_path / "Pulumi.x.yaml"
+    f.write_text("# prod stack\nconfig:\n  aws:region: eu-west-1  # Ireland\n  pghome:imageTag: \"1.0.0\"\n  pghome:appName: shop\n")
+    set_stack_config(f, "pghome:imageTag", "1.0.1")
+    assert f.read_text() == "# prod stack\nconfig:\n  aws:region: eu-west-1  # Ireland\n  pghome:imageTag: \"1.0.1\"\n  pghome:appName: shop\n"
+    g = tmp_path / "Pulumi.y.yaml"
+    g.write_text("config:\n  pghome:appName: shop\n")
+    set_stack_config(g, "pghome:imageTag", "3f9c2ab")
+    assert g.read_text() == "config:\n  pghome:imageTag: \"3f9c2ab\"\n  pghome:appName: shop\n"
