@@ -98,7 +98,7 @@ def test_cluster_has_container_insights(dev_graph: Graph, prod_graph: Graph) -> 
     assert exec_cfg["logConfiguration"] == {"cloudWatchEncryptionEnabled": True, "cloudWatchLogGroupName": "/ecs/shop-dev/exec"}
     assert logs.inputs["kmsKeyId"] == key.state["arn"]
     assert prod_graph.one(CLUSTER, "shop-prod-service-cluster").get("configuration") is None
-    assert not [g for g in prod_graph.of_type(LOG_GROUP) if g.inputs["name"].endswith("/exec")]
+    assert not [g for g in prod_graph.of_type(LOG_GROUP) if g.inputs["name"] == "/ecs/shop-prod/exec"]
 
 
 def test_capacity_providers_follow_weights(dev_graph: Graph, prod_graph: Graph) -> None:
@@ -183,7 +183,7 @@ def test_task_role_grants_exec_channels_only_when_enabled(dev_graph: Graph, prod
     assert set(by_sid) == {"EcsExecChannels", "EcsExecSessionKey", "EcsExecFindLogGroup", "EcsExecSessionLogs"}
     assert sorted(as_list(by_sid["EcsExecChannels"]["Action"])) == sorted(a for a in STAR_RESOURCE_ACTIONS if a.startswith("ssmmessages:"))
     assert by_sid["EcsExecChannels"]["Resource"] == "*"
-    exec_key = dev_graph.one(CLUSTER).get("configuration.executeCommandConfiguration.kmsKeyId")
+    exec_key = dev_graph.one(CLUSTER, "shop-dev-service-cluster").get("configuration.executeCommandConfiguration.kmsKeyId")
     assert by_sid["EcsExecSessionKey"] == {"Sid": "EcsExecSessionKey", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": exec_key}
     assert by_sid["EcsExecFindLogGroup"]["Action"] == "logs:DescribeLogGroups" and by_sid["EcsExecFindLogGroup"]["Resource"] == "*"
     exec_logs = next(g for g in dev_graph.of_type(LOG_GROUP) if g.inputs["name"] == "/ecs/shop-dev/exec")
