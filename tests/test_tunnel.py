@@ -475,7 +475,7 @@ def test_db_route_tunnels_rotation_and_pulumi_when_unreachable(world: Any, named
 
         rot = Rotator.__new__(Rotator)
         rot.endpoint = ep
-        with psycopg.connect(rot._conninfo({"username": SUPERUSER, "host": "ignored"}, named_pg.superuser_password)) as conn:
+        with rot._connect({"username": SUPERUSER, "host": "ignored"}, named_pg.superuser_password) as conn:
             assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (True,)
         assert route.pulumi_env()["ALL_PROXY"] == f"socks5://127.0.0.1:{route.tunnel.socks_port}"
     assert any("is not reachable from here: opening a tunnel" in ln for ln in lines)
@@ -495,10 +495,10 @@ def test_rotation_through_a_tunnel_held_elsewhere_with_pghostaddr(world: Any, na
         rot = Rotator.__new__(Rotator)
         rot.endpoint = RotationEndpoint(port=tunnel.local_port, sslrootcert=str(named_pg.ca_file))
         secret = {"host": w.DB_NAME, "port": 5432, "username": SUPERUSER, "dbname": "postgres"}
-        with psycopg.connect(rot._conninfo(secret, named_pg.superuser_password)) as conn:
+        with rot._connect(secret, named_pg.superuser_password) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
         with pytest.raises(psycopg.OperationalError, match="certificate|does not match"):
-            psycopg.connect(rot._conninfo({**secret, "host": "elsewhere.pghome.test"}, named_pg.superuser_password)).close()
+            rot._connect({**secret, "host": "elsewhere.pghome.test"}, named_pg.superuser_password).close()
     stubber.assert_no_pending_responses()
 
 
