@@ -28,6 +28,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components import naming
 from components import sg as rules
 from components.awsinfo import aws_facts
 from components.database import Database
@@ -99,7 +100,7 @@ class RotationFunction(pulumi.ComponentResource):
         args, name = self._args, self._name
         sg = aws.ec2.SecurityGroup(
             f"{name}-sg",
-            name=self._function_name,
+            name_prefix=naming.sg_prefix(self._function_name),  # generated names (components/naming.py)
             description=f"{args.settings.prefix} rotation function: out to the database and HTTPS APIs only",
             vpc_id=args.vpc_id,
             tags={"Name": self._function_name},
@@ -134,7 +135,7 @@ class RotationFunction(pulumi.ComponentResource):
         )
         role = aws.iam.Role(
             f"{name}-role",
-            name=self._function_name,
+            name_prefix=naming.role_prefix(args.settings.prefix, "db-rotation"),
             description=f"{args.settings.prefix}: rotates the database secrets (these secrets, this instance only)",
             assume_role_policy=assume.json,
             opts=pulumi.ResourceOptions(parent=self),

@@ -27,11 +27,11 @@ def _fn(graph: Graph) -> Resource:
 
 
 def _sg_id(graph: Graph, physical: str) -> str:
-    return next(r.id for r in graph.of_type("aws:ec2/securityGroup:SecurityGroup") if r.inputs["name"] == physical)
+    return next(r.id for r in graph.of_type("aws:ec2/securityGroup:SecurityGroup") if r.inputs.get("namePrefix") == physical + "-")
 
 
 def _statements(graph: Graph, role_name: str) -> list[dict[str, Any]]:
-    role = next(r for r in graph.of_type("aws:iam/role:Role") if r.inputs["name"] == role_name)
+    role = next(r for r in graph.of_type("aws:iam/role:Role") if r.inputs.get("namePrefix") == role_name + "-")
     docs = [json.loads(p.inputs["policy"]) for p in graph.of_type("aws:iam/rolePolicy:RolePolicy") if p.inputs["role"] == role.id]
     return [st for d in docs for st in (d["Statement"] if isinstance(d["Statement"], list) else [d["Statement"]])]
 
