@@ -48,6 +48,7 @@ PROJECT_MODULES = (
     "bootstrap/pgadmin.py",
     "bootstrap/pgconn.py",
     "components/__init__.py",
+    "components/naming.py",
     "components/password_policy.py",
     "components/pgmodel.py",
     "components/settings.py",
