@@ -1,5 +1,8 @@
 """Composition root: read the typed settings once, build the components, export the contract."""
 
+import os
+from pathlib import Path
+
 import pulumi
 import pulumi_aws as aws
 
@@ -9,7 +12,11 @@ from components.database import Database, DatabaseArgs
 from components.db_access import DbAccess, DbAccessArgs
 from components.network import Network, NetworkArgs
 from components.registry import Registry, RegistryArgs
+from components.rotation_function import RotationFunction, RotationFunctionArgs
 from components.service import Service, ServiceArgs
+
+# Built by `python -m bootstrap build-rotation`; its content hash drives the function's updates.
+ROTATION_ARCHIVE = Path(os.environ.get("PGHOME_ROTATION_ARCHIVE") or Path(__file__).resolve().parent / "build" / "rotation-function.zip")
 
 settings = load_from_pulumi()  # raises ConfigError before any resource exists
 
@@ -49,6 +56,24 @@ service = Service(
 )
 database.allow_from("service", service.security_group_id, "PostgreSQL from the app tasks")
 
+# Scheduled rotation from inside the VPC (archive: `python -m bootstrap build-rotation`). IAM-auth
+# login roles have no password to rotate.
+password_logins = not settings.app_database.iam_auth
+rotation = RotationFunction(
+    settings.name("rotation"),
+    RotationFunctionArgs(
+        settings=settings.database,
+        database=database,
+        vpc_id=network.vpc_id,
+        subnet_ids=network.private_subnet_ids,
+        archive_path=ROTATION_ARCHIVE,
+        login_secret_arns={"migrator": app_db.login_secret_arns["migrator"]} if password_logins else {},
+        alternating_secret_arns={"app": app_db.login_secret_arns["app"]} if password_logins else {},
+    ),
+    opts=stack_opts,
+)
+database.allow_from("rotation", rotation.security_group_id, "PostgreSQL from the rotation function")
+
 # The on-demand path deploy/rotate/audit tunnel through from outside the VPC (bootstrap/tunnel.py).
 db_access = None
 if settings.database.access:
@@ -76,6 +101,7 @@ pulumi.export("dbMasterUsername", pulumi.Output.secret(database.master_username)
 pulumi.export("appDbName", app_db.database_name)
 pulumi.export("appDbEnabled", settings.app_database.enabled)
 pulumi.export("appDbLoginSecretArns", app_db.login_secret_arns)
+pulumi.export("rotationFunctionArn", rotation.function_arn)
 pulumi.export("repositoryUrl", registry.repository_url)
 pulumi.export("albDnsName", service.alb_dns_name)
 pulumi.export("url", service.url)

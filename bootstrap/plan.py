@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import controls
@@ -120,6 +121,16 @@ def render_outputs(graph: Graph) -> str:
     return "\n".join(lines)
 
 
+def _asset(value: Any) -> Any:
+    """A pulumi FileArchive/FileAsset as its path (relative to the project when inside it), not its repr."""
+    path = getattr(value, "path", None)
+    if type(value).__module__ == "pulumi.asset" and isinstance(path, str):
+        project = Path(__file__).resolve().parent.parent
+        shown = Path(path).resolve()
+        return {type(value).__name__: str(shown.relative_to(project)) if shown.is_relative_to(project) else path}
+    return value
+
+
 def as_json(graph: Graph) -> dict[str, Any]:
     return {
         "stack": graph.stack,
@@ -128,7 +139,7 @@ def as_json(graph: Graph) -> dict[str, Any]:
                 "type": r.type,
                 "name": r.name,
                 "parent": r.parent,
-                "inputs": {k: ("[secret]" if r.is_secret(k) else v) for k, v in r.inputs.items()},
+                "inputs": {k: ("[secret]" if r.is_secret(k) else _asset(v)) for k, v in r.inputs.items()},
                 "protect": r.protect,
                 "ignoreChanges": r.ignore_changes,
             }

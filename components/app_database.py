@@ -20,7 +20,7 @@ import pulumi_aws as aws
 import pulumi_postgresql as postgresql
 
 from components.database import Database
-from components.pgmodel import RDS_IAM_ROLE, DbModel
+from components.pgmodel import RDS_IAM_ROLE, RDS_PASSWORD_ROLE, DbModel
 from components.settings import AppDatabaseSettings
 
 
@@ -157,6 +157,8 @@ class AppDatabase(pulumi.ComponentResource):
             )
         for login in m.iam_login_roles:
             self._chain(postgresql.GrantRole, f"iam-{login}", role=login, grant_role=RDS_IAM_ROLE, depends=[roles[login]])
+        # Only the master may change passwords (rds.restrict_password_commands=1 in the parameter group).
+        self._chain(postgresql.GrantRole, "password-admin", role=m.master, grant_role=RDS_PASSWORD_ROLE)
 
         database = postgresql.Database(
             f"{self._name}-database",

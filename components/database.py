@@ -76,7 +76,9 @@ def parameter_set(settings: DatabaseSettings) -> list[DbParameter]:
     ]
     # Static: read at server start only. Pinned so query statistics (pg_stat_statements) stay
     # available whatever the family's default becomes; applied at the next reboot.
-    static = [("shared_preload_libraries", "pg_stat_statements")]
+    # rds.restrict_password_commands: only rds_password members (the master) may change passwords,
+    # so a login role cannot diverge from its secret with ALTER ROLE ... PASSWORD.
+    static = [("shared_preload_libraries", "pg_stat_statements"), ("rds.restrict_password_commands", "1")]
     return [DbParameter(n, v, "immediate") for n, v in immediate] + [DbParameter(n, v, "pending-reboot") for n, v in static]
 
 

@@ -137,6 +137,7 @@ FORCE_NEW: Mapping[str, frozenset[str]] = {
     "aws:rds/subnetGroup:SubnetGroup": frozenset({"name", "namePrefix"}),
     "aws:rds/instance:Instance": frozenset({"identifier", "engine", "kmsKeyId", "storageEncrypted", "username", "dbName", "characterSetName"}),
     "aws:iam/role:Role": frozenset({"name", "namePrefix", "path"}),
+    "aws:lambda/function:Function": frozenset({"name", "packageType"}),
     "aws:iam/rolePolicy:RolePolicy": frozenset({"name", "role"}),
     "aws:ecr/repository:Repository": frozenset({"name", "encryptionConfigurations"}),
     "aws:ecs/cluster:Cluster": frozenset({"name"}),

@@ -36,7 +36,7 @@ are set in the RDS parameter group (components/database.py), where they apply to
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 PRIVILEGES: dict[str, frozenset[str]] = {
     "database": frozenset({"CONNECT", "TEMPORARY", "CREATE"}),
@@ -51,6 +51,8 @@ IDENTIFIER_RE = r"[a-z_][a-z0-9_]{0,62}"
 RESERVED_ROLE_PREFIXES = ("pg_", "rds")
 RESERVED_ROLES = frozenset({"postgres", "public", "rdsadmin", "rds_superuser", "rdsrepladmin", "rds_iam", "rds_password", "current_user", "session_user"})
 RDS_IAM_ROLE = "rds_iam"
+# With rds.restrict_password_commands=1 only its members may change passwords: the master alone.
+RDS_PASSWORD_ROLE = "rds_password"
 # Every role may connect to these (and create TEMP tables) unless PUBLIC loses it; on RDS the master
 # owns them and may revoke (template0 belongs to rdsadmin and admits no connections anyway).
 MAINTENANCE_DATABASES = ("postgres", "template1")
@@ -115,6 +117,14 @@ def role_names(prefix: str) -> dict[str, str]:
     return {k: f"{prefix}_{k}" for k in ("owner", "migrator", "rw", "ro", "app")}
 
 
+CLONE_SUFFIX = "_clone"
+
+
+def clone_of(role: str) -> str:
+    """The alternate user of an alternating pair (rotation_function/steps.py switches between them)."""
+    return role + CLONE_SUFFIX
+
+
 def build_model(
     *,
     database: str,
@@ -130,7 +140,7 @@ def build_model(
     n = role_names(role_prefix)
     ext_schema = f"{schema}_ext" if extensions else None
     search_path = (schema, ext_schema) if ext_schema else (schema,)
-    roles = (
+    roles: tuple[RoleSpec, ...] = (
         RoleSpec(n["owner"], login=False, comment="owns the database, the app schema and every object in it"),
         RoleSpec(
             n["migrator"],
@@ -158,6 +168,10 @@ def build_model(
             comment="the application's login",
         ),
     )
+    # The app login's twin for the alternating ("multi-user") rotation: each rotation gives the
+    # user the secret does not name a new password and switches the secret to it, so tasks that
+    # read the secret at start keep working until the next-but-one rotation.
+    roles += (replace(roles[-1], name=clone_of(n["app"]), comment="the application's login (alternate user for rotation)"),)
     # The master is not a superuser on RDS: it must be a member of owner to create the database
     # owned by owner and to grant and revoke on owner's objects.
     memberships = ((master, n["owner"]),) + tuple((r.name, m) for r in roles for m in r.member_of)
@@ -167,6 +181,7 @@ def build_model(
         GrantSpec("public", "schema", (), schema="public"),  # nobody creates in public
         GrantSpec(n["migrator"], "database", ("CONNECT",)),
         GrantSpec(n["app"], "database", ("CONNECT",)),
+        GrantSpec(clone_of(n["app"]), "database", ("CONNECT",)),
         GrantSpec(n["rw"], "schema", ("USAGE",), schema=schema),
         GrantSpec(n["ro"], "schema", ("USAGE",), schema=schema),
         # objects that already exist (default privileges cover the ones created later)
@@ -406,6 +421,13 @@ def steps(model: DbModel) -> list[Step]:
             )
         )
     out += _role_setting_steps(model)
+    out.append(
+        Step(
+            "postgres",
+            f"DO $$ BEGIN\n  IF EXISTS (SELECT FROM pg_roles WHERE rolname = {literal(RDS_PASSWORD_ROLE)}) THEN\n"
+            f"    GRANT {ident(RDS_PASSWORD_ROLE)} TO {ident(model.master)};\n  END IF;\nEND $$;",
+        )
+    )
     out.append(
         Step(
             "postgres",

@@ -186,6 +186,7 @@ def database(r: Reader, name_prefix: str, env: Environment, az_count: int) -> Da
         delete_automated_backups=env is not Environment.PROD,
         secret_recovery_window_days=secret_recovery_window_days(env),
         log_retention_days=log_retention,
+        secret_rotation_days=r.integer("dbSecretRotationDays", 1, 365),
         access=r.boolean("dbAccess"),
     )
 

@@ -382,6 +382,7 @@ class Service(pulumi.ComponentResource):
     def _container(self, log_group: aws.cloudwatch.LogGroup) -> dict[str, Any]:
         args = self._args
         s, db = args.settings, args.database
+        iam_auth = db.iam_grant is not None
         container: dict[str, Any] = {
             "name": CONTAINER_NAME,
             "image": self.image,
@@ -398,11 +399,17 @@ class Service(pulumi.ComponentResource):
                 {"name": "PGHOST", "value": db.host},
                 {"name": "PGPORT", "value": pulumi.Output.from_input(db.port).apply(str)},
                 {"name": "PGDATABASE", "value": db.dbname},
-                {"name": "PGUSER", "value": db.username},
+                # With IAM auth the user is fixed (the task role may connect as exactly that user);
+                # otherwise it comes from the secret, which alternates users on every rotation.
+                *([{"name": "PGUSER", "value": db.username}] if iam_auth else []),
                 {"name": "PGSSLMODE", "value": "verify-full"},
                 {"name": "PGSSLROOTCERT", "value": args.ca_bundle_path},
             ],
-            "secrets": [{"name": "PGPASSWORD", "valueFrom": pulumi.Output.concat(db.secret_arn, ":password::")}],
+            # Username and password from the same secret version (JSON keys), read once at task start.
+            "secrets": [
+                *([] if iam_auth else [{"name": "PGUSER", "valueFrom": pulumi.Output.concat(db.secret_arn, ":username::")}]),
+                {"name": "PGPASSWORD", "valueFrom": pulumi.Output.concat(db.secret_arn, ":password::")},
+            ],
             "logConfiguration": {
                 "logDriver": "awslogs",
                 "options": {

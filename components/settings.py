@@ -81,6 +81,8 @@ class DatabaseSettings:
     """How long a deleted DB secret can be restored (0 = deleted at once)."""
     log_retention_days: int = 30
     """Retention of the RDS log groups (/aws/rds/instance/<id>/postgresql and /upgrade)."""
+    secret_rotation_days: int = 30
+    """Schedule of the rotation function on the master and login secrets (SecretsManager.4 wants <= 90)."""
     access: bool = True
     """dbAccess: the on-demand access task for the tunnel (components/db_access.py)."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from controls.catalogue import ADVISORY, DATABASE, MUST_HOLD, NETWORK, SERVICE, control
+from controls.catalogue import DATABASE, MUST_HOLD, NETWORK, SERVICE, control
 from controls.inventory import Inventory, Res
 from controls.readers import (
     policy_statements,
@@ -30,17 +30,43 @@ def _pgh2(r: Res, inv: Inventory) -> Iterator[str]:
 @control(
     "SecretsManager.1",
     "Secrets Manager secrets should have automatic rotation enabled",
-    ADVISORY,
+    MUST_HOLD,
     SECRET,
     component=DATABASE,
     context=True,
-    note="rotation runs outside Secrets Manager (`python -m bootstrap rotate` after every deploy); Security Hub will still report these "
-    "secrets as not rotated. SecretsManager.4 (rotated within N days) depends on live rotation dates and is not decidable from the program.",
+    note="the rotation function (components/rotation_function.py) rotates every DB secret on a schedule",
 )
 def _sm1(r: Res, inv: Inventory) -> Iterator[str]:
     rotations = [x for x in inv.referring(r, "secretId", "aws:secretsmanager/secretRotation:SecretRotation") if x.get("rotationEnabled") is not False]
     if not rotations:
-        yield "no aws:secretsmanager/secretRotation:SecretRotation (rotated out of band)"
+        yield "no aws:secretsmanager/secretRotation:SecretRotation"
+    for x in rotations:
+        if not x.get("rotationLambdaArn"):
+            yield "its SecretRotation names no rotation function"
+
+
+SM4_MAX_DAYS = 90  # Security Hub's default maxDaysSinceRotation
+
+
+@control(
+    "SecretsManager.4",
+    f"Secrets Manager secrets should be rotated within {SM4_MAX_DAYS} days",
+    MUST_HOLD,
+    SECRET,
+    component=DATABASE,
+    context=True,
+    note="checked against the configured schedule (dbSecretRotationDays); the live check also needs the rotations to succeed",
+)
+def _sm4(r: Res, inv: Inventory) -> Iterator[str]:
+    rotations = inv.referring(r, "secretId", "aws:secretsmanager/secretRotation:SecretRotation")
+    if not rotations:
+        yield "not rotated on a schedule"
+    for x in rotations:
+        days = x.get("rotationRules.automaticallyAfterDays")
+        if days is None:
+            yield "its rotation schedule is not a number of days (automaticallyAfterDays)"
+        elif int(days) > SM4_MAX_DAYS:
+            yield f"rotated every {days} days (more than {SM4_MAX_DAYS})"
 
 
 def _bucket_children(inv: Inventory, bucket: Res, type_: str) -> list[Res]:

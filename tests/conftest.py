@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+# The plans must not depend on whether this checkout has built the rotation archive
+# (tests that need one build it and point PGHOME_ROTATION_ARCHIVE at it).
+os.environ["PGHOME_ROTATION_ARCHIVE"] = str(ROOT / "build" / "tests-have-no-rotation-archive.zip")
 
 from bootstrap.mockgraph import Graph, run_stack  # noqa: E402
 from tests.pgserver import PgServer  # noqa: E402

@@ -104,6 +104,10 @@ def secure_stack() -> Graph:
                   "visibilityConfig": visibility, "rules": [{"name": "common", "priority": 0, "overrideAction": {"none": {}}, "visibilityConfig": visibility,
                   "statement": {"managedRuleGroupStatement": {"vendorName": "AWS", "name": "AWSManagedRulesCommonRuleSet"}}}]}, arn=WEB_ACL_ARN)
     secret = res("aws:secretsmanager/secret:Secret", "db-master-secret", {"name": "shop-prod/db/master", "kmsKeyId": KEY_ARN}, arn=SECRET_ARN)
+    rotation = res("aws:secretsmanager/secretRotation:SecretRotation", "db-master-rotation", {
+        "secretId": SECRET_ARN, "rotationLambdaArn": f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:shop-prod-db-rotation",
+        "rotationRules": {"automaticallyAfterDays": 30}, "rotateImmediately": True,
+    })
     resources = [
         vpc,
         res("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", "default-sg", {"vpcId": "vpc-1", "ingress": [], "egress": []}),
@@ -147,6 +151,7 @@ def secure_stack() -> Graph:
             "parameterGroupName": "", "dbSubnetGroupName": "shop-prod-db", "vpcSecurityGroupIds": ["sg-db"],
         }, id_="shop-prod-db", deps={"parameterGroupName": [param_group.urn]}),
         secret,
+        rotation,
         res("aws:cloudwatch/logGroup:LogGroup", "app-logs", {"name": "/ecs/shop-prod", "retentionInDays": 365, "kmsKeyId": KEY_ARN}),
         res("aws:ecs/cluster:Cluster", "cluster", {"name": "shop-prod", "settings": [{"name": "containerInsights", "value": "enabled"}]}),
         # the database access path: ECS Exec sessions under a CMK, logged to an encrypted group

@@ -60,7 +60,8 @@ def test_the_service_reads_the_app_secret(graph: Graph):
     secrets = {s["name"]: s["valueFrom"] for s in container["secrets"]}
     assert secrets["PGPASSWORD"] == graph.outputs["appDbLoginSecretArns"]["app"] + ":password::"
     env = {e["name"]: e["value"] for e in container["environment"]}
-    assert env["PGUSER"] == model_of(graph).role(env["PGUSER"]).name and env["PGUSER"].endswith("_app")
+    # the user alternates between the app login and its clone: read from the same secret
+    assert secrets["PGUSER"] == graph.outputs["appDbLoginSecretArns"]["app"] + ":username::" and "PGUSER" not in env
     assert env["PGDATABASE"] == graph.outputs["appDbName"]
 
 
@@ -132,7 +133,8 @@ def test_database_schema_and_memberships(enabled: Graph):
     memberships = {(g.inputs["role"], g.inputs["grantRole"]) for g in enabled.of_type(f"{PG}grantRole:GrantRole")}
     assert (model.master, model.owner) in memberships  # the RDS master is not a superuser
     expected_iam = {(r, "rds_iam") for r in model.iam_login_roles}
-    assert memberships == set(model.memberships) | expected_iam
+    # only the master may change passwords (rds.restrict_password_commands=1)
+    assert memberships == set(model.memberships) | expected_iam | {(model.master, "rds_password")}
     assert all(role != model.owner for role, granted in memberships if granted == "rds_iam")
     if enabled.stack == "prod":  # IAM auth is on in this fixture for prod
         assert expected_iam
@@ -223,7 +225,7 @@ def test_sql_rendering_and_graph_describe_the_same_model(enabled: Graph):
     # and it is the whole model, not two empty sets agreeing
     assert len([t for t in from_sql if t[0] == "grant"]) == len(model.grants)
     assert len([t for t in from_sql if t[0] == "default"]) == len(model.default_privileges)
-    assert len([t for t in from_sql if t[0] == "role"]) == 5
+    assert len([t for t in from_sql if t[0] == "role"]) == 6  # five roles + the app login's clone (alternating rotation)
 
 
 def test_bootstrap_sql_prints_the_rendering_without_credentials(capsys):
@@ -234,7 +236,7 @@ def test_bootstrap_sql_prints_the_rendering_without_credentials(capsys):
     settings = load_settings(stack_config("dev"), stack="dev", check_credentials=False)
     assert out == render_sql(settings.app_database.model())
     statements = [line for line in out.splitlines() if not line.startswith("--")]
-    assert statements and not [line for line in statements if "PASSWORD" in line.upper()]
+    assert statements and not [line for line in statements if "PASSWORD" in line.upper().replace("RDS_PASSWORD", "")]
     assert "GRANT ALL" not in out
 
 

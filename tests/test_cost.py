@@ -68,6 +68,8 @@ def log_line(gb: float, days: int) -> float:
     return gb * 0.57 + gb * days / (365 / 12) * 0.15 * 0.03
 
 
+# 30 invocations of 5 s at 256 MB (components/rotation_function.py): requests + GB-seconds
+ROTATION_LAMBDA = 30 * 0.2 / 1e6 + 30 * 5 * 0.25 * 1.33334e-05
 DEV_USAGE = (
     20 * 0.048  # nat_gb
     + 0.1 * 0.008 * H  # alb_lcu
@@ -76,6 +78,7 @@ DEV_USAGE = (
     + 6 * 2000 / 1e4 * 0.03 + 3 * 1000 / 1e4 * 0.05  # KMS requests, Secrets Manager calls
     + 1 * 0.023 + 9000 / 1000 * 0.005  # S3 access logs
     + 2 * 0.1  # ECR
+    + ROTATION_LAMBDA + log_line(0.1, 30)  # rotation function: invocations and its log group
 )
 PROD_USAGE = (
     200 * 0.048
@@ -87,6 +90,7 @@ PROD_USAGE = (
     + 20 * 0.023 + 27_000 / 1000 * 0.005
     + 5 * 0.1
     + 50 * 0.095  # backup beyond the free allowance
+    + ROTATION_LAMBDA + log_line(0.5, 365)  # rotation function: invocations and its log group
 )
 
 _GRAPHS: dict[tuple[str, tuple[tuple[str, str], ...]], Graph] = {}
@@ -111,7 +115,7 @@ def idle(graph: Graph) -> float:
 def test_dev_and_prod_totals(dev_graph, prod_graph):
     dev, prod = cost.estimate(dev_graph), cost.estimate(prod_graph)
     assert dev.idle == pytest.approx(DEV_IDLE, abs=0.005) and round(dev.idle, 2) == 90.15
-    assert dev.total == pytest.approx(DEV_IDLE + DEV_USAGE, abs=0.005) and round(dev.total, 2) == 94.08
+    assert dev.total == pytest.approx(DEV_IDLE + DEV_USAGE, abs=0.005) and round(dev.total, 2) == 94.13
     assert prod.idle == pytest.approx(PROD_IDLE, abs=0.005) and round(prod.idle, 2) == 692.61
     assert prod.total == pytest.approx(PROD_IDLE + PROD_USAGE, abs=0.005)
     assert idle(dev_graph) == pytest.approx(dev.idle)  # idle = the fixed lines alone
@@ -271,7 +275,7 @@ def test_plan_ends_with_the_estimate_and_cost_prints_resources():
     plain = bootstrap("plan", "--stack", "dev")
     assert plain.returncode == 0, plain.stderr
     tail = plain.stdout[plain.stdout.index("Estimated monthly cost of stack dev in eu-west-1"):]
-    assert "TOTAL" in tail and "$90.15" in tail and "$94.08" in tail
+    assert "TOTAL" in tail and "$90.15" in tail and "$94.13" in tail
     assert "natStrategy=single" in tail and "Not priced (1; NOT included" in tail and "nat_gb=20 GB/month" in tail
     detailed = bootstrap("plan", "--stack", "dev", "--cost")
     assert "shop-dev-network-nat-eu-west-1a" in detailed.stdout and "730 h x $0.048/h" in detailed.stdout

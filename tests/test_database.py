@@ -226,7 +226,9 @@ def test_db_port_admitted_only_from_granted_groups(graph: Graph):
     # the app tasks' group and the on-demand access task's group (dbAccess) are the only own sources
     service_sgs = {r.id for r in graph.children(graph.one("pghome:service:Service")) if r.type == SG} - alb_groups
     access_sgs = {r.id for r in graph.children(graph.one("pghome:dbaccess:DbAccess")) if r.type == SG}
-    assert sources - admin and sources - admin == service_sgs | access_sgs
+    # ...and the rotation function's group (components/rotation_function.py)
+    rotation_sgs = {r.id for r in graph.children(graph.one("pghome:rotation:RotationFunction")) if r.type == SG}
+    assert sources - admin and sources - admin == service_sgs | access_sgs | rotation_sgs
 
 
 def test_admin_groups_and_private_cidrs_become_rules():
@@ -234,7 +236,8 @@ def test_admin_groups_and_private_cidrs_become_rules():
     graph = run_stack("dev", {"dbAdminSecurityGroupIds": [admin_sg], "dbAdminCidrs": ["10.20.99.0/24", "10.20.250.0/24"], "dbAccess": False})
     rules = ingress_to_db(graph)
     (service_sg,) = [r.id for r in graph.children(graph.one("pghome:service:Service")) if r.type == SG]
-    assert sorted(r.get("referencedSecurityGroupId") for r in rules if r.get("referencedSecurityGroupId")) == sorted([admin_sg, service_sg])
+    (rotation_sg,) = [r.id for r in graph.children(graph.one("pghome:rotation:RotationFunction")) if r.type == SG]
+    assert sorted(r.get("referencedSecurityGroupId") for r in rules if r.get("referencedSecurityGroupId")) == sorted([admin_sg, service_sg, rotation_sg])
     cidrs = sorted(r.get("cidrIpv4") for r in rules if r.get("cidrIpv4"))
     assert cidrs == ["10.20.250.0/24", "10.20.99.0/24"]
     assert all(ipaddress.ip_network(c).is_private for c in cidrs)
@@ -293,10 +296,12 @@ def test_parameter_group(graph: Graph):
         "idle_in_transaction_session_timeout": "1800000",
         "temp_file_limit": str(s.database.allocated_storage_gb * 1024 * 1024 // 10),
         "shared_preload_libraries": "pg_stat_statements",
+        "rds.restrict_password_commands": "1",
     }
     assert {n: p["value"] for n, p in params.items()} == expected
-    assert params["shared_preload_libraries"]["applyMethod"] == "pending-reboot"
-    assert {p["applyMethod"] for n, p in params.items() if n != "shared_preload_libraries"} == {"immediate"}
+    static = {"shared_preload_libraries", "rds.restrict_password_commands"}  # read at start only (RDS: static)
+    assert {params[n]["applyMethod"] for n in static} == {"pending-reboot"}
+    assert {p["applyMethod"] for n, p in params.items() if n not in static} == {"immediate"}
     assert child(graph, INSTANCE).property_dependencies["parameterGroupName"] == [pg.urn]
 
 

@@ -160,7 +160,7 @@ def test_execution_role_is_scoped_to_this_repo_log_group_and_secret(graph: Graph
     group = graph.one(LOG_GROUP, f"shop-{graph.stack}-service-logs")
     assert by_action["logs:CreateLogStream"] == [group.state["arn"] + ":*"]
     assert by_action["logs:PutLogEvents"] == [group.state["arn"] + ":*"]
-    secret_from = container(graph)["secrets"][0]["valueFrom"]
+    secret_from = container(graph)["secrets"][-1]["valueFrom"]
     assert by_action["secretsmanager:GetSecretValue"] == [secret_from.removesuffix(":password::")]
     assert len(by_action["kms:Decrypt"]) == 1 and by_action["kms:Decrypt"][0].startswith("arn:aws:kms:")
     decrypt = next(st for st in statements(doc) if st["Action"] == "kms:Decrypt")
@@ -256,11 +256,12 @@ def test_task_definition_is_hardened(graph: Graph) -> None:
 def test_db_settings_as_env_and_password_only_via_secrets(graph: Graph) -> None:
     c = container(graph)
     env = {e["name"]: e["value"] for e in c["environment"]}
-    assert {"PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGSSLMODE", "PGSSLROOTCERT"} <= set(env)
+    assert {"PGHOST", "PGPORT", "PGDATABASE", "PGSSLMODE", "PGSSLROOTCERT"} <= set(env) and "PGUSER" not in env
     assert env["PGSSLMODE"] == "verify-full"
     assert env["PGPORT"] == "5432"
     assert env["PGSSLROOTCERT"].startswith("/")
     assert c["secrets"] == [
+        {"name": "PGUSER", "valueFrom": f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:shop-{graph.stack}/db/app-AbCdEf:username::"},
         {"name": "PGPASSWORD", "valueFrom": f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:shop-{graph.stack}/db/app-AbCdEf:password::"}
     ]
 
@@ -281,8 +282,8 @@ def test_no_credentials_in_task_environment(stack: str, overrides: dict) -> None
             if graph.by_urn(task.parent).type != "pghome:service:Service":
                 assert "secrets" not in c  # the db-access sleeper holds no credential at all
                 continue
-            assert [s["name"] for s in c["secrets"]] == ["PGPASSWORD"]
-            assert c["secrets"][0]["valueFrom"].startswith("arn:aws:secretsmanager:")
+            assert [s["name"] for s in c["secrets"]] == (["PGPASSWORD"] if overrides.get("appDbIamAuth") else ["PGUSER", "PGPASSWORD"])
+            assert all(s["valueFrom"].startswith("arn:aws:secretsmanager:") for s in c["secrets"])
 
 
 def test_credential_regexes_would_catch_a_leak() -> None:

@@ -127,6 +127,16 @@ def as_cli_string(value: Any) -> str:
     return str(value)
 
 
+# How the engine stores an asset or archive (pulumi/runtime/rpc.py: _special_sig_key, *_sig).
+ASSET_SIGS = {"FileAsset": "c44067f5952c0a294b673a41bacd8c17", "FileArchive": "0def7320c3a5731c473e5ecbe6d01bc7"}
+
+
+def _asset(value: Any) -> Any:
+    """A pulumi FileAsset/FileArchive input as the CLI records it in the state (signature + path)."""
+    sig = ASSET_SIGS.get(type(value).__name__) if type(value).__module__ == "pulumi.asset" else None
+    return {SECRET_SIG: sig, "path": value.path} if sig else value
+
+
 def run_program(cwd: Path, stack: str, project: str, config: dict[str, str], secrets: Secrets) -> list[dict[str, Any]]:
     """The program's resources as state records (secret values wrapped), the stack resource first."""
     if str(cwd) not in sys.path:
@@ -139,8 +149,8 @@ def run_program(cwd: Path, stack: str, project: str, config: dict[str, str], sec
     outputs = {k: (wrap(v, secrets) if k in graph.secret_outputs else v) for k, v in graph.outputs.items()}
     records: list[dict[str, Any]] = [{"urn": stack_urn, "custom": False, "type": "pulumi:pulumi:Stack", "inputs": {}, "outputs": outputs}]
     for r in graph.resources:
-        inputs = {k: (wrap(v, secrets) if r.is_secret(k) else v) for k, v in r.inputs.items()}
-        state = {k: (wrap(v, secrets) if (r.is_secret(k) or k in r.additional_secret_outputs or (r.type.startswith("random:") and k == "result")) else v)
+        inputs = {k: (wrap(v, secrets) if r.is_secret(k) else _asset(v)) for k, v in r.inputs.items()}
+        state = {k: (wrap(v, secrets) if (r.is_secret(k) or k in r.additional_secret_outputs or (r.type.startswith("random:") and k == "result")) else _asset(v))
                  for k, v in r.state.items()}
         rec: dict[str, Any] = {"urn": r.urn, "custom": r.custom, "type": r.type, "inputs": inputs, "outputs": state, "parent": r.parent,
                                "dependencies": r.dependencies}

@@ -1,0 +1,214 @@
+"""The four Secrets Manager rotation steps for one secret and one token, each idempotent.
+
+The same protocol as `python -m bootstrap rotate` (bootstrap/rotation.py: new passwords, SCRAM
+verifiers computed here so the clear password never reaches the server, RDS ModifyDBInstance for
+the master), split into the steps Secrets Manager invokes one at a time, and retries with the
+same token after a failure:
+
+  createSecret  store the new value under the token, staged AWSPENDING (kept if already stored);
+  setSecret     make the database accept it (skipped when it already does);
+  testSecret    log in with it over TLS;
+  finishSecret  move AWSCURRENT to the token's version and drop its AWSPENDING label.
+
+Three kinds of secret:
+  master       the RDS master; setSecret is ModifyDBInstance on this instance, waited on;
+  single       a login role (the migrator); setSecret is ALTER ROLE as the master;
+  alternating  the app login ("multi-user" strategy): the new version names the *other* of the two
+               users `<role>` / `<role>_clone`, which gets the new password; the user named by
+               AWSCURRENT keeps its password, so a task that read the secret at start keeps
+               connecting until the next-but-one rotation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from bootstrap import pgconn
+from bootstrap.pgadmin import require_admin
+from bootstrap.rotation import DatabaseAdmin, RotationError, _is_auth_failure, new_password, scram_sha256_verifier
+from components.pgmodel import CLONE_SUFFIX
+
+log = logging.getLogger("pghome.rotation")
+
+STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
+
+
+def other_user(username: str) -> str:
+    """The alternate of an alternating pair: `x` <-> `x_clone` (components/pgmodel.py creates both)."""
+    return username[: -len(CLONE_SUFFIX)] if username.endswith(CLONE_SUFFIX) else username + CLONE_SUFFIX
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """What the function knows besides the event: set from its environment (handler.config_from_env)."""
+
+    master_secret_arn: str
+    db_instance_id: str
+    login_secret_arns: frozenset[str] = frozenset()
+    alternating_secret_arns: frozenset[str] = frozenset()
+    sslmode: str = "verify-full"
+    sslrootcert: str | None = None
+    host_override: str | None = None  # tests: the local server instead of the secret's host
+    port_override: int | None = None
+    connect_timeout: int = 5
+    master_test_timeout_s: float = 60.0  # RDS reports the change before every login sees it
+
+    def kind(self, arn: str) -> str:
+        if arn == self.master_secret_arn:
+            return "master"
+        if arn in self.alternating_secret_arns:
+            return "alternating"
+        if arn in self.login_secret_arns:
+            return "single"
+        raise RotationError(f"secret {arn} is not one this function rotates (master or a login secret of this stack)")
+
+
+@dataclass
+class StepRunner:
+    config: FunctionConfig
+    sm: Any  # boto3 secretsmanager client
+    admin: DatabaseAdmin
+    out: Callable[[str], None] = field(default=log.info)
+
+    # secrets -------------------------------------------------------------------------------
+    def value(self, arn: str, **version: str) -> dict[str, Any]:
+        raw = self.sm.get_secret_value(SecretId=arn, **version).get("SecretString") or ""
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise RotationError(f"secret {arn} does not hold JSON; expected the engine/host/port/username/password format") from None
+        if not isinstance(value, dict):
+            raise RotationError(f"secret {arn} does not hold a JSON object")
+        return value
+
+    def pending(self, arn: str, token: str) -> dict[str, Any] | None:
+        try:
+            return self.value(arn, VersionId=token, VersionStage="AWSPENDING")
+        except self.sm.exceptions.ResourceNotFoundException:
+            return None
+
+    # database ------------------------------------------------------------------------------
+    def endpoint(self, secret: dict[str, Any], dbname: str | None = None) -> pgconn.Endpoint:
+        c = self.config
+        return pgconn.Endpoint(
+            host=c.host_override or str(secret.get("host") or ""),
+            port=int(c.port_override or secret.get("port") or 5432),
+            dbname=dbname or str(secret.get("dbname") or "postgres"),
+            sslmode=c.sslmode,
+            sslrootcert=c.sslrootcert,
+            connect_timeout=c.connect_timeout,
+        )
+
+    def accepts(self, secret: dict[str, Any]) -> bool:
+        """True if the database accepts the secret's login; RotationError if it cannot be reached."""
+        password = str(secret.get("password") or "")
+        if not password:
+            return False
+        ep = self.endpoint(secret)
+        try:
+            with pgconn.connect(ep, str(secret.get("username")), password) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except pgconn.ConnectionSettingsError as exc:
+            raise RotationError(f"cannot connect to the database: {exc}") from None
+        except psycopg.OperationalError as exc:
+            if _is_auth_failure(exc):
+                return False
+            if "does not exist" in str(exc):
+                raise RotationError(f"database {ep.dbname!r} or user {secret.get('username')!r} named by the secret does not exist on {ep.host}:{ep.port}") from None
+            raise RotationError(f"database at {ep.host}:{ep.port} is unreachable over TLS (sslmode={ep.sslmode}); check the function's security group and subnets") from None
+
+    def master_connection(self) -> psycopg.Connection:
+        """As master with AWSCURRENT, else AWSPENDING (a master rotation stopped after setSecret)."""
+        arn = self.config.master_secret_arn
+        candidates = [("AWSCURRENT", self.value(arn, VersionStage="AWSCURRENT"))]
+        try:
+            candidates.append(("AWSPENDING", self.value(arn, VersionStage="AWSPENDING")))
+        except self.sm.exceptions.ResourceNotFoundException:
+            pass
+        for label, secret in candidates:
+            if self.accepts(secret):
+                self.out(f"connected as master using {label}")
+                return pgconn.connect(self.endpoint(secret), str(secret["username"]), str(secret["password"]))
+        raise RotationError(f"the database rejected both AWSCURRENT and AWSPENDING of the master secret {arn}; the master must be rotated first")
+
+    # the steps -----------------------------------------------------------------------------
+    def run(self, step: str, arn: str, token: str) -> None:
+        getattr(self, {"createSecret": "create", "setSecret": "set", "testSecret": "test", "finishSecret": "finish"}[step])(arn, token)
+
+    def create(self, arn: str, token: str) -> None:
+        kind = self.config.kind(arn)
+        current = self.value(arn, VersionStage="AWSCURRENT")
+        if self.pending(arn, token) is not None:
+            self.out(f"createSecret: version {token} already holds the new value (retry)")
+            return
+        value = dict(current)
+        if kind != "master":
+            # connection fields follow the master secret (the endpoint may have changed)
+            master = self.value(self.config.master_secret_arn, VersionStage="AWSCURRENT")
+            value.update(engine="postgres", host=master.get("host", value.get("host")), port=master.get("port", value.get("port")))
+            if kind == "alternating":
+                value["username"] = other_user(str(current["username"]))
+        value["password"] = new_password()
+        self.sm.put_secret_value(SecretId=arn, ClientRequestToken=token, SecretString=json.dumps(value), VersionStages=["AWSPENDING"])
+        self.out(f"createSecret: new value stored as AWSPENDING for user {value.get('username')}")
+
+    def _pending_or_fail(self, arn: str, token: str, step: str) -> dict[str, Any]:
+        pending = self.pending(arn, token)
+        if pending is None or not pending.get("password"):
+            raise RotationError(f"{step}: version {token} of {arn} holds no new password; createSecret must run first")
+        return pending
+
+    def set(self, arn: str, token: str) -> None:
+        kind = self.config.kind(arn)
+        pending = self._pending_or_fail(arn, token, "setSecret")
+        if self.accepts(pending):
+            self.out("setSecret: the database already accepts AWSPENDING, skipped")
+            return
+        if kind == "master":
+            self.admin.set_master_password(self.config.db_instance_id, str(pending["password"]))
+            self.out(f"setSecret: master password of RDS instance {self.config.db_instance_id} changed and applied")
+            return
+        user = str(pending["username"])
+        if kind == "alternating":
+            current = self.value(arn, VersionStage="AWSCURRENT")
+            if user == current.get("username") and current.get("password"):
+                # would kill every task holding AWSCURRENT: the pair must alternate
+                raise RotationError(f"setSecret: AWSPENDING names the active user {user}; the alternating rotation only changes the inactive one")
+        verifier = scram_sha256_verifier(str(pending["password"]))
+        with self.master_connection() as conn:
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone():
+                raise RotationError(f"setSecret: role {user} does not exist in the database; deploy the app database first")
+            require_admin(conn, [user], RotationError)  # 16+: the master must hold ADMIN on the role
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(user), sql.Literal(verifier)))
+        self.out(f"setSecret: role {user} now accepts AWSPENDING (SCRAM verifier sent, not the password)")
+
+    def test(self, arn: str, token: str) -> None:
+        kind = self.config.kind(arn)
+        pending = self._pending_or_fail(arn, token, "testSecret")
+        deadline = time.monotonic() + (self.config.master_test_timeout_s if kind == "master" else 0)
+        ok = self.accepts(pending)
+        while not ok and time.monotonic() < deadline:
+            time.sleep(min(5.0, max(self.config.master_test_timeout_s / 10, 0.01)))
+            ok = self.accepts(pending)
+        if not ok:
+            raise RotationError(f"testSecret: the database rejected the AWSPENDING login of {pending.get('username')}; AWSCURRENT is unchanged")
+        self.out(f"testSecret: login as {pending.get('username')} with AWSPENDING over TLS succeeded")
+
+    def finish(self, arn: str, token: str) -> None:
+        stages: dict[str, list[str]] = self.sm.describe_secret(SecretId=arn).get("VersionIdsToStages") or {}
+        current = next((v for v, s in stages.items() if "AWSCURRENT" in s), None)
+        if current != token:
+            self.sm.update_secret_version_stage(SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=token, RemoveFromVersionId=current)
+            self.out(f"finishSecret: AWSCURRENT moved to version {token}")
+        if "AWSPENDING" in stages.get(token, []):
+            self.sm.update_secret_version_stage(SecretId=arn, VersionStage="AWSPENDING", RemoveFromVersionId=token)
+        self.out("finishSecret: done, no AWSPENDING left")

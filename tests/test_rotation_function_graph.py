@@ -1,0 +1,147 @@
+"""The rotation function in the stack's graph: placement, security groups, scoped permissions,
+a SecretRotation with the schedule on every secret, the password hardening, the controls."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+import controls
+from bootstrap import plan
+from bootstrap.mockgraph import Graph, Resource, run_stack
+from tests.helpers import assert_config_error
+
+FUNCTION = "aws:lambda/function:Function"
+ROTATION = "aws:secretsmanager/secretRotation:SecretRotation"
+SECRET = "aws:secretsmanager/secret:Secret"
+PERMISSION = "aws:lambda/permission:Permission"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+
+
+def _fn(graph: Graph) -> Resource:
+    (fn,) = graph.of_type(FUNCTION)
+    return fn
+
+
+def _sg_id(graph: Graph, physical: str) -> str:
+    return next(r.id for r in graph.of_type("aws:ec2/securityGroup:SecurityGroup") if r.inputs.get("namePrefix") == physical + "-")
+
+
+def _statements(graph: Graph, role_name: str) -> list[dict[str, Any]]:
+    role = next(r for r in graph.of_type("aws:iam/role:Role") if r.inputs.get("namePrefix") == role_name + "-")
+    docs = [json.loads(p.inputs["policy"]) for p in graph.of_type("aws:iam/rolePolicy:RolePolicy") if p.inputs["role"] == role.id]
+    return [st for d in docs for st in (d["Statement"] if isinstance(d["Statement"], list) else [d["Statement"]])]
+
+
+def _as_list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else [v]
+
+
+def test_function_in_private_subnets_with_its_own_group(graph: Graph) -> None:
+    fn = _fn(graph)
+    prefix = f"shop-{graph.stack}"
+    assert fn.inputs["runtime"] == "python3.12" and fn.inputs["handler"] == "rotation_function.handler.lambda_handler"
+    assert sorted(fn.inputs["vpcConfig"]["subnetIds"]) == sorted(graph.outputs["privateSubnetIds"])
+    sg = _sg_id(graph, f"{prefix}-db-rotation")
+    assert fn.inputs["vpcConfig"]["securityGroupIds"] == [sg]
+    env = fn.inputs["environment"]["variables"]
+    assert env["PGHOME_MASTER_SECRET_ARN"] == graph.outputs["dbMasterSecretArn"]
+    assert env["PGHOME_ALTERNATING_SECRET_ARNS"] == graph.outputs["appDbLoginSecretArns"]["app"]
+    assert env["PGHOME_LOGIN_SECRET_ARNS"] == graph.outputs["appDbLoginSecretArns"]["migrator"]
+    assert env["PGSSLMODE"] == "verify-full" and env["PGSSLROOTCERT"] == "/var/task/rds-ca.pem"
+    assert not any("PASSWORD" in k for k in env)
+    assert fn.inputs["kmsKeyArn"] == graph.outputs["dbKmsKeyArn"]
+    # egress: the DB group on its port, and HTTPS; no ingress at all
+    egress = [r.inputs for r in graph.of_type(EGRESS) if r.inputs["securityGroupId"] == sg]
+    db_sg = graph.outputs["dbSecurityGroupId"]
+    assert sorted((e["fromPort"], e.get("referencedSecurityGroupId") or e.get("cidrIpv4")) for e in egress) == sorted([(5432, db_sg), (443, "0.0.0.0/0")])
+    assert not [r for r in graph.of_type(INGRESS) if r.inputs["securityGroupId"] == sg]
+    # the database admits it
+    admitted = [r.inputs for r in graph.of_type(INGRESS) if r.inputs["securityGroupId"] == db_sg and r.inputs.get("referencedSecurityGroupId") == sg]
+    assert admitted and admitted[0]["fromPort"] == 5432
+
+
+def test_least_privilege_role(graph: Graph) -> None:
+    prefix = f"shop-{graph.stack}"
+    secrets = sorted(r.state["arn"] for r in graph.of_type(SECRET))
+    assert len(secrets) == 3
+    by_sid = {st["Sid"]: st for st in _statements(graph, f"{prefix}-db-rotation")}
+    assert set(by_sid) == {"RotateTheseSecrets", "SecretsKeyThroughSecretsManager", "MasterPasswordOfThisInstance"}
+    assert sorted(_as_list(by_sid["RotateTheseSecrets"]["Resource"])) == secrets
+    assert not any("*" in a for st in by_sid.values() for a in _as_list(st["Action"]))
+    kms = by_sid["SecretsKeyThroughSecretsManager"]
+    assert _as_list(kms["Resource"]) == [graph.outputs["dbKmsKeyArn"]]
+    assert kms["Condition"]["StringEquals"]["kms:ViaService"] == "secretsmanager.eu-west-1.amazonaws.com"
+    rds = by_sid["MasterPasswordOfThisInstance"]
+    instance = graph.one("aws:rds/instance:Instance")
+    assert _as_list(rds["Resource"]) == [instance.state["arn"]] and "rds:ModifyDBInstance" in _as_list(rds["Action"])
+    attach = [r.inputs["policyArn"] for r in graph.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") if r.name.endswith("rotation-vpc-access")]
+    assert attach == ["arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"]
+
+
+def test_secretsmanager_may_invoke_only_for_these_secrets_and_this_account(graph: Graph) -> None:
+    perms = graph.of_type(PERMISSION)
+    secrets = sorted(r.state["arn"] for r in graph.of_type(SECRET))
+    assert sorted(p.inputs["sourceArn"] for p in perms) == secrets
+    for p in perms:
+        assert p.inputs["principal"] == "secretsmanager.amazonaws.com" and p.inputs["action"] == "lambda:InvokeFunction"
+        assert p.inputs["sourceAccount"] == "123456789012" and p.inputs["function"] == _fn(graph).inputs["name"]
+
+
+def test_every_secret_rotates_on_the_schedule_immediately(graph: Graph) -> None:
+    rotations = graph.of_type(ROTATION)
+    assert sorted(r.inputs["secretId"] for r in rotations) == sorted(r.state["arn"] for r in graph.of_type(SECRET))
+    for r in rotations:
+        assert r.inputs["rotationRules"]["automaticallyAfterDays"] == 30
+        assert r.inputs["rotateImmediately"] is True and r.inputs["rotationLambdaArn"] == _fn(graph).state["arn"]
+
+
+def test_schedule_from_config_and_its_bounds() -> None:
+    g = run_stack("dev", {"dbSecretRotationDays": 7})
+    assert {r.inputs["rotationRules"]["automaticallyAfterDays"] for r in g.of_type(ROTATION)} == {7}
+    assert_config_error("dev", {"dbSecretRotationDays": 0}, "pghome:dbSecretRotationDays")
+    assert_config_error("dev", {"dbSecretRotationDays": 400}, "pghome:dbSecretRotationDays")
+
+
+def test_iam_auth_login_roles_are_not_password_rotated() -> None:
+    g = run_stack("dev", {"appDbIamAuth": "true"})
+    rotated = {r.inputs["secretId"] for r in g.of_type(ROTATION)}
+    assert rotated == {g.outputs["dbMasterSecretArn"]}
+    env = _fn(g).inputs["environment"]["variables"]
+    assert env["PGHOME_LOGIN_SECRET_ARNS"] == env["PGHOME_ALTERNATING_SECRET_ARNS"] == ""
+
+
+def test_password_commands_restricted_to_the_master(graph: Graph) -> None:
+    (group,) = [r for r in graph.of_type("aws:rds/parameterGroup:ParameterGroup") if r.name.endswith("-database-params")]
+    params = {p["name"]: p for p in group.inputs["parameters"]}
+    assert params["rds.restrict_password_commands"] == {"name": "rds.restrict_password_commands", "value": "1", "applyMethod": "pending-reboot"}
+
+
+def test_rds_password_granted_to_the_master_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from components.pgmodel import render_sql
+
+    monkeypatch.setenv("PGPASSWORD", "offline-plan-connects-nowhere")
+    g = run_stack("dev", {"appDbEnabled": "true"})
+    grants = [(r.inputs["role"], r.inputs["grantRole"]) for r in g.of_type("postgresql:index/grantRole:GrantRole") if r.inputs["grantRole"] == "rds_password"]
+    assert grants == [("shop_master", "rds_password")]
+    from components.config import load_settings
+
+    s = load_settings(g.config, stack="dev", check_credentials=False)
+    text = render_sql(s.app_database.model())
+    assert text.count('GRANT "rds_password" TO') == 1 and 'GRANT "rds_password" TO "shop_master"' in text
+
+
+def test_controls_sm1_and_sm4(graph: Graph) -> None:
+    report = plan.check_graph(graph)
+    results = {r.control.id: r for r in report.results}
+    assert results["SecretsManager.1"].status == controls.PASS and results["SecretsManager.1"].control.level == controls.MUST_HOLD
+    assert results["SecretsManager.4"].status == controls.PASS and results["SecretsManager.4"].checked == 3
+
+
+def test_sm4_fails_for_a_long_schedule() -> None:
+    report = plan.check_graph(run_stack("prod", {"dbSecretRotationDays": 180}))
+    result = next(r for r in report.results if r.control.id == "SecretsManager.4")
+    assert result.status == controls.FAIL and any("180 days" in str(f) for f in result.findings)
