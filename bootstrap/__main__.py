@@ -61,7 +61,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_sql(args: argparse.Namespace) -> int:
     from components.config import load_settings
-    from components.pgmodel import render_sql
+    from components.pgsql import render_sql
     from components.stackfile import stack_config
 
     settings = load_settings(stack_config(args.stack, _overrides(args.set)), stack=args.stack, check_credentials=False)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import psycopg
 
-from components.pgmodel import ADMIN_REQUIRED_FROM, admin_missing_sentence, admin_repair_sql
+from components.pgsql import ADMIN_REQUIRED_FROM, admin_missing_sentence, admin_repair_sql
 
 
 class AdminOptionError(RuntimeError):

@@ -51,6 +51,7 @@ PROJECT_MODULES = (
     "components/naming.py",
     "components/password_policy.py",
     "components/pgmodel.py",
+    "components/pgsql.py",
     "components/settings.py",
 )
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)

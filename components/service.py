@@ -26,16 +26,13 @@ from components import naming
 from components import sg as rules
 from components.app_database import DbConnection
 from components.awsinfo import aws_facts
+from components.container import CONTAINER_NAME, DEFAULT_CA_BUNDLE, NO_IMAGE_DIGEST, container_definition, writable_volumes
 from components.iam import service_trust_policy
 from components.kms import create_key, logs_grant
 from components.loadbalancer import LoadBalancer, LoadBalancerArgs
 from components.settings import ServiceSettings
 from components.waf import Waf, WafArgs
 
-CONTAINER_NAME = "app"
-# Where the image is expected to carry the RDS CA bundle
-# (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem); PGSSLMODE=verify-full needs it.
-DEFAULT_CA_BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"
 # Actions AWS offers no resource-level ARN for: the only ones allowed on Resource "*".
 STAR_RESOURCE_ACTIONS = frozenset(
     {
@@ -47,14 +44,6 @@ STAR_RESOURCE_ACTIONS = frozenset(
         "logs:DescribeLogGroups",
     }
 )
-# Where the SSM agent of ECS Exec writes inside the container; with a read-only root filesystem
-# these get task-local writable volumes.
-EXEC_AGENT_PATHS = {"ssm-lib": "/var/lib/amazon", "ssm-log": "/var/log/amazon"}
-# An image reference that can never be pulled: the task definition of a stack with no image yet
-# (desired count 0 until the first release) must still name one.
-NO_IMAGE_DIGEST = "sha256:" + "0" * 64
-
-
 @dataclass
 class ServiceArgs:
     """Inputs of the service. Values produced by other components are `pulumi.Input`s so Outputs
@@ -77,19 +66,6 @@ class ServiceArgs:
     wait_for_steady_state: bool = False
     """Make `pulumi up` wait for the deployment to settle. Off by default: the very first deploy
     runs before any image is pushed, so it could never settle."""
-
-
-def health_check_command(settings: ServiceSettings) -> list[str] | None:
-    """The container health check ECS runs inside the task, or None (the default).
-
-    By default the load balancer's health check on `healthCheckPath` decides: a container check
-    needs a probe binary inside the image, and slim or distroless images have no wget or curl, so
-    a default probe would fail every deployment. `containerHealthCheck` names the user's own.
-    """
-    custom = settings.container_health_check.strip()
-    if not custom or custom.lower() == "none":
-        return None
-    return ["CMD-SHELL", custom]
 
 
 def _statement(actions: list[str], resources: list[Any], **extra: Any) -> aws.iam.GetPolicyDocumentStatementArgs:
@@ -379,62 +355,6 @@ class Service(pulumi.ComponentResource):
 
     # --- task definition -------------------------------------------------------------------------
 
-    def _container(self, log_group: aws.cloudwatch.LogGroup) -> dict[str, Any]:
-        args = self._args
-        s, db = args.settings, args.database
-        iam_auth = db.iam_grant is not None
-        container: dict[str, Any] = {
-            "name": CONTAINER_NAME,
-            "image": self.image,
-            "essential": True,
-            "user": s.container_user,
-            "privileged": False,
-            "readonlyRootFilesystem": True,
-            "linuxParameters": {"initProcessEnabled": True, "capabilities": {"drop": ["ALL"]}},
-            "portMappings": [{"name": "http", "containerPort": s.container_port, "hostPort": s.container_port, "protocol": "tcp", "appProtocol": "http"}],
-            "mountPoints": [{"sourceVolume": v, "containerPath": path, "readOnly": False} for v, path in self._volumes().items()],
-            # Connection settings only; the password comes from `secrets` below.
-            "environment": [
-                {"name": "PORT", "value": str(s.container_port)},
-                {"name": "PGHOST", "value": db.host},
-                {"name": "PGPORT", "value": pulumi.Output.from_input(db.port).apply(str)},
-                {"name": "PGDATABASE", "value": db.dbname},
-                # With IAM auth the user is fixed (the task role may connect as exactly that user);
-                # otherwise it comes from the secret, which alternates users on every rotation.
-                *([{"name": "PGUSER", "value": db.username}] if iam_auth else []),
-                {"name": "PGSSLMODE", "value": "verify-full"},
-                {"name": "PGSSLROOTCERT", "value": args.ca_bundle_path},
-            ],
-            # Username and password from the same secret version (JSON keys), read once at task start.
-            "secrets": [
-                *([] if iam_auth else [{"name": "PGUSER", "valueFrom": pulumi.Output.concat(db.secret_arn, ":username::")}]),
-                {"name": "PGPASSWORD", "valueFrom": pulumi.Output.concat(db.secret_arn, ":password::")},
-            ],
-            "logConfiguration": {
-                "logDriver": "awslogs",
-                "options": {
-                    "awslogs-group": log_group.name,
-                    "awslogs-region": self._region,
-                    "awslogs-stream-prefix": CONTAINER_NAME,
-                    # Never block the app on a slow log pipe; buffer instead.
-                    "mode": "non-blocking",
-                    "max-buffer-size": "25m",
-                },
-            },
-            "stopTimeout": 30,
-        }
-        command = health_check_command(s)
-        if command:
-            container["healthCheck"] = {"command": command, "interval": 30, "timeout": 5, "retries": 3, "startPeriod": min(s.health_check_grace_seconds, 300)}
-        return container
-
-    def _volumes(self) -> dict[str, str]:
-        """Writable task-local volumes -> container path: /tmp, and the SSM agent's paths with ECS Exec."""
-        volumes = {"tmp": "/tmp"}
-        if self._args.settings.enable_execute_command:
-            volumes.update(EXEC_AGENT_PATHS)
-        return volumes
-
     def _task_definition(self, log_group: aws.cloudwatch.LogGroup, execution_role: aws.iam.Role, task_role: aws.iam.Role) -> aws.ecs.TaskDefinition:
         args, name = self._args, self._name
         s = args.settings
@@ -449,8 +369,10 @@ class Service(pulumi.ComponentResource):
             task_role_arn=task_role.arn,
             runtime_platform={"operating_system_family": "LINUX"},
             # Task-local scratch space: the only writable paths, the root filesystem is read-only.
-            volumes=[{"name": v} for v in self._volumes()],
-            container_definitions=pulumi.Output.json_dumps([self._container(log_group)]),
+            volumes=[{"name": v} for v in writable_volumes(s)],
+            container_definitions=pulumi.Output.json_dumps(
+                [container_definition(s, args.database, self.image, log_group.name, self._region, args.ca_bundle_path)]
+            ),
             opts=pulumi.ResourceOptions(parent=self),
         )
 

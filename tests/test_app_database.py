@@ -10,7 +10,8 @@ import pytest
 
 from bootstrap.mockgraph import Graph, run_stack
 from components.config import load_settings
-from components.pgmodel import DbModel, GrantSpec, build_model, render_sql, validate
+from components.pgmodel import DbModel, GrantSpec, build_model, validate
+from components.pgsql import render_sql
 from components.stackfile import stack_config
 from tests.helpers import assert_config_error
 

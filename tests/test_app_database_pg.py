@@ -11,7 +11,8 @@ import pytest
 from psycopg import sql
 
 from components.config import load_settings
-from components.pgmodel import DbModel, steps
+from components.pgmodel import DbModel
+from components.pgsql import steps
 from components.stackfile import stack_config
 from tests.pgserver import PgServer
 

@@ -121,7 +121,7 @@ def test_password_commands_restricted_to_the_master(graph: Graph) -> None:
 
 
 def test_rds_password_granted_to_the_master_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    from components.pgmodel import render_sql
+    from components.pgsql import render_sql
 
     monkeypatch.setenv("PGPASSWORD", "offline-plan-connects-nowhere")
     g = run_stack("dev", {"appDbEnabled": "true"})

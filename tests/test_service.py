@@ -16,8 +16,9 @@ from bootstrap.mockanswers import ELB_ACCOUNTS
 from bootstrap.mockgraph import Graph, Resource, run_program, run_stack
 from components.app_database import DbConnection
 from components.config import load_settings
+from components.container import health_check_command
 from components.loadbalancer import LOG_DELIVERY_PRINCIPAL, TLS_POLICY, lb_name
-from components.service import STAR_RESOURCE_ACTIONS, Service, ServiceArgs, health_check_command
+from components.service import STAR_RESOURCE_ACTIONS, Service, ServiceArgs
 from components.stackfile import stack_config
 from tests.helpers import assert_config_error
 
