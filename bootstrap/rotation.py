@@ -23,7 +23,7 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -243,6 +243,12 @@ class Rotator:
         if role == "master":
             return self.last_rotated_days(role) is None
         return not v.current.get("password")
+
+    def check_admin(self, roles: Sequence[str] = ("app", "migrator")) -> None:
+        """16+: the master must hold ADMIN OPTION on the login roles the app-db `up` and the
+        rotation change; checked as the master before anything is changed (one sentence + repair)."""
+        with self._master_connection() as conn:
+            require_admin(conn, [self.username(r) for r in roles if r != "master"], RotationError)
 
     # connections -----------------------------------------------------------------------------
     def _connect(self, secret: dict[str, Any], password: str, user: str | None = None, dbname: str | None = None) -> psycopg.Connection:
