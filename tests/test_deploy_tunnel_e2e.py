@@ -170,3 +170,34 @@ def test_rotate_tunnel_always_goes_through_the_tunnel(app_and_db: tuple[str, PgS
         seams.stubber.assert_no_pending_responses()
         assert before is not None and w.world.secret("app")["password"] != before["password"]  # type: ignore[index]
         assert "rotation complete" in out and f"access task {tw.TASK_ID} stopped" in out
+
+
+def test_master_without_admin_option_stops_before_anything_changes(app_and_db: tuple[str, PgServer], pulumi_double: Double,
+                                                                   monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """PostgreSQL 16+: login roles carried over by a major upgrade give the master no ADMIN OPTION.
+    `rotate` of a login role and the deploy's app-db `up` stop first, in one sentence with the repair."""
+    d, (_, server) = pulumi_double, app_and_db
+    if server.major < 16:
+        pytest.skip("ADMIN OPTION is required to change a role from PostgreSQL 16 on; this run's server is older")
+    from psycopg import sql
+
+    world_cm, seams = _world(app_and_db, d, monkeypatch, capsys)
+    with world_cm as w:
+        app_role = f"{w.world.settings.app_database.role_prefix}_app"
+        with server.connect_super() as conn:  # as pg_upgrade leaves it: created by someone else, no ADMIN for the master
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(app_role)))
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(app_role)))
+        repair = f"GRANT \"{app_role}\" TO \"{w.world.master}\" WITH ADMIN OPTION"
+
+        rc, out, err = w.run("rotate", "--stack", "dev", "--role", "all", "--tunnel", "never")  # no stack yet: direct
+        assert rc == 1 and err.count("\n") == 1 and "Traceback" not in err
+        assert err.startswith(f"error: the master {w.world.master} lacks ADMIN OPTION on {app_role}") and repair in err
+        assert w.world.secret("app", "AWSPENDING") is None and w.world.admin.calls == 0  # not even the master was rotated
+
+        rc, out, err = w.run("deploy", "--stack", "dev", "--yes")
+        assert rc == 1 and err.count("\n") == 1
+        assert err.startswith("error: phase 3/5 (checking the master's ADMIN OPTION) failed: the master") and repair in err
+        assert "Done so far: infrastructure deployed without the app database; master password rotated" in err
+        assert len(w.up_calls()) == 1  # the app-db `up` never ran
+        assert seams.stubber is not None
+        seams.stubber.assert_no_pending_responses()
