@@ -109,6 +109,7 @@ def _db_route(s: Session, rot: Callable[[], Any], outputs: Mapping[str, Any] | N
     from bootstrap.tunnel import DbRoute, db_route
 
     mode, rotator = s.args.tunnel, rot()
+    rotator.check_settings()
     seams: TunnelSeams | None = None
     if mode != "always":
         fields = rotator.connection_fields()

@@ -250,6 +250,16 @@ class Rotator:
         with self._master_connection() as conn:
             require_admin(conn, [self.username(r) for r in roles if r != "master"], RotationError)
 
+    def check_settings(self) -> None:
+        """The connection settings are usable (TLS only; verify-* needs a CA file that exists):
+        checked before any probe or tunnel, so a bad setting costs no task."""
+        ep = self.endpoint
+        try:
+            pgconn.build_conninfo(pgconn.Endpoint(host=ep.host or "localhost", port=int(ep.port or 5432), sslmode=ep.sslmode,
+                                                  sslrootcert=ep.sslrootcert, connect_timeout=ep.connect_timeout), "-", "")
+        except pgconn.ConnectionSettingsError as exc:
+            raise RotationError(f"refusing to connect to the database: {exc}") from None
+
     # connections -----------------------------------------------------------------------------
     def _connect(self, secret: dict[str, Any], password: str, user: str | None = None, dbname: str | None = None) -> psycopg.Connection:
         """Through bootstrap/pgconn.py (TLS only, verify-* needs an existing CA file), at the
