@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bootstrap import tunnel_cli  # tunnel: ECS access task + SSM port forwarding until Ctrl-C
 
     tunnel_cli.register(sub)
+    from bootstrap import release  # release --image-tag: scan gate, up, wait for ECS steady state
+
+    release.register(sub)
     return parser
 
 

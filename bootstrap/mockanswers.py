@@ -81,14 +81,15 @@ CallHandler = Callable[[dict[str, Any], str], dict[str, Any]]
 
 
 def _azs(args: dict[str, Any], region: str) -> dict[str, Any]:
+    """Six standard zones, plus an opted-in Local Zone that sorts first (as real regions can have)
+    unless the caller filters on opt-in-status opt-in-not-required."""
     letters = "abcdef"
-    return {
-        "id": region,
-        "names": [f"{region}{c}" for c in letters],
-        "zoneIds": [f"{region[:3]}{region.split('-')[-1]}-az{i + 1}" for i in range(len(letters))],
-        "state": "available",
-        "groupNames": [region],
-    }
+    names = [f"{region}{c}" for c in letters]
+    ids = [f"{region[:3]}{region.split('-')[-1]}-az{i + 1}" for i in range(len(letters))]
+    standard_only = any(f.get("name") == "opt-in-status" and f.get("values") == ["opt-in-not-required"] for f in args.get("filters") or [])
+    if not standard_only:
+        names, ids = [f"{region}-lcl-1a", *names], [f"{region[:3]}-lcl1-az1", *ids]
+    return {"id": region, "names": names, "zoneIds": ids, "state": "available", "groupNames": [region]}
 
 
 CALL_HANDLERS: dict[str, CallHandler] = {
@@ -196,6 +197,11 @@ def _random_password(c: Ctx) -> tuple[str | None, dict[str, Any]]:
     return None, {"result": _fake_secret(c.name, int(c.inputs.get("length", 32))), "bcryptHash": "$2a$10$mock"}
 
 
+def _random_id(c: Ctx) -> tuple[str | None, dict[str, Any]]:
+    raw = hashlib.sha1(c.name.encode()).hexdigest()[: 2 * int(c.inputs.get("byteLength", 4))]
+    return raw, {"hex": raw, "dec": str(int(raw, 16)), "b64Std": raw, "b64Url": raw}
+
+
 STATE_BUILDERS: dict[str, StateBuilder] = {
     "aws:ec2/vpc:Vpc": lambda c: (
         _hashed("vpc-", c.name),
@@ -231,14 +237,30 @@ STATE_BUILDERS: dict[str, StateBuilder] = {
     "aws:acm/certificate:Certificate": _acm_certificate,
     "aws:route53/record:Record": _route53_record,
     "random:index/randomPassword:RandomPassword": _random_password,
+    "random:index/randomId:RandomId": _random_id,
 }
+
+
+def generated_name(type_: str, name: str, inputs: dict[str, Any]) -> str | None:
+    """The name AWS/Pulumi would generate: `namePrefix` + the provider's 26-digit unique suffix, or
+    Pulumi's autoname `<logical>-<7 hex>` (cut to 32 chars for target groups), deterministic here."""
+    from components.naming import GENERATED
+
+    digest = hashlib.sha1(name.encode()).hexdigest()
+    if inputs.get("namePrefix"):
+        return f"{inputs['namePrefix']}{int(digest[:16], 16) % 10**26:026d}"
+    if type_ in GENERATED and not inputs.get("name"):
+        return f"{name[: 32 - 8]}-{digest[:7]}"
+    return None
 
 
 def computed_state(type_: str, name: str, inputs: dict[str, Any], region: str) -> tuple[str, dict[str, Any]]:
     """Plausible outputs for a registered resource: an id, an ARN and the attributes we read."""
     pkg, _, rest = type_.partition(":")
-    physical = str(inputs.get("name") or inputs.get("identifier") or name)
+    physical = str(inputs.get("name") or inputs.get("identifier") or generated_name(type_, name, inputs) or name)
     state = dict(inputs)
+    if "name" not in inputs and physical != name:
+        state["name"] = physical
     if pkg == "aws":
         module, kind = rest.split("/")[0].split(":")[0], rest.split(":")[-1].lower()
         state.setdefault("arn", f"arn:aws:{module}:{region}:{ACCOUNT_ID}:{kind}/{physical}")

@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from components import sections
+from components import naming, sections
 from components.reader import Reader
 from components.settings import Environment, NatStrategy, Settings, stack_prefix
 from components.stackfile import ProjectSchema, project_schema
@@ -59,6 +59,11 @@ def load_settings(
         r.problems.append(f"{r.qualified(key)} is not a known key of project {schema.project}{hint} (declared keys are listed in Pulumi.yaml)")
     region, env, app_name, tags = sections.general(r)
     prefix = stack_prefix(app_name, stack)
+    if "appName" not in r.failed and region:
+        problems = naming.name_problems(app_name, stack, region)
+        if problems:
+            r.fail("appName", app_name, f"with stack {stack!r} " + "; ".join(problems)
+                   + "; choose a shorter appName (or stack name) of lowercase letters, digits and hyphens")
     network = sections.network(r, prefix)
     database = sections.database(r, prefix, env, network.az_count)
     registry = sections.registry(r, prefix, env)

@@ -25,7 +25,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components import password_policy
+from components import naming, password_policy
 from components import sg as rules
 from components.awsinfo import aws_facts
 from components.iam import service_trust_policy
@@ -164,7 +164,7 @@ class Database(pulumi.ComponentResource):
         cfg = self._args.settings
         return aws.rds.SubnetGroup(
             f"{self._name}-subnets",
-            name=cfg.identifier,
+            name_prefix=naming.rds_prefix(cfg.prefix, "db"),
             description=f"{cfg.prefix} database: isolated subnets only",
             subnet_ids=self._args.subnet_ids,
             tags={"Name": cfg.identifier},
@@ -190,7 +190,7 @@ class Database(pulumi.ComponentResource):
         return aws.rds.ParameterGroup(
             f"{self._name}-params",
             # The family is in the name: a major upgrade creates the new group beside the old one.
-            name=f"{cfg.prefix}-{cfg.parameter_group_family}",
+            name_prefix=naming.rds_prefix(cfg.prefix, cfg.parameter_group_family),
             family=cfg.parameter_group_family,
             description=f"{cfg.prefix} database: TLS only, SCRAM, connection and slow-query logging",
             parameters=[aws.rds.ParameterGroupParameterArgs(name=p.name, value=p.value, apply_method=p.apply_method) for p in parameter_set(cfg)],
@@ -203,7 +203,7 @@ class Database(pulumi.ComponentResource):
         prefix, facts, child = self._args.settings.prefix, self._facts, pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
             f"{self._name}-monitoring-role",
-            name=f"{prefix}-rds-monitoring",
+            name_prefix=naming.role_prefix(prefix, "rds-monitoring"),
             description=f"{prefix}: RDS enhanced monitoring publishes OS metrics",
             assume_role_policy=service_trust_policy("monitoring.rds.amazonaws.com", facts.account_id, self),
             opts=child,
@@ -290,7 +290,7 @@ class Database(pulumi.ComponentResource):
             copy_tags_to_snapshot=True,
             delete_automated_backups=cfg.delete_automated_backups,
             skip_final_snapshot=not cfg.final_snapshot,
-            final_snapshot_identifier=f"{cfg.identifier}-final" if cfg.final_snapshot else None,
+            final_snapshot_identifier=self._final_snapshot_identifier() if cfg.final_snapshot else None,
             auto_minor_version_upgrade=True,
             allow_major_version_upgrade=False,
             apply_immediately=cfg.apply_immediately,
@@ -342,6 +342,12 @@ class Database(pulumi.ComponentResource):
         return secret
 
     # --- grants (the way CDK's connections.allowFrom / grantConnect work) -------------------------
+
+    def _final_snapshot_identifier(self) -> pulumi.Output[str]:
+        """Unique per instance lifetime: a random suffix created with the instance and kept across
+        updates, so the second destroy of a recreated stack does not meet the first one's snapshot."""
+        suffix = random.RandomId(f"{self._name}-final-snapshot-suffix", byte_length=4, opts=pulumi.ResourceOptions(parent=self))
+        return pulumi.Output.concat(naming.final_snapshot_prefix(self._args.settings.prefix), "-", suffix.hex)
 
     def allow_from(self, name: str, security_group_id: pulumi.Input[str], description: str = "") -> aws.vpc.SecurityGroupIngressRule:
         """Admit the DB port from one security group (a grant, like CDK's connections.allowFrom)."""

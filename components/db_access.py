@@ -27,6 +27,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components import naming
 from components import sg as rules
 from components.awsinfo import aws_facts
 from components.database import Database
@@ -174,7 +175,7 @@ class DbAccess(pulumi.ComponentResource):
         name, child = self._name, pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
             f"{name}-{suffix}-role",
-            name=f"{self._prefix}-db-access-{suffix}",
+            name_prefix=naming.role_prefix(self._prefix, f"db-access-{suffix}"),  # roles: generated names (components/naming.py)
             description=description,
             assume_role_policy=self._trust_policy(),
             opts=child,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components import naming
 from components import sg as rules
 from components.awsinfo import aws_facts
 
@@ -86,7 +87,7 @@ class LoadBalancer(pulumi.ComponentResource):
         bucket, bucket_ready = self._access_log_bucket()
         alb = aws.lb.LoadBalancer(
             f"{name}-alb",
-            name=lb_name(args.name, "alb"),
+            name=naming.alb(args.name),
             load_balancer_type="application",
             internal=False,
             subnets=args.public_subnet_ids,
@@ -97,13 +98,14 @@ class LoadBalancer(pulumi.ComponentResource):
             enable_http2=True,
             idle_timeout=60,
             access_logs={"bucket": bucket.bucket, "prefix": ACCESS_LOG_PREFIX, "enabled": True},
-            tags={"Name": lb_name(args.name, "alb")},
+            tags={"Name": naming.alb(args.name)},
             # The ALB checks it may write to the bucket when access logs are turned on.
             opts=pulumi.ResourceOptions(parent=self, depends_on=bucket_ready),
         )
+        # No fixed name: port, protocol and target type force a replacement, created before the old
+        # group is deleted; Pulumi's autonaming keeps the two apart (name_prefix allows only 6 chars).
         tg = aws.lb.TargetGroup(
             f"{name}-tg",
-            name=lb_name(args.name, "app"),
             vpc_id=args.vpc_id,
             target_type="ip",
             protocol="HTTP",
@@ -142,7 +144,7 @@ class LoadBalancer(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         sg = aws.ec2.SecurityGroup(
             f"{name}-sg",
-            name=f"{args.name}-alb",
+            name_prefix=naming.sg_prefix(f"{args.name}-alb"),
             description="Load balancer: listener ports from the allowed CIDRs; out only to the tasks",
             vpc_id=args.vpc_id,
             tags={"Name": f"{args.name}-alb"},
@@ -171,9 +173,7 @@ class LoadBalancer(pulumi.ComponentResource):
         cannot use a customer key. Everything else is locked down."""
         args, name = self._args, self._name
         child = pulumi.ResourceOptions(parent=self)
-        bucket_name = f"{args.name}-alb-logs-{self._account}-{self._region}"
-        if len(bucket_name) > 63:
-            bucket_name = f"{args.name}-alb-logs-{self._account}"[:63].rstrip("-")
+        bucket_name = naming.access_log_bucket(args.name, self._account, self._region)
         bucket = aws.s3.Bucket(f"{name}-logs", bucket=bucket_name, force_destroy=not args.deletion_protection, tags={"Name": bucket_name}, opts=child)
         pab = aws.s3.BucketPublicAccessBlock(
             f"{name}-logs-pab",

@@ -12,11 +12,13 @@ so nothing can silently fall back to it.
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
+from components import naming
 from components import sg as rules
 from components.awsinfo import aws_facts
 from components.iam import service_trust_policy
@@ -40,6 +42,26 @@ def subnet_layout(cidr: str, subnet_prefix_length: int, az_count: int) -> dict[s
             raise ValueError(f"{block} holds {len(subnets)} /{subnet_prefix_length} subnets, {az_count} needed")
         layout[tier] = [str(s) for s in subnets[:az_count]]
     return layout
+
+
+def endpoint_policy(account_id: str) -> str:
+    """Interface endpoint policy: any action, but only by principals of this account, so the
+    endpoints cannot carry another account's credentials out of the VPC."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "OnlyThisAccountsPrincipals",
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": "*",
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"aws:PrincipalAccount": account_id}},
+                }
+            ],
+        }
+    )
 
 
 @dataclass
@@ -101,7 +123,10 @@ class Network(pulumi.ComponentResource):
 
     def _zones(self) -> list[str]:
         count = self._args.settings.az_count
-        zones = aws.get_availability_zones(state="available", opts=pulumi.InvokeOptions(parent=self)).names
+        # Only the region's standard zones: Local and Wavelength Zones are opt-in and may sort first.
+        zones = aws.get_availability_zones(
+            state="available", filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}], opts=pulumi.InvokeOptions(parent=self)
+        ).names
         if len(zones) < count:
             raise ValueError(f"azCount is {count} but the region offers only {len(zones)} availability zones: {zones}")
         return list(zones[:count])
@@ -208,13 +233,13 @@ class Network(pulumi.ComponentResource):
         )
         group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
-            name=f"/vpc/{self._prefix}/flow-logs",
+            name=naming.flow_log_group(self._prefix),
             retention_in_days=s.flow_log_retention_days,
             kms_key_id=key.arn,
             opts=child,
         )
         assume = service_trust_policy("vpc-flow-logs.amazonaws.com", facts.account_id, self)
-        role = aws.iam.Role(f"{name}-flow-logs-role", name=f"{self._prefix}-flow-logs", assume_role_policy=assume, opts=child)
+        role = aws.iam.Role(f"{name}-flow-logs-role", name_prefix=naming.role_prefix(self._prefix, "flow-logs"), assume_role_policy=assume, opts=child)
         write = aws.iam.get_policy_document_output(
             statements=[
                 aws.iam.GetPolicyDocumentStatementArgs(
@@ -225,7 +250,7 @@ class Network(pulumi.ComponentResource):
             ],
             opts=invoke,
         )
-        aws.iam.RolePolicy(f"{name}-flow-logs-write", role=role.id, policy=write.json, opts=child)
+        role_policy = aws.iam.RolePolicy(f"{name}-flow-logs-write", role=role.id, policy=write.json, opts=child)
         aws.ec2.FlowLog(
             f"{name}-flow-log",
             vpc_id=vpc.id,
@@ -235,7 +260,8 @@ class Network(pulumi.ComponentResource):
             iam_role_arn=role.arn,
             max_aggregation_interval=60,
             tags={"Name": f"{self._prefix}-flow-log"},
-            opts=child,
+            # AWS checks the role's permissions when the flow log is created.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
         )
         return group.name
 
@@ -257,6 +283,7 @@ class Network(pulumi.ComponentResource):
             return None
         sg = rules.security_group(f"{name}-endpoints-sg", f"{self._prefix}-endpoints", "Interface endpoints: HTTPS from inside the VPC only", vpc.id, self)
         rules.ingress(f"{name}-endpoints-https", sg.id, 443, "HTTPS from the VPC", self, cidr_ipv4=str(s.cidr))
+        policy = endpoint_policy(aws_facts(self).account_id)
         for service in INTERFACE_ENDPOINT_SERVICES:
             aws.ec2.VpcEndpoint(
                 f"{name}-{service.replace('.', '-')}",
@@ -266,6 +293,7 @@ class Network(pulumi.ComponentResource):
                 private_dns_enabled=True,
                 subnet_ids=[s.id for s in private],
                 security_group_ids=[sg.id],
+                policy=policy,
                 tags={"Name": f"{self._prefix}-{service}"},
                 opts=child,
             )

@@ -80,6 +80,13 @@ class Reader:
         self.fail(key, value, "must be true or false")
         return False
 
+    def optional_boolean(self, key: str, default: bool) -> bool:
+        """A boolean key declared without a default in Pulumi.yaml: `default` when unset."""
+        if key not in self.values:
+            self._raw(key)
+            return default
+        return self.boolean(key)
+
     def choice(self, key: str, enum_type: type[T]) -> T:
         allowed = [m.value for m in enum_type]  # type: ignore[attr-defined]
         value = self.string(key, allowed=f"one of {', '.join(allowed)}")

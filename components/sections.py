@@ -45,8 +45,9 @@ from controls import is_private_cidr, waiver_problems
 
 
 def secret_recovery_window_days(env: Environment) -> int:
-    """Days a deleted secret stays restorable: 30 in prod, 7 elsewhere (one rule for every secret)."""
-    return 30 if env is Environment.PROD else 7
+    """Days a deleted secret stays restorable: 30 in prod; 0 elsewhere, so a destroyed stack's
+    secrets are gone at once and destroy -> up can reuse their names (one rule for every secret)."""
+    return 30 if env is Environment.PROD else 0
 
 
 def general(r: Reader) -> tuple[str, Environment, str, dict[str, str]]:
@@ -74,7 +75,8 @@ def general(r: Reader) -> tuple[str, Environment, str, dict[str, str]]:
 
 def network(r: Reader, name_prefix: str) -> NetworkSettings:
     cidr_text = r.string("vpcCidr")
-    az_count = r.integer("azCount", 1, 6)
+    # 2 at least: the database always exists, and a DB subnet group must span two AZs.
+    az_count = r.integer("azCount", 2, 6)
     prefix = r.integer("subnetPrefixLength", 16, 28)
     try:
         cidr = ipaddress.IPv4Network(cidr_text, strict=True)
@@ -131,7 +133,8 @@ def database(r: Reader, name_prefix: str, env: Environment, az_count: int) -> Da
         )
     allocated = r.integer("dbAllocatedStorageGb", 20, 65536)
     max_allocated = r.integer("dbMaxAllocatedStorageGb", 20, 65536)
-    r.check(max_allocated >= allocated, "dbMaxAllocatedStorageGb", max_allocated, f"must be >= dbAllocatedStorageGb ({allocated})")
+    floor = -(-allocated * 11 // 10)  # RDS: the autoscaling ceiling must be >= 110% of the allocated storage
+    r.check(max_allocated >= floor, "dbMaxAllocatedStorageGb", max_allocated, f"must be >= {floor} (110% of dbAllocatedStorageGb {allocated})")
     multi_az = r.boolean("dbMultiAz")
     r.check(not multi_az or az_count >= 2, "dbMultiAz", multi_az, "needs azCount >= 2 (the DB subnet group must span two AZs)")
     deletion_protection = r.boolean("dbDeletionProtection")
@@ -202,7 +205,7 @@ def service(r: Reader, name_prefix: str, env: Environment) -> ServiceSettings:
     image = r.string("containerImage")
     r.check(image == "" or bool(re.fullmatch(IMAGE_RE, image)), "containerImage", image,
             "must be empty (use this stack's ECR repository) or an image reference registry/repository[:tag][@sha256:digest]")
-    tag = r.string("imageTag", pattern=IMAGE_TAG_RE, allowed="an image tag: letters, digits, _, . and -, up to 128 chars")
+    tag = r.string("imageTag", pattern=f"(?:{IMAGE_TAG_RE})?", allowed="empty (no image yet) or an image tag: letters, digits, _, . and -, up to 128 chars")
     cpu = r.integer("taskCpu")
     memory = r.integer("taskMemory")
     if cpu not in FARGATE_SIZES:
@@ -226,7 +229,7 @@ def service(r: Reader, name_prefix: str, env: Environment) -> ServiceSettings:
     r.check(not user.endswith(":0"), "containerUser", user, "the GID must not be 0 (the root group)")
     health_cmd = r.string("containerHealthCheck")
     r.check(len(health_cmd) <= 1000 and "\n" not in health_cmd, "containerHealthCheck", health_cmd,
-            "must be empty (wget probe of healthCheckPath), none, or a single-line shell command of at most 1000 chars")
+            "must be empty or none (no container check; the load balancer checks healthCheckPath), or a single-line shell command of at most 1000 chars")
     cidrs = r.strings("albIngressCidrs")
     for c in cidrs:
         try:
@@ -273,6 +276,8 @@ def service(r: Reader, name_prefix: str, env: Environment) -> ServiceSettings:
         hosted_zone_id=zone,
         access_log_retention_days=r.integer("accessLogRetentionDays", 1, 3650),
         container_insights="enhanced" if env is Environment.PROD else "enabled",
+        waf_enabled=r.optional_boolean("wafEnabled", env is Environment.PROD),
+        waf_rate_limit=r.integer("wafRateLimit", 10, 2_000_000_000),
     )
     if env is Environment.PROD:
         r.check(settings.https, "certificateArn", cert, "prod needs HTTPS: set certificateArn, or domainName and hostedZoneId")

@@ -15,7 +15,6 @@ What it adds over a plain ApplicationLoadBalancedFargateService:
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components import naming
 from components import sg as rules
 from components.app_database import DbConnection
 from components.awsinfo import aws_facts
@@ -30,6 +30,7 @@ from components.iam import service_trust_policy
 from components.kms import create_key, logs_grant
 from components.loadbalancer import LoadBalancer, LoadBalancerArgs
 from components.settings import ServiceSettings
+from components.waf import Waf, WafArgs
 
 CONTAINER_NAME = "app"
 # Where the image is expected to carry the RDS CA bundle
@@ -43,8 +44,15 @@ STAR_RESOURCE_ACTIONS = frozenset(
         "ssmmessages:CreateDataChannel",
         "ssmmessages:OpenControlChannel",
         "ssmmessages:OpenDataChannel",
+        "logs:DescribeLogGroups",
     }
 )
+# Where the SSM agent of ECS Exec writes inside the container; with a read-only root filesystem
+# these get task-local writable volumes.
+EXEC_AGENT_PATHS = {"ssm-lib": "/var/lib/amazon", "ssm-log": "/var/log/amazon"}
+# An image reference that can never be pulled: the task definition of a stack with no image yet
+# (desired count 0 until the first release) must still name one.
+NO_IMAGE_DIGEST = "sha256:" + "0" * 64
 
 
 @dataclass
@@ -72,19 +80,16 @@ class ServiceArgs:
 
 
 def health_check_command(settings: ServiceSettings) -> list[str] | None:
-    """The container health check ECS runs inside the task, or None when switched off.
+    """The container health check ECS runs inside the task, or None (the default).
 
-    Default: busybox `wget` against the app's own health path on localhost, so the image needs no
-    curl. A distroless image without a shell should set `containerHealthCheck: none` (the ALB
-    health check still replaces unhealthy tasks) or name its own probe binary.
+    By default the load balancer's health check on `healthCheckPath` decides: a container check
+    needs a probe binary inside the image, and slim or distroless images have no wget or curl, so
+    a default probe would fail every deployment. `containerHealthCheck` names the user's own.
     """
     custom = settings.container_health_check.strip()
-    if custom.lower() == "none":
+    if not custom or custom.lower() == "none":
         return None
-    if custom:
-        return ["CMD-SHELL", custom]
-    url = f"http://localhost:{settings.container_port}{settings.health_check_path}"
-    return ["CMD-SHELL", f"wget -q -O /dev/null {shlex.quote(url)} || exit 1"]
+    return ["CMD-SHELL", custom]
 
 
 def _statement(actions: list[str], resources: list[Any], **extra: Any) -> aws.iam.GetPolicyDocumentStatementArgs:
@@ -113,11 +118,15 @@ class Service(pulumi.ComponentResource):
         facts = aws_facts(self)
         self._region, self._account, self._partition = facts.region, facts.account_id, facts.partition
 
+        self._exec_key: aws.kms.Key | None = None
+        self._exec_logs: aws.cloudwatch.LogGroup | None = None
+        if s.enable_execute_command:
+            self._exec_key, self._exec_logs = self._exec_session_logging()
         cluster, capacity = self._cluster()
         log_group = self._log_group()
         execution_role, execution_policy = self._execution_role(log_group)
         task_role = self._task_role()
-        self.image = pulumi.Output.from_input(s.container_image) if s.container_image else pulumi.Output.concat(args.repository_url, ":", s.image_tag)
+        self.image = self._image()
         task_definition = self._task_definition(log_group, execution_role, task_role)
         lb = LoadBalancer(
             f"{name}-lb",
@@ -140,12 +149,16 @@ class Service(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         sg = self._security_group(lb)
+        if s.waf_enabled:
+            Waf(f"{name}-waf", WafArgs(name=s.prefix, load_balancer_arn=lb.arn, rate_limit=s.waf_rate_limit, log_retention_days=s.log_retention_days),
+                opts=pulumi.ResourceOptions(parent=self))
         service = aws.ecs.Service(
             f"{name}-service",
-            name=f"{args.settings.prefix}-app",
+            name=naming.ecs_service(args.settings.prefix),
             cluster=cluster.arn,
             task_definition=task_definition.arn,
-            desired_count=s.desired_count,
+            # No image yet (first deploy): the service exists with no task until the first release.
+            desired_count=s.desired_count if s.has_image else 0,
             capacity_provider_strategies=[aws.ecs.ServiceCapacityProviderStrategyArgs(capacity_provider=p, weight=w, base=b) for p, w, b in self._weights()],
             network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(subnets=args.private_subnet_ids, security_groups=[sg.id], assign_public_ip=False),
             load_balancers=[
@@ -213,9 +226,9 @@ class Service(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         cluster = aws.ecs.Cluster(
             f"{name}-cluster",
-            name=args.settings.prefix,
+            name=naming.cluster(args.settings.prefix),
             settings=[{"name": "containerInsights", "value": args.settings.container_insights}],
-            configuration={"execute_command_configuration": {"logging": "DEFAULT"}} if args.settings.enable_execute_command else None,
+            configuration=self._exec_configuration(),
             tags={"Name": args.settings.prefix},
             opts=child,
         )
@@ -230,6 +243,45 @@ class Service(pulumi.ComponentResource):
         )
         return cluster, capacity
 
+    def _exec_session_logging(self) -> tuple[aws.kms.Key, aws.cloudwatch.LogGroup]:
+        """ECS Exec: a CMK for the session data channel and its own KMS-encrypted session log group."""
+        prefix, name = self._args.settings.prefix, self._name
+        key, _ = create_key(
+            f"{name}-exec-key",
+            alias=f"{prefix}-ecs-exec",
+            description=f"{prefix}: ECS Exec sessions and their logs",
+            services=[logs_grant(self._region, self._account, self._partition)],
+            parent=self,
+        )
+        group = aws.cloudwatch.LogGroup(
+            f"{name}-exec-logs",
+            name=naming.exec_log_group(prefix),
+            retention_in_days=self._args.settings.log_retention_days,
+            kms_key_id=key.arn,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return key, group
+
+    def _exec_configuration(self) -> Any:
+        """The cluster's execute-command configuration (a plain dict, as pulumi_aws accepts it), or None."""
+        if self._exec_key is None or self._exec_logs is None:
+            return None
+        return {
+            "execute_command_configuration": {
+                "kms_key_id": self._exec_key.arn,
+                "logging": "OVERRIDE",
+                "log_configuration": {"cloud_watch_encryption_enabled": True, "cloud_watch_log_group_name": self._exec_logs.name},
+            }
+        }
+
+    def _image(self) -> pulumi.Output[str]:
+        s = self._args.settings
+        if s.container_image:
+            return pulumi.Output.from_input(s.container_image)
+        if s.image_tag:
+            return pulumi.Output.concat(self._args.repository_url, ":", s.image_tag)
+        return pulumi.Output.concat(self._args.repository_url, "@", NO_IMAGE_DIGEST)
+
     def _log_group(self) -> aws.cloudwatch.LogGroup:
         args, name = self._args, self._name
         key, _ = create_key(
@@ -241,7 +293,7 @@ class Service(pulumi.ComponentResource):
         )
         return aws.cloudwatch.LogGroup(
             f"{name}-logs",
-            name=f"/ecs/{args.settings.prefix}/app",
+            name=naming.app_log_group(args.settings.prefix),
             retention_in_days=args.settings.log_retention_days,
             kms_key_id=key.arn,
             opts=pulumi.ResourceOptions(parent=self),
@@ -261,7 +313,7 @@ class Service(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
             f"{name}-execution-role",
-            name=f"{args.settings.prefix}-task-execution",
+            name_prefix=naming.role_prefix(args.settings.prefix, "task-execution"),
             description="ECS agent: pull this stack's image, write its log group, read its DB secret",
             assume_role_policy=self._trust_policy(),
             opts=child,
@@ -299,7 +351,7 @@ class Service(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
             f"{name}-task-role",
-            name=f"{args.settings.prefix}-task",
+            name_prefix=naming.role_prefix(args.settings.prefix, "task"),
             description="The app's own AWS identity (least privilege)",
             assume_role_policy=self._trust_policy(),
             opts=child,
@@ -307,13 +359,17 @@ class Service(pulumi.ComponentResource):
         statements = []
         if args.database.iam_grant is not None:
             statements.append(args.database.iam_grant)
-        if args.settings.enable_execute_command:
-            # The ECS Exec (SSM Session Manager) channels support no resource-level ARN.
+        if self._exec_key is not None and self._exec_logs is not None:
+            # What the SSM agent of ECS Exec needs, and nothing more: the channels (no resource-level
+            # ARN exists), the session key, and writing the session log group.
+            statements.append(_statement(sorted(a for a in STAR_RESOURCE_ACTIONS if a.startswith("ssmmessages:")), ["*"], sid="EcsExecChannels"))
+            statements.append(_statement(["kms:Decrypt"], [self._exec_key.arn], sid="EcsExecSessionKey"))
+            statements.append(_statement(["logs:DescribeLogGroups"], ["*"], sid="EcsExecFindLogGroup"))
             statements.append(
                 _statement(
-                    sorted(a for a in STAR_RESOURCE_ACTIONS if a.startswith("ssmmessages:")),
-                    ["*"],
-                    sid="EcsExecChannels",
+                    ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                    [self._exec_logs.arn.apply(lambda a: f"{a}:*")],
+                    sid="EcsExecSessionLogs",
                 )
             )
         if statements:
@@ -335,7 +391,7 @@ class Service(pulumi.ComponentResource):
             "readonlyRootFilesystem": True,
             "linuxParameters": {"initProcessEnabled": True, "capabilities": {"drop": ["ALL"]}},
             "portMappings": [{"name": "http", "containerPort": s.container_port, "hostPort": s.container_port, "protocol": "tcp", "appProtocol": "http"}],
-            "mountPoints": [{"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False}],
+            "mountPoints": [{"sourceVolume": v, "containerPath": path, "readOnly": False} for v, path in self._volumes().items()],
             # Connection settings only; the password comes from `secrets` below.
             "environment": [
                 {"name": "PORT", "value": str(s.container_port)},
@@ -365,12 +421,19 @@ class Service(pulumi.ComponentResource):
             container["healthCheck"] = {"command": command, "interval": 30, "timeout": 5, "retries": 3, "startPeriod": min(s.health_check_grace_seconds, 300)}
         return container
 
+    def _volumes(self) -> dict[str, str]:
+        """Writable task-local volumes -> container path: /tmp, and the SSM agent's paths with ECS Exec."""
+        volumes = {"tmp": "/tmp"}
+        if self._args.settings.enable_execute_command:
+            volumes.update(EXEC_AGENT_PATHS)
+        return volumes
+
     def _task_definition(self, log_group: aws.cloudwatch.LogGroup, execution_role: aws.iam.Role, task_role: aws.iam.Role) -> aws.ecs.TaskDefinition:
         args, name = self._args, self._name
         s = args.settings
         return aws.ecs.TaskDefinition(
             f"{name}-task",
-            family=f"{args.settings.prefix}-app",
+            family=naming.task_family(args.settings.prefix),
             requires_compatibilities=["FARGATE"],
             network_mode="awsvpc",
             cpu=str(s.task_cpu),
@@ -378,8 +441,8 @@ class Service(pulumi.ComponentResource):
             execution_role_arn=execution_role.arn,
             task_role_arn=task_role.arn,
             runtime_platform={"operating_system_family": "LINUX"},
-            # Task-local scratch space: the only writable path, the root filesystem is read-only.
-            volumes=[{"name": "tmp"}],
+            # Task-local scratch space: the only writable paths, the root filesystem is read-only.
+            volumes=[{"name": v} for v in self._volumes()],
             container_definitions=pulumi.Output.json_dumps([self._container(log_group)]),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -408,8 +471,9 @@ class Service(pulumi.ComponentResource):
             service_namespace="ecs",
             scalable_dimension="ecs:service:DesiredCount",
             resource_id=pulumi.Output.concat("service/", cluster.name, "/", service.name),
-            min_capacity=s.min_capacity,
-            max_capacity=s.max_capacity,
+            # Without an image, autoscaling must not start tasks either (it would scale out to min).
+            min_capacity=s.min_capacity if s.has_image else 0,
+            max_capacity=s.max_capacity if s.has_image else 0,
             opts=child,
         )
         metric_spec = aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs

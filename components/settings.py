@@ -12,6 +12,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from components import naming
 from components.pgmodel import DbModel, build_model, role_names
 
 
@@ -29,12 +30,12 @@ class NatStrategy(enum.StrEnum):
 
 def stack_prefix(app_name: str, stack: str) -> str:
     """The physical name prefix shared by every resource of a stack: '<app>-<stack>'."""
-    return f"{app_name}-{stack}"
+    return naming.prefix(app_name, stack)
 
 
 def db_secret_name(prefix: str, role: str) -> str:
     """The Secrets Manager name of a database credential: '<prefix>/db/<role>'."""
-    return f"{prefix}/db/{role}"
+    return naming.db_secret(prefix, role)
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,8 @@ class DatabaseSettings:
 
     @property
     def identifier(self) -> str:
-        """The RDS instance identifier (also the DB subnet group's and security group's name)."""
-        return f"{self.prefix}-db"
+        """The RDS instance identifier (the prefix of the DB subnet group's and security group's names)."""
+        return naming.db_identifier(self.prefix)
 
     @property
     def master_secret_name(self) -> str:
@@ -129,7 +130,7 @@ class ServiceSettings:
     fargate_weight: int
     fargate_spot_weight: int
     health_check_path: str
-    container_health_check: str  # "" = wget probe of health_check_path, "none" = off, else a CMD-SHELL command
+    container_health_check: str  # "" or "none" = no container check (the ALB decides), else a CMD-SHELL command
     health_check_grace_seconds: int
     log_retention_days: int
     enable_execute_command: bool
@@ -142,6 +143,15 @@ class ServiceSettings:
     access_log_retention_days: int
     container_insights: str
     """ECS Container Insights level: enabled (dev) or enhanced (prod)."""
+    waf_enabled: bool = False
+    """An AWS WAF web ACL on the load balancer (default: prod only)."""
+    waf_rate_limit: int = 2000
+    """Requests per client IP per 5 minutes before the WAF rate rule blocks it."""
+
+    @property
+    def has_image(self) -> bool:
+        """False until the first release: the service then runs no task."""
+        return bool(self.container_image or self.image_tag)
 
     @property
     def https(self) -> bool:

@@ -12,6 +12,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components import naming
+
 
 def ingress(
     name: str,
@@ -61,10 +63,13 @@ def _tcp_rule(security_group_id: pulumi.Input[str], port: pulumi.Input[int], des
 
 
 def security_group(resource_name: str, physical_name: str, description: str, vpc_id: pulumi.Input[str], parent: pulumi.Resource) -> aws.ec2.SecurityGroup:
-    """A security group with no inline rules (rules are added with `ingress`/`egress`), tagged with its name."""
+    """A security group with no inline rules (rules are added with `ingress`/`egress`), tagged with its name.
+
+    The AWS name is `<physical_name>-<generated suffix>` (components/naming.py): a changed
+    description or VPC replaces the group, and the replacement is created before the old one goes."""
     return aws.ec2.SecurityGroup(
         resource_name,
-        name=physical_name,
+        name_prefix=naming.sg_prefix(physical_name),
         description=description,
         vpc_id=vpc_id,
         tags={"Name": physical_name},

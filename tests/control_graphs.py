@@ -20,6 +20,7 @@ ACCOUNT = "123456789012"
 KEY_ARN = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/11111111-0000-4000-8000-000000000000"
 SECRET_ARN = f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:shop-prod/db/master-AbCdEf"
 ALB_ARN = f"arn:aws:elasticloadbalancing:eu-west-1:{ACCOUNT}:loadbalancer/app/shop-prod/0123456789abcdef"
+WEB_ACL_ARN = f"arn:aws:wafv2:eu-west-1:{ACCOUNT}:regional/webacl/shop-prod-web/00000000-0000-4000-8000-000000000000"
 
 
 def urn(type_: str, name: str) -> str:
@@ -98,6 +99,10 @@ def secure_stack() -> Graph:
         "name": "shop-prod", "imageTagMutability": "IMMUTABLE", "imageScanningConfiguration": {"scanOnPush": True},
         "encryptionConfigurations": [{"encryptionType": "KMS", "kmsKey": KEY_ARN}],
     })
+    visibility = {"cloudwatchMetricsEnabled": True, "metricName": "m", "sampledRequestsEnabled": True}
+    web_acl = res("aws:wafv2/webAcl:WebAcl", "web-acl", {"name": "shop-prod-web", "scope": "REGIONAL", "defaultAction": {"allow": {}},
+                  "visibilityConfig": visibility, "rules": [{"name": "common", "priority": 0, "overrideAction": {"none": {}}, "visibilityConfig": visibility,
+                  "statement": {"managedRuleGroupStatement": {"vendorName": "AWS", "name": "AWSManagedRulesCommonRuleSet"}}}]}, arn=WEB_ACL_ARN)
     secret = res("aws:secretsmanager/secret:Secret", "db-master-secret", {"name": "shop-prod/db/master", "kmsKeyId": KEY_ARN}, arn=SECRET_ARN)
     resources = [
         vpc,
@@ -157,6 +162,10 @@ def secure_stack() -> Graph:
         res("aws:ecr/lifecyclePolicy:LifecyclePolicy", "repo-lifecycle", {"repository": "shop-prod", "policy": json.dumps({"rules": [
             {"rulePriority": 1, "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 14}, "action": {"type": "expire"}}]})}),
         alb,
+        web_acl,
+        res("aws:wafv2/webAclAssociation:WebAclAssociation", "waf-association", {"resourceArn": "", "webAclArn": WEB_ACL_ARN}, deps={"resourceArn": [alb.urn]}),
+        res("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration", "waf-logging",
+            {"resourceArn": WEB_ACL_ARN, "logDestinationConfigs": [f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:aws-waf-logs-shop-prod"]}),
         res("aws:lb/listener:Listener", "https", {"loadBalancerArn": "", "protocol": "HTTPS", "port": 443, "sslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
             "certificateArn": f"arn:aws:acm:eu-west-1:{ACCOUNT}:certificate/00000000-0000-4000-8000-000000000000",
             "defaultActions": [{"type": "forward", "targetGroupArn": "tg"}]}, deps={"loadBalancerArn": [alb.urn]}),

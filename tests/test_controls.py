@@ -41,12 +41,12 @@ def test_catalogue_is_well_formed() -> None:
     # The brief's controls are all covered.
     required = """RDS.2 RDS.3 RDS.5 RDS.6 RDS.8 RDS.9 RDS.11 RDS.13 RDS.17 RDS.23 RDS.25 RDS.38 RDS.46 ECS.2 ECS.3 ECS.4 ECS.5 ECS.8
     ECS.9 ECS.10 ECS.12 ECR.1 ECR.2 ECR.3 ELB.1 ELB.4 ELB.5 ELB.6 ELB.12 ELB.17 EC2.2 EC2.6 EC2.15 EC2.18 EC2.19 KMS.1 KMS.2 KMS.4
-    IAM.1 SecretsManager.1 PGH.1 PGH.2 PGH.3""".split()
+    IAM.1 SecretsManager.1 PGH.1 PGH.2 PGH.3 PGH.6 WAF.10 WAF.11 WAF.12""".split()
     assert set(required) <= set(ids), set(required) - set(ids)
     # Never-waivable: public DB, encryption, world-open DB/admin ports, secrets in env vars.
-    for must in ("RDS.2", "RDS.3", "RDS.38", "RDS.46", "PGH.3", "EC2.18", "EC2.19", "ECS.8", "KMS.4", "PGH.1", "PGH.2", "ECR.5"):
+    for must in ("RDS.2", "RDS.3", "RDS.38", "RDS.46", "PGH.3", "EC2.18", "EC2.19", "ECS.8", "KMS.4", "PGH.1", "PGH.2", "ECR.5", "WAF.11"):
         assert controls.by_id(must).level == MUST_HOLD, must
-    for waivable in ("RDS.5", "RDS.8", "ELB.1", "ELB.6"):
+    for waivable in ("RDS.5", "RDS.8", "ELB.1", "ELB.6", "PGH.6"):
         assert controls.by_id(waivable).level == WAIVABLE, waivable
 
 
@@ -156,6 +156,11 @@ NEGATIVE: list[tuple[str, str, Callable[[Graph], None]]] = [
     ("S3.8", "alb-logs", lambda g: remove(g, "alb-logs-pab")),
     ("S3.8", "alb-logs", lambda g: set_input(g, "alb-logs-pab", "restrictPublicBuckets", False)),
     ("S3.5", "alb-logs", lambda g: remove(g, "alb-logs-policy")),
+    # WAF on the internet-facing ALB, ECS Exec sessions
+    ("PGH.6", "alb", lambda g: remove(g, "waf-association")),
+    ("WAF.10", "web-acl", lambda g: set_input(g, "web-acl", "rules", [])),
+    ("WAF.11", "web-acl", lambda g: remove(g, "waf-logging")),
+    ("WAF.12", "web-acl", lambda g: set_input(g, "web-acl", "rules.0.visibilityConfig.cloudwatchMetricsEnabled", False)),
 ]
 
 
@@ -317,7 +322,8 @@ def test_dev_waivers_are_declared_and_waivable(dev_graph: Graph) -> None:
     from components.config import load_settings
 
     waivers = load_settings(dev_graph.config, stack="dev").security.waivers
-    assert set(waivers) == {"RDS.5", "RDS.8", "ELB.1", "ELB.6", "PGH.4"}
+    # dev's app cluster passes PGH.4 now (exec sessions under a CMK, logged); it waives only the WAF (PGH.6)
+    assert set(waivers) == {"RDS.5", "RDS.8", "ELB.1", "ELB.6", "PGH.6"}
     assert all(controls.by_id(w).level == WAIVABLE for w in waivers)
 
 

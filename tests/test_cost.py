@@ -47,7 +47,7 @@ DEV_IDLE = (
     + 0.016 * 1.1 * H  # db.t4g.micro, eu-west-1 = us-east-1 x rds_factor 1.1
     + 20 * 0.127  # 20 GB gp3
     + EM_60
-    + 5 * KMS + 3 * SECRET  # network, database, service logs, registry, db-access keys
+    + 6 * KMS + 3 * SECRET  # network, database, service logs, registry, db-access, ECS Exec session keys
     + fargate(1, 0.25, 0.5, spot=1.0)  # dev runs on FARGATE_SPOT only
 )
 PROD_IDLE = (
@@ -58,7 +58,8 @@ PROD_IDLE = (
     + 1.4524 * 2 * 2  # Performance Insights 31 days: first month x 2 vCPU x 2 instances
     + EM_30
     + 5 * 3 * ENDPOINT_AZ  # 5 interface endpoints x 3 AZs
-    + 5 * KMS + 3 * SECRET  # network, database, service logs, registry, db-access keys
+    + 6 * KMS + 3 * SECRET  # network, database, service logs, registry, db-access, WAF logs keys
+    + 5 + 5 * 1  # WAF: web ACL + 5 rules
     + fargate(3, 1, 2)
 )
 
@@ -71,7 +72,8 @@ DEV_USAGE = (
     20 * 0.048  # nat_gb
     + 0.1 * 0.008 * H  # alb_lcu
     + log_line(1, 14) + log_line(2, 30) + log_line(0.5, 30)  # app, flow, postgresql logs
-    + 5 * 2000 / 1e4 * 0.03 + 3 * 1000 / 1e4 * 0.05  # KMS requests, Secrets Manager calls
+    + log_line(0.1, 14)  # ECS Exec session logs (other_log_gb)
+    + 6 * 2000 / 1e4 * 0.03 + 3 * 1000 / 1e4 * 0.05  # KMS requests, Secrets Manager calls
     + 1 * 0.023 + 9000 / 1000 * 0.005  # S3 access logs
     + 2 * 0.1  # ECR
 )
@@ -80,7 +82,8 @@ PROD_USAGE = (
     + 1.0 * 0.008 * H
     + log_line(20, 365) + log_line(30, 365) + log_line(5, 365)
     + 50 * 0.01  # endpoint_gb
-    + 5 * 20_000 / 1e4 * 0.03 + 3 * 10_000 / 1e4 * 0.05
+    + 6 * 20_000 / 1e4 * 0.03 + 3 * 10_000 / 1e4 * 0.05
+    + 20 * 0.60 + log_line(0.5, 365)  # WAF: 20 M requests, its log group (other_log_gb)
     + 20 * 0.023 + 27_000 / 1000 * 0.005
     + 5 * 0.1
     + 50 * 0.095  # backup beyond the free allowance
@@ -107,9 +110,9 @@ def idle(graph: Graph) -> float:
 
 def test_dev_and_prod_totals(dev_graph, prod_graph):
     dev, prod = cost.estimate(dev_graph), cost.estimate(prod_graph)
-    assert dev.idle == pytest.approx(DEV_IDLE, abs=0.005) and round(dev.idle, 2) == 89.15
-    assert dev.total == pytest.approx(DEV_IDLE + DEV_USAGE, abs=0.005) and round(dev.total, 2) == 93.01
-    assert prod.idle == pytest.approx(PROD_IDLE, abs=0.005) and round(prod.idle, 2) == 681.61
+    assert dev.idle == pytest.approx(DEV_IDLE, abs=0.005) and round(dev.idle, 2) == 90.15
+    assert dev.total == pytest.approx(DEV_IDLE + DEV_USAGE, abs=0.005) and round(dev.total, 2) == 94.08
+    assert prod.idle == pytest.approx(PROD_IDLE, abs=0.005) and round(prod.idle, 2) == 692.61
     assert prod.total == pytest.approx(PROD_IDLE + PROD_USAGE, abs=0.005)
     assert idle(dev_graph) == pytest.approx(dev.idle)  # idle = the fixed lines alone
 
@@ -136,7 +139,7 @@ def test_region_changes_prices():
     est = cost.estimate(graph_of("dev", **{"aws:region": "us-east-1"}), IDLE)
     expected = (
         H * 0.045 + IPV4 + H * 0.0225 + 2 * IPV4 + 0.016 * H + 20 * 0.115
-        + 43_800 * 8 / 1e6 * (0.5 + 0.15 * 0.03) + 5 * KMS + 3 * SECRET + 0.33 * 0.25 * 0.04048 * H + 0.33 * 0.5 * 0.004445 * H
+        + 43_800 * 8 / 1e6 * (0.5 + 0.15 * 0.03) + 6 * KMS + 3 * SECRET + 0.33 * 0.25 * 0.04048 * H + 0.33 * 0.5 * 0.004445 * H
     )
     assert est.total == pytest.approx(expected, abs=0.005)
 
@@ -268,7 +271,7 @@ def test_plan_ends_with_the_estimate_and_cost_prints_resources():
     plain = bootstrap("plan", "--stack", "dev")
     assert plain.returncode == 0, plain.stderr
     tail = plain.stdout[plain.stdout.index("Estimated monthly cost of stack dev in eu-west-1"):]
-    assert "TOTAL" in tail and "$89.15" in tail and "$93.01" in tail
+    assert "TOTAL" in tail and "$90.15" in tail and "$94.08" in tail
     assert "natStrategy=single" in tail and "Not priced (1; NOT included" in tail and "nat_gb=20 GB/month" in tail
     detailed = bootstrap("plan", "--stack", "dev", "--cost")
     assert "shop-dev-network-nat-eu-west-1a" in detailed.stdout and "730 h x $0.048/h" in detailed.stdout
@@ -277,7 +280,7 @@ def test_plan_ends_with_the_estimate_and_cost_prints_resources():
 def test_plan_json_carries_the_estimate():
     result = bootstrap("plan", "--stack", "prod", "--json")
     doc = json.loads(result.stdout[: result.stdout.rindex("}") + 1])
-    assert doc["cost"]["monthlyIdle"] == 681.61 and doc["cost"]["region"] == "eu-west-1"
+    assert doc["cost"]["monthlyIdle"] == 692.61 and doc["cost"]["region"] == "eu-west-1"
     assert doc["cost"]["components"]["network"]["idle"] == pytest.approx(3 * (NAT + IPV4) + 5 * 3 * ENDPOINT_AZ + KMS, abs=0.01)
     assert {"natStrategy", "azCount"} <= {k for b in doc["cost"]["biggest"] for k in b["drivers"]}
 

@@ -117,7 +117,10 @@ def test_multi_az_protection_backups_and_snapshots_per_stack(graph: Graph):
         assert i.get("multiAz") is True and i.get("deletionProtection") is True
         assert i.get("backupRetentionPeriod") >= 14
         assert i.get("skipFinalSnapshot") is False
-        assert i.get("finalSnapshotIdentifier") == f"{s.prefix}-db-final"
+        # unique per instance lifetime: <prefix>-db-final-<random hex kept across updates>
+        suffix = graph.one("random:index/randomId:RandomId")
+        assert suffix.get("byteLength") == 4
+        assert i.property_dependencies["finalSnapshotIdentifier"] == [suffix.urn]
         assert i.protect is True
         assert i.get("deleteAutomatedBackups") is False
     else:
@@ -142,7 +145,8 @@ def test_enhanced_monitoring_role(graph: Graph):
     trust = json.loads(role.get("assumeRolePolicy"))
     assert [st["Principal"] for st in trust["Statement"]] == [{"Service": "monitoring.rds.amazonaws.com"}]
     attach = child(graph, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
-    assert attach.get("role") == role.get("name")
+    assert attach.property_dependencies["role"] == [role.urn]
+    assert role.get("namePrefix") == f"{s.prefix}-rds-monitoring-"
     assert attach.get("policyArn") == "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
     # the role can publish before the instance starts monitoring
     assert attach.urn in i.dependencies
@@ -170,7 +174,8 @@ def test_subnet_group_uses_exactly_the_isolated_subnets(graph: Graph):
     isolated = [r.id for r in graph.of_type("aws:ec2/subnet:Subnet") if r.get("tags.Tier") == "isolated"]
     assert len(isolated) == s.network.az_count
     assert sorted(group.get("subnetIds")) == sorted(isolated) == sorted(graph.outputs["isolatedSubnetIds"])
-    assert child(graph, INSTANCE).get("dbSubnetGroupName") == group.get("name") == f"{s.prefix}-db"
+    assert child(graph, INSTANCE).property_dependencies["dbSubnetGroupName"] == [group.urn]
+    assert group.get("namePrefix") == f"{s.prefix}-db-"
     # and those subnets really have no way out: their route table holds no route at all
     tables = {a.get("routeTableId") for a in graph.of_type("aws:ec2/routeTableAssociation:RouteTableAssociation") if a.get("subnetId") in isolated}
     assert len(tables) == 1
@@ -180,7 +185,7 @@ def test_subnet_group_uses_exactly_the_isolated_subnets(graph: Graph):
 def test_security_group_named_described_and_no_inline_rules(graph: Graph):
     s = settings_of(graph)
     sg = db_sg(graph)
-    assert sg.get("name") == f"{s.prefix}-db"
+    assert sg.get("namePrefix") == f"{s.prefix}-db-"
     assert sg.get("description")
     assert sg.get("vpcId") == graph.outputs["vpcId"]
     assert sg.get("ingress") in (None, []) and sg.get("egress") in (None, [])
@@ -273,7 +278,7 @@ def test_parameter_group(graph: Graph):
     s = settings_of(graph)
     pg = child(graph, PARAMS)
     assert pg.get("family") == s.database.parameter_group_family == f"postgres{s.database.engine_version.split('.')[0]}"
-    assert pg.get("name") == f"{s.prefix}-{pg.get('family')}"
+    assert pg.get("namePrefix") == f"{s.prefix}-{pg.get('family')}-"
     params = {p["name"]: p for p in pg.get("parameters")}
     expected = {
         "rds.force_ssl": "1",
@@ -292,7 +297,7 @@ def test_parameter_group(graph: Graph):
     assert {n: p["value"] for n, p in params.items()} == expected
     assert params["shared_preload_libraries"]["applyMethod"] == "pending-reboot"
     assert {p["applyMethod"] for n, p in params.items() if n != "shared_preload_libraries"} == {"immediate"}
-    assert child(graph, INSTANCE).get("parameterGroupName") == pg.get("name")
+    assert child(graph, INSTANCE).property_dependencies["parameterGroupName"] == [pg.urn]
 
 
 def test_log_min_duration_follows_config():
@@ -326,7 +331,8 @@ def test_master_secret(graph: Graph):
     i = child(graph, INSTANCE)
     assert secret.get("name") == f"{s.prefix}/db/master"
     assert secret.get("kmsKeyId") == db_key(graph).state["arn"]
-    assert secret.get("recoveryWindowInDays") == (30 if s.is_prod else 7)
+    # outside prod a destroyed secret is deleted at once, so destroy -> up can reuse the name
+    assert secret.get("recoveryWindowInDays") == (30 if s.is_prod else 0)
     assert version.get("secretId") == secret.id
     assert version.is_secret("secretString")
     assert version.ignore_changes == ["secretString"]
@@ -383,7 +389,8 @@ INVALID = [
     ("dev", {"dbEngineVersion": "14"}, "pghome:dbEngineVersion", "major version must be 15-18"),
     ("dev", {"dbEngineVersion": "19"}, "pghome:dbEngineVersion", "major version must be 15-18"),
     ("dev", {"dbAllocatedStorageGb": 10}, "pghome:dbAllocatedStorageGb", "from 20 to 65536"),
-    ("dev", {"dbAllocatedStorageGb": 100, "dbMaxAllocatedStorageGb": 50}, "pghome:dbMaxAllocatedStorageGb", ">= dbAllocatedStorageGb (100)"),
+    ("dev", {"dbAllocatedStorageGb": 100, "dbMaxAllocatedStorageGb": 50}, "pghome:dbMaxAllocatedStorageGb", "must be >= 110 (110% of dbAllocatedStorageGb 100)"),
+    ("dev", {"dbAllocatedStorageGb": 100, "dbMaxAllocatedStorageGb": 105}, "pghome:dbMaxAllocatedStorageGb", "must be >= 110"),
     ("dev", {"dbBackupRetentionDays": 3}, "pghome:dbBackupRetentionDays", "from 7 to 35"),
     ("dev", {"dbBackupRetentionDays": 40}, "pghome:dbBackupRetentionDays", "from 7 to 35"),
     ("prod", {"dbBackupRetentionDays": 7}, "pghome:dbBackupRetentionDays", ">= 14 in prod"),
@@ -398,7 +405,7 @@ INVALID = [
     ("prod", {"dbDeletionProtection": False}, "pghome:dbDeletionProtection", "must be true in prod"),
     ("prod", {"dbFinalSnapshot": False}, "pghome:dbFinalSnapshot", "must be true in prod"),
     ("dev", {"dbLogRetentionDays": 10}, "pghome:dbLogRetentionDays", "must be one of"),
-    ("dev", {"dbMultiAz": True, "azCount": 1}, "pghome:dbMultiAz", "azCount >= 2"),
+    ("dev", {"azCount": 1}, "pghome:azCount", "from 2 to 6"),
 ]
 
 
@@ -415,4 +422,4 @@ def test_engine_version_sets_the_parameter_group_family():
     graph = run_stack("dev", {"dbEngineVersion": "15.7"})
     assert child(graph, INSTANCE).get("engineVersion") == "15.7"
     group = child(graph, PARAMS)
-    assert (group.get("family"), group.get("name")) == ("postgres15", "shop-dev-postgres15")
+    assert (group.get("family"), group.get("namePrefix")) == ("postgres15", "shop-dev-postgres15-")

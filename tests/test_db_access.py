@@ -11,7 +11,7 @@ from bootstrap import plan
 from bootstrap.mockgraph import Graph, Resource, run_stack
 from bootstrap.tunnel import OUTPUT_KEYS, AccessTarget
 from components.db_access import AGENT_WRITABLE_PATHS, CONTAINER_NAME, EXEC_CHANNEL_ACTIONS, MAX_TASK_SECONDS
-from controls import FAIL, PASS, WAIVED
+from controls import FAIL, PASS
 from tests import control_graphs as cg
 from tests.helpers import assert_config_error
 
@@ -180,9 +180,8 @@ def test_controls_cover_the_access_path(dev_graph: Graph, prod_graph: Graph) -> 
     assert prod.result("PGH.4").status == PASS and prod.result("PGH.4").checked == 1  # prod: only the access cluster has exec
     assert prod.result("PGH.5").status == PASS
     dev = plan.check_graph(dev_graph)
-    # dev's app cluster allows exec without a CMK (waived); the access cluster is not among the findings
-    assert dev.result("PGH.4").status == WAIVED and dev.result("PGH.4").checked == 2
-    assert {f.resource for f in dev.result("PGH.4").findings} == {"shop-dev-service-cluster"}
+    # dev's app cluster allows exec too, now also under its own CMK and logged (issue 16): both pass
+    assert dev.result("PGH.4").status == PASS and dev.result("PGH.4").checked == 2
     for cid in ("ECS.4", "ECS.5", "ECS.8", "ECS.9", "PGH.2", "KMS.2", "KMS.4", "IAM.1", "IAM.21", "PGH.3"):
         assert prod.result(cid).status == PASS, cid
 

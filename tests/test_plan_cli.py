@@ -42,7 +42,7 @@ def test_plan_json_lists_every_resource(dev_graph):
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["--set", "azCount=9"], "pghome:azCount = '9' is invalid: must be an integer from 1 to 6"),
+        (["--set", "azCount=9"], "pghome:azCount = '9' is invalid: must be an integer from 2 to 6"),
         (["--set", "vpcCidr=8.8.8.0/24"], "pghome:vpcCidr = '8.8.8.0/24' is invalid"),
         (["--set", "natStrategy=double"], "pghome:natStrategy = 'double' is invalid"),
         (["--set", "azCuont=3"], "did you mean pghome:azCount"),

@@ -87,7 +87,7 @@ def test_up_events_state_outputs_and_a_second_up(pulumi_double: Double) -> None:
     # a second up with nothing changed: all same; a config change: one update
     again = stack.preview()
     assert set(again.change_summary) == {"same"}
-    stack.set_config("pghome:logRetentionDays", auto.ConfigValue("30"))
+    stack.set_config("pghome:flowLogRetentionDays", auto.ConfigValue("60"))  # one log group
     changed = stack.preview()
     assert changed.change_summary.get("update") == 1
     assert len(stack.history()) == 1

@@ -52,7 +52,8 @@ def container(graph: Graph) -> dict[str, Any]:
 
 
 def role(graph: Graph, physical: str) -> Resource:
-    return next(r for r in graph.of_type(ROLE) if r.inputs["name"] == physical)
+    """The role whose generated name starts with `physical-` (components/naming.py: roles get name_prefix)."""
+    return next(r for r in graph.of_type(ROLE) if r.inputs.get("namePrefix") == f"{physical}-")
 
 
 def role_policies(graph: Graph, role_res: Resource) -> list[dict[str, Any]]:
@@ -69,7 +70,8 @@ def as_list(value: Any) -> list[Any]:
 
 
 def sg_by_name(graph: Graph, physical: str) -> Resource:
-    return next(r for r in graph.of_type(SG) if r.inputs.get("name") == physical)
+    """The security group whose generated name starts with `physical-` (name_prefix)."""
+    return next(r for r in graph.of_type(SG) if r.inputs.get("namePrefix") == f"{physical}-")
 
 
 def rules_of(graph: Graph, type_: str, sg: Resource) -> list[Resource]:
@@ -88,8 +90,15 @@ def test_cluster_has_container_insights(dev_graph: Graph, prod_graph: Graph) -> 
         cluster = graph.one(CLUSTER, f"shop-{graph.stack}-service-cluster")
         assert cluster.inputs["name"] == f"shop-{graph.stack}"
         assert cluster.inputs["settings"] == [{"name": "containerInsights", "value": level}]
-    assert dev_graph.one(CLUSTER, "shop-dev-service-cluster").get("configuration.executeCommandConfiguration.logging") == "DEFAULT"
+    # dev enables ECS Exec: sessions encrypted with their own CMK and logged to a KMS-encrypted group
+    exec_cfg = dev_graph.one(CLUSTER, "shop-dev-service-cluster").get("configuration.executeCommandConfiguration")
+    key = next(k for k in dev_graph.of_type("aws:kms/key:Key") if k.name == "shop-dev-service-exec-key")
+    logs = next(g for g in dev_graph.of_type(LOG_GROUP) if g.inputs["name"] == "/ecs/shop-dev/exec")
+    assert exec_cfg["kmsKeyId"] == key.state["arn"] and exec_cfg["logging"] == "OVERRIDE"
+    assert exec_cfg["logConfiguration"] == {"cloudWatchEncryptionEnabled": True, "cloudWatchLogGroupName": "/ecs/shop-dev/exec"}
+    assert logs.inputs["kmsKeyId"] == key.state["arn"]
     assert prod_graph.one(CLUSTER, "shop-prod-service-cluster").get("configuration") is None
+    assert not [g for g in prod_graph.of_type(LOG_GROUP) if g.inputs["name"] == "/ecs/shop-prod/exec"]
 
 
 def test_capacity_providers_follow_weights(dev_graph: Graph, prod_graph: Graph) -> None:
@@ -110,7 +119,7 @@ def test_capacity_providers_follow_weights(dev_graph: Graph, prod_graph: Graph) 
 
 def test_log_group_is_kms_encrypted_and_retained(graph: Graph) -> None:
     service = graph.one("pghome:service:Service")
-    group = next(r for r in graph.of_type(LOG_GROUP) if r.parent == service.urn)
+    group = next(r for r in graph.of_type(LOG_GROUP) if r.parent == service.urn and r.inputs["name"].endswith("/app"))
     assert group.inputs["name"] == f"/ecs/shop-{graph.stack}/app"
     assert group.inputs["retentionInDays"] == {"dev": 14, "prod": 365}[graph.stack]
     key = next(k for k in graph.of_type("aws:kms/key:Key") if k.state["arn"] == group.inputs["kmsKeyId"])
@@ -170,9 +179,16 @@ def test_execution_role_is_scoped_to_this_repo_log_group_and_secret(graph: Graph
 
 def test_task_role_grants_exec_channels_only_when_enabled(dev_graph: Graph, prod_graph: Graph) -> None:
     (doc,) = role_policies(dev_graph, role(dev_graph, "shop-dev-task"))
-    (st,) = statements(doc)
-    assert sorted(as_list(st["Action"])) == sorted(a for a in STAR_RESOURCE_ACTIONS if a.startswith("ssmmessages:"))
-    assert st["Resource"] == "*"
+    by_sid = {st["Sid"]: st for st in statements(doc)}
+    assert set(by_sid) == {"EcsExecChannels", "EcsExecSessionKey", "EcsExecFindLogGroup", "EcsExecSessionLogs"}
+    assert sorted(as_list(by_sid["EcsExecChannels"]["Action"])) == sorted(a for a in STAR_RESOURCE_ACTIONS if a.startswith("ssmmessages:"))
+    assert by_sid["EcsExecChannels"]["Resource"] == "*"
+    exec_key = dev_graph.one(CLUSTER, "shop-dev-service-cluster").get("configuration.executeCommandConfiguration.kmsKeyId")
+    assert by_sid["EcsExecSessionKey"] == {"Sid": "EcsExecSessionKey", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": exec_key}
+    assert by_sid["EcsExecFindLogGroup"]["Action"] == "logs:DescribeLogGroups" and by_sid["EcsExecFindLogGroup"]["Resource"] == "*"
+    exec_logs = next(g for g in dev_graph.of_type(LOG_GROUP) if g.inputs["name"] == "/ecs/shop-dev/exec")
+    assert by_sid["EcsExecSessionLogs"]["Resource"] == exec_logs.state["arn"] + ":*"
+    assert sorted(by_sid["EcsExecSessionLogs"]["Action"]) == ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"]
     assert role_policies(prod_graph, role(prod_graph, "shop-prod-task")) == [], "prod: no exec, no IAM auth -> the task role has no permissions"
     assert dev_graph.one(SERVICE).inputs["enableExecuteCommand"] is True
     assert prod_graph.one(SERVICE).inputs["enableExecuteCommand"] is False
@@ -218,19 +234,23 @@ def test_task_definition_is_hardened(graph: Graph) -> None:
     assert (task.inputs["cpu"], task.inputs["memory"]) == {"dev": ("256", "512"), "prod": ("1024", "2048")}[graph.stack]
     assert task.inputs["requiresCompatibilities"] == ["FARGATE"]
     assert task.inputs["networkMode"] == "awsvpc"
-    assert task.inputs["volumes"] == [{"name": "tmp"}]
+    # /tmp, plus the SSM agent's paths when ECS Exec is on (dev): the root filesystem stays read-only
+    expected = {"tmp": "/tmp"} if graph.stack == "prod" else {"tmp": "/tmp", "ssm-lib": "/var/lib/amazon", "ssm-log": "/var/log/amazon"}
+    assert task.inputs["volumes"] == [{"name": v} for v in expected]
+    assert {m["sourceVolume"]: m["containerPath"] for m in container(graph)["mountPoints"]} == expected
     assert task.inputs["executionRoleArn"] == role(graph, f"shop-{graph.stack}-task-execution").state["arn"]
     assert task.inputs["taskRoleArn"] == role(graph, f"shop-{graph.stack}-task").state["arn"]
     c = container(graph)
     assert c["readonlyRootFilesystem"] is True
-    assert c["mountPoints"] == [{"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False}]
+    assert {"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False} in c["mountPoints"]
+    assert all(m["readOnly"] is False for m in c["mountPoints"])
     assert c["user"] == "1000:1000"
     assert c["privileged"] is False
     assert c["linuxParameters"] == {"initProcessEnabled": True, "capabilities": {"drop": ["ALL"]}}
     assert "add" not in c["linuxParameters"]["capabilities"]
     assert c["portMappings"][0]["containerPort"] == 8000
     repo_url = graph.one("aws:ecr/repository:Repository").state["repositoryUrl"]
-    assert c["image"] == f"{repo_url}:initial"
+    assert c["image"] == f"{repo_url}@sha256:" + "0" * 64  # no image yet (see test_no_image_yet_means_no_tasks)
 
 
 def test_db_settings_as_env_and_password_only_via_secrets(graph: Graph) -> None:
@@ -279,20 +299,22 @@ def test_container_image_override() -> None:
     assert container(graph)["image"].endswith("/shop-dev:v1.4.2")
 
 
-def test_container_health_check(graph: Graph) -> None:
-    hc = container(graph)["healthCheck"]
-    assert hc["command"] == ["CMD-SHELL", "wget -q -O /dev/null http://localhost:8000/healthz || exit 1"]
-    assert hc["startPeriod"] == 60 and hc["retries"] == 3
+def test_no_container_health_check_by_default(graph: Graph) -> None:
+    # Slim and distroless images have no wget/curl: the load balancer's check decides by default.
+    assert "healthCheck" not in container(graph)
+    assert graph.one(TG).get("healthCheck.path") == "/healthz"
 
 
 def test_container_health_check_options() -> None:
     graph = run_stack("dev", {"containerHealthCheck": "none"})
     assert "healthCheck" not in container(graph)
     graph = run_stack("dev", {"containerHealthCheck": "/app/bin/probe --ready", "healthCheckPath": "/ready"})
-    assert container(graph)["healthCheck"]["command"] == ["CMD-SHELL", "/app/bin/probe --ready"]
+    hc = container(graph)["healthCheck"]
+    assert hc["command"] == ["CMD-SHELL", "/app/bin/probe --ready"]
+    assert hc["startPeriod"] == 60 and hc["retries"] == 3
     assert graph.one(TG).get("healthCheck.path") == "/ready"
     settings = load_settings(stack_config("dev", {"containerPort": 9000, "healthCheckPath": "/up"}), stack="dev").service
-    assert health_check_command(settings) == ["CMD-SHELL", "wget -q -O /dev/null http://localhost:9000/up || exit 1"]
+    assert health_check_command(settings) is None
 
 
 # --- the ECS service ------------------------------------------------------------------------------
@@ -307,7 +329,7 @@ def test_service_runs_privately_and_heals_itself(graph: Graph) -> None:
     assert net["securityGroups"] == [sg_by_name(graph, f"shop-{graph.stack}-service").id]
     assert svc.inputs["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
     assert svc.inputs["healthCheckGracePeriodSeconds"] == 60
-    assert svc.inputs["desiredCount"] == {"dev": 1, "prod": 3}[graph.stack]
+    assert svc.inputs["desiredCount"] == 0  # no imageTag yet; with one: test_autoscaling_targets_and_policies
     assert svc.inputs["propagateTags"] == "SERVICE"
     assert svc.inputs["waitForSteadyState"] is False
     assert svc.inputs["taskDefinition"] == graph.one(TASKDEF, f"shop-{graph.stack}-service-task").state["arn"]
@@ -323,7 +345,19 @@ def test_service_ignores_desired_count(graph: Graph) -> None:
     assert graph.one(SERVICE).ignore_changes == ["desiredCount"]
 
 
-def test_autoscaling_targets_and_policies(dev_graph: Graph, prod_graph: Graph) -> None:
+def test_no_image_yet_means_no_tasks(graph: Graph) -> None:
+    # The stack files set no imageTag: the first deploy creates the service with no running task,
+    # and autoscaling cannot start one either, until `release` sets the tag.
+    assert graph.one(SERVICE).inputs["desiredCount"] == 0
+    target = graph.one(SCALING_TARGET)
+    assert (target.inputs["minCapacity"], target.inputs["maxCapacity"]) == (0, 0)
+    assert container(graph)["image"].endswith("@sha256:" + "0" * 64)
+    assert ":initial" not in container(graph)["image"]
+
+
+def test_autoscaling_targets_and_policies() -> None:
+    dev_graph, prod_graph = run_stack("dev", {"imageTag": "1.0.0"}), run_stack("prod", {"imageTag": "1.0.0"})
+    assert dev_graph.one(SERVICE).inputs["desiredCount"] == 1 and prod_graph.one(SERVICE).inputs["desiredCount"] == 3
     for graph, (lo, hi) in ((dev_graph, (1, 2)), (prod_graph, (3, 12))):
         target = graph.one(SCALING_TARGET)
         assert (target.inputs["minCapacity"], target.inputs["maxCapacity"]) == (lo, hi)
@@ -350,7 +384,7 @@ def test_autoscaling_targets_and_policies(dev_graph: Graph, prod_graph: Graph) -
 
 def _internet_ingress(graph: Graph) -> list[tuple[str, int, int]]:
     """(sg name, from, to) for every ingress rule anywhere in the graph open to the internet."""
-    names = {r.id: r.inputs.get("name", r.name) for r in graph.of_type(SG) + graph.of_type("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup")}
+    names = {r.id: r.inputs.get("namePrefix", r.inputs.get("name", r.name)).rstrip("-") for r in graph.of_type(SG) + graph.of_type("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup")}
     found = []
     for rule in graph.of_type(INGRESS):
         if rule.inputs.get("cidrIpv4") in INTERNET or rule.inputs.get("cidrIpv6") in INTERNET:
@@ -596,7 +630,7 @@ def test_service_in_isolation_accepts_outputs() -> None:
     c = container(graph)
     env = {e["name"]: e["value"] for e in c["environment"]}
     assert env["PGHOST"] == "demo.abc.eu-west-1.rds.amazonaws.com" and env["PGPORT"] == "6543" and env["PGUSER"] == "demo_app"
-    assert c["image"] == "123456789012.dkr.ecr.eu-west-1.amazonaws.com/demo:initial"
+    assert c["image"] == "123456789012.dkr.ecr.eu-west-1.amazonaws.com/demo@sha256:" + "0" * 64
     assert c["secrets"][0]["valueFrom"] == "arn:aws:secretsmanager:eu-west-1:123456789012:secret:demo-dev/db/app-XyZ123:password::"
     db_egress = next(r for r in graph.of_type(EGRESS) if r.inputs["fromPort"] == 6543)
     assert db_egress.inputs["cidrIpv4"] == "10.9.0.0/16"

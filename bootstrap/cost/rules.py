@@ -229,6 +229,9 @@ def ecs_service(r: Res, c: Context) -> list[Line | Unpriced]:
     if str(r.get("launchType", "FARGATE")) not in ("FARGATE", ""):
         return [Unpriced("tasks", f"launchType {r.get('launchType')} is not priced (only Fargate)")]
     tasks = c.u("tasks") or float(r.get("desiredCount", 1) or 0)
+    if not tasks and not c.u("tasks"):
+        # A stack with no image yet runs no task until its first release; price what it will run.
+        tasks = float(c.cfg("desiredCount", "1") or 1)
     vcpu = int(td.get("cpu", 256)) / 1024
     gb = int(td.get("memory", 512)) / 1024
     arm = str(td.get("runtimePlatform.cpuArchitecture", "X86_64")).upper() == "ARM64"
@@ -287,6 +290,7 @@ LOG_GROUPS: tuple[tuple[str, str, str], ...] = (
     ("/vpc/", "flow_log_gb", "flowLogRetentionDays"),
     ("/aws/rds/instance/", "db_log_gb", "dbLogRetentionDays"),
     ("/ecs/", "app_log_gb", "logRetentionDays"),
+    ("/exec", "other_log_gb", ""),  # ECS Exec session transcripts (/ecs/<prefix>/exec): small, not app volume
 )
 
 

@@ -1,0 +1,190 @@
+"""The naming rule (components/naming.py) on the real graphs: replace-on-change never meets a
+duplicate name, generated names where AWS replaces, stable names where users depend on them,
+and every name checked against its AWS limit before any resource exists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bootstrap.mockgraph import Graph, Resource, run_stack
+from components import naming
+from components.config import ConfigError, load_settings
+from components.stackfile import stack_config
+from tests.helpers import assert_config_error
+
+
+def _fixed_names(graph: Graph) -> list[tuple[Resource, str]]:
+    return [(r, n) for r in graph if r.custom and r.type in naming.FORCE_NEW and (n := naming.physical_name(r.type, r.inputs)) is not None]
+
+
+# --- which resources get which kind of name ------------------------------------------------------------
+
+
+def test_every_created_type_has_its_replace_on_change_inputs_encoded(graph: Graph) -> None:
+    """A new resource type must be classified before it ships: which inputs replace it."""
+    named = {r.type for r in graph if r.custom and (any(k in r.inputs for k in ("name", "namePrefix", "identifier")) or r.type == "aws:s3/bucket:Bucket")}
+    unnamed_ok = {"aws:iam/rolePolicyAttachment:RolePolicyAttachment", "aws:ecr/lifecyclePolicy:LifecyclePolicy", "aws:route53/record:Record",
+                  "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+                  "aws:rds/parameterGroup:ParameterGroup"}
+    missing = sorted(t for t in named if t not in naming.FORCE_NEW and t not in unnamed_ok and not t.startswith(("postgresql:", "random:")))
+    assert not missing, f"add these types to naming.FORCE_NEW: {missing}"
+
+
+def test_replaceable_resources_get_generated_names(graph: Graph) -> None:
+    generated = [r for r in graph if r.type in naming.GENERATED]
+    assert {r.type for r in generated} == set(naming.GENERATED)
+    for r in generated:
+        assert "name" not in r.inputs, f"{r.name} ({r.type}) has a fixed name {r.inputs['name']!r}"
+        prefix = r.inputs.get("namePrefix")
+        if r.type == "aws:lb/targetGroup:TargetGroup":
+            assert prefix is None  # name_prefix may be 6 chars at most: Pulumi autonames it (<= 32)
+            assert len(r.state["name"]) <= 32
+        else:
+            assert prefix and prefix.startswith(f"shop-{graph.stack}-") and prefix.endswith("-"), (r.name, prefix)
+    roles = [r for r in generated if r.type == "aws:iam/role:Role"]
+    assert roles and all(len(r.inputs["namePrefix"]) <= naming.IAM_ROLE_NAME_PREFIX_MAX for r in roles)
+    assert all(len(r.state["name"]) <= 64 for r in roles)
+
+
+def test_stable_names_where_users_depend_on_them(graph: Graph) -> None:
+    p = f"shop-{graph.stack}"
+    names = {n for _, n in _fixed_names(graph)}
+    expected = {p, f"{p}-app", "/ecs/" + p + "/app", f"/vpc/{p}/flow-logs", f"{p}-db", f"{p}/db/master", f"{p}-alb",
+                f"/aws/rds/instance/{p}-db/postgresql", f"/aws/rds/instance/{p}-db/upgrade", f"{p}/db/app", f"{p}/db/migrator"}
+    assert expected <= names, expected - names
+    if graph.stack == "prod":
+        assert {f"{p}-web", f"aws-waf-logs-{p}"} <= names
+
+
+# --- replace-on-change never collides ------------------------------------------------------------------
+
+
+def test_fixed_name_resources_only_replace_on_pinned_inputs(graph: Graph) -> None:
+    """For each resource with a fixed name, every other replace-on-change input it sets is pinned
+    (a constant or another stable resource): changing it is not something config can do."""
+    for r, physical in _fixed_names(graph):
+        if r.type in naming.SCOPED_NAMES:
+            continue
+        forcing = {p for p in naming.FORCE_NEW[r.type] if p in r.inputs and p not in ("name", "namePrefix", "bucket", "bucketPrefix", "identifier")}
+        unpinned = forcing - set(naming.PINNED.get(r.type, {}))
+        assert not unpinned, f"{r.name} ({physical}) would be replaced under the same name when {sorted(unpinned)} change"
+
+
+def _replacements(before: Graph, after: Graph) -> list[tuple[Resource, Resource, set[str]]]:
+    old = {r.urn: r for r in before if r.custom}
+    out = []
+    for r in after:
+        b = old.get(r.urn)
+        if b is None or r.type not in naming.FORCE_NEW:
+            continue
+        changed = {p for p in naming.FORCE_NEW[r.type] if b.inputs.get(p) != r.inputs.get(p) and p not in ("name", "namePrefix")}
+        if changed:
+            out.append((b, r, changed))
+    return out
+
+
+# Config changes that replace resources (each changes a replace-on-change input somewhere).
+PERTURBATIONS: list[dict[str, Any]] = [
+    {"containerPort": 8080},  # target group port
+    {"dbEngineVersion": "17"},  # parameter group family
+    {"vpcCidr": "10.21.0.0/16"},  # subnets
+    {"healthCheckPath": "/ready", "taskCpu": 512, "taskMemory": 1024},
+]
+
+
+@pytest.mark.parametrize("overrides", PERTURBATIONS, ids=[",".join(o) for o in PERTURBATIONS])
+def test_config_changes_replace_without_name_collisions(dev_graph: Graph, overrides: dict[str, Any]) -> None:
+    after = run_stack("dev", overrides)
+    replaced = _replacements(dev_graph, after)
+    assert replaced or overrides.get("healthCheckPath"), "the perturbation should replace something"
+    for before, now, changed in replaced:
+        # Pulumi creates the replacement before deleting the old one: same fixed name = "already exists".
+        fixed = naming.physical_name(now.type, now.inputs)
+        assert fixed is None or fixed != naming.physical_name(before.type, before.inputs) or now.delete_before_replace, (
+            f"{now.name} is replaced ({sorted(changed)}) under the same name {fixed!r}"
+        )
+
+
+def test_target_group_port_change_is_a_replacement_with_a_new_name(dev_graph: Graph) -> None:
+    after = run_stack("dev", {"containerPort": 8080})
+    (before, now, changed) = next(x for x in _replacements(dev_graph, after) if x[1].type == "aws:lb/targetGroup:TargetGroup")
+    assert changed == {"port"}
+    assert "name" not in now.inputs  # autonamed: the replacement gets a fresh name
+
+
+def test_description_change_of_a_security_group_or_parameter_group_gets_a_new_name(graph: Graph) -> None:
+    for r in graph:
+        if r.type in ("aws:ec2/securityGroup:SecurityGroup", "aws:rds/parameterGroup:ParameterGroup"):
+            assert "description" in naming.FORCE_NEW[r.type]
+            assert naming.physical_name(r.type, r.inputs) is None and r.inputs["namePrefix"]
+
+
+def test_rds_master_username_change_is_the_one_pinned_replacement(dev_graph: Graph) -> None:
+    after = run_stack("dev", {"dbMasterUsername": "shop_admin2"})
+    (before, now, changed) = next(x for x in _replacements(dev_graph, after) if x[1].type == "aws:rds/instance:Instance")
+    assert changed == {"username"} and "username" in naming.PINNED["aws:rds/instance:Instance"]
+
+
+# --- names checked against AWS limits before any resource ----------------------------------------------
+
+
+def _load(stack: str, **overrides: Any) -> None:
+    load_settings(stack_config("dev", overrides), stack=stack, check_credentials=False)
+
+
+@pytest.mark.parametrize(
+    ("stack", "fragments"),
+    [
+        ("production-eu-west-1-blue", ["the load balancer name 'shop-production-eu-west-1-blue-alb' is 34 chars (max 32)"]),
+        ("Prod", ["the S3 bucket name", "the RDS DB identifier name 'shop-Prod-db' has characters AWS rejects"]),
+        ("prod_eu", ["the load balancer name 'shop-prod_eu-alb' has characters AWS rejects", "the RDS DB identifier name 'shop-prod_eu-db'"]),
+    ],
+)
+def test_bad_final_names_are_one_error_naming_appname(stack: str, fragments: list[str]) -> None:
+    with pytest.raises(ConfigError) as exc:
+        _load(stack)
+    assert len(exc.value.problems) == 1
+    message = exc.value.problems[0]
+    assert message.startswith("pghome:appName = 'shop' is invalid: with stack") and "choose a shorter appName" in message
+    for f in fragments:
+        assert f in message
+
+
+def test_good_names_pass() -> None:
+    assert naming.name_problems("shop", "dev", "eu-west-1") == []
+    assert naming.name_problems("a" * 20, "prod", "ap-southeast-3") == []
+    _load("staging")
+
+
+def test_long_region_drops_from_the_bucket_name_only_when_needed() -> None:
+    assert naming.access_log_bucket("shop-dev", "123456789012", "eu-west-1") == "shop-dev-alb-logs-123456789012-eu-west-1"
+    long = naming.access_log_bucket("a" * 20 + "-staging", "123456789012", "ap-southeast-3")
+    assert long == "a" * 20 + "-staging-alb-logs-123456789012" and len(long) <= 63
+
+
+def test_az_count_one_and_small_storage_ceiling_rejected_before_any_resource() -> None:
+    assert_config_error("dev", {"azCount": 1}, "pghome:azCount", "from 2 to 6")
+    assert_config_error("dev", {"dbAllocatedStorageGb": 100, "dbMaxAllocatedStorageGb": 109}, "pghome:dbMaxAllocatedStorageGb", "110%")
+    _load("dev", dbAllocatedStorageGb=100, dbMaxAllocatedStorageGb=110)
+
+
+# --- destroy -> up ---------------------------------------------------------------------------------------
+
+
+def test_recreate_outside_prod_prod_keeps_protections(dev_graph: Graph, prod_graph: Graph) -> None:
+    """A destroyed dev stack can be brought up again with the same names: its secrets go at once
+    (no recovery window holding the names) and no final snapshot is taken; prod keeps 30 days,
+    deletion protection and a final snapshot whose identifier is unique per instance lifetime."""
+    for graph, window in ((dev_graph, 0), (prod_graph, 30)):
+        secrets = graph.of_type("aws:secretsmanager/secret:Secret")
+        assert len(secrets) == 3 and {s.inputs["recoveryWindowInDays"] for s in secrets} == {window}
+    assert dev_graph.one("aws:rds/instance:Instance").inputs["skipFinalSnapshot"] is True
+    db = prod_graph.one("aws:rds/instance:Instance")
+    suffix = prod_graph.one("random:index/randomId:RandomId")
+    assert db.inputs["deletionProtection"] is True and db.protect is True and db.inputs["skipFinalSnapshot"] is False
+    assert db.inputs["finalSnapshotIdentifier"] == f"shop-prod-db-final-{suffix.state['hex']}"
+    assert db.property_dependencies["finalSnapshotIdentifier"] == [suffix.urn]
+    # the suffix is created with the stack and never replaced by an update (no keepers)
+    assert "keepers" not in suffix.inputs and suffix.parent == db.parent
