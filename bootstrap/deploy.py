@@ -16,9 +16,12 @@ runner sharing the backend plans the same thing. Each `up` is previewed and conf
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -44,6 +47,23 @@ class RotatorLike(Protocol):
     def current_password(self, role: str) -> str: ...
     def needs_first_rotation(self, role: str) -> bool: ...
     def last_rotated_days(self, role: str) -> float | None: ...
+    def check_admin(self) -> None: ...
+
+
+class RouteLike(Protocol):
+    """How the DB phases reach the database (bootstrap.tunnel.DbRoute): extra env for `pulumi`."""
+
+    def pulumi_env(self, environ: Mapping[str, str] | None = None) -> dict[str, str]: ...
+
+
+class _Direct:
+    def pulumi_env(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        return {}
+
+
+@contextlib.contextmanager
+def direct_route(outputs: Mapping[str, Any]) -> Iterator[RouteLike]:
+    yield _Direct()
 
 
 def masked_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -73,6 +93,7 @@ class Deployer:
         isatty: Callable[[], bool] | None = None,
         policy_packs: list[str] | None = None,
         prefix: str = "",
+        route: Callable[[Mapping[str, Any]], AbstractContextManager[RouteLike]] = direct_route,
     ):
         self.sf, self.ws = stack_file, workspace
         self.rotator_factory, self.auditor = rotator_factory, auditor
@@ -80,6 +101,7 @@ class Deployer:
         self.isatty = isatty
         self.policy_packs = policy_packs or []
         self.prefix = prefix
+        self.route = route  # opened after phase 1 for the phases that connect (a tunnel when needed)
         self._rotator: RotatorLike | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="pghome-deploy-")
         self.done: list[str] = []
@@ -155,18 +177,33 @@ class Deployer:
             first = True
         self.out(f"deploy {self.stack}: {'first deploy (phases 1-5)' if first else 'later deploy (phases 3-5)'}")
         if first:
-            self._up(stack, "phase 1/5", "infrastructure without the app database", app_db=False)
+            outputs = self._up(stack, "phase 1/5", "infrastructure without the app database", app_db=False)
             self.done.append("infrastructure deployed without the app database")
+        else:
+            outputs = stack.outputs()
+        from bootstrap.tunnel import TunnelError
+
+        with contextlib.ExitStack() as held:  # the route (a tunnel: its task) is closed however this ends
+            try:
+                route = held.enter_context(self.route(outputs))
+            except TunnelError as exc:
+                raise self._resume("phase 2/5", "opening the route to the database", str(exc).rstrip(".")) from None
+            return self._db_phases(first, rotate, rotate_after_days, route)
+
+    def _db_phases(self, first: bool, rotate: bool, rotate_after_days: int | None, route: RouteLike) -> int:
+        """Phases 2-5: everything that connects to the database, through `route`."""
         if first or rotate or self.rotator.needs_first_rotation("master"):
             self._rotate("phase 2/5", ("master",))
         master_pw = self.rotator.current_password("master")
         if not master_pw:
             raise DeployError(f"the master secret of stack {self.stack} holds no password; run the deploy again from phase 1")
-        app_stack = self.ws.open({"PGPASSWORD": master_pw})
+        self._check_admin("phase 3/5")
+        app_stack = self.ws.open({"PGPASSWORD": master_pw, **route.pulumi_env(os.environ)})
         outputs = self._up(app_stack, "phase 3/5", "app database, roles and grants", app_db=True, secret_values=(master_pw,))
         self.done.append("app database deployed")
         due = [r for r in ("app", "migrator") if self._due(r, first, rotate, rotate_after_days)]
         if due:
+            self._check_admin("phase 4/5")
             self._rotate("phase 4/5", tuple(due))
         else:
             self.out("[phase 4/5] login roles: rotation not due (use --rotate or --rotate-after-days N)")
@@ -179,6 +216,15 @@ class Deployer:
         if as_bool(self.sf.explicit(APP_DB_KEY)) is not True:
             self.out(f"note: the app database is enabled in the state; `pulumi up` run by hand also needs {APP_DB_KEY}: \"true\" in {self.sf.path.name}")
         return 0
+
+    def _check_admin(self, phase: str) -> None:
+        """PostgreSQL 16+: the master must be able to administer the login roles (nothing changed yet)."""
+        from bootstrap.rotation import RotationError
+
+        try:
+            self.rotator.check_admin()
+        except RotationError as exc:
+            raise self._resume(phase, "checking the master's ADMIN OPTION", str(exc).rstrip(".")) from None
 
     def _due(self, role: str, first: bool, rotate: bool, after_days: int | None) -> bool:
         if first or rotate or self.rotator.needs_first_rotation(role):

@@ -8,9 +8,10 @@ stderr: exit 1 for a failed operation, 2 for bad input, and for `drift` 2 = chan
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,24 @@ def make_db_admin(rds_client: Any) -> Any:
     from bootstrap.rotation import RdsAdmin
 
     return RdsAdmin(rds_client)
+
+
+@dataclass(frozen=True)
+class TunnelSeams:
+    ecs: Any  # the three ECS calls of bootstrap.tunnel.EcsClient
+    sessions: Any  # bootstrap.tunnel.SessionStarter
+    probe: Callable[[str, int], bool]  # is host:port directly reachable from here?
+
+
+def make_tunnel_seams(region: str) -> TunnelSeams:
+    """How the tunnel reaches ECS and SSM (boto3, the AWS CLI with the session-manager plugin);
+    the one seam tests replace (a Stubber and a loopback forwarder), since neither runs here."""
+    import boto3
+
+    from bootstrap.ssm_session import AwsCliSessionStarter
+    from bootstrap.tunnel import reachable
+
+    return TunnelSeams(boto3.session.Session(region_name=region).client("ecs"), AwsCliSessionStarter(), reachable)
 
 
 @dataclass
@@ -80,6 +99,51 @@ def _rotator(s: Session) -> Any:
     return Rotator(s.settings, secrets_client=session.client("secretsmanager"), admin=make_db_admin(session.client("rds")), endpoint=endpoint)
 
 
+@contextlib.contextmanager
+def _db_route(s: Session, rot: Callable[[], Any], outputs: Mapping[str, Any] | None = None) -> Iterator[Any]:
+    """The route to the database for the phases that connect, per --tunnel: `never` = direct;
+    `auto` = direct when the address we would dial answers (a host override, else the master
+    secret's host), else a tunnel; `always` = a tunnel. While it is open, the rotator (and so the
+    audit) connects through it; the caller hands `route.pulumi_env(...)` to the `pulumi` process.
+    The tunnel's task is stopped when the block ends, however it ends."""
+    from bootstrap.tunnel import DbRoute, db_route
+
+    mode, rotator = s.args.tunnel, rot()
+    rotator.check_settings()
+    seams: TunnelSeams | None = None
+    if mode != "always":
+        fields = rotator.connection_fields()
+        host, port = str(fields.get("host") or ""), int(fields.get("port") or 5432)
+        if mode == "auto":
+            seams = make_tunnel_seams(s.settings.region)
+            mode = "never" if host and seams.probe(host, port) else "always"
+            if mode == "always":
+                print(f"database {host or '?'}:{port} is not reachable from here: opening a tunnel (--tunnel never to connect directly)")
+        if mode == "never":
+            print(f"database {host or '?'}:{port}: connecting directly")
+            yield DbRoute()
+            return
+    if outputs is None:
+        outputs = _stack(s).outputs()
+    seams = seams or make_tunnel_seams(s.settings.region)
+    base = rotator.endpoint
+    with db_route(outputs, stack=s.args.stack, mode="always", ecs=seams.ecs, sessions=seams.sessions, region=s.settings.region, out=print) as route:
+        rotator.endpoint = route.endpoint(base)  # host stays the RDS name (verify-full), bytes go to the tunnel
+        try:
+            yield route
+        finally:
+            rotator.endpoint = base
+
+
+def _stack(s: Session) -> Any:
+    """The existing stack (for its outputs): the session's workspace, else the configured backend."""
+    from bootstrap.workspace import open_existing
+
+    if s.ws is not None:
+        return s.ws.open()
+    return open_existing(s.args.stack, s.project_dir, getattr(s.args, "backend", "") or None, getattr(s.args, "secrets_provider", "") or None, os.environ)
+
+
 def _auditor(s: Session, rot_factory: Callable[[], Any]) -> Callable[[Any], int]:
     from bootstrap.audit import audit_state, export_with_secrets, login_users
 
@@ -95,7 +159,8 @@ def _deployer(s: Session, rot_factory: Callable[[], Any]) -> Any:
     from bootstrap.preflight import policy_packs
 
     assert s.ws is not None
-    return Deployer(s.sf, s.ws, rot_factory, _auditor(s, rot_factory), assume_yes=s.args.yes, policy_packs=policy_packs(s.project_dir))
+    return Deployer(s.sf, s.ws, rot_factory, _auditor(s, rot_factory), assume_yes=s.args.yes, policy_packs=policy_packs(s.project_dir),
+                    route=lambda outputs: _db_route(s, rot_factory, outputs))
 
 
 def _offline_checks(s: Session, controls: bool) -> None:
@@ -141,8 +206,12 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
     s = _session(args, cli=False)
     rot = _rotator(s)
-    for role in roles_for(args.role):
-        rot.rotate(role)
+    roles = roles_for(args.role)
+    with _db_route(s, lambda: rot):
+        if any(r != "master" for r in roles):  # 16+: ADMIN OPTION on the login roles, before anything changes
+            rot.check_admin([r for r in roles if r != "master"])
+        for role in roles:
+            rot.rotate(role)
     print("rotation complete")
     return 0
 
@@ -156,7 +225,16 @@ def cmd_audit(args: argparse.Namespace) -> int:
     else:
         assert s.ws is not None
         state = export_with_secrets(s.ws.open())
-    live, unverifiable = audit_state(state, login_users(s.settings), _rotator(s).accepts)
+    rot = _rotator(s)
+    with contextlib.ExitStack() as held:
+        opened: list[Any] = []
+
+        def accepts(user: str, password: str, dbname: str = "postgres") -> bool:
+            if not opened:  # the route (maybe a tunnel) only once there is a credential to try
+                opened.append(held.enter_context(_db_route(s, lambda: rot)))
+            return bool(rot.accepts(user, password, dbname))
+
+        live, unverifiable = audit_state(state, login_users(s.settings), accepts)
     return 1 if live or unverifiable else 0
 
 
@@ -177,6 +255,12 @@ def _db_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ca-file", default="", help="CA bundle for verify-ca/verify-full (default: appDbSslRootCert)")
 
 
+def _tunnel_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tunnel", choices=["auto", "always", "never"], default="auto",
+                   help="reach the database through the stack's access task and SSM (verify-full kept): auto (default) when it "
+                        "does not answer directly, always, or never")
+
+
 def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="", help="state backend URL; default: PULUMI_BACKEND_URL, backend.url in Pulumi.yaml, "
                    "the current `pulumi login`, else file://<project>/.pulumi-state")
@@ -193,6 +277,7 @@ def register(sub: Any) -> None:
     p.add_argument("--role", choices=["master", "app", "migrator", "all"], default="all")
     _backend_args(p)
     _db_args(p)
+    _tunnel_arg(p)
     p.set_defaults(func=guarded(cmd_rotate))
 
     p = sub.add_parser("deploy", help="phased deploy: up, rotate master, up with app db, rotate logins, audit")
@@ -202,6 +287,7 @@ def register(sub: Any) -> None:
     _yes(p)
     p.add_argument("--rotate", action="store_true", help="rotate the login roles (and master) even if not due")
     p.add_argument("--rotate-after-days", type=int, default=None, metavar="N", help="rotate login roles whose AWSCURRENT is N days old or older")
+    _tunnel_arg(p)
     p.set_defaults(func=guarded(cmd_deploy))
 
     for op, help_ in (("preview", "pulumi preview"), ("up", "pulumi up (no rotation; prefer deploy)"), ("refresh", "pulumi refresh"),
@@ -221,6 +307,7 @@ def register(sub: Any) -> None:
     _backend_args(p)
     _db_args(p)
     p.add_argument("--state-file", default="", help="an exported state JSON (pulumi stack export --show-secrets) instead of the live stack")
+    _tunnel_arg(p)
     p.set_defaults(func=guarded(cmd_audit))
 
 
@@ -233,6 +320,7 @@ def guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Names
 
         from bootstrap.pgconn import ConnectionSettingsError
         from bootstrap.rotation import RotationError
+        from bootstrap.tunnel import TunnelError
         from components.config import ConfigError
 
         try:
@@ -240,7 +328,7 @@ def guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Names
         except (InputError, ConfigError, ConnectionSettingsError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        except (DeployError, RotationError) as exc:
+        except (DeployError, RotationError, TunnelError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         except ClientError as exc:

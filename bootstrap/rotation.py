@@ -23,7 +23,7 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -243,6 +243,22 @@ class Rotator:
         if role == "master":
             return self.last_rotated_days(role) is None
         return not v.current.get("password")
+
+    def check_admin(self, roles: Sequence[str] = ("app", "migrator")) -> None:
+        """16+: the master must hold ADMIN OPTION on the login roles the app-db `up` and the
+        rotation change; checked as the master before anything is changed (one sentence + repair)."""
+        with self._master_connection() as conn:
+            require_admin(conn, [self.username(r) for r in roles if r != "master"], RotationError)
+
+    def check_settings(self) -> None:
+        """The connection settings are usable (TLS only; verify-* needs a CA file that exists):
+        checked before any probe or tunnel, so a bad setting costs no task."""
+        ep = self.endpoint
+        try:
+            pgconn.build_conninfo(pgconn.Endpoint(host=ep.host or "localhost", port=int(ep.port or 5432), sslmode=ep.sslmode,
+                                                  sslrootcert=ep.sslrootcert, connect_timeout=ep.connect_timeout), "-", "")
+        except pgconn.ConnectionSettingsError as exc:
+            raise RotationError(f"refusing to connect to the database: {exc}") from None
 
     # connections -----------------------------------------------------------------------------
     def _connect(self, secret: dict[str, Any], password: str, user: str | None = None, dbname: str | None = None) -> psycopg.Connection:

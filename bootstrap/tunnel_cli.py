@@ -28,7 +28,9 @@ def register(sub: Any) -> None:
     p.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml and the stack's outputs)")
     p.add_argument("--local-port", type=int, default=0, metavar="N", help="local port on 127.0.0.1 (default: a free one)")
     p.add_argument("--outputs-file", default="", metavar="F", help="the stack outputs as JSON (`pulumi stack output --json`) instead of reading the stack (no Pulumi CLI needed)")
-    p.add_argument("--backend", default="", help="state backend URL (default file://<project>/.pulumi-state), e.g. s3://bucket/prefix")
+    p.add_argument("-C", "--cwd", default="", help="project directory (default: this repository)")
+    p.add_argument("--backend", default="", help="state backend URL; default: PULUMI_BACKEND_URL, backend.url in Pulumi.yaml, "
+                   "the current `pulumi login`, else file://<project>/.pulumi-state")
     p.add_argument("--secrets-provider", default="", help="passphrase (default, PULUMI_CONFIG_PASSPHRASE) or awskms://alias/<name>?region=<r>")
     p.add_argument("--profile", default="", help="AWS profile for the ECS calls and the SSM session (default: the environment's credentials)")
     p.add_argument("--timeout", type=int, default=300, metavar="S", help="seconds to wait for the access task's exec agent (default 300)")
@@ -107,7 +109,8 @@ def hold_tunnel(
 
 def read_outputs(args: argparse.Namespace) -> Mapping[str, Any]:
     """The stack's outputs: from --outputs-file, else through the Automation API (deploy's workspace)."""
-    from bootstrap.deploy import DeployError, automation_opener, backend_env
+    from bootstrap.stack_file import PROJECT_DIR, InputError
+    from bootstrap.workspace import DeployError, open_existing
 
     if args.outputs_file:
         try:
@@ -118,10 +121,10 @@ def read_outputs(args: argparse.Namespace) -> Mapping[str, Any]:
             raise TunnelError(f"--outputs-file {args.outputs_file} holds no JSON object; write it with `pulumi stack output --json`")
         return data
 
-    try:
-        env, provider = backend_env(args.backend or None, args.secrets_provider or None, os.environ)
-        return automation_opener(args.stack, env, provider)({}).outputs()
-    except DeployError as exc:
+    try:  # the configured backend (as deploy uses it); select, never create
+        project_dir = Path(args.cwd).resolve() if getattr(args, "cwd", "") else PROJECT_DIR
+        return open_existing(args.stack, project_dir, args.backend or None, args.secrets_provider or None, os.environ).outputs()
+    except (DeployError, InputError) as exc:
         raise TunnelError(str(exc)) from None
 
 

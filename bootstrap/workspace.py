@@ -136,6 +136,17 @@ class Workspace:
             raise DeployError(explain(exc, self.stack)) from None
 
 
+def open_existing(stack: str, project_dir: Path, backend_flag: str | None, provider_flag: str | None, environ: Mapping[str, str]) -> StackLike:
+    """Select an existing stack on the configured backend (never create it): for commands that
+    only read it (the tunnel's outputs). A missing stack, backend or passphrase is one sentence."""
+    from bootstrap.stack_file import read_stack_file
+
+    require_cli()
+    sf = read_stack_file(stack, project_dir)
+    provider = check_secrets(sf, provider_flag, environ)
+    return Workspace(stack, resolve_backend(backend_flag, environ, project_dir), provider, project_dir).open()
+
+
 def require_cli() -> None:
     if shutil.which("pulumi") is None:
         raise CliMissingError()

@@ -68,9 +68,9 @@ class DeployWorld:
 
 
 @contextlib.contextmanager
-def deploy_world(pg: PgServer, d: Double, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[DeployWorld]:
+def deploy_world(pg: PgServer, d: Double, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], app_name: str = "") -> Iterator[DeployWorld]:
     stack_file = d.project / "Pulumi.dev.yaml"
-    edit_stack_file(stack_file, appName=f"t{uuid.uuid4().hex[:6]}", appDbHostOverride="localhost", appDbPortOverride=pg.port,
+    edit_stack_file(stack_file, appName=app_name or f"t{uuid.uuid4().hex[:6]}", appDbHostOverride="localhost", appDbPortOverride=pg.port,
                     appDbSslMode="verify-full", appDbSslRootCert=str(pg.ca_file))
     settings = settings_for(read_stack_file("dev", d.project), "dev")
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "e2e passphrase")

@@ -110,6 +110,9 @@ class FakeWorld:
     def needs_first_rotation(self, role: str) -> bool:
         return role in self.needs_first
 
+    def check_admin(self) -> None:  # the master's ADMIN OPTION (PostgreSQL 16+): tested on the real server
+        self.admin_checks = getattr(self, "admin_checks", 0) + 1
+
     def last_rotated_days(self, role: str) -> float | None:
         return self.ages.get(role)
 

@@ -517,3 +517,27 @@ def test_cli_outputs_file_errors_are_one_sentence(tmp_path: Path, monkeypatch: p
     assert main(["tunnel", "--stack", "dev", "--outputs-file", str(off)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: stack dev has no access path to the database") and "dbAccess: true" in err and "\n" not in err
+
+
+def test_cli_reads_outputs_through_the_configured_backend_and_never_creates(tmp_path: Path, pulumi_double: Any, monkeypatch: pytest.MonkeyPatch,
+                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """No --outputs-file: the stack is selected on the configured backend (PULUMI_BACKEND_URL here),
+    never created; a missing stack is one sentence."""
+    from bootstrap.__main__ import main
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _fake_exe(bin_dir, "aws", "exit 0\n")
+    _fake_exe(bin_dir, "session-manager-plugin", "exit 0\n")
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    backend = pulumi_double.file_backend("team-state")
+    (tmp_path / "team-state").mkdir()
+    monkeypatch.setenv("PULUMI_BACKEND_URL", backend)
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "x")
+    assert main(["tunnel", "--stack", "dev", "-C", str(pulumi_double.project)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: stack 'dev' does not exist in the backend {backend} (from PULUMI_BACKEND_URL); check --stack and the backend, "
+                   "or create it with `python -m bootstrap deploy --stack dev`")
+    cmds = pulumi_double.commands()
+    assert any(c[:2] == ["stack", "select"] for c in cmds) and not any(c[:2] == ["stack", "init"] for c in cmds)
+    assert all(c["env"].get("PULUMI_BACKEND_URL") == backend for c in pulumi_double.calls())
