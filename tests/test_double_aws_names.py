@@ -22,6 +22,8 @@ cfg = pulumi.Config()
 tg_name = {"name": "tiny-dev-web"} if cfg.get_bool("fixedTargetGroupName") else {}
 aws.lb.TargetGroup("web", port=cfg.require_int("port"), protocol="HTTP", target_type="ip", vpc_id="vpc-0123", **tg_name)
 aws.secretsmanager.Secret("master", name="tiny-dev/db/master", recovery_window_in_days=cfg.require_int("recoveryWindowInDays"))
+sg_name = {"name": "tiny-dev-app"} if cfg.get_bool("fixedSecurityGroupName") else {"name_prefix": "tiny-dev-app-"}
+aws.ec2.SecurityGroup("app", vpc_id="vpc-0123", description=cfg.get("sgDescription") or "app tasks", **sg_name)
 suffix = random.RandomId("final-suffix", byte_length=4)
 snapshot = suffix.hex.apply(lambda h: f"tiny-dev-db-final-{h}") if cfg.get_bool("uniqueSnapshot") else "tiny-dev-db-final"
 aws.rds.Instance("db", identifier="tiny-dev-db", engine="postgres", instance_class="db.t4g.micro", allocated_storage=20,
@@ -117,3 +119,22 @@ def test_the_registry_lives_with_the_backend(pulumi_double: Double) -> None:
     stack.destroy()
     assert Path(pulumi_double.tmp / "tiny-state/.pulumi-double-aws.json").is_file()
     assert not (pulumi_double.tmp / "state/.pulumi-double-aws.json").exists()
+
+
+def test_a_security_group_description_change_collides_only_under_a_fixed_name(pulumi_double: Double) -> None:
+    stack = tiny(pulumi_double, port="8080", recoveryWindowInDays="0", fixedSecurityGroupName="true")
+    stack.up()
+    stack.set_config("tiny:sgDescription", auto.ConfigValue("app tasks (ECS)"))
+    with pytest.raises(auto.CommandError) as err:
+        stack.up()
+    assert "InvalidGroup.Duplicate: The security group 'tiny-dev-app' already exists for VPC 'vpc-0123'" in str(err.value)
+
+    stack.set_config("tiny:fixedSecurityGroupName", auto.ConfigValue("false"))
+    stack.up()  # name -> name_prefix replaces it under a generated name
+    first = outputs(pulumi_double, "SecurityGroup")["name"]
+    stack.set_config("tiny:sgDescription", auto.ConfigValue("app tasks (ECS, v2)"))
+    stack.up()
+    second = outputs(pulumi_double, "SecurityGroup")
+    assert second["description"] == "app tasks (ECS, v2)"
+    assert str(first).startswith("tiny-dev-app-") and str(second["name"]).startswith("tiny-dev-app-") and second["name"] != first
+    assert len(str(second["name"])) == len("tiny-dev-app-") + 26  # the provider's unique suffix

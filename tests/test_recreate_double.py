@@ -179,3 +179,19 @@ def test_release_sets_the_tag_in_the_stack_through_the_real_up(dev: Double, aws:
     assert images == ["123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop-dev:1.4.2"]
     history = json.loads(next((d.tmp / "state/.pulumi/history/pghome/dev").glob("*.history.json")).read_text())
     assert history["result"] == "succeeded"
+
+    # the next release: the service already runs; the new task definition rolls out to steady state
+    push(aws, "1.4.3")
+    scan_result("1.4.3")
+    second = "ecs-svc/2000"
+    stub.add_response("describe_services", services(deployment(second, "PRIMARY", NEW_TD, "IN_PROGRESS", desired=1),
+                                                    deployment(first, "ACTIVE", NEW_TD, "COMPLETED", desired=1, running=1), desired=1), DESCRIBE)
+    stub.add_response("describe_services", services(deployment(second, "PRIMARY", NEW_TD, "COMPLETED", desired=1, running=1), desired=1), DESCRIBE)
+    with stub:
+        rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.3")
+    assert rc == 0, err + out
+    stub.assert_no_pending_responses()
+    assert yaml.safe_load((d.project / "Pulumi.dev.yaml").read_text())["config"]["pghome:imageTag"] == "1.4.3"
+    td = next(r for r in d.resources() if r["type"] == "aws:ecs/taskDefinition:TaskDefinition" and r["inputs"]["family"] == "shop-dev-app")
+    assert [c["image"] for c in json.loads(td["inputs"]["containerDefinitions"])] == ["123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop-dev:1.4.3"]
+    assert len(d.ops("up")) == 2
