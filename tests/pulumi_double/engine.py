@@ -7,6 +7,10 @@ Test hooks (environment of the `pulumi` process):
   PULUMI_DOUBLE_CLOUD     a JSON file {"<urn substring>": {"inputs": {...}} | null}: what the cloud
                           looks like now (console edits, deleted resources); only `refresh` and
                           `preview --refresh` read it, as the real CLI only sees drift when refreshing.
+
+AWS names (tests/pulumi_double/aws_names.py): create-time values (generated names, RandomId bytes)
+are fresh on each create and replacement, and a per-backend registry of names AWS still holds
+(secrets pending deletion, final snapshots) fails creates and deletes with AWS's error texts.
 """
 
 from __future__ import annotations
