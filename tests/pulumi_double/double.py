@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.pulumi_double import engine  # noqa: E402
+from tests.pulumi_double import aws_names, engine  # noqa: E402
 from tests.pulumi_double.backend import (  # noqa: E402
     CLI_VERSION,
     Backend,
@@ -330,6 +330,7 @@ class Cli:
             b.check_unlocked(ref)
             lock = None
         events = engine.Events(one(self.opts, "--event-log"))
+        account = aws_names.Account(b.root)
         diags: list[str] = []
 
         def diag(urn: str, message: str, severity: str = "error") -> None:
@@ -359,11 +360,13 @@ class Cli:
                     events.emit(cancelEvent={})
                     print("Diagnostics:\n" + "\n".join(diags))
                     return 255
-                steps = engine.plan_steps(old, program, secrets)
-                new_state, counts, failed = engine.apply(steps, old, events, preview=preview, diag=diag)
+                steps = aws_names.plan(program, old, lambda o, n: engine.plan_steps(o, n, secrets))
+                new_state, counts, failed = engine.apply(steps, old, events, preview=preview, diag=diag, account=account)
             elif op == "destroy":
                 steps = [("delete", r, None, []) for r in reversed(old)]
-                new_state, counts, failed = engine.apply(steps, old, events, preview=preview, diag=diag)
+                new_state, counts, failed = engine.apply(steps, old, events, preview=preview, diag=diag, account=account)
+            if not preview:
+                account.save()
             changes = {k: v for k, v in counts.items() if k != "same" and v}
             events.emit(summaryEvent={"maybeCorrupt": False, "durationSeconds": int(time.monotonic() - started), "resourceChanges": counts,
                                       "PolicyPacks": {p: "" for p in self.opts.get("--policy-pack", [])}})

@@ -7,6 +7,10 @@ Test hooks (environment of the `pulumi` process):
   PULUMI_DOUBLE_CLOUD     a JSON file {"<urn substring>": {"inputs": {...}} | null}: what the cloud
                           looks like now (console edits, deleted resources); only `refresh` and
                           `preview --refresh` read it, as the real CLI only sees drift when refreshing.
+
+AWS names (tests/pulumi_double/aws_names.py): create-time values (generated names, RandomId bytes)
+are fresh on each create and replacement, and a per-backend registry of names AWS still holds
+(secrets pending deletion, final snapshots) fails creates and deletes with AWS's error texts.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from tests.pulumi_double.aws_names import Account
 from tests.pulumi_double.backend import SECRET_MARK, SECRET_SIG, Secrets
 
 # Inputs whose change forces a replacement (a small, explicit subset of the providers' ForceNew).
@@ -30,7 +35,10 @@ FORCE_NEW = {
     "aws:rds/instance:Instance": {"identifier", "engine", "storageEncrypted", "kmsKeyId", "dbSubnetGroupName", "username"},
     "aws:ec2/vpc:Vpc": {"cidrBlock"},
     "aws:ec2/subnet:Subnet": {"cidrBlock", "availabilityZone", "vpcId"},
-    "aws:secretsmanager/secret:Secret": {"name"},
+    "aws:secretsmanager/secret:Secret": {"name", "namePrefix"},
+    "aws:lb/targetGroup:TargetGroup": {"name", "namePrefix", "port", "protocol", "vpcId", "targetType"},
+    "aws:ec2/securityGroup:SecurityGroup": {"name", "namePrefix", "description", "vpcId"},
+    "aws:rds/parameterGroup:ParameterGroup": {"name", "namePrefix", "family", "description"},
     "aws:kms/key:Key": {"customerMasterKeySpec"},
     "aws:ecr/repository:Repository": {"name"},
     "postgresql:index/database:Database": {"name"},
@@ -231,8 +239,10 @@ def apply(
     *,
     preview: bool,
     diag: Callable[[str, str], None],
+    account: Account | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, int], bool]:
-    """Emit the step events; return (resources after the run, change counts, failed)."""
+    """Emit the step events; return (resources after the run, change counts, failed). With an
+    `account`, creates (replacements create before they delete) and deletes meet AWS's names."""
     fail_on = os.environ.get("PULUMI_DOUBLE_FAIL_ON", "")
     result = {r["urn"]: r for r in old}
     order = [r["urn"] for r in old]
@@ -251,10 +261,16 @@ def apply(
                       f"`pulumi state unprotect '{urn}'`")
             continue
         events.emit(resourcePreEvent={"metadata": step_meta(op, prev, new, keys), "planning": preview})
-        if not preview and op != "same" and fail_on and fail_on in urn:
+        refused = None
+        if not preview and account is not None and target["type"] != "pulumi:pulumi:Stack":
+            if op in ("create", "replace") and new is not None:
+                refused = account.create_error(new, [r for u, r in result.items() if u != urn or op == "replace"])
+            if refused is None and op in ("delete", "replace") and prev is not None:
+                refused = account.delete(prev)
+        if not preview and op != "same" and (refused or (fail_on and fail_on in urn)):
             failed = True
             events.emit(resOpFailedEvent={"metadata": step_meta(op, prev, new, keys), "status": 0, "steps": 0})
-            diag(urn, os.environ.get("PULUMI_DOUBLE_FAIL_MESSAGE") or f"{op} of {urn.rsplit('::', 1)[-1]} failed: the provider returned an error (injected)")
+            diag(urn, refused or os.environ.get("PULUMI_DOUBLE_FAIL_MESSAGE") or f"{op} of {urn.rsplit('::', 1)[-1]} failed: the provider returned an error (injected)")
             continue
         counts[op] = counts.get(op, 0) + 1
         if not preview and target["type"] == "pulumi:pulumi:Stack" and op != "delete":
