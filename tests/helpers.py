@@ -1,4 +1,4 @@
-"""Shared assertions for graph tests."""
+"""Shared helpers: config-error assertions for graph tests, an isolated app database model for PostgreSQL tests."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from bootstrap.mockgraph import Resource, run_stack
-from components.config import ConfigError
+from components.config import ConfigError, load_settings
+from components.pgmodel import DbModel
+from components.stackfile import stack_config
 
 
 def assert_config_error(stack: str, overrides: Mapping[str, Any], *fragments: str) -> ConfigError:
@@ -22,3 +24,11 @@ def assert_config_error(stack: str, overrides: Mapping[str, Any], *fragments: st
         assert fragment in message, f"{fragment!r} not in error: {message}"
     assert recorded == [], f"{len(recorded)} resources registered before the config error: {[r.name for r in recorded]}"
     return excinfo.value
+
+
+def isolated_model(prefix: str, **overrides: str) -> DbModel:
+    """The dev stack's app database model under its own names (roles `<prefix>_*`, database
+    `<prefix>_db`, master `<prefix>_master`), so test modules can share one server without colliding."""
+    names = {"appDbRolePrefix": prefix, "appDbName": f"{prefix}_db", "dbMasterUsername": f"{prefix}_master"}
+    settings = load_settings(stack_config("dev", {**names, **overrides}), stack="dev", check_credentials=False)
+    return settings.app_database.model()

@@ -11,9 +11,8 @@ import pytest
 from psycopg import sql
 
 from bootstrap.mockgraph import Graph
-from components.config import load_settings
 from components.pgmodel import DbModel, clone_of
-from components.stackfile import stack_config
+from tests.helpers import isolated_model
 from tests.pgserver import PgServer
 from tests.test_app_database_pg import MASTER_PASSWORD, apply_model
 
@@ -22,9 +21,7 @@ PW = "alt-Pw-for-tests-1"
 
 @pytest.fixture(scope="module")
 def model() -> DbModel:
-    overrides = {"appDbRolePrefix": "alt", "appDbName": "alt_db", "dbMasterUsername": "alt_master"}
-    settings = load_settings(stack_config("dev", overrides), stack="dev", check_credentials=False)
-    return settings.app_database.model()
+    return isolated_model("alt")
 
 
 @pytest.fixture(scope="module")

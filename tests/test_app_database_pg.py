@@ -10,10 +10,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from components.config import load_settings
 from components.pgmodel import DbModel
 from components.pgsql import steps
-from components.stackfile import stack_config
+from tests.helpers import isolated_model
 from tests.pgserver import PgServer
 
 MASTER_PASSWORD = "master-Pw-for-tests-1"
@@ -87,9 +86,7 @@ def catalog_snapshot(pg: PgServer, model: DbModel) -> dict[str, list]:
 def model() -> DbModel:
     # Own names, so this module shares the session's server with the rotation tests (which use the
     # dev stack's names) without colliding.
-    overrides = {"appDbExtensions": '["pgcrypto", "citext"]', "appDbRolePrefix": "probe", "appDbName": "probe_db", "dbMasterUsername": "probe_master"}
-    settings = load_settings(stack_config("dev", overrides), stack="dev", check_credentials=False)
-    return settings.app_database.model()
+    return isolated_model("probe", appDbExtensions='["pgcrypto", "citext"]')
 
 
 @pytest.fixture(scope="module")

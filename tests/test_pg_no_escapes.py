@@ -13,9 +13,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from components.config import load_settings
 from components.pgmodel import MAINTENANCE_DATABASES, DbModel
-from components.stackfile import stack_config
+from tests.helpers import isolated_model
 from tests.pgserver import SUPERUSER, PgServer
 from tests.test_app_database_pg import MASTER_PASSWORD, apply_model, catalog_snapshot
 
@@ -36,9 +35,7 @@ CREATE PROCEDURE add_note(o bigint, b text) LANGUAGE sql AS 'INSERT INTO app.not
 
 @pytest.fixture(scope="module")
 def model() -> DbModel:
-    overrides = {"appDbExtensions": '["pgcrypto", "citext"]', "appDbRolePrefix": "esc", "appDbName": "esc_db", "dbMasterUsername": "esc_master"}
-    settings = load_settings(stack_config("dev", overrides), stack="dev", check_credentials=False)
-    return settings.app_database.model()
+    return isolated_model("esc", appDbExtensions='["pgcrypto", "citext"]')
 
 
 @pytest.fixture(scope="module")
