@@ -32,3 +32,16 @@ def isolated_model(prefix: str, **overrides: str) -> DbModel:
     names = {"appDbRolePrefix": prefix, "appDbName": f"{prefix}_db", "dbMasterUsername": f"{prefix}_master"}
     settings = load_settings(stack_config("dev", {**names, **overrides}), stack="dev", check_credentials=False)
     return settings.app_database.model()
+
+
+class FakeClock:
+    """A monotonic clock for waits under test: `clock()` reads it, `clock.sleep(s)` advances it at once."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds

@@ -17,6 +17,7 @@ from moto import mock_aws
 from bootstrap.mockgraph import stack_config
 from bootstrap.release import ReleaseError, ReleaseOptions, Releaser, blocking_counts, tag_problem
 from components.config import Settings, load_settings
+from tests.helpers import FakeClock as Clock
 
 REGION = "eu-west-1"
 CLUSTER = "shop-dev"
@@ -29,15 +30,6 @@ def settings(stack: str = "dev", **overrides: Any) -> Settings:
     return load_settings(stack_config(stack, {"appName": "shop", "aws:region": REGION, **overrides}), stack=stack, check_credentials=False)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class RecordingUpdate:

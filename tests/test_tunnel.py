@@ -21,6 +21,7 @@ from bootstrap.pgconn import Endpoint, connect
 from bootstrap.ssm_session import AwsCliSessionStarter
 from bootstrap.tunnel import AccessTarget, SessionRequest, TunnelError, connect_hint, open_tunnel
 from tests import tunnel_world as w
+from tests.helpers import FakeClock
 from tests.pgserver import SUPERUSER, PgServer
 
 SSL_REQUEST = struct.pack("!II", 8, 80877103)  # PostgreSQL's SSLRequest message
@@ -36,11 +37,11 @@ def named_pg() -> Iterator[PgServer]:
 
 
 @pytest.fixture
-def world(named_pg: PgServer) -> Iterator[tuple[Any, Stubber, w.LoopbackForwarder, w.FakeClock, list[str]]]:
+def world(named_pg: PgServer) -> Iterator[tuple[Any, Stubber, w.LoopbackForwarder, FakeClock, list[str]]]:
     ecs = w.ecs_client()
     stubber = Stubber(ecs)
     forwarder = w.LoopbackForwarder(resolve={w.DB_NAME: ("127.0.0.1", named_pg.port)})
-    clock = w.FakeClock()
+    clock = FakeClock()
     lines: list[str] = []
     with stubber:
         yield ecs, stubber, forwarder, clock, lines

@@ -104,15 +104,6 @@ def stub_stop(stubber: Stubber, t: AccessTarget) -> None:
     stubber.add_response("stop_task", {"task": task("RUNNING")}, {"cluster": t.cluster, "task": TASK_ARN, "reason": "pghome tunnel closed"})
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass
