@@ -191,6 +191,11 @@ def test_a_login_role_the_master_cannot_administer_is_one_sentence(lw: LambdaWor
     token = lw.start("app")
     lw.step("app", "createSecret", token)
     caplog.set_level(logging.ERROR, logger="pghome.rotation")
+    if pg.major < 16:
+        # On 15, CREATEROLE alone lets the master alter any non-superuser role: nothing to refuse.
+        lw.step("app", "setSecret", token)
+        assert not caplog.records
+        return
     with pytest.raises(RotationStepError, match=lw.clone_user) as err:
         lw.step("app", "setSecret", token)
     assert "\n" not in str(err.value) and len(caplog.records) == 1
