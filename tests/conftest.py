@@ -40,10 +40,15 @@ def graph(request: pytest.FixtureRequest, dev_graph: Graph, prod_graph: Graph) -
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that needs the server (the `pg` fixture, directly or through another fixture)
-    is marked `postgres`, so `-m postgres` selects exactly those for the other majors' runs."""
+    is marked `postgres`; every test that drives the CLI through the `pulumi` test double is
+    marked `e2e`. The other majors' runs select `postgres and not e2e`: the end-to-end deploys test
+    the orchestration, whose PostgreSQL side the `postgres` tests already cover on every major."""
     for item in items:
-        if "pg" in getattr(item, "fixturenames", ()):
+        fixtures = getattr(item, "fixturenames", ())
+        if "pg" in fixtures:
             item.add_marker(pytest.mark.postgres)
+        if "pulumi_double" in fixtures:
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")
