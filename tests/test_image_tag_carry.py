@@ -11,7 +11,6 @@ from typing import Any
 
 import boto3
 import pytest
-import yaml
 from botocore.stub import Stubber
 
 from bootstrap.deploy import Deployer
