@@ -11,7 +11,9 @@ Pulumi state:
 
 The phase is passed with `--config-file` (a temporary copy of the stack file) and recorded in the
 state as the `appDbEnabled` stack output; the stack file is never edited, so every clone and CI
-runner sharing the backend plans the same thing. Each `up` is previewed and confirmed first.
+runner sharing the backend plans the same thing. The image tag travels the same way when the
+stack file sets none (the `imageTag` output, bootstrap/image_tag.py), so an uncommitted release is
+not undone. Each `up` is previewed and confirmed first.
 """
 
 from __future__ import annotations
