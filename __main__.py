@@ -100,6 +100,9 @@ pulumi.export("dbKmsKeyArn", database.kms_key_arn)
 pulumi.export("dbMasterUsername", pulumi.Output.secret(database.master_username))
 pulumi.export("appDbName", app_db.database_name)
 pulumi.export("appDbEnabled", settings.app_database.enabled)
+# The tag this stack runs, read back by deploy/up when the stack file sets none (bootstrap/image_tag.py):
+# a release not committed to the stack file is not undone. Plain: the task definition holds it too.
+pulumi.export("imageTag", settings.service.image_tag)
 pulumi.export("appDbLoginSecretArns", app_db.login_secret_arns)
 pulumi.export("rotationFunctionArn", rotation.function_arn)
 pulumi.export("repositoryUrl", registry.repository_url)

@@ -11,7 +11,9 @@ Pulumi state:
 
 The phase is passed with `--config-file` (a temporary copy of the stack file) and recorded in the
 state as the `appDbEnabled` stack output; the stack file is never edited, so every clone and CI
-runner sharing the backend plans the same thing. Each `up` is previewed and confirmed first.
+runner sharing the backend plans the same thing. The image tag travels the same way when the
+stack file sets none (the `imageTag` output, bootstrap/image_tag.py), so an uncommitted release is
+not undone. Each `up` is previewed and confirmed first.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any, Protocol
 
 from bootstrap.audit import SECRET_MARK, SECRET_SIG, audit_state, find_credentials, login_users  # noqa: F401 (re-exported)
 from bootstrap.confirm import ChangePlan, confirm
+from bootstrap.image_tag import choose as choose_image_tag
 from bootstrap.progress import Progress, summary_text
 from bootstrap.stack_file import APP_DB_KEY, StackFile, with_app_db
 from bootstrap.workspace import CLI_MISSING, CliMissingError, DeployError, StackLike, explain  # noqa: F401 (re-exported)
@@ -103,6 +106,7 @@ class Deployer:
         self.prefix = prefix
         self.route = route  # opened after phase 1 for the phases that connect (a tunnel when needed)
         self._rotator: RotatorLike | None = None
+        self.carried: dict[str, str] = {}  # config taken from the state besides the phase (the image tag)
         self._tmp = tempfile.TemporaryDirectory(prefix="pghome-deploy-")
         self.done: list[str] = []
 
@@ -118,7 +122,14 @@ class Deployer:
 
     # pieces ----------------------------------------------------------------------------------
     def config_file(self, app_db: bool) -> str:
-        return str(with_app_db(self.sf, app_db, Path(self._tmp.name) / self.sf.path.name))
+        return str(with_app_db(self.sf, app_db, Path(self._tmp.name) / self.sf.path.name, self.carried))
+
+    def carry_image_tag(self, outputs: Mapping[str, Any], say: bool = True) -> None:
+        """The stack file's imageTag, else the one the state records (a release is never undone)."""
+        choice = choose_image_tag(self.sf, outputs)
+        self.carried = choice.overrides
+        if say:
+            self.out(choice.describe(self.sf.path.name))
 
     def _confirm(self, plan: ChangePlan, action: str) -> None:
         confirm(plan, action, assume_yes=self.assume_yes, out=self.out, ask=self.ask, isatty=self.isatty)
@@ -168,14 +179,17 @@ class Deployer:
 
     # the deploy ------------------------------------------------------------------------------
     def deploy(self, *, rotate: bool = False, rotate_after_days: int | None = None) -> int:
+        recorded: Mapping[str, Any] = {}
         if self.ws.exists():
             stack = self.ws.open()
-            first = not stack.outputs()
+            recorded = stack.outputs()
+            first = not recorded
         else:
             self.out(f"stack {self.stack} does not exist in the backend: creating it (first deploy)")
             stack = self.ws.create()
             first = True
         self.out(f"deploy {self.stack}: {'first deploy (phases 1-5)' if first else 'later deploy (phases 3-5)'}")
+        self.carry_image_tag(recorded)
         if first:
             outputs = self._up(stack, "phase 1/5", "infrastructure without the app database", app_db=False)
             self.done.append("infrastructure deployed without the app database")
@@ -235,19 +249,21 @@ class Deployer:
         return False
 
     # single operations -----------------------------------------------------------------------
-    def app_db_enabled(self, stack: StackLike) -> bool:
+    def app_db_enabled(self, stack: StackLike, outputs: Mapping[str, Any] | None = None) -> bool:
         """The stack file's explicit value, else the phase recorded in the state, else off."""
         explicit = self.sf.explicit(APP_DB_KEY)
         if explicit is not None:
             return as_bool(explicit)
-        return as_bool(output_value(stack.outputs(), "appDbEnabled"))
+        return as_bool(output_value(stack.outputs() if outputs is None else outputs, "appDbEnabled"))
 
     def single(self, op: str, env_for: Callable[[bool], dict[str, str]]) -> int:
         probe = self.ws.open()
-        app_db = self.app_db_enabled(probe)
+        recorded = probe.outputs()
+        app_db = self.app_db_enabled(probe, recorded)
         stack = self.ws.open(env_for(app_db)) if app_db else probe
-        cfg = self.config_file(app_db)
         self.out(f"pulumi {op} {self.stack} ({APP_DB_KEY}={'true' if app_db else 'false'})")
+        self.carry_image_tag(recorded, say=op != "destroy")
+        cfg = self.config_file(app_db)
         try:
             if op == "drift":
                 return self._drift(stack, cfg)

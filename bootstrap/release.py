@@ -6,7 +6,8 @@ CI's most common job. In order, each step refusing before anything changes:
   2. the tag exists in this stack's ECR repository;
   3. its scan finished with no finding at or above `--fail-on-severity` (CRITICAL by default);
   4. `imageTag` is set in the stack config and the stack is updated (`pulumi up`, through the
-     `StackUpdate` seam: the Automation API code lives in bootstrap/deploy.py);
+     `StackUpdate` seam: the Automation API code lives in bootstrap/deploy.py); the state records
+     the tag (the `imageTag` output), so later deploys keep it even if the file is not committed;
   5. the ECS deployment is followed until it reaches steady state, with progress; when the
      deployment circuit breaker rolls it back, the stopped tasks' reasons are printed and the
      command exits 1.
@@ -311,7 +312,8 @@ def register(sub: Any) -> None:
 
 def automation_update(args: Any) -> StackUpdate:
     """The real seam: the Automation API workspace of bootstrap/workspace.py. The tag is written to
-    the stack file (as `pulumi config set` would: commit it, so later deploys keep the image), and
+    the stack file (as `pulumi config set` would: commit it, it stays the source of truth) and the
+    program records it in the state (the `imageTag` output, read back by bootstrap/image_tag.py), and
     `up` runs with the app database phase the state records; with the app database on, the master
     password reaches the postgresql provider in that process's env only, as for `deploy`."""
     import tempfile
@@ -327,7 +329,9 @@ def automation_update(args: Any) -> StackUpdate:
         assert session.ws is not None
         for key, value in config.items():
             set_stack_config(session.sf.path, f"pghome:{key}", value)
-        print(f"{session.sf.path.name}: {', '.join(f'{k}={v}' for k, v in config.items())} (commit it so later deploys keep this image)")
+        print(f"{session.sf.path.name}: {', '.join(f'{k}={v}' for k, v in config.items())}; the tag is also recorded in the stack's "
+              "state (the imageTag output), so a later deploy from a checkout without this change keeps the image; commit the "
+              "file to keep it the source of truth")
         sf = read_stack_file(args.stack, session.project_dir)
         stack = session.ws.open()
         deployed = getattr(stack.outputs().get("appDbEnabled"), "value", None)

@@ -108,10 +108,11 @@ def settings_for(sf: StackFile, stack: str, decrypted: Mapping[str, str] | None 
     return load_settings(raw, stack=settings_name(stack), check_credentials=False)
 
 
-def with_app_db(sf: StackFile, enabled: bool, target: Path) -> Path:
+def with_app_db(sf: StackFile, enabled: bool, target: Path, carried: Mapping[str, str] | None = None) -> Path:
     """A copy of the stack file with appDbEnabled set, for `--config-file`: the deploy phase lives
-    in the state (the `appDbEnabled` stack output), never as an uncommitted edit of the stack file."""
+    in the state (the `appDbEnabled` stack output), never as an uncommitted edit of the stack file.
+    `carried`: other values taken from the state (the image tag, bootstrap/image_tag.py)."""
     doc = dict(sf.doc)
-    doc["config"] = {**(sf.doc.get("config") or {}), APP_DB_KEY: "true" if enabled else "false"}
+    doc["config"] = {**(sf.doc.get("config") or {}), **(carried or {}), APP_DB_KEY: "true" if enabled else "false"}
     target.write_text(yaml.safe_dump(doc, sort_keys=False))
     return target
