@@ -118,3 +118,40 @@ def rotate_stack(
     if ecs is not None and cluster and service and "app" in done:
         redeploy_service(ecs, cluster, service, out=out)
     return done
+
+
+def function_log_group(function_arn: str) -> str:
+    """The function's log group (components/rotation_function.py names it after the function)."""
+    parts = function_arn.split(":")
+    return f"/aws/lambda/{parts[6]}" if len(parts) >= 7 and parts[5] == "function" else ""
+
+
+@dataclass
+class RemoteRotator:
+    """`rotate_stack` bound to one stack's outputs: its secrets, function and service."""
+
+    sm: Any
+    ecs: Any
+    outputs: dict[str, Any]
+    out: Callable[[str], None] = print
+    clock: Clock = Clock()
+    timeout_s: float = 900.0
+
+    @staticmethod
+    def available(outputs: dict[str, Any]) -> bool:
+        return bool(outputs.get("rotationFunctionArn"))
+
+    def secret_ids(self) -> dict[str, str]:
+        logins = self.outputs.get("appDbLoginSecretArns") or {}
+        return {"master": str(self.outputs.get("dbMasterSecretArn") or ""), **{k: str(v) for k, v in dict(logins).items()}}
+
+    def rotate(self, roles: Sequence[str]) -> list[str]:
+        ids = self.secret_ids()
+        missing = [r for r in roles if not ids.get(r)]
+        if missing:
+            raise RotationError(f"the stack exports no secret for {', '.join(missing)}; run `python -m bootstrap deploy` first")
+        return rotate_stack(
+            self.sm, ids, roles, ecs=self.ecs, cluster=str(self.outputs.get("clusterName") or ""), service=str(self.outputs.get("serviceName") or ""),
+            function_log_group=function_log_group(str(self.outputs.get("rotationFunctionArn") or "")), out=self.out, clock=self.clock,
+            timeout_s=self.timeout_s,
+        )
