@@ -69,6 +69,7 @@ rotation = RotationFunction(
         archive_path=ROTATION_ARCHIVE,
         login_secret_arns={"migrator": app_db.login_secret_arns["migrator"]} if password_logins else {},
         alternating_secret_arns={"app": app_db.login_secret_arns["app"]} if password_logins else {},
+        login_roles=app_db.login_roles,
     ),
     opts=stack_opts,
 )
