@@ -94,6 +94,7 @@ class Deployer:
         policy_packs: list[str] | None = None,
         prefix: str = "",
         route: Callable[[Mapping[str, Any]], AbstractContextManager[RouteLike]] = direct_route,
+        password_logins: tuple[str, ...] = ("app", "migrator"),
     ):
         self.sf, self.ws = stack_file, workspace
         self.rotator_factory, self.auditor = rotator_factory, auditor
@@ -101,6 +102,7 @@ class Deployer:
         self.isatty = isatty
         self.policy_packs = policy_packs or []
         self.prefix = prefix
+        self.password_logins = password_logins  # IAM-auth logins (appDbIamAuthRoles) have no password to rotate
         self.route = route  # opened after phase 1 for the phases that connect (a tunnel when needed)
         self._rotator: RotatorLike | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="pghome-deploy-")
@@ -201,7 +203,7 @@ class Deployer:
         app_stack = self.ws.open({"PGPASSWORD": master_pw, **route.pulumi_env(os.environ)})
         outputs = self._up(app_stack, "phase 3/5", "app database, roles and grants", app_db=True, secret_values=(master_pw,))
         self.done.append("app database deployed")
-        due = [r for r in ("app", "migrator") if self._due(r, first, rotate, rotate_after_days)]
+        due = [r for r in self.password_logins if self._due(r, first, rotate, rotate_after_days)]
         if due:
             self._check_admin("phase 4/5")
             self._rotate("phase 4/5", tuple(due))

@@ -172,7 +172,7 @@ def _deployer(s: Session, rot_factory: Callable[[], Any]) -> Any:
 
     assert s.ws is not None
     return Deployer(s.sf, s.ws, rot_factory, _auditor(s, rot_factory), assume_yes=s.args.yes, policy_packs=policy_packs(s.project_dir),
-                    route=lambda outputs: _db_route(s, rot_factory, outputs))
+                    route=lambda outputs: _db_route(s, rot_factory, outputs), password_logins=s.settings.app_database.password_logins())
 
 
 def _offline_checks(s: Session, controls: bool) -> None:
@@ -218,7 +218,11 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     from bootstrap.rotation import roles_for
 
     s = _session(args, cli=False)
-    roles = roles_for(args.role)
+    iam = s.settings.app_database.iam_auth_roles
+    if args.role in iam:
+        raise InputError(f"role {args.role} uses IAM authentication (appDbIamAuthRoles) and has no password to rotate; "
+                         f"rotate master{''.join(', ' + r for r in s.settings.app_database.password_logins())} or all")
+    roles = tuple(r for r in roles_for(args.role) if r not in iam)
     if not args.local:
         # Secrets Manager runs the stack's rotation function inside the VPC: AWS API access only.
         outputs = dict(_stack(s).outputs())

@@ -89,7 +89,7 @@ class AppDatabase(pulumi.ComponentResource):
             username=username,
             secret_arn=self.login_secret_arns[role],
             kms_key_arn=db.kms_key_arn,
-            iam_grant=db.grant_connect(username) if s.iam_auth else None,
+            iam_grant=db.grant_connect(username) if role in s.iam_auth_roles else None,
         )
 
     def _login_secret(self, key: str, username: str) -> pulumi.Output[str]:

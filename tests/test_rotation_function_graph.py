@@ -145,7 +145,7 @@ def test_schedule_from_config_and_its_bounds() -> None:
 
 def test_iam_auth_login_roles_are_not_password_rotated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PGPASSWORD", "offline-plan-connects-nowhere")
-    g = run_stack("dev", {"appDbIamAuth": "true", "appDbEnabled": "true"})
+    g = run_stack("dev", {"appDbIamAuthRoles": ["app", "migrator"], "appDbEnabled": "true"})
     rotated = {r.inputs["secretId"] for r in g.of_type(ROTATION)}
     assert rotated == {g.outputs["dbMasterSecretArn"]}
     env = _fn(g).inputs["environment"]["variables"]
