@@ -163,7 +163,7 @@ class AppDatabase(pulumi.ComponentResource):
             self._chain(postgresql.GrantRole, f"iam-{login}", role=login, grant_role=RDS_IAM_ROLE, depends=[roles[login]])
         # Only the master may change passwords (rds.restrict_password_commands=1 in the parameter group).
         self._chain(postgresql.GrantRole, "password-admin", role=m.master, grant_role=RDS_PASSWORD_ROLE)
-        self.login_roles = [*roles.values(), self._last]
+        self.login_roles = [*roles.values(), *([self._last] if self._last is not None else [])]
 
         database = postgresql.Database(
             f"{self._name}-database",
