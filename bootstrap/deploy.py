@@ -95,6 +95,7 @@ class Deployer:
         prefix: str = "",
         route: Callable[[Mapping[str, Any]], AbstractContextManager[RouteLike]] = direct_route,
         password_logins: tuple[str, ...] = ("app", "migrator"),
+        remote_rotation: Callable[[dict[str, Any], tuple[str, ...]], Any] | None = None,
     ):
         self.sf, self.ws = stack_file, workspace
         self.rotator_factory, self.auditor = rotator_factory, auditor
@@ -103,6 +104,8 @@ class Deployer:
         self.policy_packs = policy_packs or []
         self.prefix = prefix
         self.password_logins = password_logins  # IAM-auth logins (appDbIamAuthRoles) have no password to rotate
+        # Phase 4 through the stack's rotation function (RotateSecret + wait) when it exports one.
+        self.remote_rotation = remote_rotation
         self.route = route  # opened after phase 1 for the phases that connect (a tunnel when needed)
         self._rotator: RotatorLike | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="pghome-deploy-")
@@ -204,7 +207,11 @@ class Deployer:
         outputs = self._up(app_stack, "phase 3/5", "app database, roles and grants", app_db=True, secret_values=(master_pw,))
         self.done.append("app database deployed")
         due = [r for r in self.password_logins if self._due(r, first, rotate, rotate_after_days)]
-        if due:
+        plain = {k: output_value(outputs, k) for k in outputs}
+        if due and self.remote_rotation is not None and plain.get("rotationFunctionArn"):
+            self.out(f"[phase 4/5] rotate {', '.join(due)} through the stack's rotation function (--local-rotation: in-process)")
+            self.remote_rotation(plain, tuple(due))
+        elif due:
             self._check_admin("phase 4/5")
             self._rotate("phase 4/5", tuple(due))
         else:

@@ -171,8 +171,16 @@ def _deployer(s: Session, rot_factory: Callable[[], Any]) -> Any:
     from bootstrap.preflight import policy_packs
 
     assert s.ws is not None
+    remote: Callable[[dict[str, Any], tuple[str, ...]], Any] | None = None
+    if not getattr(s.args, "local_rotation", True):
+        def through_function(outputs: dict[str, Any], roles: tuple[str, ...]) -> Any:
+            # join: phase 3's new SecretRotations start an immediate rotation of their own
+            return make_remote_rotator(s.settings.region, outputs).rotate(roles, join_pending=True)
+
+        remote = through_function
     return Deployer(s.sf, s.ws, rot_factory, _auditor(s, rot_factory), assume_yes=s.args.yes, policy_packs=policy_packs(s.project_dir),
-                    route=lambda outputs: _db_route(s, rot_factory, outputs), password_logins=s.settings.app_database.password_logins())
+                    route=lambda outputs: _db_route(s, rot_factory, outputs), password_logins=s.settings.app_database.password_logins(),
+                    remote_rotation=remote)
 
 
 def _offline_checks(s: Session, controls: bool) -> None:
@@ -316,6 +324,8 @@ def register(sub: Any) -> None:
     _yes(p)
     p.add_argument("--rotate", action="store_true", help="rotate the login roles (and master) even if not due")
     p.add_argument("--rotate-after-days", type=int, default=None, metavar="N", help="rotate login roles whose AWSCURRENT is N days old or older")
+    p.add_argument("--local-rotation", action="store_true", help="rotate the login roles in-process (the runner connects to the "
+                   "database) instead of through the stack's rotation function")
     _tunnel_arg(p)
     p.set_defaults(func=guarded(cmd_deploy))
 

@@ -62,7 +62,7 @@ class PlayedSecretsManager:
 @pytest.fixture
 def deployed(pg: PgServer, pulumi_double: Double, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[tuple[DeployWorld, LambdaWorld]]:
     with deploy_world(pg, pulumi_double, monkeypatch, capsys) as w:
-        rc, out, err = w.run("deploy", "--stack", "dev", "--yes")
+        rc, out, err = w.run("deploy", "--stack", "dev", "--yes", "--local-rotation")
         assert rc == 0, err + out
         lw = LambdaWorld(w.world)
         try:
@@ -170,3 +170,32 @@ def test_remote_rotator_needs_the_stack_secrets() -> None:
         rot.rotate(["master"])
     assert not RemoteRotator.available({}) and RemoteRotator.available(rot.outputs)
 
+
+
+def test_deploy_rotates_the_logins_through_the_function(pg: PgServer, pulumi_double: Double, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --local-rotation, phase 4 has Secrets Manager run the function (master stays phase 2's)."""
+    from botocore.stub import ANY
+
+    with deploy_world(pg, pulumi_double, monkeypatch, capsys) as w:
+        lw = LambdaWorld(w.world)
+        try:
+            ecs = boto3.client("ecs", region_name=w.world.settings.region)
+            stubber = Stubber(ecs)
+            stubber.add_response("update_service", {"service": {}}, {"cluster": ANY, "service": ANY, "forceNewDeployment": True})
+            stubber.add_response("describe_services", {"services": [{"desiredCount": 1, "runningCount": 1, "deployments": [{"id": "d"}]}],
+                                                       "failures": []}, {"cluster": ANY, "services": ANY})
+            stubber.activate()
+            sm = PlayedSecretsManager(lw)
+            monkeypatch.setattr("bootstrap.deploy_cli.make_remote_rotator",
+                                lambda region, outputs: RemoteRotator(sm, ecs, outputs, clock=FakeClock(), timeout_s=60))  # type: ignore[arg-type]
+            rc, out, err = w.run("deploy", "--stack", "dev", "--yes")
+            assert rc == 0, err + out
+            assert sm.rotated == ["app", "migrator"]
+            assert out.index("[phase 2/5] rotate master") < out.index("[phase 4/5] rotate app, migrator through the stack's rotation function")
+            stubber.assert_no_pending_responses()
+            for role in ("app", "migrator"):
+                s = w.world.secret(role)
+                assert s and s["password"] and w.world.pg.can_login(s["username"], s["password"], s["dbname"])
+        finally:
+            lw.drop()
