@@ -58,7 +58,7 @@ database.allow_from("service", service.security_group_id, "PostgreSQL from the a
 
 # Scheduled rotation from inside the VPC (archive: `python -m bootstrap build-rotation`). IAM-auth
 # login roles have no password to rotate.
-password_logins = not settings.app_database.iam_auth
+password_logins = settings.app_database.password_logins()
 rotation = RotationFunction(
     settings.name("rotation"),
     RotationFunctionArgs(
@@ -67,8 +67,9 @@ rotation = RotationFunction(
         vpc_id=network.vpc_id,
         subnet_ids=network.private_subnet_ids,
         archive_path=ROTATION_ARCHIVE,
-        login_secret_arns={"migrator": app_db.login_secret_arns["migrator"]} if password_logins else {},
-        alternating_secret_arns={"app": app_db.login_secret_arns["app"]} if password_logins else {},
+        login_secret_arns={"migrator": app_db.login_secret_arns["migrator"]} if "migrator" in password_logins else {},
+        alternating_secret_arns={"app": app_db.login_secret_arns["app"]} if "app" in password_logins else {},
+        login_roles=app_db.login_roles,
     ),
     opts=stack_opts,
 )

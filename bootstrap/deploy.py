@@ -97,6 +97,8 @@ class Deployer:
         policy_packs: list[str] | None = None,
         prefix: str = "",
         route: Callable[[Mapping[str, Any]], AbstractContextManager[RouteLike]] = direct_route,
+        password_logins: tuple[str, ...] = ("app", "migrator"),
+        remote_rotation: Callable[[dict[str, Any], tuple[str, ...]], Any] | None = None,
     ):
         self.sf, self.ws = stack_file, workspace
         self.rotator_factory, self.auditor = rotator_factory, auditor
@@ -104,6 +106,9 @@ class Deployer:
         self.isatty = isatty
         self.policy_packs = policy_packs or []
         self.prefix = prefix
+        self.password_logins = password_logins  # IAM-auth logins (appDbIamAuthRoles) have no password to rotate
+        # Phase 4 through the stack's rotation function (RotateSecret + wait) when it exports one.
+        self.remote_rotation = remote_rotation
         self.route = route  # opened after phase 1 for the phases that connect (a tunnel when needed)
         self._rotator: RotatorLike | None = None
         self.carried: dict[str, str] = {}  # config taken from the state besides the phase (the image tag)
@@ -215,8 +220,12 @@ class Deployer:
         app_stack = self.ws.open({"PGPASSWORD": master_pw, **route.pulumi_env(os.environ)})
         outputs = self._up(app_stack, "phase 3/5", "app database, roles and grants", app_db=True, secret_values=(master_pw,))
         self.done.append("app database deployed")
-        due = [r for r in ("app", "migrator") if self._due(r, first, rotate, rotate_after_days)]
-        if due:
+        due = [r for r in self.password_logins if self._due(r, first, rotate, rotate_after_days)]
+        plain = {k: output_value(outputs, k) for k in outputs}
+        if due and self.remote_rotation is not None and plain.get("rotationFunctionArn"):
+            self.out(f"[phase 4/5] rotate {', '.join(due)} through the stack's rotation function (--local-rotation: in-process)")
+            self.remote_rotation(plain, tuple(due))
+        elif due:
             self._check_admin("phase 4/5")
             self._rotate("phase 4/5", tuple(due))
         else:

@@ -28,6 +28,18 @@ def make_db_admin(rds_client: Any) -> Any:
     return RdsAdmin(rds_client)
 
 
+def make_remote_rotator(region: str, outputs: dict[str, Any]) -> Any:
+    """How `rotate` has Secrets Manager run the stack's rotation function (RotateSecret, then
+    DescribeSecret until done; ECS for the redeploy); the one seam tests replace, since Secrets
+    Manager cannot invoke a Lambda here."""
+    import boto3
+
+    from bootstrap.rotate_remote import RemoteRotator
+
+    session = boto3.session.Session(region_name=region)
+    return RemoteRotator(session.client("secretsmanager"), session.client("ecs"), outputs)
+
+
 @dataclass(frozen=True)
 class TunnelSeams:
     ecs: Any  # the three ECS calls of bootstrap.tunnel.EcsClient
@@ -159,8 +171,16 @@ def _deployer(s: Session, rot_factory: Callable[[], Any]) -> Any:
     from bootstrap.preflight import policy_packs
 
     assert s.ws is not None
+    remote: Callable[[dict[str, Any], tuple[str, ...]], Any] | None = None
+    if not getattr(s.args, "local_rotation", True):
+        def through_function(outputs: dict[str, Any], roles: tuple[str, ...]) -> Any:
+            # join: phase 3's new SecretRotations start an immediate rotation of their own
+            return make_remote_rotator(s.settings.region, outputs).rotate(roles, join_pending=True)
+
+        remote = through_function
     return Deployer(s.sf, s.ws, rot_factory, _auditor(s, rot_factory), assume_yes=s.args.yes, policy_packs=policy_packs(s.project_dir),
-                    route=lambda outputs: _db_route(s, rot_factory, outputs))
+                    route=lambda outputs: _db_route(s, rot_factory, outputs), password_logins=s.settings.app_database.password_logins(),
+                    remote_rotation=remote)
 
 
 def _offline_checks(s: Session, controls: bool) -> None:
@@ -202,11 +222,25 @@ def cmd_single(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
+    from bootstrap.rotate_remote import RemoteRotator
     from bootstrap.rotation import roles_for
 
     s = _session(args, cli=False)
+    iam = s.settings.app_database.iam_auth_roles
+    if args.role in iam:
+        raise InputError(f"role {args.role} uses IAM authentication (appDbIamAuthRoles) and has no password to rotate; "
+                         f"rotate master{''.join(', ' + r for r in s.settings.app_database.password_logins())} or all")
+    roles = tuple(r for r in roles_for(args.role) if r not in iam)
+    if not args.local:
+        # Secrets Manager runs the stack's rotation function inside the VPC: AWS API access only.
+        outputs = dict(_stack(s).outputs())
+        plain = {k: getattr(v, "value", v) for k, v in outputs.items()}
+        if RemoteRotator.available(plain):
+            make_remote_rotator(s.settings.region, plain).rotate(roles)
+            print("rotation complete")
+            return 0
+        print(f"stack {args.stack} has no rotation function (output rotationFunctionArn): rotating in-process")
     rot = _rotator(s)
-    roles = roles_for(args.role)
     with _db_route(s, lambda: rot):
         if any(r != "master" for r in roles):  # 16+: ADMIN OPTION on the login roles, before anything changes
             rot.check_admin([r for r in roles if r != "master"])
@@ -272,9 +306,12 @@ def _yes(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("rotate", help="rotate the master and/or login role passwords (Secrets Manager protocol)")
+    p = sub.add_parser("rotate", help="rotate the master and/or login role passwords: through the stack's rotation function "
+                       "(RotateSecret; AWS API access only), or in-process with --local")
     _common(p)
     p.add_argument("--role", choices=["master", "app", "migrator", "all"], default="all")
+    p.add_argument("--local", action="store_true", help="rotate in-process (the runner connects to the database, --tunnel applies) "
+                   "instead of through the stack's rotation function")
     _backend_args(p)
     _db_args(p)
     _tunnel_arg(p)
@@ -287,6 +324,8 @@ def register(sub: Any) -> None:
     _yes(p)
     p.add_argument("--rotate", action="store_true", help="rotate the login roles (and master) even if not due")
     p.add_argument("--rotate-after-days", type=int, default=None, metavar="N", help="rotate login roles whose AWSCURRENT is N days old or older")
+    p.add_argument("--local-rotation", action="store_true", help="rotate the login roles in-process (the runner connects to the "
+                   "database) instead of through the stack's rotation function")
     _tunnel_arg(p)
     p.set_defaults(func=guarded(cmd_deploy))
 

@@ -230,6 +230,7 @@ STATE_BUILDERS: dict[str, StateBuilder] = {
     ),
     "aws:secretsmanager/secret:Secret": _secret,
     "aws:cloudwatch/logGroup:LogGroup": lambda c: (c.physical, {"arn": f"arn:aws:logs:{c.region}:{ACCOUNT_ID}:log-group:{c.physical}"}),
+    "aws:lambda/function:Function": lambda c: (c.physical, {"arn": f"arn:aws:lambda:{c.region}:{ACCOUNT_ID}:function:{c.physical}"}),
     "aws:iam/role:Role": lambda c: (c.physical, {"arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{c.physical}"}),
     "aws:s3/bucket:Bucket": _s3_bucket,
     "aws:ecs/cluster:Cluster": lambda c: (None, {"arn": f"arn:aws:ecs:{c.region}:{ACCOUNT_ID}:cluster/{c.physical}"}),

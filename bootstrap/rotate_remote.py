@@ -49,16 +49,23 @@ def rotate_secret(
     interval_s: float = 5.0,
     out: Callable[[str], None] = print,
     clock: Clock = Clock(),
+    join_pending: bool = False,
 ) -> str:
-    """Start one rotation and wait for it to finish; returns the new AWSCURRENT version id."""
+    """Start one rotation and wait for it to finish; returns the new AWSCURRENT version id.
+    `join_pending`: a rotation already in progress (the immediate one a new SecretRotation starts)
+    is waited for instead of refused."""
     stages = _stages(sm, secret_id)
     pending = [v for v, s in stages.items() if "AWSPENDING" in s and "AWSCURRENT" not in s]
-    if pending:
+    token = ""
+    if pending and join_pending:
+        token = pending[0]
+        out(f"  {secret_id}: a rotation is in progress (version {token}): waiting for it")
+    elif pending:
         # Secrets Manager would refuse; a stuck rotation must be understood, not stacked upon.
         raise RotationError(f"secret {secret_id} has a rotation in progress (version {pending[0]} is AWSPENDING); "
                             f"wait for it or read the function's log{f' ({function_log_group})' if function_log_group else ''}")
     try:
-        token = str(sm.rotate_secret(SecretId=secret_id, RotateImmediately=True)["VersionId"])
+        token = token or str(sm.rotate_secret(SecretId=secret_id, RotateImmediately=True)["VersionId"])
     except Exception as exc:  # botocore: not configured for rotation, access denied, ...
         raise RotationError(f"RotateSecret on {secret_id} failed ({_aws_error(exc)}); is the stack deployed with its rotation function?") from None
     start = clock.now()
@@ -104,6 +111,7 @@ def rotate_stack(
     out: Callable[[str], None] = print,
     clock: Clock = Clock(),
     timeout_s: float = 900.0,
+    join_pending: bool = False,
 ) -> list[str]:
     """Rotate `roles` (master first), then redeploy the service once if a login role rotated."""
     order = [r for r in ("master", *LOGIN_ROLES) if r in roles]
@@ -113,8 +121,45 @@ def rotate_stack(
     done = []
     for role in order:
         out(f"rotate {role} through Secrets Manager")
-        rotate_secret(sm, secret_ids[role], function_log_group=function_log_group, out=out, clock=clock, timeout_s=timeout_s)
+        rotate_secret(sm, secret_ids[role], function_log_group=function_log_group, out=out, clock=clock, timeout_s=timeout_s, join_pending=join_pending)
         done.append(role)
     if ecs is not None and cluster and service and "app" in done:
         redeploy_service(ecs, cluster, service, out=out)
     return done
+
+
+def function_log_group(function_arn: str) -> str:
+    """The function's log group (components/rotation_function.py names it after the function)."""
+    parts = function_arn.split(":")
+    return f"/aws/lambda/{parts[6]}" if len(parts) >= 7 and parts[5] == "function" else ""
+
+
+@dataclass
+class RemoteRotator:
+    """`rotate_stack` bound to one stack's outputs: its secrets, function and service."""
+
+    sm: Any
+    ecs: Any
+    outputs: dict[str, Any]
+    out: Callable[[str], None] = print
+    clock: Clock = Clock()
+    timeout_s: float = 900.0
+
+    @staticmethod
+    def available(outputs: dict[str, Any]) -> bool:
+        return bool(outputs.get("rotationFunctionArn"))
+
+    def secret_ids(self) -> dict[str, str]:
+        logins = self.outputs.get("appDbLoginSecretArns") or {}
+        return {"master": str(self.outputs.get("dbMasterSecretArn") or ""), **{k: str(v) for k, v in dict(logins).items()}}
+
+    def rotate(self, roles: Sequence[str], join_pending: bool = False) -> list[str]:
+        ids = self.secret_ids()
+        missing = [r for r in roles if not ids.get(r)]
+        if missing:
+            raise RotationError(f"the stack exports no secret for {', '.join(missing)}; run `python -m bootstrap deploy` first")
+        return rotate_stack(
+            self.sm, ids, roles, ecs=self.ecs, cluster=str(self.outputs.get("clusterName") or ""), service=str(self.outputs.get("serviceName") or ""),
+            function_log_group=function_log_group(str(self.outputs.get("rotationFunctionArn") or "")), out=self.out, clock=self.clock,
+            timeout_s=self.timeout_s, join_pending=join_pending,
+        )

@@ -58,6 +58,9 @@ class AppDatabase(pulumi.ComponentResource):
     migrator_username: str
     database_name: str
     schema_name: str
+    login_roles: list[pulumi.Resource] | None
+    """The roles and grants the login secrets belong to (None while the app database is off): what
+    their rotation must wait for."""
 
     def __init__(self, name: str, args: AppDatabaseArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("pghome:appdb:AppDatabase", name, None, opts)
@@ -70,6 +73,7 @@ class AppDatabase(pulumi.ComponentResource):
         self.schema_name = s.schema
 
         self.login_secret_arns = {role: self._login_secret(role, s.login_name(role)) for role in s.LOGIN_ROLES}
+        self.login_roles = None
         if s.enabled:
             self._postgres()
         self.register_outputs({"login_secret_arns": self.login_secret_arns, "database_name": self.database_name})
@@ -85,7 +89,7 @@ class AppDatabase(pulumi.ComponentResource):
             username=username,
             secret_arn=self.login_secret_arns[role],
             kms_key_arn=db.kms_key_arn,
-            iam_grant=db.grant_connect(username) if s.iam_auth else None,
+            iam_grant=db.grant_connect(username) if role in s.iam_auth_roles else None,
         )
 
     def _login_secret(self, key: str, username: str) -> pulumi.Output[str]:
@@ -159,6 +163,7 @@ class AppDatabase(pulumi.ComponentResource):
             self._chain(postgresql.GrantRole, f"iam-{login}", role=login, grant_role=RDS_IAM_ROLE, depends=[roles[login]])
         # Only the master may change passwords (rds.restrict_password_commands=1 in the parameter group).
         self._chain(postgresql.GrantRole, "password-admin", role=m.master, grant_role=RDS_PASSWORD_ROLE)
+        self.login_roles = [*roles.values(), *([self._last] if self._last is not None else [])]
 
         database = postgresql.Database(
             f"{self._name}-database",

@@ -110,7 +110,7 @@ def build_model(
     role_prefix: str,
     master: str,
     extensions: tuple[str, ...],
-    iam_auth: bool,
+    iam_auth_roles: tuple[str, ...],
     connection_limit: int,
     statement_timeout_ms: int,
     idle_in_transaction_timeout_ms: int,
@@ -196,7 +196,7 @@ def build_model(
         grants=grants,
         default_privileges=default_privileges,
         extensions=tuple(extensions),
-        iam_login_roles=(n["migrator"], n["app"]) if iam_auth else (),
+        iam_login_roles=tuple(n[r] for r in ("migrator", "app") if r in iam_auth_roles),
         extension_schema=ext_schema,
     )
 

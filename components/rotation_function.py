@@ -67,6 +67,9 @@ class RotationFunctionArgs:
     """Login secrets rotated with a single user, by key ('migrator')."""
     alternating_secret_arns: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Login secrets rotated with alternating users ('app': `<role>` and `<role>_clone`)."""
+    login_roles: Sequence[pulumi.Resource] | None = None
+    """The app database's roles and grants (`AppDatabase.login_roles`); None while it is off (phase
+    1): the login secrets then get no rotation yet, since an immediate one would fail on a missing role."""
     architecture: str = "arm64"
 
 
@@ -224,6 +227,8 @@ class RotationFunction(pulumi.ComponentResource):
         args, name, facts = self._args, self._name, self._facts
         master_rotation: list[pulumi.Resource] = []
         for key, arn in self._secrets.items():  # "master" first
+            if key != "master" and args.login_roles is None:
+                continue
             permission = aws.lambda_.Permission(
                 f"{name}-invoke-{key}",
                 action="lambda:InvokeFunction",
@@ -240,7 +245,7 @@ class RotationFunction(pulumi.ComponentResource):
                 rotation_rules=aws.secretsmanager.SecretRotationRotationRulesArgs(automatically_after_days=args.settings.secret_rotation_days),
                 rotate_immediately=True,
                 # login secrets after the master's first rotation: their setSecret connects as the master
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[permission, *master_rotation]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[permission, *master_rotation, *(args.login_roles or [])] if key != "master" else [permission]),
             )
             if key == "master":
                 master_rotation.append(rotation)

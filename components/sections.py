@@ -314,7 +314,7 @@ def app_database(
         schema=schema,
         role_prefix=prefix,
         extensions=extensions,
-        iam_auth=r.boolean("appDbIamAuth"),
+        iam_auth_roles=_iam_auth_roles(r),
         connection_limit=r.integer("appDbConnectionLimit", 1, 1000),
         statement_timeout_ms=r.integer("appDbStatementTimeoutMs", 0, 86_400_000),
         idle_in_transaction_timeout_ms=r.integer("appDbIdleInTransactionTimeoutMs", 0, 86_400_000),
@@ -367,3 +367,17 @@ def _is_private_ipv4_network(text: str) -> bool:
     except ValueError:
         return False
     return is_private_cidr(text)
+
+
+IAM_AUTH_ROLES = ("app", "migrator")
+
+
+def _iam_auth_roles(r: Reader) -> tuple[str, ...]:
+    """appDbIamAuthRoles, or the deprecated appDbIamAuth (true = the app login only)."""
+    roles = r.strings("appDbIamAuthRoles")
+    for role in roles:
+        r.check(role in IAM_AUTH_ROLES, "appDbIamAuthRoles", role, f"each entry must be one of {', '.join(IAM_AUTH_ROLES)}")
+    r.check(len(set(roles)) == len(roles), "appDbIamAuthRoles", list(roles), "must not list a role twice")
+    legacy = r.optional_boolean("appDbIamAuth", False)
+    r.check(not (legacy and roles), "appDbIamAuth", legacy, "must not be set together with appDbIamAuthRoles (it is its deprecated form)")
+    return tuple(x for x in IAM_AUTH_ROLES if x in roles) if roles else (("app",) if legacy else ())

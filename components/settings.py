@@ -175,7 +175,8 @@ class AppDatabaseSettings:
     schema: str
     role_prefix: str
     extensions: tuple[str, ...]
-    iam_auth: bool
+    iam_auth_roles: tuple[str, ...]
+    """Login roles ('app', 'migrator') that use RDS IAM tokens: rds_iam, no password, no rotation."""
     connection_limit: int
     statement_timeout_ms: int
     idle_in_transaction_timeout_ms: int
@@ -201,6 +202,10 @@ class AppDatabaseSettings:
             raise KeyError(f"{role!r} is not a login role (one of {', '.join(self.LOGIN_ROLES)})")
         return role_names(self.role_prefix)[role]
 
+    def password_logins(self) -> tuple[str, ...]:
+        """The login roles with a password (rotated); the others use IAM auth."""
+        return tuple(r for r in self.LOGIN_ROLES if r not in self.iam_auth_roles)
+
     def secret_name(self, role: str) -> str:
         """The Secrets Manager name of a login role's credential."""
         return db_secret_name(self.prefix, role)
@@ -213,7 +218,7 @@ class AppDatabaseSettings:
             role_prefix=self.role_prefix,
             master=self.master_username,
             extensions=self.extensions,
-            iam_auth=self.iam_auth,
+            iam_auth_roles=self.iam_auth_roles,
             connection_limit=self.connection_limit,
             statement_timeout_ms=self.statement_timeout_ms,
             idle_in_transaction_timeout_ms=self.idle_in_transaction_timeout_ms,

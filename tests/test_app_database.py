@@ -24,7 +24,7 @@ CHAIN_TYPES = {f"{PG}grantRole:GrantRole", f"{PG}grant:Grant", f"{PG}defaultPriv
 def enabled(request) -> Graph:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PGPASSWORD", SENTINEL)
-        return run_stack(request.param, {"appDbEnabled": "true", "appDbIamAuth": "true" if request.param == "prod" else "false"})
+        return run_stack(request.param, {"appDbEnabled": "true", "appDbIamAuthRoles": ["app", "migrator"] if request.param == "prod" else []})
 
 
 def model_of(graph: Graph) -> DbModel:
@@ -275,7 +275,7 @@ def test_enabled_without_a_credential_says_how_to_provide_one(monkeypatch):
 
 def test_validate_rejects_unknown_privileges_and_clashes():
     model = build_model(
-        database="d", schema="s", role_prefix="x", master="m", extensions=(), iam_auth=False,
+        database="d", schema="s", role_prefix="x", master="m", extensions=(), iam_auth_roles=(),
         connection_limit=5, statement_timeout_ms=1, idle_in_transaction_timeout_ms=1,
     )
     assert validate(model) == []

@@ -18,7 +18,7 @@ def test_first_then_second_deploy(pg: PgServer, pulumi_double: Double, monkeypat
     with deploy_world(pg, d, monkeypatch, capsys) as w:
         before = yaml.safe_load((d.project / "Pulumi.dev.yaml").read_text())
         initial = w.master_password()
-        rc, out, err = w.run("deploy", "--stack", "dev", "--yes")
+        rc, out, err = w.run("deploy", "--stack", "dev", "--yes", "--local-rotation")
         assert rc == 0, err + out
         assert "creating it (first deploy)" in out and "first deploy (phases 1-5)" in out
         cmds = d.commands()
@@ -47,7 +47,7 @@ def test_first_then_second_deploy(pg: PgServer, pulumi_double: Double, monkeypat
 
         # second deploy: phases 3-5 only, nothing to change, no rotation due
         n_calls = len(d.calls())
-        rc, out, err = w.run("deploy", "--stack", "dev", "--yes")
+        rc, out, err = w.run("deploy", "--stack", "dev", "--yes", "--local-rotation")
         assert rc == 0, err + out
         assert "later deploy (phases 3-5)" in out and "[phase 3/5] no changes" in out and "rotation not due" in out
         later = d.commands()[n_calls:]
@@ -64,7 +64,7 @@ def test_resume_after_a_failure_in_each_phase(pg: PgServer, pulumi_double: Doubl
     with deploy_world(pg, d, monkeypatch, capsys) as w:
         # phase 1: the RDS instance fails to create; what was created stays in the state
         monkeypatch.setenv("PULUMI_DOUBLE_FAIL_ON", "aws:rds/instance:Instance")
-        rc, out, err = w.run("deploy", "--stack", "dev", "--yes")
+        rc, out, err = w.run("deploy", "--stack", "dev", "--yes", "--local-rotation")
         assert rc == 1 and "Traceback" not in err
         assert err.startswith("error: phase 1/5 (infrastructure without the app database) failed: create of ") and "-dev-database-instance failed" in err
         assert "Done so far: no phase completed in this run" in err and "`python -m bootstrap deploy --stack dev`" in err
@@ -78,14 +78,14 @@ def test_resume_after_a_failure_in_each_phase(pg: PgServer, pulumi_double: Doubl
             raise RotationError("RDS refused to change the master password of shop-dev-db (InvalidDBInstanceState: modifying)")
 
         w.world.admin.set_master_password = refuse  # type: ignore[method-assign]
-        rc, out, err = w.run("deploy", "--stack", "dev", "--yes")
+        rc, out, err = w.run("deploy", "--stack", "dev", "--yes", "--local-rotation")
         assert rc == 1 and err.startswith("error: phase 2/5 (rotating master) failed: RDS refused")
         assert "Done so far: infrastructure deployed without the app database" in err
         w.world.admin.set_master_password = real  # type: ignore[method-assign]
 
         # phase 3: a postgresql role fails; the master was rotated in this run and the message says so
         monkeypatch.setenv("PULUMI_DOUBLE_FAIL_ON", "postgresql:index/role:Role")
-        rc, out, err = w.run("deploy", "--stack", "dev", "--yes")
+        rc, out, err = w.run("deploy", "--stack", "dev", "--yes", "--local-rotation")
         assert rc == 1 and err.startswith("error: phase 3/5 (app database, roles and grants) failed:")
         assert "Done so far: master password rotated" in err and "nothing was rotated" not in err
         monkeypatch.delenv("PULUMI_DOUBLE_FAIL_ON")
@@ -101,13 +101,13 @@ def test_resume_after_a_failure_in_each_phase(pg: PgServer, pulumi_double: Doubl
             original(self, role)
 
         monkeypatch.setattr(Rotator, "rotate", flaky)
-        rc, out, err = w.run("deploy", "--stack", "dev", "--yes")
+        rc, out, err = w.run("deploy", "--stack", "dev", "--yes", "--local-rotation")
         assert rc == 1 and err.startswith("error: phase 4/5 (rotating migrator) failed:")
         assert "Done so far: app database deployed; app password rotated" in err
         monkeypatch.setattr(Rotator, "rotate", original)
 
         # and the next run finishes: migrator gets its first password, the audit passes
-        rc, out, err = w.run("deploy", "--stack", "dev", "--yes")
+        rc, out, err = w.run("deploy", "--stack", "dev", "--yes", "--local-rotation")
         assert rc == 0, err + out
         assert "[phase 4/5] rotate migrator" in out and "audit: 0 live" in out
         assert w.world.can_login_with_any("migrator")

@@ -243,7 +243,7 @@ def test_6_aws_and_database_errors_are_one_line(pulumi_double: Double, monkeypat
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(d.tmp / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(d.tmp / "none"))
-    rc, out, err = run(d, capsys, "rotate", "--stack", "dev", "--role", "master")
+    rc, out, err = run(d, capsys, "rotate", "--stack", "dev", "--local", "--role", "master")
     assert rc == 1 and "NoCredentialsError" in one_line(err)
     # DBInstanceNotFoundFault from RDS, and psycopg's InsufficientPrivilege
     from bootstrap.deploy_cli import guarded

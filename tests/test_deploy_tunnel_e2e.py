@@ -97,7 +97,7 @@ def test_first_deploy_runs_the_db_phases_through_the_tunnel(app_and_db: tuple[st
     world_cm, seams = _world(app_and_db, d, monkeypatch, capsys)
     with world_cm as w:
         w_: DeployWorld = w
-        rc, out, err = w_.run("deploy", "--stack", "dev", "--yes")
+        rc, out, err = w_.run("deploy", "--stack", "dev", "--yes", "--local-rotation")
         assert rc == 0, err + out
         address = str(stack_outputs(d)["dbAddress"])
         # the probe was asked about the address we would dial (the stack's host override), then a tunnel opened after phase 1
@@ -133,7 +133,7 @@ def test_a_failure_mid_deploy_still_stops_the_task(app_and_db: tuple[str, PgServ
     world_cm, seams = _world(app_and_db, d, monkeypatch, capsys)
     with world_cm as w:
         monkeypatch.setenv("PULUMI_DOUBLE_FAIL_ON", "postgresql:index/role:Role")
-        rc, out, err = w.run("deploy", "--stack", "dev", "--yes")
+        rc, out, err = w.run("deploy", "--stack", "dev", "--yes", "--local-rotation")
         assert rc == 1 and "Traceback" not in err and err.count("\n") == 1
         assert err.startswith("error: phase 3/5 (app database, roles and grants) failed:") and "Done so far: infrastructure deployed" in err
         assert seams.stubber is not None and seams.forwarder is not None
@@ -147,7 +147,7 @@ def test_rotate_tunnel_never_against_an_unreachable_db_is_one_sentence_and_start
     world_cm, seams = _world(app_and_db, d, monkeypatch, capsys)
     with world_cm as w:
         dead = free_port()  # nothing listens there
-        rc, out, err = w.run("rotate", "--stack", "dev", "--role", "app", "--tunnel", "never", "--host", "127.0.0.1", "--port", str(dead))
+        rc, out, err = w.run("rotate", "--stack", "dev", "--local", "--role", "app", "--tunnel", "never", "--host", "127.0.0.1", "--port", str(dead))
         assert rc == 1 and "Traceback" not in err and err.count("\n") == 1
         assert err.startswith(f"error: database at 127.0.0.1:{dead} is unreachable over TLS")
         assert f"database 127.0.0.1:{dead}: connecting directly" in out
@@ -160,10 +160,10 @@ def test_rotate_tunnel_always_goes_through_the_tunnel(app_and_db: tuple[str, PgS
     d = pulumi_double
     world_cm, seams = _world(app_and_db, d, monkeypatch, capsys)
     with world_cm as w:
-        rc, out, err = w.run("deploy", "--stack", "dev", "--yes")
+        rc, out, err = w.run("deploy", "--stack", "dev", "--yes", "--local-rotation")
         assert rc == 0, err + out
         before = w.world.secret("app")
-        rc, out, err = w.run("rotate", "--stack", "dev", "--role", "app", "--tunnel", "always")
+        rc, out, err = w.run("rotate", "--stack", "dev", "--local", "--role", "app", "--tunnel", "always")
         assert rc == 0, err + out
         assert seams.probed == [("localhost", app_and_db[1].port)]  # only the deploy's auto mode probed
         assert len(seams.made) == 2 and seams.stubber is not None
@@ -189,12 +189,12 @@ def test_master_without_admin_option_stops_before_anything_changes(app_and_db: t
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(app_role)))
         repair = f"GRANT \"{app_role}\" TO \"{w.world.master}\" WITH ADMIN OPTION"
 
-        rc, out, err = w.run("rotate", "--stack", "dev", "--role", "all", "--tunnel", "never")  # no stack yet: direct
+        rc, out, err = w.run("rotate", "--stack", "dev", "--local", "--role", "all", "--tunnel", "never")  # no stack yet: direct
         assert rc == 1 and err.count("\n") == 1 and "Traceback" not in err
         assert err.startswith(f"error: the master {w.world.master} lacks ADMIN OPTION on {app_role}") and repair in err
         assert w.world.secret("app", "AWSPENDING") is None and w.world.admin.calls == 0  # not even the master was rotated
 
-        rc, out, err = w.run("deploy", "--stack", "dev", "--yes")
+        rc, out, err = w.run("deploy", "--stack", "dev", "--yes", "--local-rotation")
         assert rc == 1 and err.count("\n") == 1
         assert err.startswith("error: phase 3/5 (checking the master's ADMIN OPTION) failed: the master") and repair in err
         assert "Done so far: infrastructure deployed without the app database; master password rotated" in err

@@ -105,3 +105,14 @@ def test_redeploy_failure_is_one_sentence() -> None:
         stub.add_client_error("update_service", "ServiceNotFoundException", "gone", expected_params={"cluster": "c", "service": "s", "forceNewDeployment": ANY})
         with pytest.raises(RotationError, match=r"redeploying service s in c failed \(ServiceNotFoundException\)"):
             redeploy_service(ecs, "c", "s", out=lambda s: None)
+
+
+def test_join_pending_waits_for_the_rotation_in_progress_instead_of_starting_one() -> None:
+    sm = boto3.client("secretsmanager", region_name="eu-west-1", aws_access_key_id="t", aws_secret_access_key="t")
+    with Stubber(sm) as stub:
+        stub.add_response("describe_secret", _describe({OLD: ["AWSCURRENT"], NEW: ["AWSPENDING"]}), {"SecretId": ARN})
+        stub.add_response("describe_secret", _describe({OLD: ["AWSPREVIOUS"], NEW: ["AWSCURRENT"]}), {"SecretId": ARN})
+        lines: list[str] = []
+        assert rotate_secret(sm, ARN, out=lines.append, clock=FakeClock(), join_pending=True) == NEW  # no RotateSecret call
+        stub.assert_no_pending_responses()
+    assert "a rotation is in progress" in lines[0] and "is AWSCURRENT" in lines[-1]

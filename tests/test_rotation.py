@@ -205,7 +205,7 @@ def test_cli_rotate_reports_missing_secret_without_traceback(capsys: pytest.Capt
     from bootstrap.__main__ import main
 
     with mock_aws():
-        rc = main(["rotate", "--stack", "dev", "--role", "app"])
+        rc = main(["rotate", "--stack", "dev", "--local", "--role", "app"])
     out = capsys.readouterr()
     assert rc == 1
     assert "does not exist" in out.out + out.err and "Traceback" not in out.out + out.err

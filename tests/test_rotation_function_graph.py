@@ -82,7 +82,19 @@ def test_least_privilege_role(graph: Graph) -> None:
     assert attach == ["arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"]
 
 
-def test_secretsmanager_may_invoke_only_for_these_secrets_and_this_account(graph: Graph) -> None:
+@pytest.fixture(scope="module", params=["dev", "prod"])
+def appdb_graph(request: pytest.FixtureRequest) -> Graph:
+    """Phase 3's graph (app database on): every secret, the login ones included, rotates."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PGPASSWORD", "offline-plan-connects-nowhere")
+    try:
+        return run_stack(request.param, {"appDbEnabled": "true"})
+    finally:
+        mp.undo()
+
+
+def test_secretsmanager_may_invoke_only_for_these_secrets_and_this_account(appdb_graph: Graph) -> None:
+    graph = appdb_graph
     perms = graph.of_type(PERMISSION)
     secrets = sorted(r.state["arn"] for r in graph.of_type(SECRET))
     assert sorted(p.inputs["sourceArn"] for p in perms) == secrets
@@ -91,12 +103,37 @@ def test_secretsmanager_may_invoke_only_for_these_secrets_and_this_account(graph
         assert p.inputs["sourceAccount"] == "123456789012" and p.inputs["function"] == _fn(graph).inputs["name"]
 
 
-def test_every_secret_rotates_on_the_schedule_immediately(graph: Graph) -> None:
+def test_every_secret_rotates_on_the_schedule_immediately(appdb_graph: Graph) -> None:
+    graph = appdb_graph
     rotations = graph.of_type(ROTATION)
     assert sorted(r.inputs["secretId"] for r in rotations) == sorted(r.state["arn"] for r in graph.of_type(SECRET))
     for r in rotations:
         assert r.inputs["rotationRules"]["automaticallyAfterDays"] == 30
-        assert r.inputs["rotateImmediately"] is True and r.inputs["rotationLambdaArn"] == _fn(graph).state["arn"]
+        assert r.inputs["rotationLambdaArn"] == _fn(graph).state["arn"]
+        assert r.inputs["rotateImmediately"] is True
+
+
+def test_login_rotations_wait_for_the_login_roles(graph: Graph, appdb_graph: Graph, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Phase 1 (app database off): only the master rotates; the login roles do not exist yet, so an
+    immediate rotation of their secrets would fail. Phase 3: each login rotation depends on every
+    role and on the last grant of the app database, and on the master's rotation."""
+    assert [r.inputs["secretId"] for r in graph.of_type(ROTATION)] == [graph.outputs["dbMasterSecretArn"]]
+    assert [p.inputs["sourceArn"] for p in graph.of_type(PERMISSION)] == [graph.outputs["dbMasterSecretArn"]]
+    g = appdb_graph
+    roles = {r.urn for r in g.of_type("postgresql:index/role:Role")}
+    grants = [r.urn for r in g.of_type("postgresql:index/grantRole:GrantRole")]
+    (master,) = [r for r in g.of_type(ROTATION) if r.inputs["secretId"] == g.outputs["dbMasterSecretArn"]]
+    logins = [r for r in g.of_type(ROTATION) if r is not master]
+    assert len(logins) == 2 and roles and grants
+    assert not roles & set(master.dependencies)
+    for r in logins:
+        assert roles <= set(r.dependencies) and master.urn in r.dependencies
+        assert any(u in r.dependencies for u in grants)  # the end of the grant chain
+    # SecretsManager.1/.4 hold in both phases: in phase 1 the login secrets wait for their roles
+    monkeypatch.setenv("PGPASSWORD", "offline-plan-connects-nowhere")
+    for g_ in (graph, g):
+        results = {r.control.id: r for r in plan.check_graph(g_).results}
+        assert results["SecretsManager.1"].status == results["SecretsManager.4"].status == controls.PASS
 
 
 def test_schedule_from_config_and_its_bounds() -> None:
@@ -106,8 +143,9 @@ def test_schedule_from_config_and_its_bounds() -> None:
     assert_config_error("dev", {"dbSecretRotationDays": 400}, "pghome:dbSecretRotationDays")
 
 
-def test_iam_auth_login_roles_are_not_password_rotated() -> None:
-    g = run_stack("dev", {"appDbIamAuth": "true"})
+def test_iam_auth_login_roles_are_not_password_rotated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PGPASSWORD", "offline-plan-connects-nowhere")
+    g = run_stack("dev", {"appDbIamAuthRoles": ["app", "migrator"], "appDbEnabled": "true"})
     rotated = {r.inputs["secretId"] for r in g.of_type(ROTATION)}
     assert rotated == {g.outputs["dbMasterSecretArn"]}
     env = _fn(g).inputs["environment"]["variables"]

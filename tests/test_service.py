@@ -196,7 +196,7 @@ def test_task_role_grants_exec_channels_only_when_enabled(dev_graph: Graph, prod
 
 
 def test_task_role_gets_rds_db_connect_for_the_app_user_with_iam_auth() -> None:
-    graph = run_stack("prod", {"appDbIamAuth": True})
+    graph = run_stack("prod", {"appDbIamAuthRoles": ["app"]})
     (doc,) = role_policies(graph, role(graph, "shop-prod-task"))
     (st,) = statements(doc)
     assert st["Action"] == "rds-db:connect"
@@ -208,7 +208,7 @@ def test_task_role_gets_rds_db_connect_for_the_app_user_with_iam_auth() -> None:
 ALLOWED_STAR_ACTIONS = STAR_RESOURCE_ACTIONS | {"logs:DescribeLogGroups"}
 
 
-@pytest.mark.parametrize("overrides", [{}, {"appDbIamAuth": True}], ids=["default", "iam-auth"])
+@pytest.mark.parametrize("overrides", [{}, {"appDbIamAuthRoles": ["app"]}], ids=["default", "iam-auth"])
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_iam_policies_have_no_wildcards_beyond_the_allowlist(stack: str, overrides: dict) -> None:
     graph = run_stack(stack, overrides)
@@ -271,7 +271,7 @@ CREDENTIAL_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|KEY|CREDENTIAL|PASSWD|PWD",
 CREDENTIAL_VALUE = re.compile(r"://[^/\s:@]+:[^/\s@]+@|password\s*=|AKIA[0-9A-Z]{16}|-----BEGIN", re.IGNORECASE)
 
 
-@pytest.mark.parametrize("overrides", [{}, {"appDbIamAuth": True, "containerImage": "ghcr.io/acme/shop:1.2.3"}], ids=["default", "custom"])
+@pytest.mark.parametrize("overrides", [{}, {"appDbIamAuthRoles": ["app"], "containerImage": "ghcr.io/acme/shop:1.2.3"}], ids=["default", "custom"])
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_no_credentials_in_task_environment(stack: str, overrides: dict) -> None:
     graph = run_stack(stack, overrides)
@@ -283,7 +283,7 @@ def test_no_credentials_in_task_environment(stack: str, overrides: dict) -> None
             if graph.by_urn(task.parent).type != "pghome:service:Service":
                 assert "secrets" not in c  # the db-access sleeper holds no credential at all
                 continue
-            assert [s["name"] for s in c["secrets"]] == (["PGPASSWORD"] if overrides.get("appDbIamAuth") else ["PGUSER", "PGPASSWORD"])
+            assert [s["name"] for s in c["secrets"]] == (["PGPASSWORD"] if overrides.get("appDbIamAuthRoles") else ["PGUSER", "PGPASSWORD"])
             assert all(s["valueFrom"].startswith("arn:aws:secretsmanager:") for s in c["secrets"])
 
 
