@@ -29,7 +29,7 @@ from components import naming, password_policy
 from components import sg as rules
 from components.awsinfo import aws_facts
 from components.iam import service_trust_policy
-from components.kms import create_key, logs_grant
+from components.kms import logs_key
 from components.settings import DatabaseSettings
 
 # Both windows in UTC and disjoint (RDS rejects overlapping ones); the backup runs first.
@@ -152,12 +152,11 @@ class Database(pulumi.ComponentResource):
         """RDS (storage, Performance Insights) and Secrets Manager use the key through grants and
         kms:ViaService on behalf of the caller, which the account statement allows; only
         CloudWatch Logs needs its own statement, scoped to this account's log groups."""
-        prefix, facts = self._args.settings.prefix, self._facts
-        key, _ = create_key(
+        prefix = self._args.settings.prefix
+        key = logs_key(
             f"{self._name}-key",
             alias=f"{prefix}/db",
             description=f"{prefix} database: storage, Performance Insights, logs and secrets",
-            services=[logs_grant(facts.region, facts.account_id, facts.partition)],
             parent=self,
         )
         return key

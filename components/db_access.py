@@ -32,7 +32,7 @@ from components import sg as rules
 from components.awsinfo import aws_facts
 from components.database import Database
 from components.iam import service_trust_policy
-from components.kms import create_key, logs_grant
+from components.kms import logs_key
 from components.settings import DatabaseSettings
 
 CONTAINER_NAME = "access"
@@ -119,11 +119,10 @@ class DbAccess(pulumi.ComponentResource):
 
     def _key(self) -> aws.kms.Key:
         """One CMK for the exec sessions (the task role decrypts) and both log groups (CloudWatch Logs)."""
-        key, _ = create_key(
+        key = logs_key(
             f"{self._name}-key",
             alias=f"{self._prefix}/db-access",
             description=f"{self._prefix}: database access task, ECS Exec sessions and their logs",
-            services=[logs_grant(self._region, self._account, self._partition)],
             parent=self,
         )
         return key

@@ -122,3 +122,11 @@ def logs_grant(region: str, account_id: str, partition: str) -> ServiceGrant:
             )
         ],
     )
+
+
+def logs_key(name: str, *, alias: str, description: str, parent: pulumi.Resource) -> aws.kms.Key:
+    """A CMK that CloudWatch Logs of this account and region may use (for KMS-encrypted log groups),
+    besides the account's own principals; a child of `parent`."""
+    facts = aws_facts(parent)
+    key, _ = create_key(name, alias=alias, description=description, services=[logs_grant(facts.region, facts.account_id, facts.partition)], parent=parent)
+    return key

@@ -22,7 +22,7 @@ from components import naming
 from components import sg as rules
 from components.awsinfo import aws_facts
 from components.iam import service_trust_policy
-from components.kms import create_key, logs_grant
+from components.kms import logs_key
 from components.settings import NatStrategy, NetworkSettings
 
 TIERS = ("public", "private", "isolated")
@@ -223,12 +223,10 @@ class Network(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOptions(parent=self)
         facts = aws_facts(self)
-        region = facts.region
-        key, _ = create_key(
+        key = logs_key(
             f"{name}-logs-key",
             alias=f"{self._prefix}-network-logs",
             description=f"{self._prefix}: VPC flow logs",
-            services=[logs_grant(region, facts.account_id, facts.partition)],
             parent=self,
         )
         group = aws.cloudwatch.LogGroup(

@@ -28,7 +28,7 @@ from components.app_database import DbConnection
 from components.awsinfo import aws_facts
 from components.container import CONTAINER_NAME, DEFAULT_CA_BUNDLE, NO_IMAGE_DIGEST, container_definition, writable_volumes
 from components.iam import service_trust_policy
-from components.kms import create_key, logs_grant
+from components.kms import logs_key
 from components.loadbalancer import LoadBalancer, LoadBalancerArgs
 from components.settings import ServiceSettings
 from components.waf import Waf, WafArgs
@@ -222,11 +222,10 @@ class Service(pulumi.ComponentResource):
     def _exec_session_logging(self) -> tuple[aws.kms.Key, aws.cloudwatch.LogGroup]:
         """ECS Exec: a CMK for the session data channel and its own KMS-encrypted session log group."""
         prefix, name = self._args.settings.prefix, self._name
-        key, _ = create_key(
+        key = logs_key(
             f"{name}-exec-key",
             alias=f"{prefix}-ecs-exec",
             description=f"{prefix}: ECS Exec sessions and their logs",
-            services=[logs_grant(self._region, self._account, self._partition)],
             parent=self,
         )
         group = aws.cloudwatch.LogGroup(
@@ -260,11 +259,10 @@ class Service(pulumi.ComponentResource):
 
     def _log_group(self) -> aws.cloudwatch.LogGroup:
         args, name = self._args, self._name
-        key, _ = create_key(
+        key = logs_key(
             f"{name}-logs-key",
             alias=f"{args.settings.prefix}-app-logs",
             description=f"{args.settings.prefix}: application logs",
-            services=[logs_grant(self._region, self._account, self._partition)],
             parent=self,
         )
         return aws.cloudwatch.LogGroup(

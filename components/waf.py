@@ -21,8 +21,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import naming
-from components.awsinfo import aws_facts
-from components.kms import create_key, logs_grant
+from components.kms import logs_key
 
 # (rule group name, WCU) in priority order after the rate limit; all vendor "AWS", no subscription fee.
 MANAGED_RULE_GROUPS: tuple[tuple[str, int], ...] = (
@@ -98,7 +97,6 @@ class Waf(pulumi.ComponentResource):
     def __init__(self, name: str, args: WafArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("pghome:service:Waf", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        facts = aws_facts(self)
         rules: Any = web_acl_rules(args.rate_limit)  # plain dicts: pulumi_aws's typed dicts are too deep to spell out
         acl = aws.wafv2.WebAcl(
             f"{name}-acl",
@@ -111,11 +109,10 @@ class Waf(pulumi.ComponentResource):
             opts=child,
         )
         aws.wafv2.WebAclAssociation(f"{name}-association", resource_arn=args.load_balancer_arn, web_acl_arn=acl.arn, opts=child)
-        key, _ = create_key(
+        key = logs_key(
             f"{name}-logs-key",
             alias=f"{args.name}-waf-logs",
             description=f"{args.name}: WAF logs",
-            services=[logs_grant(facts.region, facts.account_id, facts.partition)],
             parent=self,
         )
         group = aws.cloudwatch.LogGroup(
