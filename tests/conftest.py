@@ -19,7 +19,7 @@ os.environ["PGHOME_ROTATION_ARCHIVE"] = str(ROOT / "build" / "tests-have-no-rota
 
 from bootstrap.mockgraph import Graph, run_stack  # noqa: E402
 from tests.pgserver import PgServer  # noqa: E402
-from tests.pulumi_double.fixture import pulumi_double  # noqa: E402, F401 (the `pulumi` test double on PATH)
+from tests.pulumi_double.fixture import pulumi_double, pulumi_double_server  # noqa: E402, F401 (the `pulumi` test double on PATH)
 
 
 @pytest.fixture(scope="session")

@@ -165,8 +165,23 @@ class PgServer:
             root=root, port=_free_port(), bindir=bindir, superuser_password=os.urandom(16).hex(), _run_as=run_as, major=major, cert_names=cert_names
         )
         server._init()
-        server._pg_ctl("start", "-w", "-t", "60", "-l", str(server.log_file))
+        server._start()
         return server
+
+    def _start(self, attempts: int = 3) -> None:
+        """pg_ctl start; when another process took the port between `_free_port` and the bind
+        (parallel test workers, other majors' runs), move to a fresh port and try again."""
+        for attempt in range(attempts):
+            try:
+                self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.log_file))
+                return
+            except subprocess.CalledProcessError:
+                log = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+                if attempt == attempts - 1 or "in use" not in log:
+                    raise
+                self.port = _free_port()
+                with open(self.data_dir / "postgresql.conf", "a") as conf:
+                    conf.write(f"port = {self.port}\n")  # the last setting wins
 
     def _cmd(self, *args: str) -> list[str]:
         return (["runuser", "-u", self._run_as, "--"] if self._run_as else []) + list(args)
@@ -236,7 +251,7 @@ class PgServer:
         if result.returncode != 0:
             raise RuntimeError(f"pg_upgrade to {major} failed:\n{result.stdout[-3000:]}")
         shutil.rmtree(old_data, ignore_errors=True)
-        self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.log_file))
+        self._start()
         return time.monotonic() - started
 
     def reload(self) -> None:

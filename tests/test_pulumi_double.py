@@ -127,3 +127,24 @@ def test_refresh_sees_console_edits_and_destroy_removes_everything(pulumi_double
         stack.preview(refresh=True, expect_no_changes=True)
     stack.destroy()
     assert d.resources() == []
+
+
+def test_the_fork_server_hands_over_streams_exit_codes_cwd_and_env(pulumi_double: Double) -> None:
+    """Through the fork server or run cold, a call of the double looks the same to its caller."""
+    import os
+    import subprocess
+
+    d = pulumi_double
+    assert os.environ["PULUMI_DOUBLE_SERVER"], "the fixture starts a fork server"
+    env = {**os.environ, "PULUMI_BACKEND_URL": d.file_backend(), "PULUMI_CONFIG_PASSPHRASE": PASS}
+    seen = []
+    for server in (os.environ["PULUMI_DOUBLE_SERVER"], ""):
+        run = dict(env, PULUMI_DOUBLE_SERVER=server)
+        version = subprocess.run(["pulumi", "version"], cwd=d.project, env=run, capture_output=True, text=True)
+        missing = subprocess.run(["pulumi", "--non-interactive", "stack", "select", "--stack", "nope"], cwd=d.project, env=run,
+                                 capture_output=True, text=True)
+        seen.append((version.returncode, version.stdout, missing.returncode, missing.stdout, missing.stderr))
+    assert seen[0] == seen[1]
+    assert seen[0][:3] == (0, "v3.205.0\n", 255) and "no stack named 'nope' found" in seen[0][4]
+    calls = d.calls()
+    assert len(calls) == 4 and all(c["cwd"] == str(d.project) and c["env"]["PULUMI_BACKEND_URL"] == d.file_backend() for c in calls)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,8 +67,26 @@ class Double:
         os.environ["PULUMI_DOUBLE_CLOUD"] = str(path)
 
 
+@pytest.fixture(scope="session")
+def pulumi_double_server() -> Iterator[str]:
+    """One fork server per test session (tests/pulumi_double/forkserver.py): the double's calls
+    fork from a process that has the SDK loaded. PULUMI_DOUBLE_FORK=0 runs each call cold."""
+    if os.environ.get("PULUMI_DOUBLE_FORK", "1") == "0":
+        yield ""
+        return
+    with tempfile.TemporaryDirectory(prefix="pulumi-double-") as tmp:
+        path = str(Path(tmp) / "fork.sock")
+        server = subprocess.Popen([sys.executable, str(DOUBLE_DIR / "forkserver.py"), "--serve", path], stdout=subprocess.PIPE, text=True)
+        try:
+            assert server.stdout is not None and server.stdout.readline().strip() == "ready", "the double's fork server did not start"
+            yield path
+        finally:
+            server.kill()
+            server.wait()
+
+
 @pytest.fixture
-def pulumi_double(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Double]:
+def pulumi_double(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pulumi_double_server: str) -> Iterator[Double]:
     project = tmp_path / "project"
     project.mkdir()
     for name in LINKED:
@@ -79,6 +99,7 @@ def pulumi_double(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[D
             shutil.copy(ROOT / name, project / name)
     monkeypatch.setenv("PATH", f"{DOUBLE_DIR}{os.pathsep}{os.environ.get('PATH', '')}")
     monkeypatch.setenv("PULUMI_DOUBLE_PYTHON", sys.executable)
+    monkeypatch.setenv("PULUMI_DOUBLE_SERVER", pulumi_double_server)
     monkeypatch.setenv("PULUMI_DOUBLE_LOG", str(tmp_path / "calls.jsonl"))
     monkeypatch.setenv("PULUMI_DOUBLE_BLOB_ROOT", str(tmp_path / "blobs"))
     monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "pulumi-home"))
