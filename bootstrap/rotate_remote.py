@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bootstrap.progress import wait_until
 from bootstrap.rotation import RotationError
 
 LOGIN_ROLES = ("app", "migrator")
@@ -168,29 +169,38 @@ def run_rotation(
     if not token:
         return rotation
     log = FunctionLog(logs, function_log_group, secret_id, out)
-    started = clock.now()
-    last = ""
-    while True:
+    mine: list[str] = []
+    shown, shown_at = "", 0.0
+
+    def finished() -> Rotation | None:
+        nonlocal mine
         stages = _stages(sm, secret_id)
         mine = stages.get(token, [])
-        left_pending = [v for v, s in stages.items() if "AWSPENDING" in s]
-        if "AWSCURRENT" in mine and not left_pending:
-            out(f"  {secret_id}: new version {token} is AWSCURRENT ({clock.now() - started:.0f}s)")
+        if "AWSCURRENT" in mine and not any("AWSPENDING" in s for s in stages.values()):
             return rotation
         if "AWSCURRENT" not in mine and (failure := log.last_failure(rotation.began)) is not None:
             step, sentence = failure
             raise RotationError(f"the rotation function failed at {step} for {secret_id}: {sentence} (log group {function_log_group}); "
                                 f"AWSCURRENT still works and Secrets Manager retries the rotation; fix the cause, then run "
                                 f"`python -m bootstrap rotate` again to resume version {token}")
+        return None
+
+    def waiting(elapsed: float) -> None:  # on each change of state, else every 30 s
+        nonlocal shown, shown_at
         state = "promoted, AWSPENDING label not yet removed" if "AWSCURRENT" in mine else "AWSPENDING (the function is creating, setting and testing it)"
-        if state != last or int(clock.now() - started) % 30 < interval_s:
-            out(f"  {secret_id}: waiting, new version {state} ({clock.now() - started:.0f}s)")
-            last = state
-        if clock.now() - started > timeout_s:
-            where = f"; see {function_log_group}" if function_log_group else ""
-            raise RotationError(f"rotation of {secret_id} did not finish within {int(timeout_s)}s (version {token} is {'/'.join(mine) or 'unstaged'}){where}; "
-                                "Secrets Manager keeps retrying, AWSCURRENT still works")
-        clock.sleep(interval_s)
+        if state != shown or elapsed - shown_at >= 30:
+            out(f"  {secret_id}: waiting, new version {state} ({elapsed:.0f}s)")
+            shown, shown_at = state, elapsed
+
+    def timed_out(elapsed: float) -> RotationError:
+        where = f"; see {function_log_group}" if function_log_group else ""
+        return RotationError(f"rotation of {secret_id} did not finish within {int(timeout_s)}s (version {token} is {'/'.join(mine) or 'unstaged'}){where}; "
+                             "Secrets Manager keeps retrying, AWSCURRENT still works")
+
+    started = clock.now()
+    wait_until(finished, timeout_s=timeout_s, interval_s=interval_s, waiting=waiting, timed_out=timed_out, clock=clock.now, sleep=clock.sleep)
+    out(f"  {secret_id}: new version {token} is AWSCURRENT ({clock.now() - started:.0f}s)")
+    return rotation
 
 
 def _primary_deployment(ecs: Any, cluster: str, service: str) -> dict[str, Any] | None:
