@@ -256,7 +256,13 @@ class Deployer:
         plain = self._remote(outputs)
         if due and plain is not None and self.remote_rotation is not None:
             self.out(f"[phase 4/5] rotate {', '.join(due)} through the stack's rotation function (--local-rotation: in-process)")
-            self.remote_rotation(plain, tuple(due))
+            from bootstrap.rotation import RotationError
+
+            try:
+                self.remote_rotation(plain, tuple(due))
+            except RotationError as exc:
+                raise self._resume("phase 4/5", "rotating the login roles through the rotation function", str(exc).rstrip(".")) from None
+            self.done.append(f"{', '.join(due)} rotated through the rotation function")
         elif due:
             self._check_admin("phase 4/5")
             self._rotate("phase 4/5", tuple(due))

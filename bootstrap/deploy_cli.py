@@ -167,11 +167,11 @@ def _auditor(s: Session, rot_factory: Callable[[], Any]) -> Callable[[Any], int]
 
 
 def _deployer(s: Session, rot_factory: Callable[[], Any]) -> Any:
-    from bootstrap.deploy import Deployer
+    from bootstrap.deploy import Deployer, RemoteRotation
     from bootstrap.preflight import policy_packs
 
     assert s.ws is not None
-    remote: Callable[..., Any] | None = None
+    remote: RemoteRotation | None = None
     if not getattr(s.args, "local_rotation", True):
         def through_function(outputs: dict[str, Any], roles: tuple[str, ...], start: bool = True) -> Any:
             # join: each new SecretRotation (master: phase 1, logins: phase 3) starts an immediate rotation of its own

@@ -91,3 +91,20 @@ def test_without_the_function_phase_4_stays_in_process() -> None:
     w, calls = FakeWorld(), list[Any]()
     w.deployer([], remote_rotation=lambda outputs, roles, start=True: calls.append(roles)).deploy()
     assert calls == [] and [x for x in w.log if x.startswith("rotate")] == ["rotate master", "rotate app", "rotate migrator"]
+
+
+def test_a_failed_remote_login_rotation_names_phase_4_and_what_was_done(with_function: None) -> None:
+    from bootstrap.deploy import DeployError
+    from bootstrap.rotation import RotationError
+
+    def failing_logins(outputs: dict[str, Any], roles: tuple[str, ...], start: bool = True) -> None:
+        if roles != ("master",):
+            raise RotationError("the rotation function failed at testSecret for arn:app: the database rejected the AWSPENDING login.")
+
+    w = FakeWorld()
+    with pytest.raises(DeployError) as err:
+        w.deployer([], remote_rotation=failing_logins).deploy()
+    text = str(err.value)
+    assert text.startswith("phase 4/5 (rotating the login roles through the rotation function) failed: the rotation function failed at testSecret")
+    assert "master rotation finished through the rotation function; app database deployed" in text and "go on from phase 4/5" in text
+    assert "audit" not in w.log
