@@ -12,7 +12,7 @@ from components.database import Database, DatabaseArgs
 from components.db_access import DbAccess, DbAccessArgs
 from components.network import Network, NetworkArgs
 from components.registry import Registry, RegistryArgs
-from components.rotation_function import RotationFunction, RotationFunctionArgs
+from components.rotation_function import RedeployTarget, RotationFunction, RotationFunctionArgs
 from components.service import Service, ServiceArgs
 
 # Built by `python -m bootstrap build-rotation`; its content hash drives the function's updates.
@@ -57,7 +57,8 @@ service = Service(
 database.allow_from("service", service.security_group_id, "PostgreSQL from the app tasks")
 
 # Scheduled rotation from inside the VPC (archive: `python -m bootstrap build-rotation`). IAM-auth
-# login roles have no password to rotate.
+# login roles have no password to rotate. After the service: the function redeploys it after each
+# app rotation (the service reads the login secrets, the function only names the service: no cycle).
 password_logins = settings.app_database.password_logins()
 rotation = RotationFunction(
     settings.name("rotation"),
@@ -70,6 +71,7 @@ rotation = RotationFunction(
         login_secret_arns={"migrator": app_db.login_secret_arns["migrator"]} if "migrator" in password_logins else {},
         alternating_secret_arns={"app": app_db.login_secret_arns["app"]} if "app" in password_logins else {},
         login_roles=app_db.login_roles,
+        service=RedeployTarget(service.cluster_name, service.service_name),
     ),
     opts=stack_opts,
 )

@@ -3,7 +3,8 @@
 `python -m bootstrap deploy --stack S` runs the phased deploy that leaves no live credential in the
 Pulumi state:
 
-  first deploy:  (1) up with appDbEnabled=false  (2) rotate master  (3) up with appDbEnabled=true,
+  first deploy:  (1) up with appDbEnabled=false  (2) rotate master (through the stack's rotation
+                 function: join the rotation its SecretRotation started)  (3) up with appDbEnabled=true,
                  PGPASSWORD from Secrets Manager in the workspace env only  (4) rotate login roles
                  (their first passwords)  (5) audit the state
   later deploys: (3) - (5), rotating only with --rotate or when --rotate-after-days N is due
@@ -53,6 +54,13 @@ class RotatorLike(Protocol):
     def check_admin(self) -> None: ...
 
 
+class RemoteRotation(Protocol):
+    """Rotation through the stack's rotation function (deploy_cli: RemoteRotator.rotate): a rotation
+    in progress is joined; when none is, RotateSecret only if `start`."""
+
+    def __call__(self, outputs: dict[str, Any], roles: tuple[str, ...], start: bool = True) -> Any: ...
+
+
 class RouteLike(Protocol):
     """How the DB phases reach the database (bootstrap.tunnel.DbRoute): extra env for `pulumi`."""
 
@@ -98,7 +106,7 @@ class Deployer:
         prefix: str = "",
         route: Callable[[Mapping[str, Any]], AbstractContextManager[RouteLike]] = direct_route,
         password_logins: tuple[str, ...] = ("app", "migrator"),
-        remote_rotation: Callable[[dict[str, Any], tuple[str, ...]], Any] | None = None,
+        remote_rotation: RemoteRotation | None = None,
     ):
         self.sf, self.ws = stack_file, workspace
         self.rotator_factory, self.auditor = rotator_factory, auditor
@@ -107,7 +115,7 @@ class Deployer:
         self.policy_packs = policy_packs or []
         self.prefix = prefix
         self.password_logins = password_logins  # IAM-auth logins (appDbIamAuthRoles) have no password to rotate
-        # Phase 4 through the stack's rotation function (RotateSecret + wait) when it exports one.
+        # Phases 2 and 4 through the stack's rotation function (RotateSecret + wait) when it exports one.
         self.remote_rotation = remote_rotation
         self.route = route  # opened after phase 1 for the phases that connect (a tunnel when needed)
         self._rotator: RotatorLike | None = None
@@ -207,12 +215,36 @@ class Deployer:
                 route = held.enter_context(self.route(outputs))
             except TunnelError as exc:
                 raise self._resume("phase 2/5", "opening the route to the database", str(exc).rstrip(".")) from None
-            return self._db_phases(first, rotate, rotate_after_days, route)
+            return self._db_phases(first, rotate, rotate_after_days, route, outputs)
 
-    def _db_phases(self, first: bool, rotate: bool, rotate_after_days: int | None, route: RouteLike) -> int:
-        """Phases 2-5: everything that connects to the database, through `route`."""
-        if first or rotate or self.rotator.needs_first_rotation("master"):
+    def _remote(self, outputs: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The plain outputs when rotations go through the stack's rotation function, else None."""
+        plain = {k: output_value(outputs, k) for k in outputs}
+        return plain if self.remote_rotation is not None and plain.get("rotationFunctionArn") else None
+
+    def _master_phase(self, first: bool, rotate: bool, outputs: Mapping[str, Any]) -> None:
+        """Phase 2. Through the function, the master's SecretRotation (phase 1, rotate_immediately)
+        has already started a rotation inside the VPC: join it while it is pending, and start one
+        only when none ever finished (needs_first_rotation: also true while one is pending) or with
+        --rotate; so a first deploy whose immediate rotation already finished rotates once, not twice."""
+        from bootstrap.rotation import RotationError
+
+        plain = self._remote(outputs)
+        if plain is not None and self.remote_rotation is not None:
+            start = rotate or self.rotator.needs_first_rotation("master")
+            self.out(f"[phase 2/5] master: {'rotate' if start else 'join a rotation in progress, if any,'} through the stack's rotation function "
+                     "(--local-rotation: in-process)")
+            try:
+                self.remote_rotation(plain, ("master",), start)
+            except RotationError as exc:
+                raise self._resume("phase 2/5", "rotating master through the rotation function", str(exc).rstrip(".")) from None
+            self.done.append("master rotation finished through the rotation function")
+        elif first or rotate or self.rotator.needs_first_rotation("master"):
             self._rotate("phase 2/5", ("master",))
+
+    def _db_phases(self, first: bool, rotate: bool, rotate_after_days: int | None, route: RouteLike, recorded: Mapping[str, Any]) -> int:
+        """Phases 2-5: everything that connects to the database, through `route`."""
+        self._master_phase(first, rotate, recorded)
         master_pw = self.rotator.current_password("master")
         if not master_pw:
             raise DeployError(f"the master secret of stack {self.stack} holds no password; run the deploy again from phase 1")
@@ -221,10 +253,16 @@ class Deployer:
         outputs = self._up(app_stack, "phase 3/5", "app database, roles and grants", app_db=True, secret_values=(master_pw,))
         self.done.append("app database deployed")
         due = [r for r in self.password_logins if self._due(r, first, rotate, rotate_after_days)]
-        plain = {k: output_value(outputs, k) for k in outputs}
-        if due and self.remote_rotation is not None and plain.get("rotationFunctionArn"):
+        plain = self._remote(outputs)
+        if due and plain is not None and self.remote_rotation is not None:
             self.out(f"[phase 4/5] rotate {', '.join(due)} through the stack's rotation function (--local-rotation: in-process)")
-            self.remote_rotation(plain, tuple(due))
+            from bootstrap.rotation import RotationError
+
+            try:
+                self.remote_rotation(plain, tuple(due))
+            except RotationError as exc:
+                raise self._resume("phase 4/5", "rotating the login roles through the rotation function", str(exc).rstrip(".")) from None
+            self.done.append(f"{', '.join(due)} rotated through the rotation function")
         elif due:
             self._check_admin("phase 4/5")
             self._rotate("phase 4/5", tuple(due))

@@ -30,14 +30,14 @@ def make_db_admin(rds_client: Any) -> Any:
 
 def make_remote_rotator(region: str, outputs: dict[str, Any]) -> Any:
     """How `rotate` has Secrets Manager run the stack's rotation function (RotateSecret, then
-    DescribeSecret until done; ECS for the redeploy); the one seam tests replace, since Secrets
-    Manager cannot invoke a Lambda here."""
+    DescribeSecret until done; CloudWatch Logs for the function's failures; ECS for the redeploy);
+    the one seam tests replace, since Secrets Manager cannot invoke a Lambda here."""
     import boto3
 
     from bootstrap.rotate_remote import RemoteRotator
 
     session = boto3.session.Session(region_name=region)
-    return RemoteRotator(session.client("secretsmanager"), session.client("ecs"), outputs)
+    return RemoteRotator(session.client("secretsmanager"), session.client("ecs"), outputs, logs=session.client("logs"))
 
 
 @dataclass(frozen=True)
@@ -167,15 +167,15 @@ def _auditor(s: Session, rot_factory: Callable[[], Any]) -> Callable[[Any], int]
 
 
 def _deployer(s: Session, rot_factory: Callable[[], Any]) -> Any:
-    from bootstrap.deploy import Deployer
+    from bootstrap.deploy import Deployer, RemoteRotation
     from bootstrap.preflight import policy_packs
 
     assert s.ws is not None
-    remote: Callable[[dict[str, Any], tuple[str, ...]], Any] | None = None
+    remote: RemoteRotation | None = None
     if not getattr(s.args, "local_rotation", True):
-        def through_function(outputs: dict[str, Any], roles: tuple[str, ...]) -> Any:
-            # join: phase 3's new SecretRotations start an immediate rotation of their own
-            return make_remote_rotator(s.settings.region, outputs).rotate(roles, join_pending=True)
+        def through_function(outputs: dict[str, Any], roles: tuple[str, ...], start: bool = True) -> Any:
+            # join: each new SecretRotation (master: phase 1, logins: phase 3) starts an immediate rotation of its own
+            return make_remote_rotator(s.settings.region, outputs).rotate(roles, join_pending=True, start=start)
 
         remote = through_function
     return Deployer(s.sf, s.ws, rot_factory, _auditor(s, rot_factory), assume_yes=s.args.yes, policy_packs=policy_packs(s.project_dir),

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bootstrap.progress import wait_until
 from components.config import Settings
 
 IMAGE_TAG_KEY = "imageTag"
@@ -180,23 +181,24 @@ class Releaser:
             raise ReleaseError(f"ECR repository {repo} does not exist; run `python -m bootstrap deploy --stack {self.settings.stack}` first") from None
         digest = str(found[0]["imageDigest"])
         self._say(f"{repo}:{tag} is {digest}")
-        deadline = self.clock() + opts.scan_timeout_seconds
-        while True:
+        status = ""
+
+        def scanned() -> dict[str, Any] | None:
+            nonlocal status
             try:
                 scan = self.ecr.describe_image_scan_findings(repositoryName=repo, imageId={"imageDigest": digest})
             except self.ecr.exceptions.ScanNotFoundException:
                 raise ReleaseError(f"image {repo}:{tag} has no scan; the repository scans on push, or start one with "
                                    f"`aws ecr start-image-scan --repository-name {repo} --image-id imageTag={tag}`") from None
             status = str(scan.get("imageScanStatus", {}).get("status", ""))
-            if status in SCAN_DONE:
-                break
             if status in SCAN_BROKEN:
                 why = scan.get("imageScanStatus", {}).get("description", "")
                 raise ReleaseError(f"the scan of {repo}:{tag} ended {status} ({why}); an unscanned image is not released")
-            if self.clock() >= deadline:
-                raise ReleaseError(f"the scan of {repo}:{tag} is still {status} after {opts.scan_timeout_seconds:.0f}s; re-run when it completes")
-            self._say(f"scan {status}, waiting")
-            self.sleep(opts.poll_seconds)
+            return dict(scan) if status in SCAN_DONE else None
+
+        scan = wait_until(scanned, timeout_s=opts.scan_timeout_seconds, interval_s=opts.poll_seconds, clock=self.clock, sleep=self.sleep,
+                          waiting=lambda elapsed: self._say(f"scan {status}, waiting"), timed_out=lambda elapsed: ReleaseError(
+                              f"the scan of {repo}:{tag} is still {status} after {opts.scan_timeout_seconds:.0f}s; re-run when it completes"))
         counts = dict(scan.get("imageScanFindings", {}).get("findingSeverityCounts") or {})
         blocking = blocking_counts(counts, opts.fail_on_severity)
         if blocking:
@@ -226,9 +228,10 @@ class Releaser:
             self._say(f"service {service} has no tasks yet (first release): desired count -> {count}")
             self.ecs.update_service(cluster=cluster, service=service, desiredCount=count)
         self._say(f"following deployment {followed.id} of {cluster}/{service}")
-        deadline = self.clock() + opts.deploy_timeout_seconds
         last = ""
-        while True:
+
+        def settled() -> int | None:
+            nonlocal last
             svc = self._describe(cluster, service)
             mine = next((d for d in svc.get("deployments") or [] if d.get("id") == followed.id), None)
             if mine is None:
@@ -245,10 +248,11 @@ class Releaser:
             if view.rollout_state == "COMPLETED" and view.other_deployments == 0 and view.running >= view.desired:
                 self._say(f"steady state: {view.running} task(s) of {view.task_definition.rsplit('/', 1)[-1]}")
                 return 0
-            if self.clock() >= deadline:
-                raise ReleaseError(f"deployment {view.id} did not reach steady state in {opts.deploy_timeout_seconds:.0f}s "
-                                   f"(last: {line}); look at the service events in the ECS console")
-            self.sleep(opts.poll_seconds)
+            return None
+
+        return wait_until(settled, timeout_s=opts.deploy_timeout_seconds, interval_s=opts.poll_seconds, clock=self.clock, sleep=self.sleep,
+                          timed_out=lambda elapsed: ReleaseError(f"deployment {followed.id} did not reach steady state in "
+                                                                 f"{opts.deploy_timeout_seconds:.0f}s (last: {last}); look at the service events in the ECS console"))
 
     def _report_rollback(self, cluster: str, service: str, view: DeploymentView) -> None:
         self.out(f"FAILED: the deployment circuit breaker rolled {service} back: {view.reason or 'no reason given'}")

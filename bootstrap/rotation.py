@@ -33,6 +33,7 @@ from psycopg import sql
 
 from bootstrap import pgconn
 from bootstrap.pgadmin import require_admin
+from bootstrap.progress import wait_until
 from components import password_policy
 from components.settings import Settings
 
@@ -87,22 +88,24 @@ class RdsAdmin:
         self.heartbeat_s = heartbeat_s
 
     def set_master_password(self, instance_id: str, password: str) -> None:
-        started = time.monotonic()
-        last_beat = started
+        status, last_beat = "", 0.0
+
+        def applied() -> bool | None:
+            nonlocal status
+            inst = self.rds.describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"][0]
+            status = str(inst.get("DBInstanceStatus"))
+            return True if status == "available" and "MasterUserPassword" not in (inst.get("PendingModifiedValues") or {}) else None
+
+        def waiting(elapsed: float) -> None:
+            nonlocal last_beat
+            if elapsed - last_beat >= self.heartbeat_s:
+                last_beat = elapsed
+                self.out(f"  still waiting for RDS instance {instance_id} to apply the new master password (status {status}, {int(elapsed)}s elapsed)")
+
         try:
             self.rds.modify_db_instance(DBInstanceIdentifier=instance_id, MasterUserPassword=password, ApplyImmediately=True)
-            while True:
-                inst = self.rds.describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"][0]
-                pending = inst.get("PendingModifiedValues") or {}
-                if inst.get("DBInstanceStatus") == "available" and "MasterUserPassword" not in pending:
-                    return
-                now = time.monotonic()
-                if now - started > self.timeout_s:
-                    raise RotationError(f"RDS instance {instance_id} did not apply the new master password within {int(self.timeout_s)}s; re-run the rotation to resume")
-                if now - last_beat >= self.heartbeat_s:
-                    last_beat = now
-                    self.out(f"  still waiting for RDS instance {instance_id} to apply the new master password (status {inst.get('DBInstanceStatus')}, {int(now - started)}s elapsed)")
-                time.sleep(self.interval_s)
+            wait_until(applied, timeout_s=self.timeout_s, interval_s=self.interval_s, waiting=waiting, timed_out=lambda elapsed: RotationError(
+                f"RDS instance {instance_id} did not apply the new master password within {int(self.timeout_s)}s; re-run the rotation to resume"))
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("DBInstanceNotFound", "DBInstanceNotFoundFault"):

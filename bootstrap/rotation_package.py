@@ -47,6 +47,7 @@ PROJECT_MODULES = (
     "bootstrap/rotation.py",
     "bootstrap/pgadmin.py",
     "bootstrap/pgconn.py",
+    "bootstrap/progress.py",
     "components/__init__.py",
     "components/naming.py",
     "components/password_policy.py",

@@ -5,8 +5,10 @@ What it builds (all children of the component):
     HTTPS (Secrets Manager and RDS APIs, through the interface endpoints or the NAT). The database
     admits it through `Database.allow_from` (called by the composition root);
   * a role with least privilege: read/write only these secrets, the key only through Secrets
-    Manager (`kms:ViaService`), `rds:ModifyDBInstance` on this instance, ENIs and logs through
-    the AWS-managed `AWSLambdaVPCAccessExecutionRole`;
+    Manager (`kms:ViaService`), `rds:ModifyDBInstance` on this instance, `ecs:UpdateService` on
+    the app's service only (a new deployment after each app rotation, so a scheduled rotation
+    also reaches the running tasks), ENIs and logs through the AWS-managed
+    `AWSLambdaVPCAccessExecutionRole`;
   * a KMS-encrypted log group with a retention (the function logs one sentence per failure);
   * the function (archive from `python -m bootstrap build-rotation`, by path and content hash) in
     the private subnets;
@@ -50,6 +52,20 @@ def archive_hash(path: Path) -> str | None:
     return base64.b64encode(hashlib.sha256(path.read_bytes()).digest()).decode("ascii")
 
 
+def ecs_service_arn(partition: str, region: str, account_id: str, cluster_name: pulumi.Input[str], service_name: pulumi.Input[str]) -> pulumi.Output[str]:
+    """A service's ARN in the long format (`service/<cluster>/<service>`), which ECS uses for every
+    service created since 2021; IAM evaluates UpdateService against it."""
+    return pulumi.Output.concat(f"arn:{partition}:ecs:{region}:{account_id}:service/", cluster_name, "/", service_name)
+
+
+@dataclass(frozen=True)
+class RedeployTarget:
+    """The ECS service whose tasks read the alternating login secret at start (`Service`'s outputs)."""
+
+    cluster_name: pulumi.Input[str]
+    service_name: pulumi.Input[str]
+
+
 @dataclass
 class RotationFunctionArgs:
     """Inputs: the database it rotates for, the login secrets, where it runs, its settings section."""
@@ -71,6 +87,8 @@ class RotationFunctionArgs:
     """The app database's roles and grants (`AppDatabase.login_roles`); None while it is off (phase
     1): the login secrets then get no rotation yet, since an immediate one would fail on a missing role."""
     architecture: str = "arm64"
+    service: RedeployTarget | None = None
+    """Forced to a new deployment in finishSecret of an alternating secret (None: no redeploy)."""
 
 
 class RotationFunction(pulumi.ComponentResource):
@@ -85,6 +103,8 @@ class RotationFunction(pulumi.ComponentResource):
         self._facts = aws_facts(self)
         self._function_name = f"{args.settings.prefix}-db-rotation"
         self._secrets: dict[str, pulumi.Input[str]] = {"master": args.database.master_secret_arn, **args.login_secret_arns, **args.alternating_secret_arns}
+        # Only the alternating (app) login needs its tasks replaced after a rotation.
+        self._redeploy = args.service if args.alternating_secret_arns else None
 
         sg = self._security_group()
         role = self._role()
@@ -119,7 +139,7 @@ class RotationFunction(pulumi.ComponentResource):
             referenced_security_group_id=args.database.security_group_id,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        rules.egress(f"{name}-to-https", sg.id, 443, "HTTPS to the Secrets Manager and RDS APIs (endpoints or NAT)", self, cidr_ipv4="0.0.0.0/0")
+        rules.egress(f"{name}-to-https", sg.id, 443, "HTTPS to the Secrets Manager, RDS and ECS APIs (endpoints or NAT)", self, cidr_ipv4="0.0.0.0/0")
         return sg
 
     # --- permissions -----------------------------------------------------------------------
@@ -171,11 +191,19 @@ class RotationFunction(pulumi.ComponentResource):
                     actions=["rds:ModifyDBInstance", "rds:DescribeDBInstances"],
                     resources=[instance_arn],
                 ),
+                *self._redeploy_statement(),
             ],
             opts=invoke,
         )
         aws.iam.RolePolicy(f"{name}-policy", name="rotation", role=role.id, policy=policy.json, opts=pulumi.ResourceOptions(parent=self))
         return role
+
+    def _redeploy_statement(self) -> list[aws.iam.GetPolicyDocumentStatementArgs]:
+        if self._redeploy is None:
+            return []
+        facts, target = self._facts, self._redeploy
+        service_arn: Any = ecs_service_arn(facts.partition, facts.region, facts.account_id, target.cluster_name, target.service_name)
+        return [aws.iam.GetPolicyDocumentStatementArgs(sid="RedeployTheAppService", actions=["ecs:UpdateService"], resources=[service_arn])]
 
     def _log_group(self) -> aws.cloudwatch.LogGroup:
         return aws.cloudwatch.LogGroup(
@@ -201,6 +229,8 @@ class RotationFunction(pulumi.ComponentResource):
             "PGSSLMODE": "verify-full",
             "PGSSLROOTCERT": CA_BUNDLE_IN_ARCHIVE,
         }
+        if self._redeploy is not None:
+            variables.update(PGHOME_ECS_CLUSTER=self._redeploy.cluster_name, PGHOME_ECS_SERVICE=self._redeploy.service_name)
         return aws.lambda_.Function(
             f"{self._name}-function",
             name=self._function_name,

@@ -12,6 +12,9 @@ Environment (set by components/rotation_function.py):
   PGHOME_LOGIN_SECRET_ARNS       comma-separated login secrets rotated with a single user
   PGHOME_ALTERNATING_SECRET_ARNS comma-separated login secrets rotated with alternating users
   PGSSLROOTCERT                  the RDS CA bundle inside the package (verify-full)
+  PGHOME_ECS_CLUSTER, PGHOME_ECS_SERVICE
+                                 the app's service, forced to a new deployment after each rotation
+                                 of an alternating secret (absent: no redeploy)
 
 A failure is logged as one sentence that names the step and the secret, never a value, and
 raised so Secrets Manager retries.
@@ -50,6 +53,8 @@ def config_from_env(env: Mapping[str, str]) -> FunctionConfig:
         alternating_secret_arns=_arns(env.get("PGHOME_ALTERNATING_SECRET_ARNS")),
         sslmode=env.get("PGSSLMODE", "verify-full"),
         sslrootcert=env.get("PGSSLROOTCERT") or None,
+        ecs_cluster=env.get("PGHOME_ECS_CLUSTER", ""),
+        ecs_service=env.get("PGHOME_ECS_SERVICE", ""),
     )
 
 
@@ -114,5 +119,5 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, str]:  # pr
     # Leave a minute of the function's time for the retry bookkeeping; Secrets Manager retries setSecret.
     remaining = context.get_remaining_time_in_millis() / 1000 if context else 600.0
     admin = RdsAdmin(boto3.client("rds"), timeout_s=max(remaining - 60, 30), interval_s=10)
-    runner = StepRunner(config, boto3.client("secretsmanager"), admin)
+    runner = StepRunner(config, boto3.client("secretsmanager"), admin, ecs=boto3.client("ecs"))
     return {"result": run_event(event, runner)}

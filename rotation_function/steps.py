@@ -8,7 +8,9 @@ same token after a failure:
   createSecret  store the new value under the token, staged AWSPENDING (kept if already stored);
   setSecret     make the database accept it (skipped when it already does);
   testSecret    log in with it over TLS;
-  finishSecret  move AWSCURRENT to the token's version and drop its AWSPENDING label.
+  finishSecret  move AWSCURRENT to the token's version, for the alternating secret force a new
+                deployment of the app's ECS service (tasks read the secret only at start), then
+                drop the AWSPENDING label (last: a retry after a crash still redeploys).
 
 Three kinds of secret:
   master       the RDS master; setSecret is ModifyDBInstance on this instance, waited on;
@@ -60,6 +62,8 @@ class FunctionConfig:
     port_override: int | None = None
     connect_timeout: int = 5
     master_test_timeout_s: float = 60.0  # RDS reports the change before every login sees it
+    ecs_cluster: str = ""  # the app's service, redeployed after an alternating rotation ("" = none)
+    ecs_service: str = ""
 
     def kind(self, arn: str) -> str:
         if arn == self.master_secret_arn:
@@ -77,6 +81,8 @@ class StepRunner:
     sm: Any  # boto3 secretsmanager client
     admin: DatabaseAdmin
     out: Callable[[str], None] = field(default=log.info)
+    ecs: Any = None  # boto3 ecs client (the redeploy after an alternating rotation)
+    warn: Callable[[str], None] = field(default=log.warning)
 
     # secrets -------------------------------------------------------------------------------
     def value(self, arn: str, **version: str) -> dict[str, Any]:
@@ -204,11 +210,31 @@ class StepRunner:
         self.out(f"testSecret: login as {pending.get('username')} with AWSPENDING over TLS succeeded")
 
     def finish(self, arn: str, token: str) -> None:
+        kind = self.config.kind(arn)
         stages: dict[str, list[str]] = self.sm.describe_secret(SecretId=arn).get("VersionIdsToStages") or {}
         current = next((v for v, s in stages.items() if "AWSCURRENT" in s), None)
         if current != token:
             self.sm.update_secret_version_stage(SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=token, RemoveFromVersionId=current)
             self.out(f"finishSecret: AWSCURRENT moved to version {token}")
+        if kind == "alternating":
+            self.redeploy()
         if "AWSPENDING" in stages.get(token, []):
             self.sm.update_secret_version_stage(SecretId=arn, VersionStage="AWSPENDING", RemoveFromVersionId=token)
         self.out("finishSecret: done, no AWSPENDING left")
+
+    def redeploy(self) -> None:
+        """Force a new deployment of the app's service, so a scheduled rotation (no CLI waiting on it)
+        also reaches the tasks. A failure does not fail the step: the secret is rotated, and tasks
+        holding the previous user keep working until the next-but-one rotation; it is said in the log."""
+        c = self.config
+        if not (c.ecs_cluster and c.ecs_service):
+            return
+        try:
+            self.ecs.update_service(cluster=c.ecs_cluster, service=c.ecs_service, forceNewDeployment=True)
+        except Exception as exc:  # noqa: BLE001 - never fails the rotation; the code is enough to act on
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
+            self.warn(f"finishSecret: the secret is rotated, but forcing a new deployment of service {c.ecs_service} in cluster {c.ecs_cluster} "
+                      f"did not succeed ({code or type(exc).__name__}); running tasks keep working until the next-but-one rotation, "
+                      "redeploy the service before then")
+            return
+        self.out(f"finishSecret: new deployment of service {c.ecs_service} forced, so every task reads the new credentials")

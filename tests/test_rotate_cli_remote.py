@@ -4,13 +4,16 @@ RotateSecret and waits, with AWS API access only (no tunnel, no database connect
 The seam `bootstrap.deploy_cli.make_remote_rotator` is replaced by the real `RemoteRotator` over a
 Secrets Manager that plays the service's part around the function (tests/rotation_lambda_world.py):
 RotateSecret stages a new AWSPENDING version and invokes the handler's four steps against moto
-and the real PostgreSQL. ECS (the redeploy after a login rotation) is a Stubber, shaped from the
-ECS API reference. The stack and its outputs come from a deploy through the `pulumi` double."""
+and the real PostgreSQL; a failed step's sentence goes to the function's log group in moto's
+CloudWatch Logs. ECS (the redeploy after a login rotation) is a Stubber, shaped from the ECS API
+reference. The stack and its outputs come from a deploy through the `pulumi` double."""
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -28,13 +31,19 @@ from tests.test_rotate_remote import FakeClock
 
 class PlayedSecretsManager:
     """Secrets Manager around the function: DescribeSecret from moto; RotateSecret stages a new
-    AWSPENDING version, then invokes the four steps. A failing step leaves the version AWSPENDING
-    (the service would retry it later) and its one sentence in the function's log (`lw.log`)."""
+    AWSPENDING version (or, given the pending version as ClientRequestToken, runs that rotation
+    again), then invokes the four steps. A failing step leaves the version AWSPENDING (the service
+    would retry it later) and its one sentence in the function's log group (`logs`, as Lambda writes it)."""
 
-    def __init__(self, lw: LambdaWorld):
+    def __init__(self, lw: LambdaWorld, logs: Any = None, log_group: str = ""):
         self.lw = lw
         self.rotated: list[str] = []
+        self.resumed: list[str] = []
         self.broken: str = ""  # a step that fails (the function cannot reach the database)
+        self.logs, self.log_group = logs, log_group
+        if logs is not None:
+            logs.create_log_group(logGroupName=log_group)
+            logs.create_log_stream(logGroupName=log_group, logStreamName="played")
 
     def _arn(self, secret_id: str) -> str:
         # The stack's (mock) ARN names the secret; moto's ARN of the same name has its own suffix.
@@ -44,19 +53,33 @@ class PlayedSecretsManager:
     def describe_secret(self, SecretId: str) -> dict[str, Any]:  # noqa: N803 - boto3's keyword
         return dict(self.lw.w.sm.describe_secret(SecretId=self._arn(SecretId)))
 
-    def rotate_secret(self, SecretId: str, RotateImmediately: bool = True) -> dict[str, Any]:  # noqa: N803
+    def list_secret_version_ids(self, SecretId: str, IncludeDeprecated: bool = False) -> dict[str, Any]:  # noqa: N803
+        return dict(self.lw.w.sm.list_secret_version_ids(SecretId=self._arn(SecretId), IncludeDeprecated=IncludeDeprecated))
+
+    def rotate_secret(self, SecretId: str, RotateImmediately: bool = True, ClientRequestToken: str = "") -> dict[str, Any]:  # noqa: N803
         role = self._arn(SecretId).split(":secret:", 1)[-1].rsplit("-", 1)[0].rsplit("/", 1)[-1]
-        token = self.lw.start(role)
-        self.rotated.append(role)
+        stages = self.describe_secret(SecretId)["VersionIdsToStages"]
+        if ClientRequestToken and "AWSPENDING" in stages.get(ClientRequestToken, []):
+            token = ClientRequestToken  # the same rotation again: no new version
+            self.resumed.append(role)
+        else:
+            token = self.lw.start(role)
+            self.rotated.append(role)
         for step in STEPS:
             runner = self.lw.runner()
             if step == self.broken:
                 runner = dataclasses.replace(runner, config=dataclasses.replace(runner.config, port_override=1))
             try:
                 self.lw.step(role, step, token, runner)
-            except Exception:  # noqa: BLE001 - the Lambda invocation failed; the log holds the sentence
+            except Exception as exc:  # noqa: BLE001 - the Lambda invocation failed; the log holds the sentence
+                self._log(str(exc).replace(self._arn(SecretId), SecretId))  # the function sees the secret's own ARN
                 break
         return {"ARN": self._arn(SecretId), "Name": role, "VersionId": token}
+
+    def _log(self, sentence: str) -> None:
+        if self.logs is not None:
+            self.logs.put_log_events(logGroupName=self.log_group, logStreamName="played", logEvents=[
+                {"timestamp": int(time.time() * 1000), "message": f"[ERROR]\t2026-11-23T15:00:00.000Z\treq-1\t{sentence}\n"}])
 
 
 @pytest.fixture
@@ -71,13 +94,13 @@ def deployed(pg: PgServer, pulumi_double: Double, monkeypatch: pytest.MonkeyPatc
             lw.drop()
 
 
-def _seam(monkeypatch: pytest.MonkeyPatch, lw: LambdaWorld, ecs: Any) -> tuple[PlayedSecretsManager, list[dict[str, Any]]]:
-    sm = PlayedSecretsManager(lw)
+def _seam(monkeypatch: pytest.MonkeyPatch, lw: LambdaWorld, ecs: Any, logs: Any = None) -> tuple[PlayedSecretsManager, list[dict[str, Any]]]:
+    sm = PlayedSecretsManager(lw, logs, f"/aws/lambda/{lw.w.settings.prefix}-db-rotation")
     seen: list[dict[str, Any]] = []
 
     def make(region: str, outputs: dict[str, Any]) -> RemoteRotator:
         seen.append(outputs)
-        return RemoteRotator(sm, ecs, outputs, clock=FakeClock(), timeout_s=60)  # type: ignore[arg-type]
+        return RemoteRotator(sm, ecs, outputs, clock=FakeClock(wall0=time.time()).clock(), timeout_s=60, logs=logs)  # type: ignore[arg-type]
 
     def forbidden(*a: Any) -> Any:
         raise AssertionError("the remote path must not reach the database or open a tunnel")
@@ -90,6 +113,9 @@ def _seam(monkeypatch: pytest.MonkeyPatch, lw: LambdaWorld, ecs: Any) -> tuple[P
 
 def _stub_redeploy(ecs: Any, cluster: str, service: str) -> Stubber:
     stubber = Stubber(ecs)
+    # the played function does not redeploy (it has no ECS): the PRIMARY deployment predates the rotation
+    stubber.add_response("describe_services", {"services": [{"serviceName": service, "deployments": [
+        {"id": "ecs-svc/0", "status": "PRIMARY", "createdAt": datetime(2026, 1, 1, tzinfo=UTC)}]}], "failures": []}, {"cluster": cluster, "services": [service]})
     stubber.add_response("update_service", {"service": {"serviceName": service}},
                          {"cluster": cluster, "service": service, "forceNewDeployment": True})
     stubber.add_response("describe_services", {"services": [{"serviceName": service, "desiredCount": 2, "runningCount": 2,
@@ -128,28 +154,30 @@ def test_rotate_goes_through_the_rotation_function(deployed: tuple[DeployWorld, 
     assert (w.world.secret("app") or {})["username"] == lw.clone_user  # alternating: the clone took over
 
 
-def test_rotate_errors_are_one_sentence_and_local_still_works(deployed: tuple[DeployWorld, LambdaWorld], monkeypatch: pytest.MonkeyPatch,
-                                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_rotate_errors_are_one_sentence_and_local_still_works(deployed: tuple[DeployWorld, LambdaWorld], monkeypatch: pytest.MonkeyPatch) -> None:
     w, lw = deployed
-    sm, _ = _seam(monkeypatch, lw, ecs=None)
+    logs = boto3.client("logs", region_name=w.world.settings.region)
+    sm, _ = _seam(monkeypatch, lw, ecs=None, logs=logs)
+    group = f"/aws/lambda/{w.world.settings.prefix}-db-rotation"
 
-    # a step fails inside the function: the wait ends with the function's log group named
+    # a step fails inside the function: its sentence in the log group ends the wait at once
     sm.broken = "setSecret"
     rc, out, err = w.run("rotate", "--stack", "dev", "--role", "migrator")
     assert rc == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert "did not finish within 60s" in err and f"/aws/lambda/{w.world.settings.prefix}-db-rotation" in err
-    assert "setSecret failed for" in caplog.text and "unreachable" in caplog.text  # the function's log: one sentence
-    # the version it left AWSPENDING: a second rotate refuses, naming it, without calling RotateSecret
-    sm.broken, before = "", list(sm.rotated)
-    rc, out, err = w.run("rotate", "--stack", "dev", "--role", "migrator")
-    assert rc == 1 and len(err.strip().splitlines()) == 1 and "has a rotation in progress" in err and "AWSPENDING" in err
-    assert sm.rotated == before
-    # Secrets Manager's retry of the same token finishes it (what the service does on its own)
+    assert "the rotation function failed at setSecret for " in err and "unreachable over TLS" in err and group in err
+    assert "AWSCURRENT still works" in err and "did not finish within" not in err
     stages = lw.w.sm.describe_secret(SecretId=lw.arns["migrator"])["VersionIdsToStages"]
     token = next(v for v, s in stages.items() if "AWSPENDING" in s)
-    for step in STEPS:
-        lw.step("migrator", step, token)
-    assert w.world.secret("migrator", "AWSPENDING") is None
+    assert f"resume version {token}" in err
+    # fixed: a second rotate resumes that version with its own token (no new version), and finishes
+    sm.broken, before = "", list(sm.rotated)
+    rc, out, err = w.run("rotate", "--stack", "dev", "--role", "migrator")
+    assert rc == 0, err + out
+    assert sm.rotated == before and sm.resumed == ["migrator"] and f"resuming the rotation of version {token}" in out
+    stages = lw.w.sm.describe_secret(SecretId=lw.arns["migrator"])["VersionIdsToStages"]
+    assert "AWSCURRENT" in stages[token] and w.world.secret("migrator", "AWSPENDING") is None
+    mig = w.world.secret("migrator")
+    assert mig and w.world.pg.can_login(mig["username"], mig["password"], mig["dbname"])
 
     # --local: today's in-process path, straight to the database (the seams are back to the world's)
     monkeypatch.setattr("bootstrap.deploy_cli.make_db_admin", lambda rds: w.world.admin)
@@ -174,7 +202,8 @@ def test_remote_rotator_needs_the_stack_secrets() -> None:
 
 def test_deploy_rotates_the_logins_through_the_function(pg: PgServer, pulumi_double: Double, monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    """Without --local-rotation, phase 4 has Secrets Manager run the function (master stays phase 2's)."""
+    """Without --local-rotation, phases 2 and 4 have Secrets Manager run the function: the master
+    (never rotated: the double runs no SecretRotation) in phase 2, the logins in phase 4."""
     from botocore.stub import ANY
 
     with deploy_world(pg, pulumi_double, monkeypatch, capsys) as w:
@@ -182,6 +211,8 @@ def test_deploy_rotates_the_logins_through_the_function(pg: PgServer, pulumi_dou
         try:
             ecs = boto3.client("ecs", region_name=w.world.settings.region)
             stubber = Stubber(ecs)
+            stubber.add_response("describe_services", {"services": [{"deployments": [{"id": "d0", "status": "PRIMARY"}]}], "failures": []},
+                                 {"cluster": ANY, "services": ANY})
             stubber.add_response("update_service", {"service": {}}, {"cluster": ANY, "service": ANY, "forceNewDeployment": True})
             stubber.add_response("describe_services", {"services": [{"desiredCount": 1, "runningCount": 1, "deployments": [{"id": "d"}]}],
                                                        "failures": []}, {"cluster": ANY, "services": ANY})
@@ -191,8 +222,12 @@ def test_deploy_rotates_the_logins_through_the_function(pg: PgServer, pulumi_dou
                                 lambda region, outputs: RemoteRotator(sm, ecs, outputs, clock=FakeClock(), timeout_s=60))  # type: ignore[arg-type]
             rc, out, err = w.run("deploy", "--stack", "dev", "--yes")
             assert rc == 0, err + out
-            assert sm.rotated == ["app", "migrator"]
-            assert out.index("[phase 2/5] rotate master") < out.index("[phase 4/5] rotate app, migrator through the stack's rotation function")
+            assert sm.rotated == ["master", "app", "migrator"]
+            assert out.index("[phase 2/5] master: rotate through the stack's rotation function") < out.index("[phase 3/5]") \
+                < out.index("[phase 4/5] rotate app, migrator through the stack's rotation function")
+            assert "[phase 2/5] rotate master" not in out  # nothing in-process
+            master = w.world.secret("master")
+            assert master and w.world.pg.can_login(w.world.master, master["password"], "postgres")
             stubber.assert_no_pending_responses()
             for role in ("app", "migrator"):
                 s = w.world.secret(role)

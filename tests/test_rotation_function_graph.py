@@ -69,7 +69,7 @@ def test_least_privilege_role(graph: Graph) -> None:
     secrets = sorted(r.state["arn"] for r in graph.of_type(SECRET))
     assert len(secrets) == 3
     by_sid = {st["Sid"]: st for st in _statements(graph, f"{prefix}-db-rotation")}
-    assert set(by_sid) == {"RotateTheseSecrets", "SecretsKeyThroughSecretsManager", "MasterPasswordOfThisInstance"}
+    assert set(by_sid) == {"RotateTheseSecrets", "SecretsKeyThroughSecretsManager", "MasterPasswordOfThisInstance", "RedeployTheAppService"}
     assert sorted(_as_list(by_sid["RotateTheseSecrets"]["Resource"])) == secrets
     assert not any("*" in a for st in by_sid.values() for a in _as_list(st["Action"]))
     kms = by_sid["SecretsKeyThroughSecretsManager"]
@@ -80,6 +80,23 @@ def test_least_privilege_role(graph: Graph) -> None:
     assert _as_list(rds["Resource"]) == [instance.state["arn"]] and "rds:ModifyDBInstance" in _as_list(rds["Action"])
     attach = [r.inputs["policyArn"] for r in graph.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") if r.name.endswith("rotation-vpc-access")]
     assert attach == ["arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"]
+
+
+def test_the_function_may_redeploy_exactly_the_app_service(graph: Graph) -> None:
+    """finishSecret of the app secret forces a new deployment: UpdateService on that service's
+    (partition-aware, long-format) ARN, nothing else in ECS; its names in the function's env."""
+    prefix = f"shop-{graph.stack}"
+    by_sid = {st["Sid"]: st for st in _statements(graph, f"{prefix}-db-rotation")}
+    ecs = by_sid["RedeployTheAppService"]
+    cluster, service = graph.outputs["clusterName"], graph.outputs["serviceName"]
+    assert _as_list(ecs["Action"]) == ["ecs:UpdateService"] and ecs["Effect"] == "Allow"
+    assert _as_list(ecs["Resource"]) == [f"arn:aws:ecs:eu-west-1:123456789012:service/{cluster}/{service}"]
+    assert not any(a.startswith("ecs:") for st in by_sid.values() if st is not ecs for a in _as_list(st["Action"]))
+    env = _fn(graph).inputs["environment"]["variables"]
+    assert (env["PGHOME_ECS_CLUSTER"], env["PGHOME_ECS_SERVICE"]) == (cluster, service)
+    # the function is created after the service it names
+    (svc,) = graph.of_type("aws:ecs/service:Service")
+    assert svc.urn in _fn(graph).dependencies
 
 
 @pytest.fixture(scope="module", params=["dev", "prod"])
@@ -150,6 +167,9 @@ def test_iam_auth_login_roles_are_not_password_rotated(monkeypatch: pytest.Monke
     assert rotated == {g.outputs["dbMasterSecretArn"]}
     env = _fn(g).inputs["environment"]["variables"]
     assert env["PGHOME_LOGIN_SECRET_ARNS"] == env["PGHOME_ALTERNATING_SECRET_ARNS"] == ""
+    # no alternating secret: nothing to redeploy after, so no ECS permission and no service named
+    assert "PGHOME_ECS_SERVICE" not in env
+    assert not any(a.startswith("ecs:") for st in _statements(g, "shop-dev-db-rotation") for a in _as_list(st["Action"]))
 
 
 def test_password_commands_restricted_to_the_master(graph: Graph) -> None:

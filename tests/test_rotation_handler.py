@@ -200,3 +200,107 @@ def test_a_login_role_the_master_cannot_administer_is_one_sentence(lw: LambdaWor
         lw.step("app", "setSecret", token)
     assert "\n" not in str(err.value) and len(caplog.records) == 1
     assert w.secret("app", "AWSPENDING") and w.secret("app")
+
+
+class CountingEcs:
+    """moto's ECS, counting the UpdateService calls the function makes."""
+
+    def __init__(self, ecs: Any):
+        self.ecs, self.calls = ecs, list[dict[str, Any]]()
+
+    def update_service(self, **kw: Any) -> Any:
+        self.calls.append(kw)
+        return self.ecs.update_service(**kw)
+
+
+def _app_service(region: str) -> Any:
+    import boto3
+
+    ecs = boto3.client("ecs", region_name=region)
+    ecs.create_cluster(clusterName="shop-dev")
+    ecs.register_task_definition(family="shop-dev-app", containerDefinitions=[{"name": "app", "image": "app:1", "memory": 512}])
+    ecs.create_service(cluster="shop-dev", serviceName="shop-dev-app", taskDefinition="shop-dev-app", desiredCount=0)
+    return ecs
+
+
+def _primary(ecs: Any) -> dict[str, Any]:
+    (svc,) = ecs.describe_services(cluster="shop-dev", services=["shop-dev-app"])["services"]
+    return dict(next(d for d in svc["deployments"] if d["status"] == "PRIMARY"))
+
+
+def test_an_app_rotation_forces_a_new_deployment_after_awscurrent_moved(lw: LambdaWorld, pg: PgServer) -> None:
+    """A scheduled rotation has no CLI to redeploy: finishSecret of the alternating secret does,
+    once AWSCURRENT names the new user, also on the retry after a crash between the two."""
+    from dataclasses import replace
+
+    w = lw.w
+    ecs = CountingEcs(_app_service(w.settings.region))
+    before = _primary(ecs.ecs)
+    config = replace(lw.config, ecs_cluster="shop-dev", ecs_service="shop-dev-app")
+    seen: list[str] = []
+
+    def out(line: str) -> None:
+        if line.startswith("finishSecret: new deployment"):  # forced only after the move
+            seen.append(str((w.secret("app") or {}).get("username")))
+        lw.log.append(line)
+
+    runner = StepRunner(config, w.sm, w.admin, out=out, ecs=ecs)
+    lw.rotate("migrator")
+    token = lw.start("app")
+    for step in STEPS:
+        lw.step("app", step, token, runner)
+    after = _primary(ecs.ecs)
+    assert ecs.calls == [{"cluster": "shop-dev", "service": "shop-dev-app", "forceNewDeployment": True}]
+    assert after["id"] != before["id"] and after["createdAt"] >= before["createdAt"]
+    assert seen == [lw.clone_user]  # AWSCURRENT already named the new user when the deployment was forced
+    # the master and the single-user migrator never redeploy
+    for role in ("master", "migrator"):
+        t = lw.start(role)
+        for step in STEPS:
+            lw.step(role, step, t, runner)
+    assert len(ecs.calls) == 1
+    # a crash right after the move: Secrets Manager's retry of finishSecret still redeploys
+    token = lw.start("app")
+    for step in STEPS[:3]:
+        lw.step("app", step, token, runner)
+
+    def crash(line: str) -> None:
+        if line.startswith("finishSecret: AWSCURRENT moved"):
+            raise KilledError(line)
+
+    with pytest.raises(RotationStepError):
+        lw.step("app", "finishSecret", token, StepRunner(config, w.sm, w.admin, out=crash, ecs=ecs))
+    assert len(ecs.calls) == 1 and "AWSPENDING" in _stages(lw, "app")[token]
+    assert lw.step("app", "finishSecret", token, runner) == "finished"
+    assert len(ecs.calls) == 2 and not any("AWSPENDING" in s for s in _stages(lw, "app").values())
+
+
+def test_a_failed_redeploy_is_one_logged_sentence_and_the_rotation_still_finishes(lw: LambdaWorld, pg: PgServer,
+                                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    from dataclasses import replace
+
+    w = lw.w
+    _app_service(w.settings.region)
+    import boto3
+
+    config = replace(lw.config, ecs_cluster="shop-dev", ecs_service="not-this-service")
+    caplog.set_level(logging.WARNING, logger="pghome.rotation")
+    runner = StepRunner(config, w.sm, w.admin, out=lw.log.append, ecs=boto3.client("ecs", region_name=w.settings.region))
+    token = lw.start("app")
+    for step in STEPS:
+        assert lw.step("app", step, token, runner) == "done"
+    app = w.secret("app")
+    assert app and app["username"] == lw.clone_user and pg.can_login(app["username"], app["password"], app["dbname"])
+    assert "AWSCURRENT" in _stages(lw, "app")[token] and not any("AWSPENDING" in s for s in _stages(lw, "app").values())
+    (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    text = record.getMessage()
+    assert "\n" not in text and "not-this-service" in text and "next-but-one rotation" in text
+    assert "failed for" not in text  # not a step failure: the CLI's log watch must not stop on it
+    assert app["password"] not in text
+
+
+def test_config_from_env_names_the_service() -> None:
+    cfg = config_from_env({"PGHOME_MASTER_SECRET_ARN": "arn:m", "PGHOME_DB_INSTANCE_ID": "db",
+                           "PGHOME_ECS_CLUSTER": "shop-dev", "PGHOME_ECS_SERVICE": "shop-dev-app"})
+    assert (cfg.ecs_cluster, cfg.ecs_service) == ("shop-dev", "shop-dev-app")
+    assert config_from_env({"PGHOME_MASTER_SECRET_ARN": "arn:m", "PGHOME_DB_INSTANCE_ID": "db"}).ecs_service == ""
