@@ -32,7 +32,7 @@ from components import sg as rules
 from components.awsinfo import aws_facts
 from components.database import Database
 from components.iam import service_trust_policy
-from components.kms import logs_key
+from components.kms import encrypted_log_group, logs_key
 from components.settings import DatabaseSettings
 
 CONTAINER_NAME = "access"
@@ -128,14 +128,13 @@ class DbAccess(pulumi.ComponentResource):
         return key
 
     def _log_groups(self, key: aws.kms.Key) -> tuple[aws.cloudwatch.LogGroup, aws.cloudwatch.LogGroup]:
-        name, child = self._name, pulumi.ResourceOptions(parent=self)
         groups = [
-            aws.cloudwatch.LogGroup(
-                f"{name}-logs-{kind}",
+            encrypted_log_group(
+                f"{self._name}-logs-{kind}",
                 name=f"/ecs/{self._prefix}/db-access/{kind}",
-                retention_in_days=self._args.settings.log_retention_days,
-                kms_key_id=key.arn,
-                opts=child,
+                retention_days=self._args.settings.log_retention_days,
+                key_arn=key.arn,
+                parent=self,
             )
             for kind in ("task", "exec")
         ]

@@ -22,7 +22,7 @@ from components import naming
 from components import sg as rules
 from components.awsinfo import aws_facts
 from components.iam import service_trust_policy
-from components.kms import logs_key
+from components.kms import encrypted_log_group, logs_key
 from components.settings import NatStrategy, NetworkSettings
 
 TIERS = ("public", "private", "isolated")
@@ -229,12 +229,8 @@ class Network(pulumi.ComponentResource):
             description=f"{self._prefix}: VPC flow logs",
             parent=self,
         )
-        group = aws.cloudwatch.LogGroup(
-            f"{name}-flow-logs",
-            name=naming.flow_log_group(self._prefix),
-            retention_in_days=s.flow_log_retention_days,
-            kms_key_id=key.arn,
-            opts=child,
+        group = encrypted_log_group(
+            f"{name}-flow-logs", name=naming.flow_log_group(self._prefix), retention_days=s.flow_log_retention_days, key_arn=key.arn, parent=self
         )
         assume = service_trust_policy("vpc-flow-logs.amazonaws.com", facts.account_id, self)
         role = aws.iam.Role(f"{name}-flow-logs-role", name_prefix=naming.role_prefix(self._prefix, "flow-logs"), assume_role_policy=assume, opts=child)

@@ -28,7 +28,7 @@ from components.app_database import DbConnection
 from components.awsinfo import aws_facts
 from components.container import CONTAINER_NAME, DEFAULT_CA_BUNDLE, NO_IMAGE_DIGEST, container_definition, writable_volumes
 from components.iam import service_trust_policy
-from components.kms import logs_key
+from components.kms import encrypted_log_group, logs_key
 from components.loadbalancer import LoadBalancer, LoadBalancerArgs
 from components.settings import ServiceSettings
 from components.waf import Waf, WafArgs
@@ -228,12 +228,8 @@ class Service(pulumi.ComponentResource):
             description=f"{prefix}: ECS Exec sessions and their logs",
             parent=self,
         )
-        group = aws.cloudwatch.LogGroup(
-            f"{name}-exec-logs",
-            name=naming.exec_log_group(prefix),
-            retention_in_days=self._args.settings.log_retention_days,
-            kms_key_id=key.arn,
-            opts=pulumi.ResourceOptions(parent=self),
+        group = encrypted_log_group(
+            f"{name}-exec-logs", name=naming.exec_log_group(prefix), retention_days=self._args.settings.log_retention_days, key_arn=key.arn, parent=self
         )
         return key, group
 
@@ -265,12 +261,8 @@ class Service(pulumi.ComponentResource):
             description=f"{args.settings.prefix}: application logs",
             parent=self,
         )
-        return aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=naming.app_log_group(args.settings.prefix),
-            retention_in_days=args.settings.log_retention_days,
-            kms_key_id=key.arn,
-            opts=pulumi.ResourceOptions(parent=self),
+        return encrypted_log_group(
+            f"{name}-logs", name=naming.app_log_group(args.settings.prefix), retention_days=args.settings.log_retention_days, key_arn=key.arn, parent=self
         )
 
     # --- IAM -------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import naming
-from components.kms import logs_key
+from components.kms import encrypted_log_group, logs_key
 
 # (rule group name, WCU) in priority order after the rate limit; all vendor "AWS", no subscription fee.
 MANAGED_RULE_GROUPS: tuple[tuple[str, int], ...] = (
@@ -115,13 +115,7 @@ class Waf(pulumi.ComponentResource):
             description=f"{args.name}: WAF logs",
             parent=self,
         )
-        group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=naming.waf_log_group(args.name),
-            retention_in_days=args.log_retention_days,
-            kms_key_id=key.arn,
-            opts=child,
-        )
+        group = encrypted_log_group(f"{name}-logs", name=naming.waf_log_group(args.name), retention_days=args.log_retention_days, key_arn=key.arn, parent=self)
         # WAF adds the log group's resource policy for delivery itself (logs:PutResourcePolicy of the caller).
         aws.wafv2.WebAclLoggingConfiguration(
             f"{name}-logging",
