@@ -31,9 +31,10 @@ from components import naming
 from components import sg as rules
 from components.awsinfo import aws_facts
 from components.database import Database
-from components.iam import service_trust_policy
+from components.iam import log_streams, service_trust_policy, statement
 from components.kms import encrypted_log_group, logs_key
 from components.settings import DatabaseSettings
+from controls.exec_access import EXEC_CHANNEL_ACTIONS
 
 CONTAINER_NAME = "access"
 # Alpine 3.20.3, multi-arch index digest (the same on Docker Hub and ECR Public's docker/library
@@ -45,14 +46,6 @@ MAX_TASK_SECONDS = 12 * 3600
 # The SSM agent that ECS Exec bind-mounts into the container writes its state and logs here; with a
 # read-only root filesystem these must be volumes (aws/containers-roadmap#1359).
 AGENT_WRITABLE_PATHS = {"ssm-state": "/var/lib/amazon", "ssm-logs": "/var/log/amazon", "tmp": "/tmp"}
-# ECS Exec channels: the only actions granted on Resource "*" (AWS offers no resource-level ARN for
-# them), plus DescribeLogGroups, which the exec logging configuration requires on "*".
-EXEC_CHANNEL_ACTIONS = (
-    "ssmmessages:CreateControlChannel",
-    "ssmmessages:CreateDataChannel",
-    "ssmmessages:OpenControlChannel",
-    "ssmmessages:OpenDataChannel",
-)
 SSM_ENDPOINT_PORT = 443
 
 
@@ -68,10 +61,6 @@ class DbAccessArgs:
     database: Database
     """The database; it admits the access task through `allow_from`."""
     image: str = ACCESS_IMAGE
-
-
-def _statement(actions: Sequence[str], resources: list[Any], sid: str, **extra: Any) -> aws.iam.GetPolicyDocumentStatementArgs:
-    return aws.iam.GetPolicyDocumentStatementArgs(sid=sid, actions=list(actions), resources=resources, **extra)
 
 
 class DbAccess(pulumi.ComponentResource):
@@ -186,7 +175,7 @@ class DbAccess(pulumi.ComponentResource):
         return self._role(
             "execution",
             "ECS agent for the database access task: write its log group (public image, no registry login)",
-            [_statement(["logs:CreateLogStream", "logs:PutLogEvents"], [task_logs.arn.apply(lambda a: f"{a}:*")], "WriteTaskLogs")],
+            [statement(["logs:CreateLogStream", "logs:PutLogEvents"], [log_streams(task_logs.arn)], "WriteTaskLogs")],
         )
 
     def _task_role(self, key: aws.kms.Key, exec_logs: aws.cloudwatch.LogGroup) -> aws.iam.Role:
@@ -194,12 +183,12 @@ class DbAccess(pulumi.ComponentResource):
             "task",
             "Database access task: ECS Exec channels, session key, session logs (nothing else)",
             [
-                _statement(EXEC_CHANNEL_ACTIONS, ["*"], "EcsExecChannels"),
-                _statement(["kms:Decrypt"], [key.arn], "DecryptExecSessions"),
-                _statement(["logs:DescribeLogGroups"], ["*"], "FindExecLogGroup"),
-                _statement(
+                statement(EXEC_CHANNEL_ACTIONS, ["*"], "EcsExecChannels"),
+                statement(["kms:Decrypt"], [key.arn], "DecryptExecSessions"),
+                statement(["logs:DescribeLogGroups"], ["*"], "FindExecLogGroup"),
+                statement(
                     ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-                    [exec_logs.arn.apply(lambda a: f"{a}:*")],
+                    [log_streams(exec_logs.arn)],
                     "WriteExecLogs",
                 ),
             ],

@@ -1,6 +1,10 @@
-"""IAM helpers shared by the components: the one shape of a service trust policy."""
+"""IAM helpers shared by the components: the one shape of a service trust policy, a policy
+statement, and the ARN of a log group's streams."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -23,3 +27,17 @@ def service_trust_policy(service: str, account_id: str, parent: pulumi.Resource,
         ],
         opts=pulumi.InvokeOptions(parent=parent),
     ).json
+
+
+def statement(actions: Sequence[str], resources: Sequence[pulumi.Input[str]], sid: str, **extra: Any) -> aws.iam.GetPolicyDocumentStatementArgs:
+    """One Allow statement of an identity policy; every statement gets a Sid so findings can name it."""
+    # the _output invoke resolves Outputs nested in its args; the SDK types them as str
+    return aws.iam.GetPolicyDocumentStatementArgs(sid=sid, actions=list(actions), resources=list(resources), **extra)  # type: ignore[arg-type]
+
+
+def log_streams(log_group_arn: pulumi.Input[str]) -> pulumi.Input[str]:
+    """Every stream of a log group: logs:CreateLogStream and PutLogEvents are authorized on the
+    streams (`<group ARN>:*`), not on the group. A plain string stays plain (for pure tests)."""
+    if isinstance(log_group_arn, str):
+        return f"{log_group_arn}:*"
+    return pulumi.Output.concat(log_group_arn, ":*")

@@ -21,7 +21,7 @@ import pulumi_aws as aws
 from components import naming
 from components import sg as rules
 from components.awsinfo import aws_facts
-from components.iam import service_trust_policy
+from components.iam import log_streams, service_trust_policy
 from components.kms import encrypted_log_group, logs_key
 from components.settings import NatStrategy, NetworkSettings
 
@@ -239,7 +239,7 @@ class Network(pulumi.ComponentResource):
                 aws.iam.GetPolicyDocumentStatementArgs(
                     actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
                     # the _output invoke resolves Outputs nested in its args; the SDK types them as str
-                    resources=[group.arn, group.arn.apply(lambda arn: f"{arn}:*")],  # type: ignore[list-item]
+                    resources=[group.arn, log_streams(group.arn)],  # type: ignore[list-item]
                 )
             ],
             opts=invoke,

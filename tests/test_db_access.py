@@ -10,8 +10,9 @@ from typing import Any
 from bootstrap import plan
 from bootstrap.mockgraph import Graph, Resource, run_stack
 from bootstrap.tunnel import OUTPUT_KEYS, AccessTarget
-from components.db_access import AGENT_WRITABLE_PATHS, CONTAINER_NAME, EXEC_CHANNEL_ACTIONS, MAX_TASK_SECONDS
+from components.db_access import AGENT_WRITABLE_PATHS, CONTAINER_NAME, MAX_TASK_SECONDS
 from controls import FAIL, PASS
+from controls.exec_access import EXEC_CHANNEL_ACTIONS
 from tests import control_graphs as cg
 from tests.helpers import assert_config_error
 
