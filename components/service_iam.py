@@ -64,32 +64,27 @@ def _ecs_tasks_trust(parent: pulumi.Resource) -> pulumi.Output[str]:
     )
 
 
+def _role(name: str, kind: str, name_prefix: str, description: str, parent: pulumi.Resource) -> aws.iam.Role:
+    return aws.iam.Role(
+        f"{name}-{kind}-role", name_prefix=name_prefix, description=description, assume_role_policy=_ecs_tasks_trust(parent), opts=pulumi.ResourceOptions(parent=parent)
+    )
+
+
+def _inline_policy(name: str, kind: str, policy_name: str, role: aws.iam.Role, statements: list[Statement], parent: pulumi.Resource) -> aws.iam.RolePolicy:
+    policy = aws.iam.get_policy_document_output(statements=statements, opts=pulumi.InvokeOptions(parent=parent))
+    return aws.iam.RolePolicy(f"{name}-{kind}-policy", name=policy_name, role=role.id, policy=policy.json, opts=pulumi.ResourceOptions(parent=parent))
+
+
 def execution_role(name: str, prefix: str, statements: list[Statement], parent: pulumi.Resource) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
     """The execution role and its inline policy (tasks must not start before the policy exists)."""
-    child = pulumi.ResourceOptions(parent=parent)
-    role = aws.iam.Role(
-        f"{name}-execution-role",
-        name_prefix=naming.role_prefix(prefix, "task-execution"),
-        description="ECS agent: pull this stack's image, write its log group, read its DB secret",
-        assume_role_policy=_ecs_tasks_trust(parent),
-        opts=child,
-    )
-    policy = aws.iam.get_policy_document_output(statements=statements, opts=pulumi.InvokeOptions(parent=parent))
-    role_policy = aws.iam.RolePolicy(f"{name}-execution-policy", name="start-task", role=role.id, policy=policy.json, opts=child)
-    return role, role_policy
+    description = "ECS agent: pull this stack's image, write its log group, read its DB secret"
+    role = _role(name, "execution", naming.role_prefix(prefix, "task-execution"), description, parent)
+    return role, _inline_policy(name, "execution", "start-task", role, statements, parent)
 
 
 def task_role(name: str, prefix: str, statements: list[Statement], parent: pulumi.Resource) -> aws.iam.Role:
     """The task role, with an inline policy only when there is something to grant."""
-    child = pulumi.ResourceOptions(parent=parent)
-    role = aws.iam.Role(
-        f"{name}-task-role",
-        name_prefix=naming.role_prefix(prefix, "task"),
-        description="The app's own AWS identity (least privilege)",
-        assume_role_policy=_ecs_tasks_trust(parent),
-        opts=child,
-    )
+    role = _role(name, "task", naming.role_prefix(prefix, "task"), "The app's own AWS identity (least privilege)", parent)
     if statements:
-        policy = aws.iam.get_policy_document_output(statements=statements, opts=pulumi.InvokeOptions(parent=parent))
-        aws.iam.RolePolicy(f"{name}-task-policy", name="app", role=role.id, policy=policy.json, opts=child)
+        _inline_policy(name, "task", "app", role, statements, parent)
     return role
