@@ -223,7 +223,7 @@ class Database(pulumi.ComponentResource):
         cfg = self._args.settings
         return [
             encrypted_log_group(
-                f"{self._name}-log-{kind}", name=f"/aws/rds/instance/{cfg.identifier}/{kind}", retention_days=cfg.log_retention_days, key_arn=key.arn, parent=self
+                f"{self._name}-log-{kind}", name=naming.db_log_group(cfg.prefix, kind), retention_days=cfg.log_retention_days, key_arn=key.arn, parent=self
             )
             for kind in LOG_EXPORTS
         ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from controls.catalogue import ADVISORY, DATABASE, MUST_HOLD, WAIVABLE, control
+from controls.catalogue import ADVISORY, DATABASE, MUST_HOLD, WAIVABLE, control, must_be_true
 from controls.inventory import Inventory, Res
 from controls.readers import (
     as_list,
@@ -30,10 +30,7 @@ def _rds3(r: Res, inv: Inventory) -> Iterator[str]:
         yield f"storageEncrypted is {r.get('storageEncrypted')!r}, not true"
 
 
-@control("RDS.5", "RDS DB instances should be configured with multiple Availability Zones", WAIVABLE, RDS, component=DATABASE)
-def _rds5(r: Res, inv: Inventory) -> Iterator[str]:
-    if r.get("multiAz") is not True:
-        yield "multiAz is not true"
+control("RDS.5", "RDS DB instances should be configured with multiple Availability Zones", WAIVABLE, RDS, component=DATABASE)(must_be_true("multiAz"))
 
 
 @control("RDS.6", "Enhanced monitoring should be configured for RDS DB instances", WAIVABLE, RDS, component=DATABASE)
@@ -44,10 +41,7 @@ def _rds6(r: Res, inv: Inventory) -> Iterator[str]:
         yield "monitoringInterval is set but monitoringRoleArn is empty"
 
 
-@control("RDS.8", "RDS DB instances should have deletion protection enabled", WAIVABLE, RDS, component=DATABASE)
-def _rds8(r: Res, inv: Inventory) -> Iterator[str]:
-    if r.get("deletionProtection") is not True:
-        yield "deletionProtection is not true"
+control("RDS.8", "RDS DB instances should have deletion protection enabled", WAIVABLE, RDS, component=DATABASE)(must_be_true("deletionProtection"))
 
 
 @control("RDS.9", "RDS DB instances should publish logs to CloudWatch Logs (PostgreSQL: postgresql, upgrade)", MUST_HOLD, RDS, component=DATABASE)
@@ -57,10 +51,7 @@ def _rds9(r: Res, inv: Inventory) -> Iterator[str]:
         yield f"enabledCloudwatchLogsExports lacks {', '.join(sorted(missing))}"
 
 
-@control("RDS.10", "IAM authentication should be configured for RDS instances", WAIVABLE, RDS, component=DATABASE)
-def _rds10(r: Res, inv: Inventory) -> Iterator[str]:
-    if r.get("iamDatabaseAuthenticationEnabled") is not True:
-        yield "iamDatabaseAuthenticationEnabled is not true"
+control("RDS.10", "IAM authentication should be configured for RDS instances", WAIVABLE, RDS, component=DATABASE)(must_be_true("iamDatabaseAuthenticationEnabled"))
 
 
 @control("RDS.11", "RDS instances should have automatic backups enabled (retention >= 7 days)", WAIVABLE, RDS, component=DATABASE)
@@ -76,10 +67,7 @@ def _rds13(r: Res, inv: Inventory) -> Iterator[str]:
         yield "autoMinorVersionUpgrade is false"
 
 
-@control("RDS.17", "RDS DB instances should be configured to copy tags to snapshots", WAIVABLE, RDS, component=DATABASE)
-def _rds17(r: Res, inv: Inventory) -> Iterator[str]:
-    if r.get("copyTagsToSnapshot") is not True:
-        yield "copyTagsToSnapshot is not true"
+control("RDS.17", "RDS DB instances should be configured to copy tags to snapshots", WAIVABLE, RDS, component=DATABASE)(must_be_true("copyTagsToSnapshot"))
 
 
 @control(
