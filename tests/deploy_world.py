@@ -42,6 +42,17 @@ def edit_stack_file(path: Path, **values: Any) -> None:
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
+def run(d: Double, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """`python -m bootstrap <argv> -C <project>` in-process: (exit code, stdout, stderr), never a traceback."""
+    from bootstrap.__main__ import main
+
+    capsys.readouterr()
+    rc = main([*argv, "-C", str(d.project)])
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err + out.out
+    return rc, out.out, out.err
+
+
 @contextlib.contextmanager
 def stubbed_ecs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
     """For the block, every boto3 session hands out one ECS client answered by a Stubber (moto cannot

@@ -16,9 +16,9 @@ from bootstrap.deploy import Deployer
 from bootstrap.image_tag import FROM_FILE, FROM_STATE, NONE, choose
 from bootstrap.stack_file import InputError, StackFile, read_stack_file
 from bootstrap.workspace import Workspace, resolve_backend
-from tests.deploy_world import edit_stack_file, queue_first_rollout, stubbed_ecs
+from tests.deploy_world import edit_stack_file, queue_first_rollout, run, stubbed_ecs
 from tests.pulumi_double.fixture import Double
-from tests.test_recreate_double import aws, dev, run  # noqa: F401 (fixtures)
+from tests.test_recreate_double import aws, dev  # noqa: F401 (fixtures)
 from tests.test_release import REGION, push, scan_result
 
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop-dev:{}"

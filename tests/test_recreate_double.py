@@ -15,8 +15,7 @@ import yaml
 from moto import mock_aws
 from pulumi import automation as auto
 
-from bootstrap.__main__ import main
-from tests.deploy_world import edit_stack_file, queue_first_rollout, stubbed_ecs
+from tests.deploy_world import edit_stack_file, queue_first_rollout, run, stubbed_ecs
 from tests.pulumi_double.aws_names import physical_name
 from tests.pulumi_double.fixture import Double
 from tests.test_release import DESCRIBE, NEW_TD, REGION, deployment, push, scan_result, services
@@ -41,14 +40,6 @@ def dev(pulumi_double: Double, monkeypatch: pytest.MonkeyPatch) -> Double:
     monkeypatch.setenv("PULUMI_BACKEND_URL", d.file_backend())
     auto.create_stack("dev", work_dir=str(d.project), opts=auto.LocalWorkspaceOptions(env_vars={"PULUMI_CONFIG_PASSPHRASE": PASS}))
     return d
-
-
-def run(d: Double, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = main([*argv, "-C", str(d.project)])
-    out = capsys.readouterr()
-    assert "Traceback" not in out.err + out.out
-    return rc, out.out, out.err
 
 
 def names(d: Double, types: Any) -> dict[str, str]:
