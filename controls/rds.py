@@ -18,6 +18,14 @@ RDS = "aws:rds/instance:Instance"
 DEFAULT_MASTER_USERNAMES = frozenset({"postgres", "admin", "administrator", "root", "master", "rdsadmin", "sa", "user", "dbadmin", "awsuser"})
 
 
+def _engine(r: Res) -> str:
+    return str(r.get("engine", "postgres"))  # unset counts as postgres, the only engine this program deploys
+
+
+def _is_postgres(r: Res, inv: Inventory) -> bool:
+    return _engine(r).startswith("postgres")
+
+
 @control("RDS.2", "RDS DB instances should prohibit public access (PubliclyAccessible is false)", MUST_HOLD, RDS, component=DATABASE)
 def _rds2(r: Res, inv: Inventory) -> Iterator[str]:
     if r.get("publiclyAccessible") is True:
@@ -81,8 +89,9 @@ control("RDS.17", "RDS DB instances should be configured to copy tags to snapsho
 )
 def _rds23(r: Res, inv: Inventory) -> Iterator[str]:
     defaults = {"postgres": 5432, "mysql": 3306, "mariadb": 3306}
-    port = to_int(r.get("port"), defaults.get(str(r.get("engine", "postgres")), 5432))
-    if port == defaults.get(str(r.get("engine", "postgres")), 5432):
+    default = defaults.get(_engine(r), 5432)
+    port = to_int(r.get("port"), default)
+    if port == default:
         yield f"port is the engine default {port}"
 
 
@@ -94,14 +103,14 @@ def _rds25(r: Res, inv: Inventory) -> Iterator[str]:
 
 
 @control("RDS.36", "RDS for PostgreSQL DB instances should publish logs to CloudWatch Logs", MUST_HOLD, RDS, component=DATABASE,
-         applies=lambda r, inv: str(r.get("engine", "postgres")).startswith("postgres"))
+         applies=_is_postgres)
 def _rds36(r: Res, inv: Inventory) -> Iterator[str]:
     if "postgresql" not in as_list(r.get("enabledCloudwatchLogsExports")):
         yield "enabledCloudwatchLogsExports lacks postgresql"
 
 
 @control("RDS.38", "RDS for PostgreSQL DB instances should be encrypted in transit (rds.force_ssl=1)", MUST_HOLD, RDS, component=DATABASE, context=True,
-         applies=lambda r, inv: str(r.get("engine", "postgres")).startswith("postgres"))
+         applies=_is_postgres)
 def _rds38(r: Res, inv: Inventory) -> Iterator[str]:
     groups = inv.referenced(r, "parameterGroupName", "aws:rds/parameterGroup:ParameterGroup")
     if not groups:
