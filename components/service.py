@@ -93,28 +93,12 @@ class Service(pulumi.ComponentResource):
         task_definition = self._task_definition(log_group, execution_role, task_role)
         lb = LoadBalancer(
             f"{name}-lb",
-            LoadBalancerArgs(
-                name=args.settings.prefix,
-                vpc_id=args.vpc_id,
-                vpc_cidr=args.vpc_cidr,
-                public_subnet_ids=args.public_subnet_ids,
-                container_port=s.container_port,
-                health_check_path=s.health_check_path,
-                ingress_cidrs=s.alb_ingress_cidrs,
-                http_redirect=s.alb_http_redirect,
-                deletion_protection=s.alb_deletion_protection,
-                access_log_retention_days=s.access_log_retention_days,
-                https=s.https,
-                certificate_arn=s.certificate_arn,
-                domain_name=s.domain_name,
-                hosted_zone_id=s.hosted_zone_id,
-            ),
+            LoadBalancerArgs(settings=s, vpc_id=args.vpc_id, vpc_cidr=args.vpc_cidr, public_subnet_ids=args.public_subnet_ids),
             opts=pulumi.ResourceOptions(parent=self),
         )
         sg = self._security_group(lb)
         if s.waf_enabled:
-            Waf(f"{name}-waf", WafArgs(name=s.prefix, load_balancer_arn=lb.arn, rate_limit=s.waf_rate_limit, log_retention_days=s.log_retention_days),
-                opts=pulumi.ResourceOptions(parent=self))
+            Waf(f"{name}-waf", WafArgs(settings=s, load_balancer_arn=lb.arn), opts=pulumi.ResourceOptions(parent=self))
         service = aws.ecs.Service(
             f"{name}-service",
             name=naming.ecs_service(args.settings.prefix),
