@@ -15,17 +15,9 @@ from controls import FAIL, PASS
 from controls.exec_access import EXEC_CHANNEL_ACTIONS
 from tests import control_graphs as cg
 from tests.helpers import assert_config_error
+from tests.resource_types import CLUSTER, EGRESS, INGRESS, KEY, LOG_GROUP, ROLE, ROLE_POLICY, SG, TASKDEF
 
 COMPONENT = "pghome:dbaccess:DbAccess"
-SG = "aws:ec2/securityGroup:SecurityGroup"
-INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
-EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
-ROLE = "aws:iam/role:Role"
-ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
-CLUSTER = "aws:ecs/cluster:Cluster"
-TASKDEF = "aws:ecs/taskDefinition:TaskDefinition"
-KEY = "aws:kms/key:Key"
 
 
 def children(graph: Graph, type_: str) -> list[Resource]:

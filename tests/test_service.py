@@ -22,20 +22,12 @@ from components.service import Service, ServiceArgs
 from components.stackfile import stack_config
 from controls.exec_access import EXEC_CHANNEL_ACTIONS, STAR_ONLY_ACTIONS
 from tests.helpers import assert_config_error
+from tests.resource_types import ALB, CLUSTER, EGRESS, INGRESS, LOG_GROUP, ROLE, ROLE_POLICY, SG, TASKDEF
 
-CLUSTER = "aws:ecs/cluster:Cluster"
 CAPACITY = "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders"
-TASKDEF = "aws:ecs/taskDefinition:TaskDefinition"
 SERVICE = "aws:ecs/service:Service"
-ALB = "aws:lb/loadBalancer:LoadBalancer"
 TG = "aws:lb/targetGroup:TargetGroup"
 LISTENER = "aws:lb/listener:Listener"
-SG = "aws:ec2/securityGroup:SecurityGroup"
-INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
-EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
-ROLE = "aws:iam/role:Role"
-ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 SCALING_TARGET = "aws:appautoscaling/target:Target"
 SCALING_POLICY = "aws:appautoscaling/policy:Policy"
 BUCKET = "aws:s3/bucket:Bucket"
