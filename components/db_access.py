@@ -31,7 +31,7 @@ from components import naming
 from components import sg as rules
 from components.awsinfo import aws_facts
 from components.database import Database
-from components.iam import log_streams, service_trust_policy, statement
+from components.iam import ecs_tasks_trust_policy, inline_policy, log_streams, statement
 from components.kms import encrypted_log_group, logs_key
 from components.settings import DatabaseSettings
 from controls.exec_access import EXEC_CHANNEL_ACTIONS
@@ -76,8 +76,7 @@ class DbAccess(pulumi.ComponentResource):
         super().__init__("pghome:dbaccess:DbAccess", name, None, opts)
         self._name, self._args = name, args
         self._prefix, self._port = args.settings.prefix, args.settings.port
-        facts = aws_facts(self)
-        self._region, self._account, self._partition = facts.region, facts.account_id, facts.partition
+        self._region = aws_facts(self).region
 
         key = self._key()
         task_logs, exec_logs = self._log_groups(key)
@@ -152,23 +151,16 @@ class DbAccess(pulumi.ComponentResource):
 
     # --- IAM -------------------------------------------------------------------------------------
 
-    def _trust_policy(self) -> pulumi.Output[str]:
-        """ecs-tasks may assume the role only for tasks of this account (confused-deputy guard)."""
-        return service_trust_policy(
-            "ecs-tasks.amazonaws.com", self._account, self, source_arn_like=f"arn:{self._partition}:ecs:{self._region}:{self._account}:*"
-        )
-
     def _role(self, suffix: str, description: str, statements: list[aws.iam.GetPolicyDocumentStatementArgs]) -> aws.iam.Role:
-        name, child = self._name, pulumi.ResourceOptions(parent=self)
+        name = self._name
         role = aws.iam.Role(
             f"{name}-{suffix}-role",
             name_prefix=naming.role_prefix(self._prefix, f"db-access-{suffix}"),  # roles: generated names (components/naming.py)
             description=description,
-            assume_role_policy=self._trust_policy(),
-            opts=child,
+            assume_role_policy=ecs_tasks_trust_policy(self),
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        policy = aws.iam.get_policy_document_output(statements=statements, opts=pulumi.InvokeOptions(parent=self))
-        aws.iam.RolePolicy(f"{name}-{suffix}-policy", name="db-access", role=role.id, policy=policy.json, opts=child)
+        inline_policy(f"{name}-{suffix}-policy", "db-access", role, statements, self)
         return role
 
     def _execution_role(self, task_logs: aws.cloudwatch.LogGroup) -> aws.iam.Role:

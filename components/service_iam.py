@@ -15,8 +15,7 @@ import pulumi_aws as aws
 
 from components import naming
 from components.app_database import DbConnection
-from components.awsinfo import aws_facts
-from components.iam import log_streams, service_trust_policy, statement
+from components.iam import ecs_tasks_trust_policy, inline_policy, log_streams, statement
 from controls.exec_access import EXEC_CHANNEL_ACTIONS
 
 Statement = aws.iam.GetPolicyDocumentStatementArgs
@@ -56,35 +55,22 @@ def task_statements(database: DbConnection, exec_key_arn: pulumi.Input[str] | No
     return statements
 
 
-def _ecs_tasks_trust(parent: pulumi.Resource) -> pulumi.Output[str]:
-    """ecs-tasks may assume the role only for tasks of this account (confused-deputy guard)."""
-    facts = aws_facts(parent)
-    return service_trust_policy(
-        "ecs-tasks.amazonaws.com", facts.account_id, parent, source_arn_like=f"arn:{facts.partition}:ecs:{facts.region}:{facts.account_id}:*"
-    )
-
-
 def _role(name: str, kind: str, name_prefix: str, description: str, parent: pulumi.Resource) -> aws.iam.Role:
     return aws.iam.Role(
-        f"{name}-{kind}-role", name_prefix=name_prefix, description=description, assume_role_policy=_ecs_tasks_trust(parent), opts=pulumi.ResourceOptions(parent=parent)
+        f"{name}-{kind}-role", name_prefix=name_prefix, description=description, assume_role_policy=ecs_tasks_trust_policy(parent), opts=pulumi.ResourceOptions(parent=parent)
     )
-
-
-def _inline_policy(name: str, kind: str, policy_name: str, role: aws.iam.Role, statements: list[Statement], parent: pulumi.Resource) -> aws.iam.RolePolicy:
-    policy = aws.iam.get_policy_document_output(statements=statements, opts=pulumi.InvokeOptions(parent=parent))
-    return aws.iam.RolePolicy(f"{name}-{kind}-policy", name=policy_name, role=role.id, policy=policy.json, opts=pulumi.ResourceOptions(parent=parent))
 
 
 def execution_role(name: str, prefix: str, statements: list[Statement], parent: pulumi.Resource) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
     """The execution role and its inline policy (tasks must not start before the policy exists)."""
     description = "ECS agent: pull this stack's image, write its log group, read its DB secret"
     role = _role(name, "execution", naming.role_prefix(prefix, "task-execution"), description, parent)
-    return role, _inline_policy(name, "execution", "start-task", role, statements, parent)
+    return role, inline_policy(f"{name}-execution-policy", "start-task", role, statements, parent)
 
 
 def task_role(name: str, prefix: str, statements: list[Statement], parent: pulumi.Resource) -> aws.iam.Role:
     """The task role, with an inline policy only when there is something to grant."""
     role = _role(name, "task", naming.role_prefix(prefix, "task"), "The app's own AWS identity (least privilege)", parent)
     if statements:
-        _inline_policy(name, "task", "app", role, statements, parent)
+        inline_policy(f"{name}-task-policy", "app", role, statements, parent)
     return role
