@@ -29,7 +29,7 @@ from components import naming, password_policy
 from components import sg as rules
 from components.awsinfo import aws_facts
 from components.iam import service_trust_policy
-from components.kms import logs_key
+from components.kms import encrypted_log_group, logs_key
 from components.settings import DatabaseSettings
 
 # Both windows in UTC and disjoint (RDS rejects overlapping ones); the backup runs first.
@@ -222,12 +222,8 @@ class Database(pulumi.ComponentResource):
         the CMK and a retention (the names are fixed by RDS)."""
         cfg = self._args.settings
         return [
-            aws.cloudwatch.LogGroup(
-                f"{self._name}-log-{kind}",
-                name=f"/aws/rds/instance/{cfg.identifier}/{kind}",
-                retention_in_days=cfg.log_retention_days,
-                kms_key_id=key.arn,
-                opts=pulumi.ResourceOptions(parent=self),
+            encrypted_log_group(
+                f"{self._name}-log-{kind}", name=naming.db_log_group(cfg.prefix, kind), retention_days=cfg.log_retention_days, key_arn=key.arn, parent=self
             )
             for kind in LOG_EXPORTS
         ]

@@ -31,9 +31,10 @@ from components import naming
 from components import sg as rules
 from components.awsinfo import aws_facts
 from components.database import Database
-from components.iam import service_trust_policy
-from components.kms import logs_key
+from components.iam import ecs_tasks_trust_policy, inline_policy, log_streams, statement
+from components.kms import encrypted_log_group, logs_key
 from components.settings import DatabaseSettings
+from controls.exec_access import EXEC_CHANNEL_ACTIONS
 
 CONTAINER_NAME = "access"
 # Alpine 3.20.3, multi-arch index digest (the same on Docker Hub and ECR Public's docker/library
@@ -45,14 +46,6 @@ MAX_TASK_SECONDS = 12 * 3600
 # The SSM agent that ECS Exec bind-mounts into the container writes its state and logs here; with a
 # read-only root filesystem these must be volumes (aws/containers-roadmap#1359).
 AGENT_WRITABLE_PATHS = {"ssm-state": "/var/lib/amazon", "ssm-logs": "/var/log/amazon", "tmp": "/tmp"}
-# ECS Exec channels: the only actions granted on Resource "*" (AWS offers no resource-level ARN for
-# them), plus DescribeLogGroups, which the exec logging configuration requires on "*".
-EXEC_CHANNEL_ACTIONS = (
-    "ssmmessages:CreateControlChannel",
-    "ssmmessages:CreateDataChannel",
-    "ssmmessages:OpenControlChannel",
-    "ssmmessages:OpenDataChannel",
-)
 SSM_ENDPOINT_PORT = 443
 
 
@@ -70,10 +63,6 @@ class DbAccessArgs:
     image: str = ACCESS_IMAGE
 
 
-def _statement(actions: Sequence[str], resources: list[Any], sid: str, **extra: Any) -> aws.iam.GetPolicyDocumentStatementArgs:
-    return aws.iam.GetPolicyDocumentStatementArgs(sid=sid, actions=list(actions), resources=resources, **extra)
-
-
 class DbAccess(pulumi.ComponentResource):
     cluster_name: pulumi.Output[str]
     task_definition_arn: pulumi.Output[str]
@@ -87,8 +76,7 @@ class DbAccess(pulumi.ComponentResource):
         super().__init__("pghome:dbaccess:DbAccess", name, None, opts)
         self._name, self._args = name, args
         self._prefix, self._port = args.settings.prefix, args.settings.port
-        facts = aws_facts(self)
-        self._region, self._account, self._partition = facts.region, facts.account_id, facts.partition
+        self._region = aws_facts(self).region
 
         key = self._key()
         task_logs, exec_logs = self._log_groups(key)
@@ -128,14 +116,13 @@ class DbAccess(pulumi.ComponentResource):
         return key
 
     def _log_groups(self, key: aws.kms.Key) -> tuple[aws.cloudwatch.LogGroup, aws.cloudwatch.LogGroup]:
-        name, child = self._name, pulumi.ResourceOptions(parent=self)
         groups = [
-            aws.cloudwatch.LogGroup(
-                f"{name}-logs-{kind}",
+            encrypted_log_group(
+                f"{self._name}-logs-{kind}",
                 name=f"/ecs/{self._prefix}/db-access/{kind}",
-                retention_in_days=self._args.settings.log_retention_days,
-                kms_key_id=key.arn,
-                opts=child,
+                retention_days=self._args.settings.log_retention_days,
+                key_arn=key.arn,
+                parent=self,
             )
             for kind in ("task", "exec")
         ]
@@ -164,30 +151,23 @@ class DbAccess(pulumi.ComponentResource):
 
     # --- IAM -------------------------------------------------------------------------------------
 
-    def _trust_policy(self) -> pulumi.Output[str]:
-        """ecs-tasks may assume the role only for tasks of this account (confused-deputy guard)."""
-        return service_trust_policy(
-            "ecs-tasks.amazonaws.com", self._account, self, source_arn_like=f"arn:{self._partition}:ecs:{self._region}:{self._account}:*"
-        )
-
     def _role(self, suffix: str, description: str, statements: list[aws.iam.GetPolicyDocumentStatementArgs]) -> aws.iam.Role:
-        name, child = self._name, pulumi.ResourceOptions(parent=self)
+        name = self._name
         role = aws.iam.Role(
             f"{name}-{suffix}-role",
             name_prefix=naming.role_prefix(self._prefix, f"db-access-{suffix}"),  # roles: generated names (components/naming.py)
             description=description,
-            assume_role_policy=self._trust_policy(),
-            opts=child,
+            assume_role_policy=ecs_tasks_trust_policy(self),
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        policy = aws.iam.get_policy_document_output(statements=statements, opts=pulumi.InvokeOptions(parent=self))
-        aws.iam.RolePolicy(f"{name}-{suffix}-policy", name="db-access", role=role.id, policy=policy.json, opts=child)
+        inline_policy(f"{name}-{suffix}-policy", "db-access", role, statements, self)
         return role
 
     def _execution_role(self, task_logs: aws.cloudwatch.LogGroup) -> aws.iam.Role:
         return self._role(
             "execution",
             "ECS agent for the database access task: write its log group (public image, no registry login)",
-            [_statement(["logs:CreateLogStream", "logs:PutLogEvents"], [task_logs.arn.apply(lambda a: f"{a}:*")], "WriteTaskLogs")],
+            [statement(["logs:CreateLogStream", "logs:PutLogEvents"], [log_streams(task_logs.arn)], "WriteTaskLogs")],
         )
 
     def _task_role(self, key: aws.kms.Key, exec_logs: aws.cloudwatch.LogGroup) -> aws.iam.Role:
@@ -195,12 +175,12 @@ class DbAccess(pulumi.ComponentResource):
             "task",
             "Database access task: ECS Exec channels, session key, session logs (nothing else)",
             [
-                _statement(EXEC_CHANNEL_ACTIONS, ["*"], "EcsExecChannels"),
-                _statement(["kms:Decrypt"], [key.arn], "DecryptExecSessions"),
-                _statement(["logs:DescribeLogGroups"], ["*"], "FindExecLogGroup"),
-                _statement(
+                statement(EXEC_CHANNEL_ACTIONS, ["*"], "EcsExecChannels"),
+                statement(["kms:Decrypt"], [key.arn], "DecryptExecSessions"),
+                statement(["logs:DescribeLogGroups"], ["*"], "FindExecLogGroup"),
+                statement(
                     ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-                    [exec_logs.arn.apply(lambda a: f"{a}:*")],
+                    [log_streams(exec_logs.arn)],
                     "WriteExecLogs",
                 ),
             ],

@@ -130,3 +130,17 @@ def logs_key(name: str, *, alias: str, description: str, parent: pulumi.Resource
     facts = aws_facts(parent)
     key, _ = create_key(name, alias=alias, description=description, services=[logs_grant(facts.region, facts.account_id, facts.partition)], parent=parent)
     return key
+
+
+def encrypted_log_group(
+    resource_name: str, *, name: pulumi.Input[str], retention_days: pulumi.Input[int], key_arn: pulumi.Input[str], parent: pulumi.Resource
+) -> aws.cloudwatch.LogGroup:
+    """A CloudWatch log group encrypted with a CMK (one from `logs_key`) and kept `retention_days`;
+    a child of `parent`. Left to AWS, a group would appear on first write unencrypted and kept forever."""
+    return aws.cloudwatch.LogGroup(
+        resource_name,
+        name=name,
+        retention_in_days=retention_days,
+        kms_key_id=key_arn,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )

@@ -20,6 +20,7 @@ import pulumi_aws as aws
 from components import naming
 from components import sg as rules
 from components.awsinfo import aws_facts
+from components.settings import ServiceSettings
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-2021-06"
 # Regions launched before August 2022 deliver ALB access logs as the regional Elastic Load
@@ -31,6 +32,8 @@ ELB_ACCOUNT_REGIONS = frozenset(
 )
 LOG_DELIVERY_PRINCIPAL = "logdelivery.elasticloadbalancing.amazonaws.com"
 ACCESS_LOG_PREFIX = "alb"
+# Seconds a draining target keeps its in-flight requests before the target group drops it.
+DEREGISTRATION_DELAY_SECONDS = 30
 
 
 def lb_name(prefix: str, suffix: str) -> str:
@@ -40,25 +43,14 @@ def lb_name(prefix: str, suffix: str) -> str:
 
 @dataclass
 class LoadBalancerArgs:
-    name: str
-    """Physical name prefix, e.g. 'shop-dev'."""
+    """The service's settings section (prefix, container port, health check path, the ALB's ingress,
+    redirect, deletion protection, certificate or domain + zone, access-log retention) and the
+    network the ALB lives in."""
+
+    settings: ServiceSettings
     vpc_id: pulumi.Input[str]
     vpc_cidr: pulumi.Input[str]
     public_subnet_ids: pulumi.Input[Sequence[str]]
-    container_port: int
-    health_check_path: str
-    ingress_cidrs: Sequence[str]
-    http_redirect: bool
-    deletion_protection: bool
-    access_log_retention_days: int
-    https: bool = False
-    """Serve HTTPS (ServiceSettings.https: a certificate is given, or domain + zone to request one)."""
-    certificate_arn: str = ""
-    """An existing ACM certificate; wins over domain_name/hosted_zone_id for the listener."""
-    domain_name: str = ""
-    hosted_zone_id: str = ""
-    """With domain_name: request a DNS-validated ACM certificate (if no certificate_arn) and point an alias record at the ALB."""
-    deregistration_delay_seconds: int = 30
 
 
 class LoadBalancer(pulumi.ComponentResource):
@@ -81,24 +73,24 @@ class LoadBalancer(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         facts = aws_facts(self)
         self._region, self._account, self._partition = facts.region, facts.account_id, facts.partition
-        self.https_enabled = args.https
+        self.https_enabled = args.settings.https
 
         sg = self._security_group()
         bucket, bucket_ready = self._access_log_bucket()
         alb = aws.lb.LoadBalancer(
             f"{name}-alb",
-            name=naming.alb(args.name),
+            name=naming.alb(args.settings.prefix),
             load_balancer_type="application",
             internal=False,
             subnets=args.public_subnet_ids,
             security_groups=[sg.id],
             drop_invalid_header_fields=True,
             desync_mitigation_mode="defensive",
-            enable_deletion_protection=args.deletion_protection,
+            enable_deletion_protection=args.settings.alb_deletion_protection,
             enable_http2=True,
             idle_timeout=60,
             access_logs={"bucket": bucket.bucket, "prefix": ACCESS_LOG_PREFIX, "enabled": True},
-            tags={"Name": naming.alb(args.name)},
+            tags={"Name": naming.alb(args.settings.prefix)},
             # The ALB checks it may write to the bucket when access logs are turned on.
             opts=pulumi.ResourceOptions(parent=self, depends_on=bucket_ready),
         )
@@ -109,11 +101,11 @@ class LoadBalancer(pulumi.ComponentResource):
             vpc_id=args.vpc_id,
             target_type="ip",
             protocol="HTTP",
-            port=args.container_port,
-            deregistration_delay=args.deregistration_delay_seconds,
+            port=args.settings.container_port,
+            deregistration_delay=DEREGISTRATION_DELAY_SECONDS,
             health_check={
                 "enabled": True,
-                "path": args.health_check_path,
+                "path": args.settings.health_check_path,
                 "protocol": "HTTP",
                 "port": "traffic-port",
                 "matcher": "200-399",
@@ -122,7 +114,7 @@ class LoadBalancer(pulumi.ComponentResource):
                 "healthy_threshold": 2,
                 "unhealthy_threshold": 3,
             },
-            tags={"Name": lb_name(args.name, "app")},
+            tags={"Name": lb_name(args.settings.prefix, "app")},
             opts=child,
         )
         self.listeners = self._listeners(alb, tg)
@@ -144,17 +136,17 @@ class LoadBalancer(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         sg = aws.ec2.SecurityGroup(
             f"{name}-sg",
-            name_prefix=naming.sg_prefix(f"{args.name}-alb"),
+            name_prefix=naming.sg_prefix(f"{args.settings.prefix}-alb"),
             description="Load balancer: listener ports from the allowed CIDRs; out only to the tasks",
             vpc_id=args.vpc_id,
-            tags={"Name": f"{args.name}-alb"},
+            tags={"Name": f"{args.settings.prefix}-alb"},
             opts=child,
         )
         ports = [443] if self.https_enabled else []
-        if not self.https_enabled or args.http_redirect:
+        if not self.https_enabled or args.settings.alb_http_redirect:
             ports.append(80)
         for port in ports:
-            for i, cidr in enumerate(args.ingress_cidrs):
+            for i, cidr in enumerate(args.settings.alb_ingress_cidrs):
                 v6 = ipaddress.ip_network(cidr).version == 6
                 rules.ingress(
                     f"{name}-in-{port}-{i}",
@@ -165,7 +157,7 @@ class LoadBalancer(pulumi.ComponentResource):
                     cidr_ipv6=cidr if v6 else None,
                     cidr_ipv4=None if v6 else cidr,
                 )
-        rules.egress(f"{name}-out-tasks", sg.id, args.container_port, "To the tasks' container port inside the VPC", self, cidr_ipv4=args.vpc_cidr)
+        rules.egress(f"{name}-out-tasks", sg.id, args.settings.container_port, "To the tasks' container port inside the VPC", self, cidr_ipv4=args.vpc_cidr)
         return sg
 
     def _access_log_bucket(self) -> tuple[aws.s3.Bucket, list[pulumi.Resource]]:
@@ -173,8 +165,8 @@ class LoadBalancer(pulumi.ComponentResource):
         cannot use a customer key. Everything else is locked down."""
         args, name = self._args, self._name
         child = pulumi.ResourceOptions(parent=self)
-        bucket_name = naming.access_log_bucket(args.name, self._account, self._region)
-        bucket = aws.s3.Bucket(f"{name}-logs", bucket=bucket_name, force_destroy=not args.deletion_protection, tags={"Name": bucket_name}, opts=child)
+        bucket_name = naming.access_log_bucket(args.settings.prefix, self._account, self._region)
+        bucket = aws.s3.Bucket(f"{name}-logs", bucket=bucket_name, force_destroy=not args.settings.alb_deletion_protection, tags={"Name": bucket_name}, opts=child)
         pab = aws.s3.BucketPublicAccessBlock(
             f"{name}-logs-pab",
             bucket=bucket.id,
@@ -200,7 +192,7 @@ class LoadBalancer(pulumi.ComponentResource):
                     "id": "expire-access-logs",
                     "status": "Enabled",
                     "filter": {"prefix": f"{ACCESS_LOG_PREFIX}/"},
-                    "expiration": {"days": args.access_log_retention_days},
+                    "expiration": {"days": args.settings.access_log_retention_days},
                     "noncurrent_version_expiration": {"noncurrent_days": 7},
                     "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
                 }
@@ -242,21 +234,21 @@ class LoadBalancer(pulumi.ComponentResource):
 
     def _certificate_arn(self) -> pulumi.Input[str]:
         args, name = self._args, self._name
-        if args.certificate_arn:
-            return args.certificate_arn
+        if args.settings.certificate_arn:
+            return args.settings.certificate_arn
         child = pulumi.ResourceOptions(parent=self)
         cert = aws.acm.Certificate(
             f"{name}-cert",
-            domain_name=args.domain_name,
+            domain_name=args.settings.domain_name,
             validation_method="DNS",
             key_algorithm="EC_prime256v1",
-            tags={"Name": args.domain_name},
+            tags={"Name": args.settings.domain_name},
             opts=child,
         )
         option = cert.domain_validation_options[0]
         record = aws.route53.Record(
             f"{name}-cert-validation",
-            zone_id=args.hosted_zone_id,
+            zone_id=args.settings.hosted_zone_id,
             name=option.resource_record_name,
             type=option.resource_record_type,
             records=[option.resource_record_value],
@@ -278,7 +270,7 @@ class LoadBalancer(pulumi.ComponentResource):
         forward = [aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=tg.arn)]
         if not self.https_enabled:
             self.summary = "HTTP ONLY: no certificate configured, traffic to the load balancer is NOT encrypted (port 80 forwards to the app)"
-            pulumi.log.warn(f"{args.name}: {self.summary}. Set certificateArn, or domainName and hostedZoneId, to serve HTTPS.", resource=self)
+            pulumi.log.warn(f"{args.settings.prefix}: {self.summary}. Set certificateArn, or domainName and hostedZoneId, to serve HTTPS.", resource=self)
             return [aws.lb.Listener(f"{name}-http", load_balancer_arn=alb.arn, port=80, protocol="HTTP", default_actions=forward, opts=child)]
         listeners = [
             aws.lb.Listener(
@@ -293,7 +285,7 @@ class LoadBalancer(pulumi.ComponentResource):
             )
         ]
         self.summary = f"HTTPS on 443 ({TLS_POLICY})"
-        if args.http_redirect:
+        if args.settings.alb_http_redirect:
             self.summary += "; port 80 only answers 301 -> HTTPS"
             listeners.append(
                 aws.lb.Listener(
@@ -314,14 +306,14 @@ class LoadBalancer(pulumi.ComponentResource):
     def _dns(self, alb: aws.lb.LoadBalancer) -> pulumi.Output[str]:
         args, name = self._args, self._name
         scheme = "https" if self.https_enabled else "http"
-        if args.domain_name and args.hosted_zone_id:
+        if args.settings.domain_name and args.settings.hosted_zone_id:
             aws.route53.Record(
                 f"{name}-alias",
-                zone_id=args.hosted_zone_id,
-                name=args.domain_name,
+                zone_id=args.settings.hosted_zone_id,
+                name=args.settings.domain_name,
                 type="A",
                 aliases=[{"name": alb.dns_name, "zone_id": alb.zone_id, "evaluate_target_health": True}],
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            return pulumi.Output.from_input(f"{scheme}://{args.domain_name}")
+            return pulumi.Output.from_input(f"{scheme}://{args.settings.domain_name}")
         return alb.dns_name.apply(lambda dns: f"{scheme}://{dns}")

@@ -21,8 +21,8 @@ import pulumi_aws as aws
 from components import naming
 from components import sg as rules
 from components.awsinfo import aws_facts
-from components.iam import service_trust_policy
-from components.kms import logs_key
+from components.iam import log_streams, service_trust_policy
+from components.kms import encrypted_log_group, logs_key
 from components.settings import NatStrategy, NetworkSettings
 
 TIERS = ("public", "private", "isolated")
@@ -229,12 +229,8 @@ class Network(pulumi.ComponentResource):
             description=f"{self._prefix}: VPC flow logs",
             parent=self,
         )
-        group = aws.cloudwatch.LogGroup(
-            f"{name}-flow-logs",
-            name=naming.flow_log_group(self._prefix),
-            retention_in_days=s.flow_log_retention_days,
-            kms_key_id=key.arn,
-            opts=child,
+        group = encrypted_log_group(
+            f"{name}-flow-logs", name=naming.flow_log_group(self._prefix), retention_days=s.flow_log_retention_days, key_arn=key.arn, parent=self
         )
         assume = service_trust_policy("vpc-flow-logs.amazonaws.com", facts.account_id, self)
         role = aws.iam.Role(f"{name}-flow-logs-role", name_prefix=naming.role_prefix(self._prefix, "flow-logs"), assume_role_policy=assume, opts=child)
@@ -243,7 +239,7 @@ class Network(pulumi.ComponentResource):
                 aws.iam.GetPolicyDocumentStatementArgs(
                     actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
                     # the _output invoke resolves Outputs nested in its args; the SDK types them as str
-                    resources=[group.arn, group.arn.apply(lambda arn: f"{arn}:*")],  # type: ignore[list-item]
+                    resources=[group.arn, log_streams(group.arn)],  # type: ignore[list-item]
                 )
             ],
             opts=invoke,

@@ -100,8 +100,7 @@ def network(r: Reader, name_prefix: str) -> NetworkSettings:
             f"raise subnetPrefixLength (up to /28) or widen vpcCidr",
         )
     nat = r.choice("natStrategy", NatStrategy)
-    retention = r.integer("flowLogRetentionDays")
-    r.check(retention in LOG_RETENTION_DAYS, "flowLogRetentionDays", retention, f"must be one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
+    retention = _log_retention(r, "flowLogRetentionDays")
     return NetworkSettings(
         prefix=name_prefix,
         cidr=cidr,
@@ -158,8 +157,7 @@ def database(r: Reader, name_prefix: str, env: Environment, az_count: int) -> Da
     admin_cidrs = r.strings("dbAdminCidrs")
     for c in admin_cidrs:
         r.check(_is_private_ipv4_network(c), "dbAdminCidrs", c, "each entry must be a private IPv4 CIDR (RFC 1918), never 0.0.0.0/0")
-    log_retention = r.integer("dbLogRetentionDays")
-    r.check(log_retention in LOG_RETENTION_DAYS, "dbLogRetentionDays", log_retention, f"must be one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
+    log_retention = _log_retention(r, "dbLogRetentionDays")
     admin_sgs = r.strings("dbAdminSecurityGroupIds")
     for sg in admin_sgs:
         r.check(bool(re.fullmatch(r"sg-[0-9a-f]{8,17}", sg)), "dbAdminSecurityGroupIds", sg, "each entry must be a security group id sg-<8 or 17 hex>")
@@ -223,8 +221,7 @@ def service(r: Reader, name_prefix: str, env: Environment) -> ServiceSettings:
     spot_weight = r.integer("fargateSpotWeight", 0, 1000)
     r.check(fargate_weight + spot_weight > 0, "fargateSpotWeight", spot_weight, "fargateWeight and fargateSpotWeight cannot both be 0")
     path = r.string("healthCheckPath", pattern=r"/[\w\-./~%!$&'()*+,;=:@]{0,1023}", allowed="must start with / and be a URL path (max 1024 chars)")
-    retention = r.integer("logRetentionDays")
-    r.check(retention in LOG_RETENTION_DAYS, "logRetentionDays", retention, f"must be one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
+    retention = _log_retention(r, "logRetentionDays")
     exec_cmd = r.boolean("enableExecuteCommand")
     user = r.string("containerUser", pattern=r"[1-9]\d{0,9}(:\d{1,10})?", allowed="a non-zero numeric UID or UID:GID (never root)")
     r.check(not user.endswith(":0"), "containerUser", user, "the GID must not be 0 (the root group)")
@@ -358,6 +355,13 @@ def security(r: Reader, env: Environment) -> SecuritySettings:
         if problems:
             r.fail("securityWaivers", [p.split(" ", 1)[0] for p in problems], "; ".join(problems))
     return SecuritySettings(waivers=waivers)
+
+
+def _log_retention(r: Reader, key: str) -> int:
+    """A CloudWatch Logs retention: only the day counts the API accepts."""
+    days = r.integer(key)
+    r.check(days in LOG_RETENTION_DAYS, key, days, f"must be one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
+    return days
 
 
 def _is_private_ipv4_network(text: str) -> bool:

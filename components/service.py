@@ -7,8 +7,9 @@ What it adds over a plain ApplicationLoadBalancedFargateService:
   every Linux capability dropped, an init process, no privilege;
 - the DB password reaches the container only through `secrets` (Secrets Manager, read by the
   execution role at start), never as a plain environment variable; TLS to the DB is verify-full;
-- both roles are least privilege, each statement scoped to an ARN; the two AWS exceptions
-  (ecr:GetAuthorizationToken and the ssmmessages channels) are the only `"*"` resources;
+- both roles are least privilege (components/service_iam.py), each statement scoped to an ARN;
+  the two AWS exceptions (ecr:GetAuthorizationToken and the ssmmessages channels) are the only
+  `"*"` resources;
 - deployments roll back on their own (circuit breaker) and autoscaling owns the task count
   (`desiredCount` is ignored after creation).
 """
@@ -22,28 +23,17 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import naming
+from components import naming, service_iam
 from components import sg as rules
 from components.app_database import DbConnection
 from components.awsinfo import aws_facts
 from components.container import CONTAINER_NAME, DEFAULT_CA_BUNDLE, NO_IMAGE_DIGEST, container_definition, writable_volumes
-from components.iam import service_trust_policy
-from components.kms import logs_key
+from components.kms import encrypted_log_group, logs_key
 from components.loadbalancer import LoadBalancer, LoadBalancerArgs
 from components.settings import ServiceSettings
 from components.waf import Waf, WafArgs
 
-# Actions AWS offers no resource-level ARN for: the only ones allowed on Resource "*".
-STAR_RESOURCE_ACTIONS = frozenset(
-    {
-        "ecr:GetAuthorizationToken",
-        "ssmmessages:CreateControlChannel",
-        "ssmmessages:CreateDataChannel",
-        "ssmmessages:OpenControlChannel",
-        "ssmmessages:OpenDataChannel",
-        "logs:DescribeLogGroups",
-    }
-)
+
 @dataclass
 class ServiceArgs:
     """Inputs of the service. Values produced by other components are `pulumi.Input`s so Outputs
@@ -68,10 +58,6 @@ class ServiceArgs:
     runs before any image is pushed, so it could never settle."""
 
 
-def _statement(actions: list[str], resources: list[Any], **extra: Any) -> aws.iam.GetPolicyDocumentStatementArgs:
-    return aws.iam.GetPolicyDocumentStatementArgs(actions=actions, resources=resources, **extra)
-
-
 class Service(pulumi.ComponentResource):
     security_group_id: pulumi.Output[str]
     alb_security_group_id: pulumi.Output[str]
@@ -91,8 +77,7 @@ class Service(pulumi.ComponentResource):
         self._name = name
         self._args = args
         s = args.settings
-        facts = aws_facts(self)
-        self._region, self._account, self._partition = facts.region, facts.account_id, facts.partition
+        self._region = aws_facts(self).region
 
         self._exec_key: aws.kms.Key | None = None
         self._exec_logs: aws.cloudwatch.LogGroup | None = None
@@ -100,34 +85,20 @@ class Service(pulumi.ComponentResource):
             self._exec_key, self._exec_logs = self._exec_session_logging()
         cluster, capacity = self._cluster()
         log_group = self._log_group()
-        execution_role, execution_policy = self._execution_role(log_group)
-        task_role = self._task_role()
+        execution_role, execution_policy = service_iam.execution_role(
+            name, s.prefix, service_iam.execution_statements(args.repository_arn, log_group.arn, args.database, self._region), self
+        )
+        task_role = service_iam.task_role(name, s.prefix, self._task_statements(), self)
         self.image = self._image()
         task_definition = self._task_definition(log_group, execution_role, task_role)
         lb = LoadBalancer(
             f"{name}-lb",
-            LoadBalancerArgs(
-                name=args.settings.prefix,
-                vpc_id=args.vpc_id,
-                vpc_cidr=args.vpc_cidr,
-                public_subnet_ids=args.public_subnet_ids,
-                container_port=s.container_port,
-                health_check_path=s.health_check_path,
-                ingress_cidrs=s.alb_ingress_cidrs,
-                http_redirect=s.alb_http_redirect,
-                deletion_protection=s.alb_deletion_protection,
-                access_log_retention_days=s.access_log_retention_days,
-                https=s.https,
-                certificate_arn=s.certificate_arn,
-                domain_name=s.domain_name,
-                hosted_zone_id=s.hosted_zone_id,
-            ),
+            LoadBalancerArgs(settings=s, vpc_id=args.vpc_id, vpc_cidr=args.vpc_cidr, public_subnet_ids=args.public_subnet_ids),
             opts=pulumi.ResourceOptions(parent=self),
         )
         sg = self._security_group(lb)
         if s.waf_enabled:
-            Waf(f"{name}-waf", WafArgs(name=s.prefix, load_balancer_arn=lb.arn, rate_limit=s.waf_rate_limit, log_retention_days=s.log_retention_days),
-                opts=pulumi.ResourceOptions(parent=self))
+            Waf(f"{name}-waf", WafArgs(settings=s, load_balancer_arn=lb.arn), opts=pulumi.ResourceOptions(parent=self))
         service = aws.ecs.Service(
             f"{name}-service",
             name=naming.ecs_service(args.settings.prefix),
@@ -228,12 +199,8 @@ class Service(pulumi.ComponentResource):
             description=f"{prefix}: ECS Exec sessions and their logs",
             parent=self,
         )
-        group = aws.cloudwatch.LogGroup(
-            f"{name}-exec-logs",
-            name=naming.exec_log_group(prefix),
-            retention_in_days=self._args.settings.log_retention_days,
-            kms_key_id=key.arn,
-            opts=pulumi.ResourceOptions(parent=self),
+        group = encrypted_log_group(
+            f"{name}-exec-logs", name=naming.exec_log_group(prefix), retention_days=self._args.settings.log_retention_days, key_arn=key.arn, parent=self
         )
         return key, group
 
@@ -248,6 +215,11 @@ class Service(pulumi.ComponentResource):
                 "log_configuration": {"cloud_watch_encryption_enabled": True, "cloud_watch_log_group_name": self._exec_logs.name},
             }
         }
+
+    def _task_statements(self) -> list[service_iam.Statement]:
+        exec_key_arn = self._exec_key.arn if self._exec_key is not None else None
+        exec_logs_arn = self._exec_logs.arn if self._exec_logs is not None else None
+        return service_iam.task_statements(self._args.database, exec_key_arn, exec_logs_arn)
 
     def _image(self) -> pulumi.Output[str]:
         s = self._args.settings
@@ -265,91 +237,9 @@ class Service(pulumi.ComponentResource):
             description=f"{args.settings.prefix}: application logs",
             parent=self,
         )
-        return aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=naming.app_log_group(args.settings.prefix),
-            retention_in_days=args.settings.log_retention_days,
-            kms_key_id=key.arn,
-            opts=pulumi.ResourceOptions(parent=self),
+        return encrypted_log_group(
+            f"{name}-logs", name=naming.app_log_group(args.settings.prefix), retention_days=args.settings.log_retention_days, key_arn=key.arn, parent=self
         )
-
-    # --- IAM -------------------------------------------------------------------------------------
-
-    def _trust_policy(self) -> pulumi.Output[str]:
-        """ecs-tasks may assume the role only for tasks of this account (confused-deputy guard)."""
-        return service_trust_policy(
-            "ecs-tasks.amazonaws.com", self._account, self, source_arn_like=f"arn:{self._partition}:ecs:{self._region}:{self._account}:*"
-        )
-
-    def _execution_role(self, log_group: aws.cloudwatch.LogGroup) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
-        """The role ECS itself uses to start the task: pull the image, write logs, read the DB secret."""
-        args, name = self._args, self._name
-        child = pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(
-            f"{name}-execution-role",
-            name_prefix=naming.role_prefix(args.settings.prefix, "task-execution"),
-            description="ECS agent: pull this stack's image, write its log group, read its DB secret",
-            assume_role_policy=self._trust_policy(),
-            opts=child,
-        )
-        policy = aws.iam.get_policy_document_output(
-            statements=[
-                _statement(
-                    ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                    [args.repository_arn],
-                    sid="PullThisRepository",
-                ),
-                # GetAuthorizationToken is account-wide: AWS supports no resource-level ARN for it.
-                _statement(["ecr:GetAuthorizationToken"], ["*"], sid="EcrLogin"),
-                _statement(["logs:CreateLogStream", "logs:PutLogEvents"], [log_group.arn.apply(lambda a: f"{a}:*")], sid="WriteAppLogs"),
-                _statement(["secretsmanager:GetSecretValue"], [args.database.secret_arn], sid="ReadDbSecret"),
-                _statement(
-                    ["kms:Decrypt"],
-                    [args.database.kms_key_arn],
-                    sid="DecryptDbSecret",
-                    conditions=[
-                        aws.iam.GetPolicyDocumentStatementConditionArgs(
-                            test="StringEquals", variable="kms:ViaService", values=[f"secretsmanager.{self._region}.amazonaws.com"]
-                        )
-                    ],
-                ),
-            ],
-            opts=pulumi.InvokeOptions(parent=self),
-        )
-        role_policy = aws.iam.RolePolicy(f"{name}-execution-policy", name="start-task", role=role.id, policy=policy.json, opts=child)
-        return role, role_policy
-
-    def _task_role(self) -> aws.iam.Role:
-        """The role the app's code runs as: nothing unless IAM DB auth or ECS Exec asks for it."""
-        args, name = self._args, self._name
-        child = pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(
-            f"{name}-task-role",
-            name_prefix=naming.role_prefix(args.settings.prefix, "task"),
-            description="The app's own AWS identity (least privilege)",
-            assume_role_policy=self._trust_policy(),
-            opts=child,
-        )
-        statements = []
-        if args.database.iam_grant is not None:
-            statements.append(args.database.iam_grant)
-        if self._exec_key is not None and self._exec_logs is not None:
-            # What the SSM agent of ECS Exec needs, and nothing more: the channels (no resource-level
-            # ARN exists), the session key, and writing the session log group.
-            statements.append(_statement(sorted(a for a in STAR_RESOURCE_ACTIONS if a.startswith("ssmmessages:")), ["*"], sid="EcsExecChannels"))
-            statements.append(_statement(["kms:Decrypt"], [self._exec_key.arn], sid="EcsExecSessionKey"))
-            statements.append(_statement(["logs:DescribeLogGroups"], ["*"], sid="EcsExecFindLogGroup"))
-            statements.append(
-                _statement(
-                    ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-                    [self._exec_logs.arn.apply(lambda a: f"{a}:*")],
-                    sid="EcsExecSessionLogs",
-                )
-            )
-        if statements:
-            policy = aws.iam.get_policy_document_output(statements=statements, opts=pulumi.InvokeOptions(parent=self))
-            aws.iam.RolePolicy(f"{name}-task-policy", name="app", role=role.id, policy=policy.json, opts=child)
-        return role
 
     # --- task definition -------------------------------------------------------------------------
 

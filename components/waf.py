@@ -21,7 +21,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components import naming
-from components.kms import logs_key
+from components.kms import encrypted_log_group, logs_key
+from components.settings import ServiceSettings
 
 # (rule group name, WCU) in priority order after the rate limit; all vendor "AWS", no subscription fee.
 MANAGED_RULE_GROUPS: tuple[tuple[str, int], ...] = (
@@ -82,12 +83,11 @@ def monthly_cost(million_requests: float = 0.0) -> float:
 
 @dataclass
 class WafArgs:
-    name: str
-    """Physical name prefix, e.g. 'shop-prod'."""
+    """The service's settings section (prefix, waf_rate_limit: requests per IP per 5 minutes before
+    the IP is blocked, log retention) and the load balancer the web ACL protects."""
+
+    settings: ServiceSettings
     load_balancer_arn: pulumi.Input[str]
-    rate_limit: int
-    """Requests per IP per 5 minutes before the IP is blocked."""
-    log_retention_days: int
 
 
 class Waf(pulumi.ComponentResource):
@@ -97,31 +97,26 @@ class Waf(pulumi.ComponentResource):
     def __init__(self, name: str, args: WafArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("pghome:service:Waf", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        rules: Any = web_acl_rules(args.rate_limit)  # plain dicts: pulumi_aws's typed dicts are too deep to spell out
+        s = args.settings
+        rules: Any = web_acl_rules(s.waf_rate_limit)  # plain dicts: pulumi_aws's typed dicts are too deep to spell out
         acl = aws.wafv2.WebAcl(
             f"{name}-acl",
-            name=naming.waf_acl(args.name),
-            description=f"{args.name}: managed rules and a per-IP rate limit in front of the load balancer",
+            name=naming.waf_acl(s.prefix),
+            description=f"{s.prefix}: managed rules and a per-IP rate limit in front of the load balancer",
             scope="REGIONAL",
             default_action=aws.wafv2.WebAclDefaultActionArgs(allow=aws.wafv2.WebAclDefaultActionAllowArgs()),
             rules=rules,
-            visibility_config=_visibility(naming.waf_acl(args.name)),
+            visibility_config=_visibility(naming.waf_acl(s.prefix)),
             opts=child,
         )
         aws.wafv2.WebAclAssociation(f"{name}-association", resource_arn=args.load_balancer_arn, web_acl_arn=acl.arn, opts=child)
         key = logs_key(
             f"{name}-logs-key",
-            alias=f"{args.name}-waf-logs",
-            description=f"{args.name}: WAF logs",
+            alias=f"{s.prefix}-waf-logs",
+            description=f"{s.prefix}: WAF logs",
             parent=self,
         )
-        group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=naming.waf_log_group(args.name),
-            retention_in_days=args.log_retention_days,
-            kms_key_id=key.arn,
-            opts=child,
-        )
+        group = encrypted_log_group(f"{name}-logs", name=naming.waf_log_group(s.prefix), retention_days=s.log_retention_days, key_arn=key.arn, parent=self)
         # WAF adds the log group's resource policy for delivery itself (logs:PutResourcePolicy of the caller).
         aws.wafv2.WebAclLoggingConfiguration(
             f"{name}-logging",

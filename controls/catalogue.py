@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from controls.inventory import Inventory, Res
@@ -70,6 +70,17 @@ def control(
         return fn
 
     return register
+
+
+def must_be_true(key: str) -> Check:
+    """The check of a control that asks one input to be true (unset fails too): register it with
+    `control(...)(must_be_true("multiAz"))`."""
+
+    def check(r: Res, inv: Inventory) -> Iterator[str]:
+        if r.get(key) is not True:
+            yield f"{key} is not true"
+
+    return check
 
 
 def by_id(control_id: str) -> Control:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from controls.catalogue import MUST_HOLD, SERVICE, WAIVABLE, control
+from controls.catalogue import MUST_HOLD, SERVICE, WAIVABLE, control, must_be_true
 from controls.inventory import Inventory, Res
 from controls.readers import (
     as_list,
@@ -45,10 +45,7 @@ def _elb1(r: Res, inv: Inventory) -> Iterator[str]:
             yield f"HTTP listener {listener.name} (port {listener.get('port')}) does not redirect to HTTPS"
 
 
-@control("ELB.4", "Application Load Balancers should drop invalid HTTP headers", MUST_HOLD, LB, component=SERVICE, applies=_is_alb)
-def _elb4(r: Res, inv: Inventory) -> Iterator[str]:
-    if r.get("dropInvalidHeaderFields") is not True:
-        yield "dropInvalidHeaderFields is not true"
+control("ELB.4", "Application Load Balancers should drop invalid HTTP headers", MUST_HOLD, LB, component=SERVICE, applies=_is_alb)(must_be_true("dropInvalidHeaderFields"))
 
 
 @control("ELB.5", "Application and Classic Load Balancers logging should be enabled", WAIVABLE, LB, component=SERVICE, applies=_is_alb)
@@ -57,10 +54,7 @@ def _elb5(r: Res, inv: Inventory) -> Iterator[str]:
         yield "accessLogs is not enabled with a bucket"
 
 
-@control("ELB.6", "Application, Gateway and Network Load Balancers should have deletion protection enabled", WAIVABLE, LB, component=SERVICE)
-def _elb6(r: Res, inv: Inventory) -> Iterator[str]:
-    if r.get("enableDeletionProtection") is not True:
-        yield "enableDeletionProtection is not true"
+control("ELB.6", "Application, Gateway and Network Load Balancers should have deletion protection enabled", WAIVABLE, LB, component=SERVICE)(must_be_true("enableDeletionProtection"))
 
 
 @control("ELB.12", "Application Load Balancers should be configured with defensive or strictest desync mitigation mode", MUST_HOLD, LB, component=SERVICE,

@@ -11,18 +11,24 @@ from controls.readers import all_resources, as_list, iam_documents, policy_state
 CLUSTER = "aws:ecs/cluster:Cluster"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 INLINE_POLICY_TYPES = ("aws:iam/rolePolicy:RolePolicy", "aws:iam/userPolicy:UserPolicy", "aws:iam/groupPolicy:GroupPolicy", "aws:iam/role:Role")
+# The ECS Exec channels of the SSM agent: no resource-level permissions, so granted on Resource "*".
+EXEC_CHANNEL_ACTIONS = (
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+)
 # Actions AWS authorizes only on Resource "*" (no resource-level permissions), per the IAM service
 # authorization reference and the ECS Exec guide; every other action must name its resources.
+# The components grant these as spelled here; the rule compares case-insensitively, as IAM does.
 STAR_ONLY_ACTIONS = frozenset(
     {
-        "ecr:getauthorizationtoken",
-        "ssmmessages:createcontrolchannel",
-        "ssmmessages:createdatachannel",
-        "ssmmessages:opencontrolchannel",
-        "ssmmessages:opendatachannel",
-        "logs:describeloggroups",  # the ECS Exec logging configuration looks its group up this way
+        "ecr:GetAuthorizationToken",
+        *EXEC_CHANNEL_ACTIONS,
+        "logs:DescribeLogGroups",  # the ECS Exec logging configuration looks its group up this way
     }
 )
+_STAR_ONLY_LOWER = frozenset(a.lower() for a in STAR_ONLY_ACTIONS)
 
 
 def _exec_configured(r: Res, inv: Inventory) -> bool:
@@ -58,6 +64,6 @@ def _pgh5(r: Res, inv: Inventory) -> Iterator[str]:
         for st in policy_statements(doc):
             if st.get("Effect", "Allow") != "Allow" or not all_resources(st):
                 continue
-            extra = sorted(str(a) for a in as_list(st.get("Action")) if str(a).lower() not in STAR_ONLY_ACTIONS)
+            extra = sorted(str(a) for a in as_list(st.get("Action")) if str(a).lower() not in _STAR_ONLY_LOWER)
             if extra:
                 yield f"{label} allows {', '.join(extra)} on Resource '*' (statement {st.get('Sid', '?')}): name the resources"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from controls.catalogue import MUST_HOLD, NETWORK, WAIVABLE, control
+from controls.catalogue import MUST_HOLD, NETWORK, WAIVABLE, control, must_be_true
 from controls.inventory import Inventory, Res
 from controls.readers import (
     all_resources,
@@ -36,11 +36,8 @@ def _kms2(r: Res, inv: Inventory) -> Iterator[str]:
     yield from _kms_decrypt_on_all(r)
 
 
-@control("KMS.4", "AWS KMS key rotation should be enabled", MUST_HOLD, "aws:kms/key:Key", component=NETWORK,
-         applies=lambda r, inv: (r.get("customerMasterKeySpec") or r.get("keySpec") or "SYMMETRIC_DEFAULT") == "SYMMETRIC_DEFAULT")
-def _kms4(r: Res, inv: Inventory) -> Iterator[str]:
-    if r.get("enableKeyRotation") is not True:
-        yield "enableKeyRotation is not true"
+control("KMS.4", "AWS KMS key rotation should be enabled", MUST_HOLD, "aws:kms/key:Key", component=NETWORK,
+        applies=lambda r, inv: (r.get("customerMasterKeySpec") or r.get("keySpec") or "SYMMETRIC_DEFAULT") == "SYMMETRIC_DEFAULT")(must_be_true("enableKeyRotation"))
 
 
 @control("IAM.1", "IAM policies should not allow full '*' administrative privileges", MUST_HOLD, (MANAGED_POLICY, *INLINE_POLICY_TYPES), component=NETWORK,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from controls.catalogue import ADVISORY, DATABASE, MUST_HOLD, WAIVABLE, control
+from controls.catalogue import ADVISORY, DATABASE, MUST_HOLD, WAIVABLE, control, must_be_true
 from controls.inventory import Inventory, Res
 from controls.readers import (
     as_list,
@@ -16,6 +16,14 @@ from controls.readers import (
 
 RDS = "aws:rds/instance:Instance"
 DEFAULT_MASTER_USERNAMES = frozenset({"postgres", "admin", "administrator", "root", "master", "rdsadmin", "sa", "user", "dbadmin", "awsuser"})
+
+
+def _engine(r: Res) -> str:
+    return str(r.get("engine", "postgres"))  # unset counts as postgres, the only engine this program deploys
+
+
+def _is_postgres(r: Res, inv: Inventory) -> bool:
+    return _engine(r).startswith("postgres")
 
 
 @control("RDS.2", "RDS DB instances should prohibit public access (PubliclyAccessible is false)", MUST_HOLD, RDS, component=DATABASE)
@@ -30,10 +38,7 @@ def _rds3(r: Res, inv: Inventory) -> Iterator[str]:
         yield f"storageEncrypted is {r.get('storageEncrypted')!r}, not true"
 
 
-@control("RDS.5", "RDS DB instances should be configured with multiple Availability Zones", WAIVABLE, RDS, component=DATABASE)
-def _rds5(r: Res, inv: Inventory) -> Iterator[str]:
-    if r.get("multiAz") is not True:
-        yield "multiAz is not true"
+control("RDS.5", "RDS DB instances should be configured with multiple Availability Zones", WAIVABLE, RDS, component=DATABASE)(must_be_true("multiAz"))
 
 
 @control("RDS.6", "Enhanced monitoring should be configured for RDS DB instances", WAIVABLE, RDS, component=DATABASE)
@@ -44,10 +49,7 @@ def _rds6(r: Res, inv: Inventory) -> Iterator[str]:
         yield "monitoringInterval is set but monitoringRoleArn is empty"
 
 
-@control("RDS.8", "RDS DB instances should have deletion protection enabled", WAIVABLE, RDS, component=DATABASE)
-def _rds8(r: Res, inv: Inventory) -> Iterator[str]:
-    if r.get("deletionProtection") is not True:
-        yield "deletionProtection is not true"
+control("RDS.8", "RDS DB instances should have deletion protection enabled", WAIVABLE, RDS, component=DATABASE)(must_be_true("deletionProtection"))
 
 
 @control("RDS.9", "RDS DB instances should publish logs to CloudWatch Logs (PostgreSQL: postgresql, upgrade)", MUST_HOLD, RDS, component=DATABASE)
@@ -57,10 +59,7 @@ def _rds9(r: Res, inv: Inventory) -> Iterator[str]:
         yield f"enabledCloudwatchLogsExports lacks {', '.join(sorted(missing))}"
 
 
-@control("RDS.10", "IAM authentication should be configured for RDS instances", WAIVABLE, RDS, component=DATABASE)
-def _rds10(r: Res, inv: Inventory) -> Iterator[str]:
-    if r.get("iamDatabaseAuthenticationEnabled") is not True:
-        yield "iamDatabaseAuthenticationEnabled is not true"
+control("RDS.10", "IAM authentication should be configured for RDS instances", WAIVABLE, RDS, component=DATABASE)(must_be_true("iamDatabaseAuthenticationEnabled"))
 
 
 @control("RDS.11", "RDS instances should have automatic backups enabled (retention >= 7 days)", WAIVABLE, RDS, component=DATABASE)
@@ -76,10 +75,7 @@ def _rds13(r: Res, inv: Inventory) -> Iterator[str]:
         yield "autoMinorVersionUpgrade is false"
 
 
-@control("RDS.17", "RDS DB instances should be configured to copy tags to snapshots", WAIVABLE, RDS, component=DATABASE)
-def _rds17(r: Res, inv: Inventory) -> Iterator[str]:
-    if r.get("copyTagsToSnapshot") is not True:
-        yield "copyTagsToSnapshot is not true"
+control("RDS.17", "RDS DB instances should be configured to copy tags to snapshots", WAIVABLE, RDS, component=DATABASE)(must_be_true("copyTagsToSnapshot"))
 
 
 @control(
@@ -93,8 +89,9 @@ def _rds17(r: Res, inv: Inventory) -> Iterator[str]:
 )
 def _rds23(r: Res, inv: Inventory) -> Iterator[str]:
     defaults = {"postgres": 5432, "mysql": 3306, "mariadb": 3306}
-    port = to_int(r.get("port"), defaults.get(str(r.get("engine", "postgres")), 5432))
-    if port == defaults.get(str(r.get("engine", "postgres")), 5432):
+    default = defaults.get(_engine(r), 5432)
+    port = to_int(r.get("port"), default)
+    if port == default:
         yield f"port is the engine default {port}"
 
 
@@ -106,14 +103,14 @@ def _rds25(r: Res, inv: Inventory) -> Iterator[str]:
 
 
 @control("RDS.36", "RDS for PostgreSQL DB instances should publish logs to CloudWatch Logs", MUST_HOLD, RDS, component=DATABASE,
-         applies=lambda r, inv: str(r.get("engine", "postgres")).startswith("postgres"))
+         applies=_is_postgres)
 def _rds36(r: Res, inv: Inventory) -> Iterator[str]:
     if "postgresql" not in as_list(r.get("enabledCloudwatchLogsExports")):
         yield "enabledCloudwatchLogsExports lacks postgresql"
 
 
 @control("RDS.38", "RDS for PostgreSQL DB instances should be encrypted in transit (rds.force_ssl=1)", MUST_HOLD, RDS, component=DATABASE, context=True,
-         applies=lambda r, inv: str(r.get("engine", "postgres")).startswith("postgres"))
+         applies=_is_postgres)
 def _rds38(r: Res, inv: Inventory) -> Iterator[str]:
     groups = inv.referenced(r, "parameterGroupName", "aws:rds/parameterGroup:ParameterGroup")
     if not groups:

@@ -12,6 +12,7 @@ from controls.readers import (
 )
 
 SECRET = "aws:secretsmanager/secret:Secret"
+ROTATION = "aws:secretsmanager/secretRotation:SecretRotation"
 BUCKET_TYPES = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
 
 
@@ -27,12 +28,16 @@ def _pgh2(r: Res, inv: Inventory) -> Iterator[str]:
         yield "kmsKeyId is not set"
 
 
+def _rotations(secret: Res, inv: Inventory) -> list[Res]:
+    return inv.referring(secret, "secretId", ROTATION)
+
+
 def _rotation_waits_for_login_roles(r: Res, inv: Inventory) -> bool:
     """A login secret (child of the app database) in a program that declares no database roles yet
     (app database off, deploy phase 1): its rotation is created with the roles in phase 3, since an
     immediate rotation before them fails (components/rotation_function.py)."""
     return "pghome:appdb:AppDatabase" in r.parent and not inv.of_type("postgresql:index/role:Role") \
-        and not inv.referring(r, "secretId", "aws:secretsmanager/secretRotation:SecretRotation")
+        and not _rotations(r, inv)
 
 
 @control(
@@ -47,9 +52,9 @@ def _rotation_waits_for_login_roles(r: Res, inv: Inventory) -> bool:
 def _sm1(r: Res, inv: Inventory) -> Iterator[str]:
     if _rotation_waits_for_login_roles(r, inv):
         return
-    rotations = [x for x in inv.referring(r, "secretId", "aws:secretsmanager/secretRotation:SecretRotation") if x.get("rotationEnabled") is not False]
+    rotations = [x for x in _rotations(r, inv) if x.get("rotationEnabled") is not False]
     if not rotations:
-        yield "no aws:secretsmanager/secretRotation:SecretRotation"
+        yield f"no {ROTATION}"
     for x in rotations:
         if not x.get("rotationLambdaArn"):
             yield "its SecretRotation names no rotation function"
@@ -70,7 +75,7 @@ SM4_MAX_DAYS = 90  # Security Hub's default maxDaysSinceRotation
 def _sm4(r: Res, inv: Inventory) -> Iterator[str]:
     if _rotation_waits_for_login_roles(r, inv):
         return
-    rotations = inv.referring(r, "secretId", "aws:secretsmanager/secretRotation:SecretRotation")
+    rotations = _rotations(r, inv)
     if not rotations:
         yield "not rotated on a schedule"
     for x in rotations:

@@ -18,14 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import yaml
+from botocore.stub import Stubber
 from moto import mock_aws
 
 from bootstrap.stack_file import read_stack_file, settings_for
 from tests.pgserver import PgServer
 from tests.pulumi_double.fixture import Double
 from tests.rotation_world import World
+from tests.test_release import CLUSTER, DESCRIBE, NEW_TD, REGION, SERVICE, deployment, services
 
 
 def edit_stack_file(path: Path, **values: Any) -> None:
@@ -37,6 +40,41 @@ def edit_stack_file(path: Path, **values: Any) -> None:
         else:
             doc["config"][full] = value
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def run(d: Double, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """`python -m bootstrap <argv> -C <project>` in-process: (exit code, stdout, stderr), never a traceback."""
+    from bootstrap.__main__ import main
+
+    capsys.readouterr()
+    rc = main([*argv, "-C", str(d.project)])
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err + out.out
+    return rc, out.out, out.err
+
+
+@contextlib.contextmanager
+def stubbed_ecs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
+    """For the block, every boto3 session hands out one ECS client answered by a Stubber (moto cannot
+    run the service's deployments); other services stay on moto. Every queued answer must be used."""
+    ecs = boto3.client("ecs", region_name=REGION)
+    stub = Stubber(ecs)
+    real_client = boto3.session.Session.client
+    monkeypatch.setattr(boto3.session.Session, "client", lambda self, name, *a, **kw: ecs if name == "ecs" else real_client(self, name, *a, **kw))
+    try:
+        with stub:
+            yield stub
+        stub.assert_no_pending_responses()
+    finally:
+        monkeypatch.setattr(boto3.session.Session, "client", real_client)
+
+
+def queue_first_rollout(stub: Stubber, deployment_id: str = "ecs-svc/1000") -> None:
+    """What ECS answers to the first release of a stack: the service has no task yet, so release
+    starts one (desiredCount 1) and follows the deployment to steady state."""
+    stub.add_response("describe_services", services(deployment(deployment_id, "PRIMARY", NEW_TD, "COMPLETED", desired=0), desired=0), DESCRIBE)
+    stub.add_response("update_service", {"service": {"serviceName": SERVICE}}, {"cluster": CLUSTER, "service": SERVICE, "desiredCount": 1})
+    stub.add_response("describe_services", services(deployment(deployment_id, "PRIMARY", NEW_TD, "COMPLETED", desired=1, running=1), desired=1), DESCRIBE)
 
 
 @dataclass

@@ -11,15 +11,10 @@ from bootstrap.mockgraph import Graph, Resource, run_stack
 from components.config import load_settings
 from components.stackfile import stack_config
 from tests.helpers import assert_config_error
+from tests.resource_types import EGRESS, INGRESS, KEY, PARAMS, SECRET, SG
 
 INSTANCE = "aws:rds/instance:Instance"
-SG = "aws:ec2/securityGroup:SecurityGroup"
-INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
-EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
-PARAMS = "aws:rds/parameterGroup:ParameterGroup"
-SECRET = "aws:secretsmanager/secret:Secret"
 SECRET_VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
-KEY = "aws:kms/key:Key"
 PASSWORD = "random:index/randomPassword:RandomPassword"
 
 

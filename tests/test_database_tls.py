@@ -22,8 +22,8 @@ from psycopg import sql
 from bootstrap.mockgraph import Graph
 from bootstrap.pgconn import ConnectionSettingsError, Endpoint, build_conninfo, connect, redacted
 from tests.pgserver import PgServer, _write_tls_files
+from tests.resource_types import PARAMS
 
-PARAMS = "aws:rds/parameterGroup:ParameterGroup"
 PASSWORD = "random:index/randomPassword:RandomPassword"
 TRUE_WORDS = {"1", "on", "true", "yes"}
 

@@ -10,21 +10,14 @@ from typing import Any
 from bootstrap import plan
 from bootstrap.mockgraph import Graph, Resource, run_stack
 from bootstrap.tunnel import OUTPUT_KEYS, AccessTarget
-from components.db_access import AGENT_WRITABLE_PATHS, CONTAINER_NAME, EXEC_CHANNEL_ACTIONS, MAX_TASK_SECONDS
+from components.db_access import AGENT_WRITABLE_PATHS, CONTAINER_NAME, MAX_TASK_SECONDS
 from controls import FAIL, PASS
+from controls.exec_access import EXEC_CHANNEL_ACTIONS
 from tests import control_graphs as cg
 from tests.helpers import assert_config_error
+from tests.resource_types import CLUSTER, EGRESS, INGRESS, KEY, LOG_GROUP, ROLE, ROLE_POLICY, SG, TASKDEF
 
 COMPONENT = "pghome:dbaccess:DbAccess"
-SG = "aws:ec2/securityGroup:SecurityGroup"
-INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
-EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
-ROLE = "aws:iam/role:Role"
-ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
-CLUSTER = "aws:ecs/cluster:Cluster"
-TASKDEF = "aws:ecs/taskDefinition:TaskDefinition"
-KEY = "aws:kms/key:Key"
 
 
 def children(graph: Graph, type_: str) -> list[Resource]:

@@ -16,7 +16,7 @@ from moto import mock_aws
 from pulumi import automation as auto
 
 from bootstrap.__main__ import main
-from tests.deploy_world import edit_stack_file
+from tests.deploy_world import edit_stack_file, run
 from tests.pulumi_double.double import digest
 from tests.pulumi_double.fixture import Double
 
@@ -34,14 +34,6 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         sm.create_secret(Name="shop-dev/db/master", Tags=[{"Key": "Stack", "Value": "dev"}],
                          SecretString=json.dumps({"username": "shop_master", "password": MASTER_PW, "host": "db.invalid", "port": 5432}))
         yield
-
-
-def run(d: Double, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = main([*argv, "-C", str(d.project)])
-    out = capsys.readouterr()
-    assert "Traceback" not in out.err + out.out
-    return rc, out.out, out.err
 
 
 def make_stack(d: Double, name: str = "dev", **env: str) -> auto.Stack:

@@ -14,8 +14,8 @@ from bootstrap.mockgraph import Graph, run_stack
 from tests.deploy_world import edit_stack_file
 from tests.helpers import assert_config_error
 from tests.pulumi_double.fixture import Double
+from tests.resource_types import ROTATION
 
-ROTATION = "aws:secretsmanager/secretRotation:SecretRotation"
 GRANT = "postgresql:index/grantRole:GrantRole"
 
 

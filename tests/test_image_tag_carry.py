@@ -11,16 +11,15 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.stub import Stubber
 
 from bootstrap.deploy import Deployer
 from bootstrap.image_tag import FROM_FILE, FROM_STATE, NONE, choose
 from bootstrap.stack_file import InputError, StackFile, read_stack_file
 from bootstrap.workspace import Workspace, resolve_backend
-from tests.deploy_world import edit_stack_file
+from tests.deploy_world import edit_stack_file, queue_first_rollout, run, stubbed_ecs
 from tests.pulumi_double.fixture import Double
-from tests.test_recreate_double import aws, dev, run  # noqa: F401 (fixtures)
-from tests.test_release import CLUSTER, DESCRIBE, NEW_TD, REGION, SERVICE, deployment, push, scan_result, services
+from tests.test_recreate_double import aws, dev  # noqa: F401 (fixtures)
+from tests.test_release import REGION, push, scan_result
 
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop-dev:{}"
 TD = "aws:ecs/taskDefinition:TaskDefinition"
@@ -42,19 +41,10 @@ def release(d: Double, ecr: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest
     """`release --image-tag tag` on a stack whose service has no task yet (first release)."""
     push(ecr, tag)
     scan_result(tag)
-    ecs = boto3.client("ecs", region_name=REGION)
-    stub = Stubber(ecs)
-    dep = "ecs-svc/1000"
-    stub.add_response("describe_services", services(deployment(dep, "PRIMARY", NEW_TD, "COMPLETED", desired=0), desired=0), DESCRIBE)
-    stub.add_response("update_service", {"service": {"serviceName": SERVICE}}, {"cluster": CLUSTER, "service": SERVICE, "desiredCount": 1})
-    stub.add_response("describe_services", services(deployment(dep, "PRIMARY", NEW_TD, "COMPLETED", desired=1, running=1), desired=1), DESCRIBE)
-    real_client = boto3.session.Session.client
-    monkeypatch.setattr(boto3.session.Session, "client", lambda self, name, *a, **kw: ecs if name == "ecs" else real_client(self, name, *a, **kw))
-    with stub:
+    with stubbed_ecs(monkeypatch) as stub:
+        queue_first_rollout(stub)
         rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", tag)
-    assert rc == 0, err + out
-    stub.assert_no_pending_responses()
-    monkeypatch.setattr(boto3.session.Session, "client", real_client)
+        assert rc == 0, err + out
     return out
 
 

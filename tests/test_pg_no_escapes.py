@@ -16,7 +16,7 @@ from psycopg import sql
 from components.pgmodel import MAINTENANCE_DATABASES, DbModel
 from tests.helpers import isolated_model
 from tests.pgserver import SUPERUSER, PgServer
-from tests.test_app_database_pg import MASTER_PASSWORD, apply_model, catalog_snapshot
+from tests.test_app_database_pg import MASTER_PASSWORD, apply_model, catalog_snapshot, denied
 
 PW = {"app": "esc-app-Pw-1", "migrator": "esc-migrator-Pw-1", "esc_fresh": "esc-fresh-Pw-1", "esc_newapp": "esc-new-Pw-1", "esc_newro": "esc-newro-Pw-1"}
 
@@ -64,14 +64,6 @@ def world(pg: PgServer, model: DbModel) -> Iterator[dict]:
 def connect(pg: PgServer, who: str, dbname: str = "esc_db", **options: str) -> psycopg.Connection:
     user = f"esc_{who}" if who in ("app", "migrator") else who
     return psycopg.connect(pg.dsn(user, PW[who], dbname, **options), autocommit=True)
-
-
-def denied(conn: psycopg.Connection, statement: str) -> bool:
-    try:
-        conn.execute(statement)
-    except psycopg.errors.InsufficientPrivilege:
-        return True
-    return False
 
 
 def full_snapshot(pg: PgServer, model: DbModel) -> dict:

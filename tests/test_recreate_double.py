@@ -12,15 +12,13 @@ from typing import Any
 import boto3
 import pytest
 import yaml
-from botocore.stub import Stubber
 from moto import mock_aws
 from pulumi import automation as auto
 
-from bootstrap.__main__ import main
-from tests.deploy_world import edit_stack_file
+from tests.deploy_world import edit_stack_file, queue_first_rollout, run, stubbed_ecs
 from tests.pulumi_double.aws_names import physical_name
 from tests.pulumi_double.fixture import Double
-from tests.test_release import CLUSTER, DESCRIBE, NEW_TD, REGION, SERVICE, deployment, push, scan_result, services
+from tests.test_release import DESCRIBE, NEW_TD, REGION, deployment, push, scan_result, services
 
 PASS = "recreate passphrase"
 STABLE = {
@@ -42,14 +40,6 @@ def dev(pulumi_double: Double, monkeypatch: pytest.MonkeyPatch) -> Double:
     monkeypatch.setenv("PULUMI_BACKEND_URL", d.file_backend())
     auto.create_stack("dev", work_dir=str(d.project), opts=auto.LocalWorkspaceOptions(env_vars={"PULUMI_CONFIG_PASSPHRASE": PASS}))
     return d
-
-
-def run(d: Double, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = main([*argv, "-C", str(d.project)])
-    out = capsys.readouterr()
-    assert "Traceback" not in out.err + out.out
-    return rc, out.out, out.err
 
 
 def names(d: Double, types: Any) -> dict[str, str]:
@@ -156,19 +146,12 @@ def test_release_sets_the_tag_in_the_stack_through_the_real_up(dev: Double, aws:
     d = dev
     push(aws, "1.4.2")
     scan_result("1.4.2", counts={"LOW": 1})
-    ecs = boto3.client("ecs", region_name=REGION)
-    stub = Stubber(ecs)
     first = "ecs-svc/1000"
-    # a stack created by this release has no tasks yet: release starts them, then follows the deployment
-    stub.add_response("describe_services", services(deployment(first, "PRIMARY", NEW_TD, "COMPLETED", desired=0), desired=0), DESCRIBE)
-    stub.add_response("update_service", {"service": {"serviceName": SERVICE}}, {"cluster": CLUSTER, "service": SERVICE, "desiredCount": 1})
-    stub.add_response("describe_services", services(deployment(first, "PRIMARY", NEW_TD, "COMPLETED", desired=1, running=1), desired=1), DESCRIBE)
-    real_client = boto3.session.Session.client
-    monkeypatch.setattr(boto3.session.Session, "client", lambda self, name, *a, **kw: ecs if name == "ecs" else real_client(self, name, *a, **kw))
-    with stub:
+    with stubbed_ecs(monkeypatch) as stub:
+        # a stack created by this release has no tasks yet: release starts them, then follows the deployment
+        queue_first_rollout(stub, first)
         rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.2")
-    assert rc == 0, err + out
-    stub.assert_no_pending_responses()
+        assert rc == 0, err + out
     assert "steady state: 1 task(s)" in out
     # the stack file records the tag (commit it), and the state the task definition's image
     assert yaml.safe_load((d.project / "Pulumi.dev.yaml").read_text())["config"]["pghome:imageTag"] == "1.4.2"
@@ -184,13 +167,12 @@ def test_release_sets_the_tag_in_the_stack_through_the_real_up(dev: Double, aws:
     push(aws, "1.4.3")
     scan_result("1.4.3")
     second = "ecs-svc/2000"
-    stub.add_response("describe_services", services(deployment(second, "PRIMARY", NEW_TD, "IN_PROGRESS", desired=1),
-                                                    deployment(first, "ACTIVE", NEW_TD, "COMPLETED", desired=1, running=1), desired=1), DESCRIBE)
-    stub.add_response("describe_services", services(deployment(second, "PRIMARY", NEW_TD, "COMPLETED", desired=1, running=1), desired=1), DESCRIBE)
-    with stub:
+    with stubbed_ecs(monkeypatch) as stub:
+        stub.add_response("describe_services", services(deployment(second, "PRIMARY", NEW_TD, "IN_PROGRESS", desired=1),
+                                                        deployment(first, "ACTIVE", NEW_TD, "COMPLETED", desired=1, running=1), desired=1), DESCRIBE)
+        stub.add_response("describe_services", services(deployment(second, "PRIMARY", NEW_TD, "COMPLETED", desired=1, running=1), desired=1), DESCRIBE)
         rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.3")
-    assert rc == 0, err + out
-    stub.assert_no_pending_responses()
+        assert rc == 0, err + out
     assert yaml.safe_load((d.project / "Pulumi.dev.yaml").read_text())["config"]["pghome:imageTag"] == "1.4.3"
     td = next(r for r in d.resources() if r["type"] == "aws:ecs/taskDefinition:TaskDefinition" and r["inputs"]["family"] == "shop-dev-app")
     assert [c["image"] for c in json.loads(td["inputs"]["containerDefinitions"])] == ["123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop-dev:1.4.3"]

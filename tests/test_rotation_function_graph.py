@@ -12,13 +12,10 @@ import controls
 from bootstrap import plan
 from bootstrap.mockgraph import Graph, Resource, run_stack
 from tests.helpers import assert_config_error
+from tests.resource_types import EGRESS, INGRESS, ROTATION, SECRET
 
 FUNCTION = "aws:lambda/function:Function"
-ROTATION = "aws:secretsmanager/secretRotation:SecretRotation"
-SECRET = "aws:secretsmanager/secret:Secret"
 PERMISSION = "aws:lambda/permission:Permission"
-INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
-EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 
 
 def _fn(graph: Graph) -> Resource:

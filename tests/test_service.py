@@ -18,23 +18,16 @@ from components.app_database import DbConnection
 from components.config import load_settings
 from components.container import health_check_command
 from components.loadbalancer import LOG_DELIVERY_PRINCIPAL, TLS_POLICY, lb_name
-from components.service import STAR_RESOURCE_ACTIONS, Service, ServiceArgs
+from components.service import Service, ServiceArgs
 from components.stackfile import stack_config
+from controls.exec_access import EXEC_CHANNEL_ACTIONS, STAR_ONLY_ACTIONS
 from tests.helpers import assert_config_error
+from tests.resource_types import ALB, CLUSTER, EGRESS, INGRESS, LOG_GROUP, ROLE, ROLE_POLICY, SG, TASKDEF
 
-CLUSTER = "aws:ecs/cluster:Cluster"
 CAPACITY = "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders"
-TASKDEF = "aws:ecs/taskDefinition:TaskDefinition"
 SERVICE = "aws:ecs/service:Service"
-ALB = "aws:lb/loadBalancer:LoadBalancer"
 TG = "aws:lb/targetGroup:TargetGroup"
 LISTENER = "aws:lb/listener:Listener"
-SG = "aws:ec2/securityGroup:SecurityGroup"
-INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
-EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
-ROLE = "aws:iam/role:Role"
-ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 SCALING_TARGET = "aws:appautoscaling/target:Target"
 SCALING_POLICY = "aws:appautoscaling/policy:Policy"
 BUCKET = "aws:s3/bucket:Bucket"
@@ -182,7 +175,7 @@ def test_task_role_grants_exec_channels_only_when_enabled(dev_graph: Graph, prod
     (doc,) = role_policies(dev_graph, role(dev_graph, "shop-dev-task"))
     by_sid = {st["Sid"]: st for st in statements(doc)}
     assert set(by_sid) == {"EcsExecChannels", "EcsExecSessionKey", "EcsExecFindLogGroup", "EcsExecSessionLogs"}
-    assert sorted(as_list(by_sid["EcsExecChannels"]["Action"])) == sorted(a for a in STAR_RESOURCE_ACTIONS if a.startswith("ssmmessages:"))
+    assert sorted(as_list(by_sid["EcsExecChannels"]["Action"])) == sorted(EXEC_CHANNEL_ACTIONS)
     assert by_sid["EcsExecChannels"]["Resource"] == "*"
     exec_key = dev_graph.one(CLUSTER, "shop-dev-service-cluster").get("configuration.executeCommandConfiguration.kmsKeyId")
     assert by_sid["EcsExecSessionKey"] == {"Sid": "EcsExecSessionKey", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": exec_key}
@@ -204,8 +197,8 @@ def test_task_role_gets_rds_db_connect_for_the_app_user_with_iam_auth() -> None:
     assert re.fullmatch(rf"arn:aws:rds-db:eu-west-1:123456789012:dbuser:db-[A-Za-z0-9]+/{env['PGUSER']}", st["Resource"])
 
 
-# ecr:GetAuthorizationToken, ssmmessages:*; plus the lookup ECS Exec logging makes (db-access task role, components/db_access.py)
-ALLOWED_STAR_ACTIONS = STAR_RESOURCE_ACTIONS | {"logs:DescribeLogGroups"}
+# ecr:GetAuthorizationToken, ssmmessages:*, and the lookup ECS Exec logging makes
+ALLOWED_STAR_ACTIONS = STAR_ONLY_ACTIONS
 
 
 @pytest.mark.parametrize("overrides", [{}, {"appDbIamAuthRoles": ["app"]}], ids=["default", "iam-auth"])

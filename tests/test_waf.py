@@ -9,12 +9,11 @@ from bootstrap import plan
 from bootstrap.mockanswers import ACCOUNT_ID
 from bootstrap.mockgraph import Graph, run_stack
 from components import waf
+from tests.resource_types import ALB, LOG_GROUP
 
 ACL = "aws:wafv2/webAcl:WebAcl"
 ASSOCIATION = "aws:wafv2/webAclAssociation:WebAclAssociation"
 LOGGING = "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"
-ALB = "aws:lb/loadBalancer:LoadBalancer"
-LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 
 
 def test_prod_has_a_web_acl_on_the_alb(prod_graph: Graph) -> None:

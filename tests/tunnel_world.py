@@ -9,7 +9,7 @@ import contextlib
 import socket
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -140,19 +140,31 @@ class LoopbackForwarder:
         listener = socket.create_server(("127.0.0.1", request.local_port))
         session = LoopbackSession(listener)
 
-        def serve() -> None:
-            while True:
-                try:
-                    client, _ = listener.accept()
-                except OSError:
-                    return
-                session.connections.append(1)
-                remote = socket.create_connection(upstream)
-                threading.Thread(target=relay, args=(client, remote), daemon=True).start()
+        def connect() -> socket.socket:
+            session.connections.append(1)
+            return socket.create_connection(upstream)
 
-        threading.Thread(target=serve, daemon=True).start()
+        relay_in_background(listener, connect)
         self.sessions.append(session)
         return session
+
+
+def relay_in_background(listener: socket.socket, connect: Callable[[], socket.socket | None]) -> None:
+    """Until `listener` closes, relay each accepted connection to a socket `connect` opens (None: drop the client)."""
+
+    def serve() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = connect()
+            if upstream is None:
+                client.close()
+                continue
+            threading.Thread(target=relay, args=(client, upstream), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
 
 
 # --- a minimal SOCKS5 client (what the postgresql provider's Go dialer does) ---------------------
@@ -190,21 +202,15 @@ def port_through_socks(proxy_port: int, host: str, port: int) -> Iterator[int]:
     (lets psycopg, which has no SOCKS support, speak the whole protocol over the SOCKS path)."""
     listener = socket.create_server(("127.0.0.1", 0))
 
-    def serve() -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            upstream, code = socks_connect(proxy_port, host, port)
-            if code != 0:
-                client.close()
-                upstream.close()
-                continue
-            upstream.settimeout(None)
-            threading.Thread(target=relay, args=(client, upstream), daemon=True).start()
+    def connect() -> socket.socket | None:
+        upstream, code = socks_connect(proxy_port, host, port)
+        if code != 0:
+            upstream.close()
+            return None
+        upstream.settimeout(None)
+        return upstream
 
-    threading.Thread(target=serve, daemon=True).start()
+    relay_in_background(listener, connect)
     try:
         yield int(listener.getsockname()[1])
     finally:
