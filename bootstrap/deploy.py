@@ -258,8 +258,13 @@ class Deployer:
             self.out(f"[phase 4/5] rotate {', '.join(due)} through the stack's rotation function (--local-rotation: in-process)")
             from bootstrap.rotation import RotationError
 
+            # A first deploy's new SecretRotations (phase 3) already rotate immediately: join those,
+            # start one only where none ever finished, --rotate, or the age is due (no double rotation).
+            start = [r for r in due if self._due(r, False, rotate, rotate_after_days)]
             try:
-                self.remote_rotation(plain, tuple(due))
+                for roles, begin in ((start, True), ([r for r in due if r not in start], False)):
+                    if roles:
+                        self.remote_rotation(plain, tuple(roles), begin)
             except RotationError as exc:
                 raise self._resume("phase 4/5", "rotating the login roles through the rotation function", str(exc).rstrip(".")) from None
             self.done.append(f"{', '.join(due)} rotated through the rotation function")

@@ -30,7 +30,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import naming
+from components import iam, kms, naming
 from components import sg as rules
 from components.awsinfo import aws_facts
 from components.database import Database
@@ -170,32 +170,16 @@ class RotationFunction(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         secret_arns: list[Any] = list(self._secrets.values())  # Outputs; the SDK annotates plain str
-        key_arn: Any = args.database.kms_key_arn
-        instance_arn: Any = args.database.arn
-        policy = aws.iam.get_policy_document_output(
-            statements=[
-                aws.iam.GetPolicyDocumentStatementArgs(
-                    sid="RotateTheseSecrets",
-                    actions=["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"],
-                    resources=secret_arns,
-                ),
-                aws.iam.GetPolicyDocumentStatementArgs(
-                    sid="SecretsKeyThroughSecretsManager",
-                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                    resources=[key_arn],
-                    conditions=[aws.iam.GetPolicyDocumentStatementConditionArgs(
-                        test="StringEquals", variable="kms:ViaService", values=[f"secretsmanager.{facts.region}.amazonaws.com"])],
-                ),
-                aws.iam.GetPolicyDocumentStatementArgs(
-                    sid="MasterPasswordOfThisInstance",
-                    actions=["rds:ModifyDBInstance", "rds:DescribeDBInstances"],
-                    resources=[instance_arn],
-                ),
-                *self._redeploy_statement(),
-            ],
-            opts=invoke,
-        )
-        aws.iam.RolePolicy(f"{name}-policy", name="rotation", role=role.id, policy=policy.json, opts=pulumi.ResourceOptions(parent=self))
+        via_secrets_manager = aws.iam.GetPolicyDocumentStatementConditionArgs(
+            test="StringEquals", variable="kms:ViaService", values=[f"secretsmanager.{facts.region}.amazonaws.com"])
+        iam.inline_policy(f"{name}-policy", "rotation", role, [
+            iam.statement(["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue",
+                           "secretsmanager:UpdateSecretVersionStage"], secret_arns, "RotateTheseSecrets"),
+            iam.statement(["kms:Decrypt", "kms:GenerateDataKey"], [args.database.kms_key_arn], "SecretsKeyThroughSecretsManager",
+                          conditions=[via_secrets_manager]),
+            iam.statement(["rds:ModifyDBInstance", "rds:DescribeDBInstances"], [args.database.arn], "MasterPasswordOfThisInstance"),
+            *self._redeploy_statement(),
+        ], self)
         return role
 
     def _redeploy_statement(self) -> list[aws.iam.GetPolicyDocumentStatementArgs]:
@@ -203,16 +187,11 @@ class RotationFunction(pulumi.ComponentResource):
             return []
         facts, target = self._facts, self._redeploy
         service_arn: Any = ecs_service_arn(facts.partition, facts.region, facts.account_id, target.cluster_name, target.service_name)
-        return [aws.iam.GetPolicyDocumentStatementArgs(sid="RedeployTheAppService", actions=["ecs:UpdateService"], resources=[service_arn])]
+        return [iam.statement(["ecs:UpdateService"], [service_arn], "RedeployTheAppService")]
 
     def _log_group(self) -> aws.cloudwatch.LogGroup:
-        return aws.cloudwatch.LogGroup(
-            f"{self._name}-logs",
-            name=f"/aws/lambda/{self._function_name}",
-            retention_in_days=self._args.settings.log_retention_days,
-            kms_key_id=self._args.database.kms_key_arn,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        return kms.encrypted_log_group(f"{self._name}-logs", name=f"/aws/lambda/{self._function_name}",
+                                       retention_days=self._args.settings.log_retention_days, key_arn=self._args.database.kms_key_arn, parent=self)
 
     # --- the function ----------------------------------------------------------------------
     def _function(self, sg: aws.ec2.SecurityGroup, role: aws.iam.Role, log_group: aws.cloudwatch.LogGroup) -> aws.lambda_.Function:

@@ -36,7 +36,7 @@ def _recorder(calls: list[tuple[Any, ...]]) -> Any:
 
 def test_phases_2_and_4_go_through_the_function_when_the_stack_has_one(with_function: None) -> None:
     w, out, calls = FakeWorld(), list[str](), list[tuple[Any, ...]]()
-    w.needs_first = {"master"}  # the immediate rotation of phase 1's SecretRotation is still pending
+    w.needs_first = {"master", "app", "migrator"}  # no immediate rotation has finished yet
     assert w.deployer(out, remote_rotation=_recorder(calls)).deploy() == 0
     assert calls == [(ARN, ("master",), True), (ARN, ("app", "migrator"), True)]
     assert not [x for x in w.log if x.startswith("rotate")]  # nothing rotated in-process
@@ -51,6 +51,15 @@ def test_a_first_deploy_whose_immediate_master_rotation_finished_does_not_rotate
     w.deployer(out, remote_rotation=_recorder(calls)).deploy()
     assert calls[0] == (ARN, ("master",), False)
     assert not [x for x in w.log if x.startswith("rotate")]
+
+
+def test_a_first_deploy_joins_the_login_rotations_phase_3_started_and_starts_only_the_unrotated(with_function: None) -> None:
+    """Phase 3's new SecretRotations rotate immediately: a login whose first rotation finished is
+    joined (start=False, no second rotation and redeploy), one still without a password is started."""
+    w, calls = FakeWorld(), list[tuple[Any, ...]]()
+    w.needs_first = {"migrator"}
+    assert w.deployer([], remote_rotation=_recorder(calls)).deploy() == 0
+    assert calls[1:] == [(ARN, ("migrator",), True), (ARN, ("app",), False)]
 
 
 def test_later_deploys_rotate_the_master_through_the_function_only_with_rotate(with_function: None) -> None:
