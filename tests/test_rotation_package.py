@@ -10,12 +10,16 @@ from pathlib import Path
 import pytest
 
 from bootstrap import rotation_package as rp
-from tests.pgserver import PgServer
+from tests.pgserver import _write_tls_files
 
 
 @pytest.fixture(scope="module")
-def ca(pg: PgServer) -> Path:
-    return pg.ca_file  # a PEM like the RDS bundle (the real one is downloaded by the user)
+def ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A PEM CA bundle like the RDS one (the real one is downloaded by the user); no server needed,
+    so these tests are not `postgres` tests run again on every major."""
+    directory = tmp_path_factory.mktemp("ca")
+    _write_tls_files(directory)
+    return directory / "ca.crt"
 
 
 def test_built_twice_gives_the_same_bytes_and_hash(tmp_path: Path, ca: Path) -> None:
