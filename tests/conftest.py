@@ -38,11 +38,17 @@ def graph(request: pytest.FixtureRequest, dev_graph: Graph, prod_graph: Graph) -
     return dev_graph if request.param == "dev" else prod_graph
 
 
+RUN_FIRST = ("tests/test_typecheck.py", "tests/test_deploy_e2e.py", "tests/test_deploy_tunnel_e2e.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that needs the server (the `pg` fixture, directly or through another fixture)
     is marked `postgres`; every test that drives the CLI through the `pulumi` test double is
     marked `e2e`. The other majors' runs select `postgres and not e2e`: the end-to-end deploys test
     the orchestration, whose PostgreSQL side the `postgres` tests already cover on every major."""
+    # The longest single tests start first, so no core is left waiting on one at the end (xdist
+    # hands each worker a run of the collection order); a stable sort keeps the rest as collected.
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in RUN_FIRST)
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
         if "pg" in fixtures:
