@@ -98,24 +98,6 @@ class FunctionLog:
         return None
 
 
-def rotate_secret(
-    sm: Any,
-    secret_id: str,
-    *,
-    function_log_group: str = "",
-    logs: Any = None,
-    timeout_s: float = 900.0,
-    interval_s: float = 5.0,
-    out: Callable[[str], None] = print,
-    clock: Clock = Clock(),
-    join_pending: bool = False,
-    start: bool = True,
-) -> str:
-    """Start one rotation and wait for it to finish; returns the new AWSCURRENT version id (see `run_rotation`)."""
-    return run_rotation(sm, secret_id, function_log_group=function_log_group, logs=logs, timeout_s=timeout_s, interval_s=interval_s,
-                        out=out, clock=clock, join_pending=join_pending, start=start).token
-
-
 def _begin(sm: Any, secret_id: str, *, join_pending: bool, start: bool, out: Callable[[str], None], clock: Clock) -> Rotation:
     """Join, resume or start the rotation to wait for (token "" when there is nothing to do)."""
     stages = _stages(sm, secret_id)

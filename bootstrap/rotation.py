@@ -148,6 +148,19 @@ class _Versions:
     pending: dict[str, Any] | None
 
 
+def secret_json(sm: Any, secret_id: str, **version: str) -> dict[str, Any]:
+    """A DB secret's value (the engine/host/port/username/password JSON object), of a version or
+    stage when given; one sentence when it is not that shape."""
+    raw = sm.get_secret_value(SecretId=secret_id, **version).get("SecretString") or ""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise RotationError(f"secret {secret_id} does not hold JSON; expected the engine/host/port/username/password format") from None
+    if not isinstance(value, dict):
+        raise RotationError(f"secret {secret_id} does not hold a JSON object")
+    return value
+
+
 class Rotator:
     def __init__(
         self,
@@ -191,14 +204,7 @@ class Rotator:
         return desc
 
     def _value(self, name: str, **version: str) -> dict[str, Any]:
-        raw = self.sm.get_secret_value(SecretId=name, **version)["SecretString"]
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            raise RotationError(f"secret {name} does not hold JSON; expected the engine/host/port/username/password format") from None
-        if not isinstance(value, dict):
-            raise RotationError(f"secret {name} does not hold a JSON object")
-        return value
+        return secret_json(self.sm, name, **version)
 
     def _versions(self, role: str) -> _Versions:
         name = self.secret_name(role)

@@ -35,7 +35,7 @@ from psycopg import sql
 
 from bootstrap import pgconn
 from bootstrap.pgadmin import require_admin
-from bootstrap.rotation import DatabaseAdmin, RotationError, _is_auth_failure, new_password, scram_sha256_verifier
+from bootstrap.rotation import DatabaseAdmin, RotationError, _is_auth_failure, new_password, scram_sha256_verifier, secret_json
 from components.pgmodel import CLONE_SUFFIX
 
 log = logging.getLogger("pghome.rotation")
@@ -86,14 +86,7 @@ class StepRunner:
 
     # secrets -------------------------------------------------------------------------------
     def value(self, arn: str, **version: str) -> dict[str, Any]:
-        raw = self.sm.get_secret_value(SecretId=arn, **version).get("SecretString") or ""
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            raise RotationError(f"secret {arn} does not hold JSON; expected the engine/host/port/username/password format") from None
-        if not isinstance(value, dict):
-            raise RotationError(f"secret {arn} does not hold a JSON object")
-        return value
+        return secret_json(self.sm, arn, **version)
 
     def pending(self, arn: str, token: str) -> dict[str, Any] | None:
         try:

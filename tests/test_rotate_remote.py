@@ -13,7 +13,7 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from bootstrap.rotate_remote import Clock, redeploy_service, rotate_secret, rotate_stack
+from bootstrap.rotate_remote import Clock, redeploy_service, rotate_stack, run_rotation
 from bootstrap.rotation import RotationError
 
 ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:shop-dev/db/app-AbCdEf"
@@ -57,7 +57,7 @@ def test_waits_until_new_version_is_current_and_no_pending_is_left() -> None:
         stub.add_response("describe_secret", _describe({OLD: ["AWSPREVIOUS"], NEW: ["AWSCURRENT", "AWSPENDING"]}), {"SecretId": ARN})
         stub.add_response("describe_secret", _describe({OLD: ["AWSPREVIOUS"], NEW: ["AWSCURRENT"]}), {"SecretId": ARN})
         lines: list[str] = []
-        assert rotate_secret(sm, ARN, out=lines.append, clock=Clock(fake.now, fake.sleep), interval_s=5) == NEW
+        assert run_rotation(sm, ARN, out=lines.append, clock=Clock(fake.now, fake.sleep), interval_s=5).token == NEW
         stub.assert_no_pending_responses()
     assert any("AWSPENDING" in ln and "(0s)" in ln for ln in lines)
     assert any("AWSPENDING label not yet removed" in ln for ln in lines)
@@ -73,13 +73,13 @@ def test_times_out_with_one_sentence() -> None:
         for _ in range(4):
             stub.add_response("describe_secret", _describe({OLD: ["AWSCURRENT"], NEW: ["AWSPENDING"]}), {"SecretId": ARN})
         with pytest.raises(RotationError, match=r"did not finish within 10s .*see /aws/lambda/shop-dev-db-rotation; .*AWSCURRENT still works") as err:
-            rotate_secret(sm, ARN, function_log_group="/aws/lambda/shop-dev-db-rotation", out=lambda s: None, clock=Clock(fake.now, fake.sleep), timeout_s=10, interval_s=5)
+            run_rotation(sm, ARN, function_log_group="/aws/lambda/shop-dev-db-rotation", out=lambda s: None, clock=Clock(fake.now, fake.sleep), timeout_s=10, interval_s=5)
         assert "\n" not in str(err.value)
     with Stubber(sm) as stub:
         stub.add_response("describe_secret", _describe({OLD: ["AWSCURRENT"]}), {"SecretId": ARN})
         stub.add_client_error("rotate_secret", "InvalidRequestException", "no rotation function configured")
         with pytest.raises(RotationError, match=r"RotateSecret .* failed \(InvalidRequestException\)"):
-            rotate_secret(sm, ARN, out=lambda s: None)
+            run_rotation(sm, ARN, out=lambda s: None)
 
 
 def test_a_pending_rotation_is_resumed_with_its_own_token_never_stacked_upon() -> None:
@@ -92,7 +92,7 @@ def test_a_pending_rotation_is_resumed_with_its_own_token_never_stacked_upon() -
         stub.add_response("rotate_secret", {"ARN": ARN, "VersionId": NEW}, {"SecretId": ARN, "ClientRequestToken": NEW, "RotateImmediately": True})
         stub.add_response("describe_secret", _describe({OLD: ["AWSPREVIOUS"], NEW: ["AWSCURRENT"]}), {"SecretId": ARN})
         lines: list[str] = []
-        assert rotate_secret(sm, ARN, out=lines.append, clock=FakeClock().clock()) == NEW
+        assert run_rotation(sm, ARN, out=lines.append, clock=FakeClock().clock()).token == NEW
         stub.assert_no_pending_responses()
     assert f"resuming the rotation of version {NEW}" in lines[0]
     with Stubber(sm) as stub:
@@ -102,7 +102,7 @@ def test_a_pending_rotation_is_resumed_with_its_own_token_never_stacked_upon() -
                           {"SecretId": ARN, "IncludeDeprecated": True})
         stub.add_response("describe_secret", _describe({OLD: ["AWSPREVIOUS"], NEW: ["AWSCURRENT"]}), {"SecretId": ARN})
         lines = []
-        assert rotate_secret(sm, ARN, out=lines.append, clock=FakeClock().clock()) == NEW
+        assert run_rotation(sm, ARN, out=lines.append, clock=FakeClock().clock()).token == NEW
         stub.assert_no_pending_responses()
     assert "would not resume it (InvalidRequestException): waiting for its retries" in lines[0]
 
@@ -155,7 +155,7 @@ def test_a_failure_in_the_function_log_ends_the_wait_at_once(logs: Any) -> None:
                                     "check the function's security group and subnets")
 
         with pytest.raises(RotationError) as err:
-            rotate_secret(sm, ARN, function_log_group=GROUP, logs=logs, out=lambda s: None, clock=Clock(fake.now, sleep, fake.wall),
+            run_rotation(sm, ARN, function_log_group=GROUP, logs=logs, out=lambda s: None, clock=Clock(fake.now, sleep, fake.wall),
                           timeout_s=900, interval_s=5)
         stub.assert_no_pending_responses()
     text = str(err.value)
@@ -175,7 +175,7 @@ def test_an_unreadable_log_is_said_once_and_the_wait_goes_on() -> None:
         stub.add_response("describe_secret", _describe({OLD: ["AWSPREVIOUS"], NEW: ["AWSCURRENT"]}), {"SecretId": ARN})
         log_stub.add_client_error("filter_log_events", "AccessDeniedException", "no logs:FilterLogEvents")
         lines: list[str] = []
-        assert rotate_secret(sm, ARN, function_log_group=GROUP, logs=denied, out=lines.append, clock=FakeClock().clock()) == NEW
+        assert run_rotation(sm, ARN, function_log_group=GROUP, logs=denied, out=lines.append, clock=FakeClock().clock()).token == NEW
     assert sum("cannot read the function's log" in ln and "AccessDeniedException" in ln for ln in lines) == 1
 
 
@@ -250,6 +250,6 @@ def test_join_pending_waits_for_the_rotation_in_progress_instead_of_starting_one
         stub.add_response("list_secret_version_ids", {"Versions": [{"VersionId": NEW, "CreatedDate": datetime(2026, 1, 1, tzinfo=UTC)}]}, {"SecretId": ARN, "IncludeDeprecated": True})
         stub.add_response("describe_secret", _describe({OLD: ["AWSPREVIOUS"], NEW: ["AWSCURRENT"]}), {"SecretId": ARN})
         lines: list[str] = []
-        assert rotate_secret(sm, ARN, out=lines.append, clock=FakeClock().clock(), join_pending=True) == NEW  # no RotateSecret call
+        assert run_rotation(sm, ARN, out=lines.append, clock=FakeClock().clock(), join_pending=True).token == NEW  # no RotateSecret call
         stub.assert_no_pending_responses()
     assert "a rotation is in progress" in lines[0] and "is AWSCURRENT" in lines[-1]
