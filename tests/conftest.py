@@ -38,6 +38,31 @@ def graph(request: pytest.FixtureRequest, dev_graph: Graph, prod_graph: Graph) -
     return dev_graph if request.param == "dev" else prod_graph
 
 
+def _cgroup_cpus() -> float | None:
+    """The CPU quota of this container (cgroup v2 cpu.max, v1 cfs quota), None when unlimited."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        return None if quota_us <= 0 else quota_us / period_us
+    except (OSError, ValueError):
+        return None
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto`: one worker per core this process may really use (affinity and a container's CPU
+    quota; xdist alone counts the host's cores), each with its own PostgreSQL and fork server."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # xdist's own reading of the variable
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = _cgroup_cpus()
+    return max(1, min(cores, int(quota) if quota else cores))
+
+
 RUN_FIRST = ("tests/test_typecheck.py", "tests/test_deploy_e2e.py", "tests/test_deploy_tunnel_e2e.py")
 
 
