@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bootstrap.progress import wait_until
-from bootstrap.rotation import RotationError
+from bootstrap.rotation import RotationError, aws_error_code
 
 LOGIN_ROLES = ("app", "migrator")
 
@@ -52,8 +52,7 @@ def _stages(sm: Any, secret_id: str) -> dict[str, list[str]]:
 
 
 def _aws_error(exc: Exception) -> str:
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
-    return code or type(exc).__name__
+    return aws_error_code(exc) or type(exc).__name__
 
 
 def _created(sm: Any, secret_id: str, token: str) -> float | None:

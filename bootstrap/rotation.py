@@ -45,6 +45,11 @@ class RotationError(RuntimeError):
     """A failure explained in one sentence (the CLI prints it and exits 1, no traceback)."""
 
 
+def aws_error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a botocore ClientError (AccessDenied, ...), else None."""
+    return getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
+
+
 def new_password(length: int = password_policy.LENGTH) -> str:
     """A new password under the project's one policy (components/password_policy.py)."""
     return password_policy.generate(length)

@@ -27,7 +27,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from bootstrap.rotation import RdsAdmin, RotationError
+from bootstrap.rotation import RdsAdmin, RotationError, aws_error_code
 from rotation_function.steps import STEPS, FunctionConfig, StepRunner
 
 log = logging.getLogger("pghome.rotation")
@@ -91,7 +91,7 @@ def handle(event: Mapping[str, Any], runner: StepRunner) -> str:
 def _one_sentence(step: str, arn: str, exc: BaseException) -> str:
     if isinstance(exc, RotationError):
         return f"{step} failed for {arn}: {exc}"
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
+    code = aws_error_code(exc)
     # Other exceptions' texts are not shown: they could quote a value; the type (and AWS error code) is enough to act on.
     return f"{step} failed for {arn}: unexpected {type(exc).__name__}{f' ({code})' if code else ''}"
 

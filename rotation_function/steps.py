@@ -35,7 +35,7 @@ from psycopg import sql
 
 from bootstrap import pgconn
 from bootstrap.pgadmin import require_admin
-from bootstrap.rotation import DatabaseAdmin, RotationError, _is_auth_failure, new_password, scram_sha256_verifier, secret_json
+from bootstrap.rotation import DatabaseAdmin, RotationError, _is_auth_failure, aws_error_code, new_password, scram_sha256_verifier, secret_json
 from components.pgmodel import CLONE_SUFFIX
 
 log = logging.getLogger("pghome.rotation")
@@ -225,9 +225,8 @@ class StepRunner:
         try:
             self.ecs.update_service(cluster=c.ecs_cluster, service=c.ecs_service, forceNewDeployment=True)
         except Exception as exc:  # noqa: BLE001 - never fails the rotation; the code is enough to act on
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
             self.warn(f"finishSecret: the secret is rotated, but forcing a new deployment of service {c.ecs_service} in cluster {c.ecs_cluster} "
-                      f"did not succeed ({code or type(exc).__name__}); running tasks keep working until the next-but-one rotation, "
+                      f"did not succeed ({aws_error_code(exc) or type(exc).__name__}); running tasks keep working until the next-but-one rotation, "
                       "redeploy the service before then")
             return
         self.out(f"finishSecret: new deployment of service {c.ecs_service} forced, so every task reads the new credentials")
