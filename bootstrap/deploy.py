@@ -86,6 +86,11 @@ def output_value(outputs: Mapping[str, Any], key: str) -> Any:
     return getattr(ov, "value", ov)
 
 
+def plain_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Stack outputs as plain values (the Automation API wraps each in an OutputValue)."""
+    return {k: output_value(outputs, k) for k in outputs}
+
+
 def as_bool(value: Any) -> bool:
     return value is True or str(value).lower() == "true"
 
@@ -219,7 +224,7 @@ class Deployer:
 
     def _remote(self, outputs: Mapping[str, Any]) -> dict[str, Any] | None:
         """The plain outputs when rotations go through the stack's rotation function, else None."""
-        plain = {k: output_value(outputs, k) for k in outputs}
+        plain = plain_outputs(outputs)
         return plain if self.remote_rotation is not None and plain.get("rotationFunctionArn") else None
 
     def _master_phase(self, first: bool, rotate: bool, outputs: Mapping[str, Any]) -> None:

@@ -233,8 +233,9 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     roles = tuple(r for r in roles_for(args.role) if r not in iam)
     if not args.local:
         # Secrets Manager runs the stack's rotation function inside the VPC: AWS API access only.
-        outputs = dict(_stack(s).outputs())
-        plain = {k: getattr(v, "value", v) for k, v in outputs.items()}
+        from bootstrap.deploy import plain_outputs
+
+        plain = plain_outputs(_stack(s).outputs())
         if RemoteRotator.available(plain):
             make_remote_rotator(s.settings.region, plain).rotate(roles)
             print("rotation complete")
