@@ -23,6 +23,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.pulumi_double import aws_names, engine  # noqa: E402
+from tests.pulumi_double.refresh import emit_refresh  # noqa: E402
 from tests.pulumi_double.backend import (  # noqa: E402
     CLI_VERSION,
     Backend,
@@ -345,8 +346,7 @@ class Cli:
             if op == "refresh" or (op == "preview" and self.opts.get("--refresh")):
                 refreshed = engine.cloud_view(old)
                 if op == "refresh":
-                    steps = refresh_steps(old, refreshed)
-                    _, counts, failed = engine.apply(steps, old, events, preview=preview, diag=diag)
+                    counts, failed = emit_refresh(refresh_steps(old, refreshed), events, preview=preview), False
                     new_state = refreshed
                 else:
                     old = refreshed
