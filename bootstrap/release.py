@@ -153,14 +153,7 @@ class Releaser:
 
     def release(self, opts: ReleaseOptions) -> int:
         s = self.settings
-        if opts.fail_on_severity not in SEVERITIES:
-            raise ReleaseError(f"--fail-on-severity {opts.fail_on_severity!r} is not a severity; use one of {', '.join(SEVERITIES)}")
-        if s.service.container_image:
-            raise ReleaseError(f"stack {s.stack} runs containerImage {s.service.container_image!r}; release deploys this stack's ECR "
-                               "repository, so clear containerImage first")
-        problem = tag_problem(opts.tag, s.is_prod)
-        if problem:
-            raise ReleaseError(problem)
+        check_request(s, opts)
         digest = self.check_image(opts)
         self._say(f"pulumi up with {IMAGE_TAG_KEY}={opts.tag} ({digest[:19]})")
         outputs = self.update({IMAGE_TAG_KEY: opts.tag})
@@ -301,7 +294,7 @@ def set_stack_config(path: Any, key: str, value: str) -> None:
 
 
 def register(sub: Any) -> None:
-    from bootstrap.deploy_cli import _backend_args, _common, _db_args, guarded
+    from bootstrap.deploy_cli import _backend_args, _common, _db_args, _yes, guarded
 
     p = sub.add_parser("release", help="deploy one pushed, scanned image tag and wait for ECS steady state")
     _common(p)
@@ -311,42 +304,57 @@ def register(sub: Any) -> None:
     p.add_argument("--timeout", type=float, default=1800, help="seconds to wait for steady state (default 1800)")
     _backend_args(p)
     _db_args(p)
+    _yes(p)
     p.set_defaults(func=guarded(_cmd_release))
 
 
 def automation_update(args: Any) -> StackUpdate:
-    """The real seam: the Automation API workspace of bootstrap/workspace.py. The tag is written to
-    the stack file (as `pulumi config set` would: commit it, it stays the source of truth) and the
-    program records it in the state (the `imageTag` output, read back by bootstrap/image_tag.py), and
-    `up` runs with the app database phase the state records; with the app database on, the master
-    password reaches the postgresql provider in that process's env only, as for `deploy`."""
+    """The real seam: the Automation API workspace of bootstrap/workspace.py. Like `deploy`, the
+    update is previewed first (replacements and deletions of stateful resources called out) and
+    needs a yes (`--yes`; off a terminal without it, release refuses); only then is the tag written
+    to the stack file (as `pulumi config set` would: commit it, it stays the source of truth) and
+    `up` run. The program records the tag in the state (the `imageTag` output, read back by
+    bootstrap/image_tag.py), and `up` runs with the app database phase the state records; with the
+    app database on, the master password reaches the postgresql provider in that process's env only."""
     import tempfile
     from pathlib import Path
 
     from bootstrap import deploy_cli
+    from bootstrap.confirm import ChangePlan, confirm
     from bootstrap.progress import Progress
-    from bootstrap.stack_file import APP_DB_KEY, read_stack_file, with_app_db
+    from bootstrap.stack_file import APP_DB_KEY, with_app_db
     from bootstrap.workspace import explain
 
     def update(config: Mapping[str, str]) -> Mapping[str, Any]:
         session = deploy_cli._session(args, cli=True)  # noqa: SLF001 - the shared CLI session
         assert session.ws is not None
-        for key, value in config.items():
-            set_stack_config(session.sf.path, f"pghome:{key}", value)
-        print(f"{session.sf.path.name}: {', '.join(f'{k}={v}' for k, v in config.items())}; the tag is also recorded in the stack's "
-              "state (the imageTag output), so a later deploy from a checkout without this change keeps the image; commit the "
-              "file to keep it the source of truth")
-        sf = read_stack_file(args.stack, session.project_dir)
+        sf = session.sf
         stack = session.ws.open()
         deployed = getattr(stack.outputs().get("appDbEnabled"), "value", None)
         app_db = str(sf.explicit(APP_DB_KEY) if sf.explicit(APP_DB_KEY) is not None else deployed).lower() == "true"
         if app_db:
             stack = session.ws.open({"PGPASSWORD": deploy_cli._rotator(session).current_password("master")})  # noqa: SLF001
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = with_app_db(sf, app_db, Path(tmp) / sf.path.name)
+            # the tag goes into the temporary --config-file first: nothing is written before the yes
+            cfg = str(with_app_db(sf, app_db, Path(tmp) / sf.path.name, {f"pghome:{k}": v for k, v in config.items()}))
+            plan = ChangePlan()
+            try:
+                stack.preview(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None)
+            except Exception as exc:
+                raise ReleaseError(f"pulumi preview failed: {explain(exc, args.stack)}; fix the cause and re-run release") from None
+            action = f"release {', '.join(config.values())} to stack {args.stack}"
+            confirm(plan, action, assume_yes=bool(getattr(args, "yes", False)), out=print)
+            for key, value in config.items():
+                set_stack_config(sf.path, f"pghome:{key}", value)
+            print(f"{sf.path.name}: {', '.join(f'{k}={v}' for k, v in config.items())}; the tag is also recorded in the stack's "
+                  "state (the imageTag output), so a later deploy from a checkout without this change keeps the image; commit the "
+                  "file to keep it the source of truth")
+            if plan.empty:
+                print("release up: no changes")
+                return stack.outputs()
             progress = Progress(print)
             try:
-                stack.up(config_file=str(cfg), **progress.kwargs())
+                stack.up(config_file=cfg, **progress.kwargs())
             except Exception as exc:
                 raise ReleaseError(f"pulumi up failed: {explain(exc, args.stack)}; fix the cause and re-run release") from None
             progress.finish("release up")
@@ -355,20 +363,38 @@ def automation_update(args: Any) -> StackUpdate:
     return update
 
 
+def check_request(settings: Settings, opts: ReleaseOptions) -> None:
+    """Bad input (exit 2), before any AWS call or CLI run."""
+    from bootstrap.stack_file import InputError
+
+    if opts.fail_on_severity not in SEVERITIES:
+        raise InputError(f"--fail-on-severity {opts.fail_on_severity!r} is not a severity; use one of {', '.join(SEVERITIES)}")
+    if settings.service.container_image:
+        raise InputError(f"stack {settings.stack} runs containerImage {settings.service.container_image!r}; release deploys this "
+                         "stack's ECR repository, so clear containerImage first")
+    problem = tag_problem(opts.tag, settings.is_prod)
+    if problem:
+        raise InputError(problem)
+
+
 def _cmd_release(args: Any) -> int:
     import sys
 
     import boto3
 
     from bootstrap import deploy_cli
+    from bootstrap.workspace import require_cli
 
     session = deploy_cli._session(args, cli=False)  # noqa: SLF001 - settings from the stack file, no CLI needed yet
     settings = session.settings
+    opts = ReleaseOptions(args.image_tag, args.fail_on_severity, args.scan_timeout, args.timeout)
+    check_request(settings, opts)  # exit 2: the input is wrong, whatever AWS says
+    require_cli()  # the update needs the CLI: say so before reading ECR with AWS credentials
     try:
         aws = boto3.session.Session(region_name=settings.region)
         # The workspace is opened only when the image checks have passed.
         releaser = Releaser(settings, aws.client("ecr"), aws.client("ecs"), lambda config: automation_update(args)(config))
-        return releaser.release(ReleaseOptions(args.image_tag, args.fail_on_severity, args.scan_timeout, args.timeout))
+        return releaser.release(opts)
     except ReleaseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -16,6 +16,7 @@ from pulumi.automation.events import EngineEvent
 from bootstrap.confirm import ChangePlan, confirm
 from tests.deploy_world import run
 from tests.pulumi_double.fixture import Double
+from tests.test_recreate_double import aws, dev  # noqa: F401 (fixtures)
 
 PASS = "contract passphrase"
 EVENTS = Path(__file__).parent / "fixtures" / "engine_events"
@@ -65,3 +66,30 @@ def test_a_refresh_without_yes_off_a_terminal_refuses_and_keeps_the_state(pulumi
     assert "delete   aws:rds/instance:Instance shop-dev-database-instance" in out
     assert all("--preview-only" in c["argv"] for c in d.ops("refresh"))
     assert any(r["urn"].endswith("::shop-dev-database-instance") for r in d.resources())
+
+
+# B ---------------------------------------------------------------------------------------------
+def test_b_release_previews_shows_stateful_replacements_and_refuses_off_a_terminal(dev: Double, aws: Any, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+                                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.deploy_world import edit_stack_file
+    from tests.test_release import push, scan_result
+
+    d = dev
+    assert run(d, capsys, "up", "--stack", "dev", "--yes")[0] == 0
+    stack_file = d.project / "Pulumi.dev.yaml"
+    edit_stack_file(stack_file, dbMasterUsername="shop_admin")  # a pending change that replaces the database
+    before, ups = stack_file.read_text(), len(d.ops("up"))
+    push(aws, "1.4.2")
+    scan_result("1.4.2")
+    no_terminal(monkeypatch)
+    rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.2")
+    assert rc == 1 and "refusing to release 1.4.2 to stack dev without confirmation" in one_line(err)
+    assert "replace  aws:rds/instance:Instance shop-dev-database-instance" in out
+    assert "WARNING: replace of stateful resource shop-dev-database-instance" in out
+    assert len(d.ops("up")) == ups and stack_file.read_text() == before  # nothing applied, nothing written
+    # on a terminal the question is asked; Ctrl-D is a no
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True, raising=False)
+    monkeypatch.setattr("builtins.input", lambda prompt: (_ for _ in ()).throw(EOFError))
+    rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.2")
+    assert rc == 1 and "release 1.4.2 to stack dev cancelled; nothing was changed" in one_line(err)
+    assert len(d.ops("up")) == ups and stack_file.read_text() == before

@@ -43,7 +43,7 @@ def release(d: Double, ecr: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest
     scan_result(tag)
     with stubbed_ecs(monkeypatch) as stub:
         queue_first_rollout(stub)
-        rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", tag)
+        rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", tag, "--yes")
         assert rc == 0, err + out
     return out
 

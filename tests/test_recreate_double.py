@@ -150,7 +150,7 @@ def test_release_sets_the_tag_in_the_stack_through_the_real_up(dev: Double, aws:
     with stubbed_ecs(monkeypatch) as stub:
         # a stack created by this release has no tasks yet: release starts them, then follows the deployment
         queue_first_rollout(stub, first)
-        rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.2")
+        rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.2", "--yes")
         assert rc == 0, err + out
     assert "steady state: 1 task(s)" in out
     # the stack file records the tag (commit it), and the state the task definition's image
@@ -171,7 +171,7 @@ def test_release_sets_the_tag_in_the_stack_through_the_real_up(dev: Double, aws:
         stub.add_response("describe_services", services(deployment(second, "PRIMARY", NEW_TD, "IN_PROGRESS", desired=1),
                                                         deployment(first, "ACTIVE", NEW_TD, "COMPLETED", desired=1, running=1), desired=1), DESCRIBE)
         stub.add_response("describe_services", services(deployment(second, "PRIMARY", NEW_TD, "COMPLETED", desired=1, running=1), desired=1), DESCRIBE)
-        rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.3")
+        rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.3", "--yes")
         assert rc == 0, err + out
     assert yaml.safe_load((d.project / "Pulumi.dev.yaml").read_text())["config"]["pghome:imageTag"] == "1.4.3"
     td = next(r for r in d.resources() if r["type"] == "aws:ecs/taskDefinition:TaskDefinition" and r["inputs"]["family"] == "shop-dev-app")

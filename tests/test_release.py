@@ -15,6 +15,7 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from bootstrap.mockgraph import stack_config
+from bootstrap.stack_file import InputError
 from bootstrap.release import ReleaseError, ReleaseOptions, Releaser, blocking_counts, tag_problem
 from components.config import Settings, load_settings
 from tests.helpers import FakeClock as Clock
@@ -162,13 +163,13 @@ def test_failed_scan_is_refused(ecr: Any) -> None:
 
 def test_prod_refuses_latest_before_any_aws_call() -> None:
     s = settings("prod")
-    with pytest.raises(ReleaseError, match="looks like a moving name"):
+    with pytest.raises(InputError, match="looks like a moving name"):
         Releaser(s, object(), object(), RecordingUpdate(), out=lambda _: None).release(ReleaseOptions("latest"))
 
 
 def test_container_image_stacks_cannot_release() -> None:
     s = settings(containerImage="public.ecr.aws/nginx/nginx:1.27")
-    with pytest.raises(ReleaseError, match="clear containerImage"):
+    with pytest.raises(InputError, match="clear containerImage"):
         Releaser(s, object(), object(), RecordingUpdate(), out=lambda _: None).release(ReleaseOptions("1.2.3"))
 
 
@@ -263,7 +264,7 @@ def test_deployment_timeout_is_one_sentence(ecr: Any) -> None:
 def test_cli_refuses_latest_in_prod_before_anything(capsys: pytest.CaptureFixture[str]) -> None:
     from bootstrap.__main__ import main
 
-    assert main(["release", "--stack", "prod", "--image-tag", "latest"]) == 1
+    assert main(["release", "--stack", "prod", "--image-tag", "latest"]) == 2  # bad input, as the README says
     assert "looks like a moving name" in capsys.readouterr().err
 
 
