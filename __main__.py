@@ -1,6 +1,5 @@
 """Composition root: read the typed settings once, build the components, export the contract."""
 
-import os
 from pathlib import Path
 
 import pulumi
@@ -12,11 +11,12 @@ from components.database import Database, DatabaseArgs
 from components.db_access import DbAccess, DbAccessArgs
 from components.network import Network, NetworkArgs
 from components.registry import Registry, RegistryArgs
+from components.rotation_archive import archive_path
 from components.rotation_function import RedeployTarget, RotationFunction, RotationFunctionArgs
 from components.service import Service, ServiceArgs
 
 # Built by `python -m bootstrap build-rotation`; its content hash drives the function's updates.
-ROTATION_ARCHIVE = Path(os.environ.get("PGHOME_ROTATION_ARCHIVE") or Path(__file__).resolve().parent / "build" / "rotation-function.zip")
+ROTATION_ARCHIVE = archive_path(Path(__file__).resolve().parent)
 
 settings = load_from_pulumi()  # raises ConfigError before any resource exists
 

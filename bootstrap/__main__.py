@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from components.config import ConfigError
 
@@ -33,6 +34,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from bootstrap import plan
     from bootstrap.cost import cli as cost_cli
     from bootstrap.mockgraph import run_stack
+    from components.rotation_archive import missing_archive
 
     overrides = _overrides(args.set)
     usage = cost_cli.usage_overrides(args)
@@ -43,7 +45,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     # Under mocks nothing connects.
     if not os.environ.get("PGPASSWORD"):
         os.environ["PGPASSWORD"] = "offline-plan-connects-nowhere"
-    graph = run_stack(args.stack, overrides)
+    graph = run_stack(args.stack, overrides)  # bad config is reported first (exit 2)
+    problem = missing_archive(Path(__file__).resolve().parent.parent)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     report = plan.check_graph(graph)
     cost = cost_cli.plan_estimate(graph, args, usage)
     if args.json:

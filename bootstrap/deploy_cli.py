@@ -76,7 +76,7 @@ class Session:
 
 
 def _session(args: argparse.Namespace, *, cli: bool) -> Session:
-    project_dir = Path(args.cwd).resolve() if getattr(args, "cwd", "") else PROJECT_DIR
+    project_dir = _project_dir(args)
     sf = read_stack_file(args.stack, project_dir)
     backend = ws = None
     decrypted: dict[str, str] = {}
@@ -202,7 +202,22 @@ def _lazy(factory: Callable[[], Any]) -> Callable[[], Any]:
     return get
 
 
+def _project_dir(args: argparse.Namespace) -> Path:
+    return Path(args.cwd).resolve() if getattr(args, "cwd", "") else PROJECT_DIR
+
+
+def require_rotation_archive(args: argparse.Namespace) -> None:
+    """Before anything reaches the backend: the program references the archive, and the engine
+    hashes it when the resource registers, so a missing one fails half-way through an update."""
+    from components.rotation_archive import missing_archive
+
+    problem = missing_archive(_project_dir(args))
+    if problem:
+        raise DeployError(problem)
+
+
 def cmd_deploy(args: argparse.Namespace) -> int:
+    require_rotation_archive(args)
     s = _session(args, cli=True)
     _offline_checks(s, controls=True)
     rot = _lazy(lambda: _rotator(s))
@@ -210,6 +225,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_single(args: argparse.Namespace) -> int:
+    if args.op in ("preview", "up", "drift"):  # the ops that run the program
+        require_rotation_archive(args)
     s = _session(args, cli=True)
     if args.op != "destroy":
         _offline_checks(s, controls=args.op in ("up", "preview"))

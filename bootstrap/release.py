@@ -389,6 +389,7 @@ def _cmd_release(args: Any) -> int:
     settings = session.settings
     opts = ReleaseOptions(args.image_tag, args.fail_on_severity, args.scan_timeout, args.timeout)
     check_request(settings, opts)  # exit 2: the input is wrong, whatever AWS says
+    deploy_cli.require_rotation_archive(args)
     require_cli()  # the update needs the CLI: say so before reading ECR with AWS credentials
     try:
         aws = boto3.session.Session(region_name=settings.region)

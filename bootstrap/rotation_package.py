@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.rotation_archive import ARCHITECTURE, DEFAULT_ARCHIVE
+
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = "python3.12"
 PYTHON_VERSION = "3.12"
@@ -31,11 +33,11 @@ ARCHITECTURES = {
     "arm64": ("manylinux_2_28_aarch64", "manylinux2014_aarch64"),
     "x86_64": ("manylinux_2_28_x86_64", "manylinux2014_x86_64"),
 }
-DEFAULT_ARCHITECTURE = "arm64"
+DEFAULT_ARCHITECTURE = ARCHITECTURE  # the function's own (components/rotation_archive.py): not a choice
 HANDLER = "rotation_function.handler.lambda_handler"
 CA_BUNDLE_NAME = "rds-ca.pem"  # PGSSLROOTCERT=/var/task/rds-ca.pem
 DEFAULT_CA_BUNDLE = "certs/rds-global-bundle.pem"
-DEFAULT_OUTPUT = "build/rotation-function.zip"
+DEFAULT_OUTPUT = DEFAULT_ARCHIVE
 CACHE_DIR = ".cache/rotation-wheels"
 REQUIREMENTS = ROOT / "rotation_function" / "requirements.txt"
 # The project's modules the handler imports, and only those.
@@ -167,16 +169,16 @@ def register(sub: object) -> None:
     import argparse
 
     assert isinstance(sub, argparse._SubParsersAction)
-    p = sub.add_parser("build-rotation", help="build the rotation function's archive reproducibly and print its sha256")
+    p = sub.add_parser("build-rotation", help="build the rotation function's archive reproducibly and print its sha256 "
+                       f"(for the function's architecture, {ARCHITECTURE}: components/rotation_archive.py)")
     p.add_argument("--output", default=DEFAULT_OUTPUT, help=f"archive path (default {DEFAULT_OUTPUT})")
-    p.add_argument("--architecture", choices=sorted(ARCHITECTURES), default=DEFAULT_ARCHITECTURE, help="Lambda architecture (default arm64)")
     p.add_argument("--ca-bundle", default=DEFAULT_CA_BUNDLE, help=f"RDS CA bundle PEM (default {DEFAULT_CA_BUNDLE})")
     p.set_defaults(func=_cmd)
 
 
 def _cmd(args: object) -> int:
     try:
-        build(output=ROOT / args.output, architecture=args.architecture, ca_bundle=ROOT / args.ca_bundle)  # type: ignore[attr-defined]
+        build(output=ROOT / args.output, ca_bundle=ROOT / args.ca_bundle)  # type: ignore[attr-defined]
     except PackageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

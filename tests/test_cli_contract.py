@@ -93,3 +93,35 @@ def test_b_release_previews_shows_stateful_replacements_and_refuses_off_a_termin
     rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.2")
     assert rc == 1 and "release 1.4.2 to stack dev cancelled; nothing was changed" in one_line(err)
     assert len(d.ops("up")) == ups and stack_file.read_text() == before
+
+
+# C ---------------------------------------------------------------------------------------------
+def test_c_a_missing_rotation_archive_is_refused_before_the_backend(pulumi_double: Double, monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    d = pulumi_double
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", PASS)
+    monkeypatch.setenv("PULUMI_BACKEND_URL", d.file_backend())
+    monkeypatch.setenv("PGHOME_ROTATION_ARCHIVE", str(tmp_path / "not-built.zip"))
+    stack_file = (d.project / "Pulumi.dev.yaml").read_text()
+    from bootstrap.__main__ import main
+
+    assert main(["plan", "--stack", "dev"]) == 1  # offline: no -C
+    assert "run `python -m bootstrap build-rotation` first" in one_line(capsys.readouterr().err)
+    for argv in (["preview"], ["up", "--yes"], ["deploy", "--yes"], ["drift"]):
+        rc, out, err = run(d, capsys, *argv, "--stack", "dev")
+        line = one_line(err)
+        assert rc == 1 and "not-built.zip" in line and "run `python -m bootstrap build-rotation` first" in line, argv
+    assert d.calls() == [] and not (d.tmp / "state").exists()  # the CLI never ran: no stack, no backend directory
+    assert (d.project / "Pulumi.dev.yaml").read_text() == stack_file
+
+
+def test_c_the_archive_is_built_for_the_functions_architecture(dev_graph: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from bootstrap import rotation_package
+    from bootstrap.__main__ import main
+    from components.rotation_archive import ARCHITECTURE
+
+    (fn,) = dev_graph.of_type("aws:lambda/function:Function")
+    assert fn.inputs["architectures"] == [ARCHITECTURE] == [rotation_package.DEFAULT_ARCHITECTURE]
+    with pytest.raises(SystemExit) as exited:  # no second place to choose it
+        main(["build-rotation", "--architecture", "x86_64"])
+    assert exited.value.code == 2

@@ -15,8 +15,8 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from bootstrap.mockgraph import stack_config
-from bootstrap.stack_file import InputError
 from bootstrap.release import ReleaseError, ReleaseOptions, Releaser, blocking_counts, tag_problem
+from bootstrap.stack_file import InputError
 from components.config import Settings, load_settings
 from tests.helpers import FakeClock as Clock
 

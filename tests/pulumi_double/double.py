@@ -23,7 +23,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.pulumi_double import aws_names, engine  # noqa: E402
-from tests.pulumi_double.refresh import emit_refresh  # noqa: E402
 from tests.pulumi_double.backend import (  # noqa: E402
     CLI_VERSION,
     Backend,
@@ -35,6 +34,7 @@ from tests.pulumi_double.backend import (  # noqa: E402
     settings_path,
     write_settings,
 )
+from tests.pulumi_double.refresh import emit_refresh  # noqa: E402
 
 VALUE_FLAGS = {"--stack", "-s", "--event-log", "--exec-kind", "--client", "--secrets-provider", "--file", "--page-size", "--page",
                "--message", "-m", "--config-file", "--policy-pack", "--policy-pack-config", "--target", "--replace", "--exclude",
