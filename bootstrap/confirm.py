@@ -80,18 +80,26 @@ class ChangePlan:
         return "\n".join(lines)
 
 
+def ask_yes(question: str, action: str, *, assume_yes: bool, ask: Callable[[str], str] | None = None,
+            isatty: Callable[[], bool] | None = None) -> None:
+    """Get a yes for `action`, or raise DeployError before anything is changed. `--yes` answers it;
+    with no terminal to ask on, refuse (as `pulumi` does in non-interactive mode); Ctrl-D is a no."""
+    if assume_yes:
+        return
+    if not (isatty or sys.stdin.isatty)():
+        raise DeployError(f"refusing to {action} without confirmation: no terminal to ask on; re-run with --yes after reviewing the changes above")
+    try:
+        answer = (ask or input)(f"{question} [y/N] ").strip().lower()
+    except EOFError:
+        answer = ""
+    if answer not in ("y", "yes"):
+        raise DeployError(f"{action} cancelled; nothing was changed")
+
+
 def confirm(plan: ChangePlan, action: str, *, assume_yes: bool, out: Callable[[str], None],
             ask: Callable[[str], str] | None = None, isatty: Callable[[], bool] | None = None) -> None:
     """Show the plan and get a yes, or raise DeployError (nothing has been changed)."""
     out(f"{action}: planned changes")
     out(plan.render())
-    if plan.empty or assume_yes:
-        return
-    if not (isatty or sys.stdin.isatty)():
-        raise DeployError(f"refusing to {action} without confirmation: no terminal to ask on; re-run with --yes after reviewing the changes above")
-    try:
-        answer = (ask or input)(f"Do you want to {action}? [y/N] ").strip().lower()
-    except EOFError:  # Ctrl-D at the prompt is a no
-        answer = ""
-    if answer not in ("y", "yes"):
-        raise DeployError(f"{action} cancelled; nothing was changed")
+    if not plan.empty:
+        ask_yes(f"Do you want to {action}?", action, assume_yes=assume_yes, ask=ask, isatty=isatty)

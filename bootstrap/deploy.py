@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bootstrap.audit import SECRET_MARK, SECRET_SIG, audit_state, find_credentials, login_users  # noqa: F401 (re-exported)
-from bootstrap.confirm import ChangePlan, confirm
+from bootstrap.confirm import ChangePlan, ask_yes, confirm
 from bootstrap.image_tag import choose as choose_image_tag
 from bootstrap.progress import Progress, summary_text
 from bootstrap.stack_file import APP_DB_KEY, StackFile, with_app_db
@@ -203,7 +203,11 @@ class Deployer:
             recorded = stack.outputs()
             first = not recorded
         else:
-            self.out(f"stack {self.stack} does not exist in the backend: creating it (first deploy)")
+            # As `pulumi up` offers for a missing stack: ask before `stack init`, which creates the
+            # stack in the backend and records the secrets provider in the stack file.
+            self.out(f"stack {self.stack} does not exist in the backend: a first deploy creates it (`pulumi stack init`)")
+            ask_yes(f"Create stack {self.stack} and deploy it (phases 1-5)?", f"create stack {self.stack}", assume_yes=self.assume_yes,
+                    ask=self.ask, isatty=self.isatty)
             stack = self.ws.create()
             first = True
         self.out(f"deploy {self.stack}: {'first deploy (phases 1-5)' if first else 'later deploy (phases 3-5)'}")

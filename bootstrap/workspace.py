@@ -59,8 +59,7 @@ def resolve_backend(flag: str | None, environ: Mapping[str, str], project_dir: P
             current = None
         if current:
             return Backend(str(current), "pulumi login", {})
-    default = f"file://{project_dir / '.pulumi-state'}"
-    Path(default[len("file://"):]).mkdir(parents=True, exist_ok=True)
+    default = f"file://{project_dir / '.pulumi-state'}"  # created by the first `stack init`, not before (Workspace.create)
     return Backend(default, "default (no backend configured)", {"PULUMI_BACKEND_URL": default})
 
 
@@ -102,15 +101,27 @@ class Workspace:
         env = {"PULUMI_SKIP_UPDATE_CHECK": "true", **self.backend.env, **extra_env}
         return auto.LocalWorkspaceOptions(work_dir=str(self.project_dir), env_vars=env, secrets_provider=self.secrets_provider)
 
+    def _missing_local_root(self) -> Path | None:
+        """A file:// backend directory that does not exist yet: no stack can be in it."""
+        if not self.backend.url.startswith("file://"):
+            return None
+        root = Path(self.backend.url[len("file://"):]).expanduser()
+        return None if root.is_dir() else root
+
+    def _not_found(self) -> DeployError:
+        return DeployError(f"stack {self.stack!r} does not exist in the backend {self.backend.url} (from {self.backend.source}); "
+                           f"check --stack and the backend, or create it with `python -m bootstrap deploy --stack {self.stack}`")
+
     def open(self, extra_env: Mapping[str, str] | None = None) -> StackLike:
         from pulumi import automation as auto
 
         require_cli()
+        if self._missing_local_root() is not None:
+            raise self._not_found()
         try:
             return auto.select_stack(self.stack, work_dir=str(self.project_dir), opts=self._opts(extra_env or {}))  # type: ignore[return-value]
         except auto.StackNotFoundError:
-            raise DeployError(f"stack {self.stack!r} does not exist in the backend {self.backend.url} (from {self.backend.source}); "
-                              f"check --stack and the backend, or create it with `python -m bootstrap deploy --stack {self.stack}`") from None
+            raise self._not_found() from None
         except Exception as exc:
             raise DeployError(explain(exc, self.stack)) from None
 
@@ -118,6 +129,8 @@ class Workspace:
         from pulumi import automation as auto
 
         require_cli()
+        if self._missing_local_root() is not None:
+            return False
         try:
             auto.select_stack(self.stack, work_dir=str(self.project_dir), opts=self._opts({}))
             return True
@@ -130,6 +143,9 @@ class Workspace:
         from pulumi import automation as auto
 
         require_cli()
+        root = self._missing_local_root()
+        if root is not None:
+            root.mkdir(parents=True)
         try:
             return auto.create_stack(self.stack, work_dir=str(self.project_dir), opts=self._opts({}))  # type: ignore[return-value]
         except Exception as exc:

@@ -125,3 +125,21 @@ def test_c_the_archive_is_built_for_the_functions_architecture(dev_graph: Any, c
     with pytest.raises(SystemExit) as exited:  # no second place to choose it
         main(["build-rotation", "--architecture", "x86_64"])
     assert exited.value.code == 2
+
+
+# D ---------------------------------------------------------------------------------------------
+def test_d_a_refused_first_deploy_creates_and_writes_nothing(pulumi_double: Double, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    d = pulumi_double
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", PASS)  # the default backend: <project>/.pulumi-state
+    stack_file = (d.project / "Pulumi.dev.yaml").read_text()
+    no_terminal(monkeypatch)
+    rc, out, err = run(d, capsys, "deploy", "--stack", "dev")
+    assert rc == 1 and "refusing to create stack dev without confirmation" in one_line(err)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True, raising=False)
+    monkeypatch.setattr("builtins.input", lambda prompt: "n")
+    rc, out, err = run(d, capsys, "deploy", "--stack", "dev")
+    assert rc == 1 and "create stack dev cancelled; nothing was changed" in one_line(err)
+    assert not any("init" in argv for argv in d.commands())
+    assert (d.project / "Pulumi.dev.yaml").read_text() == stack_file  # no encryptionsalt written
+    assert not (d.project / ".pulumi-state").exists()

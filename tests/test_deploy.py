@@ -187,6 +187,7 @@ def test_master_password_in_outputs_is_refused_and_a_live_audit_fails() -> None:
 
 def test_no_terminal_and_no_yes_refuses_before_changing_anything() -> None:
     w = FakeWorld()
+    w.exists_ = True  # created, never deployed (a missing stack is refused before `stack init`: test_cli_contract D)
     d = Deployer(read_stack_file("dev"), w, lambda: w, w.audit, out=lambda s: None, assume_yes=False, isatty=lambda: False)
     with pytest.raises(DeployError, match="refusing to deploy phase 1/5 to stack dev without confirmation"):
         d.deploy()
