@@ -33,7 +33,7 @@ from bootstrap.confirm import ChangePlan, ask_yes, confirm
 from bootstrap.image_tag import choose as choose_image_tag
 from bootstrap.progress import Progress, summary_text
 from bootstrap.stack_file import APP_DB_KEY, StackFile, with_app_db
-from bootstrap.workspace import CLI_MISSING, CliMissingError, DeployError, StackLike, explain  # noqa: F401 (re-exported)
+from bootstrap.workspace import CLI_MISSING, CliMissingError, DeployError, StackLike, changing, explain  # noqa: F401 (re-exported)
 
 EXIT_DRIFT = 2
 
@@ -174,7 +174,10 @@ class Deployer:
         else:
             progress = Progress(self.out)
             try:
-                stack.up(config_file=cfg, **progress.kwargs(), **self._packs())
+                with changing("up", self.stack):
+                    stack.up(config_file=cfg, **progress.kwargs(), **self._packs())
+            except DeployError as exc:  # interrupted: what was done before, and the way back
+                raise DeployError(f"{phase} ({what}) {exc}. Done before it: {'; '.join(self.done) or 'nothing'}") from None
             except Exception as exc:
                 raise self._resume(phase, what, explain(exc, self.stack)) from None
             progress.finish(f"{phase} done")
@@ -345,12 +348,13 @@ class Deployer:
                 self.out("no changes")
                 return 0
             progress = Progress(self.out)
-            if op == "up":
-                stack.up(config_file=cfg, **progress.kwargs(), **self._packs())
-            elif op == "refresh":
-                stack.refresh(config_file=cfg, **progress.kwargs())
-            else:
-                stack.destroy(config_file=cfg, **progress.kwargs())
+            with changing(op, self.stack):
+                if op == "up":
+                    stack.up(config_file=cfg, **progress.kwargs(), **self._packs())
+                elif op == "refresh":
+                    stack.refresh(config_file=cfg, **progress.kwargs())
+                else:
+                    stack.destroy(config_file=cfg, **progress.kwargs())
             progress.finish(op)
         except DeployError:
             raise

@@ -399,8 +399,9 @@ def guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Names
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             print(f"error: the database refused: {first} ({type(exc).__name__})", file=sys.stderr)
             return 1
-        except (KeyboardInterrupt, EOFError):
-            print("error: interrupted; nothing more was changed", file=sys.stderr)
+        except (KeyboardInterrupt, EOFError):  # outside a CLI update (those say more: workspace.interrupted)
+            print("error: interrupted (Ctrl-C) before the command finished; re-run it to go on (an interrupted rotation is finished first)",
+                  file=sys.stderr)
             return 1
 
     return run

@@ -323,7 +323,7 @@ def automation_update(args: Any) -> StackUpdate:
     from bootstrap.confirm import ChangePlan, confirm
     from bootstrap.progress import Progress
     from bootstrap.stack_file import APP_DB_KEY, with_app_db
-    from bootstrap.workspace import explain
+    from bootstrap.workspace import changing, explain
 
     def update(config: Mapping[str, str]) -> Mapping[str, Any]:
         session = deploy_cli._session(args, cli=True)  # noqa: SLF001 - the shared CLI session
@@ -354,7 +354,8 @@ def automation_update(args: Any) -> StackUpdate:
                 return stack.outputs()
             progress = Progress(print)
             try:
-                stack.up(config_file=cfg, **progress.kwargs())
+                with changing("up", args.stack):
+                    stack.up(config_file=cfg, **progress.kwargs())
             except Exception as exc:
                 raise ReleaseError(f"pulumi up failed: {explain(exc, args.stack)}; fix the cause and re-run release") from None
             progress.finish("release up")

@@ -8,10 +8,11 @@ configured do we use the local file backend `file://<project>/.pulumi-state` (gi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -183,6 +184,25 @@ def first_error_line(text: str) -> str:
         if ln.startswith("error:"):
             return ln[len("error:"):].strip()[:400]
     return (lines[0] if lines else "unknown error")[:400]
+
+
+def interrupted(op: str, stack: str) -> DeployError:
+    """Ctrl-C while `pulumi <op>` runs: the CLI in the same process group got the SIGINT too and
+    cancels gracefully (finishes the steps in flight, saves a partial state), so what is known is
+    only that the update may be partial or still running; say so and name the way back."""
+    return DeployError(f"interrupted during `pulumi {op}` of stack {stack}: the Pulumi CLI finishes the steps in flight and saves "
+                       f"what it did, so the stack may be partly updated or still updating; once it has stopped, run "
+                       f"`pulumi cancel --stack {stack} --yes` if the stack is still locked, then `python -m bootstrap refresh --stack {stack}` "
+                       "to bring the state in line with AWS, and re-run")
+
+
+@contextlib.contextmanager
+def changing(op: str, stack: str) -> Iterator[None]:
+    """Around a CLI call that changes the stack: Ctrl-C becomes the `interrupted` sentence."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise interrupted(op, stack) from None
 
 
 def explain(exc: BaseException, stack: str) -> str:

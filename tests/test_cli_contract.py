@@ -143,3 +143,23 @@ def test_d_a_refused_first_deploy_creates_and_writes_nothing(pulumi_double: Doub
     assert not any("init" in argv for argv in d.commands())
     assert (d.project / "Pulumi.dev.yaml").read_text() == stack_file  # no encryptionsalt written
     assert not (d.project / ".pulumi-state").exists()
+
+
+# E ---------------------------------------------------------------------------------------------
+def test_e_ctrl_c_during_up_says_what_is_known_and_the_way_back(pulumi_double: Double, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    d = pulumi_double
+    up_stack(d, monkeypatch, capsys)
+    from tests.deploy_world import edit_stack_file
+
+    edit_stack_file(d.project / "Pulumi.dev.yaml", dbBackupRetentionDays=14)  # something to update
+
+    def interrupted_up(self: Any, **kw: Any) -> Any:
+        raise KeyboardInterrupt  # where the SDK waits for the CLI when the user presses Ctrl-C
+
+    monkeypatch.setattr(auto.Stack, "up", interrupted_up)
+    rc, out, err = run(d, capsys, "up", "--stack", "dev", "--yes")
+    line = one_line(err)
+    assert rc == 1 and "nothing more was changed" not in line
+    assert "interrupted during `pulumi up` of stack dev" in line and "may be partly updated or still updating" in line
+    assert line.index("pulumi cancel --stack dev --yes") < line.index("python -m bootstrap refresh --stack dev")
