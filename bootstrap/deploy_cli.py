@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap.stack_file import APP_DB_KEY, PROJECT_DIR, InputError, StackFile, read_stack_file, settings_for
-from bootstrap.workspace import Backend, DeployError, Workspace, check_secrets, require_cli, resolve_backend
+from bootstrap.workspace import Backend, DeployError, Workspace, check_secrets, explain, require_cli, resolve_backend
 
 
 def make_db_admin(rds_client: Any) -> Any:
@@ -374,6 +374,7 @@ def guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Names
     def run(args: argparse.Namespace) -> int:
         import psycopg
         from botocore.exceptions import BotoCoreError, ClientError
+        from pulumi import automation as auto
 
         from bootstrap.pgconn import ConnectionSettingsError
         from bootstrap.rotation import RotationError
@@ -382,6 +383,9 @@ def guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Names
 
         try:
             return fn(args)
+        except auto.CommandError as exc:  # a CLI call outside the Deployer's own handling (outputs, config)
+            print(f"error: {explain(exc, getattr(args, 'stack', ''))}", file=sys.stderr)
+            return 1
         except (InputError, ConfigError, ConnectionSettingsError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

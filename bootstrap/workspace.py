@@ -219,5 +219,12 @@ def explain(exc: BaseException, stack: str) -> str:
                 f"run `pulumi cancel --stack {stack} --yes` to remove the lock, then re-run")
     if isinstance(exc, auto.StackNotFoundError):
         return f"stack {stack!r} does not exist in this backend; check --stack and the backend"
-    return first_error_line(text)
+    cause = first_error_line(text)
+    if "incorrect passphrase" in text:  # pkg/secrets/passphrase/manager.go: ErrIncorrectPassphrase
+        return (f"PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) is not the passphrase of stack {stack}: the CLI cannot "
+                "decrypt its secrets; set the one the stack was created with")
+    if "failed to decrypt" in text:  # sdk/go/common/resource/config/crypt.go
+        return (f"a secret of stack {stack} cannot be decrypted ({cause}); re-set it with `pulumi config set --secret <key> --stack {stack}` "
+                "or restore the stack file's `secure:` value")
+    return cause
 

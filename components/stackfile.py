@@ -40,7 +40,11 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when ava
 
 @functools.lru_cache(maxsize=32)
 def _load_yaml_cached(path: Path, mtime_ns: int) -> Any:
-    return yaml.load(path.read_text(), Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
+    try:
+        text = path.read_bytes().decode("utf-8")  # what the CLI reads, whatever the locale
+    except UnicodeDecodeError as exc:
+        raise StackFileError(f"{path.name} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
 
 
 def load_yaml(path: Path) -> Any:

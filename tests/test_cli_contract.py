@@ -163,3 +163,55 @@ def test_e_ctrl_c_during_up_says_what_is_known_and_the_way_back(pulumi_double: D
     assert rc == 1 and "nothing more was changed" not in line
     assert "interrupted during `pulumi up` of stack dev" in line and "may be partly updated or still updating" in line
     assert line.index("pulumi cancel --stack dev --yes") < line.index("python -m bootstrap refresh --stack dev")
+
+
+# F ---------------------------------------------------------------------------------------------
+def test_f_a_wrong_passphrase_is_one_sentence_for_every_command(pulumi_double: Double, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    d = pulumi_double
+    up_stack(d, monkeypatch, capsys)
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "not the passphrase")
+    for argv in (["preview"], ["up", "--yes"], ["refresh", "--yes"], ["destroy", "--yes"], ["drift"], ["deploy", "--yes"], ["rotate"]):
+        rc, out, err = run(d, capsys, *argv, "--stack", "dev")  # run() asserts no traceback
+        assert rc == 1 and "is not the passphrase of stack dev" in one_line(err), argv
+    assert any(r["type"] == "aws:rds/instance:Instance" for r in d.resources())
+
+
+def test_f_an_undecryptable_stack_value_is_one_sentence(pulumi_double: Double, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    d = pulumi_double
+    up_stack(d, monkeypatch, capsys)
+    path = d.project / "Pulumi.dev.yaml"
+    path.write_text(path.read_text() + '  pghome:appDbHostOverride:\n    secure: "v1:%%%not-base64"\n')
+    rc, out, err = run(d, capsys, "preview", "--stack", "dev")
+    assert rc == 1 and "a secret of stack dev cannot be decrypted" in one_line(err)
+
+
+@pytest.fixture
+def non_utf8_stack() -> Any:
+    from components.stackfile import PROJECT_DIR
+
+    path = PROJECT_DIR / "Pulumi.h22latin1.yaml"
+    path.write_bytes(b"config:\n  aws:region: eu-west-1\n  pghome:appName: caf\xe9\n")
+    yield "h22latin1"
+    path.unlink()
+
+
+def test_f_a_non_utf8_stack_file_is_one_sentence_in_plan_sql_and_cost(non_utf8_stack: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from bootstrap.__main__ import main
+
+    for argv in (["plan"], ["sql"], ["cost"]):
+        assert main([*argv, "--stack", non_utf8_stack]) == 2, argv
+        out = capsys.readouterr()
+        assert "Pulumi.h22latin1.yaml is not UTF-8 text (byte" in one_line(out.err) and "Traceback" not in out.out + out.err
+
+
+def test_f_ctrl_d_at_a_prompt_is_cancelled() -> None:
+    from bootstrap.confirm import ask_yes
+    from bootstrap.workspace import DeployError
+
+    def ctrl_d(prompt: str) -> str:
+        raise EOFError
+
+    with pytest.raises(DeployError, match="^destroy stack dev cancelled; nothing was changed$"):
+        ask_yes("Destroy?", "destroy stack dev", assume_yes=False, ask=ctrl_d, isatty=lambda: True)
