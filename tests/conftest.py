@@ -32,7 +32,7 @@ def _stand_in_archive(path: Path) -> Path:
 
 os.environ["PGHOME_ROTATION_ARCHIVE"] = str(_stand_in_archive(ROOT / "build" / "tests-rotation-archive.zip"))
 
-from bootstrap.mockgraph import Graph, run_stack  # noqa: E402
+from bootstrap.plan.mockgraph import Graph, run_stack  # noqa: E402
 from tests.pgserver import PgServer  # noqa: E402
 from tests.pulumi_double.fixture import pulumi_double, pulumi_double_server  # noqa: E402, F401 (the `pulumi` test double on PATH)
 

@@ -13,7 +13,7 @@ import pytest
 from pulumi import automation as auto
 from pulumi.automation.events import EngineEvent
 
-from bootstrap.confirm import ChangePlan, confirm
+from bootstrap.deploy.confirm import ChangePlan, confirm
 from tests.deploy_world import run
 from tests.pulumi_double.fixture import Double
 from tests.test_recreate_double import aws, dev  # noqa: F401 (fixtures)
@@ -116,8 +116,8 @@ def test_c_a_missing_rotation_archive_is_refused_before_the_backend(pulumi_doubl
 
 
 def test_c_the_archive_is_built_for_the_functions_architecture(dev_graph: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    from bootstrap import rotation_package
     from bootstrap.__main__ import main
+    from bootstrap.rotation import package as rotation_package
     from components.rotation_archive import ARCHITECTURE
 
     (fn,) = dev_graph.of_type("aws:lambda/function:Function")
@@ -189,7 +189,7 @@ def test_f_an_undecryptable_stack_value_is_one_sentence(pulumi_double: Double, m
 
 @pytest.fixture
 def non_utf8_stack() -> Any:
-    from components.stackfile import PROJECT_DIR
+    from config.stackfile import PROJECT_DIR
 
     path = PROJECT_DIR / "Pulumi.h22latin1.yaml"
     path.write_bytes(b"config:\n  aws:region: eu-west-1\n  pghome:appName: caf\xe9\n")
@@ -207,8 +207,8 @@ def test_f_a_non_utf8_stack_file_is_one_sentence_in_plan_sql_and_cost(non_utf8_s
 
 
 def test_f_ctrl_d_at_a_prompt_is_cancelled() -> None:
-    from bootstrap.confirm import ask_yes
-    from bootstrap.workspace import DeployError
+    from bootstrap.deploy.confirm import ask_yes
+    from bootstrap.deploy.workspace import DeployError
 
     def ctrl_d(prompt: str) -> str:
         raise EOFError
