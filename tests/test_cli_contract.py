@@ -103,7 +103,7 @@ def test_c_a_missing_rotation_archive_is_refused_before_the_backend(pulumi_doubl
     monkeypatch.setenv("PULUMI_BACKEND_URL", d.file_backend())
     monkeypatch.setenv("PGHOME_ROTATION_ARCHIVE", str(tmp_path / "not-built.zip"))
     stack_file = (d.project / "Pulumi.dev.yaml").read_text()
-    from bootstrap.__main__ import main
+    from bootstrap.cli.main import main
 
     assert main(["plan", "--stack", "dev"]) == 1  # offline: no -C
     assert "run `python -m bootstrap build-rotation` first" in one_line(capsys.readouterr().err)
@@ -116,7 +116,7 @@ def test_c_a_missing_rotation_archive_is_refused_before_the_backend(pulumi_doubl
 
 
 def test_c_the_archive_is_built_for_the_functions_architecture(dev_graph: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    from bootstrap.__main__ import main
+    from bootstrap.cli.main import main
     from bootstrap.rotation import package as rotation_package
     from components.rotation_archive import ARCHITECTURE
 
@@ -198,7 +198,7 @@ def non_utf8_stack() -> Any:
 
 
 def test_f_a_non_utf8_stack_file_is_one_sentence_in_plan_sql_and_cost(non_utf8_stack: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from bootstrap.__main__ import main
+    from bootstrap.cli.main import main
 
     for argv in (["plan"], ["sql"], ["cost"]):
         assert main([*argv, "--stack", non_utf8_stack]) == 2, argv
@@ -215,3 +215,28 @@ def test_f_ctrl_d_at_a_prompt_is_cancelled() -> None:
 
     with pytest.raises(DeployError, match="^destroy stack dev cancelled; nothing was changed$"):
         ask_yes("Destroy?", "destroy stack dev", assume_yes=False, ask=ctrl_d, isatty=lambda: True)
+
+
+# G ---------------------------------------------------------------------------------------------
+def test_g_progress_shows_what_is_in_flight_with_a_heartbeat_and_plain_diagnostics() -> None:
+    from bootstrap.progress import Progress
+    from tests.helpers import FakeClock
+
+    clock, lines = FakeClock(), list[str]()
+    progress = Progress(lines.append, clock=clock, every_s=10)
+    stream = events("up_in_flight.jsonl")
+    for e in stream[:4]:  # prelude, two creates started, the VPC done after 3 s
+        if e.res_outputs_event is not None:
+            clock.sleep(3)
+        progress.on_event(e)
+    assert "creating aws:rds/instance:Instance shop-dev-database-instance ..." in lines[0]
+    assert lines[-1].endswith("create   aws:ec2/vpc:Vpc shop-dev-vpc (3s)")
+    clock.sleep(5)
+    progress.beat()  # 5 s of silence: no line yet
+    assert len(lines) == 3
+    clock.sleep(7)
+    progress.beat()
+    assert lines[-1].endswith("still working: create shop-dev-database-instance (15s)")
+    progress.on_event(stream[4])
+    assert lines[-1].endswith("error (shop-dev-database-instance): creating RDS DB Instance (shop-dev): StorageQuotaExceeded: quota exceeded")
+    assert not any("<{%" in line for line in lines)

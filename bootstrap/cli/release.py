@@ -40,7 +40,7 @@ def automation_update(args: Any) -> StackUpdate:
     from bootstrap.cli import deploy as deploy_cli
     from bootstrap.deploy.confirm import ChangePlan, confirm
     from bootstrap.deploy.workspace import changing, explain
-    from bootstrap.progress import Progress
+    from bootstrap.progress import Progress, heartbeat
     from config.stack_file import APP_DB_KEY, with_app_db
 
     def update(config: Mapping[str, str]) -> Mapping[str, Any]:
@@ -57,7 +57,8 @@ def automation_update(args: Any) -> StackUpdate:
             cfg = str(with_app_db(sf, app_db, Path(tmp) / sf.path.name, {f"pghome:{k}": v for k, v in config.items()}))
             plan = ChangePlan()
             try:
-                stack.preview(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None)
+                with heartbeat(print, f"pulumi preview of stack {args.stack}"):
+                    stack.preview(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None)
             except Exception as exc:
                 raise ReleaseError(f"pulumi preview failed: {explain(exc, args.stack)}; fix the cause and re-run release") from None
             action = f"release {', '.join(config.values())} to stack {args.stack}"
@@ -72,7 +73,7 @@ def automation_update(args: Any) -> StackUpdate:
                 return stack.outputs()
             progress = Progress(print)
             try:
-                with changing("up", args.stack):
+                with changing("up", args.stack), progress.watch():
                     stack.up(config_file=cfg, **progress.kwargs())
             except Exception as exc:
                 raise ReleaseError(f"pulumi up failed: {explain(exc, args.stack)}; fix the cause and re-run release") from None

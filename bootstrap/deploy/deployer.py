@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from bootstrap.deploy.confirm import ChangePlan, ask_yes, confirm
 from bootstrap.deploy.image_tag import choose as choose_image_tag
 from bootstrap.deploy.workspace import CLI_MISSING, CliMissingError, DeployError, StackLike, changing, explain  # noqa: F401 (re-exported)
-from bootstrap.progress import Progress, summary_text
+from bootstrap.progress import Progress, heartbeat, summary_text
 from bootstrap.rotation.audit import SECRET_MARK, SECRET_SIG, audit_state, find_credentials, login_users  # noqa: F401 (re-exported)
 from config.stack_file import APP_DB_KEY, StackFile, with_app_db
 
@@ -165,7 +165,8 @@ class Deployer:
         self.out(f"[{phase}] {what}: preview ({APP_DB_KEY}={'true' if app_db else 'false'})")
         plan = ChangePlan()
         try:
-            stack.preview(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None, **self._packs())
+            with heartbeat(self.out, f"pulumi preview of stack {self.stack}"):
+                stack.preview(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None, **self._packs())
         except Exception as exc:
             raise self._resume(phase, what, explain(exc, self.stack)) from None
         self._confirm(plan, f"deploy {phase} to stack {self.stack}")
@@ -174,7 +175,7 @@ class Deployer:
         else:
             progress = Progress(self.out)
             try:
-                with changing("up", self.stack):
+                with changing("up", self.stack), progress.watch():
                     stack.up(config_file=cfg, **progress.kwargs(), **self._packs())
             except DeployError as exc:  # interrupted: what was done before, and the way back
                 raise DeployError(f"{phase} ({what}) {exc}. Done before it: {'; '.join(self.done) or 'nothing'}") from None
@@ -333,22 +334,24 @@ class Deployer:
                 return self._drift(stack, cfg)
             if op == "preview":
                 progress = Progress(self.out)
-                stack.preview(config_file=cfg, **progress.kwargs(), **self._packs())
+                with progress.watch():
+                    stack.preview(config_file=cfg, **progress.kwargs(), **self._packs())
                 progress.finish("preview")
                 return 0
             plan = ChangePlan()
-            if op == "up":
-                stack.preview(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None, **self._packs())
-            elif op == "refresh":
-                stack.preview_refresh(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None)
-            elif op == "destroy":
-                stack.preview_destroy(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None)
+            with heartbeat(self.out, f"pulumi {op} --preview-only of stack {self.stack}"):
+                if op == "up":
+                    stack.preview(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None, **self._packs())
+                elif op == "refresh":
+                    stack.preview_refresh(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None)
+                elif op == "destroy":
+                    stack.preview_destroy(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None)
             self._confirm(plan, f"{op} stack {self.stack}")
             if plan.empty and op != "refresh":
                 self.out("no changes")
                 return 0
             progress = Progress(self.out)
-            with changing(op, self.stack):
+            with changing(op, self.stack), progress.watch():
                 if op == "up":
                     stack.up(config_file=cfg, **progress.kwargs(), **self._packs())
                 elif op == "refresh":
@@ -367,7 +370,8 @@ class Deployer:
     def _drift(self, stack: StackLike, cfg: str) -> int:
         """Refresh (read AWS) then preview: exit 0 = matches, 2 = changes (listed), 1 = error."""
         plan = ChangePlan()
-        stack.preview(refresh=True, config_file=cfg, on_event=plan.on_event, on_output=lambda line: None)
+        with heartbeat(self.out, f"pulumi preview --refresh of stack {self.stack}"):
+            stack.preview(refresh=True, config_file=cfg, on_event=plan.on_event, on_output=lambda line: None)
         if plan.empty:
             self.out(f"no drift: AWS matches the program for stack {self.stack}")
             return 0
