@@ -240,3 +240,59 @@ def test_g_progress_shows_what_is_in_flight_with_a_heartbeat_and_plain_diagnosti
     progress.on_event(stream[4])
     assert lines[-1].endswith("error (shop-dev-database-instance): creating RDS DB Instance (shop-dev): StorageQuotaExceeded: quota exceeded")
     assert not any("<{%" in line for line in lines)
+
+
+# H ---------------------------------------------------------------------------------------------
+def test_h_a_phase_2_failure_keeps_the_resume_sentence() -> None:
+    from botocore.exceptions import ClientError
+
+    from bootstrap.deploy.workspace import DeployError
+    from tests.test_deploy import FakeWorld
+
+    class MasterSecretGone(FakeWorld):
+        def rotate(self, role: str) -> None:
+            raise ClientError({"Error": {"Code": "ResourceNotFoundException", "Message": "Secrets Manager can't find the specified secret."}},
+                              "DescribeSecret")
+
+    w = MasterSecretGone()
+    w.exists_ = True
+    with pytest.raises(DeployError) as failed:
+        w.deployer([]).deploy()
+    text = str(failed.value)
+    assert text.startswith("phase 2/5 (rotating master) failed: AWS DescribeSecret failed: ResourceNotFoundException")
+    assert "Done so far: infrastructure deployed without the app database" in text
+    assert text.endswith("run `python -m bootstrap deploy --stack dev` to go on from phase 2/5")
+
+
+@pytest.mark.parametrize("op", ["preview", "up", "drift", "destroy"])
+def test_h_plain_operations_with_the_app_database_open_the_route(op: str, tmp_path: Path) -> None:
+    import contextlib
+    from types import SimpleNamespace
+
+    from bootstrap.deploy.deployer import Deployer
+    from config.stack_file import read_stack_file
+    from tests.deploy_world import edit_stack_file
+    from tests.test_deploy import FakeStack, FakeWorld
+
+    for name in ("Pulumi.yaml", "Pulumi.dev.yaml"):
+        (tmp_path / name).write_bytes((Path(__file__).parents[1] / name).read_bytes())
+    edit_stack_file(tmp_path / "Pulumi.dev.yaml", appDbEnabled="true")
+    opened: list[dict[str, str]] = []
+    routes: list[str] = []
+
+    class Recording(FakeWorld):
+        def open(self, extra_env: Any = None) -> FakeStack:
+            opened.append(dict(extra_env or {}))
+            return super().open(extra_env)
+
+    @contextlib.contextmanager
+    def tunnel(outputs: Any) -> Any:
+        routes.append("open")
+        yield SimpleNamespace(pulumi_env=lambda environ=None: {"ALL_PROXY": "socks5h://127.0.0.1:41080"})
+        routes.append("closed")
+
+    w = Recording(deployed=True)
+    Deployer(read_stack_file("dev", tmp_path), w, lambda: w, w.audit, out=lambda line: None, assume_yes=True, route=tunnel).single(
+        op, lambda app_db: {"PGPASSWORD": "from-secrets-manager"} if app_db else {})
+    assert routes == ["open", "closed"]
+    assert {"PGPASSWORD": "from-secrets-manager", "ALL_PROXY": "socks5h://127.0.0.1:41080"} in opened

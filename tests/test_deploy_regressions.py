@@ -55,7 +55,8 @@ def test_1_a_stack_file_with_app_db_enabled_does_not_lock_anyone_out(pulumi_doub
     monkeypatch.setenv("PULUMI_BACKEND_URL", d.file_backend())
     make_stack(d)
     edit_stack_file(d.project / "Pulumi.dev.yaml", appDbEnabled="true")
-    rc, out, err = run(d, capsys, "preview", "--stack", "dev")
+    # --tunnel never: the secret's host is taken as reachable (a tunnel is the default otherwise: test_cli_contract H)
+    rc, out, err = run(d, capsys, "preview", "--stack", "dev", "--tunnel", "never")
     assert rc == 0, err
     preview = d.ops("preview")[-1]
     assert preview["env"]["PGPASSWORD"] == digest(MASTER_PW)  # the program gets its credential from the orchestration

@@ -355,6 +355,7 @@ def register(sub: Any) -> None:
         _common(p)
         _backend_args(p)
         _db_args(p)
+        _tunnel_arg(p)  # with the app database on, the postgresql provider connects (as in deploy's phases 3-5)
         if op in ("up", "refresh", "destroy"):
             _yes(p)
         else:

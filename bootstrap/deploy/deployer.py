@@ -91,6 +91,28 @@ def plain_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: output_value(outputs, k) for k in outputs}
 
 
+def resumable() -> tuple[type[BaseException], ...]:
+    """The failures of phases 2-5 that leave a deploy to resume (not bugs): AWS, the database, the tunnel, rotation."""
+    import psycopg
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from bootstrap.access.tunnel import TunnelError
+    from dbcore.pgconn import ConnectionSettingsError
+    from dbcore.secret import RotationError
+
+    return (RotationError, TunnelError, ConnectionSettingsError, ClientError, BotoCoreError, psycopg.Error)
+
+
+def cause_of(exc: BaseException) -> str:
+    """One clause for a resumable failure."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and "Error" in response:
+        err = response["Error"]
+        return f"AWS {getattr(exc, 'operation_name', '')} failed: {err.get('Code', '')}: {err.get('Message', '')}".rstrip(": ")
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__).rstrip(".")
+
+
 def as_bool(value: Any) -> bool:
     return value is True or str(value).lower() == "true"
 
@@ -127,6 +149,7 @@ class Deployer:
         self.carried: dict[str, str] = {}  # config taken from the state besides the phase (the image tag)
         self._tmp = tempfile.TemporaryDirectory(prefix="pghome-deploy-")
         self.done: list[str] = []
+        self.phase = ("phase 1/5", "infrastructure without the app database")  # what runs now, for the resume sentence
 
     @property
     def stack(self) -> str:
@@ -221,14 +244,15 @@ class Deployer:
             self.done.append("infrastructure deployed without the app database")
         else:
             outputs = stack.outputs()
-        from bootstrap.access.tunnel import TunnelError
-
         with contextlib.ExitStack() as held:  # the route (a tunnel: its task) is closed however this ends
             try:
+                self.phase = ("phase 2/5", "opening the route to the database")
                 route = held.enter_context(self.route(outputs))
-            except TunnelError as exc:
-                raise self._resume("phase 2/5", "opening the route to the database", str(exc).rstrip(".")) from None
-            return self._db_phases(first, rotate, rotate_after_days, route, outputs)
+                return self._db_phases(first, rotate, rotate_after_days, route, outputs)
+            except DeployError:
+                raise
+            except resumable() as exc:  # AWS, the database, the tunnel: still the resume sentence
+                raise self._resume(*self.phase, cause_of(exc)) from None
 
     def _remote(self, outputs: Mapping[str, Any]) -> dict[str, Any] | None:
         """The plain outputs when rotations go through the stack's rotation function, else None."""
@@ -242,6 +266,7 @@ class Deployer:
         --rotate; so a first deploy whose immediate rotation already finished rotates once, not twice."""
         from dbcore.secret import RotationError
 
+        self.phase = ("phase 2/5", "rotating master")
         plain = self._remote(outputs)
         if plain is not None and self.remote_rotation is not None:
             start = rotate or self.rotator.needs_first_rotation("master")
@@ -258,6 +283,7 @@ class Deployer:
     def _db_phases(self, first: bool, rotate: bool, rotate_after_days: int | None, route: RouteLike, recorded: Mapping[str, Any]) -> int:
         """Phases 2-5: everything that connects to the database, through `route`."""
         self._master_phase(first, rotate, recorded)
+        self.phase = ("phase 3/5", "reading the master password")
         master_pw = self.rotator.current_password("master")
         if not master_pw:
             raise DeployError(f"the master secret of stack {self.stack} holds no password; run the deploy again from phase 1")
@@ -265,6 +291,7 @@ class Deployer:
         app_stack = self.ws.open({"PGPASSWORD": master_pw, **route.pulumi_env(os.environ)})
         outputs = self._up(app_stack, "phase 3/5", "app database, roles and grants", app_db=True, secret_values=(master_pw,))
         self.done.append("app database deployed")
+        self.phase = ("phase 4/5", "rotating the login roles")
         due = [r for r in self.password_logins if self._due(r, first, rotate, rotate_after_days)]
         plain = self._remote(outputs)
         if due and plain is not None and self.remote_rotation is not None:
@@ -286,6 +313,7 @@ class Deployer:
             self._rotate("phase 4/5", tuple(due))
         else:
             self.out("[phase 4/5] login roles: rotation not due (use --rotate or --rotate-after-days N)")
+        self.phase = ("phase 5/5", "auditing the state")
         self.out("[phase 5/5] audit")
         live = self.auditor(app_stack)
         self.out(json.dumps(masked_outputs(outputs), indent=2, default=str))
@@ -325,7 +353,14 @@ class Deployer:
         probe = self.ws.open()
         recorded = probe.outputs()
         app_db = self.app_db_enabled(probe, recorded)
-        stack = self.ws.open(env_for(app_db)) if app_db else probe
+        with contextlib.ExitStack() as held:  # the route (a tunnel: its task) is closed however this ends
+            stack = probe
+            if app_db:  # the postgresql provider connects: through the same route as deploy's phases 3-5
+                route = held.enter_context(self.route(recorded))
+                stack = self.ws.open({**env_for(True), **route.pulumi_env(os.environ)})
+            return self._single(op, stack, app_db, recorded)
+
+    def _single(self, op: str, stack: StackLike, app_db: bool, recorded: Mapping[str, Any]) -> int:
         self.out(f"pulumi {op} {self.stack} ({APP_DB_KEY}={'true' if app_db else 'false'})")
         self.carry_image_tag(recorded, say=op != "destroy")
         cfg = self.config_file(app_db)
