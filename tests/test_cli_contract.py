@@ -296,3 +296,22 @@ def test_h_plain_operations_with_the_app_database_open_the_route(op: str, tmp_pa
         op, lambda app_db: {"PGPASSWORD": "from-secrets-manager"} if app_db else {})
     assert routes == ["open", "closed"]
     assert {"PGPASSWORD": "from-secrets-manager", "ALL_PROXY": "socks5h://127.0.0.1:41080"} in opened
+
+
+def test_h_plan_json_has_a_schema_version_and_matches_the_documented_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    import fastjsonschema
+
+    from bootstrap.cli.main import main
+    from bootstrap.plan.report import JSON_SCHEMA_VERSION
+
+    docs = Path(__file__).parents[1] / "docs"
+    validate = fastjsonschema.compile(json.loads((docs / "plan-json.schema.json").read_text()))
+    for stack in ("dev", "prod"):
+        capsys.readouterr()
+        assert main(["plan", "--stack", stack, "--json"]) == 0
+        doc = json.loads(capsys.readouterr().out)
+        validate(doc)  # raises with the failing path
+        assert doc["schemaVersion"] == JSON_SCHEMA_VERSION == 1
+    documented = (docs / "plan-json.md").read_text()
+    for field_ in json.loads((docs / "plan-json.schema.json").read_text())["required"]:
+        assert f"`{field_}`" in documented, field_

@@ -54,7 +54,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     report = plan.check_graph(graph)
     cost = cost_cli.plan_estimate(graph, args, usage)
     if args.json:
-        print(json.dumps({**plan.as_json(graph), "controls": report.as_json(), "cost": cost_cli.plan_json(cost)}, indent=2, default=str))
+        doc = {"schemaVersion": plan.JSON_SCHEMA_VERSION, **plan.as_json(graph), "controls": report.as_json(), "cost": cost_cli.plan_json(cost)}
+        print(json.dumps(doc, indent=2, default=str))  # docs/plan-json.md, docs/plan-json.schema.json
     else:
         print(plan.render_table(graph))
         print()
