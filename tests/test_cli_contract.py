@@ -315,3 +315,26 @@ def test_h_plan_json_has_a_schema_version_and_matches_the_documented_schema(caps
     documented = (docs / "plan-json.md").read_text()
     for field_ in json.loads((docs / "plan-json.schema.json").read_text())["required"]:
         assert f"`{field_}`" in documented, field_
+
+
+# Item 2: the double's refresh events are the engine's -----------------------------------------
+def test_item_2_the_doubles_refresh_events_put_the_outcome_in_the_outputs_event(pulumi_double: Double, monkeypatch: pytest.MonkeyPatch,
+                                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """The shapes of pkg/engine/lifecycletest/testdata/output/TestRefreshBasics/3-0-0-preview/eventstream.json
+    (pulumi/pulumi), read back through the real SDK: a pre-event says `refresh`, the outcome follows."""
+    d = pulumi_double
+    up_stack(d, monkeypatch, capsys)
+    d.cloud({"::shop-dev-database-instance": None, "::shop-dev-network-vpc": {"inputs": {"enableDnsHostnames": False}}})
+    stack = auto.select_stack("dev", work_dir=str(d.project), opts=auto.LocalWorkspaceOptions(env_vars={"PULUMI_CONFIG_PASSPHRASE": PASS}))
+    seen: list[EngineEvent] = []
+    result = stack.preview_refresh(on_event=seen.append)
+    pre = {e.resource_pre_event.metadata.urn: e.resource_pre_event for e in seen if e.resource_pre_event}
+    done = {e.res_outputs_event.metadata.urn: e.res_outputs_event for e in seen if e.res_outputs_event}
+    assert pre and {p.metadata.op.value for p in pre.values()} == {"refresh"} and set(done) == set(pre)
+    assert all(p.planning for p in pre.values())
+    outcome = {urn.rsplit("::", 1)[-1]: o.metadata.op.value for urn, o in done.items()}
+    assert outcome["shop-dev-database-instance"] == "delete" and outcome["shop-dev-network-vpc"] == "update"
+    assert {v for k, v in outcome.items() if k not in ("shop-dev-database-instance", "shop-dev-network-vpc")} == {"same"}
+    gone = next(o for urn, o in done.items() if urn.endswith("::shop-dev-database-instance"))
+    assert gone.metadata.new is None and gone.metadata.old is not None
+    assert result.change_summary.get(auto.events.OpType.DELETE, result.change_summary.get("delete")) == 1
