@@ -10,10 +10,10 @@ from components.database import Database, DatabaseArgs
 from components.db_access import DbAccess, DbAccessArgs
 from components.network import Network, NetworkArgs
 from components.registry import Registry, RegistryArgs
-from components.rotation_archive import archive_path
 from components.rotation_function import RedeployTarget, RotationFunction, RotationFunctionArgs
 from components.service import Service, ServiceArgs
 from config.load import load_from_pulumi
+from config.rotation_archive import archive_path
 
 # Built by `python -m bootstrap build-rotation`; its content hash drives the function's updates.
 ROTATION_ARCHIVE = archive_path(Path(__file__).resolve().parent)

@@ -34,8 +34,8 @@ from components import iam, kms
 from components import sg as rules
 from components.awsinfo import aws_facts
 from components.database import Database
-from components.rotation_archive import ARCHITECTURE
 from config import naming
+from config.rotation_archive import ARCHITECTURE
 from config.settings import DatabaseSettings
 
 RUNTIME = "python3.12"
@@ -89,7 +89,7 @@ class RotationFunctionArgs:
     """The app database's roles and grants (`AppDatabase.login_roles`); None while it is off (phase
     1): the login secrets then get no rotation yet, since an immediate one would fail on a missing role."""
     architecture: str = ARCHITECTURE
-    """Lambda architecture; the archive is built for the same one (components/rotation_archive.py)."""
+    """Lambda architecture; the archive is built for the same one (config/rotation_archive.py)."""
     service: RedeployTarget | None = None
     """Forced to a new deployment in finishSecret of an alternating secret (None: no redeploy)."""
 

@@ -118,7 +118,7 @@ def test_c_a_missing_rotation_archive_is_refused_before_the_backend(pulumi_doubl
 def test_c_the_archive_is_built_for_the_functions_architecture(dev_graph: Any, capsys: pytest.CaptureFixture[str]) -> None:
     from bootstrap.cli.main import main
     from bootstrap.rotation import package as rotation_package
-    from components.rotation_archive import ARCHITECTURE
+    from config.rotation_archive import ARCHITECTURE
 
     (fn,) = dev_graph.of_type("aws:lambda/function:Function")
     assert fn.inputs["architectures"] == [ARCHITECTURE] == [rotation_package.DEFAULT_ARCHITECTURE]

@@ -208,13 +208,9 @@ def _project_dir(args: argparse.Namespace) -> Path:
 
 
 def require_rotation_archive(args: argparse.Namespace) -> None:
-    """Before anything reaches the backend: the program references the archive, and the engine
-    hashes it when the resource registers, so a missing one fails half-way through an update."""
-    from components.rotation_archive import missing_archive
+    from bootstrap.deploy.preflight import require_rotation_archive as check
 
-    problem = missing_archive(_project_dir(args))
-    if problem:
-        raise DeployError(problem)
+    check(_project_dir(args))
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:

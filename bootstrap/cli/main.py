@@ -35,7 +35,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from bootstrap.cli import cost as cost_cli
     from bootstrap.plan import report as plan
     from bootstrap.plan.mockgraph import run_stack
-    from components.rotation_archive import missing_archive
+    from config.rotation_archive import missing_archive
 
     overrides = _overrides(args.set)
     usage = cost_cli.usage_overrides(args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from bootstrap.rotation.package import DEFAULT_CA_BUNDLE, DEFAULT_OUTPUT, ROOT, PackageError, build
-from components.rotation_archive import ARCHITECTURE
+from config.rotation_archive import ARCHITECTURE
 
 
 def register(sub: object) -> None:
@@ -13,7 +13,7 @@ def register(sub: object) -> None:
     import argparse
 
     assert isinstance(sub, argparse._SubParsersAction)
-    # No --architecture: the archive is built for the function's own (components/rotation_archive.py).
+    # No --architecture: the archive is built for the function's own (config/rotation_archive.py).
     p = sub.add_parser("build-rotation", help="build the rotation function's archive reproducibly and print its sha256 "
                        f"(for the function's architecture, {ARCHITECTURE})")
     p.add_argument("--output", default=DEFAULT_OUTPUT, help=f"archive path (default {DEFAULT_OUTPUT})")

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from bootstrap.deploy.confirm import ChangePlan, ask_yes, confirm
 from bootstrap.deploy.image_tag import choose as choose_image_tag
-from bootstrap.deploy.workspace import CLI_MISSING, CliMissingError, DeployError, StackLike, changing, explain  # noqa: F401 (re-exported)
+from bootstrap.deploy.workspace import CLI_MISSING, CliMissingError, DeployError, StackLike, cause_of, changing, explain, resumable  # noqa: F401 (re-exported)
 from bootstrap.progress import Progress, heartbeat, summary_text
 from bootstrap.rotation.audit import SECRET_MARK, SECRET_SIG, audit_state, find_credentials, login_users  # noqa: F401 (re-exported)
 from config.stack_file import APP_DB_KEY, StackFile, with_app_db
@@ -89,28 +89,6 @@ def output_value(outputs: Mapping[str, Any], key: str) -> Any:
 def plain_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
     """Stack outputs as plain values (the Automation API wraps each in an OutputValue)."""
     return {k: output_value(outputs, k) for k in outputs}
-
-
-def resumable() -> tuple[type[BaseException], ...]:
-    """The failures of phases 2-5 that leave a deploy to resume (not bugs): AWS, the database, the tunnel, rotation."""
-    import psycopg
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from bootstrap.access.tunnel import TunnelError
-    from dbcore.pgconn import ConnectionSettingsError
-    from dbcore.secret import RotationError
-
-    return (RotationError, TunnelError, ConnectionSettingsError, ClientError, BotoCoreError, psycopg.Error)
-
-
-def cause_of(exc: BaseException) -> str:
-    """One clause for a resumable failure."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict) and "Error" in response:
-        err = response["Error"]
-        return f"AWS {getattr(exc, 'operation_name', '')} failed: {err.get('Code', '')}: {err.get('Message', '')}".rstrip(": ")
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__).rstrip(".")
 
 
 def as_bool(value: Any) -> bool:

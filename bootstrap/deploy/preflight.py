@@ -41,6 +41,16 @@ def prerequisites(settings: Any, project_dir: Path = PROJECT_DIR) -> list[str]:
     return problems
 
 
+def require_rotation_archive(project_dir: Path = PROJECT_DIR) -> None:
+    """Before anything reaches the backend: the program references the archive, and the engine
+    hashes it when the resource registers, so a missing one fails half-way through an update."""
+    from config.rotation_archive import missing_archive
+
+    problem = missing_archive(project_dir)
+    if problem:
+        raise DeployError(problem)
+
+
 def check_prerequisites(settings: Any, project_dir: Path = PROJECT_DIR) -> None:
     problems = prerequisites(settings, project_dir)
     if problems:

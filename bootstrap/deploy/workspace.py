@@ -205,6 +205,28 @@ def changing(op: str, stack: str) -> Iterator[None]:
         raise interrupted(op, stack) from None
 
 
+def resumable() -> tuple[type[BaseException], ...]:
+    """The failures of phases 2-5 that leave a deploy to resume (not bugs): AWS, the database, the tunnel, rotation."""
+    import psycopg
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from bootstrap.access.tunnel import TunnelError
+    from dbcore.pgconn import ConnectionSettingsError
+    from dbcore.secret import RotationError
+
+    return (RotationError, TunnelError, ConnectionSettingsError, ClientError, BotoCoreError, psycopg.Error)
+
+
+def cause_of(exc: BaseException) -> str:
+    """One clause for a resumable failure."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and "Error" in response:
+        err = response["Error"]
+        return f"AWS {getattr(exc, 'operation_name', '')} failed: {err.get('Code', '')}: {err.get('Message', '')}".rstrip(": ")
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__).rstrip(".")
+
+
 def explain(exc: BaseException, stack: str) -> str:
     """One sentence for a failed CLI call."""
     from pulumi import automation as auto

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.rotation_archive import ARCHITECTURE, DEFAULT_ARCHIVE
+from config.rotation_archive import ARCHITECTURE, DEFAULT_ARCHIVE
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = "python3.12"
@@ -33,7 +33,7 @@ ARCHITECTURES = {
     "arm64": ("manylinux_2_28_aarch64", "manylinux2014_aarch64"),
     "x86_64": ("manylinux_2_28_x86_64", "manylinux2014_x86_64"),
 }
-DEFAULT_ARCHITECTURE = ARCHITECTURE  # the function's own (components/rotation_archive.py): not a choice
+DEFAULT_ARCHITECTURE = ARCHITECTURE  # the function's own (config/rotation_archive.py): not a choice
 HANDLER = "rotation_function.handler.lambda_handler"
 CA_BUNDLE_NAME = "rds-ca.pem"  # PGSSLROOTCERT=/var/task/rds-ca.pem
 DEFAULT_CA_BUNDLE = "certs/rds-global-bundle.pem"

@@ -1,6 +1,6 @@
 """The rotation function's archive: where it is and which architecture it is built for, in one place.
 
-`python -m bootstrap build-rotation` writes it (bootstrap/rotation_package.py), the program reads it
+`python -m bootstrap build-rotation` writes it (bootstrap/rotation/package.py), the program reads it
 by path (`__main__.py` -> components/rotation_function.py), and every command that runs the program
 for real (plan, preview, up, deploy, release) refuses before touching the backend when it is not
 built, since the engine would otherwise fail half-way with `failed to compute archive hash`.
