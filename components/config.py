@@ -17,6 +17,7 @@ from typing import Any
 
 from components import naming, sections
 from components.reader import Reader
+from components.restore_checks import restore_checks
 from components.settings import Environment, NatStrategy, Settings, stack_prefix
 from components.stackfile import ProjectSchema, project_schema
 
@@ -81,6 +82,7 @@ def load_settings(
     if network.nat_strategy is NatStrategy.NONE and not network.interface_endpoints and "natStrategy" not in r.failed:
         r.fail("natStrategy", "none", "with no NAT the tasks need interfaceEndpoints: true to pull images and write logs")
     r.strings("costUsage")  # type-checked here; only the offline cost estimate (bootstrap/cost) uses it
+    restore = restore_checks(r)  # only `bootstrap restore` uses it
     unread = set(schema.keys) - r.read
     if unread:  # programming error: a declared key nobody reads
         raise KeyError(f"Pulumi.yaml declares keys the loader never reads: {sorted(unread)}")
@@ -99,6 +101,7 @@ def load_settings(
         service=service,
         app_database=app_database,
         security=security,
+        restore=restore,
     )
 
 
