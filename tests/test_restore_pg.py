@@ -225,3 +225,44 @@ def test_production_out_of_reach_is_said_and_not_compared(world, servers):
     assert any(line.startswith("production not reachable (ECS RunTask") for line in lines)
     assert "  ok    rows in orders: 50 (production not compared)" in lines
     assert f"  ok    migration version: {MIGRATION} (app.schema_migrations; production not compared)" in lines
+
+
+# --- the command line: argparse glue over the same run ----------------------------------------------
+
+
+def test_the_cli_runs_a_drill_from_an_outputs_file_and_refuses_in_one_line(world, servers, tmp_path, monkeypatch, capsys):
+    import json
+
+    from bootstrap.cli import restore as restore_cli
+    from bootstrap.cli.main import main
+
+    prod, restored, bundle = servers
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(world.outputs))
+    ecs = ecs_client()
+    stubber = Stubber(ecs)
+    for _ in range(2):
+        stub_happy_path(stubber, target())
+    stubber.activate()
+    forwarder = LoopbackForwarder({w.rds_address(w.SOURCE): ("127.0.0.1", prod.port), w.rds_address(w.DRILL_TARGET): ("127.0.0.1", restored.port)})
+    monkeypatch.setattr(restore_cli, "utcnow", lambda: w.NOW)  # names the instance as the certificate does
+    backups, _ = w.backups_stub(world, calls=2)
+    monkeypatch.setattr(restore_cli, "make_seams", lambda region, profile: Seams(
+        rds=AppliesPassword(world.rds, restored), secrets=world.secrets, ecs=ecs, sessions=forwarder, probe=lambda h, p: False, backups=backups,
+        tunnel_kw={"sleep": lambda s: None, "interval_s": 0}))
+    base = ["restore", "--stack", "dev", "--outputs-file", str(outputs), "--ca-file", str(bundle)]
+
+    assert main([*base, "--to-time", "2026-01-01T00:00:00Z", "--drill"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --to-time 2026-01-01 00:00:00 UTC is outside the restorable window of shop-dev-db") and err.count("\n") == 1
+
+    code = main([*base, "--latest", "--drill", "--tunnel", "always"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "drill: passed" in out and [i["DBInstanceIdentifier"] for i in world.rds.describe_db_instances()["DBInstances"]] == [w.SOURCE]
+    stubber.assert_no_pending_responses()
+
+    assert main([*base, "--latest", "--timeout", "5"]) == 2
+    assert capsys.readouterr().err == "error: --timeout 5 is invalid: use 300-14400 seconds\n"
+    assert main(["restore", "--stack", "dev", "--latest", "--ca-file", str(tmp_path / "none.pem")]) == 2
+    assert "does not exist: download https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem" in capsys.readouterr().err

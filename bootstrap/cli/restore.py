@@ -4,6 +4,7 @@ argparse glue over bootstrap/restore/ (docs/restore.md)."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,11 @@ def register(sub: Any) -> None:
     p.add_argument("--secrets-provider", default="", help="passphrase (default) or awskms://alias/<name>?region=<r>")
     p.add_argument("--profile", default="", help="AWS profile (default: the environment's credentials)")
     p.set_defaults(func=cmd_restore)
+
+
+def utcnow() -> dt.datetime:
+    """The clock that names the new instance and measures the data age (a seam for tests)."""
+    return dt.datetime.now(dt.UTC)
 
 
 def make_seams(region: str, profile: str | None) -> Any:
@@ -73,7 +79,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     try:
         outputs = read_outputs(args)
         restorer = Restorer(seams.rds, seams.backups, timeout_s=float(args.timeout))
-        return Run(settings, outputs, opts, seams, restorer=restorer).run()
+        return Run(settings, outputs, opts, seams, restorer=restorer, now=utcnow).run()
     except RestoreInputError as exc:
         return fail(str(exc), 2)
     except (RestoreError, TunnelError) as exc:
