@@ -242,7 +242,7 @@ class Restorer:
             "DBInstanceClass": r["DBInstanceClass"],
             "DBSubnetGroupName": (r.get("DBSubnetGroup") or {}).get("DBSubnetGroupName"),
             "VpcSecurityGroupIds": [source.security_group_id],
-            "DBParameterGroupName": [g.get("DBParameterGroupName") for g in r.get("DBParameterGroups") or []][0],
+            "DBParameterGroupName": next((g.get("DBParameterGroupName") for g in r.get("DBParameterGroups") or []), None),
             "CACertificateIdentifier": r.get("CACertificateIdentifier"),
             "EnableIAMDatabaseAuthentication": bool(r.get("IAMDatabaseAuthenticationEnabled")),
             "EnableCloudwatchLogsExports": list(r.get("EnabledCloudwatchLogsExports") or []),
@@ -259,7 +259,7 @@ class Restorer:
         if r.get("PreferredBackupWindow") and not drill:
             params["PreferredBackupWindow"] = r["PreferredBackupWindow"]
         if point.kind == "snapshot":
-            return {"DBInstanceIdentifier": target, "DBSnapshotIdentifier": point.snapshot, **params}
+            return {k: v for k, v in {"DBInstanceIdentifier": target, "DBSnapshotIdentifier": point.snapshot, **params}.items() if v is not None}
         params["MaxAllocatedStorage"] = r.get("MaxAllocatedStorage") if r.get("MaxAllocatedStorage") else None
         when = {"UseLatestRestorableTime": True} if point.kind == "latest" else {"RestoreTime": point.time}
         return {k: v for k, v in {"SourceDBInstanceIdentifier": source.identifier, "TargetDBInstanceIdentifier": target, **when, **params}.items() if v is not None}

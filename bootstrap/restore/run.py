@@ -201,7 +201,8 @@ class Run:
         if o.available_s is not None:
             self.out(f"instance available after {duration(o.available_s)}")
         if o.recovery_s is not None:
-            self.out(f"measured recovery time (restore call to verified database): {duration(o.recovery_s)}")
+            what = "measured recovery time (restore call to verified database)" if o.ok else "time from the restore call to the end of the checks"
+            self.out(f"{what}: {duration(o.recovery_s)}")
         if o.cleanup_error:
             self.out(f"CLEANUP FAILED: {o.cleanup_error}")
         bad = len(failed(o.checks)) + bool(o.error) + bool(o.cleanup_error)

@@ -57,8 +57,8 @@ def model_checks(master_conn: psycopg.Connection, app_conn: psycopg.Connection, 
     """The objects the model defines. `master_conn` on any database, `app_conn` on the app's."""
     checks: list[Check] = []
     row = master_conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (model.database,)).fetchone()
-    checks.append(Check(f"database {model.database}", bool(row) and row[0] == model.owner,
-                        f"owned by {row[0]}" if row else "missing"))
+    owner = row[0] if row else None
+    checks.append(Check(f"database {model.database}", owner == model.owner, f"owned by {owner}" if row else "missing"))
     roles = {name: login for name, login in master_conn.execute(
         "SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = ANY(%s)", ([r.name for r in model.roles],))}
     missing = [r.name for r in model.roles if r.name not in roles]
