@@ -266,3 +266,11 @@ def test_the_cli_runs_a_drill_from_an_outputs_file_and_refuses_in_one_line(world
     assert capsys.readouterr().err == "error: --timeout 5 is invalid: use 300-14400 seconds\n"
     assert main(["restore", "--stack", "dev", "--latest", "--ca-file", str(tmp_path / "none.pem")]) == 2
     assert "does not exist: download https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem" in capsys.readouterr().err
+
+
+def test_a_drill_from_a_snapshot_restores_it_and_passes(world, servers):
+    world.rds.create_db_snapshot(DBInstanceIdentifier=w.SOURCE, DBSnapshotIdentifier="shop-dev-db-weekly")
+    code, lines, (forwarder, rds) = restore(world, servers, Options(stack="dev", snapshot="shop-dev-db-weekly", drill=True))
+    assert code == 0, "\n".join(lines)
+    assert any(line.startswith("restore started: shop-dev-db-drill-202612041530 from snapshot shop-dev-db-weekly (taken ") for line in lines)
+    assert "  ok    rows in orders: 50, production 50 (+0)" in lines and world.instance(w.DRILL_TARGET) is None

@@ -196,7 +196,7 @@ class Run:
             self.out(check.line())
         if o.error:
             self.out(f"  FAIL  restore: {o.error}")
-        age = (self.now() - point.at).total_seconds()
+        age = max(0.0, (self.now() - point.at).total_seconds())  # a snapshot "taken" ahead of this machine's clock: no negative age
         self.out(f"restore point: {show_time(point.at)} (data age {duration(age)})")
         if o.available_s is not None:
             self.out(f"instance available after {duration(o.available_s)}")
@@ -231,7 +231,7 @@ def switch_over(settings: Any, outputs: Mapping[str, Any], source_id: str, targe
         f"  3. take its name:    aws rds modify-db-instance --db-instance-identifier {target} --new-db-instance-identifier {source_id} --apply-immediately",
         f"                       aws rds wait db-instance-available --db-instance-identifier {source_id}",
         f"  4. login passwords:  python -m bootstrap rotate --stack {stack} --role all   (the restore point's passwords are older than the secrets)",
-        f"  5. reconcile:        python -m bootstrap refresh --stack {stack} --yes && python -m bootstrap deploy --stack {stack}   (desired count, protection, backups)",
+        f"  5. reconcile:        python -m bootstrap refresh --stack {stack} --yes && python -m bootstrap deploy --stack {stack}   (desired count, protection, backups, IAM auth resource id)",
         f"  6. once satisfied:   aws rds modify-db-instance --db-instance-identifier {aside} --no-deletion-protection --apply-immediately",
         f"                       aws rds delete-db-instance --db-instance-identifier {aside} --final-db-snapshot-identifier {aside}-final",
     ]
