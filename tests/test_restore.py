@@ -241,3 +241,17 @@ def test_an_existing_target_is_never_deleted(world):
     code, lines = run(world, Options(stack="dev", latest=True, drill=True))
     assert code == 1 and any("already exists (an earlier run?)" in line for line in lines)
     assert world.instance(w.DRILL_TARGET) is not None
+
+
+@pytest.mark.parametrize("snapshot, extra", [("rds:shop-dev-db-2026-12-04-03-00", {"SnapshotType": "automated"}),
+                                             ("arn:aws:rds:eu-west-1:210987654321:snapshot:shared-one", {"IncludeShared": True})])
+def test_automated_and_shared_snapshots_are_looked_up_the_way_rds_finds_them(world, snapshot, extra):
+    src = restorer(world).source(world.outputs, "dev")
+    c = w.client("rds")
+    with Stubber(c) as stub:
+        stub.add_response("describe_db_snapshots", {"DBSnapshots": [{
+            "DBSnapshotIdentifier": snapshot, "DBInstanceIdentifier": w.SOURCE, "Engine": "postgres", "EngineVersion": "16.4", "Status": "available",
+            "KmsKeyId": world.kms_key, "Encrypted": True, "SnapshotCreateTime": w.LATEST, "SnapshotType": "automated"}]},
+            {"DBSnapshotIdentifier": snapshot, **extra})
+        point = Restorer(c, out=lambda s: None).point(src, snapshot=snapshot)
+    assert point == Point("snapshot", w.LATEST, snapshot=snapshot)

@@ -210,7 +210,9 @@ class Restorer:
 
     def _snapshot_point(self, source: Source, snapshot: str) -> Point:
         try:
-            found = self.rds.describe_db_snapshots(DBSnapshotIdentifier=snapshot).get("DBSnapshots") or []
+            # An automated snapshot (rds:...) is only found with its type, a shared one (an ARN) with IncludeShared.
+            extra: dict[str, Any] = {"SnapshotType": "automated"} if snapshot.startswith("rds:") else {"IncludeShared": True} if snapshot.startswith("arn:") else {}
+            found = self.rds.describe_db_snapshots(DBSnapshotIdentifier=snapshot, **extra).get("DBSnapshots") or []
         except Exception as exc:
             if aws_code(exc) in ("DBSnapshotNotFound", "DBSnapshotNotFoundFault"):
                 raise RestoreInputError(f"snapshot {snapshot} does not exist in this account/region: list them with `aws rds describe-db-snapshots --db-instance-identifier {source.identifier}`") from None
@@ -230,6 +232,8 @@ class Restorer:
             raise RestoreInputError(f"snapshot {snapshot} is encrypted with {snap.get('KmsKeyId') or 'no key'}, not the stack's key {source.raw.get('KmsKeyId')}: "
                                  "copy it with `aws rds copy-db-snapshot --kms-key-id <the stack's key>` and restore the copy")
         taken = snap.get("SnapshotDatabaseTime") or snap.get("OriginalSnapshotCreateTime") or snap.get("SnapshotCreateTime")
+        if taken is None:
+            raise RestoreError(f"snapshot {snapshot} reports no creation time; RDS answered an unexpected shape")
         return Point("snapshot", taken.astimezone(dt.UTC), snapshot=snapshot)
 
     # --- 3. the restore call --------------------------------------------------------------------
