@@ -246,7 +246,7 @@ class Settings:
     app_database: AppDatabaseSettings
     security: SecuritySettings
     restore: RestoreChecks = RestoreChecks()
-    """What `bootstrap restore` checks beyond the model (components/restore_checks.py)."""
+    """What `bootstrap restore` checks beyond the model (config/restore_checks.py)."""
 
     @property
     def is_prod(self) -> bool:

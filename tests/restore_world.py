@@ -17,7 +17,7 @@ import boto3
 from botocore.stub import Stubber
 
 from config.load import load_settings
-from config.stackfile import stack_config
+from config.stack_file import stack_config
 from tests.tunnel_world import CLUSTER, SG, SUBNETS, TASKDEF_ARN
 
 REGION = "eu-west-1"

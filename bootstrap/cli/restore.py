@@ -58,8 +58,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from bootstrap.restore.rds import RestoreError, RestoreInputError, Restorer
     from bootstrap.restore.run import Options, Run
     from config.load import load_settings
-    from config.stack_file import PROJECT_DIR
-    from config.stackfile import stack_config
+    from config.stack_file import PROJECT_DIR, settings_name, stack_config
 
     def fail(message: str, status: int) -> int:
         print(f"error: {message}", file=sys.stderr)
@@ -67,8 +66,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
     if not 300 <= args.timeout <= 14400:
         return fail(f"--timeout {args.timeout} is invalid: use 300-14400 seconds", 2)
-    settings = load_settings(stack_config(args.stack), stack=args.stack, check_credentials=False)
     project = Path(args.cwd).resolve() if args.cwd else PROJECT_DIR
+    settings = load_settings(stack_config(args.stack, project_dir=project), stack=settings_name(args.stack), check_credentials=False)
     ca = Path(args.ca_file or settings.app_database.ssl_root_cert or RDS_CA_BUNDLE)
     ca = ca if ca.is_absolute() else project / ca
     if not ca.is_file():
