@@ -77,6 +77,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
                    tunnel=args.tunnel, ca_file=str(ca), region=settings.region)
     try:
         outputs = read_outputs(args)
+    except TunnelError as exc:  # an unreadable --outputs-file, or no such stack in the backend
+        return fail(str(exc), 2)
+    try:
         restorer = Restorer(seams.rds, seams.backups, timeout_s=float(args.timeout))
         return Run(settings, outputs, opts, seams, restorer=restorer, now=utcnow).run()
     except RestoreInputError as exc:
