@@ -105,8 +105,9 @@ def test_c_a_missing_rotation_archive_is_refused_before_the_backend(pulumi_doubl
     stack_file = (d.project / "Pulumi.dev.yaml").read_text()
     from bootstrap.cli.main import main
 
-    assert main(["plan", "--stack", "dev"]) == 1  # offline: no -C
-    assert "run `python -m bootstrap build-rotation` first" in one_line(capsys.readouterr().err)
+    assert main(["plan", "--stack", "dev"]) == 4  # offline (no -C): an unmet deploy prerequisite, listed
+    assert "  - the rotation function's archive not-built.zip (PGHOME_ROTATION_ARCHIVE) is not built; run `python -m bootstrap build-rotation` first" \
+        in capsys.readouterr().out
     for argv in (["preview"], ["up", "--yes"], ["deploy", "--yes"], ["drift"]):
         rc, out, err = run(d, capsys, *argv, "--stack", "dev")
         line = one_line(err)

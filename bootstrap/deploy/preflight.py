@@ -22,7 +22,12 @@ CERT_ARN = re.compile(r"^arn:aws[\w-]*:acm:(?P<region>[a-z0-9-]+):(?P<account>\d
 
 def prerequisites(settings: Any, project_dir: Path = PROJECT_DIR) -> list[str]:
     """One sentence per problem; empty when the stack can go to the cloud."""
+    from config.rotation_archive import missing_archive
+
     problems: list[str] = []
+    archive = missing_archive(project_dir)  # the engine hashes it at registration: an `up` would fail half-way
+    if archive:
+        problems.append(archive)
     cert = str(getattr(settings.service, "certificate_arn", "") or "")
     m = CERT_ARN.match(cert)
     if m:
