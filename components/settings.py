@@ -11,9 +11,13 @@ import enum
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from components import naming
 from components.pgmodel import DbModel, build_model, role_names
+
+if TYPE_CHECKING:  # the monitoring section imports Environment from here
+    from components.monitoring_settings import MonitoringSettings
 
 
 class Environment(enum.StrEnum):
@@ -244,6 +248,7 @@ class Settings:
     service: ServiceSettings
     app_database: AppDatabaseSettings
     security: SecuritySettings
+    monitoring: MonitoringSettings
 
     @property
     def is_prod(self) -> bool:
