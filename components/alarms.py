@@ -9,7 +9,7 @@ DB instance by its identifier, the ECS service by cluster and service names.
 
 Thresholds follow AWS's recommended alarms (CloudWatch "Best practice alarm recommendations"
 for RDS, ApplicationELB, ECS and Lambda) with the figures the stack settings choose per
-environment (components/monitoring_settings.py).
+environment (config/monitoring.py).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from components.monitoring_settings import MonitoringSettings
-from components.settings import DatabaseSettings
+from config.monitoring import MonitoringSettings
+from config.settings import DatabaseSettings
 
 GIB = 1024**3
 # RDS for PostgreSQL's default parameter group: max_connections = LEAST({DBInstanceClassMemory/9531392}, 5000)

@@ -26,11 +26,11 @@ import pulumi
 import pulumi_aws as aws
 
 from components import alarms as table
-from components import naming
 from components.awsinfo import aws_facts
 from components.kms import ServiceGrant, create_key
-from components.monitoring_settings import MonitoringSettings
-from components.settings import DatabaseSettings
+from config import naming
+from config.monitoring import MonitoringSettings
+from config.settings import DatabaseSettings
 
 # The services that publish to the topic: CloudWatch alarms, EventBridge rules, RDS event subscriptions.
 PUBLISHERS = ("cloudwatch.amazonaws.com", "events.amazonaws.com", "events.rds.amazonaws.com")

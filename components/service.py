@@ -23,7 +23,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import naming, service_iam
+from components import service_iam
 from components import sg as rules
 from components.app_database import DbConnection
 from components.awsinfo import aws_facts
@@ -31,8 +31,9 @@ from components.container import CONTAINER_NAME, DEFAULT_CA_BUNDLE, NO_IMAGE_DIG
 from components.kms import encrypted_log_group, logs_key
 from components.loadbalancer import LoadBalancer, LoadBalancerArgs
 from components.monitoring import DeploymentAlarms
-from components.settings import ServiceSettings
 from components.waf import Waf, WafArgs
+from config import naming
+from config.settings import ServiceSettings
 
 
 @dataclass
