@@ -32,6 +32,7 @@ EXIT_CONTROLS_FAILED = 3
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from bootstrap.cli import cost as cost_cli
+    from bootstrap.plan import alarms
     from bootstrap.plan import report as plan
     from bootstrap.plan.mockgraph import run_stack
 
@@ -48,11 +49,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     report = plan.check_graph(graph)
     cost = cost_cli.plan_estimate(graph, args, usage)
     if args.json:
-        print(json.dumps({**plan.as_json(graph), "controls": report.as_json(), "cost": cost_cli.plan_json(cost)}, indent=2, default=str))
+        print(json.dumps({**plan.as_json(graph), "monitoring": alarms.as_json(graph), "controls": report.as_json(), "cost": cost_cli.plan_json(cost)}, indent=2, default=str))
     else:
         print(plan.render_table(graph))
         print()
         print(plan.render_outputs(graph))
+        print()
+        print(alarms.render(graph))
         print()
         print(report.render(full=args.controls))
         print()
