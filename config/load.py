@@ -71,7 +71,7 @@ def load_settings(
     service = sections.service(r, prefix, env)
     app_database = sections.app_database(r, prefix, env, app_name, database, os.environ if environ is None else environ, check_credentials)
     security = sections.security(r, env)
-    monitoring = monitoring_section(r, prefix, env)
+    monitoring = monitoring_section(r, prefix, env is Environment.PROD)
     if env is Environment.PROD:
         r.check(network.nat_strategy is not NatStrategy.SINGLE or network.az_count == 1, "natStrategy", network.nat_strategy.value,
                 "prod with more than one AZ needs per_az (or none with interfaceEndpoints) so one AZ failure cannot cut egress")

@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass
 
 from config.reader import Reader
-from config.settings import Environment
 
 EMAIL_RE = r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,63}"
 HTTPS_RE = r"https://[A-Za-z0-9.-]+(:\d{1,5})?(/\S*)?"
@@ -67,14 +66,15 @@ class MonitoringSettings:
         return (*self.emails, *self.https_endpoints)
 
 
-def monitoring(r: Reader, name_prefix: str, env: Environment) -> MonitoringSettings:
+def monitoring(r: Reader, name_prefix: str, prod: bool) -> MonitoringSettings:
+    """The section; `prod` picks the stricter default of each threshold left unset."""
     emails = r.strings("alarmEmails")
     for e in emails:
         r.check(bool(re.fullmatch(EMAIL_RE, e)), "alarmEmails", e, "each entry must be an email address such as oncall@example.com")
     hooks = r.strings("alarmHttpsEndpoints")
     for h in hooks:
         r.check(bool(re.fullmatch(HTTPS_RE, h)), "alarmHttpsEndpoints", h, "each entry must be an https:// URL (plain http would send alarms unencrypted)")
-    thresholds = {field: r.optional_integer(key, prod if env is Environment.PROD else dev, lo, hi) for key, (field, dev, prod, lo, hi) in DEFAULTS.items()}
+    thresholds = {field: r.optional_integer(key, strict if prod else dev, lo, hi) for key, (field, dev, strict, lo, hi) in DEFAULTS.items()}
     return MonitoringSettings(
         prefix=name_prefix,
         emails=emails,

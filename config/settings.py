@@ -11,13 +11,10 @@ import enum
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from components.pgmodel import DbModel, build_model, role_names
 from config import naming
-
-if TYPE_CHECKING:  # the monitoring section imports Environment from here
-    from config.monitoring import MonitoringSettings
+from config.monitoring import MonitoringSettings
 
 
 class Environment(enum.StrEnum):

@@ -61,7 +61,9 @@ def alarm_rows(graph: Graph) -> list[dict[str, Any]]:
 
 def _number(value: Any) -> str:
     # Byte thresholds (free storage, freeable memory) read better with separators than as 2.14748e+09.
-    return f"{value:,.0f}" if isinstance(value, (int, float)) and abs(value) >= 10_000 else f"{value:g}"
+    if not isinstance(value, (int, float)):
+        return str(value)
+    return f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:g}"
 
 
 def _query_period(alarm: Resource) -> Any:
