@@ -259,3 +259,19 @@ def test_outputs_name_the_topic_and_the_alarm_prefix(graph: Graph) -> None:
     assert graph.outputs["alarmNamePrefix"] == f"shop-{graph.stack}-"
     assert sorted(graph.outputs["alarmNames"]) == sorted(a.inputs["name"] for a in graph.of_type(ALARM))
     assert all(name.startswith(graph.outputs["alarmNamePrefix"]) for name in graph.outputs["alarmNames"])
+
+
+def test_docs_say_what_to_do_for_every_alarm_and_list_every_default(prod_graph: Graph) -> None:
+    from pathlib import Path
+
+    from config.monitoring import DEFAULTS
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "monitoring.md").read_text()
+    for a in prod_graph.of_type(ALARM):
+        key = a.inputs["name"].removeprefix("shop-prod-")
+        assert f"\n### {key}\n" in text and f"| `{key}` |" in text, f"docs/monitoring.md has no row or section for {key}"
+    for r in prod_graph.of_type(RULE):
+        key = r.inputs["name"].removeprefix("shop-prod-")
+        assert f"\n### {key}\n" in text and f"`<prefix>-{key}`" in text, f"docs/monitoring.md has no row or section for {key}"
+    for key, (_, dev, prod, _, _) in DEFAULTS.items():
+        assert f"| `{key}` | {dev} | {prod} |" in text, key
