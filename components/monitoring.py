@@ -93,6 +93,8 @@ def create_alarm(resource_name: str, spec: table.AlarmSpec, prefix: str, topic_a
         common.update(
             namespace=m.namespace, metric_name=m.name, dimensions=dict(m.dimensions), period=spec.period,
             statistic=None if percentile else m.stat, extended_statistic=m.stat if percentile else None,
+            # A p99 over a handful of requests is one slow request: with too few samples, keep the state.
+            evaluate_low_sample_count_percentiles="ignore" if percentile else None,
         )
     else:
         queries = [aws.cloudwatch.MetricAlarmMetricQueryArgs(id="e1", expression=spec.expression, label=spec.key, return_data=True)]

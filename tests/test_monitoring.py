@@ -97,6 +97,7 @@ def test_each_plain_alarm_watches_the_real_resource_at_its_threshold(graph: Grap
         assert a.inputs["comparisonOperator"] == operator and a.inputs["threshold"] == pytest.approx(threshold), key
         assert a.inputs["alarmActions"] == [topic] and a.inputs["okActions"] == [topic], key
         assert f"docs/monitoring.md#{key}" in a.inputs["alarmDescription"], key
+    assert alarm(graph, "alb-p99-latency").inputs["evaluateLowSampleCountPercentiles"] == "ignore"
     keys = {a.inputs["name"].removeprefix(f"shop-{graph.stack}-") for a in graph.of_type(ALARM)}
     assert keys == set(expected_alarms(graph)) | {"alb-target-5xx-rate", "ecs-running-tasks"}
 
