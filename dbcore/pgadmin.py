@@ -35,7 +35,7 @@ def roles_without_admin(conn: psycopg.Connection, roles: Sequence[str]) -> list[
     if server_version_num(conn) < ADMIN_REQUIRED_FROM:
         return []  # 15 and older: CREATEROLE is enough for any non-superuser role
     rows = conn.execute(
-        "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s) AND NOT pg_has_role(current_user, oid, 'USAGE WITH ADMIN OPTION') ORDER BY 1",
+        "SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = ANY(%s) AND NOT pg_catalog.pg_has_role(current_user, oid, 'USAGE WITH ADMIN OPTION') ORDER BY 1",
         (list(roles),),
     ).fetchall()
     return [r[0] for r in rows]
@@ -57,7 +57,7 @@ def grant_admin(conn: psycopg.Connection, roles: Sequence[str]) -> list[str]:
     if not missing:
         return []
     user = str((conn.execute("SELECT current_user").fetchone() or ("?",))[0])
-    member_of = {r[0] for r in conn.execute("SELECT b.rolname FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = current_user)")}
+    member_of = {r[0] for r in conn.execute("SELECT b.rolname FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles b ON b.oid = m.roleid WHERE m.member = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)")}
     statements = admin_repair_sql(user, missing, member_of)
     try:
         with conn.transaction():

@@ -283,7 +283,7 @@ class Rotator:
             return
         verifier = scram_sha256_verifier(pending["password"])
         with self._master_connection() as conn:
-            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (pending["username"],)).fetchone()
+            exists = conn.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (pending["username"],)).fetchone()
             if not exists:
                 raise RotationError(f"role {pending['username']} does not exist in the database; run the deploy with the app database enabled first")
             require_admin(conn, [pending["username"]], RotationError)  # 16+: a role carried over by an upgrade needs repair first
