@@ -19,8 +19,8 @@ from psycopg import sql
 
 from components.database import parameter_set
 from components.pgmodel import DbModel
-from config.load import load_settings
 from config.limits import ALLOWED_EXTENSIONS
+from config.load import load_settings
 from config.stackfile import stack_config
 from tests.helpers import isolated_model
 from tests.pgserver import PgServer
