@@ -216,3 +216,21 @@ def test_the_bootstrap_connections_as_the_master_run_no_trap(pg, model, attacked
         assert pgadmin.grant_admin(conn, names) == []
         assert conn.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", ("hj_app",)).fetchone()
     assert_migrator_gained_nothing(pg, model)
+
+
+def test_the_rotations_admin_check_pins_the_masters_search_path_in_the_app_database(pg):
+    # The Pulumi path has no resource for the role-and-database setting: `deploy` and `rotate`
+    # run this check as the master before the app-db `up` and every login rotation.
+    from tests.rotation_world import make_world
+
+    with make_world(pg) as world:
+        world.rotator().check_admin()
+        database = world.settings.app_database.name
+        with pg.connect_as(world.master, world.initial_master_password, database) as conn:
+            assert conn.execute("SHOW search_path").fetchone()[0] == "pg_catalog, pg_temp"
+        with pg.connect_super() as conn:
+            setting = conn.execute(
+                "SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = %s AND s.setrole = %s::regrole",
+                (database, world.master),
+            ).fetchone()
+        assert setting == (["search_path=pg_catalog, pg_temp"],)
