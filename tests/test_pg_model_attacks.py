@@ -21,7 +21,7 @@ from components.database import parameter_set
 from components.pgmodel import DbModel
 from config.limits import ALLOWED_EXTENSIONS
 from config.load import load_settings
-from config.stackfile import stack_config
+from config.stack_file import stack_config
 from tests.helpers import isolated_model
 from tests.pgserver import PgServer
 from tests.test_app_database_pg import MASTER_PASSWORD, apply_model, denied
