@@ -12,13 +12,13 @@ The SQL mirrors what the provider executes for each resource:
     memberships, so `SET role = owner` is never set before it is allowed.
   * `Database` / `Schema`: CREATE when absent, then ALTER ... OWNER TO to converge the owner.
   * `Grant`: in one transaction, REVOKE ALL on the object(s) from the role, then GRANT the listed
-    privileges (an empty list only revokes). For tables, sequences and functions without an object
-    list it covers ALL objects of that type in the schema.
+    privileges (an empty list only revokes). The model grants on databases and schemas only:
+    tables, sequences and functions get theirs from default privileges and migrations.
   * `DefaultPrivileges`: in one transaction, ALTER DEFAULT PRIVILEGES FOR ROLE <owner> IN SCHEMA
     <schema> REVOKE ALL ... FROM <role>, then GRANT the listed privileges.
   * `Extension`: CREATE EXTENSION ... SCHEMA <schema>_ext, a schema of its own: extension functions
-    belong to the bootstrap superuser, so the bulk grants on the app schema must not reach them,
-    and USAGE on <schema>_ext (rw, ro) decides who may call them. The SQL creates them as owner.
+    belong to the bootstrap superuser (PUBLIC may EXECUTE them), so USAGE on <schema>_ext (rw,
+    ro) decides who may call them. The SQL creates them as owner.
 Every session of the master is pinned (issue 24): each database's steps start with
 `SET search_path = pg_catalog, pg_temp` and `RESET ROLE`, every catalog object the SQL names is
 schema-qualified, and `ALTER ROLE <master> IN DATABASE <app> SET search_path` pins the master's
