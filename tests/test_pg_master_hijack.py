@@ -199,6 +199,9 @@ def test_any_master_session_in_the_app_database_is_pinned_by_the_model(pg, model
     # a DBA's psql, the provider without PGOPTIONS: the role-and-database setting the model keeps
     monkeypatch.delenv("PGOPTIONS", raising=False)
     apply_model(pg, model)
+    with psycopg.connect(pg.dsn("hj_migrator", MIGRATOR_PW, model.database), autocommit=True) as conn:  # nor can the migrator lift it
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(sql.SQL("ALTER ROLE {} IN DATABASE {} RESET search_path").format(sql.Identifier(model.master), sql.Identifier(model.database)))
     with psycopg.connect(pg.dsn(model.master, MASTER_PASSWORD, model.database), autocommit=True) as conn:
         assert conn.execute("SHOW search_path").fetchone()[0] == "pg_catalog, pg_temp"
         replay_provider(conn)
