@@ -28,7 +28,11 @@ import yaml
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 SECRET_MARK = "1b47061264138c4ac30d75fd1eb44270"
-CLI_VERSION = "3.205.0"  # the last version whose SDK reads events from a file (newer ones use gRPC)
+# The CLI versions the double speaks as, and how each hands engine events over (events.py). The SDK
+# (pulumi/automation/_stack.py `_setup_event_log`) serves gRPC to versions after 3.205.0 and reads a
+# file from the others. PULUMI_DOUBLE_VERSION selects one; docs/ci.md says how to add a version.
+CURRENT_VERSION = "3.272.0"
+VERSIONS = {"3.272.0": "grpc", "3.205.0": "file"}
 NO_LOGIN = "PULUMI_ACCESS_TOKEN must be set for login during non-interactive CLI sessions"
 NO_PASSPHRASE = ("getting secrets manager: passphrase must be set with PULUMI_CONFIG_PASSPHRASE or "
                  "PULUMI_CONFIG_PASSPHRASE_FILE environment variables")
@@ -36,6 +40,13 @@ NO_PASSPHRASE = ("getting secrets manager: passphrase must be set with PULUMI_CO
 
 class CliError(Exception):
     """Printed as `error: <message>` on stderr; exit status 255 like the real CLI."""
+
+
+def cli_version(env: dict[str, str]) -> str:
+    version = env.get("PULUMI_DOUBLE_VERSION") or CURRENT_VERSION
+    if version not in VERSIONS:
+        raise CliError(f"the pulumi double does not speak version {version!r}; it speaks {', '.join(sorted(VERSIONS))}")
+    return version
 
 
 def pulumi_home(env: dict[str, str]) -> Path:
@@ -85,6 +96,19 @@ def backend_root(url: str, env: dict[str, str]) -> Path:
     raise CliError(f"unknown backend URL scheme in {url!r}")
 
 
+def stack_name(name: str) -> str:
+    """tokens.ParseStackName (sdk/go/common/tokens/stack_name.go)."""
+    if not name:
+        raise CliError("a stack name may not be empty")
+    if len(name) > 100:
+        raise CliError("a stack name cannot exceed 100 characters")
+    bad = next((i for i, c in enumerate(name) if not (c.isascii() and (c.isalnum() or c in "-_."))), -1)
+    if bad >= 0:
+        raise CliError("a stack name may only contain alphanumeric, hyphens, underscores, or periods: "
+                       f"invalid character {name[bad]!r} at position {bad}")
+    return name
+
+
 @dataclass(frozen=True)
 class StackRef:
     org: str
@@ -97,17 +121,22 @@ class StackRef:
 
 
 def parse_ref(text: str, project: str, url: str) -> StackRef:
+    """A stack reference as the backend reads it. DIY backends (pkg/backend/diy/store.go,
+    `projectReferenceStore.ParseReference`): `stack`, `org/stack` or `org/project/stack`, the org
+    always `organization`; the service: `stack`, `org/stack`, `org/project/stack`."""
+    if not text:
+        raise CliError("stack name must not be empty")
     parts = text.split("/")
-    cloud = url.startswith("http")
-    if len(parts) == 1:
-        return StackRef("organization", project, parts[0])
+    org, name, proj = "", parts[-1] if len(parts) <= 3 else "", project
     if len(parts) == 2:
-        return StackRef(parts[0], project, parts[1]) if cloud else StackRef("organization", parts[0], parts[1])
-    if len(parts) == 3:
-        if not cloud and parts[0] != "organization":
-            raise CliError(f"organization name must be 'organization' for a DIY backend, got {parts[0]!r}")
-        return StackRef(parts[0], parts[1], parts[2])
-    raise CliError(f"could not parse stack reference '{text}'")
+        org = parts[0]
+    elif len(parts) == 3:
+        org, proj = parts[0], parts[1]
+    if url.startswith("http"):
+        return StackRef(org or "organization", proj, name)
+    if (org or "organization") != "organization":
+        raise CliError("organization name must be 'organization'")
+    return StackRef("organization", proj, stack_name(name))
 
 
 class Backend:
@@ -207,7 +236,9 @@ class Secrets:
     def __init__(self, settings: dict[str, Any], env: dict[str, str]):
         self.provider = str(settings.get("secretsprovider") or "passphrase")
         self.salt = str(settings.get("encryptionsalt") or "")
+        self.encrypted_key = str(settings.get("encryptedkey") or "")
         self.env = env
+        self._key: bytes | None = None
 
     def _passphrase(self) -> str:
         if "PULUMI_CONFIG_PASSPHRASE" in self.env:
@@ -217,8 +248,14 @@ class Secrets:
         raise CliError(NO_PASSPHRASE)
 
     def check(self) -> None:
-        if self.provider != "passphrase":
+        if self.provider.startswith("awskms://"):
+            if self._key is None:  # the CLI decrypts the data key once per command
+                from tests.pulumi_double import kms
+
+                self._key = kms.data_key(self.provider, self.encrypted_key, self.env)
             return
+        if self.provider != "passphrase":
+            raise CliError(f"the pulumi double speaks the passphrase and awskms:// secrets providers, not {self.provider!r}")
         phrase = self._passphrase()
         if self.salt:
             salt = self.salt.split(":")[1]
@@ -259,4 +296,27 @@ def read_settings(path: Path) -> dict[str, Any]:
 
 
 def write_settings(path: Path, doc: dict[str, Any]) -> None:
-    path.write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
+    """Save the settings the way the CLI does (pkg/workspace/project.go saves through a yaml.v3
+    node of the file as read): the file's own text, comments and key order kept, only the keys that
+    changed rewritten; a new file is written plainly."""
+    from ruamel.yaml import YAML
+
+    rt = YAML()  # round-trip mode: keeps comments, order and quoting of what it does not touch
+    rt.width = 4096
+    current = rt.load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if not isinstance(current, dict):
+        path.write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
+        return
+    _merge(current, doc)
+    with path.open("w", encoding="utf-8") as f:
+        rt.dump(current, f)
+
+
+def _merge(node: Any, want: dict[str, Any]) -> None:
+    for key in [k for k in node if k not in want]:
+        del node[key]
+    for key, value in want.items():
+        if isinstance(value, dict) and isinstance(node.get(key), dict):
+            _merge(node[key], value)
+        elif key not in node or node[key] != value:
+            node[key] = value
