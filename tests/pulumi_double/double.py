@@ -36,7 +36,7 @@ from tests.pulumi_double.backend import (  # noqa: E402
     write_settings,
 )
 from tests.pulumi_double.cancel import CancellationScope, TerminatedError  # noqa: E402
-from tests.pulumi_double.events import Events, diagnostic  # noqa: E402
+from tests.pulumi_double.events import Events, diagnostic, replay  # noqa: E402
 
 VALUE_FLAGS = {"--stack", "-s", "--event-log", "--exec-kind", "--client", "--secrets-provider", "--file", "--page-size", "--page",
                "--message", "-m", "--config-file", "--policy-pack", "--policy-pack-config", "--target", "--replace", "--exclude",
@@ -360,6 +360,8 @@ class Cli:
         scope = CancellationScope(events, preview)
         try:
             with scope:
+                if self.env.get("PULUMI_DOUBLE_REPLAY"):  # a recorded stream instead of the engine (recorded.py)
+                    return replay(events, Path(self.env["PULUMI_DOUBLE_REPLAY"]))
                 config, secret_keys = engine.program_config(self.cwd, doc, secrets)
                 events.emit(preludeEvent={"config": {k: ("[secret]" if k in secret_keys else v) for k, v in config.items()}})
                 deployment = b.read_deployment(ref)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import queue
 import time
+from pathlib import Path
 from typing import Any
 
 # Diagnostic markup (sdk/go/common/diag/sink.go `Stringify`, sdk/go/common/diag/colors/colors.go):
@@ -105,3 +106,15 @@ class Events:
         if self.log is not None:
             self.log.close()
             self.log = None
+
+
+def replay(events: Events, path: Path) -> int:
+    """Send a recorded stream (JSON lines without sequence/timestamp) as this run's events; exit as
+    the engine would for its summary (a failed result is a bail: 255)."""
+    result = "succeeded"
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            event = json.loads(line)
+            events.emit(**event)
+            result = event.get("summaryEvent", {}).get("result", result)
+    return 255 if result == "failed" else 0
