@@ -20,6 +20,7 @@ os.environ["PGHOME_ROTATION_ARCHIVE"] = str(ROOT / "build" / "tests-have-no-rota
 from bootstrap.mockgraph import Graph, run_stack  # noqa: E402
 from tests.pgserver import PgServer  # noqa: E402
 from tests.pulumi_double.backend import VERSIONS  # noqa: E402
+from tests.pulumi_double.client import event_collector  # noqa: E402, F401 (a gRPC Events server for --event-log)
 from tests.pulumi_double.fixture import kms_endpoint, pulumi_cli_version, pulumi_double, pulumi_double_server  # noqa: E402, F401 (the `pulumi` test double on PATH)
 
 

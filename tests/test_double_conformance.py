@@ -11,31 +11,20 @@ file edits) are in tests/test_double_behaviour.py.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-from collections.abc import Iterator
-from concurrent import futures
 from typing import Any
 
-import grpc
 import pytest
 from pulumi import automation as auto
-from pulumi.runtime.proto import events_pb2_grpc
 
 from bootstrap.confirm import ChangePlan
 from bootstrap.progress import Progress
 from tests.pulumi_double import recorded
+from tests.pulumi_double.client import Collector, env, pulumi
 from tests.pulumi_double.fixture import Double
 
-PASS = "conformance passphrase"
 KINDS = {"cancel_event": "cancelEvent", "stdout_event": "stdoutEvent", "diagnostic_event": "diagnosticEvent", "prelude_event": "preludeEvent",
          "summary_event": "summaryEvent", "resource_pre_event": "resourcePreEvent", "res_outputs_event": "resOutputsEvent",
          "res_op_failed_event": "resOpFailedEvent", "policy_event": "policyEvent"}
-
-
-def env(d: Double, **extra: str) -> dict[str, str]:
-    return {"PULUMI_BACKEND_URL": d.file_backend(), "PULUMI_CONFIG_PASSPHRASE": PASS, **extra}
 
 
 def kind(event: Any) -> str:
@@ -122,41 +111,7 @@ def test_a_canceled_up_ends_with_the_engine_error_and_the_cancel_event(pulumi_do
     assert progress.summary == {"update": 1} and len(progress.errors) == 1 and "update canceled" in progress.errors[0]
 
 
-# ------------------------------------------------------------------------------------------------
-# The double's own events, collected raw over gRPC as the SDK's Events service receives them
-# ------------------------------------------------------------------------------------------------
-
-
-class Collector(events_pb2_grpc.EventsServicer):
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def StreamEvents(self, request_iterator: Iterator[Any], context: Any) -> Any:  # noqa: N802 (the service's method name)
-        from google.protobuf import empty_pb2
-
-        for request in request_iterator:
-            self.lines.append(request.event)
-        return empty_pb2.Empty()
-
-    def events(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.lines]
-
-
-@pytest.fixture
-def collector() -> Iterator[tuple[Collector, str]]:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    sink = Collector()
-    events_pb2_grpc.add_EventsServicer_to_server(sink, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        yield sink, f"tcp://127.0.0.1:{port}"
-    finally:
-        server.stop(grace=1)
-
-
-def pulumi(d: Double, *argv: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["pulumi", "--non-interactive", *argv], cwd=d.project, env={**os.environ, **env(d, **extra)}, capture_output=True, text=True)
+# The double's own events, collected raw over gRPC as the SDK's Events service receives them ------
 
 
 def shapes(events: list[dict[str, Any]]) -> dict[str, set[str]]:
@@ -170,9 +125,9 @@ def shapes(events: list[dict[str, Any]]) -> dict[str, set[str]]:
     return out
 
 
-def test_the_doubles_own_events_have_the_recorded_shapes(pulumi_double: Double, collector: tuple[Collector, str]) -> None:
+def test_the_doubles_own_events_have_the_recorded_shapes(pulumi_double: Double, event_collector: tuple[Collector, str]) -> None:
     d = pulumi_double
-    sink, address = collector
+    sink, address = event_collector
     assert pulumi(d, "stack", "init", "dev").returncode == 0
     up = pulumi(d, "up", "--yes", "--stack", "dev", "--event-log", address, PULUMI_DOUBLE_FAIL_ON="aws:rds/instance:Instance")
     assert up.returncode == 255
