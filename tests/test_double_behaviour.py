@@ -65,7 +65,7 @@ def test_stack_names_follow_the_diy_backend(pulumi_double: Double) -> None:
     assert pulumi(d, "stack", "init", "organization/dev").returncode == 0
     assert pulumi(d, "stack", "select", "--stack", "organization/pghome/dev").returncode == 0
     wrong_org = pulumi(d, "stack", "init", "pghome/dev")  # not project/stack: org/stack
-    assert wrong_org.returncode == 255 and wrong_org.stderr == "error: organization name must be 'organization'\n"
+    assert wrong_org.returncode == 1 and wrong_org.stderr == "error: organization name must be 'organization'\n"
     bad = pulumi(d, "stack", "init", "dev!")
     assert "a stack name may only contain alphanumeric, hyphens, underscores, or periods: invalid character '!' at position 3" in bad.stderr
 
@@ -79,7 +79,7 @@ def test_kms_stacks_need_kms_to_set_up_secrets(pulumi_double: Double, kms_endpoi
     kms.create_alias(AliasName=alias, TargetKeyId=key)
     aws = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_ENDPOINT_URL_KMS": kms_endpoint}
     no_aws = pulumi(d, "stack", "init", "dev", "--secrets-provider", f"awskms://{alias}?region=eu-west-1")
-    assert no_aws.returncode == 255 and "getting secrets manager:" in no_aws.stderr and "get credentials" in no_aws.stderr
+    assert no_aws.returncode == 1 and "getting secrets manager:" in no_aws.stderr and "get credentials" in no_aws.stderr
     assert pulumi(d, "stack", "init", "dev", "--secrets-provider", f"awskms://{alias}?region=eu-west-1", **aws).returncode == 0
     settings = yaml.safe_load((d.project / "Pulumi.dev.yaml").read_text())
     wrapped = kms.decrypt(CiphertextBlob=base64.b64decode(settings["encryptedkey"]))["Plaintext"]
@@ -90,7 +90,7 @@ def test_kms_stacks_need_kms_to_set_up_secrets(pulumi_double: Double, kms_endpoi
     path = d.project / "Pulumi.dev.yaml"
     path.write_text(path.read_text().replace(alias, "alias/gone"))
     gone = pulumi(d, "config", "get", "--stack", "dev", "pghome:imageTag", **aws)
-    assert gone.returncode == 255 and "operation error KMS: Decrypt" in gone.stderr and "NotFoundException" in gone.stderr
+    assert gone.returncode == 1 and "operation error KMS: Decrypt" in gone.stderr and "NotFoundException" in gone.stderr
 
 
 def test_stack_file_edits_keep_comments_and_mutations_need_yes(pulumi_double: Double) -> None:
@@ -104,7 +104,7 @@ def test_stack_file_edits_keep_comments_and_mutations_need_yes(pulumi_double: Do
     assert text.startswith("# dev: cheap but never open\n") and "  # the app's name, in every resource name\n" in text
     assert yaml.safe_load(text)["config"]["pghome:imageTag"] == "v7"
     up = pulumi(d, "up", "--stack", "dev")
-    assert up.returncode == 255
+    assert up.returncode == 2  # exit_codes.go: ExitConfigurationError
     assert up.stderr == "error: --yes or --skip-preview or --preview-only must be passed in to proceed when running in non-interactive mode\n"
     assert pulumi(d, "refresh", "--stack", "dev", "--preview-only").returncode == 0
 
@@ -128,7 +128,7 @@ def test_a_first_ctrl_c_cancels_gracefully(pulumi_double: Double, event_collecto
     d = pulumi_double
     sink, address = event_collector
     proc, out, err = _interrupt(d, address, sink, times=1)
-    assert proc.returncode == 255 and "^C received; cancelling. If you would like to terminate immediately, press ^C again." in out
+    assert proc.returncode == 1 and "^C received; cancelling. If you would like to terminate immediately, press ^C again." in out
     events, kinds = sink.events(), sink.kinds()
     assert kinds[-3:] == ["diagnosticEvent", "summaryEvent", "cancelEvent"]
     assert events[-3]["diagnosticEvent"]["message"] == "<{%reset%}>update canceled<{%reset%}>\n"
@@ -143,6 +143,6 @@ def test_a_second_ctrl_c_terminates(pulumi_double: Double, event_collector: tupl
     d = pulumi_double
     sink, address = event_collector
     proc, out, err = _interrupt(d, address, sink, times=2)
-    assert proc.returncode == 255 and "^C received; terminating" in out
+    assert proc.returncode == 1 and "^C received; terminating" in out
     kinds = sink.kinds()
     assert "summaryEvent" not in kinds and kinds[-1] == "stdoutEvent"

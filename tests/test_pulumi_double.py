@@ -70,7 +70,7 @@ def test_up_events_state_outputs_and_a_second_up(pulumi_double: Double, pulumi_c
     # the SDK chose the transport from the version the double reported: gRPC after 3.205.0, else a file
     up = d.ops("up")[-1]["argv"]
     event_log = up[up.index("--event-log") + 1]
-    assert event_log.startswith("tcp://127.0.0.1:") == (VERSIONS[pulumi_cli_version] == "grpc")
+    assert event_log.startswith("tcp://127.0.0.1:") == (VERSIONS[pulumi_cli_version].events == "grpc")
     assert result.summary.result == "succeeded" and result.summary.kind == "update"
     kinds = [next(k for k in ("prelude_event", "resource_pre_event", "res_outputs_event", "summary_event", "cancel_event", "diagnostic_event")
                   if getattr(e, k) is not None) for e in events]
@@ -151,6 +151,7 @@ def test_the_fork_server_hands_over_streams_exit_codes_cwd_and_env(pulumi_double
                                  capture_output=True, text=True)
         seen.append((version.returncode, version.stdout, missing.returncode, missing.stdout, missing.stderr))
     assert seen[0] == seen[1]
-    assert seen[0][:3] == (0, f"v{CURRENT_VERSION}\n", 255) and "no stack named 'nope' found" in seen[0][4]
+    # exit_codes.go: a missing stack exits ExitStackNotFound (6)
+    assert seen[0][:3] == (0, f"v{CURRENT_VERSION}\n", 6) and "no stack named 'nope' found" in seen[0][4]
     calls = d.calls()
     assert len(calls) == 4 and all(c["cwd"] == str(d.project) and c["env"]["PULUMI_BACKEND_URL"] == d.file_backend() for c in calls)

@@ -28,18 +28,38 @@ import yaml
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 SECRET_MARK = "1b47061264138c4ac30d75fd1eb44270"
-# The CLI versions the double speaks as, and how each hands engine events over (events.py). The SDK
-# (pulumi/automation/_stack.py `_setup_event_log`) serves gRPC to versions after 3.205.0 and reads a
-# file from the others. PULUMI_DOUBLE_VERSION selects one; docs/ci.md says how to add a version.
+# The CLI versions the double speaks as. `events`: how engine events reach the SDK, which serves gRPC
+# to versions after 3.205.0 and reads a file from the others (pulumi/automation/_stack.py
+# `_setup_event_log`; events.py). `exit_codes`: since 3.245.0 the CLI exits with a code per kind of
+# error (pkg/cmd/pulumi/cmd/exit_codes.go `ExitCodeFor`); before, every error exited 255.
+# PULUMI_DOUBLE_VERSION selects one; docs/ci.md says how to add a version.
+@dataclass(frozen=True)
+class CliVersion:
+    events: str
+    exit_codes: bool
+
+
 CURRENT_VERSION = "3.272.0"
-VERSIONS = {"3.272.0": "grpc", "3.205.0": "file"}
+VERSIONS = {"3.272.0": CliVersion("grpc", True), "3.205.0": CliVersion("file", False)}
+# exit_codes.go: bail (an engine failure already reported) and unclassified errors 1, bad invocation 2,
+# auth 3, stack not found 6, --expect-no-changes 7, a declined or cancelled confirmation 8.
+EXIT_CODES = {"error": 1, "bail": 1, "config": 2, "auth": 3, "stack-not-found": 6, "no-changes": 7, "cancelled": 8}
 NO_LOGIN = "PULUMI_ACCESS_TOKEN must be set for login during non-interactive CLI sessions"
 NO_PASSPHRASE = ("getting secrets manager: passphrase must be set with PULUMI_CONFIG_PASSPHRASE or "
                  "PULUMI_CONFIG_PASSPHRASE_FILE environment variables")
 
 
 class CliError(Exception):
-    """Printed as `error: <message>` on stderr; exit status 255 like the real CLI."""
+    """Printed as `error: <message>` on stderr; the exit status follows `kind` (EXIT_CODES)."""
+
+    def __init__(self, message: str, kind: str = "error"):
+        super().__init__(message)
+        self.kind = kind
+
+
+def exit_code(kind: str, env: dict[str, str]) -> int:
+    version = VERSIONS.get(env.get("PULUMI_DOUBLE_VERSION") or CURRENT_VERSION)
+    return EXIT_CODES[kind] if version is None or version.exit_codes else 255
 
 
 def cli_version(env: dict[str, str]) -> str:
@@ -72,7 +92,7 @@ def backend_url(cwd: Path, env: dict[str, str]) -> str:
         current = json.loads(creds.read_text()).get("current")
         if current:
             return str(current)
-    raise CliError(NO_LOGIN)
+    raise CliError(NO_LOGIN, "auth")
 
 
 def backend_root(url: str, env: dict[str, str]) -> Path:
@@ -89,7 +109,7 @@ def backend_root(url: str, env: dict[str, str]) -> Path:
         return Path(blob) / parsed.scheme / parsed.netloc / parsed.path.lstrip("/")
     if parsed.scheme in ("https", "http"):
         if not env.get("PULUMI_ACCESS_TOKEN"):
-            raise CliError(NO_LOGIN)
+            raise CliError(NO_LOGIN, "auth")
         if not blob:
             raise CliError(f"the pulumi double has no PULUMI_DOUBLE_BLOB_ROOT to stand in for {url}")
         return Path(blob) / "cloud" / parsed.netloc
@@ -171,7 +191,7 @@ class Backend:
 
     def require(self, ref: StackRef, given: str) -> None:
         if not self.exists(ref):
-            raise CliError(f"no stack named '{given}' found")
+            raise CliError(f"no stack named '{given}' found", "stack-not-found")
 
     def stacks(self) -> list[StackRef]:
         base = self.root / ".pulumi" / "stacks" / self.project

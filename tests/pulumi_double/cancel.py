@@ -3,7 +3,7 @@ deployment_executor.go (pulumi/pulumi) handle it:
 
 - the first SIGINT (or SIGTERM) cancels: a stdout event says so, the steps in flight finish, no new
   step starts, the state so far is saved, the engine reports the error `update canceled` (or
-  `preview canceled`) and the command fails with a bail (exit 255, no further error text);
+  `preview canceled`) and the command fails with a bail (no further error text);
 - the second one terminates: a stdout event says so and the operation stops where it is.
 
 Test hook: PULUMI_DOUBLE_STEP_SECONDS keeps each changing step in flight that long, so a test can

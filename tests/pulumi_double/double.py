@@ -30,6 +30,7 @@ from tests.pulumi_double.backend import (  # noqa: E402
     Secrets,
     StackRef,
     cli_version,
+    exit_code,
     read_settings,
     salt_for,
     settings_path,
@@ -123,7 +124,7 @@ class Cli:
         if not given:
             cur = self.current_file(b)
             if not cur.is_file():
-                raise CliError("no stack selected; please use `pulumi stack select` to choose one")
+                raise CliError("no stack selected; please use `pulumi stack select` to choose one", "stack-not-found")
             given = json.loads(cur.read_text())["stack"]
         ref = b.ref(given)
         if must_exist:
@@ -205,13 +206,13 @@ class Cli:
         if sub in ("select", "select-current"):
             given = rest[0] if rest else one(self.opts, "--stack", "-s")
             if not given:
-                raise CliError("no stack selected; please use `pulumi stack select` to choose one")
+                raise CliError("no stack selected; please use `pulumi stack select` to choose one", "stack-not-found")
             ref = b.ref(given)
             if not b.exists(ref):
                 if self.opts.get("--create"):
                     b.write_deployment(ref, {})
                 else:
-                    raise CliError(f"no stack named '{given}' found")
+                    raise CliError(f"no stack named '{given}' found", "stack-not-found")
             if sub == "select":
                 self.select(b, ref)
             return 0
@@ -333,7 +334,7 @@ class Cli:
         # pkg/backend/diy/backend.go: Update, Refresh, Destroy (and Import) lock the stack; Preview and
         # the --preview-only forms go straight to apply with DryRun, neither taking nor checking a lock.
         lock = None if preview else b.lock(ref)
-        events = Events(one(self.opts, "--event-log"), VERSIONS[cli_version(self.env)])
+        events = Events(one(self.opts, "--event-log"), VERSIONS[cli_version(self.env)].events)
         account = aws_names.Account(b.root)
         diags: list[str] = []
         saved: list[list[dict[str, Any]]] = []
@@ -361,7 +362,7 @@ class Cli:
         try:
             with scope:
                 if self.env.get("PULUMI_DOUBLE_REPLAY"):  # a recorded stream instead of the engine (recorded.py)
-                    return replay(events, Path(self.env["PULUMI_DOUBLE_REPLAY"]))
+                    return exit_code("bail", self.env) if replay(events, Path(self.env["PULUMI_DOUBLE_REPLAY"])) else 0
                 config, secret_keys = engine.program_config(self.cwd, doc, secrets)
                 events.emit(preludeEvent={"config": {k: ("[secret]" if k in secret_keys else v) for k, v in config.items()}})
                 deployment = b.read_deployment(ref)
@@ -389,13 +390,13 @@ class Cli:
                     steps = [("delete", r, None, []) for r in reversed(old)]
                     new_state, counts, failed = engine.apply(steps, old, events, account=account, **run)  # type: ignore[arg-type]
                 if scope.cancelled:
-                    # deployment_executor.go reportExecResult: the error diagnostic, then a bail (exit 255, no error text)
+                    # deployment_executor.go reportExecResult: the error diagnostic, then a bail (no error text)
                     diag("", f"{'preview' if preview else 'update'} canceled")
                     if not preview:
                         save(new_state, counts, "failed")
                     summary(counts, "failed")
                     print("Diagnostics:\n" + "\n".join(diags))
-                    return 255
+                    return exit_code("bail", self.env)
                 changes = {k: v for k, v in counts.items() if k != "same" and v}
                 summary(counts, "failed" if failed else "succeeded")
                 if not preview:
@@ -403,7 +404,7 @@ class Cli:
         except TerminatedError:
             if saved:
                 save(saved[-1], {}, "failed")
-            return 255
+            return exit_code("bail", self.env)
         finally:
             events.close()
             if lock is not None:
@@ -413,9 +414,10 @@ class Cli:
             print("Diagnostics:\n" + "\n".join(diags))
         print("Resources:\n" + "\n".join(f"    {n} {k}" for k, n in sorted(counts.items())))
         if failed:
-            return 255
+            return exit_code("bail", self.env)
         if self.opts.get("--expect-no-changes") and changes:
-            raise CliError("no changes were expected but changes were proposed" if preview else "no changes were expected but changes occurred")
+            # backenderr.NoChangesExpectedError, with the operation named (preview.go, up.go, refresh.go)
+            raise CliError(f"no changes were expected for {'update' if op == 'up' else op} but changes were proposed", "no-changes")
         return 0
 
     def require_confirmation(self, preview: bool) -> None:
@@ -426,14 +428,14 @@ class Cli:
         interactive = not self.opts.get("--non-interactive") and sys.stdin.isatty() and sys.stdout.isatty()
         if not preview and not yes:
             if not interactive:
-                raise CliError("--yes or --skip-preview or --preview-only must be passed in to proceed when running in non-interactive mode")
+                raise CliError("--yes or --skip-preview or --preview-only must be passed in to proceed when running in non-interactive mode", "config")
             raise CliError("the pulumi double cannot prompt for confirmation; pass --yes")
 
     def program_failed(self, ref: StackRef, b: Backend, events: Events, diag: Any, diags: list[str], summary: Any, message: str) -> int:
         diag(f"urn:pulumi:{ref.name}::{b.project}::pulumi:pulumi:Stack::{b.project}-{ref.name}", message)
         summary({}, "failed")
         print("Diagnostics:\n" + "\n".join(diags))
-        return 255
+        return exit_code("bail", self.env)
 
 
 def refresh_steps(old: list[dict[str, Any]], refreshed: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any] | None, dict[str, Any] | None, list[str]]]:
@@ -457,7 +459,7 @@ def main(argv: list[str]) -> int:
         return Cli(words, opts).run()
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 255
+        return exit_code(exc.kind, dict(os.environ))
 
 
 if __name__ == "__main__":

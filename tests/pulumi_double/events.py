@@ -108,13 +108,13 @@ class Events:
             self.log = None
 
 
-def replay(events: Events, path: Path) -> int:
-    """Send a recorded stream (JSON lines without sequence/timestamp) as this run's events; exit as
-    the engine would for its summary (a failed result is a bail: 255)."""
+def replay(events: Events, path: Path) -> bool:
+    """Send a recorded stream (JSON lines without sequence/timestamp) as this run's events; whether
+    its summary says the operation failed."""
     result = "succeeded"
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             event = json.loads(line)
             events.emit(**event)
             result = event.get("summaryEvent", {}).get("result", result)
-    return 255 if result == "failed" else 0
+    return result == "failed"
