@@ -17,7 +17,7 @@ if str(ROOT) not in sys.path:
 # (tests that need one build it and point PGHOME_ROTATION_ARCHIVE at it).
 os.environ["PGHOME_ROTATION_ARCHIVE"] = str(ROOT / "build" / "tests-have-no-rotation-archive.zip")
 
-from bootstrap.mockgraph import Graph, run_stack  # noqa: E402
+from bootstrap.plan.mockgraph import Graph, run_stack  # noqa: E402
 from tests.pgserver import PgServer  # noqa: E402
 from tests.pulumi_double.backend import VERSIONS  # noqa: E402
 from tests.pulumi_double.client import event_collector  # noqa: E402, F401 (a gRPC Events server for --event-log)
