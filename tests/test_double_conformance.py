@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from pulumi import automation as auto
 
-from bootstrap.confirm import ChangePlan
+from bootstrap.deploy.confirm import ChangePlan
 from bootstrap.progress import Progress
 from tests.pulumi_double import recorded
 from tests.pulumi_double.backend import VERSIONS
