@@ -140,6 +140,7 @@ def test_3_kms_stacks_need_no_passphrase_empty_passphrase_and_secure_values(pulu
 
 
 # 4 ---------------------------------------------------------------------------------------------
+@pytest.mark.cli_versions  # bootstrap's own event consumers (drift's ChangePlan) over both event transports
 def test_4_drift_refreshes_and_exits_0_2_1(pulumi_double: Double, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     d = pulumi_double
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", PASS)
