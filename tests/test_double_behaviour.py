@@ -101,7 +101,9 @@ def test_stack_file_edits_keep_comments_and_mutations_need_yes(pulumi_double: Do
     stack = new_stack(d)
     stack.set_config("pghome:imageTag", auto.ConfigValue("v7"))
     text = path.read_text()
-    assert text.startswith("# dev: cheap but never open\n") and "  # the app's name, in every resource name\n" in text
+    assert text.startswith("# dev: cheap but never open\n# dev: cheaper") and "  # the app's name, in every resource name\n" in text
+    assert text.index("\nencryptionsalt: v1:") < text.index("\nconfig:")  # stack init put the salt first
+    assert "  pghome:tags:\n    - Team=platform\n" in text  # untouched values keep their layout
     assert yaml.safe_load(text)["config"]["pghome:imageTag"] == "v7"
     up = pulumi(d, "up", "--stack", "dev")
     assert up.returncode == 2  # exit_codes.go: ExitConfigurationError

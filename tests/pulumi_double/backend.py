@@ -323,20 +323,28 @@ def write_settings(path: Path, doc: dict[str, Any]) -> None:
 
     rt = YAML()  # round-trip mode: keeps comments, order and quoting of what it does not touch
     rt.width = 4096
+    rt.indent(mapping=2, sequence=4, offset=2)  # the stack files' own style (`  key:` then `    - item`)
     current = rt.load(path.read_text(encoding="utf-8")) if path.is_file() else None
     if not isinstance(current, dict):
         path.write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
         return
-    _merge(current, doc)
+    _merge(current, doc, top=True)
     with path.open("w", encoding="utf-8") as f:
         rt.dump(current, f)
 
 
-def _merge(node: Any, want: dict[str, Any]) -> None:
+def _merge(node: Any, want: dict[str, Any], top: bool = False) -> None:
     for key in [k for k in node if k not in want]:
         del node[key]
+    new_at = 0
     for key, value in want.items():
         if isinstance(value, dict) and isinstance(node.get(key), dict):
             _merge(node[key], value)
-        elif key not in node or node[key] != value:
+        elif key in node:
+            if node[key] != value:
+                node[key] = value
+        elif top:  # the provider's keys (secretsprovider, encryptedkey, encryptionsalt) go first, as ProjectStack orders them
+            node.insert(new_at, key, value)
+            new_at += 1
+        else:
             node[key] = value
