@@ -168,7 +168,7 @@ class Cli:
             b = self.backend()
             ref, _ = self.stack_ref(b)
             b.cancel(ref)
-            print("The currently running update has been canceled!")
+            print(f"The currently running update for '{ref.name}' has been canceled!")  # pkg/cmd/pulumi/cancel/cancel.go
             return 0
         raise CliError(f"unknown command \"{w[0]}\" for \"pulumi\"")
 
