@@ -14,7 +14,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 # The plans must not depend on whether this checkout has built the rotation archive
-# (tests that need one build it and point PGHOME_ROTATION_ARCHIVE at it).
+# (tests that need one build it and point PGHOME_ROTATION_ARCHIVE at it; the pulumi_double fixture
+# always does, as the engine hashes every FileArchive when the program registers it).
 os.environ["PGHOME_ROTATION_ARCHIVE"] = str(ROOT / "build" / "tests-have-no-rotation-archive.zip")
 
 from bootstrap.plan.mockgraph import Graph, run_stack  # noqa: E402
