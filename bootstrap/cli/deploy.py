@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap.deploy.workspace import Backend, DeployError, Workspace, check_secrets, require_cli, resolve_backend
-from config.stack_file import APP_DB_KEY, PROJECT_DIR, InputError, StackFile, read_stack_file, settings_for
+from config.load import settings_for
+from config.stack_file import APP_DB_KEY, PROJECT_DIR, InputError, StackFile, read_stack_file
 
 
 def make_db_admin(rds_client: Any) -> Any:
@@ -217,7 +218,9 @@ def cmd_single(args: argparse.Namespace) -> int:
     rot = _lazy(lambda: _rotator(s))
 
     def env_for(app_db: bool) -> dict[str, str]:
-        return {"PGPASSWORD": rot().current_password("master")} if app_db else {}
+        from dbcore.pgconn import provider_env
+
+        return provider_env(rot().current_password("master")) if app_db else {}
 
     return int(_deployer(s, rot).single(args.op, env_for))
 

@@ -146,6 +146,6 @@ def pulumi_double(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pulumi_double
     monkeypatch.setenv("PGHOME_ROTATION_ARCHIVE", str(rotation_archive(tmp_path)))
     for var in ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE", "PULUMI_ACCESS_TOKEN",
                 "PULUMI_DOUBLE_FAIL_ON", "PULUMI_DOUBLE_FAIL_MESSAGE", "PULUMI_DOUBLE_CLOUD", "PULUMI_DOUBLE_STEP_SECONDS",
-                "PULUMI_SKIP_CONFIRMATIONS", "PGPASSWORD"):
+                "PULUMI_SKIP_CONFIRMATIONS", "PGPASSWORD", "PGOPTIONS"):
         monkeypatch.delenv(var, raising=False)
     yield Double(project, tmp_path)
