@@ -35,7 +35,9 @@ os.environ["PGHOME_ROTATION_ARCHIVE"] = str(_stand_in_archive(ROOT / "build" / "
 
 from bootstrap.plan.mockgraph import Graph, run_stack  # noqa: E402
 from tests.pgserver import PgServer  # noqa: E402
-from tests.pulumi_double.fixture import pulumi_double, pulumi_double_server  # noqa: E402, F401 (the `pulumi` test double on PATH)
+from tests.pulumi_double.backend import VERSIONS  # noqa: E402
+from tests.pulumi_double.client import event_collector  # noqa: E402, F401 (a gRPC Events server for --event-log)
+from tests.pulumi_double.fixture import kms_endpoint, pulumi_cli_version, pulumi_double, pulumi_double_server  # noqa: E402, F401 (the `pulumi` test double on PATH)
 
 
 @pytest.fixture(scope="session")
@@ -93,6 +95,13 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 
 
 RUN_FIRST = ("tests/test_typecheck.py", "tests/test_deploy_e2e.py", "tests/test_deploy_tunnel_e2e.py")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked `cli_versions` runs against every CLI version the double speaks (the current
+    one, events over gRPC, and 3.205.0, events through a file); the others against the current one."""
+    if "pulumi_double" in metafunc.fixturenames and metafunc.definition.get_closest_marker("cli_versions"):
+        metafunc.parametrize("pulumi_cli_version", sorted(VERSIONS, reverse=True), indirect=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

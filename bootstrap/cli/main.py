@@ -36,6 +36,7 @@ EXIT_PREREQUISITES = 4
 def cmd_plan(args: argparse.Namespace) -> int:
     from bootstrap.cli import cost as cost_cli
     from bootstrap.deploy.preflight import prerequisites
+    from bootstrap.plan import alarms
     from bootstrap.plan import report as plan
     from bootstrap.plan.mockgraph import run_stack
     from config.load import load_settings
@@ -55,13 +56,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
     unmet = prerequisites(load_settings(graph.config, stack=graph.stack, check_credentials=False))
     cost = cost_cli.plan_estimate(graph, args, usage)
     if args.json:
-        doc = {"schemaVersion": plan.JSON_SCHEMA_VERSION, **plan.as_json(graph), "controls": report.as_json(), "prerequisites": unmet,
-               "cost": cost_cli.plan_json(cost)}
+        doc = {"schemaVersion": plan.JSON_SCHEMA_VERSION, **plan.as_json(graph), "monitoring": alarms.as_json(graph), "controls": report.as_json(),
+               "prerequisites": unmet, "cost": cost_cli.plan_json(cost)}
         print(json.dumps(doc, indent=2, default=str))  # docs/plan-json.md, docs/plan-json.schema.json
     else:
         print(plan.render_table(graph))
         print()
         print(plan.render_outputs(graph))
+        print()
+        print(alarms.render(graph))
         print()
         print(report.render(full=args.controls))
         print()
