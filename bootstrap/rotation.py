@@ -17,13 +17,14 @@ re-running finishes the rotation. Secrets are never printed.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,6 +35,7 @@ from psycopg import sql
 from bootstrap import pgconn
 from bootstrap.pgadmin import require_admin
 from bootstrap.progress import wait_until
+from bootstrap.rotation_lock import DEFAULT_WAIT_S, rotation_lock
 from components import password_policy
 from components.settings import Settings
 
@@ -177,6 +179,7 @@ class Rotator:
         hook: StepHook = _no_hook,
         out: Callable[[str], None] = print,
         master_test_timeout_s: float = 120.0,
+        lock_wait_s: float = DEFAULT_WAIT_S,
     ):
         self.settings = settings
         self.sm = secrets_client
@@ -186,6 +189,7 @@ class Rotator:
         self.out = out
         # RDS reports the modification applied slightly before logins see it; give the master a grace period
         self.master_test_timeout_s = master_test_timeout_s
+        self.lock_wait_s = lock_wait_s
 
     # names -----------------------------------------------------------------------------------
     def secret_name(self, role: str) -> str:
@@ -332,7 +336,8 @@ class Rotator:
 
         pending_id, pending = self._create(role, name, v)
         self.hook(role, "createSecret")
-        self._set(role, name, pending)
+        with self._serialised(role):
+            self._set(role, name, pending)
         self.hook(role, "setSecret")
         self._test(role, name, pending)
         self.hook(role, "testSecret")
@@ -341,6 +346,20 @@ class Rotator:
         self._drop_pending(name, pending_id)
         self.out("  finishSecret: AWSCURRENT now points at the new version")
         self.hook(role, "finishSecret")
+
+    @contextlib.contextmanager
+    def _serialised(self, role: str) -> Iterator[None]:
+        """setSecret under the database's rotation lock (bootstrap/rotation_lock.py), shared with the
+        rotation function, so this never changes a password while a scheduled rotation does."""
+        try:
+            conn = self._master_connection()
+        except RotationError:
+            if role != "master":
+                raise
+            yield  # the database rejects the master secret: nothing can connect as master to race this
+            return
+        with conn, rotation_lock(conn, f"  setSecret ({role})", error=RotationError, wait_s=self.lock_wait_s, out=self.out):
+            yield
 
     def _create(self, role: str, name: str, v: _Versions) -> tuple[str, dict[str, Any]]:
         if v.pending_id and v.pending and v.pending.get("password"):

@@ -45,6 +45,7 @@ PROJECT_MODULES = (
     "rotation_function/steps.py",
     "bootstrap/__init__.py",
     "bootstrap/rotation.py",
+    "bootstrap/rotation_lock.py",
     "bootstrap/pgadmin.py",
     "bootstrap/pgconn.py",
     "bootstrap/progress.py",

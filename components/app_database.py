@@ -72,6 +72,7 @@ class AppDatabase(pulumi.ComponentResource):
         self.database_name = s.name
         self.schema_name = s.schema
 
+        self.login_secret_versions: dict[str, pulumi.Resource] = {}
         self.login_secret_arns = {role: self._login_secret(role, s.login_name(role)) for role in s.LOGIN_ROLES}
         self.login_roles = None
         if s.enabled:
@@ -103,7 +104,7 @@ class AppDatabase(pulumi.ComponentResource):
             recovery_window_in_days=s.secret_recovery_window_days,
             opts=child,
         )
-        aws.secretsmanager.SecretVersion(
+        self.login_secret_versions[key] = aws.secretsmanager.SecretVersion(
             f"{self._name}-{key}-secret-initial",
             secret_id=secret.id,
             secret_string=pulumi.Output.json_dumps(

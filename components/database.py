@@ -103,6 +103,8 @@ class Database(pulumi.ComponentResource):
     security_group_id: pulumi.Output[str]
     master_username: pulumi.Output[str]
     master_secret_arn: pulumi.Output[str]
+    master_secret_version: aws.secretsmanager.SecretVersion
+    """The master secret's first value: what its rotation must wait for."""
     kms_key_arn: pulumi.Output[str]
     engine_version: pulumi.Output[str]
 
@@ -330,7 +332,7 @@ class Database(pulumi.ComponentResource):
                 }
             )
         )
-        aws.secretsmanager.SecretVersion(
+        self.master_secret_version = aws.secretsmanager.SecretVersion(
             f"{self._name}-master-secret-initial",
             secret_id=secret.id,
             secret_string=_secret(secret_string),
