@@ -58,6 +58,15 @@ def exec_log_group(p: str) -> str:
     return f"/ecs/{p}/exec"
 
 
+def rotation_function(p: str) -> str:
+    return f"{p}-db-rotation"
+
+
+def rotation_log_group(p: str) -> str:
+    # Lambda's default group name; the function logs there (components/rotation_function.py).
+    return f"/aws/lambda/{rotation_function(p)}"
+
+
 def flow_log_group(p: str) -> str:
     return f"/vpc/{p}/flow-logs"
 

@@ -104,7 +104,7 @@ class RotationFunction(pulumi.ComponentResource):
         super().__init__("pghome:rotation:RotationFunction", name, None, opts)
         self._name, self._args = name, args
         self._facts = aws_facts(self)
-        self._function_name = f"{args.settings.prefix}-db-rotation"
+        self._function_name = naming.rotation_function(args.settings.prefix)
         self._secrets: dict[str, pulumi.Input[str]] = {"master": args.database.master_secret_arn, **args.login_secret_arns, **args.alternating_secret_arns}
         # Only the alternating (app) login needs its tasks replaced after a rotation.
         self._redeploy = args.service if args.alternating_secret_arns else None
@@ -195,7 +195,7 @@ class RotationFunction(pulumi.ComponentResource):
         return [iam.statement(["ecs:UpdateService"], [service_arn], "RedeployTheAppService")]
 
     def _log_group(self) -> aws.cloudwatch.LogGroup:
-        return kms.encrypted_log_group(f"{self._name}-logs", name=f"/aws/lambda/{self._function_name}",
+        return kms.encrypted_log_group(f"{self._name}-logs", name=naming.rotation_log_group(self._args.settings.prefix),
                                        retention_days=self._args.settings.log_retention_days, key_arn=self._args.database.kms_key_arn, parent=self)
 
     # --- the function ----------------------------------------------------------------------

@@ -34,6 +34,7 @@ from components.settings import (
     AppDatabaseSettings,
     DatabaseSettings,
     Environment,
+    INTERFACE_ENDPOINT_SERVICES,
     NatStrategy,
     NetworkSettings,
     RegistrySettings,
@@ -110,7 +111,16 @@ def network(r: Reader, name_prefix: str) -> NetworkSettings:
         flow_log_retention_days=retention,
         s3_gateway_endpoint=r.boolean("s3GatewayEndpoint"),
         interface_endpoints=r.boolean("interfaceEndpoints"),
+        interface_endpoint_services=_endpoint_services(r),
     )
+
+
+def _endpoint_services(r: Reader) -> tuple[str, ...]:
+    services = r.strings("interfaceEndpointServices")
+    unknown = [s for s in services if s not in INTERFACE_ENDPOINT_SERVICES]
+    if unknown or len(set(services)) != len(services):
+        r.fail("interfaceEndpointServices", list(services), f"must list distinct services among {', '.join(INTERFACE_ENDPOINT_SERVICES)}")
+    return tuple(s for s in INTERFACE_ENDPOINT_SERVICES if s in services)
 
 
 
