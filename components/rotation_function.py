@@ -30,11 +30,12 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import iam, kms, naming
+from components import iam, kms
 from components import sg as rules
 from components.awsinfo import aws_facts
 from components.database import Database
-from components.settings import DatabaseSettings
+from config import naming
+from config.settings import DatabaseSettings
 
 RUNTIME = "python3.12"
 HANDLER = "rotation_function.handler.lambda_handler"
@@ -126,7 +127,7 @@ class RotationFunction(pulumi.ComponentResource):
         args, name = self._args, self._name
         sg = aws.ec2.SecurityGroup(
             f"{name}-sg",
-            name_prefix=naming.sg_prefix(self._function_name),  # generated names (components/naming.py)
+            name_prefix=naming.sg_prefix(self._function_name),  # generated names (config/naming.py)
             description=f"{args.settings.prefix} rotation function: out to the database and HTTPS APIs only",
             vpc_id=args.vpc_id,
             tags={"Name": self._function_name},
@@ -230,7 +231,7 @@ class RotationFunction(pulumi.ComponentResource):
             memory_size=256,
             # No reserved concurrency: Lambda refuses a reservation that leaves the account under 100
             # unreserved executions, and one slot throttles the second of two concurrent rotations.
-            # Steps that change passwords serialise on a database lock instead (bootstrap/rotation_lock.py).
+            # Steps that change passwords serialise on a database lock instead (dbcore/rotation_lock.py).
             vpc_config=aws.lambda_.FunctionVpcConfigArgs(subnet_ids=args.subnet_ids, security_group_ids=[sg.id]),
             # Only ARNs and names: Lambda's own key encrypts them at rest; a CMK here would add a key
             # grant to keep working for nothing secret.

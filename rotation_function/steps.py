@@ -1,6 +1,6 @@
 """The four Secrets Manager rotation steps for one secret and one token, each idempotent.
 
-The same protocol as `python -m bootstrap rotate` (bootstrap/rotation.py: new passwords, SCRAM
+The same protocol as `python -m bootstrap rotate` (bootstrap/rotation/local.py: new passwords, SCRAM
 verifiers computed here so the clear password never reaches the server, RDS ModifyDBInstance for
 the master), split into the steps Secrets Manager invokes one at a time, and retries with the
 same token after a failure:
@@ -34,11 +34,13 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from bootstrap import pgconn
-from bootstrap.pgadmin import require_admin
-from bootstrap.rotation import DatabaseAdmin, RotationError, _is_auth_failure, aws_error_code, new_password, scram_sha256_verifier, secret_json
-from bootstrap.rotation_lock import DEFAULT_WAIT_S, rotation_lock
 from components.pgmodel import CLONE_SUFFIX
+from dbcore import pgconn
+from dbcore.pgadmin import require_admin
+from dbcore.rds_admin import DatabaseAdmin
+from dbcore.rotation_lock import DEFAULT_WAIT_S, rotation_lock
+from dbcore.secret import RotationError, aws_error_code, is_auth_failure, new_password, secret_json
+from dbcore.verifier import scram_sha256_verifier
 
 log = logging.getLogger("pghome.rotation")
 
@@ -122,7 +124,7 @@ class StepRunner:
         except pgconn.ConnectionSettingsError as exc:
             raise RotationError(f"cannot connect to the database: {exc}") from None
         except psycopg.OperationalError as exc:
-            if _is_auth_failure(exc):
+            if is_auth_failure(exc):
                 return False
             if "does not exist" in str(exc):
                 raise RotationError(f"database {ep.dbname!r} or user {secret.get('username')!r} named by the secret does not exist on {ep.host}:{ep.port}") from None
@@ -153,7 +155,7 @@ class StepRunner:
 
     @contextlib.contextmanager
     def serialised(self, arn: str) -> Iterator[None]:
-        """Hold the database's rotation lock (bootstrap/rotation_lock.py) on a master connection, so
+        """Hold the database's rotation lock (dbcore/rotation_lock.py) on a master connection, so
         two rotations Secrets Manager runs at once never change passwords at the same time. A master
         whose secret the database rejects (both labels) is set through RDS without it: nothing else
         can connect as the master to race it."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bootstrap.mockgraph import Graph, Resource, run_stack
+from bootstrap.plan.mockgraph import Graph, Resource, run_stack
 from tests.resource_types import ROTATION, SECRET
 
 FUNCTION = "aws:lambda/function:Function"

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bootstrap.rotation import RotationError
-from bootstrap.rotation_lock import LOCK_KEY, rotation_lock
+from dbcore.rotation_lock import LOCK_KEY, rotation_lock
+from dbcore.secret import RotationError
 from rotation_function.steps import STEPS
 from tests.pgserver import PgServer
 from tests.rotation_lambda_world import LambdaWorld
