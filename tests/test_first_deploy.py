@@ -95,3 +95,72 @@ def test_item7_no_key_lets_cloudwatch_logs_use_it_for_any_log_group(graph: Graph
         # exactly the log groups this key encrypts
         encrypted = sorted(g.state["arn"] for g in groups if g.inputs.get("kmsKeyId") == key.state["arn"])
         assert sorted(allowed) == encrypted, key.name
+
+
+# --- 2. ECS Exec with a read-only root filesystem ----------------------------------------------------
+
+EXEC_AGENT_NEEDS = ("/managed-agents", "/var/lib/amazon/ssm", "/var/log/amazon/ssm")
+
+
+def _exec_containers(graph: Graph) -> list[tuple[Resource, dict[str, Any]]]:
+    """(task definition, container) of every container ECS Exec reaches: the access task's always,
+    the app's when its service enables execute-command."""
+    exec_families = {"shop-dev-db-access", "shop-prod-db-access"}
+    for service in graph.of_type("aws:ecs/service:Service"):
+        if service.inputs.get("enableExecuteCommand"):
+            exec_families.add(next(t.inputs["family"] for t in graph.of_type("aws:ecs/taskDefinition:TaskDefinition")
+                                   if service.inputs["taskDefinition"] in (t.id, t.state.get("arn"))))
+    found = []
+    for td in graph.of_type("aws:ecs/taskDefinition:TaskDefinition"):
+        if td.inputs["family"] in exec_families:
+            found += [(td, c) for c in json.loads(td.inputs["containerDefinitions"])]
+    return found
+
+
+def test_item2_every_exec_container_mounts_what_the_agent_writes(graph: Graph) -> None:
+    containers = _exec_containers(graph)
+    families = {td.inputs["family"] for td, _ in containers}
+    assert f"shop-{graph.stack}-db-access" in families
+    if graph.stack == "dev":  # dev turns exec on for the app (Pulumi.dev.yaml)
+        assert f"shop-{graph.stack}-app" in families
+    for td, c in containers:
+        assert c["readonlyRootFilesystem"] is True  # ECS.5 holds: the paths get volumes instead
+        volumes = {v["name"] for v in td.inputs.get("volumes") or []}
+        mounts = {m["containerPath"]: m for m in c.get("mountPoints") or []}
+        for needed in EXEC_AGENT_NEEDS:
+            covering = [p for p in mounts if needed == p or needed.startswith(p.rstrip("/") + "/")]
+            assert covering, f"{c['name']} in {td.inputs['family']} has no writable volume for {needed}"
+            m = mounts[covering[0]]
+            assert m["readOnly"] is False and m["sourceVolume"] in volumes
+
+
+# --- 3. natStrategy none is refused --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("endpoints", ["true", "false"])
+def test_item3_no_nat_is_refused_with_or_without_interface_endpoints(endpoints: str) -> None:
+    from tests.helpers import assert_config_error
+
+    assert_config_error("dev", {"natStrategy": "none", "interfaceEndpoints": endpoints}, "pghome:natStrategy", "ssmmessages", "ECR Public", "single or per_az")
+
+
+# --- 9. the interface endpoint set is a choice, prod picks none ----------------------------------------
+
+
+def test_item9_prod_runs_without_interface_endpoints_by_default(prod_graph: Graph) -> None:
+    interface = [e for e in prod_graph.of_type("aws:ec2/vpcEndpoint:VpcEndpoint") if e.inputs["vpcEndpointType"] == "Interface"]
+    assert interface == []
+    assert [e.inputs["vpcEndpointType"] for e in prod_graph.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")] == ["Gateway"]  # S3: free
+
+
+def test_item9_the_endpoint_set_is_chosen() -> None:
+    g = run_stack("prod", {"interfaceEndpoints": "true", "interfaceEndpointServices": '["secretsmanager", "logs"]'})
+    names = sorted(e.inputs["serviceName"] for e in g.of_type("aws:ec2/vpcEndpoint:VpcEndpoint") if e.inputs["vpcEndpointType"] == "Interface")
+    assert names == ["com.amazonaws.eu-west-1.logs", "com.amazonaws.eu-west-1.secretsmanager"]
+
+
+def test_item9_an_unknown_endpoint_service_is_refused() -> None:
+    from tests.helpers import assert_config_error
+
+    assert_config_error("prod", {"interfaceEndpoints": "true", "interfaceEndpointServices": '["rds"]'},
+                        "pghome:interfaceEndpointServices", "ecr.api, ecr.dkr, logs, secretsmanager, sts")
