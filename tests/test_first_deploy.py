@@ -164,3 +164,44 @@ def test_item9_an_unknown_endpoint_service_is_refused() -> None:
 
     assert_config_error("prod", {"interfaceEndpoints": "true", "interfaceEndpointServices": '["rds"]'},
                         "pghome:interfaceEndpointServices", "ecr.api, ecr.dkr, logs, secretsmanager, sts")
+
+
+# --- 6. the lifecycle policy never expires a released image --------------------------------------------
+
+
+def _expired(policy: dict[str, Any], images: list[tuple[int, list[str]]]) -> set[int]:
+    """Which images (pushed-at order, tags) ECR's lifecycle rules expire, as the ECR user guide
+    describes the evaluation: rules by ascending priority; an image whose tags match a rule's
+    selection cannot be expired by a lower-priority rule (which still counts it); imageCountMoreThan
+    keeps the newest N of the images it selects. Only the count rules matter here (ages are 0 days)."""
+    import fnmatch
+
+    claimed: set[int] = set()
+    expired: set[int] = set()
+    for rule in sorted(policy["rules"], key=lambda r: r["rulePriority"]):
+        sel = rule["selection"]
+        if sel["tagStatus"] == "untagged":
+            selected = [i for i, tags in images if not tags]
+        else:
+            patterns = sel.get("tagPatternList") or ["*"]
+            selected = [i for i, tags in images if tags and any(fnmatch.fnmatchcase(t, p) for t in tags for p in patterns)]
+        if sel["countType"] == "imageCountMoreThan":
+            newest_first = sorted(selected, reverse=True)
+            expired |= {i for i in newest_first[sel["countNumber"]:] if i not in claimed}
+        claimed |= set(selected)
+    return expired
+
+
+def test_item6_thirty_unreleased_pushes_do_not_expire_the_image_prod_runs(prod_graph: Graph) -> None:
+    from bootstrap.deploy.keep_image import released_tag
+
+    policy = json.loads(prod_graph.one("aws:ecr/lifecyclePolicy:LifecyclePolicy").inputs["policy"])
+    keep = next(r["selection"]["countNumber"] for r in policy["rules"] if r["selection"].get("tagPatternList") == ["*"])
+    images = [(0, ["1.0.0", released_tag("1.0.0")])]  # what prod runs, released long ago
+    images += [(n, [f"ci-{n}"]) for n in range(1, keep + 11)]  # then more unreleased CI pushes than the count keeps
+    expired = _expired(policy, images)
+    assert 0 not in expired
+    assert expired == set(range(1, 11))  # the oldest unreleased pushes go, as before
+    # the old policy (count rule only) would have expired it: what the test guards against
+    old = {"rules": [r for r in policy["rules"] if r["selection"].get("tagPatternList") != ["released-*"]]}
+    assert 0 in _expired(old, images)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bootstrap.deploy.keep_image import keep_released_image
 from config.load import Settings
 from dbcore.waiting import wait_until
 
@@ -161,6 +162,7 @@ class Releaser:
         if problem:
             raise ReleaseError(problem)
         digest = self.check_image(opts)
+        keep_released_image(self.ecr, self.repository, opts.tag, say=self._say, error=ReleaseError)
         self._say(f"pulumi up with {IMAGE_TAG_KEY}={opts.tag} ({digest[:19]})")
         outputs = self.update({IMAGE_TAG_KEY: opts.tag})
         cluster = _plain(outputs.get("clusterName")) or s.prefix
