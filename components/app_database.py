@@ -20,7 +20,7 @@ import pulumi_aws as aws
 import pulumi_postgresql as postgresql
 
 from components.database import Database
-from components.pgmodel import RDS_IAM_ROLE, RDS_PASSWORD_ROLE, DbModel
+from components.pgmodel import RDS_IAM_ROLE, DbModel
 from config.settings import AppDatabaseSettings
 
 
@@ -162,8 +162,11 @@ class AppDatabase(pulumi.ComponentResource):
             )
         for login in m.iam_login_roles:
             self._chain(postgresql.GrantRole, f"iam-{login}", role=login, grant_role=RDS_IAM_ROLE, depends=[roles[login]])
-        # Only the master may change passwords (rds.restrict_password_commands=1 in the parameter group).
-        self._chain(postgresql.GrantRole, "password-admin", role=m.master, grant_role=RDS_PASSWORD_ROLE)
+        # rds_password (rds.restrict_password_commands=1: needed by CREATE ROLE ... VALID UNTIL and
+        # ALTER ROLE ... PASSWORD) is not a resource here: the provider's GrantRole always runs REVOKE
+        # then GRANT, which fails on 16+ for a master that holds it through rds_superuser without
+        # ADMIN OPTION. The deploy grants it, guarded, before this `up` (components/pgsql.py
+        # rds_password_sql, run by dbcore/pgadmin.py ensure_rds_password).
         self.login_roles = [*roles.values(), *([self._last] if self._last is not None else [])]
 
         database = postgresql.Database(

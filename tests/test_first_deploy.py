@@ -205,3 +205,20 @@ def test_item6_thirty_unreleased_pushes_do_not_expire_the_image_prod_runs(prod_g
     # the old policy (count rule only) would have expired it: what the test guards against
     old = {"rules": [r for r in policy["rules"] if r["selection"].get("tagPatternList") != ["released-*"]]}
     assert 0 in _expired(old, images)
+
+
+# --- 4. rds_password first, guarded -------------------------------------------------------------------
+
+
+def test_item4_rds_password_is_no_provider_resource_and_comes_first_guarded_in_sql(phase3: Graph) -> None:
+    from components.pgsql import render_sql, steps
+    from config.load import load_settings
+
+    assert not [r for r in phase3.of_type(GRANT_ROLE) if r.inputs["grantRole"] == "rds_password"]
+    model = load_settings(phase3.config, stack="dev", check_credentials=False).app_database.model()
+    texts = [s.sql for s in steps(model)]
+    first_role = next(i for i, t in enumerate(texts) if "CREATE ROLE" in t)
+    (grant,) = [i for i, t in enumerate(texts) if 'GRANT "rds_password"' in t]
+    assert grant < first_role
+    assert f"NOT pg_has_role('{model.master}', 'rds_password', 'MEMBER')" in texts[grant]
+    assert render_sql(model).count('GRANT "rds_password"') == 1

@@ -29,7 +29,7 @@ from psycopg import sql
 
 from config.settings import Settings
 from dbcore import pgconn
-from dbcore.pgadmin import require_admin
+from dbcore.pgadmin import ensure_rds_password, require_admin
 from dbcore.rds_admin import DatabaseAdmin
 from dbcore.rotation_lock import DEFAULT_WAIT_S, rotation_lock
 from dbcore.secret import RotationError, is_auth_failure, new_password, secret_json
@@ -172,9 +172,12 @@ class Rotator:
         return not v.current.get("password")
 
     def check_admin(self, roles: Sequence[str] = ("app", "migrator")) -> None:
-        """16+: the master must hold ADMIN OPTION on the login roles the app-db `up` and the
-        rotation change; checked as the master before anything is changed (one sentence + repair)."""
+        """Prepare the master before the app-db `up` or a rotation changes roles: join rds_password
+        unless already a member (dbcore/pgadmin.py ensure_rds_password), then, on 16+, it must hold
+        ADMIN OPTION on the login roles (checked before anything else changes; one sentence + repair)."""
         with self._master_connection() as conn:
+            # rds_password before any role or password change (issue 23 item 4), then ADMIN OPTION
+            ensure_rds_password(conn, RotationError)
             require_admin(conn, [self.username(r) for r in roles if r != "master"], RotationError)
 
     def check_settings(self) -> None:
