@@ -181,7 +181,7 @@ def _deployer(s: Session, rot_factory: Callable[[], Any]) -> Any:
         remote = through_function
     return Deployer(s.sf, s.ws, rot_factory, _auditor(s, rot_factory), assume_yes=s.args.yes, policy_packs=policy_packs(s.project_dir),
                     route=lambda outputs: _db_route(s, rot_factory, outputs), password_logins=s.settings.app_database.password_logins(),
-                    remote_rotation=remote)
+                    remote_rotation=remote, before_first_up=lambda: _deleted_secrets(s))
 
 
 def _offline_checks(s: Session, controls: bool) -> None:
@@ -201,6 +201,23 @@ def _lazy(factory: Callable[[], Any]) -> Callable[[], Any]:
         return made[0]
 
     return get
+
+
+def _deleted_secrets(s: Session) -> None:
+    """Secrets of a destroyed stack still in their recovery window (issue 23 item 8), before any change."""
+    import boto3
+
+    from bootstrap.deploy import deleted_secrets
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    sm = boto3.session.Session(region_name=s.settings.region).client("secretsmanager")
+    try:
+        deleted_secrets.check(sm, s.settings, purge=getattr(s.args, "purge_deleted_secrets", False),
+                              ask=deleted_secrets.terminal_ask(getattr(s.args, "yes", False)))
+    except (BotoCoreError, ClientError) as exc:  # the check only warns early; `up` itself reports AWS access problems
+        print(f"note: could not look for secrets scheduled for deletion ({type(exc).__name__}); a destroyed stack's secrets in their "
+              "recovery window would stop the up (docs/first-deploy.md, item 8)")
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -304,6 +321,11 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--secrets-provider", default="", help="for a new stack: passphrase (default) or awskms://alias/<name>?region=<r>")
 
 
+def _purge_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--purge-deleted-secrets", action="store_true", help="delete without recovery this stack's secrets that a destroy "
+                   "left scheduled for deletion (otherwise the command stops and names them)")
+
+
 def _yes(p: argparse.ArgumentParser) -> None:
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation (required without a terminal)")
 
@@ -329,6 +351,7 @@ def register(sub: Any) -> None:
     p.add_argument("--rotate-after-days", type=int, default=None, metavar="N", help="rotate login roles whose AWSCURRENT is N days old or older")
     p.add_argument("--local-rotation", action="store_true", help="rotate the login roles in-process (the runner connects to the "
                    "database) instead of through the stack's rotation function")
+    _purge_arg(p)
     _tunnel_arg(p)
     p.set_defaults(func=guarded(cmd_deploy))
 
@@ -340,6 +363,8 @@ def register(sub: Any) -> None:
         _db_args(p)
         if op in ("up", "refresh", "destroy"):
             _yes(p)
+        if op == "up":
+            _purge_arg(p)
         else:
             p.set_defaults(yes=False)
         p.set_defaults(func=guarded(cmd_single), op=op)
