@@ -206,10 +206,9 @@ def _lazy(factory: Callable[[], Any]) -> Callable[[], Any]:
 def _deleted_secrets(s: Session) -> None:
     """Secrets of a destroyed stack still in their recovery window (issue 23 item 8), before any change."""
     import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
 
     from bootstrap.deploy import deleted_secrets
-
-    from botocore.exceptions import BotoCoreError, ClientError
 
     sm = boto3.session.Session(region_name=s.settings.region).client("secretsmanager")
     try:
