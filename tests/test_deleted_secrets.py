@@ -14,7 +14,7 @@ from moto import mock_aws
 from bootstrap.deploy import deleted_secrets
 from bootstrap.deploy.workspace import DeployError
 from config.load import load_settings
-from config.stackfile import stack_config
+from config.stack_file import stack_config
 
 
 @pytest.fixture
