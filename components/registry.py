@@ -15,11 +15,11 @@ import pulumi
 import pulumi_aws as aws
 
 from components.kms import create_key
+from config.naming import RELEASED_TAG_PREFIX
 from config.settings import RegistrySettings
 
-# `python -m bootstrap release` adds this tag (plus the released tag) to every image it puts into
-# service (bootstrap/deploy/release.py), so the image a stack runs is never expired by count.
-RELEASED_TAG_PREFIX = "released-"
+# RELEASED_TAG_PREFIX (config/naming.py): `python -m bootstrap release` tags every image it puts into
+# service with it (bootstrap/deploy/keep_image.py), so the image a stack runs is never expired by count.
 # "Keep" in ECR's vocabulary: a rule that selects images but expires only beyond this many, so no
 # lower-priority rule may expire them (the AWS CDK documents the same idiom with 9999).
 KEEP_ALL_COUNT = 9999

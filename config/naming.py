@@ -30,6 +30,10 @@ ACCOUNT_ID_LENGTH = 12
 # --- stable names -------------------------------------------------------------------------------
 
 
+# The tag `python -m bootstrap release` adds to an image it puts into service; the repository's
+# lifecycle policy keeps every image carrying one (components/registry.py).
+RELEASED_TAG_PREFIX = "released-"
+
 def prefix(app_name: str, stack: str) -> str:
     return f"{app_name}-{stack}"
 

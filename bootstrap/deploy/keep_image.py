@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from components.registry import RELEASED_TAG_PREFIX
+from config.naming import RELEASED_TAG_PREFIX
 
 MAX_TAG_LENGTH = 128  # ECR's limit on an image tag
 
