@@ -169,6 +169,7 @@ def _auditor(s: Session, rot_factory: Callable[[], Any]) -> Callable[[Any], int]
 
 
 def _deployer(s: Session, rot_factory: Callable[[], Any]) -> Any:
+    from bootstrap.deploy import deleted_secrets
     from bootstrap.deploy.deployer import Deployer, RemoteRotation
     from bootstrap.deploy.preflight import policy_packs
 
@@ -182,7 +183,8 @@ def _deployer(s: Session, rot_factory: Callable[[], Any]) -> Any:
         remote = through_function
     return Deployer(s.sf, s.ws, rot_factory, _auditor(s, rot_factory), assume_yes=s.args.yes, policy_packs=policy_packs(s.project_dir),
                     route=lambda outputs: _db_route(s, rot_factory, outputs), password_logins=s.settings.app_database.password_logins(),
-                    remote_rotation=remote, before_first_up=lambda: _deleted_secrets(s))
+                    remote_rotation=remote, before_first_up=lambda: deleted_secrets.check_stack(
+                        s.settings, purge=getattr(s.args, "purge_deleted_secrets", False), assume_yes=getattr(s.args, "yes", False)))
 
 
 def _offline_checks(s: Session, controls: bool) -> None:
@@ -202,22 +204,6 @@ def _lazy(factory: Callable[[], Any]) -> Callable[[], Any]:
         return made[0]
 
     return get
-
-
-def _deleted_secrets(s: Session) -> None:
-    """Secrets of a destroyed stack still in their recovery window (issue 23 item 8), before any change."""
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from bootstrap.deploy import deleted_secrets
-
-    sm = boto3.session.Session(region_name=s.settings.region).client("secretsmanager")
-    try:
-        deleted_secrets.check(sm, s.settings, purge=getattr(s.args, "purge_deleted_secrets", False),
-                              ask=deleted_secrets.terminal_ask(getattr(s.args, "yes", False)))
-    except (BotoCoreError, ClientError) as exc:  # the check only warns early; `up` itself reports AWS access problems
-        print(f"note: could not look for secrets scheduled for deletion ({type(exc).__name__}); a destroyed stack's secrets in their "
-              "recovery window would stop the up (docs/first-deploy.md, item 8)")
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:

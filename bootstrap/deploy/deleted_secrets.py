@@ -78,6 +78,20 @@ def check(sm: Any, settings: Any, *, purge: bool, ask: Callable[[str], bool], ou
     out(f"deleted {len(scheduled)} secret(s) scheduled for deletion; their names are free")
 
 
+def check_stack(settings: Any, *, purge: bool, assume_yes: bool, out: Callable[[str], None] = print) -> None:
+    """`check` with the stack's region through boto3 (the deploy's seam `before_first_up`). Without AWS
+    access it only says so: the `up` that follows reports the access problem itself."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    sm = boto3.session.Session(region_name=settings.region).client("secretsmanager")
+    try:
+        check(sm, settings, purge=purge, ask=terminal_ask(assume_yes), out=out)
+    except (BotoCoreError, ClientError) as exc:
+        out(f"note: could not look for secrets scheduled for deletion ({type(exc).__name__}); a destroyed stack's secrets in their "
+            "recovery window would stop the up (docs/first-deploy.md, item 8)")
+
+
 def terminal_ask(assume_yes: bool) -> Callable[[str], bool]:
     """The question for `check`: yes with --yes, else asked on the terminal; no terminal refuses."""
     def ask(question: str) -> bool:
