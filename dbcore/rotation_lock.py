@@ -50,7 +50,7 @@ def rotation_lock(
     last_beat = 0.0
 
     def acquired() -> bool | None:
-        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()
+        row = conn.execute("SELECT pg_catalog.pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()
         return True if row and row[0] else None
 
     def waiting(elapsed: float) -> None:
@@ -66,6 +66,6 @@ def rotation_lock(
         yield
     finally:
         try:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+            conn.execute("SELECT pg_catalog.pg_advisory_unlock(%s)", (LOCK_KEY,))
         except psycopg.Error:
             pass  # the connection is gone, and the server released the lock with it

@@ -220,5 +220,5 @@ def test_item4_rds_password_is_no_provider_resource_and_comes_first_guarded_in_s
     first_role = next(i for i, t in enumerate(texts) if "CREATE ROLE" in t)
     (grant,) = [i for i, t in enumerate(texts) if 'GRANT "rds_password"' in t]
     assert grant < first_role
-    assert f"NOT pg_has_role('{model.master}', 'rds_password', 'MEMBER')" in texts[grant]
+    assert f"NOT pg_catalog.pg_has_role('{model.master}', 'rds_password', 'MEMBER')" in texts[grant]
     assert render_sql(model).count('GRANT "rds_password"') == 1
