@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shlex
 from collections.abc import Mapping
 
 from components.limits import (
@@ -242,6 +243,16 @@ def service(r: Reader, name_prefix: str, env: Environment) -> ServiceSettings:
     r.check(zone == "" or bool(re.fullmatch(r"Z[A-Z0-9]{1,31}", zone)), "hostedZoneId", zone, "must be empty or a Route 53 zone id Z...")
     r.check(bool(domain) == bool(zone) or bool(cert), "hostedZoneId", zone, "domainName and hostedZoneId go together (or set certificateArn)")
     deletion_protection = r.boolean("albDeletionProtection")
+    migration = r.string("migrationCommand")
+    try:
+        migration_argv = tuple(shlex.split(migration))
+    except ValueError as exc:
+        migration_argv = ()
+        r.fail("migrationCommand", migration, f"must be a command line with balanced quotes ({exc})")
+    r.check(len(migration) <= 4000 and "\n" not in migration, "migrationCommand", migration,
+            "must be empty (no migration step) or one command line of at most 4000 chars, run in exec form (no shell)")
+    strategy = r.string("deploymentStrategy") or "rolling"
+    r.check(strategy in ("rolling", "blue_green"), "deploymentStrategy", strategy, "must be rolling or blue_green")
     if env is Environment.PROD:
         r.check(not exec_cmd, "enableExecuteCommand", exec_cmd, "must be false in prod")
         r.check(deletion_protection, "albDeletionProtection", deletion_protection, "must be true in prod")
@@ -276,6 +287,11 @@ def service(r: Reader, name_prefix: str, env: Environment) -> ServiceSettings:
         container_insights="enhanced" if env is Environment.PROD else "enabled",
         waf_enabled=r.optional_boolean("wafEnabled", env is Environment.PROD),
         waf_rate_limit=r.integer("wafRateLimit", 10, 2_000_000_000),
+        migration_command=migration_argv,
+        migration_timeout_seconds=r.integer("migrationTimeoutSeconds", 60, 86_400),
+        deployment_strategy=strategy,
+        bake_time_minutes=r.integer("bakeTimeMinutes", 0, 1440),
+        test_listener_port=r.integer("testListenerPort", 1, 65535),
     )
     if env is Environment.PROD:
         r.check(settings.https, "certificateArn", cert, "prod needs HTTPS: set certificateArn, or domainName and hostedZoneId")

@@ -70,6 +70,7 @@ class Service(pulumi.ComponentResource):
     task_role_arn: pulumi.Output[str]
     execution_role_arn: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
+    log_group_arn: pulumi.Output[str]
     image: pulumi.Output[str]
 
     def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
@@ -143,6 +144,7 @@ class Service(pulumi.ComponentResource):
         self.task_role_arn = task_role.arn
         self.execution_role_arn = execution_role.arn
         self.log_group_name = log_group.name
+        self.log_group_arn = log_group.arn
         self.register_outputs(
             {
                 "security_group_id": self.security_group_id,
