@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bootstrap import release  # release --image-tag: scan gate, up, wait for ECS steady state
 
     release.register(sub)
+    from bootstrap.ops import cli as ops_cli  # rollback, status, logs
+
+    ops_cli.register(sub)
     from bootstrap import rotation_package  # build-rotation
 
     rotation_package.register(sub)

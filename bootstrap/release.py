@@ -133,7 +133,13 @@ class Releaser:
         out: Callable[[str], None] = print,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        gate: Any = None,
     ):
+        # gate (bootstrap/ops/releasing.py): the migration before the update, the exact-image check at steady state
+        self.gate = gate
+        self.digest = ""
+        self.outputs: Mapping[str, Any] = {}
+        self.settled_on = ""
         self.settings = settings
         self.ecr = ecr
         self.ecs = ecs
@@ -163,7 +169,10 @@ class Releaser:
             raise ReleaseError(problem)
         digest = self.check_image(opts)
         self._say(f"pulumi up with {IMAGE_TAG_KEY}={opts.tag} ({digest[:19]})")
-        outputs = self.update({IMAGE_TAG_KEY: opts.tag})
+        self.digest = digest
+        if self.gate is not None:
+            self.gate.before_update(opts.tag, digest)
+        outputs = self.outputs = self.update({IMAGE_TAG_KEY: opts.tag})
         cluster = _plain(outputs.get("clusterName")) or s.prefix
         service = _plain(outputs.get("serviceName")) or f"{s.prefix}-app"
         return self.wait_for_deployment(cluster, service, opts)
@@ -246,6 +255,9 @@ class Releaser:
                 self._report_rollback(cluster, service, view)
                 return 1
             if view.rollout_state == "COMPLETED" and view.other_deployments == 0 and view.running >= view.desired:
+                self.settled_on = view.task_definition
+                if self.gate is not None:
+                    self.gate.verify_steady(cluster, service, view.task_definition, self.digest)
                 self._say(f"steady state: {view.running} task(s) of {view.task_definition.rsplit('/', 1)[-1]}")
                 return 0
             return None
@@ -255,7 +267,8 @@ class Releaser:
                                                                  f"{opts.deploy_timeout_seconds:.0f}s (last: {last}); look at the service events in the ECS console"))
 
     def _report_rollback(self, cluster: str, service: str, view: DeploymentView) -> None:
-        self.out(f"FAILED: the deployment circuit breaker rolled {service} back: {view.reason or 'no reason given'}")
+        by = "an alarm" if "alarm" in view.reason.lower() else "the deployment circuit breaker"
+        self.out(f"FAILED: {by} rolled {service} back: {view.reason or 'no reason given'}")
         arns = self.ecs.list_tasks(cluster=cluster, serviceName=service, desiredStatus="STOPPED").get("taskArns") or []
         tasks = self.ecs.describe_tasks(cluster=cluster, tasks=arns[:100]).get("tasks") or [] if arns else []
         mine = [t for t in tasks if t.get("startedBy") == view.id or t.get("taskDefinitionArn") == view.task_definition]
@@ -309,6 +322,7 @@ def register(sub: Any) -> None:
     p.add_argument("--fail-on-severity", default="CRITICAL", type=str.upper, help=f"refuse images with findings at or above this ({', '.join(SEVERITIES)})")
     p.add_argument("--scan-timeout", type=float, default=600, help="seconds to wait for a running scan (default 600)")
     p.add_argument("--timeout", type=float, default=1800, help="seconds to wait for steady state (default 1800)")
+    p.add_argument("--break-lock", action="store_true", help="first remove a release lock left by a killed run (refused while its migration task runs)")
     _backend_args(p)
     _db_args(p)
     p.set_defaults(func=guarded(_cmd_release))
@@ -356,19 +370,6 @@ def automation_update(args: Any) -> StackUpdate:
 
 
 def _cmd_release(args: Any) -> int:
-    import sys
+    from bootstrap.ops.cli import gated_release  # the migration gate, the exact-image check and the ledger record
 
-    import boto3
-
-    from bootstrap import deploy_cli
-
-    session = deploy_cli._session(args, cli=False)  # noqa: SLF001 - settings from the stack file, no CLI needed yet
-    settings = session.settings
-    try:
-        aws = boto3.session.Session(region_name=settings.region)
-        # The workspace is opened only when the image checks have passed.
-        releaser = Releaser(settings, aws.client("ecr"), aws.client("ecs"), lambda config: automation_update(args)(config))
-        return releaser.release(ReleaseOptions(args.image_tag, args.fail_on_severity, args.scan_timeout, args.timeout))
-    except ReleaseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return gated_release(args, kind="release", tag=args.image_tag)

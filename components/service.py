@@ -71,6 +71,7 @@ class Service(pulumi.ComponentResource):
     execution_role_arn: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
     log_group_arn: pulumi.Output[str]
+    task_definition_arn: pulumi.Output[str]
     image: pulumi.Output[str]
 
     def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
@@ -145,6 +146,7 @@ class Service(pulumi.ComponentResource):
         self.execution_role_arn = execution_role.arn
         self.log_group_name = log_group.name
         self.log_group_arn = log_group.arn
+        self.task_definition_arn = task_definition.arn
         self.register_outputs(
             {
                 "security_group_id": self.security_group_id,
