@@ -39,10 +39,10 @@ def stack_outputs(d: Double) -> dict[str, Any]:
 
 def release(d: Double, ecr: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tag: str) -> str:
     """`release --image-tag tag` on a stack whose service has no task yet (first release)."""
-    push(ecr, tag)
+    digest = push(ecr, tag)
     scan_result(tag)
     with stubbed_ecs(monkeypatch) as stub:
-        queue_first_rollout(stub)
+        queue_first_rollout(stub, digest=digest)
         rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", tag)
         assert rc == 0, err + out
     return out
