@@ -168,10 +168,10 @@ class Releaser:
         if problem:
             raise ReleaseError(problem)
         digest = self.check_image(opts)
-        self._say(f"pulumi up with {IMAGE_TAG_KEY}={opts.tag} ({digest[:19]})")
         self.digest = digest
         if self.gate is not None:
             self.gate.before_update(opts.tag, digest)
+        self._say(f"pulumi up with {IMAGE_TAG_KEY}={opts.tag} ({digest[:19]})")
         outputs = self.outputs = self.update({IMAGE_TAG_KEY: opts.tag})
         cluster = _plain(outputs.get("clusterName")) or s.prefix
         service = _plain(outputs.get("serviceName")) or f"{s.prefix}-app"
