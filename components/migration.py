@@ -4,7 +4,7 @@
   running `migrationCommand` with the **migrator's** login (its own secret, its own execution and
   task roles: the app's roles never read the migrator's secret). `release` registers a revision of
   this family pinned to the new image's digest and runs it once, in the service's subnets and
-  security group, before the service changes (bootstrap/ops/migrate.py). Its logs go to the app's
+  security group, before the service changes (bootstrap/deploy/migrate.py). Its logs go to the app's
   log group under the stream prefix `migrate/`.
 - `release_ledger`: one DynamoDB table per stack (`<prefix>-releases`) holding the release records
   and the migration lock. DynamoDB because the lock needs an atomic conditional write (take it
@@ -27,7 +27,7 @@ import pulumi_aws as aws
 from components import service_iam
 from components.app_database import DbConnection
 from components.container import container_definition
-from components.settings import ServiceSettings
+from config.settings import ServiceSettings
 
 MIGRATE_CONTAINER = "migrate"
 LEDGER_KEY, LEDGER_SORT = "pk", "sk"

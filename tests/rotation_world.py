@@ -12,10 +12,13 @@ import boto3
 from moto import mock_aws
 from psycopg import sql
 
-from bootstrap.rotation import Endpoint, RdsAdmin, Rotator, new_password, scram_sha256_verifier
-from components.config import load_settings
-from components.settings import Settings
-from components.stackfile import stack_config
+from bootstrap.rotation.local import Endpoint, Rotator
+from config.load import load_settings
+from config.settings import Settings
+from config.stackfile import stack_config
+from dbcore.rds_admin import RdsAdmin
+from dbcore.secret import new_password
+from dbcore.verifier import scram_sha256_verifier
 from tests.pgserver import PgServer
 
 STACK = "dev"

@@ -1,8 +1,8 @@
-"""The release's migration gate and ledger (bootstrap/ops/): the lock and the records on moto's
+"""The release's migration gate and ledger (bootstrap/deploy/migrate.py): the lock and the records on moto's
 DynamoDB, the migration task on botocore's Stubber (moto 5.2.5 crashes on RunTask with awsvpc
 networking; responses shaped from the ECS API reference: DescribeTaskDefinition,
 RegisterTaskDefinition, RunTask, DescribeTasks, StopTask) with its log on moto's CloudWatch Logs,
-and the whole gated release through bootstrap/release.py's Releaser."""
+and the whole gated release through bootstrap/deploy/release.py's Releaser."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ import pytest
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
-from bootstrap.ops.ledger import Ledger, LedgerError, Migration
-from bootstrap.ops.migrate import MigrationError, MigrationRunner, MigrationTarget
-from bootstrap.ops.releasing import ReleaseGate, run_gated
-from bootstrap.ops.rollback import RollbackError, plan_rollback
-from bootstrap.release import ReleaseError, ReleaseOptions, Releaser
+from bootstrap.deploy.ledger import Ledger, LedgerError, Migration
+from bootstrap.deploy.migrate import MigrationError, MigrationRunner, MigrationTarget
+from bootstrap.deploy.release import ReleaseError, ReleaseOptions, Releaser
+from bootstrap.deploy.releasing import ReleaseGate, run_gated
+from bootstrap.deploy.rollback import RollbackError, plan_rollback
 from tests.helpers import FakeClock as Clock
 from tests.test_release import CLUSTER, DESCRIBE, NEW_TD, REGION, SERVICE, RecordingUpdate, deployment, push, scan_result, services, settings
 
@@ -264,7 +264,7 @@ def test_steady_on_another_image_is_a_failure(aws: dict[str, Any]) -> None:
 
 
 def rec(tag: str, at: str, migrated: bool = False, outcome: str = "succeeded") -> Any:
-    from bootstrap.ops.ledger import ReleaseRecord
+    from bootstrap.deploy.ledger import ReleaseRecord
 
     m = Migration(TASK, PINNED_TD, f"{REPO}@sha256:x", 0, 12.0) if migrated else None
     return ReleaseRecord("release", tag, "sha256:" + tag.replace(".", "") * 8, at, "ci", outcome, "", NEW_TD, m)

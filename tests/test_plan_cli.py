@@ -64,7 +64,7 @@ def test_unknown_stack_names_the_missing_file():
 
 
 def test_broken_stack_file_is_reported(tmp_path):
-    from components.stackfile import StackFileError, stack_config
+    from config.stackfile import StackFileError, stack_config
 
     (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
     (tmp_path / "Pulumi.bad.yaml").write_text("config: [1, 2\n")

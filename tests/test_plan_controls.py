@@ -7,8 +7,8 @@ import json
 import pytest
 
 import controls
-from bootstrap.__main__ import EXIT_CONTROLS_FAILED, main
-from bootstrap.mockgraph import Graph
+from bootstrap.cli.main import EXIT_CONTROLS_FAILED, main
+from bootstrap.plan.mockgraph import Graph
 from tests.control_graphs import mutated, secure_stack, set_input
 
 
@@ -50,7 +50,7 @@ def test_plan_exits_3_on_a_failed_must_hold_control(dev_graph: Graph, monkeypatc
         sg.inputs["ingress"] = [{"protocol": "-1", "fromPort": 0, "toPort": 0, "cidrBlocks": ["0.0.0.0/0"]}]
 
     broken = mutated(dev_graph, open_default_sg)
-    monkeypatch.setattr("bootstrap.mockgraph.run_stack", lambda stack, overrides=None, **kw: broken)
+    monkeypatch.setattr("bootstrap.plan.mockgraph.run_stack", lambda stack, overrides=None, **kw: broken)
     assert main(["plan", "--stack", "dev"]) == EXIT_CONTROLS_FAILED == 3
     out = capsys.readouterr().out
     assert "EC2.2" in out and "FAIL" in out and "default security group shop-dev-network-default-sg has 1 ingress rule(s)" in out
@@ -64,7 +64,7 @@ def _secure_with(config_graph: Graph) -> Graph:
 
 
 def test_dev_waiver_shows_in_the_plan_and_passes(dev_graph: Graph, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr("bootstrap.mockgraph.run_stack", lambda stack, overrides=None, **kw: _secure_with(dev_graph))
+    monkeypatch.setattr("bootstrap.plan.mockgraph.run_stack", lambda stack, overrides=None, **kw: _secure_with(dev_graph))
     assert main(["plan", "--stack", "dev"]) == 0
     out = capsys.readouterr().out
     assert "RDS.5" in out and "WAIVED" in out and "waived: dev runs a single-AZ database" in out
@@ -72,7 +72,7 @@ def test_dev_waiver_shows_in_the_plan_and_passes(dev_graph: Graph, monkeypatch: 
 
 
 def test_prod_cannot_waive_so_the_same_graph_fails(prod_graph: Graph, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr("bootstrap.mockgraph.run_stack", lambda stack, overrides=None, **kw: _secure_with(prod_graph))
+    monkeypatch.setattr("bootstrap.plan.mockgraph.run_stack", lambda stack, overrides=None, **kw: _secure_with(prod_graph))
     assert main(["plan", "--stack", "prod"]) == 3
     out = capsys.readouterr().out
     assert "RDS.5" in out and "FAIL" in out and "multiAz is not true" in out

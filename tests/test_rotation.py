@@ -13,9 +13,12 @@ import pytest
 from moto import mock_aws
 from psycopg import sql
 
-from bootstrap.mockgraph import Graph
-from bootstrap.rotation import Endpoint, RdsAdmin, RotationError, Rotator, new_password, scram_sha256_verifier
-from components import password_policy
+from bootstrap.plan.mockgraph import Graph
+from bootstrap.rotation.local import Endpoint, Rotator
+from dbcore import password_policy
+from dbcore.rds_admin import RdsAdmin
+from dbcore.secret import RotationError, new_password
+from dbcore.verifier import scram_sha256_verifier
 from tests.pgserver import PgServer
 from tests.rotation_world import KilledError, World, make_world
 
@@ -58,7 +61,7 @@ def test_password_generator() -> None:
 
 
 def test_one_password_policy_for_the_generated_master_and_rotation(dev_graph: Graph) -> None:
-    """The master's RandomPassword and rotation draw from the same policy (components/password_policy.py)."""
+    """The master's RandomPassword and rotation draw from the same policy (dbcore/password_policy.py)."""
     rp = dev_graph.one("random:index/randomPassword:RandomPassword")
     assert rp.inputs["length"] == password_policy.LENGTH
     assert rp.inputs["overrideSpecial"] == password_policy.SPECIALS
@@ -70,7 +73,7 @@ def test_one_password_policy_for_the_generated_master_and_rotation(dev_graph: Gr
 
 def test_full_rotation_master_then_login_roles(world: World, pg: PgServer) -> None:
     # The master's real path on this major: not a superuser, and (16+) ADMIN on the roles it created.
-    from bootstrap.pgadmin import roles_without_admin
+    from dbcore.pgadmin import roles_without_admin
 
     logins = [world.rotator().username(r) for r in ("app", "migrator")]
     with pg.connect_as(world.master, world.initial_master_password) as conn:
@@ -202,7 +205,7 @@ def test_errors_are_one_sentence(world: World, pg: PgServer) -> None:
 
 
 def test_cli_rotate_reports_missing_secret_without_traceback(capsys: pytest.CaptureFixture[str]) -> None:
-    from bootstrap.__main__ import main
+    from bootstrap.cli.main import main
 
     with mock_aws():
         rc = main(["rotate", "--stack", "dev", "--local", "--role", "app"])
@@ -212,11 +215,11 @@ def test_cli_rotate_reports_missing_secret_without_traceback(capsys: pytest.Capt
 
 
 def test_psycopg_auth_error_classification(pg: PgServer) -> None:
-    from bootstrap.rotation import _is_auth_failure
+    from dbcore.secret import is_auth_failure
 
     with pytest.raises(psycopg.OperationalError) as err:
         psycopg.connect(pg.dsn("nobody_here", "x"))
-    assert _is_auth_failure(err.value)
+    assert is_auth_failure(err.value)
 
 
 def test_master_change_not_applied_is_a_clear_error_and_current_still_works(world: World, pg: PgServer) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from components import naming
+from config import naming
 
 
 class LogsError(ValueError):

@@ -2,7 +2,7 @@
 
 Every part is gathered on its own; a part whose API cannot be reached (no permission, throttled,
 the resource gone) becomes one line saying so and the others still show. Names come from the stack
-file's settings (components/naming.py), so status needs AWS read access only: no Pulumi CLI, no
+file's settings (config/naming.py), so status needs AWS read access only: no Pulumi CLI, no
 passphrase.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from components import naming
+from config import naming
 
 PARTS = ("service", "targets", "database", "rotations", "releases", "alarms")
 
@@ -112,7 +112,7 @@ def _rotations(sm: Any, prefix: str, logins: tuple[str, ...] | list[str]) -> dic
 
 
 def _releases(dynamodb: Any, prefix: str) -> list[dict[str, Any]]:
-    from bootstrap.ops.ledger import Ledger
+    from bootstrap.deploy.ledger import Ledger
 
     ledger = Ledger(dynamodb, prefix)
     held = ledger.lock_holder()
