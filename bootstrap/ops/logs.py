@@ -77,7 +77,7 @@ def tail(logs: Any, prefix: str, source: str, *, since_seconds: int, pattern: st
             raise LogsError(f"log group {group} ({src.what}) does not exist; has the stack been deployed{' with it enabled' if source in ('access', 'rotation') else ''}?") from None
         except logs.exceptions.InvalidParameterException as exc:
             raise LogsError(f"--filter {pattern!r} was refused by CloudWatch Logs: {exc.response['Error'].get('Message', '')}") from None
-        fresh = sorted((e for e in events if e.get("eventId") not in seen), key=lambda e: (e["timestamp"], e.get("eventId", "")))
+        fresh = sorted((e for e in events if e.get("eventId") not in seen and str(e.get("logStreamName", "")).startswith(src.stream_prefix)), key=lambda e: (e["timestamp"], e.get("eventId", "")))
         for e in fresh:
             seen.add(str(e.get("eventId")))
             out(line(e))

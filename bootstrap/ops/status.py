@@ -83,9 +83,12 @@ def _targets(elbv2: Any, found: dict[str, Any]) -> dict[str, Any]:
 
 def _database(rds: Any, cloudwatch: Any, ident: str, now: datetime) -> dict[str, Any]:
     db = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
-    pending = rds.describe_pending_maintenance_actions(ResourceIdentifier=db["DBInstanceArn"]).get("PendingMaintenanceActions") or []
-    actions = [f"{a.get('Action')} ({a.get('Description', '')}){' after ' + str(a['AutoAppliedAfterDate']) if a.get('AutoAppliedAfterDate') else ''}"
-               for p in pending for a in p.get("PendingMaintenanceActionDetails") or []]
+    try:
+        pending = rds.describe_pending_maintenance_actions(ResourceIdentifier=db["DBInstanceArn"]).get("PendingMaintenanceActions") or []
+        actions = [f"{a.get('Action')} ({a.get('Description', '')}){' after ' + str(a['AutoAppliedAfterDate']) if a.get('AutoAppliedAfterDate') else ''}"
+                   for p in pending for a in p.get("PendingMaintenanceActionDetails") or []]
+    except Exception as exc:  # the instance's status matters more than this one call
+        actions = [f"unknown ({_error(exc)})"]
     points = cloudwatch.get_metric_statistics(Namespace="AWS/RDS", MetricName="FreeStorageSpace", Dimensions=[{"Name": "DBInstanceIdentifier", "Value": ident}],
                                               StartTime=now - timedelta(minutes=15), EndTime=now, Period=300, Statistics=["Minimum"]).get("Datapoints") or []
     free = min(p["Minimum"] for p in points) if points else None
@@ -125,7 +128,8 @@ def _releases(dynamodb: Any, prefix: str) -> list[dict[str, Any]]:
 
 
 def _alarms(cloudwatch: Any, prefix: str) -> list[dict[str, str]]:
-    found = cloudwatch.describe_alarms(AlarmNamePrefix=prefix, StateValue="ALARM").get("MetricAlarms") or []
+    found = [a for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmNamePrefix=f"{prefix}-", StateValue="ALARM")
+             for a in page.get("MetricAlarms") or [] if a.get("StateValue") == "ALARM"]
     return [{"name": a["AlarmName"], "since": str(a.get("StateUpdatedTimestamp", "")), "reason": str(a.get("StateReason", ""))[:160]} for a in found]
 
 
