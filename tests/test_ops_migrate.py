@@ -81,7 +81,10 @@ def task(status: str, exit_code: int | None = None, **extra: Any) -> dict[str, A
     return {"tasks": [{"taskArn": TASK, "lastStatus": status, "taskDefinitionArn": PINNED_TD, "containers": [container], **extra}], "failures": []}
 
 
-def queue_migration(stub: Stubber, digest: str, *answers: dict[str, Any], run_answer: dict[str, Any] | None = None) -> None:
+def queue_migration(stub: Stubber, digest: str, *answers: dict[str, Any], run_answer: dict[str, Any] | None = None,
+                    subnets: list[str] | None = None, security_groups: list[str] | None = None) -> None:
+    """DescribeTaskDefinition, RegisterTaskDefinition (the image pinned by digest, the rest kept), RunTask
+    (plain FARGATE, the service's subnets and security group, no public IP), then DescribeTasks per poll."""
     stub.add_response("describe_task_definition", migrate_td(), {"taskDefinition": MIGRATE_TD, "include": ["TAGS"]})
     register = migrate_td()["taskDefinition"]
     expected = {k: register[k] for k in ("family", "taskRoleArn", "executionRoleArn", "networkMode", "volumes", "requiresCompatibilities", "cpu", "memory")}
@@ -91,7 +94,8 @@ def queue_migration(stub: Stubber, digest: str, *answers: dict[str, Any], run_an
     stub.add_response("run_task", run_answer or {"tasks": [{"taskArn": TASK, "lastStatus": "PROVISIONING"}], "failures": []}, {
         "cluster": CLUSTER, "taskDefinition": PINNED_TD, "count": 1, "startedBy": "pghome-release",
         "capacityProviderStrategy": [{"capacityProvider": "FARGATE", "weight": 1, "base": 1}],
-        "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-a", "subnet-b"], "securityGroups": ["sg-app"], "assignPublicIp": "DISABLED"}},
+        "networkConfiguration": {"awsvpcConfiguration": {"subnets": subnets or ["subnet-a", "subnet-b"], "securityGroups": security_groups or ["sg-app"],
+                                                  "assignPublicIp": "DISABLED"}},
         "propagateTags": "TASK_DEFINITION"})
     for a in answers:
         stub.add_response("describe_tasks", a, {"cluster": CLUSTER, "tasks": [TASK]})
@@ -273,7 +277,7 @@ def rec(tag: str, at: str, migrated: bool = False, outcome: str = "succeeded") -
 def test_rollback_picks_the_previous_release_and_refuses_across_a_migration() -> None:
     history = [rec("1.5.0", "2026-12-03T10:00:00Z", migrated=True), rec("1.4.9", "2026-12-02T10:00:00Z", outcome="failed"),
                rec("1.4.2", "2026-12-01T10:00:00Z"), rec("1.4.1", "2026-11-30T10:00:00Z")]
-    with pytest.raises(RollbackError, match=r"refusing to roll back to 1.4.2: release 1.5.0 ran a migration at 2026-12-03.*--allow-newer-schema"):
+    with pytest.raises(RollbackError, match=r"refusing to roll back to 1.4.2: migrations ran after it was released \(release 1.5.0 at 2026-12-03T10:00:00 \(exit 0\)\).*--allow-newer-schema"):
         plan_rollback(history)
     plan = plan_rollback(history, allow_newer_schema=True)
     assert plan.target.tag == "1.4.2" and plan.current is not None and plan.current.tag == "1.5.0"

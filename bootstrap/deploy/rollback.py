@@ -59,10 +59,11 @@ def plan_rollback(history: Sequence[ReleaseRecord], to: str = "", *, allow_newer
             raise RollbackError(f"no earlier release than {current.tag} is recorded; nothing to roll back to")
     newer = tuple(r for r in history if r.at > target.at and r.migrated)
     if newer and not allow_newer_schema:
-        last = newer[0]
-        raise RollbackError(f"refusing to roll back to {target.tag}: {last.kind} {last.tag} ran a migration at {last.at}, after {target.tag} "
-                            f"was released, so {target.tag}'s code would run on a newer schema; if those migrations are backward "
-                            "compatible, re-run with --allow-newer-schema, else release a fix forward")
+        ran = "; ".join(f"{r.kind} {r.tag} at {r.at[:19]} (exit {r.migration.exit_code if r.migration and r.migration.exit_code is not None else 'none'})"
+                        for r in newer)
+        raise RollbackError(f"refusing to roll back to {target.tag}: migrations ran after it was released ({ran}), so its code would "
+                            "run on a newer schema; if those migrations are backward compatible, re-run with --allow-newer-schema, "
+                            "else release a fix forward")
     return RollbackPlan(current, target, newer)
 
 
