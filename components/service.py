@@ -27,6 +27,7 @@ from components import service_iam
 from components import sg as rules
 from components.app_database import DbConnection
 from components.awsinfo import aws_facts
+from components.bluegreen import deployment_configuration
 from components.container import CONTAINER_NAME, DEFAULT_CA_BUNDLE, NO_IMAGE_DIGEST, container_definition, writable_volumes
 from components.kms import encrypted_log_group, logs_key
 from components.loadbalancer import LoadBalancer, LoadBalancerArgs
@@ -54,6 +55,8 @@ class ServiceArgs:
     """The app's database login (AppDatabase.connection("app")): endpoint, user, secret, key, IAM grant."""
     ca_bundle_path: str = DEFAULT_CA_BUNDLE
     """Path of the RDS CA bundle inside the image (PGSSLROOTCERT)."""
+    deployment_alarm_names: Sequence[str] = ()
+    """CloudWatch alarms that roll a deployment back when they fire during it (ECS deployment alarms)."""
     wait_for_steady_state: bool = False
     """Make `pulumi up` wait for the deployment to settle. Off by default: the very first deploy
     runs before any image is pushed, so it could never settle."""
@@ -112,8 +115,14 @@ class Service(pulumi.ComponentResource):
             capacity_provider_strategies=[aws.ecs.ServiceCapacityProviderStrategyArgs(capacity_provider=p, weight=w, base=b) for p, w, b in self._weights()],
             network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(subnets=args.private_subnet_ids, security_groups=[sg.id], assign_public_ip=False),
             load_balancers=[
-                aws.ecs.ServiceLoadBalancerArgs(target_group_arn=lb.target_group_arn, container_name=CONTAINER_NAME, container_port=s.container_port)
+                lb.blue_green.load_balancer(lb.target_group_arn, CONTAINER_NAME, s.container_port)
+                if lb.blue_green
+                else aws.ecs.ServiceLoadBalancerArgs(target_group_arn=lb.target_group_arn, container_name=CONTAINER_NAME, container_port=s.container_port)
             ],
+            # rolling (the default) or ECS's own blue/green with a bake time (components/bluegreen.py)
+            deployment_configuration=deployment_configuration(s),
+            # roll back when one of the given CloudWatch alarms fires during a deployment
+            alarms=aws.ecs.ServiceAlarmsArgs(alarm_names=list(args.deployment_alarm_names), enable=True, rollback=True) if args.deployment_alarm_names else None,
             health_check_grace_period_seconds=s.health_check_grace_seconds,
             deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),
             deployment_minimum_healthy_percent=100,

@@ -253,6 +253,18 @@ def service(r: Reader, name_prefix: str, env: Environment) -> ServiceSettings:
             "must be empty (no migration step) or one command line of at most 4000 chars, run in exec form (no shell)")
     strategy = r.string("deploymentStrategy") or "rolling"
     r.check(strategy in ("rolling", "blue_green"), "deploymentStrategy", strategy, "must be rolling or blue_green")
+    requests_per_target = r.integer("requestsPerTarget", 0, 1_000_000)
+    test_cidrs = r.strings("testListenerCidrs")
+    for c in test_cidrs:
+        try:
+            open_to_all = ipaddress.ip_network(c, strict=True).prefixlen == 0
+        except ValueError:
+            r.fail("testListenerCidrs", c, "each entry must be a CIDR such as 203.0.113.0/24")
+            continue
+        r.check(not open_to_all, "testListenerCidrs", c, "must not open the test listener to the whole internet; list your office, VPN or CI CIDRs")
+    if strategy == "blue_green":
+        r.check(requests_per_target == 0, "requestsPerTarget", requests_per_target,
+                "must be 0 with deploymentStrategy blue_green (the request-count metric names one target group; blue/green alternates two)")
     if env is Environment.PROD:
         r.check(not exec_cmd, "enableExecuteCommand", exec_cmd, "must be false in prod")
         r.check(deletion_protection, "albDeletionProtection", deletion_protection, "must be true in prod")
@@ -269,7 +281,7 @@ def service(r: Reader, name_prefix: str, env: Environment) -> ServiceSettings:
         max_capacity=max_capacity,
         cpu_target_percent=r.integer("cpuTargetPercent", 10, 90),
         memory_target_percent=r.integer("memoryTargetPercent", 10, 90),
-        requests_per_target=r.integer("requestsPerTarget", 0, 1_000_000),
+        requests_per_target=requests_per_target,
         fargate_weight=fargate_weight,
         fargate_spot_weight=spot_weight,
         health_check_path=path,
@@ -292,6 +304,7 @@ def service(r: Reader, name_prefix: str, env: Environment) -> ServiceSettings:
         deployment_strategy=strategy,
         bake_time_minutes=r.integer("bakeTimeMinutes", 0, 1440),
         test_listener_port=r.integer("testListenerPort", 1, 65535),
+        test_listener_cidrs=test_cidrs,
     )
     if env is Environment.PROD:
         r.check(settings.https, "certificateArn", cert, "prod needs HTTPS: set certificateArn, or domainName and hostedZoneId")

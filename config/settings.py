@@ -160,6 +160,8 @@ class ServiceSettings:
     """blue_green: minutes both revisions stay up after production traffic moves, before the old one stops."""
     test_listener_port: int = 8443
     """blue_green: the ALB port that reaches the new revision before production traffic moves."""
+    test_listener_cidrs: tuple[str, ...] = ()
+    """blue_green: who may reach the test listener (none by default; never the whole internet)."""
 
     @property
     def has_image(self) -> bool:
