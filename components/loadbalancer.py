@@ -18,8 +18,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components import sg as rules
-from components.bluegreen import BlueGreen, BlueGreenArgs
 from components.awsinfo import aws_facts
+from components.bluegreen import BlueGreen, BlueGreenArgs
 from config import naming
 from config.settings import ServiceSettings
 

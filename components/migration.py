@@ -27,18 +27,11 @@ import pulumi_aws as aws
 from components import service_iam
 from components.app_database import DbConnection
 from components.container import container_definition
+from config import naming
+from config.naming import MIGRATE_CONTAINER
 from config.settings import ServiceSettings
 
-MIGRATE_CONTAINER = "migrate"
 LEDGER_KEY, LEDGER_SORT = "pk", "sk"
-
-
-def migration_family(prefix: str) -> str:
-    return f"{prefix}-migrate"
-
-
-def ledger_table(prefix: str) -> str:
-    return f"{prefix}-releases"
 
 
 def migration_container(app_container: dict[str, Any], command: Sequence[str]) -> dict[str, Any]:
@@ -82,7 +75,7 @@ class MigrationTask(pulumi.ComponentResource):
         )
         task = aws.ecs.TaskDefinition(
             f"{name}-task",
-            family=migration_family(s.prefix),
+            family=naming.migration_family(s.prefix),
             requires_compatibilities=["FARGATE"],
             network_mode="awsvpc",
             cpu=str(s.task_cpu),
@@ -103,7 +96,7 @@ def release_ledger(name: str, prefix: str, *, deletion_protection: bool, opts: p
     encrypted, point-in-time recoverable, protected from deletion in prod."""
     return aws.dynamodb.Table(
         name,
-        name=ledger_table(prefix),
+        name=naming.release_table(prefix),
         billing_mode="PAY_PER_REQUEST",
         hash_key=LEDGER_KEY,
         range_key=LEDGER_SORT,
@@ -111,6 +104,6 @@ def release_ledger(name: str, prefix: str, *, deletion_protection: bool, opts: p
         server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True),
         point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
         deletion_protection_enabled=deletion_protection,
-        tags={"Name": ledger_table(prefix)},
+        tags={"Name": naming.release_table(prefix)},
         opts=opts,
     )

@@ -27,7 +27,8 @@ ALLOWED: dict[str, set[str]] = {
     "bootstrap.access": {"bootstrap.progress", "config", "dbcore"},
     "bootstrap.rotation": {"bootstrap.access", "bootstrap.progress", "config", "dbcore", "model"},
     "bootstrap.deploy": {"bootstrap.access", "bootstrap.cost", "bootstrap.plan", "bootstrap.progress", "bootstrap.rotation", "config", "controls", "dbcore", "model"},
-    "bootstrap.cli": {"bootstrap.access", "bootstrap.cost", "bootstrap.deploy", "bootstrap.plan", "bootstrap.progress", "bootstrap.rotation",
+    "bootstrap.ops": {"bootstrap.deploy", "config"},
+    "bootstrap.cli": {"bootstrap.access", "bootstrap.cost", "bootstrap.deploy", "bootstrap.ops", "bootstrap.plan", "bootstrap.progress", "bootstrap.rotation",
                       "components", "config", "controls", "dbcore", "model"},
     "bootstrap": {"bootstrap.cli"},  # bootstrap/__init__.py and __main__.py: the entry point only
 }

@@ -1,4 +1,4 @@
-"""Command-line glue of the operations commands: release's gate, rollback, status, logs.
+"""Command-line glue of the operations commands: rollback, status, logs (release's gate: bootstrap/cli/release.py).
 
 Each handler reads the stack file first (settings, names), then reaches AWS through boto3 clients
 made here: the one place tests replace (moto, or botocore's Stubber where moto cannot serve).
@@ -8,63 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Mapping
 from typing import Any
 
-from bootstrap.deploy.ledger import Ledger, LedgerError, holder_name
-
-
-def aws_session(region: str) -> Any:
-    import boto3
-
-    return boto3.session.Session(region_name=region)
-
-
-def _task_running(ecs: Any, cluster: str) -> Callable[[str], bool]:
-    def running(arn: str) -> bool:
-        tasks = ecs.describe_tasks(cluster=cluster, tasks=[arn]).get("tasks") or []
-        return bool(tasks) and tasks[0].get("lastStatus") != "STOPPED"
-
-    return running
-
-
-def gated_release(args: argparse.Namespace, *, kind: str, tag: str, expected_digest: str = "") -> int:
-    """`release` / `rollback`: bootstrap/deploy/release.py's Releaser with the gate of bootstrap/deploy/releasing.py."""
-    from bootstrap.cli import deploy as deploy_cli
-    from bootstrap.cli.release import automation_update
-    from bootstrap.deploy.deployer import plain_outputs
-    from bootstrap.deploy.migrate import MigrationRunner
-    from bootstrap.deploy.release import ReleaseError, ReleaseOptions, Releaser
-    from bootstrap.deploy.releasing import ReleaseGate, run_gated
-
-    session = deploy_cli._session(args, cli=False)  # noqa: SLF001 - settings from the stack file, no CLI needed yet
-    settings = session.settings
-    try:
-        aws = aws_session(settings.region)
-        ecs = aws.client("ecs")
-        ledger = Ledger(aws.client("dynamodb"), settings.prefix)
-        if getattr(args, "break_lock", False):
-            print(ledger.break_lock(_task_running(ecs, settings.prefix)))
-        state: list[Mapping[str, Any]] = []
-
-        def stack_outputs() -> Mapping[str, Any]:
-            if not state:
-                state.append(plain_outputs(deploy_cli._stack(deploy_cli._session(args, cli=True)).outputs()))  # noqa: SLF001
-            return state[0]
-
-        releaser: Releaser | None = None
-
-        def outputs() -> Mapping[str, Any]:
-            return plain_outputs(releaser.outputs) if releaser is not None and releaser.outputs else stack_outputs()
-
-        gate = ReleaseGate(settings, ecs, ledger, MigrationRunner(ecs, aws.client("logs")), outputs, kind=kind, holder=holder_name(),
-                           deploy_timeout=args.timeout)
-        gate.expected_digest = expected_digest
-        releaser = Releaser(settings, aws.client("ecr"), ecs, lambda config: automation_update(args)(config), gate=gate)
-        return run_gated(releaser, gate, ReleaseOptions(tag, args.fail_on_severity, args.scan_timeout, args.timeout))
-    except (ReleaseError, LedgerError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+from bootstrap.cli.release import aws_session, gated_release
+from bootstrap.deploy.ledger import Ledger, LedgerError
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:

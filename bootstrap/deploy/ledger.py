@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from components.migration import ledger_table
+from config.naming import release_table
 
 LOCK = "lock"
 RELEASE = "release#"
@@ -114,7 +114,7 @@ class Ledger:
     """The stack's release table through a boto3 DynamoDB client."""
 
     def __init__(self, dynamodb: Any, prefix: str, *, table: str = "", clock: Callable[[], float] = time.time):
-        self.db, self.prefix, self.table, self.clock = dynamodb, prefix, table or ledger_table(prefix), clock
+        self.db, self.prefix, self.table, self.clock = dynamodb, prefix, table or release_table(prefix), clock
 
     def _missing(self) -> LedgerError:
         return LedgerError(f"the release table {self.table} does not exist; run `python -m bootstrap deploy --stack <stack>` "

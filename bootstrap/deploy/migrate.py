@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bootstrap.deploy.ledger import Migration
-from components.migration import MIGRATE_CONTAINER
+from config.naming import MIGRATE_CONTAINER
 
 # What RegisterTaskDefinition takes back from DescribeTaskDefinition's answer (the rest is read-only).
 REGISTER_FIELDS = ("family", "taskRoleArn", "executionRoleArn", "networkMode", "containerDefinitions", "volumes", "placementConstraints",

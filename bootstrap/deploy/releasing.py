@@ -17,7 +17,7 @@ from typing import Any
 from bootstrap.deploy.ledger import Ledger, LedgerError, ReleaseRecord
 from bootstrap.deploy.migrate import MigrationError, MigrationRunner, MigrationTarget, short
 from bootstrap.deploy.release import ReleaseError, ReleaseOptions, Releaser
-from components.container import CONTAINER_NAME
+from config.naming import APP_CONTAINER
 
 # Seconds beyond the migration and deployment timeouts a lock's lease lasts (a killed CLI's lock
 # expires on its own after that).
@@ -78,7 +78,7 @@ class ReleaseGate:
         tasks = self.ecs.describe_tasks(cluster=cluster, tasks=arns[:100]).get("tasks") or [] if arns else []
         wrong = []
         for t in tasks:
-            app = next((c for c in t.get("containers") or [] if c.get("name") == CONTAINER_NAME), {})
+            app = next((c for c in t.get("containers") or [] if c.get("name") == APP_CONTAINER), {})
             if t.get("taskDefinitionArn") != task_definition or app.get("imageDigest") != digest:
                 wrong.append(f"{short(str(t.get('taskArn', '')))} ({short(str(t.get('taskDefinitionArn', '')))}, {app.get('imageDigest') or 'digest unknown'})")
         if not tasks or wrong:
