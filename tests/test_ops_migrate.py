@@ -287,3 +287,24 @@ def test_rollback_picks_the_previous_release_and_refuses_across_a_migration() ->
         plan_rollback(history, "1.4.9")
     with pytest.raises(RollbackError, match="no earlier release than 1.4.1"):
         plan_rollback(history[3:])
+
+
+def test_an_interrupted_migration_keeps_the_lock_while_its_task_runs(aws: dict[str, Any]) -> None:
+    digest = push(aws["ecr"], "1.5.0")
+    scan_result("1.5.0")
+    ecs = boto3.client("ecs", region_name=REGION)
+    stub = Stubber(ecs)
+    queue_migration(stub, digest, task("RUNNING"))
+    releaser, gate, lines = gated(aws, ecs, RecordingUpdate(OUTPUTS))
+    assert gate.runner is not None
+
+    def ctrl_c(_: float) -> None:
+        raise KeyboardInterrupt
+
+    gate.runner.sleep = ctrl_c
+    with stub, pytest.raises(KeyboardInterrupt):
+        run_gated(releaser, gate, ReleaseOptions("1.5.0"))
+    held = Ledger(aws["dynamodb"], "shop-dev").lock_holder()
+    assert held is not None and held["holder"] == "ci@runner pid 1" and held["task_arn"] == TASK
+    assert any("is still running: the lock of shop-dev stays" in ln for ln in lines)
+    assert Ledger(aws["dynamodb"], "shop-dev").history()[0].reason == "interrupted: KeyboardInterrupt"

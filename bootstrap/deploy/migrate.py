@@ -57,6 +57,7 @@ class MigrationRunner:
     def __init__(self, ecs: Any, logs: Any, *, out: Callable[[str], None] = print, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep, poll_seconds: float = 5):
         self.ecs, self.logs, self.out, self.clock, self.sleep, self.poll = ecs, logs, out, clock, sleep, poll_seconds
+        self.running = ""  # the task started and not yet seen stopped (an interrupted CLI leaves it running)
 
     def register(self, target: MigrationTarget, image: str) -> str:
         """A revision of the migration family running `image`; its ARN."""
@@ -84,7 +85,7 @@ class MigrationRunner:
             why = f"{failure.get('reason', 'no reason given')}{': ' + failure['detail'] if failure.get('detail') else ''}"
             raise MigrationError(f"the migration task did not start ({why}); the service was not changed",
                                  Migration("", task_definition, image, None, self.clock() - start, why))
-        arn = str(tasks[0]["taskArn"])
+        arn = self.running = str(tasks[0]["taskArn"])
         on_started(arn)
         stream = f"{MIGRATE_CONTAINER}/{MIGRATE_CONTAINER}/{short(arn)}"
         self.out(f"migration: task {short(arn)} started; its log: {target.log_group} {stream}")
@@ -98,10 +99,12 @@ class MigrationRunner:
                 self.out(f"migration: task {status.lower()}")
                 last_status = status
             if status == "STOPPED":
+                self.running = ""
                 tail.poll()
                 return self._result(task, task_definition, image, self.clock() - start)
             if self.clock() - start >= timeout_seconds:
                 self.ecs.stop_task(cluster=target.cluster, task=arn, reason=f"pghome release: migration timeout after {timeout_seconds:.0f}s")
+                self.running = ""
                 tail.poll()
                 raise MigrationError(f"the migration did not finish in {timeout_seconds:.0f}s (migrationTimeoutSeconds); its task {short(arn)} "
                                      "was stopped and the service was not changed",

@@ -97,7 +97,11 @@ class ReleaseGate:
                 except LedgerError as exc:
                     self.out(f"warning: this {self.kind} was not recorded: {exc}")
         finally:
-            if self.token and self.ledger is not None:
+            if self.token and self.ledger is not None and self.runner is not None and self.runner.running:
+                # Interrupted while the migration task runs: it goes on without us, and so must the lock.
+                self.out(f"the migration task {short(self.runner.running)} is still running: the lock of {self.settings.prefix} stays "
+                         "until its lease ends; once the task stopped, the next release can take it with --break-lock")
+            elif self.token and self.ledger is not None:
                 self.ledger.release(self.token)
                 self.token = ""
 
