@@ -1,6 +1,6 @@
 """All stack configuration, read once, validated in one place, into frozen typed settings.
 
-`Pulumi.yaml` declares every project key (type, description, default): `config/stackfile.py`
+`Pulumi.yaml` declares every project key (type, description, default): `config/stack_file.py`
 reads it and merges stack files. This module applies the defaults through `Reader`
 (`config/reader.py`), runs the section rules (`config/sections.py`, checked against
 `config/limits.py`) and rejects keys it does not know. Every problem found is collected and
@@ -17,8 +17,9 @@ from typing import Any
 
 from config import naming, sections
 from config.reader import Reader
+from config.schema import ProjectSchema, project_schema
 from config.settings import Environment, NatStrategy, Settings, stack_prefix
-from config.stackfile import ProjectSchema, project_schema
+from config.stack_file import InputError, StackFile, settings_name
 
 
 class ConfigError(ValueError):
@@ -123,3 +124,17 @@ def load_from_pulumi() -> Settings:
     import pulumi
 
     return load_settings(raw_pulumi_config(), stack=pulumi.get_stack())
+
+
+def settings_for(sf: StackFile, stack: str, decrypted: Mapping[str, str] | None = None) -> Any:
+    """Typed settings from the stack file, with `secure:` values replaced by their decrypted text.
+    The PGPASSWORD check belongs to the program the CLI runs, not here (check_credentials=False)."""
+    raw: dict[str, Any] = {}
+    for key, value in sf.config.items():
+        if isinstance(value, dict) and "secure" in value:
+            if decrypted is None or key not in decrypted:
+                raise InputError(f"{sf.path.name}: {key} is encrypted and could not be decrypted")
+            raw[key] = decrypted[key]
+        else:
+            raw[key] = value
+    return load_settings(raw, stack=settings_name(stack), check_credentials=False)

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from config.stackfile import ProjectSchema
+from config.schema import ProjectSchema
 
 T = TypeVar("T")
 

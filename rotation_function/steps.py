@@ -38,7 +38,7 @@ from dbcore import pgconn
 from dbcore.pgadmin import require_admin
 from dbcore.rds_admin import DatabaseAdmin
 from dbcore.secret import RotationError, aws_error_code, is_auth_failure, new_password, secret_json
-from dbcore.verifier import scram_sha256_verifier
+from dbcore.verifier import scram_verifier
 
 log = logging.getLogger("pghome.rotation")
 
@@ -184,11 +184,11 @@ class StepRunner:
             if user == current.get("username") and current.get("password"):
                 # would kill every task holding AWSCURRENT: the pair must alternate
                 raise RotationError(f"setSecret: AWSPENDING names the active user {user}; the alternating rotation only changes the inactive one")
-        verifier = scram_sha256_verifier(str(pending["password"]))
         with self.master_connection() as conn:
             if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone():
                 raise RotationError(f"setSecret: role {user} does not exist in the database; deploy the app database first")
             require_admin(conn, [user], RotationError)  # 16+: the master must hold ADMIN on the role
+            verifier = scram_verifier(conn, user, str(pending["password"]))  # by libpq: the password is not sent
             conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(user), sql.Literal(verifier)))
         self.out(f"setSecret: role {user} now accepts AWSPENDING (SCRAM verifier sent, not the password)")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterator
@@ -51,6 +52,19 @@ def _cgroup_cpus() -> float | None:
         return None if quota_us <= 0 else quota_us / period_us
     except (OSError, ValueError):
         return None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Provision the PostgreSQL server binaries of the tests' major once, before any worker starts
+    (tests/pgbinaries.py: one line when it downloads; nothing when cached). A failure here is left
+    to the PostgreSQL tests, which report it; the others run."""
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the controller did it
+    from tests.pgbinaries import ProvisionError, ensure
+    from tests.pgserver import server_major
+
+    with contextlib.suppress(ProvisionError, RuntimeError):
+        ensure(server_major())
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:

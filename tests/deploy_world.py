@@ -24,7 +24,8 @@ import yaml
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from config.stack_file import read_stack_file, settings_for
+from config.load import settings_for
+from config.stack_file import read_stack_file
 from tests.pgserver import PgServer
 from tests.pulumi_double.fixture import Double
 from tests.rotation_world import World

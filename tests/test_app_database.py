@@ -12,7 +12,7 @@ from bootstrap.plan.mockgraph import Graph, run_stack
 from components.pgmodel import DbModel, GrantSpec, build_model, validate
 from components.pgsql import render_sql
 from config.load import load_settings
-from config.stackfile import stack_config
+from config.stack_file import stack_config
 from tests.helpers import assert_config_error
 
 SENTINEL = "pgpassword-sentinel-7f3a9c"  # what PGPASSWORD holds while the program runs

@@ -7,8 +7,9 @@ import ipaddress
 import pytest
 
 from config.load import ConfigError, load_settings
+from config.schema import project_schema
 from config.settings import Environment, NatStrategy
-from config.stackfile import project_schema, stack_config
+from config.stack_file import stack_config
 from tests.helpers import assert_config_error
 
 

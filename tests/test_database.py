@@ -9,7 +9,7 @@ import pytest
 
 from bootstrap.plan.mockgraph import Graph, Resource, run_stack
 from config.load import load_settings
-from config.stackfile import stack_config
+from config.stack_file import stack_config
 from tests.helpers import assert_config_error
 from tests.resource_types import EGRESS, INGRESS, KEY, PARAMS, SECRET, SG
 

@@ -16,8 +16,7 @@ from bootstrap.deploy.workspace import CLI_MISSING, CliMissingError, Workspace, 
 from bootstrap.plan.mockgraph import Graph
 from bootstrap.rotation.audit import SECRET_MARK, SECRET_SIG, audit_state, find_credentials, login_users
 from config.load import load_settings
-from config.stack_file import APP_DB_KEY, read_stack_file
-from config.stackfile import stack_config
+from config.stack_file import APP_DB_KEY, read_stack_file, stack_config
 from dbcore.secret import new_password
 from tests.pgserver import PgServer
 from tests.rotation_world import make_world

@@ -16,7 +16,8 @@ from botocore.stub import Stubber
 
 from bootstrap.access.tunnel import AccessTarget, free_port
 from bootstrap.cli.deploy import TunnelSeams
-from config.stack_file import read_stack_file, settings_for
+from config.load import settings_for
+from config.stack_file import read_stack_file
 from dbcore import pgconn
 from tests import tunnel_world as tw
 from tests.deploy_world import DeployWorld, deploy_world, edit_stack_file, stack_outputs

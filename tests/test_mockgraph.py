@@ -10,7 +10,7 @@ import pulumi_aws as aws
 import pytest
 
 from bootstrap.plan.mockgraph import run_program
-from config.stackfile import project_name, stack_config
+from config.stack_file import project_name, stack_config
 
 
 def test_records_inputs_options_secrets_parents_and_dependencies():

@@ -11,7 +11,7 @@ import pytest
 from bootstrap.plan.mockgraph import Graph, Resource, run_stack
 from config import naming
 from config.load import ConfigError, load_settings
-from config.stackfile import stack_config
+from config.stack_file import stack_config
 from tests.helpers import assert_config_error
 
 

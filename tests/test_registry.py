@@ -10,7 +10,7 @@ import pytest
 from bootstrap.plan.mockgraph import Graph, run_program, run_stack
 from components.registry import Registry, RegistryArgs, lifecycle_policy
 from config.settings import RegistrySettings
-from config.stackfile import stack_config
+from config.stack_file import stack_config
 from tests.helpers import assert_config_error
 
 REPO = "aws:ecr/repository:Repository"

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import uuid
 from collections.abc import Iterator
 
@@ -18,7 +15,7 @@ from bootstrap.rotation.local import Endpoint, Rotator
 from dbcore import password_policy
 from dbcore.rds_admin import RdsAdmin
 from dbcore.secret import RotationError, new_password
-from dbcore.verifier import scram_sha256_verifier
+from dbcore.verifier import scram_verifier
 from tests.pgserver import PgServer
 from tests.rotation_world import KilledError, World, make_world
 
@@ -29,22 +26,22 @@ def world(pg: PgServer) -> Iterator[World]:
         yield w
 
 
-def test_scram_verifier_matches_rfc7677_and_postgres(pg: PgServer) -> None:
-    # RFC 7677 section 3 test vector: password "pencil", salt W22ZaJ0SNY7soEsUEjb6gQ==, 4096 iterations
-    salt = base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ==")
-    v = scram_sha256_verifier("pencil", salt=salt)
-    salted = hashlib.pbkdf2_hmac("sha256", b"pencil", salt, 4096)
-    server_key = base64.b64encode(hmac.new(salted, b"Server Key", hashlib.sha256).digest()).decode()
-    assert v.startswith("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$") and v.endswith(":" + server_key)
-    # the RFC's ServerSignature derivation only works if ServerKey is right; PG is the real oracle:
+def test_libpq_verifier_logs_in_and_no_clear_text_reaches_the_server(pg: PgServer) -> None:
+    """The verifier libpq makes (dbcore/verifier.py) is accepted by this major as a SCRAM secret, the
+    password then logs in over SCRAM, and the server (log_statement=all) never saw the password."""
     role = "scram_probe_" + uuid.uuid4().hex[:6]
     pw = new_password()
     with pg.connect_super() as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(scram_sha256_verifier(pw))))
+        verifier = scram_verifier(conn, role, pw)
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(verifier)))
         stored = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname=%s", (role,)).fetchone()
     try:
-        assert stored and stored[0].startswith("SCRAM-SHA-256$4096:")
+        assert verifier.startswith("SCRAM-SHA-256$4096:") and pw not in verifier
+        assert stored and stored[0] == verifier  # stored as given: the server did not hash anything itself
         assert pg.can_login(role, pw) and not pg.can_login(role, pw + "x")
+        log = pg.log_file.read_text(errors="replace")
+        assert verifier.split("$")[1] in log, "the statement log must show the ALTER/CREATE (else this proves nothing)"
+        assert pw not in log
     finally:
         with pg.connect_super() as conn:
             conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
@@ -199,7 +196,7 @@ def test_errors_are_one_sentence(world: World, pg: PgServer) -> None:
         bad.rotate("app")
     # password rejected: master secret no longer matches the DB and the admin cannot fix it
     with pg.connect_super() as conn:
-        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(world.master), sql.Literal(scram_sha256_verifier(new_password()))))
+        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(world.master), sql.Literal(scram_verifier(conn, world.master, new_password()))))
     with pytest.raises(RotationError, match="rejected"):
         world.rotator().rotate("app")
 

@@ -19,7 +19,7 @@ from components.container import health_check_command
 from components.loadbalancer import LOG_DELIVERY_PRINCIPAL, TLS_POLICY, lb_name
 from components.service import Service, ServiceArgs
 from config.load import load_settings
-from config.stackfile import stack_config
+from config.stack_file import stack_config
 from controls.exec_access import EXEC_CHANNEL_ACTIONS, STAR_ONLY_ACTIONS
 from tests.helpers import assert_config_error
 from tests.resource_types import ALB, CLUSTER, EGRESS, INGRESS, LOG_GROUP, ROLE, ROLE_POLICY, SG, TASKDEF

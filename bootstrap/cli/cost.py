@@ -46,7 +46,7 @@ def plan_json(result: Estimate | str) -> dict[str, Any]:
 
 def cmd_cost(args: argparse.Namespace, parse_overrides: Callable[[Sequence[str]], dict[str, str]]) -> int:
     from bootstrap.plan.mockgraph import run_stack
-    from config.stackfile import stack_config
+    from config.stack_file import stack_config
 
     overrides = parse_overrides(args.set)
     usage = usage_overrides(args)

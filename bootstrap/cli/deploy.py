@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap.deploy.workspace import Backend, DeployError, Workspace, check_secrets, require_cli, resolve_backend
-from config.stack_file import APP_DB_KEY, PROJECT_DIR, InputError, StackFile, read_stack_file, settings_for
+from config.load import settings_for
+from config.stack_file import APP_DB_KEY, PROJECT_DIR, InputError, StackFile, read_stack_file
 
 
 def make_db_admin(rds_client: Any) -> Any:

@@ -28,12 +28,17 @@ def _overrides(pairs: Sequence[str]) -> dict[str, str]:
 
 # Exit status of `plan` when a security control fails (see docs/security-controls.md).
 EXIT_CONTROLS_FAILED = 3
+# Exit status of `plan` when the stack would be refused by preview/up/deploy's prerequisites
+# (bootstrap/deploy/preflight.py: a placeholder certificate, one from another region, a missing CA bundle).
+EXIT_PREREQUISITES = 4
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from bootstrap.cli import cost as cost_cli
+    from bootstrap.deploy.preflight import prerequisites
     from bootstrap.plan import report as plan
     from bootstrap.plan.mockgraph import run_stack
+    from config.load import load_settings
 
     overrides = _overrides(args.set)
     usage = cost_cli.usage_overrides(args)
@@ -46,9 +51,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
         os.environ["PGPASSWORD"] = "offline-plan-connects-nowhere"
     graph = run_stack(args.stack, overrides)
     report = plan.check_graph(graph)
+    # The same judgement preview/up/deploy make before any cloud call, so a plan never passes what they refuse.
+    unmet = prerequisites(load_settings(graph.config, stack=graph.stack, check_credentials=False))
     cost = cost_cli.plan_estimate(graph, args, usage)
     if args.json:
-        print(json.dumps({**plan.as_json(graph), "controls": report.as_json(), "cost": cost_cli.plan_json(cost)}, indent=2, default=str))
+        print(json.dumps({**plan.as_json(graph), "controls": report.as_json(), "prerequisites": unmet, "cost": cost_cli.plan_json(cost)},
+                         indent=2, default=str))
     else:
         print(plan.render_table(graph))
         print()
@@ -57,15 +65,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(report.render(full=args.controls))
         print()
         print(cost_cli.plan_text(cost, args))
-    return EXIT_CONTROLS_FAILED if report.failed else 0
+        if unmet:
+            print()
+            print(f"Deploy prerequisites: {len(unmet)} not met (preview, up and deploy refuse this stack until they are):")
+            print("\n".join(f"  - {problem}" for problem in unmet))
+    if report.failed:
+        return EXIT_CONTROLS_FAILED
+    return EXIT_PREREQUISITES if unmet else 0
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
     from components.pgsql import render_sql
     from config.load import load_settings
-    from config.stackfile import stack_config
+    from config.stack_file import settings_name, stack_config
 
-    settings = load_settings(stack_config(args.stack, _overrides(args.set)), stack=args.stack, check_credentials=False)
+    settings = load_settings(stack_config(args.stack, _overrides(args.set)), stack=settings_name(args.stack), check_credentials=False)
     print(render_sql(settings.app_database.model()), end="")
     return 0
 
@@ -111,12 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from bootstrap.cost import CostError
-    from config.stackfile import StackFileError
+    from config.stack_file import InputError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ConfigError, StackFileError, UsageError, CostError) as exc:
+    except (ConfigError, InputError, UsageError, CostError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -131,13 +131,13 @@ def read_outputs(args: argparse.Namespace) -> Mapping[str, Any]:
 def cmd_tunnel(args: argparse.Namespace) -> int:
     from bootstrap.access.ssm_session import AwsCliSessionStarter
     from config.load import load_settings
-    from config.stackfile import stack_config
+    from config.stack_file import settings_name, stack_config
 
     problem = check_args(args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    settings = load_settings(stack_config(args.stack), stack=args.stack, check_credentials=False)
+    settings = load_settings(stack_config(args.stack), stack=settings_name(args.stack), check_credentials=False)
     sessions = AwsCliSessionStarter(profile=args.profile or None)
     try:
         sessions.preflight()  # before reading the state: a missing CLI is the first thing to say

@@ -3,7 +3,7 @@
 This is the one harness behind the offline plan (`python -m bootstrap plan`), the unit tests and
 the security checks. It needs no Pulumi CLI, no provider plugins and no cloud credentials:
 
-* the config comes from `config/stackfile.py` (`stack_config()`: Pulumi.yaml defaults, the
+* the config comes from `config/stack_file.py` (`stack_config()`: Pulumi.yaml defaults, the
   stack file and overrides, as the CLI would hand them to the program);
 * `RecordingMonitor` (a `MockMonitor`) records every RegisterResource request: type, name,
   inputs (secrets unwrapped, their paths remembered), parent, dependencies and options;
@@ -28,7 +28,7 @@ from typing import Any
 import pulumi
 
 from bootstrap.plan.mockanswers import CALL_HANDLERS, computed_state
-from config.stackfile import PROJECT_DIR, project_name, stack_config
+from config.stack_file import PROJECT_DIR, project_name, settings_name, stack_config
 from controls.inventory import Inventory, Res, dotted_get
 
 # --------------------------------------------------------------------------------------------
@@ -327,4 +327,5 @@ def run_stack(
     def program() -> None:
         runpy.run_path(main, run_name="__main__")
 
-    return run_program(program, stack=stack, config=config, project=project_name(project_dir), preview=preview, recorded=recorded)
+    # pulumi.get_stack() is the bare name for a fully qualified stack (org/dev -> dev), as with the CLI
+    return run_program(program, stack=settings_name(stack), config=config, project=project_name(project_dir), preview=preview, recorded=recorded)

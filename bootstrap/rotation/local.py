@@ -31,7 +31,7 @@ from dbcore import pgconn
 from dbcore.pgadmin import require_admin
 from dbcore.rds_admin import DatabaseAdmin
 from dbcore.secret import RotationError, is_auth_failure, new_password, secret_json
-from dbcore.verifier import scram_sha256_verifier
+from dbcore.verifier import scram_verifier
 
 ROLES = ("master", "app", "migrator")
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
@@ -281,12 +281,12 @@ class Rotator:
             self.admin.set_master_password(instance, pending["password"])
             self.out(f"  setSecret: master password of RDS instance {instance} changed and applied")
             return
-        verifier = scram_sha256_verifier(pending["password"])
         with self._master_connection() as conn:
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (pending["username"],)).fetchone()
             if not exists:
                 raise RotationError(f"role {pending['username']} does not exist in the database; run the deploy with the app database enabled first")
             require_admin(conn, [pending["username"]], RotationError)  # 16+: a role carried over by an upgrade needs repair first
+            verifier = scram_verifier(conn, pending["username"], pending["password"])  # by libpq: the password is not sent
             conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(pending["username"]), sql.Literal(verifier)))
         self.out(f"  setSecret: role {pending['username']} now accepts AWSPENDING (SCRAM verifier sent, not the password)")
 
