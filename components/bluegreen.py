@@ -47,7 +47,7 @@ class BlueGreenArgs:
     listener: aws.lb.Listener
     """The production listener (HTTPS, or HTTP without a certificate)."""
     blue_target_group_arn: pulumi.Input[str]
-    health_check: dict[str, object]
+    health_check: aws.lb.TargetGroupHealthCheckArgs
     certificate_arn: pulumi.Input[str] | None = None
 
 

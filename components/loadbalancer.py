@@ -37,10 +37,10 @@ ACCESS_LOG_PREFIX = "alb"
 DEREGISTRATION_DELAY_SECONDS = 30
 
 
-def health_check(s: ServiceSettings) -> dict[str, object]:
+def health_check(s: ServiceSettings) -> aws.lb.TargetGroupHealthCheckArgs:
     """The target groups' health check of the app (blue/green's second group uses the same)."""
-    return {"enabled": True, "path": s.health_check_path, "protocol": "HTTP", "port": "traffic-port", "matcher": "200-399",
-            "interval": 15, "timeout": 5, "healthy_threshold": 2, "unhealthy_threshold": 3}
+    return aws.lb.TargetGroupHealthCheckArgs(enabled=True, path=s.health_check_path, protocol="HTTP", port="traffic-port", matcher="200-399",
+                                             interval=15, timeout=5, healthy_threshold=2, unhealthy_threshold=3)
 
 
 def lb_name(prefix: str, suffix: str) -> str:

@@ -116,7 +116,7 @@ class MigrationRunner:
         return found[0] if found else {"lastStatus": "STOPPED", "stoppedReason": "the task is no longer listed"}
 
     def _result(self, task: Mapping[str, Any], task_definition: str, image: str, duration: float) -> Migration:
-        container = next((c for c in task.get("containers") or [] if c.get("name") == MIGRATE_CONTAINER), {})
+        container: Mapping[str, Any] = next((c for c in task.get("containers") or [] if c.get("name") == MIGRATE_CONTAINER), {})
         code = container.get("exitCode")
         reason = "; ".join(str(x) for x in (task.get("stopCode"), task.get("stoppedReason"), container.get("reason")) if x)
         result = Migration(str(task.get("taskArn", "")), task_definition, image, int(code) if code is not None else None, duration, reason)

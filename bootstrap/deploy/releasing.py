@@ -78,7 +78,7 @@ class ReleaseGate:
         tasks = self.ecs.describe_tasks(cluster=cluster, tasks=arns[:100]).get("tasks") or [] if arns else []
         wrong = []
         for t in tasks:
-            app = next((c for c in t.get("containers") or [] if c.get("name") == APP_CONTAINER), {})
+            app: Mapping[str, Any] = next((c for c in t.get("containers") or [] if c.get("name") == APP_CONTAINER), {})
             if t.get("taskDefinitionArn") != task_definition or app.get("imageDigest") != digest:
                 wrong.append(f"{short(str(t.get('taskArn', '')))} ({short(str(t.get('taskDefinitionArn', '')))}, {app.get('imageDigest') or 'digest unknown'})")
         if not tasks or wrong:

@@ -119,7 +119,7 @@ def _releases(dynamodb: Any, prefix: str) -> list[dict[str, Any]]:
 
     ledger = Ledger(dynamodb, prefix)
     held = ledger.lock_holder()
-    rows = [{"at": r.at, "kind": r.kind, "tag": r.tag, "digest": r.digest, "outcome": r.outcome, "by": r.by,
+    rows: list[dict[str, Any]] = [{"at": r.at, "kind": r.kind, "tag": r.tag, "digest": r.digest, "outcome": r.outcome, "by": r.by,
              "migration": None if r.migration is None else {"exit": r.migration.exit_code, "seconds": round(r.migration.duration_seconds)}}
             for r in ledger.history(5)]
     if held:
