@@ -67,11 +67,8 @@ if settings.service.migration_command:
         MigrationTaskArgs(
             settings=settings.service,
             migrator=app_db.connection("migrator"),
-            image=service.image,
+            service=service,
             repository_arn=registry.repository_arn,
-            log_group_name=service.log_group_name,
-            log_group_arn=service.log_group_arn,
-            region=settings.region,
         ),
         opts=stack_opts,
     )

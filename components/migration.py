@@ -26,7 +26,9 @@ import pulumi_aws as aws
 
 from components import service_iam
 from components.app_database import DbConnection
+from components.awsinfo import aws_facts
 from components.container import container_definition
+from components.service import Service
 from config import naming
 from config.naming import MIGRATE_CONTAINER
 from config.settings import ServiceSettings
@@ -50,14 +52,13 @@ def migration_container(app_container: dict[str, Any], command: Sequence[str]) -
 @dataclass
 class MigrationTaskArgs:
     settings: ServiceSettings
-    """The service's settings: image, sizes, hardening, `migration_command`."""
+    """The service's settings: sizes, hardening, `migration_command`."""
     migrator: DbConnection
     """The migrator login (AppDatabase.connection("migrator")): its secret, never the app's."""
-    image: pulumi.Input[str]
+    service: Service
+    """The app's service: its image and its log group."""
     repository_arn: pulumi.Input[str]
-    log_group_name: pulumi.Input[str]
-    log_group_arn: pulumi.Input[str]
-    region: str
+    """The ECR repository the execution role may pull from."""
 
 
 class MigrationTask(pulumi.ComponentResource):
@@ -65,13 +66,14 @@ class MigrationTask(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MigrationTaskArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("pghome:service:MigrationTask", name, None, opts)
-        s = args.settings
+        s, svc = args.settings, args.service
+        region = aws_facts(self).region
         execution_role, _ = service_iam.execution_role(
-            name, f"{s.prefix}-mig", service_iam.execution_statements(args.repository_arn, args.log_group_arn, args.migrator, args.region), self
+            name, f"{s.prefix}-mig", service_iam.execution_statements(args.repository_arn, svc.log_group_arn, args.migrator, region), self
         )
         task_role = service_iam.task_role(name, f"{s.prefix}-mig", service_iam.task_statements(args.migrator, None, None), self)
         container = migration_container(
-            container_definition(s, args.migrator, args.image, args.log_group_name, args.region), s.migration_command
+            container_definition(s, args.migrator, svc.image, svc.log_group_name, region), s.migration_command
         )
         task = aws.ecs.TaskDefinition(
             f"{name}-task",
