@@ -41,7 +41,7 @@ def test_migrations_gate_releases_and_rollback_refuses_to_cross_one(dev: Double,
     logs = boto3.client("logs", region_name=REGION)
     logs.create_log_group(logGroupName=LOG_GROUP)
     rc, out, err = run(d, capsys, "up", "--stack", "dev", "--yes")
-    assert rc == 0, err
+    assert rc == 0, err + out
     outputs = stack_outputs(d)
     assert outputs["migrationTaskDefinitionArn"] == f"arn:aws:ecs:{REGION}:123456789012:task-definition/shop-dev-migrate:1"
     net = {"subnets": list(outputs["privateSubnetIds"]), "security_groups": [outputs["serviceSecurityGroupId"]]}
