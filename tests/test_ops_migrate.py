@@ -267,11 +267,11 @@ def test_steady_on_another_image_is_a_failure(aws: dict[str, Any]) -> None:
 # --- rollback's plan ---------------------------------------------------------------------------------------
 
 
-def rec(tag: str, at: str, migrated: bool = False, outcome: str = "succeeded") -> Any:
+def rec(tag: str, at: str, migrated: bool = False, outcome: str = "succeeded", kind: str = "release") -> Any:
     from bootstrap.deploy.ledger import ReleaseRecord
 
     m = Migration(TASK, PINNED_TD, f"{REPO}@sha256:x", 0, 12.0) if migrated else None
-    return ReleaseRecord("release", tag, "sha256:" + tag.replace(".", "") * 8, at, "ci", outcome, "", NEW_TD, m)
+    return ReleaseRecord(kind, tag, "sha256:" + tag.replace(".", "") * 8, at, "ci", outcome, "", NEW_TD, m)
 
 
 def test_rollback_picks_the_previous_release_and_refuses_across_a_migration() -> None:
@@ -308,3 +308,11 @@ def test_an_interrupted_migration_keeps_the_lock_while_its_task_runs(aws: dict[s
     assert held is not None and held["holder"] == "ci@runner pid 1" and held["task_arn"] == TASK
     assert any("is still running: the lock of shop-dev stays" in ln for ln in lines)
     assert Ledger(aws["dynamodb"], "shop-dev").history()[0].reason == "interrupted: KeyboardInterrupt"
+
+
+def test_a_second_rollback_goes_further_back_not_to_the_image_rolled_away_from() -> None:
+    history = [rec("1.4.2", "2026-12-04T10:00:00Z", kind="rollback"), rec("1.4.3", "2026-12-03T10:00:00Z"),
+               rec("1.4.2", "2026-12-02T10:00:00Z"), rec("1.4.1", "2026-12-01T10:00:00Z")]
+    plan = plan_rollback(history)
+    assert (plan.current.tag if plan.current else "", plan.target.tag) == ("1.4.2", "1.4.1")  # not 1.4.3, the broken one
+    assert plan_rollback(history, "1.4.3").target.tag == "1.4.3"  # still reachable when named

@@ -169,3 +169,22 @@ def test_logs_newest_last_with_task_ids_filtered_and_followed() -> None:
         assert len(lines) == 4 and lines[-1].endswith("late line")
         with pytest.raises(LogsError, match=r"log group /aws/rds/instance/shop-dev-db/postgresql \(PostgreSQL's own log\) does not exist"):
             tail(logs, "shop-dev", "db", since_seconds=600, out=lines.append)
+
+
+def test_cli_status_json_and_logs_arguments(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from bootstrap.cli.main import main
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    with mock_aws():
+        # nothing deployed: every part says why on its own line, the command still answers (exit 0)
+        assert main(["status", "--stack", "dev"]) == 0
+        text = capsys.readouterr().out
+        assert "service    unreachable:" in text and "database   unreachable:" in text and "alarms     none in ALARM" in text
+        assert main(["status", "--stack", "dev", "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["prefix"] == "shop-dev" and "error" in report["service"] and report["alarms"] == []
+        assert main(["logs", "--stack", "dev", "--since", "ten minutes"]) == 2
+        assert capsys.readouterr().err.strip() == "error: --since 'ten minutes' is not a duration; use a number and a unit: 30s, 10m, 2h or 7d"
+        assert main(["logs", "--stack", "dev", "migrate"]) == 2
+        assert "log group /ecs/shop-dev/app (the release migrations) does not exist" in capsys.readouterr().err

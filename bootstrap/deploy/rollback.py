@@ -54,7 +54,8 @@ def plan_rollback(history: Sequence[ReleaseRecord], to: str = "", *, allow_newer
     else:
         if current is None:
             raise RollbackError("no succeeded release is recorded for this stack; name the image with --to TAG or use release")
-        target = next((r for r in done if r.tag != current.tag and r.at < current.at), None)
+        left = abandoned(done)
+        target = next((r for r in done if r.tag != current.tag and r.tag not in left and r.at < current.at), None)
         if target is None:
             raise RollbackError(f"no earlier release than {current.tag} is recorded; nothing to roll back to")
     newer = tuple(r for r in history if r.at > target.at and r.migrated)
@@ -65,6 +66,17 @@ def plan_rollback(history: Sequence[ReleaseRecord], to: str = "", *, allow_newer
                             "run on a newer schema; if those migrations are backward compatible, re-run with --allow-newer-schema, "
                             "else release a fix forward")
     return RollbackPlan(current, target, newer)
+
+
+def abandoned(done: Sequence[ReleaseRecord]) -> set[str]:
+    """Tags a rollback moved away from: a second `rollback` must not go "back" to the broken image."""
+    left: set[str] = set()
+    running = ""
+    for r in reversed(done):  # oldest first
+        if r.kind == "rollback" and running:
+            left.add(running)
+        running = r.tag
+    return left - {running}
 
 
 def confirm_rollback(plan: RollbackPlan, stack: str, *, assume_yes: bool, out: Callable[[str], None] = print,
