@@ -17,6 +17,7 @@ from typing import Any
 
 from config import naming, sections
 from config.reader import Reader
+from config.restore_checks import restore_checks
 from config.schema import ProjectSchema, project_schema
 from config.settings import Environment, NatStrategy, Settings, stack_prefix
 from config.stack_file import InputError, StackFile, settings_name
@@ -82,6 +83,7 @@ def load_settings(
     if network.nat_strategy is NatStrategy.NONE and not network.interface_endpoints and "natStrategy" not in r.failed:
         r.fail("natStrategy", "none", "with no NAT the tasks need interfaceEndpoints: true to pull images and write logs")
     r.strings("costUsage")  # type-checked here; only the offline cost estimate (bootstrap/cost) uses it
+    restore = restore_checks(r)  # only `bootstrap restore` uses it
     unread = set(schema.keys) - r.read
     if unread:  # programming error: a declared key nobody reads
         raise KeyError(f"Pulumi.yaml declares keys the loader never reads: {sorted(unread)}")
@@ -100,6 +102,7 @@ def load_settings(
         service=service,
         app_database=app_database,
         security=security,
+        restore=restore,
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from components.pgmodel import DbModel, build_model, role_names
 from config import naming
+from config.restore_checks import RestoreChecks
 
 
 class Environment(enum.StrEnum):
@@ -257,6 +258,8 @@ class Settings:
     service: ServiceSettings
     app_database: AppDatabaseSettings
     security: SecuritySettings
+    restore: RestoreChecks = RestoreChecks()
+    """What `bootstrap restore` checks beyond the model (config/restore_checks.py)."""
 
     @property
     def is_prod(self) -> bool:

@@ -87,7 +87,8 @@ def _write_tls_files(directory: Path, dns_names: tuple[str, ...] = ()) -> None:
 
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pghome test CA")])
+    # A name of its own per server: a bundle of several servers' CAs (like the RDS global bundle) must tell them apart.
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"pghome test CA {os.urandom(4).hex()}")])
     ca_cert = (
         x509.CertificateBuilder()
         .subject_name(ca_name)

@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bootstrap.cli import rotation  # build-rotation
 
     rotation.register(sub)
+    from bootstrap.cli import restore  # restore --stack S (--to-time T | --latest | --snapshot ID) [--drill]
+
+    restore.register(sub)
     return parser
 
 

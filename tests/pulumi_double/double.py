@@ -43,7 +43,7 @@ BOOL_FLAGS = {"--json", "--show-secrets", "--yes", "-y", "--skip-preview", "--no
               "--suppress-outputs", "--suppress-progress", "--logflow", "--logtostderr", "--clear-pending-creates", "--exclude-protected",
               "--target-dependents", "--continue-on-error", "--all", "--preserve-config", "--show-ids", "--show-urns", "--local"}
 RECORDED_ENV = ("PULUMI_BACKEND_URL", "PULUMI_HOME", "PULUMI_AUTOMATION_API", "PULUMI_DEBUG_COMMANDS", "PULUMI_SKIP_UPDATE_CHECK",
-                "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy")
+                "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy", "PGOPTIONS")
 HASHED_ENV = ("PGPASSWORD", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_ACCESS_TOKEN")
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # what the SDK parses (automation/_stack.py)
 

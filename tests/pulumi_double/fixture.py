@@ -104,6 +104,6 @@ def pulumi_double(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pulumi_double
     monkeypatch.setenv("PULUMI_DOUBLE_BLOB_ROOT", str(tmp_path / "blobs"))
     monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "pulumi-home"))
     for var in ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE", "PULUMI_ACCESS_TOKEN",
-                "PULUMI_DOUBLE_FAIL_ON", "PULUMI_DOUBLE_FAIL_MESSAGE", "PULUMI_DOUBLE_CLOUD", "PGPASSWORD"):
+                "PULUMI_DOUBLE_FAIL_ON", "PULUMI_DOUBLE_FAIL_MESSAGE", "PULUMI_DOUBLE_CLOUD", "PGPASSWORD", "PGOPTIONS"):
         monkeypatch.delenv(var, raising=False)
     yield Double(project, tmp_path)
