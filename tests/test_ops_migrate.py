@@ -316,3 +316,17 @@ def test_a_second_rollback_goes_further_back_not_to_the_image_rolled_away_from()
     plan = plan_rollback(history)
     assert (plan.current.tag if plan.current else "", plan.target.tag) == ("1.4.2", "1.4.1")  # not 1.4.3, the broken one
     assert plan_rollback(history, "1.4.3").target.tag == "1.4.3"  # still reachable when named
+
+
+def test_a_long_migration_says_so_every_minute(aws: dict[str, Any]) -> None:
+    ecs = boto3.client("ecs", region_name=REGION)
+    stub = Stubber(ecs)
+    digest = "sha256:" + "f" * 64
+    queue_migration(stub, digest, *[task("RUNNING")] * 30, task("STOPPED", 0))
+    lines: list[str] = []
+    clock = Clock()
+    with stub:
+        MigrationRunner(ecs, aws["logs"], out=lines.append, clock=clock, sleep=clock.sleep).run(TARGET, f"{REPO}@{digest}", 600)
+    assert [ln for ln in lines if ln.startswith("migration: task running")] == [
+        "migration: task running (0s)", "migration: task running (60s)", "migration: task running (120s)"]
+    assert lines[-1] == "migration: exit 0 after 150s"

@@ -90,14 +90,15 @@ class MigrationRunner:
         stream = f"{MIGRATE_CONTAINER}/{MIGRATE_CONTAINER}/{short(arn)}"
         self.out(f"migration: task {short(arn)} started; its log: {target.log_group} {stream}")
         tail = LogTail(self.logs, target.log_group, stream, self.out)
-        last_status = ""
+        last_status, last_said = "", start
         while True:
             task = self._task(target.cluster, arn)
             tail.poll()
             status = str(task.get("lastStatus", ""))
-            if status != last_status:
-                self.out(f"migration: task {status.lower()}")
-                last_status = status
+            now = self.clock()
+            if status != last_status or now - last_said >= 60:  # a line a minute while nothing changes
+                self.out(f"migration: task {status.lower()} ({now - start:.0f}s)")
+                last_status, last_said = status, now
             if status == "STOPPED":
                 self.running = ""
                 tail.poll()
