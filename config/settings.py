@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from components.pgmodel import DbModel, build_model, role_names
 from config import naming
+from config.monitoring import MonitoringSettings
 from config.restore_checks import RestoreChecks
 
 
@@ -258,6 +259,7 @@ class Settings:
     service: ServiceSettings
     app_database: AppDatabaseSettings
     security: SecuritySettings
+    monitoring: MonitoringSettings
     restore: RestoreChecks = RestoreChecks()
     """What `bootstrap restore` checks beyond the model (config/restore_checks.py)."""
 

@@ -128,9 +128,9 @@ def _releases(dynamodb: Any, prefix: str) -> list[dict[str, Any]]:
 
 
 def _alarms(cloudwatch: Any, prefix: str) -> list[dict[str, str]]:
-    found = [a for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmNamePrefix=f"{prefix}-", StateValue="ALARM")
-             for a in page.get("MetricAlarms") or [] if a.get("StateValue") == "ALARM"]
-    return [{"name": a["AlarmName"], "since": str(a.get("StateUpdatedTimestamp", "")), "reason": str(a.get("StateReason", ""))[:160]} for a in found]
+    from bootstrap.deploy.alarms import firing_alarms  # the one DescribeAlarms reading (components/monitoring.py names them '<prefix>-...')
+
+    return [{"name": a.name, "since": str(a.since or ""), "reason": a.reason[:160], "runbook": a.runbook} for a in firing_alarms(cloudwatch, f"{prefix}-")]
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,7 +195,8 @@ def _r_releases(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _r_alarms(alarms: list[dict[str, str]]) -> list[str]:
-    return [f"ALARM      {a['name']} since {a['since'][:19]}: {a['reason']}" for a in alarms] or ["alarms     none in ALARM"]
+    return [f"ALARM      {a['name']} since {a['since'][:19]}: {a['reason']}{' (what to do: ' + a['runbook'] + ')' if a.get('runbook') else ''}"
+            for a in alarms] or ["alarms     none in ALARM"]
 
 
 RENDER: dict[str, Callable[[Any], list[str]]] = {"service": _r_service, "targets": _r_targets, "database": _r_database,
