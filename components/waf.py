@@ -114,6 +114,7 @@ class Waf(pulumi.ComponentResource):
             f"{name}-logs-key",
             alias=f"{s.prefix}-waf-logs",
             description=f"{s.prefix}: WAF logs",
+            log_groups=[naming.waf_log_group(s.prefix)],
             parent=self,
         )
         group = encrypted_log_group(f"{name}-logs", name=naming.waf_log_group(s.prefix), retention_days=s.log_retention_days, key_arn=key.arn, parent=self)

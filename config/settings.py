@@ -24,6 +24,10 @@ class Environment(enum.StrEnum):
     PROD = "prod"
 
 
+# The interface endpoints the network can create, in the order they are made. Each is billed per
+# AZ-hour plus per GB (docs/first-deploy.md, item 9); with a NAT they only save NAT data processing.
+INTERFACE_ENDPOINT_SERVICES = ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "sts")
+
 class NatStrategy(enum.StrEnum):
     NONE = "none"
     SINGLE = "single"
@@ -51,6 +55,8 @@ class NetworkSettings:
     flow_log_retention_days: int
     s3_gateway_endpoint: bool
     interface_endpoints: bool
+    interface_endpoint_services: tuple[str, ...] = INTERFACE_ENDPOINT_SERVICES
+    """Which interface endpoints `interface_endpoints` creates (each costs per AZ-hour)."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,19 @@ class ServiceSettings:
     """An AWS WAF web ACL on the load balancer (default: prod only)."""
     waf_rate_limit: int = 2000
     """Requests per client IP per 5 minutes before the WAF rate rule blocks it."""
+    migration_command: tuple[str, ...] = ()
+    """The app's migration command (exec form), run by `release` as a one-off task before the
+    service changes; empty: no migration step."""
+    migration_timeout_seconds: int = 1800
+    """How long `release` waits for the migration task before stopping it and aborting."""
+    deployment_strategy: str = "rolling"
+    """rolling (ECS rolling update, circuit breaker) or blue_green (ECS native blue/green with a test listener)."""
+    bake_time_minutes: int = 10
+    """blue_green: minutes both revisions stay up after production traffic moves, before the old one stops."""
+    test_listener_port: int = 8443
+    """blue_green: the ALB port that reaches the new revision before production traffic moves."""
+    test_listener_cidrs: tuple[str, ...] = ()
+    """blue_green: who may reach the test listener (none by default; never the whole internet)."""
 
     @property
     def has_image(self) -> bool:
