@@ -114,7 +114,6 @@ def gated_release(args: argparse.Namespace, *, kind: str, tag: str, expected_dig
     from bootstrap.deploy.deployer import plain_outputs
     from bootstrap.deploy.migrate import MigrationRunner
     from bootstrap.deploy.releasing import ReleaseGate, run_gated
-
     from bootstrap.deploy.workspace import require_cli
 
     session = deploy_cli._session(args, cli=False)  # noqa: SLF001 - settings from the stack file, no CLI needed yet
