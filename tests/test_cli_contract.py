@@ -189,7 +189,7 @@ def test_f_an_undecryptable_stack_value_is_one_sentence(pulumi_double: Double, m
 
 @pytest.fixture
 def non_utf8_stack() -> Any:
-    from config.stackfile import PROJECT_DIR
+    from config.stack_file import PROJECT_DIR
 
     path = PROJECT_DIR / "Pulumi.h22latin1.yaml"
     path.write_bytes(b"config:\n  aws:region: eu-west-1\n  pghome:appName: caf\xe9\n")
