@@ -158,6 +158,7 @@ class Database(pulumi.ComponentResource):
             alias=f"{prefix}/db",
             description=f"{prefix} database: storage, Performance Insights, logs and secrets",
             parent=self,
+            keep=self._args.settings.keep_on_destroy,
         )
         return key
 
@@ -223,7 +224,8 @@ class Database(pulumi.ComponentResource):
         cfg = self._args.settings
         return [
             encrypted_log_group(
-                f"{self._name}-log-{kind}", name=naming.db_log_group(cfg.prefix, kind), retention_days=cfg.log_retention_days, key_arn=key.arn, parent=self
+                f"{self._name}-log-{kind}", name=naming.db_log_group(cfg.prefix, kind), retention_days=cfg.log_retention_days, key_arn=key.arn, parent=self,
+                keep=cfg.keep_on_destroy,
             )
             for kind in LOG_EXPORTS
         ]

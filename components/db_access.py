@@ -112,6 +112,7 @@ class DbAccess(pulumi.ComponentResource):
             alias=f"{self._prefix}/db-access",
             description=f"{self._prefix}: database access task, ECS Exec sessions and their logs",
             parent=self,
+            keep=self._args.settings.keep_on_destroy,
         )
         return key
 
@@ -123,6 +124,7 @@ class DbAccess(pulumi.ComponentResource):
                 retention_days=self._args.settings.log_retention_days,
                 key_arn=key.arn,
                 parent=self,
+                keep=self._args.settings.keep_on_destroy,
             )
             for kind in ("task", "exec")
         ]

@@ -66,8 +66,10 @@ def create_key(
     services: Sequence[ServiceGrant],
     parent: pulumi.Resource,
     deletion_window_days: int = 30,
+    keep: bool = False,
 ) -> tuple[aws.kms.Key, aws.kms.Alias]:
-    """A symmetric CMK with yearly rotation and its alias `alias/<alias>`, both children of `parent`."""
+    """A symmetric CMK with yearly rotation and its alias `alias/<alias>`, both children of `parent`.
+    `keep` (prod data keys): protected and retained on delete, so what it encrypted stays readable."""
     opts = pulumi.InvokeOptions(parent=parent)
     facts = aws_facts(parent)
     partition = facts.partition
@@ -99,7 +101,7 @@ def create_key(
         key_usage="ENCRYPT_DECRYPT",
         customer_master_key_spec="SYMMETRIC_DEFAULT",
         policy=policy.json,
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=keep_options(parent, keep),
     )
     key_alias = aws.kms.Alias(
         f"{name}-alias",
@@ -124,16 +126,24 @@ def logs_grant(region: str, account_id: str, partition: str) -> ServiceGrant:
     )
 
 
-def logs_key(name: str, *, alias: str, description: str, parent: pulumi.Resource) -> aws.kms.Key:
+def keep_options(parent: pulumi.Resource, keep: bool) -> pulumi.ResourceOptions:
+    """Options of a resource that must outlive the stack when `keep`: `destroy` refuses while it is
+    protected, and once unprotected on purpose it is left in AWS (docs/data-loss.md)."""
+    return pulumi.ResourceOptions(parent=parent, protect=keep, retain_on_delete=keep)
+
+
+def logs_key(name: str, *, alias: str, description: str, parent: pulumi.Resource, keep: bool = False) -> aws.kms.Key:
     """A CMK that CloudWatch Logs of this account and region may use (for KMS-encrypted log groups),
     besides the account's own principals; a child of `parent`."""
     facts = aws_facts(parent)
-    key, _ = create_key(name, alias=alias, description=description, services=[logs_grant(facts.region, facts.account_id, facts.partition)], parent=parent)
+    key, _ = create_key(name, alias=alias, description=description, services=[logs_grant(facts.region, facts.account_id, facts.partition)], parent=parent,
+                        keep=keep)
     return key
 
 
 def encrypted_log_group(
-    resource_name: str, *, name: pulumi.Input[str], retention_days: pulumi.Input[int], key_arn: pulumi.Input[str], parent: pulumi.Resource
+    resource_name: str, *, name: pulumi.Input[str], retention_days: pulumi.Input[int], key_arn: pulumi.Input[str], parent: pulumi.Resource,
+    keep: bool = False,
 ) -> aws.cloudwatch.LogGroup:
     """A CloudWatch log group encrypted with a CMK (one from `logs_key`) and kept `retention_days`;
     a child of `parent`. Left to AWS, a group would appear on first write unencrypted and kept forever."""
@@ -142,5 +152,5 @@ def encrypted_log_group(
         name=name,
         retention_in_days=retention_days,
         kms_key_id=key_arn,
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=keep_options(parent, keep),
     )

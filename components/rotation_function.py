@@ -191,7 +191,8 @@ class RotationFunction(pulumi.ComponentResource):
 
     def _log_group(self) -> aws.cloudwatch.LogGroup:
         return kms.encrypted_log_group(f"{self._name}-logs", name=f"/aws/lambda/{self._function_name}",
-                                       retention_days=self._args.settings.log_retention_days, key_arn=self._args.database.kms_key_arn, parent=self)
+                                       retention_days=self._args.settings.log_retention_days, key_arn=self._args.database.kms_key_arn, parent=self,
+                                       keep=self._args.settings.keep_on_destroy)
 
     # --- the function ----------------------------------------------------------------------
     def _function(self, sg: aws.ec2.SecurityGroup, role: aws.iam.Role, log_group: aws.cloudwatch.LogGroup) -> aws.lambda_.Function:

@@ -43,11 +43,20 @@ from components.settings import (
 )
 from controls import is_private_cidr, waiver_problems
 
+RESERVED_TAG_KEYS = ("Project", "Stack", "Environment", "ManagedBy")
+"""Default tags pghome sets itself; the security controls read Environment (controls/readers.py)."""
+
 
 def secret_recovery_window_days(env: Environment) -> int:
     """Days a deleted secret stays restorable: 30 in prod; 0 elsewhere, so a destroyed stack's
     secrets are gone at once and destroy -> up can reuse their names (one rule for every secret)."""
     return 30 if env is Environment.PROD else 0
+
+
+def keep_on_destroy(env: Environment) -> bool:
+    """Prod's data keys and log groups outlive the stack (protect + retainOnDelete): a final snapshot
+    is only restorable while its key exists (issue 28). One rule for every section."""
+    return env is Environment.PROD
 
 
 def general(r: Reader) -> tuple[str, Environment, str, dict[str, str]]:
@@ -68,12 +77,14 @@ def general(r: Reader) -> tuple[str, Environment, str, dict[str, str]]:
         key, sep, value = item.partition("=")
         if not sep or not re.fullmatch(TAG_KEY_RE, key) or not re.fullmatch(TAG_VALUE_RE, value) or key.lower().startswith("aws:"):
             r.fail("tags", item, "each entry must be Key=Value (key 1-128 chars, not starting with aws:)")
+        elif key in RESERVED_TAG_KEYS:
+            r.fail("tags", item, f"the keys {', '.join(RESERVED_TAG_KEYS)} are set by pghome (Environment comes from the environment key)")
         else:
             tags[key] = value
     return region, environment, app_name, tags
 
 
-def network(r: Reader, name_prefix: str) -> NetworkSettings:
+def network(r: Reader, name_prefix: str, env: Environment = Environment.DEV) -> NetworkSettings:
     cidr_text = r.string("vpcCidr")
     # 2 at least: the database always exists, and a DB subnet group must span two AZs.
     az_count = r.integer("azCount", 2, 6)
@@ -110,6 +121,7 @@ def network(r: Reader, name_prefix: str) -> NetworkSettings:
         flow_log_retention_days=retention,
         s3_gateway_endpoint=r.boolean("s3GatewayEndpoint"),
         interface_endpoints=r.boolean("interfaceEndpoints"),
+        keep_on_destroy=keep_on_destroy(env),
     )
 
 
@@ -139,7 +151,9 @@ def database(r: Reader, name_prefix: str, env: Environment, az_count: int) -> Da
     deletion_protection = r.boolean("dbDeletionProtection")
     backup = r.integer("dbBackupRetentionDays", 7, 35)
     final_snapshot = r.boolean("dbFinalSnapshot")
+    protect = r.boolean("dbProtect")
     if env is Environment.PROD:
+        r.check(protect, "dbProtect", protect, "must be true in prod (Pulumi protect: `destroy` and a replacing update cannot delete the database)")
         r.check(deletion_protection, "dbDeletionProtection", deletion_protection, "must be true in prod")
         r.check(backup >= 14, "dbBackupRetentionDays", backup, "must be >= 14 in prod")
         r.check(final_snapshot, "dbFinalSnapshot", final_snapshot, "must be true in prod")
@@ -169,7 +183,7 @@ def database(r: Reader, name_prefix: str, env: Environment, az_count: int) -> Da
         max_allocated_storage_gb=max_allocated,
         multi_az=multi_az,
         deletion_protection=deletion_protection,
-        protect=r.boolean("dbProtect"),
+        protect=protect,
         backup_retention_days=backup,
         final_snapshot=final_snapshot,
         master_username=master,
@@ -186,6 +200,7 @@ def database(r: Reader, name_prefix: str, env: Environment, az_count: int) -> Da
         log_retention_days=log_retention,
         secret_rotation_days=r.integer("dbSecretRotationDays", 1, 365),
         access=r.boolean("dbAccess"),
+        keep_on_destroy=keep_on_destroy(env),
     )
 
 
@@ -276,6 +291,7 @@ def service(r: Reader, name_prefix: str, env: Environment) -> ServiceSettings:
         container_insights="enhanced" if env is Environment.PROD else "enabled",
         waf_enabled=r.optional_boolean("wafEnabled", env is Environment.PROD),
         waf_rate_limit=r.integer("wafRateLimit", 10, 2_000_000_000),
+        keep_on_destroy=keep_on_destroy(env),
     )
     if env is Environment.PROD:
         r.check(settings.https, "certificateArn", cert, "prod needs HTTPS: set certificateArn, or domainName and hostedZoneId")
@@ -301,6 +317,9 @@ def app_database(
     host = r.string("appDbHostOverride")
     r.check(host == "" or bool(re.fullmatch(r"[A-Za-z0-9.\-:]{1,253}", host)), "appDbHostOverride", host, "must be empty or a host name / IP address")
     ssl_mode = r.choice("appDbSslMode", SslMode)
+    if env is Environment.PROD:
+        r.check(ssl_mode is SslMode.VERIFY_FULL, "appDbSslMode", ssl_mode.value,
+                "must be verify-full in prod (require encrypts but accepts any server, which could then receive the master password)")
     root_cert = r.string("appDbSslRootCert")
     r.check(ssl_mode is not SslMode.VERIFY_FULL or bool(root_cert), "appDbSslRootCert", root_cert,
             "must name the RDS CA bundle file (e.g. certs/rds-global-bundle.pem) when appDbSslMode is verify-full")

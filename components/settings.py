@@ -49,6 +49,8 @@ class NetworkSettings:
     flow_log_retention_days: int
     s3_gateway_endpoint: bool
     interface_endpoints: bool
+    keep_on_destroy: bool = False
+    """Protect and retain the flow log group and its key (prod): see docs/data-loss.md."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,9 @@ class DatabaseSettings:
     """Schedule of the rotation function on the master and login secrets (SecretsManager.4 wants <= 90)."""
     access: bool = True
     """dbAccess: the on-demand access task for the tunnel (components/db_access.py)."""
+    keep_on_destroy: bool = False
+    """Protect and retain the DB key (it encrypts the final snapshot, backups and secrets) and the
+    log groups with their keys (prod): they outlive `destroy`, see docs/data-loss.md."""
 
     @property
     def identifier(self) -> str:
@@ -149,6 +154,8 @@ class ServiceSettings:
     """An AWS WAF web ACL on the load balancer (default: prod only)."""
     waf_rate_limit: int = 2000
     """Requests per client IP per 5 minutes before the WAF rate rule blocks it."""
+    keep_on_destroy: bool = False
+    """Protect and retain the log groups and their keys (prod): see docs/data-loss.md."""
 
     @property
     def has_image(self) -> bool:
