@@ -76,6 +76,8 @@ rotation = RotationFunction(
     opts=stack_opts,
 )
 database.allow_from("rotation", rotation.security_group_id, "PostgreSQL from the rotation function")
+# The master secret: readable by the rotation function, the deploy role and the break-glass role only.
+database.restrict_master_secret(rotation.role_arn)
 
 # The on-demand path deploy/rotate/audit tunnel through from outside the VPC (bootstrap/tunnel.py).
 db_access = None

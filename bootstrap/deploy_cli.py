@@ -89,6 +89,9 @@ def _session(args: argparse.Namespace, *, cli: bool) -> Session:
             config = ws.open().get_all_config()
             decrypted = {k: str(getattr(v, "value", v)) for k, v in config.items() if k in sf.secure_keys}
     settings = settings_for(sf, args.stack, decrypted)
+    sslmode = getattr(args, "sslmode", "")
+    if settings.is_prod and sslmode and sslmode != "verify-full":  # issue 28: never downgraded in prod, not even for one run
+        raise InputError(f"--sslmode {sslmode} is refused for prod stack {args.stack}: prod connections verify the server (verify-full with the RDS CA bundle)")
     return Session(args, project_dir, sf, backend, ws, settings, decrypted)
 
 
@@ -178,7 +181,7 @@ def _deployer(s: Session, rot_factory: Callable[[], Any]) -> Any:
             return make_remote_rotator(s.settings.region, outputs).rotate(roles, join_pending=True, start=start)
 
         remote = through_function
-    return Deployer(s.sf, s.ws, rot_factory, _auditor(s, rot_factory), assume_yes=s.args.yes, policy_packs=policy_packs(s.project_dir),
+    return Deployer(s.sf, s.ws, rot_factory, _auditor(s, rot_factory), assume_yes=s.args.yes, allow_data_loss=getattr(s.args, "allow_data_loss", False), policy_packs=policy_packs(s.project_dir),
                     route=lambda outputs: _db_route(s, rot_factory, outputs), password_logins=s.settings.app_database.password_logins(),
                     remote_rotation=remote)
 
@@ -302,8 +305,13 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--secrets-provider", default="", help="for a new stack: passphrase (default) or awskms://alias/<name>?region=<r>")
 
 
-def _yes(p: argparse.ArgumentParser) -> None:
+def _yes(p: argparse.ArgumentParser, *, data_loss: bool = True) -> None:
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation (required without a terminal)")
+    if data_loss:  # refresh only rewrites the state: nothing to allow
+        p.add_argument(
+            "--allow-data-loss", action="store_true",
+            help="accept a preview that deletes or replaces a resource holding data (DB, app database, secrets, keys, buckets, "
+                 "repositories, log groups); refused without it, even with --yes (docs/data-loss.md)")
 
 
 def register(sub: Any) -> None:
@@ -337,7 +345,7 @@ def register(sub: Any) -> None:
         _backend_args(p)
         _db_args(p)
         if op in ("up", "refresh", "destroy"):
-            _yes(p)
+            _yes(p, data_loss=op != "refresh")
         else:
             p.set_defaults(yes=False)
         p.set_defaults(func=guarded(cmd_single), op=op)

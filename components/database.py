@@ -30,6 +30,7 @@ from components import sg as rules
 from components.awsinfo import aws_facts
 from components.iam import service_trust_policy
 from components.kms import encrypted_log_group, logs_key
+from components.secret_access import master_secret_policy
 from components.settings import DatabaseSettings
 
 # Both windows in UTC and disjoint (RDS rejects overlapping ones); the backup runs first.
@@ -153,11 +154,13 @@ class Database(pulumi.ComponentResource):
         kms:ViaService on behalf of the caller, which the account statement allows; only
         CloudWatch Logs needs its own statement, scoped to this account's log groups."""
         prefix = self._args.settings.prefix
+        facts = self._facts
         key = logs_key(
             f"{self._name}-key",
             alias=f"{prefix}/db",
             description=f"{prefix} database: storage, Performance Insights, logs and secrets",
             parent=self,
+            via_services=(f"rds.{facts.region}.amazonaws.com", f"secretsmanager.{facts.region}.amazonaws.com"),
             keep=self._args.settings.keep_on_destroy,
         )
         return key
@@ -341,6 +344,21 @@ class Database(pulumi.ComponentResource):
         return secret
 
     # --- grants (the way CDK's connections.allowFrom / grantConnect work) -------------------------
+
+    def restrict_master_secret(self, rotation_role_arn: pulumi.Input[str]) -> aws.secretsmanager.SecretPolicy | None:
+        """Only the rotation function and the configured deploy and break-glass roles may read or
+        change the master secret (components/secret_access.py). None when no role is configured (dev)."""
+        readers = self._args.settings.master_secret_readers
+        if not readers:
+            return None
+        policy = pulumi.Output.from_input(rotation_role_arn).apply(lambda arn: master_secret_policy([arn, *readers]))
+        return aws.secretsmanager.SecretPolicy(
+            f"{self._name}-master-secret-policy",
+            secret_arn=self.master_secret_arn,
+            policy=policy,
+            block_public_policy=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _final_snapshot_identifier(self) -> pulumi.Output[str]:
         """Unique per instance lifetime: a random suffix created with the instance and kept across

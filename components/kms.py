@@ -67,20 +67,36 @@ def create_key(
     parent: pulumi.Resource,
     deletion_window_days: int = 30,
     keep: bool = False,
+    via_services: Sequence[str] = (),
 ) -> tuple[aws.kms.Key, aws.kms.Alias]:
     """A symmetric CMK with yearly rotation and its alias `alias/<alias>`, both children of `parent`.
-    `keep` (prod data keys): protected and retained on delete, so what it encrypted stays readable."""
+    `keep` (prod data keys): protected and retained on delete, so what it encrypted stays readable.
+    `via_services` (e.g. rds.<region>.amazonaws.com): the account's principals may use the key only
+    through these services (kms:ViaService), never call Decrypt on it directly; administration stays open."""
     opts = pulumi.InvokeOptions(parent=parent)
     facts = aws_facts(parent)
     partition = facts.partition
+    account = [aws.iam.GetPolicyDocumentStatementPrincipalArgs(type="AWS", identifiers=[f"arn:{partition}:iam::{facts.account_id}:root"])]
+    # DescribeKey shows no data: it stays with administration. CreateGrant is how RDS uses the key.
+    use = [a for a in ACCOUNT_ACTIONS if (a in USE_ACTIONS and a != "kms:DescribeKey") or a == "kms:CreateGrant"] if via_services else []
     statements = [
         aws.iam.GetPolicyDocumentStatementArgs(
             sid="AccountAdministration",
-            principals=[aws.iam.GetPolicyDocumentStatementPrincipalArgs(type="AWS", identifiers=[f"arn:{partition}:iam::{facts.account_id}:root"])],
-            actions=ACCOUNT_ACTIONS,
+            principals=account,
+            actions=[a for a in ACCOUNT_ACTIONS if a not in use],
             resources=["*"],  # in a key policy "*" means this key
         )
     ]
+    if use:
+        statements.append(
+            aws.iam.GetPolicyDocumentStatementArgs(
+                sid="AccountUseThroughServices",
+                principals=account,
+                actions=use,
+                resources=["*"],
+                conditions=[aws.iam.GetPolicyDocumentStatementConditionArgs(test="StringEquals", variable="kms:ViaService", values=list(via_services))],
+            )
+        )
     for i, grant in enumerate(services):
         statements.append(
             aws.iam.GetPolicyDocumentStatementArgs(
@@ -132,12 +148,12 @@ def keep_options(parent: pulumi.Resource, keep: bool) -> pulumi.ResourceOptions:
     return pulumi.ResourceOptions(parent=parent, protect=keep, retain_on_delete=keep)
 
 
-def logs_key(name: str, *, alias: str, description: str, parent: pulumi.Resource, keep: bool = False) -> aws.kms.Key:
+def logs_key(name: str, *, alias: str, description: str, parent: pulumi.Resource, keep: bool = False, via_services: Sequence[str] = ()) -> aws.kms.Key:
     """A CMK that CloudWatch Logs of this account and region may use (for KMS-encrypted log groups),
     besides the account's own principals; a child of `parent`."""
     facts = aws_facts(parent)
     key, _ = create_key(name, alias=alias, description=description, services=[logs_grant(facts.region, facts.account_id, facts.partition)], parent=parent,
-                        keep=keep)
+                        keep=keep, via_services=via_services)
     return key
 
 

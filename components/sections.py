@@ -17,6 +17,7 @@ from components.limits import (
     DB_INSTANCE_SIZES,
     DOMAIN_RE,
     FARGATE_SIZES,
+    IAM_ROLE_ARN_RE,
     IMAGE_RE,
     IMAGE_TAG_RE,
     LOG_RETENTION_DAYS,
@@ -172,6 +173,14 @@ def database(r: Reader, name_prefix: str, env: Environment, az_count: int) -> Da
     for c in admin_cidrs:
         r.check(_is_private_ipv4_network(c), "dbAdminCidrs", c, "each entry must be a private IPv4 CIDR (RFC 1918), never 0.0.0.0/0")
     log_retention = _log_retention(r, "dbLogRetentionDays")
+    readers = tuple(
+        arn for arn in (r.string("dbDeployRoleArn", pattern=f"(?:{IAM_ROLE_ARN_RE})?", allowed="empty or an IAM role ARN arn:aws:iam::<account>:role/<path/name>"),
+                        r.string("dbBreakGlassRoleArn", pattern=f"(?:{IAM_ROLE_ARN_RE})?", allowed="empty or an IAM role ARN arn:aws:iam::<account>:role/<path/name>"))
+        if arn
+    )
+    if env is Environment.PROD:
+        r.check(len(readers) == 2, "dbDeployRoleArn", list(readers),
+                "prod needs dbDeployRoleArn and dbBreakGlassRoleArn: only they and the rotation function may read the master secret")
     admin_sgs = r.strings("dbAdminSecurityGroupIds")
     for sg in admin_sgs:
         r.check(bool(re.fullmatch(r"sg-[0-9a-f]{8,17}", sg)), "dbAdminSecurityGroupIds", sg, "each entry must be a security group id sg-<8 or 17 hex>")
@@ -200,6 +209,7 @@ def database(r: Reader, name_prefix: str, env: Environment, az_count: int) -> Da
         log_retention_days=log_retention,
         secret_rotation_days=r.integer("dbSecretRotationDays", 1, 365),
         access=r.boolean("dbAccess"),
+        master_secret_readers=readers,
         keep_on_destroy=keep_on_destroy(env),
     )
 

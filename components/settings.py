@@ -87,6 +87,9 @@ class DatabaseSettings:
     """Schedule of the rotation function on the master and login secrets (SecretsManager.4 wants <= 90)."""
     access: bool = True
     """dbAccess: the on-demand access task for the tunnel (components/db_access.py)."""
+    master_secret_readers: tuple[str, ...] = ()
+    """IAM role ARNs that may read the master secret besides the rotation function (dbDeployRoleArn,
+    dbBreakGlassRoleArn); empty (dev only): the secret has no resource policy."""
     keep_on_destroy: bool = False
     """Protect and retain the DB key (it encrypts the final snapshot, backups and secrets) and the
     log groups with their keys (prod): they outlive `destroy`, see docs/data-loss.md."""

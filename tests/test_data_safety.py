@@ -164,3 +164,14 @@ def test_the_policy_pack_sees_protect_but_cannot_see_retain(prod_graph):
     assert r.option("protect") is True
     with pytest.raises(UndecidedError):
         r.option("retain_on_delete")
+
+
+# --- item 4: final snapshot in dev, --allow-data-loss on top of --yes ---------------------------
+
+
+def test_dev_takes_a_final_snapshot_unless_turned_off(dev_graph):
+    (db,) = [r for r in dev_graph.resources if r.type == RDS]
+    assert db.inputs["skipFinalSnapshot"] is False and "finalSnapshotIdentifier" in db.property_dependencies
+    off = run_stack("dev", {"dbFinalSnapshot": "false"})
+    (db,) = [r for r in off.resources if r.type == RDS]
+    assert db.inputs["skipFinalSnapshot"] is True and db.inputs.get("finalSnapshotIdentifier") is None

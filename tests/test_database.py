@@ -119,8 +119,9 @@ def test_multi_az_protection_backups_and_snapshots_per_stack(graph: Graph):
         assert i.protect is True
         assert i.get("deleteAutomatedBackups") is False
     else:
-        assert i.get("skipFinalSnapshot") is (not db.final_snapshot) is True
-        assert i.get("finalSnapshotIdentifier") is None
+        # dev keeps a final snapshot by default too (issue 28); dbFinalSnapshot=false: tests/test_data_safety.py
+        assert i.get("skipFinalSnapshot") is (not db.final_snapshot) is False
+        assert i.get("finalSnapshotIdentifier", "").startswith(f"{db.identifier}-final-") or "finalSnapshotIdentifier" in i.property_dependencies
         assert i.protect is False
 
 
