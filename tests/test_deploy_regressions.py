@@ -17,8 +17,8 @@ from pulumi import automation as auto
 
 from bootstrap.__main__ import main
 from tests.deploy_world import edit_stack_file, run
-from tests.pulumi_double.double import digest
 from tests.pgserver import _write_tls_files
+from tests.pulumi_double.double import digest
 from tests.pulumi_double.fixture import Double
 
 PASS = "regression passphrase"
