@@ -7,13 +7,13 @@ import pulumi
 import pulumi_aws as aws
 
 from components.app_database import AppDatabase, AppDatabaseArgs
-from components.config import load_from_pulumi
 from components.database import Database, DatabaseArgs
 from components.db_access import DbAccess, DbAccessArgs
 from components.network import Network, NetworkArgs
 from components.registry import Registry, RegistryArgs
 from components.rotation_function import RedeployTarget, RotationFunction, RotationFunctionArgs
 from components.service import Service, ServiceArgs
+from config.load import load_from_pulumi
 
 # Built by `python -m bootstrap build-rotation`; its content hash drives the function's updates.
 ROTATION_ARCHIVE = Path(os.environ.get("PGHOME_ROTATION_ARCHIVE") or Path(__file__).resolve().parent / "build" / "rotation-function.zip")
@@ -79,7 +79,7 @@ database.allow_from("rotation", rotation.security_group_id, "PostgreSQL from the
 # The master secret: readable by the rotation function, the deploy role and the break-glass role only.
 database.restrict_master_secret(rotation.role_arn)
 
-# The on-demand path deploy/rotate/audit tunnel through from outside the VPC (bootstrap/tunnel.py).
+# The on-demand path deploy/rotate/audit tunnel through from outside the VPC (bootstrap/access/tunnel.py).
 db_access = None
 if settings.database.access:
     db_access = DbAccess(
@@ -105,7 +105,7 @@ pulumi.export("dbKmsKeyArn", database.kms_key_arn)
 pulumi.export("dbMasterUsername", pulumi.Output.secret(database.master_username))
 pulumi.export("appDbName", app_db.database_name)
 pulumi.export("appDbEnabled", settings.app_database.enabled)
-# The tag this stack runs, read back by deploy/up when the stack file sets none (bootstrap/image_tag.py):
+# The tag this stack runs, read back by deploy/up when the stack file sets none (bootstrap/deploy/image_tag.py):
 # a release not committed to the stack file is not undone. Plain: the task definition holds it too.
 pulumi.export("imageTag", settings.service.image_tag)
 pulumi.export("appDbLoginSecretArns", app_db.login_secret_arns)
@@ -117,7 +117,7 @@ pulumi.export("clusterName", service.cluster_name)
 pulumi.export("serviceName", service.service_name)
 pulumi.export("httpsEnabled", service.https_enabled)
 pulumi.export("albListeners", service.listener_summary)
-if db_access is not None:  # read by `python -m bootstrap tunnel` (bootstrap/tunnel.py OUTPUT_KEYS)
+if db_access is not None:  # read by `python -m bootstrap tunnel` (bootstrap/access/tunnel.py OUTPUT_KEYS)
     pulumi.export("dbAccessCluster", db_access.cluster_name)
     pulumi.export("dbAccessTaskDefinitionArn", db_access.task_definition_arn)
     pulumi.export("dbAccessSubnetIds", db_access.subnet_ids)

@@ -37,7 +37,7 @@ sys.path.insert(0, {root!r})
 t = time.perf_counter()
 import pulumi, pulumi_aws, pulumi_random, pulumi_postgresql
 imported = time.perf_counter() - t
-from bootstrap.mockgraph import run_stack
+from bootstrap.plan.mockgraph import run_stack
 t = time.perf_counter()
 graph = run_stack({stack!r})
 cold = time.perf_counter() - t
@@ -52,7 +52,7 @@ USED_MODULES = """
 import json, os, sys
 os.environ.setdefault("PGPASSWORD", "benchmark-connects-nowhere")  # the app database layer loads pulumi_postgresql too
 sys.path.insert(0, {root!r})
-from bootstrap.mockgraph import run_stack
+from bootstrap.plan.mockgraph import run_stack
 run_stack({stack!r}, {{"appDbEnabled": "true"}})
 sdk = ("pulumi", "pulumi_aws", "pulumi_random", "pulumi_postgresql")
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in sdk)))
@@ -71,7 +71,7 @@ import importlib, json, sys, time
 sys.path.insert(0, {root!r})
 for m in {modules!r}:
     importlib.import_module(m)
-from bootstrap.mockgraph import run_stack
+from bootstrap.plan.mockgraph import run_stack
 t = time.perf_counter()
 graph = run_stack({stack!r})
 print(json.dumps({{"eval": time.perf_counter() - t, "resources": len(graph.resources)}}))

@@ -1,6 +1,6 @@
 """What the user sees while the CLI works: each resource operation as it completes, with elapsed
 time; warnings and errors; the change summary at the end; a heartbeat during long silent waits;
-and the one bounded polling loop every wait on AWS uses (`wait_until`)."""
+the one bounded polling loop every wait uses is dbcore/waiting.py (`wait_until`)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 # Operations the engine reports for steps that change something.
 CHANGE_OPS = ("create", "update", "replace", "create-replacement", "delete", "delete-replaced", "import", "discard")
@@ -90,28 +88,3 @@ def heartbeat(out: Callable[[str], None], what: str, every_s: float = 30.0) -> I
     finally:
         stop.set()
         thread.join()
-
-
-def wait_until(
-    check: Callable[[], T | None],
-    *,
-    timeout_s: float,
-    interval_s: float,
-    timed_out: Callable[[float], BaseException],
-    waiting: Callable[[float], None] = lambda elapsed: None,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> T:
-    """Ask `check` every `interval_s` until it returns something other than None (it raises to fail
-    early); between asks, `waiting(elapsed)` reports progress; once `timeout_s` have passed, raise
-    `timed_out(elapsed)`. The clock and sleep are seams, so tests wait without sleeping."""
-    started = clock()
-    while True:
-        result = check()
-        if result is not None:
-            return result
-        elapsed = clock() - started
-        if elapsed >= timeout_s:
-            raise timed_out(elapsed)
-        waiting(elapsed)
-        sleep(interval_s)

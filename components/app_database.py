@@ -21,7 +21,7 @@ import pulumi_postgresql as postgresql
 
 from components.database import Database
 from components.pgmodel import RDS_IAM_ROLE, RDS_PASSWORD_ROLE, DbModel
-from components.settings import AppDatabaseSettings
+from config.settings import AppDatabaseSettings
 
 
 @dataclass(frozen=True)

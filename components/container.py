@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 
 from components.app_database import DbConnection
-from components.settings import ServiceSettings
+from config.settings import ServiceSettings
 
 CONTAINER_NAME = "app"
 # Where the image is expected to carry the RDS CA bundle

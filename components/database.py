@@ -25,13 +25,14 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components import naming, password_policy
 from components import sg as rules
 from components.awsinfo import aws_facts
 from components.iam import service_trust_policy
 from components.kms import encrypted_log_group, logs_key
 from components.secret_access import master_secret_policy
-from components.settings import DatabaseSettings
+from config import naming
+from config.settings import DatabaseSettings
+from dbcore import password_policy
 
 # Both windows in UTC and disjoint (RDS rejects overlapping ones); the backup runs first.
 BACKUP_WINDOW = "03:00-03:30"
@@ -92,7 +93,7 @@ class DatabaseArgs:
     subnet_ids: pulumi.Input[Sequence[str]]
     """Isolated subnets (no route out of the VPC) for the DB subnet group; two AZs or more for multi-AZ."""
     settings: DatabaseSettings
-    """Validated database configuration, names and per-environment choices (components/settings.py)."""
+    """Validated database configuration, names and per-environment choices (config/settings.py)."""
 
 
 class Database(pulumi.ComponentResource):

@@ -1,6 +1,6 @@
 """The database access path: an ECS task that nobody runs until a tunnel needs it.
 
-`python -m bootstrap tunnel` (bootstrap/tunnel.py) starts one task of this definition with RunTask,
+`python -m bootstrap tunnel` (bootstrap/access/tunnel.py) starts one task of this definition with RunTask,
 opens an SSM port-forwarding session through it to the RDS endpoint, and stops it afterwards.
 Idle, the path costs one KMS key ($1/month): no service, no running task, an empty cluster.
 
@@ -27,13 +27,13 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import naming
 from components import sg as rules
 from components.awsinfo import aws_facts
 from components.database import Database
 from components.iam import ecs_tasks_trust_policy, inline_policy, log_streams, statement
 from components.kms import encrypted_log_group, logs_key
-from components.settings import DatabaseSettings
+from config import naming
+from config.settings import DatabaseSettings
 from controls.exec_access import EXEC_CHANNEL_ACTIONS
 
 CONTAINER_NAME = "access"
@@ -157,7 +157,7 @@ class DbAccess(pulumi.ComponentResource):
         name = self._name
         role = aws.iam.Role(
             f"{name}-{suffix}-role",
-            name_prefix=naming.role_prefix(self._prefix, f"db-access-{suffix}"),  # roles: generated names (components/naming.py)
+            name_prefix=naming.role_prefix(self._prefix, f"db-access-{suffix}"),  # roles: generated names (config/naming.py)
             description=description,
             assume_role_policy=ecs_tasks_trust_policy(self),
             opts=pulumi.ResourceOptions(parent=self),

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components import naming
 from components import sg as rules
 from components.awsinfo import aws_facts
-from components.settings import ServiceSettings
+from config import naming
+from config.settings import ServiceSettings
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-2021-06"
 # Regions launched before August 2022 deliver ALB access logs as the regional Elastic Load

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components import naming
 from components import sg as rules
 from components.awsinfo import aws_facts
 from components.iam import log_streams, service_trust_policy
 from components.kms import encrypted_log_group, logs_key
-from components.settings import NatStrategy, NetworkSettings
+from config import naming
+from config.settings import NatStrategy, NetworkSettings
 
 TIERS = ("public", "private", "isolated")
 INTERFACE_ENDPOINT_SERVICES = ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "sts")
@@ -70,7 +70,7 @@ class NetworkArgs:
     known when the plan is made)."""
 
     settings: NetworkSettings
-    """VPC CIDR, AZ count, subnet size, NAT strategy, flow-log retention, endpoints (components/settings.py)."""
+    """VPC CIDR, AZ count, subnet size, NAT strategy, flow-log retention, endpoints (config/settings.py)."""
 
 
 class Network(pulumi.ComponentResource):

@@ -15,7 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.kms import create_key
-from components.settings import RegistrySettings
+from config.settings import RegistrySettings
 
 
 def lifecycle_policy(untagged_expiry_days: int, keep_tagged_count: int) -> dict[str, Any]:
@@ -59,7 +59,7 @@ class RegistryArgs:
     """Inputs of the registry: its settings section (name, image expiry, force delete)."""
 
     settings: RegistrySettings
-    """Validated registry config (components/settings.py); the repository is named after the stack prefix."""
+    """Validated registry config (config/settings.py); the repository is named after the stack prefix."""
 
 
 class Registry(pulumi.ComponentResource):

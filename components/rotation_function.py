@@ -30,11 +30,12 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import iam, kms, naming
+from components import iam, kms
 from components import sg as rules
 from components.awsinfo import aws_facts
 from components.database import Database
-from components.settings import DatabaseSettings
+from config import naming
+from config.settings import DatabaseSettings
 
 RUNTIME = "python3.12"
 HANDLER = "rotation_function.handler.lambda_handler"
@@ -123,7 +124,7 @@ class RotationFunction(pulumi.ComponentResource):
         args, name = self._args, self._name
         sg = aws.ec2.SecurityGroup(
             f"{name}-sg",
-            name_prefix=naming.sg_prefix(self._function_name),  # generated names (components/naming.py)
+            name_prefix=naming.sg_prefix(self._function_name),  # generated names (config/naming.py)
             description=f"{args.settings.prefix} rotation function: out to the database and HTTPS APIs only",
             vpc_id=args.vpc_id,
             tags={"Name": self._function_name},

@@ -23,15 +23,16 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import naming, service_iam
+from components import service_iam
 from components import sg as rules
 from components.app_database import DbConnection
 from components.awsinfo import aws_facts
 from components.container import CONTAINER_NAME, DEFAULT_CA_BUNDLE, NO_IMAGE_DIGEST, container_definition, writable_volumes
 from components.kms import encrypted_log_group, logs_key
 from components.loadbalancer import LoadBalancer, LoadBalancerArgs
-from components.settings import ServiceSettings
 from components.waf import Waf, WafArgs
+from config import naming
+from config.settings import ServiceSettings
 
 
 @dataclass

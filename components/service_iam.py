@@ -13,9 +13,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from components import naming
 from components.app_database import DbConnection
 from components.iam import ecs_tasks_trust_policy, inline_policy, log_streams, statement
+from config import naming
 from controls.exec_access import EXEC_CHANNEL_ACTIONS
 
 Statement = aws.iam.GetPolicyDocumentStatementArgs

@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import naming
+from config import naming
 
 
 def ingress(
@@ -65,7 +65,7 @@ def _tcp_rule(security_group_id: pulumi.Input[str], port: pulumi.Input[int], des
 def security_group(resource_name: str, physical_name: str, description: str, vpc_id: pulumi.Input[str], parent: pulumi.Resource) -> aws.ec2.SecurityGroup:
     """A security group with no inline rules (rules are added with `ingress`/`egress`), tagged with its name.
 
-    The AWS name is `<physical_name>-<generated suffix>` (components/naming.py): a changed
+    The AWS name is `<physical_name>-<generated suffix>` (config/naming.py): a changed
     description or VPC replaces the group, and the replacement is created before the old one goes."""
     return aws.ec2.SecurityGroup(
         resource_name,

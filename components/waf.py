@@ -20,9 +20,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import naming
 from components.kms import encrypted_log_group, logs_key
-from components.settings import ServiceSettings
+from config import naming
+from config.settings import ServiceSettings
 
 # (rule group name, WCU) in priority order after the rate limit; all vendor "AWS", no subscription fee.
 MANAGED_RULE_GROUPS: tuple[tuple[str, int], ...] = (

@@ -27,7 +27,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from bootstrap.rotation import RdsAdmin, RotationError, aws_error_code
+from dbcore.rds_admin import RdsAdmin
+from dbcore.secret import RotationError, aws_error_code
 from rotation_function.steps import STEPS, FunctionConfig, StepRunner
 
 log = logging.getLogger("pghome.rotation")

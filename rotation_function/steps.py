@@ -1,6 +1,6 @@
 """The four Secrets Manager rotation steps for one secret and one token, each idempotent.
 
-The same protocol as `python -m bootstrap rotate` (bootstrap/rotation.py: new passwords, SCRAM
+The same protocol as `python -m bootstrap rotate` (bootstrap/rotation/local.py: new passwords, SCRAM
 verifiers computed here so the clear password never reaches the server, RDS ModifyDBInstance for
 the master), split into the steps Secrets Manager invokes one at a time, and retries with the
 same token after a failure:
@@ -33,10 +33,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from bootstrap import pgconn
-from bootstrap.pgadmin import require_admin
-from bootstrap.rotation import DatabaseAdmin, RotationError, _is_auth_failure, aws_error_code, new_password, scram_sha256_verifier, secret_json
 from components.pgmodel import CLONE_SUFFIX
+from dbcore import pgconn
+from dbcore.pgadmin import require_admin
+from dbcore.rds_admin import DatabaseAdmin
+from dbcore.secret import RotationError, aws_error_code, is_auth_failure, new_password, secret_json
+from dbcore.verifier import scram_verifier
 
 log = logging.getLogger("pghome.rotation")
 
@@ -119,7 +121,7 @@ class StepRunner:
         except pgconn.ConnectionSettingsError as exc:
             raise RotationError(f"cannot connect to the database: {exc}") from None
         except psycopg.OperationalError as exc:
-            if _is_auth_failure(exc):
+            if is_auth_failure(exc):
                 return False
             if "does not exist" in str(exc):
                 raise RotationError(f"database {ep.dbname!r} or user {secret.get('username')!r} named by the secret does not exist on {ep.host}:{ep.port}") from None
@@ -182,11 +184,11 @@ class StepRunner:
             if user == current.get("username") and current.get("password"):
                 # would kill every task holding AWSCURRENT: the pair must alternate
                 raise RotationError(f"setSecret: AWSPENDING names the active user {user}; the alternating rotation only changes the inactive one")
-        verifier = scram_sha256_verifier(str(pending["password"]))
         with self.master_connection() as conn:
             if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone():
                 raise RotationError(f"setSecret: role {user} does not exist in the database; deploy the app database first")
             require_admin(conn, [user], RotationError)  # 16+: the master must hold ADMIN on the role
+            verifier = scram_verifier(conn, user, str(pending["password"]))  # by libpq: the password is not sent
             conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(user), sql.Literal(verifier)))
         self.out(f"setSecret: role {user} now accepts AWSPENDING (SCRAM verifier sent, not the password)")
 

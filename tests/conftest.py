@@ -17,7 +17,7 @@ if str(ROOT) not in sys.path:
 # (tests that need one build it and point PGHOME_ROTATION_ARCHIVE at it).
 os.environ["PGHOME_ROTATION_ARCHIVE"] = str(ROOT / "build" / "tests-have-no-rotation-archive.zip")
 
-from bootstrap.mockgraph import Graph, run_stack  # noqa: E402
+from bootstrap.plan.mockgraph import Graph, run_stack  # noqa: E402
 from tests.pgserver import PgServer  # noqa: E402
 from tests.pulumi_double.fixture import pulumi_double, pulumi_double_server  # noqa: E402, F401 (the `pulumi` test double on PATH)
 

@@ -1,7 +1,7 @@
 """Synthetic recorded graphs for the security-control tests.
 
 `secure_stack()` is a small but complete stack (network, database, registry, service, secrets,
-logs, bucket) built from `bootstrap.mockgraph.Resource` records with the input names the engine
+logs, bucket) built from `bootstrap.plan.mockgraph.Resource` records with the input names the engine
 records (camelCase). It passes every control; tests mutate a copy to prove each control can fail.
 References are made both ways the checker must follow: by property dependency (URN) and by value
 (id, ARN or physical name).
@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from bootstrap.mockgraph import Graph, Resource
+from bootstrap.plan.mockgraph import Graph, Resource
 
 ACCOUNT = "123456789012"
 KEY_ARN = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/11111111-0000-4000-8000-000000000000"

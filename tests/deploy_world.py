@@ -24,7 +24,8 @@ import yaml
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from bootstrap.stack_file import read_stack_file, settings_for
+from config.load import settings_for
+from config.stack_file import read_stack_file
 from tests.pgserver import PgServer
 from tests.pulumi_double.fixture import Double
 from tests.rotation_world import World
@@ -44,7 +45,7 @@ def edit_stack_file(path: Path, **values: Any) -> None:
 
 def run(d: Double, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     """`python -m bootstrap <argv> -C <project>` in-process: (exit code, stdout, stderr), never a traceback."""
-    from bootstrap.__main__ import main
+    from bootstrap.cli.main import main
 
     capsys.readouterr()
     rc = main([*argv, "-C", str(d.project)])
@@ -84,7 +85,7 @@ class DeployWorld:
     capsys: pytest.CaptureFixture[str]
 
     def run(self, *argv: str) -> tuple[int, str, str]:
-        from bootstrap.__main__ import main
+        from bootstrap.cli.main import main
 
         self.capsys.readouterr()
         rc = main([*argv, "-C", str(self.d.project)])
@@ -117,7 +118,7 @@ def deploy_world(pg: PgServer, d: Double, monkeypatch: pytest.MonkeyPatch, capsy
     monkeypatch.setenv("AWS_DEFAULT_REGION", settings.region)
     with mock_aws():
         world = World(pg, settings)
-        monkeypatch.setattr("bootstrap.deploy_cli.make_db_admin", lambda rds: world.admin)
+        monkeypatch.setattr("bootstrap.cli.deploy.make_db_admin", lambda rds: world.admin)
         try:
             yield DeployWorld(d, world, capsys)
         finally:

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from bootstrap.mockgraph import Resource, run_stack
-from components.config import ConfigError, load_settings
+from bootstrap.plan.mockgraph import Resource, run_stack
 from components.pgmodel import DbModel
-from components.stackfile import stack_config
+from config.load import ConfigError, load_settings
+from config.stack_file import stack_config
 
 
 def assert_config_error(stack: str, overrides: Mapping[str, Any], *fragments: str) -> ConfigError:

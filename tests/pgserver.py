@@ -54,7 +54,7 @@ def default_major() -> int:
 
 def server_major() -> int:
     """The major the PostgreSQL tests run on: $PGHOME_PG_MAJOR, else the default engine's major."""
-    from components.limits import PG_MAJOR_VERSIONS
+    from config.limits import PG_MAJOR_VERSIONS
 
     raw = os.environ.get(MAJOR_ENV, "").strip() or str(default_major())
     if not raw.isdigit() or int(raw) not in PG_MAJOR_VERSIONS:

@@ -12,10 +12,13 @@ import boto3
 from moto import mock_aws
 from psycopg import sql
 
-from bootstrap.rotation import Endpoint, RdsAdmin, Rotator, new_password, scram_sha256_verifier
-from components.config import load_settings
-from components.settings import Settings
-from components.stackfile import stack_config
+from bootstrap.rotation.local import Endpoint, Rotator
+from config.load import load_settings
+from config.settings import Settings
+from config.stack_file import stack_config
+from dbcore.rds_admin import RdsAdmin
+from dbcore.secret import new_password
+from dbcore.verifier import scram_verifier
 from tests.pgserver import PgServer
 
 STACK = "dev"
@@ -38,7 +41,7 @@ class MirroringAdmin:
     def set_master_password(self, instance_id: str, password: str) -> None:
         self.inner.set_master_password(instance_id, password)
         with self.pg.connect_super() as conn:
-            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(self.master), sql.Literal(scram_sha256_verifier(password))))
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(self.master), sql.Literal(scram_verifier(conn, self.master, password))))
         self.calls += 1
 
 

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from bootstrap.mockgraph import Graph
+from bootstrap.plan.mockgraph import Graph
 from components.pgmodel import DbModel, clone_of
 from tests.helpers import isolated_model
 from tests.pgserver import PgServer
@@ -64,7 +64,7 @@ def test_clone_and_app_are_the_same_in_the_catalog_and_can_do_the_same(pg: PgSer
 
 
 def test_graph_has_the_clone_role_with_the_apps_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bootstrap.mockgraph import run_stack
+    from bootstrap.plan.mockgraph import run_stack
 
     monkeypatch.setenv("PGPASSWORD", "offline-plan-connects-nowhere")
     g = run_stack("dev", {"appDbEnabled": "true"})

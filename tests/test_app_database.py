@@ -8,11 +8,11 @@ import re
 
 import pytest
 
-from bootstrap.mockgraph import Graph, run_stack
-from components.config import load_settings
+from bootstrap.plan.mockgraph import Graph, run_stack
 from components.pgmodel import DbModel, GrantSpec, build_model, validate
 from components.pgsql import render_sql
-from components.stackfile import stack_config
+from config.load import load_settings
+from config.stack_file import stack_config
 from tests.helpers import assert_config_error
 
 SENTINEL = "pgpassword-sentinel-7f3a9c"  # what PGPASSWORD holds while the program runs
@@ -230,7 +230,7 @@ def test_sql_rendering_and_graph_describe_the_same_model(enabled: Graph):
 
 
 def test_bootstrap_sql_prints_the_rendering_without_credentials(capsys):
-    from bootstrap.__main__ import main
+    from bootstrap.cli.main import main
 
     assert main(["sql", "--stack", "dev"]) == 0
     out = capsys.readouterr().out

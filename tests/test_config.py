@@ -6,9 +6,10 @@ import ipaddress
 
 import pytest
 
-from components.config import ConfigError, load_settings
-from components.settings import Environment, NatStrategy
-from components.stackfile import project_schema, stack_config
+from config.load import ConfigError, load_settings
+from config.schema import project_schema
+from config.settings import Environment, NatStrategy
+from config.stack_file import stack_config
 from tests.helpers import assert_config_error
 
 

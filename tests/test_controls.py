@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 
 import controls
-from bootstrap import plan
-from bootstrap.mockgraph import Graph, Resource
+from bootstrap.plan import report as plan
+from bootstrap.plan.mockgraph import Graph, Resource
 from controls import ADVISED, ADVISORY, FAIL, MUST_HOLD, NOT_APPLICABLE, PASS, WAIVABLE, WAIVED, Inventory, Res, UndecidedError
 from tests import control_graphs as cg
 from tests.control_graphs import add, doc, find, mutated, remove, res, secure_stack, set_container, set_input, set_option
@@ -324,7 +324,7 @@ def test_prod_network_controls_checked(prod_graph: Graph) -> None:
 
 
 def test_dev_waivers_are_declared_and_waivable(dev_graph: Graph) -> None:
-    from components.config import load_settings
+    from config.load import load_settings
 
     waivers = load_settings(dev_graph.config, stack="dev").security.waivers
     # dev's app cluster passes PGH.4 now (exec sessions under a CMK, logged); it waives only the WAF (PGH.6)

@@ -20,7 +20,7 @@ import pytest
 
 from bootstrap import cost
 from bootstrap.cost import rules, tables
-from bootstrap.mockgraph import Graph, run_stack
+from bootstrap.plan.mockgraph import Graph, run_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 IDLE = {k: 0.0 for k in tables.usage_keys()} | {"em_kb_per_sample": 8.0, "log_stored_fraction": 0.15}
@@ -299,7 +299,7 @@ def test_cost_compare_and_set_show_the_difference():
 
 
 def test_rds_families_the_config_accepts_are_priced_or_named_not_priced():
-    from components.limits import DB_INSTANCE_FAMILIES
+    from config.limits import DB_INSTANCE_FAMILIES
 
     prices = tables.load_prices("eu-west-1")
     priced = {f for f in DB_INSTANCE_FAMILIES if prices.rds_instance_hour(f"db.{f}.large")[0] is not None}

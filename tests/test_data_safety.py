@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 import controls
-from bootstrap import plan
-from bootstrap.mockgraph import Graph, run_stack
+from bootstrap.plan import report as plan
+from bootstrap.plan.mockgraph import Graph, run_stack
 from controls import FAIL, MUST_HOLD, NOT_APPLICABLE, PASS
 from tests.helpers import assert_config_error
 

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from bootstrap.mockgraph import Graph, Resource, run_stack
-from components.config import load_settings
-from components.stackfile import stack_config
+from bootstrap.plan.mockgraph import Graph, Resource, run_stack
+from config.load import load_settings
+from config.stack_file import stack_config
 from tests.helpers import assert_config_error
 from tests.resource_types import EGRESS, INGRESS, KEY, PARAMS, SECRET, SG
 
@@ -247,9 +247,9 @@ def test_allow_from_creates_a_child_grant():
     import pulumi
     import pulumi_aws as aws
 
-    from bootstrap.mockgraph import run_program
-    from components.config import load_from_pulumi
+    from bootstrap.plan.mockgraph import run_program
     from components.database import Database, DatabaseArgs
+    from config.load import load_from_pulumi
 
     def program() -> None:
         s = load_from_pulumi()

@@ -19,8 +19,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from bootstrap.mockgraph import Graph
-from bootstrap.pgconn import ConnectionSettingsError, Endpoint, build_conninfo, connect, redacted
+from bootstrap.plan.mockgraph import Graph
+from dbcore.pgconn import ConnectionSettingsError, Endpoint, build_conninfo, connect, redacted
 from tests.pgserver import PgServer, _write_tls_files
 from tests.resource_types import PARAMS
 

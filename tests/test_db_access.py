@@ -7,9 +7,9 @@ import json
 import re
 from typing import Any
 
-from bootstrap import plan
-from bootstrap.mockgraph import Graph, Resource, run_stack
-from bootstrap.tunnel import OUTPUT_KEYS, AccessTarget
+from bootstrap.access.tunnel import OUTPUT_KEYS, AccessTarget
+from bootstrap.plan import report as plan
+from bootstrap.plan.mockgraph import Graph, Resource, run_stack
 from components.db_access import AGENT_WRITABLE_PATHS, CONTAINER_NAME, MAX_TASK_SECONDS
 from controls import FAIL, PASS
 from controls.exec_access import EXEC_CHANNEL_ACTIONS

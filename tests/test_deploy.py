@@ -11,14 +11,13 @@ from typing import Any
 import pytest
 import yaml
 
-from bootstrap.audit import SECRET_MARK, SECRET_SIG, audit_state, find_credentials, login_users
-from bootstrap.deploy import Deployer, DeployError
-from bootstrap.mockgraph import Graph
-from bootstrap.rotation import new_password
-from bootstrap.stack_file import APP_DB_KEY, read_stack_file
-from bootstrap.workspace import CLI_MISSING, CliMissingError, Workspace, resolve_backend
-from components.config import load_settings
-from components.stackfile import stack_config
+from bootstrap.deploy.deployer import Deployer, DeployError
+from bootstrap.deploy.workspace import CLI_MISSING, CliMissingError, Workspace, resolve_backend
+from bootstrap.plan.mockgraph import Graph
+from bootstrap.rotation.audit import SECRET_MARK, SECRET_SIG, audit_state, find_credentials, login_users
+from config.load import load_settings
+from config.stack_file import APP_DB_KEY, read_stack_file, stack_config
+from dbcore.secret import new_password
 from tests.pgserver import PgServer
 from tests.rotation_world import make_world
 
@@ -210,14 +209,14 @@ def test_backend_precedence(tmp_path: Path) -> None:
     assert resolve_backend(None, {"PULUMI_HOME": str(tmp_path / "home")}, tmp_path).url == "s3://from-project"
     assert resolve_backend(None, {"PULUMI_BACKEND_URL": "s3://from-env"}, tmp_path).url == "s3://from-env"
     assert resolve_backend("gs://flag", {"PULUMI_BACKEND_URL": "s3://from-env"}, tmp_path).env == {"PULUMI_BACKEND_URL": "gs://flag"}
-    from bootstrap.stack_file import InputError
+    from config.stack_file import InputError
 
     with pytest.raises(InputError, match="not a backend URL"):
         resolve_backend("team-state", {}, tmp_path)
 
 
 def test_cli_missing_is_one_sentence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from bootstrap.__main__ import main
+    from bootstrap.cli.main import main
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no pulumi here
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "x")
@@ -303,7 +302,7 @@ def test_audit_flags_initial_master_password_until_rotated(pg: PgServer, dev_gra
 
 
 def test_audit_cli_with_encrypted_state_file_needs_no_pulumi(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from bootstrap.__main__ import main
+    from bootstrap.cli.main import main
 
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from bootstrap.rotation import RotationError
+from dbcore.secret import RotationError
 from tests.deploy_world import deploy_world, stack_outputs
 from tests.pgserver import PgServer
 from tests.pulumi_double.fixture import Double
@@ -91,7 +91,7 @@ def test_resume_after_a_failure_in_each_phase(pg: PgServer, pulumi_double: Doubl
         monkeypatch.delenv("PULUMI_DOUBLE_FAIL_ON")
 
         # phase 4: the app role's rotation fails once
-        from bootstrap.rotation import Rotator
+        from bootstrap.rotation.local import Rotator
 
         original = Rotator.rotate
 

@@ -15,7 +15,7 @@ import yaml
 from moto import mock_aws
 from pulumi import automation as auto
 
-from bootstrap.__main__ import main
+from bootstrap.cli.main import main
 from tests.deploy_world import edit_stack_file, run
 from tests.pgserver import _write_tls_files
 from tests.pulumi_double.double import digest
@@ -186,7 +186,7 @@ def test_6_lock_and_first_error_line(pulumi_double: Double, monkeypatch: pytest.
     rc, out, err = run(d, capsys, "up", "--stack", "dev", "--yes")
     line = one_line(err)
     assert rc == 1 and "the stack dev is locked by another update" in line and "ci@runner-7 (pid 4242)" in line and "pulumi cancel --stack dev" in line
-    from bootstrap.workspace import first_error_line
+    from bootstrap.deploy.workspace import first_error_line
 
     text = "\n code: 255\n stdout: Updating (dev):\nDiagnostics:\n  db:\n    error: creating RDS instance: quota exceeded\n stderr: \nerror: update failed"
     assert first_error_line(text) == "creating RDS instance: quota exceeded"
@@ -241,8 +241,9 @@ def test_6_aws_and_database_errors_are_one_line(pulumi_double: Double, monkeypat
     rc, out, err = run(d, capsys, "rotate", "--stack", "dev", "--local", "--role", "master")
     assert rc == 1 and "NoCredentialsError" in one_line(err)
     # DBInstanceNotFoundFault from RDS, and psycopg's InsufficientPrivilege
-    from bootstrap.deploy_cli import guarded
-    from bootstrap.rotation import RdsAdmin, RotationError
+    from bootstrap.cli.deploy import guarded
+    from dbcore.rds_admin import RdsAdmin
+    from dbcore.secret import RotationError
 
     with mock_aws():
         with pytest.raises(RotationError, match="does not exist in this account/region"):
@@ -287,7 +288,7 @@ def test_8_security_controls_gate_and_policy_pack(pulumi_double: Double, monkeyp
     assert argv[argv.index("--policy-pack") + 1] == str(d.project / "policy")
     # a must-hold failure stops deploy/up/preview before the CLI runs anything
     import controls
-    from bootstrap import plan
+    from bootstrap.plan import report as plan
 
     real = plan.check_graph
 
@@ -325,7 +326,7 @@ def test_9_prod_preflight(pulumi_double: Double, monkeypatch: pytest.MonkeyPatch
 
 # 10 --------------------------------------------------------------------------------------------
 def test_10_rds_wait_has_a_heartbeat() -> None:
-    from bootstrap.rotation import RdsAdmin
+    from dbcore.rds_admin import RdsAdmin
 
     class SlowRds:
         def __init__(self) -> None:

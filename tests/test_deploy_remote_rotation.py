@@ -72,8 +72,8 @@ def test_later_deploys_rotate_the_master_through_the_function_only_with_rotate(w
 
 
 def test_a_failed_remote_master_rotation_names_the_phase_and_how_to_go_on(with_function: None) -> None:
-    from bootstrap.deploy import DeployError
-    from bootstrap.rotation import RotationError
+    from bootstrap.deploy.deployer import DeployError
+    from dbcore.secret import RotationError
 
     def failing(outputs: dict[str, Any], roles: tuple[str, ...], start: bool = True) -> None:
         raise RotationError("the rotation function failed at setSecret for arn:m: RDS refused the password")
@@ -103,8 +103,8 @@ def test_without_the_function_phase_4_stays_in_process() -> None:
 
 
 def test_a_failed_remote_login_rotation_names_phase_4_and_what_was_done(with_function: None) -> None:
-    from bootstrap.deploy import DeployError
-    from bootstrap.rotation import RotationError
+    from bootstrap.deploy.deployer import DeployError
+    from dbcore.secret import RotationError
 
     def failing_logins(outputs: dict[str, Any], roles: tuple[str, ...], start: bool = True) -> None:
         if roles != ("master",):

@@ -1,7 +1,7 @@
 """`python -m bootstrap deploy|rotate` when the database is not directly reachable: the DB phases
 run through the tunnel. The real Automation API against the `pulumi` double, moto for Secrets
 Manager and RDS, a Stubber for ECS (RunTask/DescribeTasks/StopTask) and the loopback forwarder for
-the SSM session, both at the one seam `bootstrap.deploy_cli.make_tunnel_seams`; behind it a real
+the SSM session, both at the one seam `bootstrap.cli.deploy.make_tunnel_seams`; behind it a real
 PostgreSQL whose certificate names only the RDS endpoint name the program exports (dbAddress)."""
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from bootstrap import pgconn
-from bootstrap.deploy_cli import TunnelSeams
-from bootstrap.stack_file import read_stack_file, settings_for
-from bootstrap.tunnel import AccessTarget, free_port
+from bootstrap.access.tunnel import AccessTarget, free_port
+from bootstrap.cli.deploy import TunnelSeams
+from config.load import settings_for
+from config.stack_file import read_stack_file
+from dbcore import pgconn
 from tests import tunnel_world as tw
 from tests.deploy_world import DeployWorld, deploy_world, edit_stack_file, stack_outputs
 from tests.pgserver import PgServer
@@ -63,7 +64,7 @@ def app_and_db(pulumi_double: Double) -> Iterator[tuple[str, PgServer]]:
     app = f"n{uuid.uuid4().hex[:6]}"
     edit_stack_file(pulumi_double.project / "Pulumi.dev.yaml", appName=app)
     settings = settings_for(read_stack_file("dev", pulumi_double.project), "dev")
-    address = f"{settings.db_identifier}.abcdefghijkl.{settings.region}.rds.amazonaws.com"  # bootstrap/mockanswers.py's RDS endpoint
+    address = f"{settings.db_identifier}.abcdefghijkl.{settings.region}.rds.amazonaws.com"  # bootstrap/plan/mockanswers.py's RDS endpoint
     server = PgServer.start(cert_names=(address, "localhost"))  # localhost: the test world sets up roles directly
     try:
         yield app, server
@@ -79,14 +80,14 @@ def _spy_connections(monkeypatch: pytest.MonkeyPatch) -> list[pgconn.Endpoint]:
         seen.append(endpoint)
         return real(endpoint, *a, **kw)
 
-    monkeypatch.setattr("bootstrap.pgconn.connect", spy)
+    monkeypatch.setattr("dbcore.pgconn.connect", spy)
     return seen
 
 
 def _world(app_and_db: tuple[str, PgServer], d: Double, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[Any, FakeSeams]:
     app, server = app_and_db
     seams = FakeSeams(d, server.port)
-    monkeypatch.setattr("bootstrap.deploy_cli.make_tunnel_seams", seams)
+    monkeypatch.setattr("bootstrap.cli.deploy.make_tunnel_seams", seams)
     return deploy_world(server, d, monkeypatch, capsys, app_name=app), seams
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import plan
-from bootstrap.mockgraph import run_stack
+from bootstrap.plan import report as plan
+from bootstrap.plan.mockgraph import run_stack
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 CASES = {

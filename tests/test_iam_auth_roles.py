@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bootstrap.mockgraph import Graph, run_stack
+from bootstrap.plan.mockgraph import Graph, run_stack
 from tests.deploy_world import edit_stack_file
 from tests.helpers import assert_config_error
 from tests.pulumi_double.fixture import Double
@@ -81,7 +81,7 @@ def test_bad_iam_config_is_one_error(overrides: dict[str, Any], fragments: tuple
 
 
 def test_rotate_an_iam_role_is_an_input_error(pulumi_double: Double, capsys: pytest.CaptureFixture[str]) -> None:
-    from bootstrap.__main__ import main
+    from bootstrap.cli.main import main
 
     d = pulumi_double
     edit_stack_file(d.project / "Pulumi.dev.yaml", appDbIamAuthRoles=["app"])

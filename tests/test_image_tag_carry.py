@@ -1,4 +1,4 @@
-"""A release survives a checkout whose stack file does not carry it (bootstrap/image_tag.py): the
+"""A release survives a checkout whose stack file does not carry it (bootstrap/deploy/image_tag.py): the
 program records the tag it runs as the `imageTag` output, and deploy/up/preview/drift use the stack
 file's tag when set, else the state's, through `--config-file`. Under the `pulumi` double with the
 real Automation API; `release` against moto (ECR) and a Stubber (ECS), as in test_recreate_double."""
@@ -12,10 +12,10 @@ from typing import Any
 import boto3
 import pytest
 
-from bootstrap.deploy import Deployer
-from bootstrap.image_tag import FROM_FILE, FROM_STATE, NONE, choose
-from bootstrap.stack_file import InputError, StackFile, read_stack_file
-from bootstrap.workspace import Workspace, resolve_backend
+from bootstrap.deploy.deployer import Deployer
+from bootstrap.deploy.image_tag import FROM_FILE, FROM_STATE, NONE, choose
+from bootstrap.deploy.workspace import Workspace, resolve_backend
+from config.stack_file import InputError, StackFile, read_stack_file
 from tests.deploy_world import edit_stack_file, queue_first_rollout, run, stubbed_ecs
 from tests.pulumi_double.fixture import Double
 from tests.test_recreate_double import aws, dev  # noqa: F401 (fixtures)

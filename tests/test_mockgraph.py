@@ -9,8 +9,8 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from bootstrap.mockgraph import run_program
-from components.stackfile import project_name, stack_config
+from bootstrap.plan.mockgraph import run_program
+from config.stack_file import project_name, stack_config
 
 
 def test_records_inputs_options_secrets_parents_and_dependencies():

@@ -1,4 +1,4 @@
-"""The naming rule (components/naming.py) on the real graphs: replace-on-change never meets a
+"""The naming rule (config/naming.py) on the real graphs: replace-on-change never meets a
 duplicate name, generated names where AWS replaces, stable names where users depend on them,
 and every name checked against its AWS limit before any resource exists."""
 
@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from bootstrap.mockgraph import Graph, Resource, run_stack
-from components import naming
-from components.config import ConfigError, load_settings
-from components.stackfile import stack_config
+from bootstrap.plan.mockgraph import Graph, Resource, run_stack
+from config import naming
+from config.load import ConfigError, load_settings
+from config.stack_file import stack_config
 from tests.helpers import assert_config_error
 
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from bootstrap.mockgraph import Graph, run_stack
+from bootstrap.plan.mockgraph import Graph, run_stack
 from components.network import INTERFACE_ENDPOINT_SERVICES, subnet_layout
 
 SUBNET = "aws:ec2/subnet:Subnet"

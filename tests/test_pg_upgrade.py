@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 
-from bootstrap.pgadmin import AdminOptionError, grant_admin, roles_without_admin
-from bootstrap.rotation import RotationError
 from components.pgmodel import DbModel
 from components.pgsql import admin_repair_sql
+from dbcore.pgadmin import AdminOptionError, grant_admin, roles_without_admin
+from dbcore.secret import RotationError
 from tests.pgserver import PgServer
 from tests.rotation_world import World, make_world
 from tests.test_app_database_pg import apply_model, catalog_snapshot

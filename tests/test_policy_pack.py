@@ -25,7 +25,7 @@ from pulumi_policy import (
 from pulumi_policy.proxy import UNKNOWN_BOOLEAN_VALUE, UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
 import controls
-from bootstrap.mockgraph import Graph, Resource
+from bootstrap.plan.mockgraph import Graph, Resource
 from controls import ADVISORY, MUST_HOLD, WAIVABLE
 from policy import pghome_fsbp
 from tests.control_graphs import mutated, secure_stack, set_input

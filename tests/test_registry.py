@@ -7,10 +7,10 @@ import json
 import pulumi
 import pytest
 
-from bootstrap.mockgraph import Graph, run_program, run_stack
+from bootstrap.plan.mockgraph import Graph, run_program, run_stack
 from components.registry import Registry, RegistryArgs, lifecycle_policy
-from components.settings import RegistrySettings
-from components.stackfile import stack_config
+from config.settings import RegistrySettings
+from config.stack_file import stack_config
 from tests.helpers import assert_config_error
 
 REPO = "aws:ecr/repository:Repository"

@@ -14,9 +14,9 @@ import requests
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
-from bootstrap.mockgraph import stack_config
-from bootstrap.release import ReleaseError, ReleaseOptions, Releaser, blocking_counts, tag_problem
-from components.config import Settings, load_settings
+from bootstrap.deploy.release import ReleaseError, ReleaseOptions, Releaser, blocking_counts, tag_problem
+from bootstrap.plan.mockgraph import stack_config
+from config.load import Settings, load_settings
 from tests.helpers import FakeClock as Clock
 
 REGION = "eu-west-1"
@@ -261,14 +261,14 @@ def test_deployment_timeout_is_one_sentence(ecr: Any) -> None:
 
 
 def test_cli_refuses_latest_in_prod_before_anything(capsys: pytest.CaptureFixture[str]) -> None:
-    from bootstrap.__main__ import main
+    from bootstrap.cli.main import main
 
     assert main(["release", "--stack", "prod", "--image-tag", "latest"]) == 1
     assert "looks like a moving name" in capsys.readouterr().err
 
 
 def test_set_stack_config_edits_one_line_and_keeps_comments(tmp_path: Any) -> None:
-    from bootstrap.release import set_stack_config
+    from config.stack_file import set_stack_config
 
     f = tmp_path / "Pulumi.x.yaml"
     f.write_text("# prod stack\nconfig:\n  aws:region: eu-west-1  # Ireland\n  pghome:imageTag: \"1.0.0\"\n  pghome:appName: shop\n")

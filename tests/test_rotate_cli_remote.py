@@ -1,7 +1,7 @@
 """`python -m bootstrap rotate --stack dev` through the stack's rotation function: the runner calls
 RotateSecret and waits, with AWS API access only (no tunnel, no database connection of its own).
 
-The seam `bootstrap.deploy_cli.make_remote_rotator` is replaced by the real `RemoteRotator` over a
+The seam `bootstrap.cli.deploy.make_remote_rotator` is replaced by the real `RemoteRotator` over a
 Secrets Manager that plays the service's part around the function (tests/rotation_lambda_world.py):
 RotateSecret stages a new AWSPENDING version and invokes the handler's four steps against moto
 and the real PostgreSQL; a failed step's sentence goes to the function's log group in moto's
@@ -20,7 +20,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from bootstrap.rotate_remote import RemoteRotator
+from bootstrap.rotation.remote import RemoteRotator
 from rotation_function.steps import STEPS
 from tests.deploy_world import DeployWorld, deploy_world, stack_outputs
 from tests.pgserver import PgServer
@@ -105,9 +105,9 @@ def _seam(monkeypatch: pytest.MonkeyPatch, lw: LambdaWorld, ecs: Any, logs: Any 
     def forbidden(*a: Any) -> Any:
         raise AssertionError("the remote path must not reach the database or open a tunnel")
 
-    monkeypatch.setattr("bootstrap.deploy_cli.make_remote_rotator", make)
-    monkeypatch.setattr("bootstrap.deploy_cli.make_db_admin", forbidden)
-    monkeypatch.setattr("bootstrap.deploy_cli.make_tunnel_seams", forbidden)
+    monkeypatch.setattr("bootstrap.cli.deploy.make_remote_rotator", make)
+    monkeypatch.setattr("bootstrap.cli.deploy.make_db_admin", forbidden)
+    monkeypatch.setattr("bootstrap.cli.deploy.make_tunnel_seams", forbidden)
     return sm, seen
 
 
@@ -180,7 +180,7 @@ def test_rotate_errors_are_one_sentence_and_local_still_works(deployed: tuple[De
     assert mig and w.world.pg.can_login(mig["username"], mig["password"], mig["dbname"])
 
     # --local: today's in-process path, straight to the database (the seams are back to the world's)
-    monkeypatch.setattr("bootstrap.deploy_cli.make_db_admin", lambda rds: w.world.admin)
+    monkeypatch.setattr("bootstrap.cli.deploy.make_db_admin", lambda rds: w.world.admin)
     old = w.world.secret("migrator")
     assert old is not None
     rc, out, err = w.run("rotate", "--stack", "dev", "--local", "--role", "migrator", "--tunnel", "never")
@@ -192,7 +192,7 @@ def test_rotate_errors_are_one_sentence_and_local_still_works(deployed: tuple[De
 
 def test_remote_rotator_needs_the_stack_secrets() -> None:
     rot = RemoteRotator(None, None, {"rotationFunctionArn": "arn:aws:lambda:eu-west-1:123456789012:function:shop-dev-db-rotation"})
-    from bootstrap.rotation import RotationError
+    from dbcore.secret import RotationError
 
     with pytest.raises(RotationError, match="exports no secret for master"):
         rot.rotate(["master"])
@@ -218,7 +218,7 @@ def test_deploy_rotates_the_logins_through_the_function(pg: PgServer, pulumi_dou
                                                        "failures": []}, {"cluster": ANY, "services": ANY})
             stubber.activate()
             sm = PlayedSecretsManager(lw)
-            monkeypatch.setattr("bootstrap.deploy_cli.make_remote_rotator",
+            monkeypatch.setattr("bootstrap.cli.deploy.make_remote_rotator",
                                 lambda region, outputs: RemoteRotator(sm, ecs, outputs, clock=FakeClock(), timeout_s=60))  # type: ignore[arg-type]
             rc, out, err = w.run("deploy", "--stack", "dev", "--yes")
             assert rc == 0, err + out

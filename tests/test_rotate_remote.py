@@ -13,8 +13,8 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from bootstrap.rotate_remote import Clock, redeploy_service, rotate_stack, run_rotation
-from bootstrap.rotation import RotationError
+from bootstrap.rotation.remote import Clock, redeploy_service, rotate_stack, run_rotation
+from dbcore.secret import RotationError
 
 ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:shop-dev/db/app-AbCdEf"
 OLD, NEW = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import uuid
 from collections.abc import Iterator
 
@@ -13,9 +10,12 @@ import pytest
 from moto import mock_aws
 from psycopg import sql
 
-from bootstrap.mockgraph import Graph
-from bootstrap.rotation import Endpoint, RdsAdmin, RotationError, Rotator, new_password, scram_sha256_verifier
-from components import password_policy
+from bootstrap.plan.mockgraph import Graph
+from bootstrap.rotation.local import Endpoint, Rotator
+from dbcore import password_policy
+from dbcore.rds_admin import RdsAdmin
+from dbcore.secret import RotationError, new_password
+from dbcore.verifier import scram_verifier
 from tests.pgserver import PgServer
 from tests.rotation_world import KilledError, World, make_world
 
@@ -26,22 +26,22 @@ def world(pg: PgServer) -> Iterator[World]:
         yield w
 
 
-def test_scram_verifier_matches_rfc7677_and_postgres(pg: PgServer) -> None:
-    # RFC 7677 section 3 test vector: password "pencil", salt W22ZaJ0SNY7soEsUEjb6gQ==, 4096 iterations
-    salt = base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ==")
-    v = scram_sha256_verifier("pencil", salt=salt)
-    salted = hashlib.pbkdf2_hmac("sha256", b"pencil", salt, 4096)
-    server_key = base64.b64encode(hmac.new(salted, b"Server Key", hashlib.sha256).digest()).decode()
-    assert v.startswith("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$") and v.endswith(":" + server_key)
-    # the RFC's ServerSignature derivation only works if ServerKey is right; PG is the real oracle:
+def test_libpq_verifier_logs_in_and_no_clear_text_reaches_the_server(pg: PgServer) -> None:
+    """The verifier libpq makes (dbcore/verifier.py) is accepted by this major as a SCRAM secret, the
+    password then logs in over SCRAM, and the server (log_statement=all) never saw the password."""
     role = "scram_probe_" + uuid.uuid4().hex[:6]
     pw = new_password()
     with pg.connect_super() as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(scram_sha256_verifier(pw))))
+        verifier = scram_verifier(conn, role, pw)
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(verifier)))
         stored = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname=%s", (role,)).fetchone()
     try:
-        assert stored and stored[0].startswith("SCRAM-SHA-256$4096:")
+        assert verifier.startswith("SCRAM-SHA-256$4096:") and pw not in verifier
+        assert stored and stored[0] == verifier  # stored as given: the server did not hash anything itself
         assert pg.can_login(role, pw) and not pg.can_login(role, pw + "x")
+        log = pg.log_file.read_text(errors="replace")
+        assert verifier.split("$")[1] in log, "the statement log must show the ALTER/CREATE (else this proves nothing)"
+        assert pw not in log
     finally:
         with pg.connect_super() as conn:
             conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
@@ -58,7 +58,7 @@ def test_password_generator() -> None:
 
 
 def test_one_password_policy_for_the_generated_master_and_rotation(dev_graph: Graph) -> None:
-    """The master's RandomPassword and rotation draw from the same policy (components/password_policy.py)."""
+    """The master's RandomPassword and rotation draw from the same policy (dbcore/password_policy.py)."""
     rp = dev_graph.one("random:index/randomPassword:RandomPassword")
     assert rp.inputs["length"] == password_policy.LENGTH
     assert rp.inputs["overrideSpecial"] == password_policy.SPECIALS
@@ -70,7 +70,7 @@ def test_one_password_policy_for_the_generated_master_and_rotation(dev_graph: Gr
 
 def test_full_rotation_master_then_login_roles(world: World, pg: PgServer) -> None:
     # The master's real path on this major: not a superuser, and (16+) ADMIN on the roles it created.
-    from bootstrap.pgadmin import roles_without_admin
+    from dbcore.pgadmin import roles_without_admin
 
     logins = [world.rotator().username(r) for r in ("app", "migrator")]
     with pg.connect_as(world.master, world.initial_master_password) as conn:
@@ -196,13 +196,13 @@ def test_errors_are_one_sentence(world: World, pg: PgServer) -> None:
         bad.rotate("app")
     # password rejected: master secret no longer matches the DB and the admin cannot fix it
     with pg.connect_super() as conn:
-        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(world.master), sql.Literal(scram_sha256_verifier(new_password()))))
+        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(world.master), sql.Literal(scram_verifier(conn, world.master, new_password()))))
     with pytest.raises(RotationError, match="rejected"):
         world.rotator().rotate("app")
 
 
 def test_cli_rotate_reports_missing_secret_without_traceback(capsys: pytest.CaptureFixture[str]) -> None:
-    from bootstrap.__main__ import main
+    from bootstrap.cli.main import main
 
     with mock_aws():
         rc = main(["rotate", "--stack", "dev", "--local", "--role", "app"])
@@ -212,11 +212,11 @@ def test_cli_rotate_reports_missing_secret_without_traceback(capsys: pytest.Capt
 
 
 def test_psycopg_auth_error_classification(pg: PgServer) -> None:
-    from bootstrap.rotation import _is_auth_failure
+    from dbcore.secret import is_auth_failure
 
     with pytest.raises(psycopg.OperationalError) as err:
         psycopg.connect(pg.dsn("nobody_here", "x"))
-    assert _is_auth_failure(err.value)
+    assert is_auth_failure(err.value)
 
 
 def test_master_change_not_applied_is_a_clear_error_and_current_still_works(world: World, pg: PgServer) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 import controls
-from bootstrap import plan
-from bootstrap.mockgraph import Graph, Resource, run_stack
+from bootstrap.plan import report as plan
+from bootstrap.plan.mockgraph import Graph, Resource, run_stack
 from tests.helpers import assert_config_error
 from tests.resource_types import EGRESS, INGRESS, ROTATION, SECRET
 
@@ -182,7 +182,7 @@ def test_rds_password_granted_to_the_master_only(monkeypatch: pytest.MonkeyPatch
     g = run_stack("dev", {"appDbEnabled": "true"})
     grants = [(r.inputs["role"], r.inputs["grantRole"]) for r in g.of_type("postgresql:index/grantRole:GrantRole") if r.inputs["grantRole"] == "rds_password"]
     assert grants == [("shop_master", "rds_password")]
-    from components.config import load_settings
+    from config.load import load_settings
 
     s = load_settings(g.config, stack="dev", check_credentials=False)
     text = render_sql(s.app_database.model())

@@ -169,7 +169,7 @@ def test_config_from_env() -> None:
     })
     assert (cfg.kind("arn:m"), cfg.kind("arn:app"), cfg.kind("arn:mig")) == ("master", "alternating", "single")
     assert cfg.sslmode == "verify-full" and cfg.sslrootcert == "/var/task/rds-ca.pem"
-    from bootstrap.rotation import RotationError
+    from dbcore.secret import RotationError
 
     with pytest.raises(RotationError, match="lacks PGHOME_DB_INSTANCE_ID"):
         config_from_env({"PGHOME_MASTER_SECRET_ARN": "arn:m"})

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import rotation_package as rp
+from bootstrap.rotation import package as rp
 from tests.pgserver import _write_tls_files
 
 
@@ -55,9 +55,11 @@ def test_archive_holds_the_handler_and_arm64_py312_wheels_only(tmp_path: Path, c
         assert tags["psycopg"] == ["py3-none-any"]
         assert any(n.startswith("psycopg_binary/") and ".cpython-312-aarch64-linux-gnu.so" in n for n in names)
         assert "psycopg/__init__.py" in names
-        # nothing else of the project: no stack files, config, state, tests
-        project_files = {n for n in names if n.split("/")[0] in {"bootstrap", "components", "rotation_function", "tests", "policy"} or (n.endswith((".yaml", ".json")) and ".dist-info/" not in n)}
+        # nothing else of the project: no stack files, config, state, tests, and nothing of the CLI
+        project_files = {n for n in names if n.split("/")[0] in {"bootstrap", "components", "config", "dbcore", "rotation_function", "tests", "policy"}
+                         or (n.endswith((".yaml", ".json")) and ".dist-info/" not in n)}
         assert project_files == set(rp.PROJECT_MODULES)
+        assert not [n for n in names if n.startswith(("bootstrap/", "config/", "controls/"))], "the function ships nothing of the CLI or its config"
         blob = b"".join(zf.read(n) for n in names if not n.endswith(".so"))
     assert b"Pulumi.dev.yaml" not in blob and b"PGPASSWORD=" not in blob
     assert not any(n.startswith(("psycopg_binary.libs/", "psycopg_binary/")) and "x86_64" in n for n in names)
@@ -71,7 +73,7 @@ def test_the_archive_imports_the_handler_without_pulumi_or_config(tmp_path: Path
 
     archive = rp.build(output=tmp_path / "f.zip", ca_bundle=ca, out=lambda s: None)
     code = (
-        "import sys; sys.modules['yaml'] = None; sys.modules['pulumi'] = None\n"
+        "import sys; sys.modules['yaml'] = None; sys.modules['pulumi'] = None; sys.modules['bootstrap'] = None; sys.modules['config'] = None\n"
         "import rotation_function.handler as h; print(h.lambda_handler.__name__)"
     )
     # the archive first on the path, host psycopg behind it (as the arm64 .so cannot load here)
@@ -91,7 +93,7 @@ def test_wheel_tag_helpers() -> None:
 
 
 def test_cli_build_rotation_missing_ca_bundle_is_one_sentence(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from bootstrap.__main__ import main
+    from bootstrap.cli.main import main
 
     rc = main(["build-rotation", "--ca-bundle", str(tmp_path / "none.pem"), "--output", str(tmp_path / "x.zip")])
     err = capsys.readouterr().err
@@ -100,7 +102,7 @@ def test_cli_build_rotation_missing_ca_bundle_is_one_sentence(capsys: pytest.Cap
 
 
 def test_the_program_references_the_archive_by_path_and_hash(tmp_path: Path, ca: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bootstrap.mockgraph import run_stack
+    from bootstrap.plan.mockgraph import run_stack
 
     archive = rp.build(output=tmp_path / "f.zip", ca_bundle=ca, out=lambda s: None)
     monkeypatch.setenv("PGHOME_ROTATION_ARCHIVE", str(archive.path))

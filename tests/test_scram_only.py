@@ -21,8 +21,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bootstrap import pgconn
-from bootstrap.pgconn import ConnectionSettingsError, Endpoint, build_conninfo
+from dbcore import pgconn
+from dbcore.pgconn import ConnectionSettingsError, Endpoint, build_conninfo
 from tests.pgserver import PgServer, _write_tls_files
 
 PASSWORD = "Master-Password-Sentinel-0123456789"

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from bootstrap.mockgraph import Graph, run_stack
+from bootstrap.plan.mockgraph import Graph, run_stack
 from components.secret_access import GUARDED_ACTIONS, master_secret_policy
 from tests.helpers import assert_config_error
 

@@ -12,14 +12,14 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from bootstrap.mockanswers import ELB_ACCOUNTS
-from bootstrap.mockgraph import Graph, Resource, run_program, run_stack
+from bootstrap.plan.mockanswers import ELB_ACCOUNTS
+from bootstrap.plan.mockgraph import Graph, Resource, run_program, run_stack
 from components.app_database import DbConnection
-from components.config import load_settings
 from components.container import health_check_command
 from components.loadbalancer import LOG_DELIVERY_PRINCIPAL, TLS_POLICY, lb_name
 from components.service import Service, ServiceArgs
-from components.stackfile import stack_config
+from config.load import load_settings
+from config.stack_file import stack_config
 from controls.exec_access import EXEC_CHANNEL_ACTIONS, STAR_ONLY_ACTIONS
 from tests.helpers import assert_config_error
 from tests.resource_types import ALB, CLUSTER, EGRESS, INGRESS, LOG_GROUP, ROLE, ROLE_POLICY, SG, TASKDEF
@@ -46,7 +46,7 @@ def container(graph: Graph) -> dict[str, Any]:
 
 
 def role(graph: Graph, physical: str) -> Resource:
-    """The role whose generated name starts with `physical-` (components/naming.py: roles get name_prefix)."""
+    """The role whose generated name starts with `physical-` (config/naming.py: roles get name_prefix)."""
     return next(r for r in graph.of_type(ROLE) if r.inputs.get("namePrefix") == f"{physical}-")
 
 

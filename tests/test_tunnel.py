@@ -17,9 +17,9 @@ import psycopg
 import pytest
 from botocore.stub import Stubber
 
-from bootstrap.pgconn import Endpoint, connect
-from bootstrap.ssm_session import AwsCliSessionStarter
-from bootstrap.tunnel import AccessTarget, SessionRequest, TunnelError, connect_hint, open_tunnel
+from bootstrap.access.ssm_session import AwsCliSessionStarter
+from bootstrap.access.tunnel import AccessTarget, SessionRequest, TunnelError, connect_hint, open_tunnel
+from dbcore.pgconn import Endpoint, connect
 from tests import tunnel_world as w
 from tests.helpers import FakeClock
 from tests.pgserver import SUPERUSER, PgServer
@@ -157,7 +157,7 @@ def test_socks5_refuses_everything_but_the_database(world: Any, named_pg: PgServ
 
 
 def test_socks5_refuses_other_commands_and_auth_methods() -> None:
-    from bootstrap.socks5 import Socks5Server
+    from bootstrap.access.socks5 import Socks5Server
 
     with Socks5Server({("db.example", 5432): ("127.0.0.1", 9)}) as server:
         s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
@@ -371,7 +371,7 @@ def test_cli_session_other_errors_are_not_retried(tmp_path: Path, monkeypatch: p
 
 
 def test_cli_rejects_bad_arguments_in_one_sentence(capsys: pytest.CaptureFixture[str]) -> None:
-    from bootstrap.__main__ import main
+    from bootstrap.cli.main import main
 
     assert main(["tunnel", "--stack", "dev", "--local-port", "80"]) == 2
     err = capsys.readouterr().err
@@ -379,7 +379,7 @@ def test_cli_rejects_bad_arguments_in_one_sentence(capsys: pytest.CaptureFixture
 
 
 def test_cli_without_the_aws_cli_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from bootstrap.__main__ import main
+    from bootstrap.cli.main import main
 
     monkeypatch.setenv("PATH", str(tmp_path))
     assert main(["tunnel", "--stack", "dev"]) == 1
@@ -388,7 +388,7 @@ def test_cli_without_the_aws_cli_says_how_to_install(tmp_path: Path, monkeypatch
 
 
 def test_hold_tunnel_until_ctrl_c(world: Any, named_pg: PgServer) -> None:
-    from bootstrap.tunnel_cli import hold_tunnel
+    from bootstrap.cli.tunnel import hold_tunnel
 
     ecs, stubber, forwarder, clock, lines = world
     t = w.target(named_pg.port)
@@ -414,7 +414,7 @@ def test_hold_tunnel_stops_the_task_on_sigterm(world: Any, named_pg: PgServer) -
     import signal
     import time
 
-    from bootstrap.tunnel_cli import hold_tunnel
+    from bootstrap.cli.tunnel import hold_tunnel
 
     ecs, stubber, forwarder, clock, lines = world
     w.stub_happy_path(stubber, w.target(named_pg.port))
@@ -431,7 +431,7 @@ def test_hold_tunnel_stops_the_task_on_sigterm(world: Any, named_pg: PgServer) -
 
 
 def test_hold_tunnel_failure_is_one_sentence(world: Any, named_pg: PgServer, capsys: pytest.CaptureFixture[str]) -> None:
-    from bootstrap.tunnel_cli import hold_tunnel
+    from bootstrap.cli.tunnel import hold_tunnel
 
     ecs, stubber, forwarder, clock, lines = world
     t = w.target(named_pg.port)
@@ -446,8 +446,8 @@ def _outputs(db_port: int) -> dict[str, Any]:
 
 
 def test_db_route_direct_when_reachable_or_told_so(world: Any, named_pg: PgServer) -> None:
-    from bootstrap.rotation import Endpoint as RotationEndpoint
-    from bootstrap.tunnel import db_route
+    from bootstrap.access.tunnel import db_route
+    from bootstrap.rotation.local import Endpoint as RotationEndpoint
 
     ecs, stubber, forwarder, clock, lines = world
     base = RotationEndpoint(sslrootcert="ca.pem")
@@ -461,8 +461,8 @@ def test_db_route_direct_when_reachable_or_told_so(world: Any, named_pg: PgServe
 
 
 def test_db_route_tunnels_rotation_and_pulumi_when_unreachable(world: Any, named_pg: PgServer) -> None:
-    from bootstrap.rotation import Endpoint as RotationEndpoint
-    from bootstrap.tunnel import db_route
+    from bootstrap.access.tunnel import db_route
+    from bootstrap.rotation.local import Endpoint as RotationEndpoint
 
     ecs, stubber, forwarder, clock, lines = world
     w.stub_happy_path(stubber, w.target(named_pg.port))
@@ -472,7 +472,7 @@ def test_db_route_tunnels_rotation_and_pulumi_when_unreachable(world: Any, named
         ep = route.endpoint(RotationEndpoint(sslrootcert=str(named_pg.ca_file)))
         assert (ep.host, ep.hostaddr, ep.port, ep.sslmode) == (w.DB_NAME, "127.0.0.1", route.tunnel.local_port, "verify-full")
         # the rotation's own connection path, through the tunnel, verify-full on the RDS name
-        from bootstrap.rotation import Rotator
+        from bootstrap.rotation.local import Rotator
 
         rot = Rotator.__new__(Rotator)
         rot.endpoint = ep
@@ -486,8 +486,8 @@ def test_db_route_tunnels_rotation_and_pulumi_when_unreachable(world: Any, named
 def test_rotation_through_a_tunnel_held_elsewhere_with_pghostaddr(world: Any, named_pg: PgServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """What the tunnel CLI prints for another shell: PGHOSTADDR + --port keep verify-full on the
     host name the master secret holds (the RDS endpoint)."""
-    from bootstrap.rotation import Endpoint as RotationEndpoint
-    from bootstrap.rotation import Rotator
+    from bootstrap.rotation.local import Endpoint as RotationEndpoint
+    from bootstrap.rotation.local import Rotator
 
     _, stubber, *_ = world
     w.stub_happy_path(stubber, w.target(named_pg.port))
@@ -504,7 +504,7 @@ def test_rotation_through_a_tunnel_held_elsewhere_with_pghostaddr(world: Any, na
 
 
 def test_cli_outputs_file_errors_are_one_sentence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from bootstrap.__main__ import main
+    from bootstrap.cli.main import main
 
     _fake_exe(tmp_path, "aws", "exit 0\n")
     _fake_exe(tmp_path, "session-manager-plugin", "exit 0\n")
@@ -524,7 +524,7 @@ def test_cli_reads_outputs_through_the_configured_backend_and_never_creates(tmp_
                                                                             capsys: pytest.CaptureFixture[str]) -> None:
     """No --outputs-file: the stack is selected on the configured backend (PULUMI_BACKEND_URL here),
     never created; a missing stack is one sentence."""
-    from bootstrap.__main__ import main
+    from bootstrap.cli.main import main
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from bootstrap import plan
-from bootstrap.mockanswers import ACCOUNT_ID
-from bootstrap.mockgraph import Graph, run_stack
+from bootstrap.plan import report as plan
+from bootstrap.plan.mockanswers import ACCOUNT_ID
+from bootstrap.plan.mockgraph import Graph, run_stack
 from components import waf
 from tests.resource_types import ALB, LOG_GROUP
 

@@ -17,8 +17,8 @@ from typing import Any
 import boto3
 from botocore.stub import Stubber
 
-from bootstrap.socks5 import relay
-from bootstrap.tunnel import AccessTarget, SessionRequest
+from bootstrap.access.socks5 import relay
+from bootstrap.access.tunnel import AccessTarget, SessionRequest
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"

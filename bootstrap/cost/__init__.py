@@ -221,7 +221,7 @@ def resolve_usage(graph: Any, usage_overrides: Mapping[str, float] | None) -> tu
 
 
 def estimate(graph: Any, usage_overrides: Mapping[str, float] | None = None) -> Estimate:
-    """Price every resource of a recorded graph (bootstrap.mockgraph.Graph) for one month."""
+    """Price every resource of a recorded graph (bootstrap.plan.mockgraph.Graph) for one month."""
     region = graph.config.get("aws:region", "")
     prices = load_prices(region)
     usage, origin = resolve_usage(graph, usage_overrides)

@@ -10,7 +10,7 @@ from bootstrap.cost.tables import Prices
 
 
 class Res(Protocol):
-    """What a rule reads from a recorded resource (bootstrap.mockgraph.Resource satisfies it)."""
+    """What a rule reads from a recorded resource (bootstrap.plan.mockgraph.Resource satisfies it)."""
 
     urn: str
     type: str

@@ -149,7 +149,7 @@ def run_program(cwd: Path, stack: str, project: str, config: dict[str, str], sec
     """The program's resources as state records (secret values wrapped), the stack resource first."""
     if str(cwd) not in sys.path:
         sys.path.insert(0, str(cwd))
-    from bootstrap.mockgraph import run_program as run_under_mocks
+    from bootstrap.plan.mockgraph import run_program as run_under_mocks
 
     main = str(cwd / "__main__.py")
     graph = run_under_mocks(lambda: runpy.run_path(main, run_name="__main__"), stack=stack, config=config, project=project, preview=False)

@@ -34,7 +34,7 @@ def _preload() -> None:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     importlib.import_module("tests.pulumi_double.double")
-    from bootstrap.mockgraph import run_stack
+    from bootstrap.plan.mockgraph import run_stack
 
     saved = dict(os.environ)
     os.environ["PGPASSWORD"] = "fork-server-warm-up-connects-nowhere"

@@ -1,0 +1,84 @@
+"""`release --stack S --image-tag T`: the argparse glue and the real seams of bootstrap/deploy/release.py."""
+
+from __future__ import annotations
+
+import json  # noqa: F401
+from collections.abc import Mapping
+from typing import Any
+
+from bootstrap.deploy.release import SEVERITIES, ReleaseError, ReleaseOptions, Releaser, StackUpdate
+from config.stack_file import set_stack_config
+
+
+def register(sub: Any) -> None:
+    from bootstrap.cli.deploy import _backend_args, _common, _db_args, guarded
+
+    p = sub.add_parser("release", help="deploy one pushed, scanned image tag and wait for ECS steady state")
+    _common(p)
+    p.add_argument("--image-tag", required=True, help="tag in this stack's ECR repository, e.g. 1.4.2 or a commit sha")
+    p.add_argument("--fail-on-severity", default="CRITICAL", type=str.upper, help=f"refuse images with findings at or above this ({', '.join(SEVERITIES)})")
+    p.add_argument("--scan-timeout", type=float, default=600, help="seconds to wait for a running scan (default 600)")
+    p.add_argument("--timeout", type=float, default=1800, help="seconds to wait for steady state (default 1800)")
+    _backend_args(p)
+    _db_args(p)
+    p.set_defaults(func=guarded(_cmd_release))
+
+
+def automation_update(args: Any) -> StackUpdate:
+    """The real seam: the Automation API workspace of bootstrap/deploy/workspace.py. The tag is written to
+    the stack file (as `pulumi config set` would: commit it, it stays the source of truth) and the
+    program records it in the state (the `imageTag` output, read back by bootstrap/deploy/image_tag.py), and
+    `up` runs with the app database phase the state records; with the app database on, the master
+    password reaches the postgresql provider in that process's env only, as for `deploy`."""
+    import tempfile
+    from pathlib import Path
+
+    from bootstrap.cli import deploy as deploy_cli
+    from bootstrap.deploy.workspace import explain
+    from bootstrap.progress import Progress
+    from config.stack_file import APP_DB_KEY, read_stack_file, with_app_db
+
+    def update(config: Mapping[str, str]) -> Mapping[str, Any]:
+        session = deploy_cli._session(args, cli=True)  # noqa: SLF001 - the shared CLI session
+        assert session.ws is not None
+        for key, value in config.items():
+            set_stack_config(session.sf.path, f"pghome:{key}", value)
+        print(f"{session.sf.path.name}: {', '.join(f'{k}={v}' for k, v in config.items())}; the tag is also recorded in the stack's "
+              "state (the imageTag output), so a later deploy from a checkout without this change keeps the image; commit the "
+              "file to keep it the source of truth")
+        sf = read_stack_file(args.stack, session.project_dir)
+        stack = session.ws.open()
+        deployed = getattr(stack.outputs().get("appDbEnabled"), "value", None)
+        app_db = str(sf.explicit(APP_DB_KEY) if sf.explicit(APP_DB_KEY) is not None else deployed).lower() == "true"
+        if app_db:
+            stack = session.ws.open({"PGPASSWORD": deploy_cli._rotator(session).current_password("master")})  # noqa: SLF001
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = with_app_db(sf, app_db, Path(tmp) / sf.path.name)
+            progress = Progress(print)
+            try:
+                stack.up(config_file=str(cfg), **progress.kwargs())
+            except Exception as exc:
+                raise ReleaseError(f"pulumi up failed: {explain(exc, args.stack)}; fix the cause and re-run release") from None
+            progress.finish("release up")
+        return stack.outputs()
+
+    return update
+
+
+def _cmd_release(args: Any) -> int:
+    import sys
+
+    import boto3
+
+    from bootstrap.cli import deploy as deploy_cli
+
+    session = deploy_cli._session(args, cli=False)  # noqa: SLF001 - settings from the stack file, no CLI needed yet
+    settings = session.settings
+    try:
+        aws = boto3.session.Session(region_name=settings.region)
+        # The workspace is opened only when the image checks have passed.
+        releaser = Releaser(settings, aws.client("ecr"), aws.client("ecs"), lambda config: automation_update(args)(config))
+        return releaser.release(ReleaseOptions(args.image_tag, args.fail_on_severity, args.scan_timeout, args.timeout))
+    except ReleaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

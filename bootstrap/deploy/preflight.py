@@ -1,0 +1,96 @@
+"""Checks that run before any cloud call: prod prerequisites that config validation cannot see
+(a placeholder certificate, a certificate in another region, a CA bundle that is not there) and the
+security controls evaluated on the program under mocks (a must-hold failure stops the command)."""
+
+from __future__ import annotations
+
+import os
+import re
+import runpy
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from bootstrap.deploy.workspace import DeployError
+from config.stack_file import PROJECT_DIR, settings_name
+
+EXAMPLE_ACCOUNTS = frozenset({"123456789012", "000000000000", "111111111111"})
+ZERO_UUID = re.compile(r"^0{8}-0{4}-[0-9a-f]0{3}-[0-9a-f]0{3}-0{12}$")
+CERT_ARN = re.compile(r"^arn:aws[\w-]*:acm:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):certificate/(?P<id>[0-9a-f-]+)$")
+
+
+def prerequisites(settings: Any, project_dir: Path = PROJECT_DIR) -> list[str]:
+    """One sentence per problem; empty when the stack can go to the cloud."""
+    problems: list[str] = []
+    cert = str(getattr(settings.service, "certificate_arn", "") or "")
+    m = CERT_ARN.match(cert)
+    if m:
+        if m["account"] in EXAMPLE_ACCOUNTS or ZERO_UUID.match(m["id"]):
+            problems.append(f"certificateArn {cert} is a placeholder (example account or all-zero id); set the ARN of your ACM certificate")
+        elif m["region"] != settings.region:
+            problems.append(f"certificateArn is in {m['region']} but the stack deploys to {settings.region}; an ALB needs a certificate from its own region")
+    app = settings.app_database
+    mode = str(getattr(app.ssl_mode, "value", app.ssl_mode))
+    if mode.startswith("verify-") and app.ssl_root_cert:
+        bundle = Path(app.ssl_root_cert)
+        bundle = bundle if bundle.is_absolute() else project_dir / bundle
+        if not bundle.is_file():
+            problems.append(f"appDbSslRootCert {app.ssl_root_cert} does not exist; download the RDS CA bundle "
+                            "(https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem) to that path")
+    return problems
+
+
+def check_prerequisites(settings: Any, project_dir: Path = PROJECT_DIR) -> None:
+    problems = prerequisites(settings, project_dir)
+    if problems:
+        raise DeployError(problems[0] + (f" (and {len(problems) - 1} more: {'; '.join(problems[1:])})" if len(problems) > 1 else ""))
+
+
+def program_config(config: Mapping[str, Any], project: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
+    from config.stack_file import load_strict_yaml
+
+    out: dict[str, Any] = {}
+    doc = load_strict_yaml(project_dir / "Pulumi.yaml") or {}
+    for key, spec in (doc.get("config") or {}).items():
+        if isinstance(spec, dict) and "default" in spec:
+            out[key if ":" in key else f"{project}:{key}"] = spec["default"]
+    out.update(config)
+
+    def text(v: Any) -> str:
+        import json
+
+        return ("true" if v else "false") if isinstance(v, bool) else json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+
+    return {k: text(v) for k, v in out.items()}
+
+
+def security_gate(stack: str, config: Mapping[str, Any], out: Callable[[str], None], project_dir: Path = PROJECT_DIR) -> None:
+    """Run the program under mocks with the config the CLI will get and evaluate the controls."""
+    from bootstrap.plan import report as plan
+    from bootstrap.plan.mockgraph import run_program
+
+    project = "pghome"
+    saved = os.environ.get("PGPASSWORD")
+    os.environ.setdefault("PGPASSWORD", "offline-check-connects-nowhere")  # the program checks it; nothing connects under mocks
+    if str(project_dir) not in sys.path:
+        sys.path.insert(0, str(project_dir))
+    try:
+        graph = run_program(lambda: runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__"),
+                            stack=settings_name(stack), config=program_config(config, project, project_dir), project=project)
+        report = plan.check_graph(graph)  # re-reads the settings, with the same credential check
+    except Exception as exc:
+        raise DeployError(f"the program fails before any cloud call: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+    finally:
+        if saved is None:
+            os.environ.pop("PGPASSWORD", None)
+    out(report.summary())
+    if report.must_hold_failed:
+        ids = ", ".join(r.control.id for r in report.must_hold_failed)
+        raise DeployError(f"must-hold security controls fail ({ids}); see `python -m bootstrap plan --stack {stack} --controls`; nothing was deployed")
+
+
+def policy_packs(project_dir: Path = PROJECT_DIR) -> list[str]:
+    """The policy pack directory, when its environment exists (policy/venv with pulumi_policy)."""
+    pack = project_dir / "policy"
+    return [str(pack)] if (pack / "PulumiPolicy.yaml").is_file() and (pack / "venv").is_dir() else []

@@ -1,0 +1,106 @@
+"""One stack-file reader with one behaviour for every command (config/stack_file.py), each case
+run through `python -m bootstrap` as a user would: plan, sql and cost read stack files exactly as
+the deploy commands do."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DEV = (ROOT / "Pulumi.dev.yaml").read_text()
+PROD = (ROOT / "Pulumi.prod.yaml").read_text()
+
+
+def bootstrap(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}  # no AWS credentials, no Pulumi CLI
+    return subprocess.run([sys.executable, "-m", "bootstrap", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def stack_file() -> Iterator[object]:
+    """Write Pulumi.<unique>.yaml in the project for one test (the CLI reads the project's files)."""
+    written: list[Path] = []
+
+    def write(content: str | bytes) -> str:
+        name = f"t{uuid.uuid4().hex[:10]}"
+        path = ROOT / f"Pulumi.{name}.yaml"
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        written.append(path)
+        return name
+
+    yield write
+    for path in written:
+        path.unlink(missing_ok=True)
+
+
+def _one_sentence(result: subprocess.CompletedProcess[str], fragment: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert fragment in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize("qualified", ["myorg/dev", "myorg/pghome/dev"])
+def test_fully_qualified_names_read_the_bare_stack_file(qualified: str) -> None:
+    plain, full = bootstrap("plan", "--stack", "dev", "--json"), bootstrap("plan", "--stack", qualified, "--json")
+    assert full.returncode == 0, full.stderr
+    assert full.stdout == plain.stdout  # the same stack: Pulumi.dev.yaml, stack name dev inside the program
+    assert bootstrap("sql", "--stack", qualified).returncode == 0
+
+
+@pytest.mark.parametrize("command", ["plan", "sql", "cost"])
+def test_a_duplicate_key_is_refused_by_every_command(stack_file, command: str) -> None:
+    name = stack_file(DEV + "  pghome:azCount: 3\n")  # azCount is already in the dev file
+    _one_sentence(bootstrap(command, "--stack", name), "duplicate key 'pghome:azCount'")
+
+
+@pytest.mark.parametrize("command", ["plan", "sql", "cost"])
+def test_a_non_utf8_stack_file_is_one_sentence(stack_file, command: str) -> None:
+    name = stack_file(DEV.encode() + b"  # caf\xe9\n")
+    _one_sentence(bootstrap(command, "--stack", name), "is not UTF-8 text")
+
+
+@pytest.mark.parametrize("command", ["plan", "sql"])
+def test_bad_yaml_is_one_sentence(stack_file, command: str) -> None:
+    name = stack_file("config: [1, 2\n")
+    _one_sentence(bootstrap(command, "--stack", name), "is not valid YAML")
+
+
+def test_a_secure_value_is_judged_after_the_overrides(stack_file) -> None:
+    assert "  pghome:appName: shop\n" in DEV
+    name = stack_file(DEV.replace("  pghome:appName: shop\n", "  pghome:appName:\n    secure: v1:abc:def\n"))
+    refused = bootstrap("plan", "--stack", name)
+    _one_sentence(refused, "pghome:appName is an encrypted value that this command cannot decrypt; override it with --set appName=<value>")
+    followed = bootstrap("plan", "--stack", name, "--set", "appName=shop")  # the advice works
+    assert followed.returncode == 0, followed.stderr
+    assert "shop-" in followed.stdout
+
+
+def test_prod_prerequisites_are_judged_in_plan_as_in_preview(stack_file, tmp_path: Path) -> None:
+    """The placeholder certificate that stops preview (bootstrap/deploy/preflight.py) stops plan too,
+    in the same words; a real-looking certificate from the stack's region passes."""
+    from bootstrap.deploy.preflight import prerequisites
+    from config.load import load_settings
+    from config.stack_file import stack_config
+
+    name = stack_file(PROD)
+    planned = bootstrap("plan", "--stack", name)
+    assert planned.returncode == 4, planned.stderr
+    expected = prerequisites(load_settings(stack_config(name), stack=name, check_credentials=False))
+    assert any("is a placeholder" in p for p in expected)
+    for sentence in expected:
+        assert f"  - {sentence}" in planned.stdout
+    foreign = bootstrap("plan", "--stack", name, "--set", "certificateArn=arn:aws:acm:us-east-1:210987654321:certificate/5f0c6e2a-1b2c-4d3e-8f90-123456789abc")
+    assert foreign.returncode == 4 and "an ALB needs a certificate from its own region" in foreign.stdout
+    bundle = tmp_path / "rds-ca.pem"  # the check is that the configured bundle exists
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    ca_args = ["--set", f"appDbSslRootCert={bundle}"]
+    real = bootstrap("plan", "--stack", name, "--set", "certificateArn=arn:aws:acm:eu-west-1:210987654321:certificate/5f0c6e2a-1b2c-4d3e-8f90-123456789abc", *ca_args)
+    assert real.returncode == 0, real.stdout[-2000:] + real.stderr
+    assert "Deploy prerequisites" not in real.stdout
