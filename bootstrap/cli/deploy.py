@@ -258,14 +258,19 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from bootstrap.deploy.workspace import export_with_secrets
-    from bootstrap.rotation.audit import audit_state, login_users, read_state_file
+    from bootstrap.rotation.audit import audit_state, config_and_history, login_users, read_state_file
 
     s = _session(args, cli=not args.state_file)
+    config: dict[str, Any] = {}
+    history: list[dict[str, Any]] = []
     if args.state_file:
         state = read_state_file(args.state_file)
+        print("audit: --state-file: the stack's config and update history are not searched (run without it to include them)")
     else:
         assert s.ws is not None
-        state = export_with_secrets(s.ws.open())
+        stack = s.ws.open()
+        state = export_with_secrets(stack)
+        config, history = config_and_history(stack)
     rot = _rotator(s)
     with contextlib.ExitStack() as held:
         opened: list[Any] = []
@@ -275,7 +280,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 opened.append(held.enter_context(_db_route(s, lambda: rot)))
             return bool(rot.accepts(user, password, dbname))
 
-        live, unverifiable = audit_state(state, login_users(s.settings), accepts)
+        live, unverifiable = audit_state(state, login_users(s.settings), accepts, config=config, history=history)
     return 1 if live or unverifiable else 0
 
 
