@@ -188,7 +188,7 @@ class RotationFunction(pulumi.ComponentResource):
             return []
         facts, target = self._facts, self._redeploy
         service_arn: Any = ecs_service_arn(facts.partition, facts.region, facts.account_id, target.cluster_name, target.service_name)
-        return [iam.statement(["ecs:UpdateService"], [service_arn], "RedeployTheAppService")]
+        return [iam.statement(["ecs:UpdateService", "ecs:DescribeServices"], [service_arn], "RedeployTheAppService")]
 
     def _log_group(self) -> aws.cloudwatch.LogGroup:
         return kms.encrypted_log_group(f"{self._name}-logs", name=f"/aws/lambda/{self._function_name}",

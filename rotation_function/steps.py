@@ -37,6 +37,7 @@ from components.pgmodel import CLONE_SUFFIX
 from dbcore import pgconn
 from dbcore.pgadmin import require_admin
 from dbcore.rds_admin import DatabaseAdmin
+from dbcore.rollout import check_service
 from dbcore.secret import RotationError, aws_error_code, is_auth_failure, new_password, secret_json
 from dbcore.verifier import scram_verifier
 
@@ -151,6 +152,8 @@ class StepRunner:
         if self.pending(arn, token) is not None:
             self.out(f"createSecret: version {token} already holds the new value (retry)")
             return
+        if kind == "alternating":
+            self._check_rollout()
         value = dict(current)
         if kind != "master":
             # connection fields follow the master secret (the endpoint may have changed)
@@ -161,6 +164,17 @@ class StepRunner:
         value["password"] = new_password()
         self.sm.put_secret_value(SecretId=arn, ClientRequestToken=token, SecretString=json.dumps(value), VersionStages=["AWSPENDING"])
         self.out(f"createSecret: new value stored as AWSPENDING for user {value.get('username')}")
+
+    def _check_rollout(self) -> None:
+        """Refuse (a RotationError, so Secrets Manager retries later) while the app service's last
+        forced deployment is unfinished: its tasks may still hold the user this rotation changes."""
+        c = self.config
+        if not (c.ecs_cluster and c.ecs_service and self.ecs is not None):
+            return
+        problem = check_service(self.ecs, c.ecs_cluster, c.ecs_service)
+        if problem:
+            self.warn(f"createSecret: refused: {problem}")
+            raise RotationError(f"createSecret: {problem}")
 
     def _pending_or_fail(self, arn: str, token: str, step: str) -> dict[str, Any]:
         pending = self.pending(arn, token)

@@ -212,6 +212,9 @@ class CountingEcs:
         self.calls.append(kw)
         return self.ecs.update_service(**kw)
 
+    def describe_services(self, **kw: Any) -> Any:  # createSecret's rollout check (dbcore/rollout.py)
+        return self.ecs.describe_services(**kw)
+
 
 def _app_service(region: str) -> Any:
     import boto3

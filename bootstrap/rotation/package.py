@@ -48,6 +48,7 @@ PROJECT_MODULES = (
     "dbcore/pgadmin.py",
     "dbcore/pgconn.py",
     "dbcore/rds_admin.py",
+    "dbcore/rollout.py",
     "dbcore/secret.py",
     "dbcore/verifier.py",
     "dbcore/waiting.py",
