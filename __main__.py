@@ -9,6 +9,7 @@ import pulumi_aws as aws
 from components.app_database import AppDatabase, AppDatabaseArgs
 from components.database import Database, DatabaseArgs
 from components.db_access import DbAccess, DbAccessArgs
+from components.monitoring import AlarmTopic, AlarmTopicArgs, DeploymentAlarms, Monitoring, MonitoringArgs, WatchedService
 from components.network import Network, NetworkArgs
 from components.registry import Registry, RegistryArgs
 from components.rotation_function import RedeployTarget, RotationFunction, RotationFunctionArgs
@@ -35,6 +36,8 @@ database = Database(
     opts=stack_opts,
 )
 registry = Registry(settings.name("registry"), RegistryArgs(settings=settings.registry), opts=stack_opts)
+# Before the service: its deployment alarms notify this topic (components/monitoring.py).
+alarm_topic = AlarmTopic(settings.name("alarms"), AlarmTopicArgs(settings=settings.monitoring), opts=stack_opts)
 app_db = AppDatabase(
     settings.name("appdb"),
     AppDatabaseArgs(settings=settings.app_database, database=database),
@@ -51,6 +54,7 @@ service = Service(
         repository_url=registry.repository_url,
         repository_arn=registry.repository_arn,
         database=app_db.connection("app"),
+        deployment_alarms=DeploymentAlarms(settings=settings.monitoring, topic_arn=alarm_topic.topic_arn),
     ),
     opts=stack_opts,
 )
@@ -78,6 +82,25 @@ rotation = RotationFunction(
 database.allow_from("rotation", rotation.security_group_id, "PostgreSQL from the rotation function")
 # The master secret: readable by the rotation function, the deploy role and the break-glass role only.
 database.restrict_master_secret(rotation.role_arn)
+
+monitoring = Monitoring(
+    settings.name("monitoring"),
+    MonitoringArgs(
+        settings=settings.monitoring,
+        database=settings.database,
+        topic_arn=alarm_topic.topic_arn,
+        service=WatchedService(
+            cluster_name=service.cluster_name,
+            service_name=service.service_name,
+            service_arn=service.service_arn,
+            alb_arn_suffix=service.alb_arn_suffix,
+            target_group_arn_suffix=service.target_group_arn_suffix,
+            web_acl_name=service.web_acl_name,
+        ),
+        rotation_function_name=rotation.function_name,
+    ),
+    opts=stack_opts,
+)
 
 # The on-demand path deploy/rotate/audit tunnel through from outside the VPC (bootstrap/access/tunnel.py).
 db_access = None
@@ -117,6 +140,11 @@ pulumi.export("clusterName", service.cluster_name)
 pulumi.export("serviceName", service.service_name)
 pulumi.export("httpsEnabled", service.https_enabled)
 pulumi.export("albListeners", service.listener_summary)
+# Read by `status` to list this stack's alarms in ALARM (every alarm is named '<prefix>-...').
+pulumi.export("alarmTopicArn", alarm_topic.topic_arn)
+pulumi.export("alarmNamePrefix", f"{settings.prefix}-")
+pulumi.export("alarmNames", monitoring.alarm_names)
+pulumi.export("dashboardName", monitoring.dashboard_name)
 if db_access is not None:  # read by `python -m bootstrap tunnel` (bootstrap/access/tunnel.py OUTPUT_KEYS)
     pulumi.export("dbAccessCluster", db_access.cluster_name)
     pulumi.export("dbAccessTaskDefinitionArn", db_access.task_definition_arn)

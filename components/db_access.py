@@ -32,11 +32,10 @@ from components import sg as rules
 from components.awsinfo import aws_facts
 from components.database import Database
 from components.db_access_operator import operator_statements, session_document
-from components.iam import ecs_tasks_trust_policy, inline_policy, log_streams, statement
+from components.iam import ecs_exec_statements, ecs_tasks_trust_policy, inline_policy, log_streams, statement
 from components.kms import encrypted_log_group, logs_key
 from config import naming
 from config.settings import DatabaseSettings
-from controls.exec_access import EXEC_CHANNEL_ACTIONS
 
 CONTAINER_NAME = "access"
 # Alpine 3.20.3, multi-arch index digest (the same on Docker Hub and ECR Public's docker/library
@@ -185,16 +184,7 @@ class DbAccess(pulumi.ComponentResource):
         return self._role(
             "task",
             "Database access task: ECS Exec channels, session key, session logs (nothing else)",
-            [
-                statement(EXEC_CHANNEL_ACTIONS, ["*"], "EcsExecChannels"),
-                statement(["kms:Decrypt"], [key.arn], "DecryptExecSessions"),
-                statement(["logs:DescribeLogGroups"], ["*"], "FindExecLogGroup"),
-                statement(
-                    ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-                    [log_streams(exec_logs.arn)],
-                    "WriteExecLogs",
-                ),
-            ],
+            ecs_exec_statements(key.arn, exec_logs.arn),
         )
 
     # --- task definition -------------------------------------------------------------------------

@@ -59,3 +59,17 @@ def log_streams(log_group_arn: pulumi.Input[str]) -> pulumi.Input[str]:
     if isinstance(log_group_arn, str):
         return f"{log_group_arn}:*"
     return pulumi.Output.concat(log_group_arn, ":*")
+
+
+def ecs_exec_statements(session_key_arn: pulumi.Input[str], session_log_group_arn: pulumi.Input[str]) -> list[aws.iam.GetPolicyDocumentStatementArgs]:
+    """What a task role needs for ECS Exec, and nothing more, under one set of Sids for every task
+    that allows exec (the app service in dev, the database access task): the SSM agent's channels,
+    decrypting the session key, finding and writing the session log group."""
+    from controls.exec_access import EXEC_CHANNEL_ACTIONS
+
+    return [
+        statement(EXEC_CHANNEL_ACTIONS, ["*"], sid="EcsExecChannels"),
+        statement(["kms:Decrypt"], [session_key_arn], sid="EcsExecSessionKey"),
+        statement(["logs:DescribeLogGroups"], ["*"], sid="EcsExecFindLogGroup"),
+        statement(["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"], [log_streams(session_log_group_arn)], sid="EcsExecSessionLogs"),
+    ]

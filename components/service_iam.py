@@ -14,9 +14,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.app_database import DbConnection
-from components.iam import ecs_tasks_trust_policy, inline_policy, log_streams, statement
+from components.iam import ecs_exec_statements, ecs_tasks_trust_policy, inline_policy, log_streams, statement
 from config import naming
-from controls.exec_access import EXEC_CHANNEL_ACTIONS
 
 Statement = aws.iam.GetPolicyDocumentStatementArgs
 
@@ -46,12 +45,7 @@ def task_statements(database: DbConnection, exec_key_arn: pulumi.Input[str] | No
     if database.iam_grant is not None:
         statements.append(database.iam_grant)
     if exec_key_arn is not None and exec_log_group_arn is not None:
-        statements += [
-            statement(EXEC_CHANNEL_ACTIONS, ["*"], sid="EcsExecChannels"),
-            statement(["kms:Decrypt"], [exec_key_arn], sid="EcsExecSessionKey"),
-            statement(["logs:DescribeLogGroups"], ["*"], sid="EcsExecFindLogGroup"),
-            statement(["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"], [log_streams(exec_log_group_arn)], sid="EcsExecSessionLogs"),
-        ]
+        statements += ecs_exec_statements(exec_key_arn, exec_log_group_arn)
     return statements
 
 

@@ -16,7 +16,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from config import naming, sections
+from config.monitoring import monitoring as monitoring_section
 from config.reader import Reader
+from config.restore_checks import restore_checks
 from config.schema import ProjectSchema, project_schema
 from config.settings import Environment, NatStrategy, Settings, stack_prefix
 from config.stack_file import InputError, StackFile, settings_name
@@ -71,6 +73,7 @@ def load_settings(
     service = sections.service(r, prefix, env)
     app_database = sections.app_database(r, prefix, env, app_name, database, os.environ if environ is None else environ, check_credentials)
     security = sections.security(r, env)
+    monitoring = monitoring_section(r, prefix, env is Environment.PROD)
     if env is Environment.PROD:
         r.check(network.nat_strategy is not NatStrategy.SINGLE or network.az_count == 1, "natStrategy", network.nat_strategy.value,
                 "prod with more than one AZ needs per_az (or none with interfaceEndpoints) so one AZ failure cannot cut egress")
@@ -82,6 +85,7 @@ def load_settings(
     if network.nat_strategy is NatStrategy.NONE and not network.interface_endpoints and "natStrategy" not in r.failed:
         r.fail("natStrategy", "none", "with no NAT the tasks need interfaceEndpoints: true to pull images and write logs")
     r.strings("costUsage")  # type-checked here; only the offline cost estimate (bootstrap/cost) uses it
+    restore = restore_checks(r)  # only `bootstrap restore` uses it
     unread = set(schema.keys) - r.read
     if unread:  # programming error: a declared key nobody reads
         raise KeyError(f"Pulumi.yaml declares keys the loader never reads: {sorted(unread)}")
@@ -100,6 +104,8 @@ def load_settings(
         service=service,
         app_database=app_database,
         security=security,
+        monitoring=monitoring,
+        restore=restore,
     )
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from components.pgmodel import DbModel, build_model, role_names
 from config import naming
+from config.monitoring import MonitoringSettings
+from config.restore_checks import RestoreChecks
 
 
 class Environment(enum.StrEnum):
@@ -254,6 +256,9 @@ class Settings:
     service: ServiceSettings
     app_database: AppDatabaseSettings
     security: SecuritySettings
+    monitoring: MonitoringSettings
+    restore: RestoreChecks = RestoreChecks()
+    """What `bootstrap restore` checks beyond the model (config/restore_checks.py)."""
 
     @property
     def is_prod(self) -> bool:

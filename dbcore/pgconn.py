@@ -22,6 +22,8 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from components.pgmodel import PINNED_SEARCH_PATH_OPTIONS
+
 SECURE_SSLMODES = ("require", "verify-ca", "verify-full")
 REQUIRED_AUTH = "scram-sha-256"  # the only method we answer: RDS stores SCRAM verifiers (password_encryption)
 CHANNEL_BINDINGS = ("prefer", "require")
@@ -76,6 +78,9 @@ def build_conninfo(endpoint: Endpoint, user: str, password: str, **extra: Any) -
         "channel_binding": endpoint.channel_binding,
         "connect_timeout": str(endpoint.connect_timeout),
         "application_name": APPLICATION_NAME,
+        # The master's sessions must not resolve anything the app database's owner created
+        # (components/pgmodel.py, PINNED_SEARCH_PATH); harmless for the login roles' probes.
+        "options": PINNED_SEARCH_PATH_OPTIONS,
     }
     if endpoint.sslrootcert:
         params["sslrootcert"] = str(endpoint.sslrootcert)
@@ -102,3 +107,11 @@ def connect(endpoint: Endpoint, user: str, password: str, *, autocommit: bool = 
     except psycopg.OperationalError as exc:
         message = str(exc).replace(password, "********") if password else str(exc)
         raise psycopg.OperationalError(f"cannot connect to {redacted(conninfo)}: {message}") from None
+
+
+def provider_env(master_password: str) -> dict[str, str]:
+    """The environment of the `pulumi` process whose postgresql provider acts as the master: the
+    password it reads from PGPASSWORD, and PGOPTIONS pinning the search_path of each of its
+    connections (the provider talks through lib/pq, which sends PGOPTIONS as the startup packet's
+    `options`, as libpq does; lib/pq v1.10.9 parseEnviron, v1.12.3 Config.Options `env:"PGOPTIONS"`)."""
+    return {"PGPASSWORD": master_password, "PGOPTIONS": PINNED_SEARCH_PATH_OPTIONS}

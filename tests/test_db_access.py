@@ -133,9 +133,9 @@ def test_iam_least_privilege(graph: Graph) -> None:
     task = statements(policies[task_role.id].inputs["policy"])
     assert {sid: (sorted(as_list(s["Action"])), as_list(s["Resource"])) for sid, s in task.items()} == {
         "EcsExecChannels": (sorted(EXEC_CHANNEL_ACTIONS), ["*"]),
-        "DecryptExecSessions": (["kms:Decrypt"], [key.state["arn"]]),
-        "FindExecLogGroup": (["logs:DescribeLogGroups"], ["*"]),
-        "WriteExecLogs": (["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"], [f"{exec_logs.state['arn']}:*"]),
+        "EcsExecSessionKey": (["kms:Decrypt"], [key.state["arn"]]),
+        "EcsExecFindLogGroup": (["logs:DescribeLogGroups"], ["*"]),
+        "EcsExecSessionLogs": (["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"], [f"{exec_logs.state['arn']}:*"]),
     }
     assert sorted(EXEC_CHANNEL_ACTIONS) == ["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
                                             "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"]

@@ -16,10 +16,10 @@ from bootstrap.deploy.deployer import Deployer
 from bootstrap.deploy.image_tag import FROM_FILE, FROM_STATE, NONE, choose
 from bootstrap.deploy.workspace import Workspace, resolve_backend
 from config.stack_file import InputError, StackFile, read_stack_file
-from tests.deploy_world import edit_stack_file, queue_first_rollout, run, stubbed_ecs
+from tests.deploy_world import app_images, edit_stack_file, first_release, run
 from tests.pulumi_double.fixture import Double
 from tests.test_recreate_double import aws, dev  # noqa: F401 (fixtures)
-from tests.test_release import REGION, push, scan_result
+from tests.test_release import REGION
 
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop-dev:{}"
 TD = "aws:ecs/taskDefinition:TaskDefinition"
@@ -29,23 +29,8 @@ def task_definition(d: Double) -> dict[str, Any]:
     return next(r for r in d.resources() if r["type"] == TD and r["inputs"]["family"] == "shop-dev-app")
 
 
-def images(d: Double) -> list[str]:
-    return [c["image"] for c in json.loads(task_definition(d)["inputs"]["containerDefinitions"])]
-
-
 def stack_outputs(d: Double) -> dict[str, Any]:
     return dict(next(r for r in d.resources() if r["type"] == "pulumi:pulumi:Stack")["outputs"])
-
-
-def release(d: Double, ecr: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tag: str) -> str:
-    """`release --image-tag tag` on a stack whose service has no task yet (first release)."""
-    push(ecr, tag)
-    scan_result(tag)
-    with stubbed_ecs(monkeypatch) as stub:
-        queue_first_rollout(stub)
-        rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", tag)
-        assert rc == 0, err + out
-    return out
 
 
 def test_an_uncommitted_release_is_not_undone_by_up_preview_or_drift(dev: Double, aws: Any, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
@@ -55,9 +40,9 @@ def test_an_uncommitted_release_is_not_undone_by_up_preview_or_drift(dev: Double
     committed = stack_file.read_text()
     assert "imageTag" not in committed
 
-    out = release(d, aws, monkeypatch, capsys, "1.4.2")
+    out = first_release(d, aws, monkeypatch, capsys, "1.4.2")
     assert "also recorded in the stack's state" in out
-    assert images(d) == [IMAGE.format("1.4.2")]
+    assert app_images(d) == [IMAGE.format("1.4.2")]
     assert stack_outputs(d)["imageTag"] == "1.4.2"  # plain: no secret, the task definition holds it too
     td = task_definition(d)
 
@@ -71,7 +56,7 @@ def test_an_uncommitted_release_is_not_undone_by_up_preview_or_drift(dev: Double
     assert len(d.ops("up")) == ups  # nothing to apply
     assert "--config-file" in d.ops("preview")[-1]["argv"]
     assert stack_file.read_text() == committed  # the stack file is never edited
-    assert task_definition(d) == td and images(d) == [IMAGE.format("1.4.2")]
+    assert task_definition(d) == td and app_images(d) == [IMAGE.format("1.4.2")]
 
     rc, out, err = run(d, capsys, "drift", "--stack", "dev")
     assert rc == 0 and "no drift" in out, out + err
@@ -84,13 +69,13 @@ def test_an_uncommitted_release_is_not_undone_by_up_preview_or_drift(dev: Double
     assert rc == 0, err
     assert "imageTag changes: 1.4.2 (deployed) -> 1.4.3 (Pulumi.dev.yaml)" in out
     assert TD in out and len(d.ops("up")) == ups + 1
-    assert images(d) == [IMAGE.format("1.4.3")] and stack_outputs(d)["imageTag"] == "1.4.3"
+    assert app_images(d) == [IMAGE.format("1.4.3")] and stack_outputs(d)["imageTag"] == "1.4.3"
 
     # and is carried in turn when the file goes back to its committed content
     stack_file.write_text(committed)
     rc, out, err = run(d, capsys, "up", "--stack", "dev", "--yes")
     assert rc == 0 and "imageTag 1.4.3: from the stack's state" in out and "no changes" in out, err
-    assert images(d) == [IMAGE.format("1.4.3")]
+    assert app_images(d) == [IMAGE.format("1.4.3")]
 
 
 class FakeRotator:
@@ -129,15 +114,15 @@ def test_the_phased_deploy_keeps_the_released_image(dev: Double, aws: Any, monke
     assert "imageTag: none (no image yet: the service runs no task until the first release)" in lines
     assert stack_outputs(d)["imageTag"] == "" and stack_outputs(d)["appDbEnabled"] is True
 
-    release(d, aws, monkeypatch, capsys, "1.4.2")
-    assert images(d) == [IMAGE.format("1.4.2")]
+    first_release(d, aws, monkeypatch, capsys, "1.4.2")
+    assert app_images(d) == [IMAGE.format("1.4.2")]
     td = task_definition(d)
     stack_file.write_text(committed)
     lines = []
     assert deployer(d, lines).deploy() == 0
     assert "imageTag 1.4.2: from the stack's state (the last release; Pulumi.dev.yaml sets none)" in lines
     assert "[phase 3/5] no changes" in lines, "\n".join(lines)
-    assert task_definition(d) == td and images(d) == [IMAGE.format("1.4.2")]
+    assert task_definition(d) == td and app_images(d) == [IMAGE.format("1.4.2")]
 
 
 # the rule, without the CLI ------------------------------------------------------------------------

@@ -20,10 +20,28 @@ def test_readme_has_exactly_two_commands_setup_plan_and_tests():
     assert "pytest" in tests
 
 
-def test_ci_runs_the_readme_test_command_last():
-    _, tests = _two_commands()
-    ci = [line for line in (ROOT / ".ci/run").read_text().splitlines() if line.strip() and not line.startswith("#")]
-    assert ci[-1].strip() == tests.strip()
+def _ci_lines() -> list[str]:
+    return [line.strip() for line in (ROOT / ".ci/run").read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_ci_runs_exactly_the_readme_commands_in_order():
+    """.ci/run runs the README's first command as written, then (its last line) the test command:
+    when either drifts from the README, this fails."""
+    setup, tests = _two_commands()
+    ci = _ci_lines()
+    assert setup.strip() in ci, "the README's first command is not a line of .ci/run"
+    assert ci[-1] == tests.strip()
+    assert ci.index(setup.strip()) < len(ci) - 1
+    # nothing else installs or fetches: the set-up lives in the two commands (tests/pgbinaries.py)
+    others = [line for line in ci if line != setup.strip() and ("pip install" in line or "pg-binaries" in line or "apt-get" in line)]
+    assert not others, others
+
+
+def test_the_readme_test_command_needs_nothing_run_before_it():
+    """The README promises two commands: its test command must not point at a set-up step."""
+    section = (ROOT / "README.md").read_text().split("## The two commands", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    assert "pg-binaries.sh" not in block and ".ci/run does it" not in block
 
 
 def test_every_requirement_is_pinned_with_a_lower_bound():

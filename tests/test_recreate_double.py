@@ -15,7 +15,7 @@ import yaml
 from moto import mock_aws
 from pulumi import automation as auto
 
-from tests.deploy_world import edit_stack_file, queue_first_rollout, run, stubbed_ecs
+from tests.deploy_world import app_images, edit_stack_file, first_release, run, stubbed_ecs
 from tests.pulumi_double.aws_names import physical_name
 from tests.pulumi_double.fixture import Double
 from tests.test_release import DESCRIBE, NEW_TD, REGION, deployment, push, scan_result, services
@@ -144,22 +144,15 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 def test_release_sets_the_tag_in_the_stack_through_the_real_up(dev: Double, aws: Any, monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     d = dev
-    push(aws, "1.4.2")
-    scan_result("1.4.2", counts={"LOW": 1})
     first = "ecs-svc/1000"
-    with stubbed_ecs(monkeypatch) as stub:
-        # a stack created by this release has no tasks yet: release starts them, then follows the deployment
-        queue_first_rollout(stub, first)
-        rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.2")
-        assert rc == 0, err + out
+    # a stack created by this release has no tasks yet: release starts them, then follows the deployment
+    out = first_release(d, aws, monkeypatch, capsys, "1.4.2", first, counts={"LOW": 1})
     assert "steady state: 1 task(s)" in out
     # the stack file records the tag (commit it), and the state the task definition's image
     assert yaml.safe_load((d.project / "Pulumi.dev.yaml").read_text())["config"]["pghome:imageTag"] == "1.4.2"
     ups = d.ops("up")
     assert len(ups) == 1 and "--config-file" in ups[0]["argv"]
-    td = next(r for r in d.resources() if r["type"] == "aws:ecs/taskDefinition:TaskDefinition" and r["inputs"]["family"] == "shop-dev-app")
-    images = [c["image"] for c in json.loads(td["inputs"]["containerDefinitions"])]
-    assert images == ["123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop-dev:1.4.2"]
+    assert app_images(d) == ["123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop-dev:1.4.2"]
     history = json.loads(next((d.tmp / "state/.pulumi/history/pghome/dev").glob("*.history.json")).read_text())
     assert history["result"] == "succeeded"
 
@@ -174,6 +167,5 @@ def test_release_sets_the_tag_in_the_stack_through_the_real_up(dev: Double, aws:
         rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.3")
         assert rc == 0, err + out
     assert yaml.safe_load((d.project / "Pulumi.dev.yaml").read_text())["config"]["pghome:imageTag"] == "1.4.3"
-    td = next(r for r in d.resources() if r["type"] == "aws:ecs/taskDefinition:TaskDefinition" and r["inputs"]["family"] == "shop-dev-app")
-    assert [c["image"] for c in json.loads(td["inputs"]["containerDefinitions"])] == ["123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop-dev:1.4.3"]
+    assert app_images(d) == ["123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop-dev:1.4.3"]
     assert len(d.ops("up")) == 2

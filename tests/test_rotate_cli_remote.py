@@ -23,10 +23,10 @@ from botocore.stub import Stubber
 from bootstrap.rotation.remote import RemoteRotator
 from rotation_function.steps import STEPS
 from tests.deploy_world import DeployWorld, deploy_world, stack_outputs
+from tests.helpers import FakeClock
 from tests.pgserver import PgServer
 from tests.pulumi_double.fixture import Double
 from tests.rotation_lambda_world import LambdaWorld
-from tests.test_rotate_remote import FakeClock
 
 
 class PlayedSecretsManager:
@@ -223,7 +223,7 @@ def test_deploy_rotates_the_logins_through_the_function(pg: PgServer, pulumi_dou
             stubber.activate()
             sm = PlayedSecretsManager(lw)
             monkeypatch.setattr("bootstrap.cli.deploy.make_remote_rotator",
-                                lambda region, outputs: RemoteRotator(sm, ecs, outputs, clock=FakeClock(), timeout_s=60))  # type: ignore[arg-type]
+                                lambda region, outputs: RemoteRotator(sm, ecs, outputs, clock=FakeClock().clock(), timeout_s=60))  # type: ignore[arg-type]
             rc, out, err = w.run("deploy", "--stack", "dev", "--yes")
             assert rc == 0, err + out
             assert sm.rotated == ["master", "app", "migrator"]

@@ -15,27 +15,10 @@ from botocore.stub import ANY, Stubber
 
 from bootstrap.rotation.remote import Clock, redeploy_service, rotate_stack, run_rotation
 from dbcore.secret import RotationError
+from tests.helpers import FakeClock
 
 ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:shop-dev/db/app-AbCdEf"
 OLD, NEW = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
-
-
-class FakeClock:
-    def __init__(self, wall0: float = 1_700_000_000.0) -> None:
-        self.t = 0.0
-        self.wall0 = wall0
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.t += s
-
-    def wall(self) -> float:
-        return self.wall0 + self.t
-
-    def clock(self) -> Clock:
-        return Clock(self.now, self.sleep, self.wall)
 
 
 def _describe(stages: dict[str, list[str]]) -> dict[str, Any]:
@@ -57,7 +40,7 @@ def test_waits_until_new_version_is_current_and_no_pending_is_left() -> None:
         stub.add_response("describe_secret", _describe({OLD: ["AWSPREVIOUS"], NEW: ["AWSCURRENT", "AWSPENDING"]}), {"SecretId": ARN})
         stub.add_response("describe_secret", _describe({OLD: ["AWSPREVIOUS"], NEW: ["AWSCURRENT"]}), {"SecretId": ARN})
         lines: list[str] = []
-        assert run_rotation(sm, ARN, out=lines.append, clock=Clock(fake.now, fake.sleep), interval_s=5).token == NEW
+        assert run_rotation(sm, ARN, out=lines.append, clock=Clock(fake, fake.sleep), interval_s=5).token == NEW
         stub.assert_no_pending_responses()
     assert any("AWSPENDING" in ln and "(0s)" in ln for ln in lines)
     assert any("AWSPENDING label not yet removed" in ln for ln in lines)
@@ -73,7 +56,7 @@ def test_times_out_with_one_sentence() -> None:
         for _ in range(4):
             stub.add_response("describe_secret", _describe({OLD: ["AWSCURRENT"], NEW: ["AWSPENDING"]}), {"SecretId": ARN})
         with pytest.raises(RotationError, match=r"did not finish within 10s .*see /aws/lambda/shop-dev-db-rotation; .*AWSCURRENT still works") as err:
-            run_rotation(sm, ARN, function_log_group="/aws/lambda/shop-dev-db-rotation", out=lambda s: None, clock=Clock(fake.now, fake.sleep), timeout_s=10, interval_s=5)
+            run_rotation(sm, ARN, function_log_group="/aws/lambda/shop-dev-db-rotation", out=lambda s: None, clock=Clock(fake, fake.sleep), timeout_s=10, interval_s=5)
         assert "\n" not in str(err.value)
     with Stubber(sm) as stub:
         stub.add_response("describe_secret", _describe({OLD: ["AWSCURRENT"]}), {"SecretId": ARN})
@@ -155,11 +138,11 @@ def test_a_failure_in_the_function_log_ends_the_wait_at_once(logs: Any) -> None:
                                     "check the function's security group and subnets")
 
         with pytest.raises(RotationError) as err:
-            run_rotation(sm, ARN, function_log_group=GROUP, logs=logs, out=lambda s: None, clock=Clock(fake.now, sleep, fake.wall),
+            run_rotation(sm, ARN, function_log_group=GROUP, logs=logs, out=lambda s: None, clock=Clock(fake, sleep, fake.wall),
                           timeout_s=900, interval_s=5)
         stub.assert_no_pending_responses()
     text = str(err.value)
-    assert fake.now() == 5  # one poll after the failure was logged, not the 900 s timeout
+    assert fake() == 5  # one poll after the failure was logged, not the 900 s timeout
     assert text.startswith(f"the rotation function failed at setSecret for {ARN}: database at db.internal:5432 is unreachable over TLS")
     assert "AWSCURRENT still works" in text and f"resume version {NEW}" in text and GROUP in text and "\n" not in text
     assert "older rotation" not in text and "another secret" not in text

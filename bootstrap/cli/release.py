@@ -51,7 +51,9 @@ def automation_update(args: Any) -> StackUpdate:
         deployed = getattr(stack.outputs().get("appDbEnabled"), "value", None)
         app_db = str(sf.explicit(APP_DB_KEY) if sf.explicit(APP_DB_KEY) is not None else deployed).lower() == "true"
         if app_db:
-            stack = session.ws.open({"PGPASSWORD": deploy_cli._rotator(session).current_password("master")})  # noqa: SLF001
+            from dbcore.pgconn import provider_env
+
+            stack = session.ws.open(provider_env(deploy_cli._rotator(session).current_password("master")))  # noqa: SLF001
         with tempfile.TemporaryDirectory() as tmp:
             cfg = with_app_db(sf, app_db, Path(tmp) / sf.path.name)
             progress = Progress(print)
