@@ -5,7 +5,7 @@ What it builds (all children of the component):
     HTTPS (Secrets Manager and RDS APIs, through the interface endpoints or the NAT). The database
     admits it through `Database.allow_from` (called by the composition root);
   * a role with least privilege: read/write only these secrets, the key only through Secrets
-    Manager (`kms:ViaService`), `rds:ModifyDBInstance` on this instance, `ecs:UpdateService` on
+    Manager (`kms:ViaService`), no RDS rights (the master rotates in SQL as itself), `ecs:UpdateService` on
     the app's service only (a new deployment after each app rotation, so a scheduled rotation
     also reaches the running tasks), ENIs and logs through the AWS-managed
     `AWSLambdaVPCAccessExecutionRole`;
@@ -178,7 +178,6 @@ class RotationFunction(pulumi.ComponentResource):
                            "secretsmanager:UpdateSecretVersionStage"], secret_arns, "RotateTheseSecrets"),
             iam.statement(["kms:Decrypt", "kms:GenerateDataKey"], [args.database.kms_key_arn], "SecretsKeyThroughSecretsManager",
                           conditions=[via_secrets_manager]),
-            iam.statement(["rds:ModifyDBInstance", "rds:DescribeDBInstances"], [args.database.arn], "MasterPasswordOfThisInstance"),
             *self._redeploy_statement(),
         ], self)
         return role
