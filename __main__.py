@@ -9,6 +9,7 @@ import pulumi_aws as aws
 from components.app_database import AppDatabase, AppDatabaseArgs
 from components.database import Database, DatabaseArgs
 from components.db_access import DbAccess, DbAccessArgs
+from components.migration import MigrationTask, MigrationTaskArgs, release_ledger
 from components.monitoring import AlarmTopic, AlarmTopicArgs, DeploymentAlarms, Monitoring, MonitoringArgs, WatchedService
 from components.network import Network, NetworkArgs
 from components.registry import Registry, RegistryArgs
@@ -59,6 +60,22 @@ service = Service(
     opts=stack_opts,
 )
 database.allow_from("service", service.security_group_id, "PostgreSQL from the app tasks")
+
+# What `release` needs (bootstrap/ops/): the history and migration lock every machine reads, and
+# with a migration command the one-off task that runs it as the migrator, in the service's network.
+ledger = release_ledger(settings.name("releases"), settings.prefix, deletion_protection=settings.is_prod, opts=stack_opts)
+migration = None
+if settings.service.migration_command:
+    migration = MigrationTask(
+        settings.name("migration"),
+        MigrationTaskArgs(
+            settings=settings.service,
+            migrator=app_db.connection("migrator"),
+            service=service,
+            repository_arn=registry.repository_arn,
+        ),
+        opts=stack_opts,
+    )
 
 # Scheduled rotation from inside the VPC (archive: `python -m bootstrap build-rotation`). IAM-auth
 # login roles have no password to rotate. After the service: the function redeploys it after each
@@ -140,6 +157,11 @@ pulumi.export("clusterName", service.cluster_name)
 pulumi.export("serviceName", service.service_name)
 pulumi.export("httpsEnabled", service.https_enabled)
 pulumi.export("albListeners", service.listener_summary)
+pulumi.export("serviceSecurityGroupId", service.security_group_id)
+pulumi.export("appTaskDefinitionArn", service.task_definition_arn)
+pulumi.export("appLogGroupName", service.log_group_name)
+pulumi.export("releaseTableName", ledger.name)
+pulumi.export("migrationTaskDefinitionArn", migration.task_definition_arn if migration else "")
 # Read by `status` to list this stack's alarms in ALARM (every alarm is named '<prefix>-...').
 pulumi.export("alarmTopicArn", alarm_topic.topic_arn)
 pulumi.export("alarmNamePrefix", f"{settings.prefix}-")

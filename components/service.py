@@ -27,6 +27,7 @@ from components import service_iam
 from components import sg as rules
 from components.app_database import DbConnection
 from components.awsinfo import aws_facts
+from components.bluegreen import deployment_configuration
 from components.container import CONTAINER_NAME, DEFAULT_CA_BUNDLE, NO_IMAGE_DIGEST, container_definition, writable_volumes
 from components.kms import encrypted_log_group, logs_key
 from components.loadbalancer import LoadBalancer, LoadBalancerArgs
@@ -79,6 +80,8 @@ class Service(pulumi.ComponentResource):
     task_role_arn: pulumi.Output[str]
     execution_role_arn: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
+    log_group_arn: pulumi.Output[str]
+    task_definition_arn: pulumi.Output[str]
     image: pulumi.Output[str]
 
     def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
@@ -120,8 +123,12 @@ class Service(pulumi.ComponentResource):
             capacity_provider_strategies=[aws.ecs.ServiceCapacityProviderStrategyArgs(capacity_provider=p, weight=w, base=b) for p, w, b in self._weights()],
             network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(subnets=args.private_subnet_ids, security_groups=[sg.id], assign_public_ip=False),
             load_balancers=[
-                aws.ecs.ServiceLoadBalancerArgs(target_group_arn=lb.target_group_arn, container_name=CONTAINER_NAME, container_port=s.container_port)
+                lb.blue_green.load_balancer(lb.target_group_arn, CONTAINER_NAME, s.container_port)
+                if lb.blue_green
+                else aws.ecs.ServiceLoadBalancerArgs(target_group_arn=lb.target_group_arn, container_name=CONTAINER_NAME, container_port=s.container_port)
             ],
+            # rolling (the default) or ECS's own blue/green with a bake time (components/bluegreen.py)
+            deployment_configuration=deployment_configuration(s),
             health_check_grace_period_seconds=s.health_check_grace_seconds,
             deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),
             # The circuit breaker catches tasks that never start; the alarms catch tasks that start and fail requests.
@@ -161,6 +168,8 @@ class Service(pulumi.ComponentResource):
         self.task_role_arn = task_role.arn
         self.execution_role_arn = execution_role.arn
         self.log_group_name = log_group.name
+        self.log_group_arn = log_group.arn
+        self.task_definition_arn = task_definition.arn
         self.register_outputs(
             {
                 "security_group_id": self.security_group_id,

@@ -46,6 +46,21 @@ def ecs_service(p: str) -> str:
     return f"{p}-app"
 
 
+# The containers of the app's task definitions: the service's, and the one-off migration's.
+APP_CONTAINER = "app"
+MIGRATE_CONTAINER = "migrate"
+
+
+def migration_family(p: str) -> str:
+    """The task definition family `release` runs the migration command from."""
+    return f"{p}-migrate"
+
+
+def release_table(p: str) -> str:
+    """The DynamoDB table of the stack's release records and migration lock."""
+    return f"{p}-releases"
+
+
 def task_family(p: str) -> str:
     return f"{p}-app"
 

@@ -159,6 +159,19 @@ class ServiceSettings:
     """An AWS WAF web ACL on the load balancer (default: prod only)."""
     waf_rate_limit: int = 2000
     """Requests per client IP per 5 minutes before the WAF rate rule blocks it."""
+    migration_command: tuple[str, ...] = ()
+    """The app's migration command (exec form), run by `release` as a one-off task before the
+    service changes; empty: no migration step."""
+    migration_timeout_seconds: int = 1800
+    """How long `release` waits for the migration task before stopping it and aborting."""
+    deployment_strategy: str = "rolling"
+    """rolling (ECS rolling update, circuit breaker) or blue_green (ECS native blue/green with a test listener)."""
+    bake_time_minutes: int = 10
+    """blue_green: minutes both revisions stay up after production traffic moves, before the old one stops."""
+    test_listener_port: int = 8443
+    """blue_green: the ALB port that reaches the new revision before production traffic moves."""
+    test_listener_cidrs: tuple[str, ...] = ()
+    """blue_green: who may reach the test listener (none by default; never the whole internet)."""
     keep_on_destroy: bool = False
     """Protect and retain the log groups and their keys (prod): see docs/data-loss.md."""
 

@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bootstrap.cli import release  # release --image-tag: scan gate, up, wait for ECS steady state
 
     release.register(sub)
+    from bootstrap.cli import ops  # rollback, status, logs
+
+    ops.register(sub)
     from bootstrap.cli import rotation  # build-rotation
 
     rotation.register(sub)

@@ -386,6 +386,12 @@ def sns_topic(r: Res, c: Context) -> list[Line | Unpriced]:
     return [Line("SNS notifications", 0.0, cost, basis, ("alarmEmails", "alarmHttpsEndpoints"))]
 
 
+def dynamodb_on_demand(r: Res, c: Context) -> list[Line | Unpriced]:
+    # The release ledger: a few requests per release and kilobytes of items; on demand bills only
+    # those (about $1.25 per million writes, $0.25/GB-month), so it rounds to zero.
+    return [Line("DynamoDB (release ledger)", 0.0, 0.0, "on demand: a few requests per release, KB of storage: under $0.01/month")]
+
+
 RULES: dict[str, Rule] = {
     "aws:ec2/natGateway:NatGateway": nat_gateway,
     "aws:ec2/eip:Eip": eip,
@@ -404,6 +410,7 @@ RULES: dict[str, Rule] = {
     "aws:s3/bucketV2:BucketV2": s3_bucket,
     "aws:ecr/repository:Repository": ecr_repository,
     "aws:cloudwatch/metricAlarm:MetricAlarm": metric_alarm,
+    "aws:dynamodb/table:Table": dynamodb_on_demand,
     "aws:cloudwatch/dashboard:Dashboard": dashboard,
     "aws:sns/topic:Topic": sns_topic,
 }
