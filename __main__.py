@@ -91,6 +91,7 @@ rotation = RotationFunction(
         archive_path=ROTATION_ARCHIVE,
         login_secret_arns={"migrator": app_db.login_secret_arns["migrator"]} if "migrator" in password_logins else {},
         alternating_secret_arns={"app": app_db.login_secret_arns["app"]} if "app" in password_logins else {},
+        secret_versions=app_db.login_secret_versions,
         login_roles=app_db.login_roles,
         service=RedeployTarget(service.cluster_name, service.service_name),
     ),

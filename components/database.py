@@ -115,6 +115,8 @@ class Database(pulumi.ComponentResource):
     security_group_id: pulumi.Output[str]
     master_username: pulumi.Output[str]
     master_secret_arn: pulumi.Output[str]
+    master_secret_version: aws.secretsmanager.SecretVersion
+    """The master secret's first value: what its rotation must wait for."""
     kms_key_arn: pulumi.Output[str]
     engine_version: pulumi.Output[str]
 
@@ -163,13 +165,15 @@ class Database(pulumi.ComponentResource):
     def _key(self) -> aws.kms.Key:
         """RDS (storage, Performance Insights) and Secrets Manager use the key through grants and
         kms:ViaService on behalf of the caller, which the account statement allows; only
-        CloudWatch Logs needs its own statement, scoped to this account's log groups."""
+        CloudWatch Logs needs its own statement, scoped to the exact log groups it encrypts."""
         prefix = self._args.settings.prefix
         facts = self._facts
         key = logs_key(
             f"{self._name}-key",
             alias=f"{prefix}/db",
             description=f"{prefix} database: storage, Performance Insights, logs and secrets",
+            # its own log exports and the rotation function's log group (components/rotation_function.py)
+            log_groups=[*(naming.db_log_group(prefix, kind) for kind in LOG_EXPORTS), naming.rotation_log_group(prefix)],
             parent=self,
             via_services=(f"rds.{facts.region}.amazonaws.com", f"secretsmanager.{facts.region}.amazonaws.com"),
             keep=self._args.settings.keep_on_destroy,
@@ -346,7 +350,7 @@ class Database(pulumi.ComponentResource):
                 }
             )
         )
-        aws.secretsmanager.SecretVersion(
+        self.master_secret_version = aws.secretsmanager.SecretVersion(
             f"{self._name}-master-secret-initial",
             secret_id=secret.id,
             secret_string=_secret(secret_string),

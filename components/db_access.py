@@ -30,6 +30,7 @@ import pulumi_aws as aws
 
 from components import sg as rules
 from components.awsinfo import aws_facts
+from components.container import EXEC_AGENT_PATHS
 from components.database import Database
 from components.db_access_operator import operator_statements, session_document
 from components.iam import ecs_exec_statements, ecs_tasks_trust_policy, inline_policy, log_streams, statement
@@ -44,10 +45,11 @@ CONTAINER_NAME = "access"
 ACCESS_IMAGE = "public.ecr.aws/docker/library/alpine:3.20.3@sha256:beefdbd8a1da6d2915566fde36db9db0b524eb737fc57cd1367effd16dc0d06d"
 # The longest a tunnel may stay open; the task exits on its own after that even if nobody stops it.
 MAX_TASK_SECONDS = 12 * 3600
-# The SSM agent that ECS Exec bind-mounts into the container writes its state and logs here; with a
-# read-only root filesystem these must be volumes (aws/containers-roadmap#1359).
-AGENT_WRITABLE_PATHS = {"ssm-state": "/var/lib/amazon", "ssm-logs": "/var/log/amazon", "tmp": "/tmp"}
+# ECS Exec's agent writes where EXEC_AGENT_PATHS says (components/container.py); with a read-only root
+# filesystem those must be volumes, the same set the app's tasks mount when exec is on.
+AGENT_WRITABLE_PATHS = {**EXEC_AGENT_PATHS, "tmp": "/tmp"}
 SSM_ENDPOINT_PORT = 443
+LOG_KINDS = ("task", "exec")
 
 
 @dataclass
@@ -119,22 +121,26 @@ class DbAccess(pulumi.ComponentResource):
             f"{self._name}-key",
             alias=f"{self._prefix}/db-access",
             description=f"{self._prefix}: database access task, ECS Exec sessions and their logs",
+            log_groups=[self._log_group_name(kind) for kind in LOG_KINDS],
             parent=self,
             keep=self._args.settings.keep_on_destroy,
         )
         return key
 
+    def _log_group_name(self, kind: str) -> str:
+        return f"/ecs/{self._prefix}/db-access/{kind}"
+
     def _log_groups(self, key: aws.kms.Key) -> tuple[aws.cloudwatch.LogGroup, aws.cloudwatch.LogGroup]:
         groups = [
             encrypted_log_group(
                 f"{self._name}-logs-{kind}",
-                name=f"/ecs/{self._prefix}/db-access/{kind}",
+                name=self._log_group_name(kind),
                 retention_days=self._args.settings.log_retention_days,
                 key_arn=key.arn,
                 parent=self,
                 keep=self._args.settings.keep_on_destroy,
             )
-            for kind in ("task", "exec")
+            for kind in LOG_KINDS
         ]
         return groups[0], groups[1]
 

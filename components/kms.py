@@ -128,15 +128,24 @@ def create_key(
     return key, key_alias
 
 
-def logs_grant(region: str, account_id: str, partition: str) -> ServiceGrant:
-    """CloudWatch Logs may use the key only for log groups of this account and region."""
+def log_group_arn(partition: str, region: str, account_id: str, name: str) -> str:
+    """A log group's ARN as CloudWatch Logs puts it in the KMS encryption context (no `:*`)."""
+    return f"arn:{partition}:logs:{region}:{account_id}:log-group:{name}"
+
+
+def logs_grant(region: str, account_id: str, partition: str, log_groups: Sequence[str]) -> ServiceGrant:
+    """CloudWatch Logs may use the key only for exactly these log groups (by name): a key whose
+    policy allowed `log-group:*` would let any log group of the account be encrypted with it, the
+    database's key (storage and secrets) included."""
+    if not log_groups:
+        raise ValueError("a logs key needs the names of the log groups it encrypts")
     return ServiceGrant(
         principal=f"logs.{region}.amazonaws.com",
         conditions=[
             aws.iam.GetPolicyDocumentStatementConditionArgs(
-                test="ArnLike",
+                test="ArnEquals",
                 variable="kms:EncryptionContext:aws:logs:arn",
-                values=[f"arn:{partition}:logs:{region}:{account_id}:log-group:*"],
+                values=[log_group_arn(partition, region, account_id, g) for g in sorted(log_groups)],
             )
         ],
     )
@@ -148,12 +157,13 @@ def keep_options(parent: pulumi.Resource, keep: bool) -> pulumi.ResourceOptions:
     return pulumi.ResourceOptions(parent=parent, protect=keep, retain_on_delete=keep)
 
 
-def logs_key(name: str, *, alias: str, description: str, parent: pulumi.Resource, keep: bool = False, via_services: Sequence[str] = ()) -> aws.kms.Key:
-    """A CMK that CloudWatch Logs of this account and region may use (for KMS-encrypted log groups),
-    besides the account's own principals; a child of `parent`."""
+def logs_key(name: str, *, alias: str, description: str, log_groups: Sequence[str], parent: pulumi.Resource, keep: bool = False,
+             via_services: Sequence[str] = ()) -> aws.kms.Key:
+    """A CMK that CloudWatch Logs may use for the named `log_groups` only (KMS-encrypted log groups),
+    besides the account's own principals; a child of `parent`. `keep` and `via_services`: see create_key."""
     facts = aws_facts(parent)
-    key, _ = create_key(name, alias=alias, description=description, services=[logs_grant(facts.region, facts.account_id, facts.partition)], parent=parent,
-                        keep=keep, via_services=via_services)
+    grant = logs_grant(facts.region, facts.account_id, facts.partition, log_groups)
+    key, _ = create_key(name, alias=alias, description=description, services=[grant], parent=parent, keep=keep, via_services=via_services)
     return key
 
 

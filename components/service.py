@@ -224,6 +224,7 @@ class Service(pulumi.ComponentResource):
             f"{name}-exec-key",
             alias=f"{prefix}-ecs-exec",
             description=f"{prefix}: ECS Exec sessions and their logs",
+            log_groups=[naming.exec_log_group(prefix)],
             parent=self,
             keep=self._args.settings.keep_on_destroy,
         )
@@ -264,6 +265,7 @@ class Service(pulumi.ComponentResource):
             f"{name}-logs-key",
             alias=f"{args.settings.prefix}-app-logs",
             description=f"{args.settings.prefix}: application logs",
+            log_groups=[naming.app_log_group(args.settings.prefix)],
             parent=self,
             keep=args.settings.keep_on_destroy,
         )

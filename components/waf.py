@@ -114,6 +114,7 @@ class Waf(pulumi.ComponentResource):
             f"{name}-logs-key",
             alias=f"{s.prefix}-waf-logs",
             description=f"{s.prefix}: WAF logs",
+            log_groups=[naming.waf_log_group(s.prefix)],
             parent=self,
             keep=s.keep_on_destroy,
         )

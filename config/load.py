@@ -38,6 +38,14 @@ class ConfigError(ValueError):
         super().__init__(message)
 
 
+# Why natStrategy none is refused (issue 23 item 3): even with interfaceEndpoints the stack needs AWS
+# APIs that have no endpoint here (rds: the master rotation's ModifyDBInstance, ecs: the redeploy
+# after a rotation, ssmmessages: ECS Exec for deploy/rotate/audit) and the access task's image
+# comes from ECR Public, which has no VPC endpoint at all.
+NO_NAT_PROBLEM = ("cannot work: the rotation (rds, ecs), ECS Exec (ssmmessages) and the access image (ECR Public, no VPC endpoint) "
+                  "need internet egress even with interfaceEndpoints; use single or per_az")
+
+
 def load_settings(
     raw: Mapping[str, Any],
     *,
@@ -76,14 +84,14 @@ def load_settings(
     monitoring = monitoring_section(r, prefix, env is Environment.PROD)
     if env is Environment.PROD:
         r.check(network.nat_strategy is not NatStrategy.SINGLE or network.az_count == 1, "natStrategy", network.nat_strategy.value,
-                "prod with more than one AZ needs per_az (or none with interfaceEndpoints) so one AZ failure cannot cut egress")
+                "prod with more than one AZ needs per_az so one AZ failure cannot cut egress")
         r.check(database.multi_az, "dbMultiAz", database.multi_az, "must be true in prod")
     for cidr in database.admin_cidrs if not r.failed & {"dbAdminCidrs", "vpcCidr"} else ():
         r.check(ipaddress.IPv4Network(cidr).subnet_of(network.cidr), "dbAdminCidrs", cidr,
                 f"must lie inside vpcCidr {network.cidr}: the database subnets are isolated (no route out of the VPC), so replies "
                 "to an outside range (VPN, office) never get back; from outside use `python -m bootstrap tunnel` (dbAccess: true)")
-    if network.nat_strategy is NatStrategy.NONE and not network.interface_endpoints and "natStrategy" not in r.failed:
-        r.fail("natStrategy", "none", "with no NAT the tasks need interfaceEndpoints: true to pull images and write logs")
+    if network.nat_strategy is NatStrategy.NONE and "natStrategy" not in r.failed:
+        r.fail("natStrategy", "none", NO_NAT_PROBLEM)
     r.strings("costUsage")  # type-checked here; only the offline cost estimate (bootstrap/cost) uses it
     restore = restore_checks(r)  # only `bootstrap restore` uses it
     unread = set(schema.keys) - r.read

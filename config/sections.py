@@ -33,6 +33,7 @@ from config.limits import (
 )
 from config.reader import Reader, show
 from config.settings import (
+    INTERFACE_ENDPOINT_SERVICES,
     AppDatabaseSettings,
     DatabaseSettings,
     Environment,
@@ -123,8 +124,17 @@ def network(r: Reader, name_prefix: str, env: Environment = Environment.DEV) -> 
         flow_log_retention_days=retention,
         s3_gateway_endpoint=r.boolean("s3GatewayEndpoint"),
         interface_endpoints=r.boolean("interfaceEndpoints"),
+        interface_endpoint_services=_endpoint_services(r),
         keep_on_destroy=keep_on_destroy(env),
     )
+
+
+def _endpoint_services(r: Reader) -> tuple[str, ...]:
+    services = r.strings("interfaceEndpointServices")
+    unknown = [s for s in services if s not in INTERFACE_ENDPOINT_SERVICES]
+    if unknown or len(set(services)) != len(services):
+        r.fail("interfaceEndpointServices", list(services), f"must list distinct services among {', '.join(INTERFACE_ENDPOINT_SERVICES)}")
+    return tuple(s for s in INTERFACE_ENDPOINT_SERVICES if s in services)
 
 
 

@@ -24,6 +24,10 @@ class Environment(enum.StrEnum):
     PROD = "prod"
 
 
+# The interface endpoints the network can create, in the order they are made. Each is billed per
+# AZ-hour plus per GB (docs/first-deploy.md, item 9); with a NAT they only save NAT data processing.
+INTERFACE_ENDPOINT_SERVICES = ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "sts")
+
 class NatStrategy(enum.StrEnum):
     NONE = "none"
     SINGLE = "single"
@@ -51,6 +55,8 @@ class NetworkSettings:
     flow_log_retention_days: int
     s3_gateway_endpoint: bool
     interface_endpoints: bool
+    interface_endpoint_services: tuple[str, ...] = INTERFACE_ENDPOINT_SERVICES
+    """Which interface endpoints `interface_endpoints` creates (each costs per AZ-hour)."""
     keep_on_destroy: bool = False
     """Protect and retain the flow log group and its key (prod): see docs/data-loss.md."""
 

@@ -23,10 +23,11 @@ Three kinds of secret:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ from dbcore import pgconn
 from dbcore.pgadmin import require_admin
 from dbcore.rds_admin import DatabaseAdmin
 from dbcore.rollout import check_service
+from dbcore.rotation_lock import DEFAULT_WAIT_S, rotation_lock
 from dbcore.secret import RotationError, aws_error_code, is_auth_failure, new_password, secret_json
 from dbcore.verifier import scram_verifier
 
@@ -67,6 +69,7 @@ class FunctionConfig:
     master_test_timeout_s: float = 60.0  # RDS reports the change before every login sees it
     ecs_cluster: str = ""  # the app's service, redeployed after an alternating rotation ("" = none)
     ecs_service: str = ""
+    lock_wait_s: float = DEFAULT_WAIT_S  # how long setSecret waits for another rotation's lock
 
     def kind(self, arn: str) -> str:
         if arn == self.master_secret_arn:
@@ -144,7 +147,29 @@ class StepRunner:
 
     # the steps -----------------------------------------------------------------------------
     def run(self, step: str, arn: str, token: str) -> None:
-        getattr(self, {"createSecret": "create", "setSecret": "set", "testSecret": "test", "finishSecret": "finish"}[step])(arn, token)
+        action = getattr(self, {"createSecret": "create", "setSecret": "set", "testSecret": "test", "finishSecret": "finish"}[step])
+        if step != "setSecret":
+            action(arn, token)
+            return
+        with self.serialised(arn):
+            action(arn, token)
+
+    @contextlib.contextmanager
+    def serialised(self, arn: str) -> Iterator[None]:
+        """Hold the database's rotation lock (dbcore/rotation_lock.py) on a master connection, so
+        two rotations Secrets Manager runs at once never change passwords at the same time. A master
+        whose secret the database rejects (both labels) is set through RDS without it: nothing else
+        can connect as the master to race it."""
+        try:
+            conn = self.master_connection()
+        except RotationError:
+            if self.config.kind(arn) != "master":
+                raise
+            self.out("setSecret: the database rejects the master secret, so no other rotation can run; changing it without the lock")
+            yield
+            return
+        with conn, rotation_lock(conn, "setSecret", error=RotationError, wait_s=self.config.lock_wait_s, out=self.out):
+            yield
 
     def create(self, arn: str, token: str) -> None:
         kind = self.config.kind(arn)

@@ -313,3 +313,24 @@ def test_audit_cli_with_encrypted_state_file_needs_no_pulumi(monkeypatch: pytest
     rc = main(["audit", "--stack", "dev", "--state-file", str(f)])
     out = capsys.readouterr()
     assert rc == 1 and "ENCRYPTED" in out.out and "not installed" not in out.err
+
+
+def test_secrets_left_by_a_destroy_are_checked_before_a_first_deploy_only() -> None:
+    """Issue 23 item 8: the check (bootstrap/deploy/deleted_secrets.py) runs before phase 1 of a first
+    deploy, and a refusal leaves the stack unchanged; a later deploy never looks."""
+    from bootstrap.deploy.workspace import DeployError
+
+    w = FakeWorld()
+    checked: list[str] = []
+
+    def refuse() -> None:
+        checked.append("check")
+        raise DeployError("secret shop-dev/db/master of a destroyed stack is still scheduled for deletion")
+
+    with pytest.raises(DeployError, match="scheduled for deletion"):
+        w.deployer([], before_first_up=refuse).deploy()
+    assert checked == ["check"] and w.log == ["create"]  # nothing was previewed or applied
+
+    w = FakeWorld(deployed=True)
+    w.deployer([], before_first_up=lambda: checked.append("later")).deploy()
+    assert "later" not in checked

@@ -195,6 +195,10 @@ def test_release_sets_tag_updates_and_waits_for_steady_state(ecr: Any) -> None:
     assert "running 0/2, pending 2" in text
     assert "steady state: 2 task(s) of shop-dev-app:7" in text
     assert lines[-1].startswith("[    20s]")  # two polls of 10 s before COMPLETED
+    # issue 23 item 6: the released image carries released-<tag>, which the lifecycle policy keeps
+    digest = ecr.describe_images(repositoryName="shop-dev", imageIds=[{"imageTag": "1.2.3"}])["imageDetails"][0]
+    assert sorted(digest["imageTags"]) == ["1.2.3", "released-1.2.3"]
+    assert "marked released-1.2.3" in text
 
 
 def test_circuit_breaker_rollback_prints_stopped_task_reasons_and_fails(ecr: Any) -> None:
@@ -278,3 +282,15 @@ def test_set_stack_config_edits_one_line_and_keeps_comments(tmp_path: Any) -> No
     g.write_text("config:\n  pghome:appName: shop\n")
     set_stack_config(g, "pghome:imageTag", "3f9c2ab")
     assert g.read_text() == "config:\n  pghome:imageTag: \"3f9c2ab\"\n  pghome:appName: shop\n"
+
+
+def test_a_re_release_finds_the_released_tag_already_there(ecr: Any) -> None:
+    """Immutable tags: the second PutImage of released-<tag> is refused by ECR, which is fine."""
+    from bootstrap.deploy.keep_image import keep_released_image, released_tag
+
+    push(ecr, "2.0.0")
+    lines: list[str] = []
+    assert keep_released_image(ecr, "shop-dev", "2.0.0", say=lines.append) == "released-2.0.0"
+    assert keep_released_image(ecr, "shop-dev", "2.0.0", say=lines.append) == "released-2.0.0"
+    assert "already marked" in lines[-1]
+    assert len(released_tag("x" * 128)) <= 128 and released_tag("x" * 128).startswith("released-")

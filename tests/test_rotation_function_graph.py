@@ -50,7 +50,7 @@ def test_function_in_private_subnets_with_its_own_group(graph: Graph) -> None:
     assert env["PGHOME_LOGIN_SECRET_ARNS"] == graph.outputs["appDbLoginSecretArns"]["migrator"]
     assert env["PGSSLMODE"] == "verify-full" and env["PGSSLROOTCERT"] == "/var/task/rds-ca.pem"
     assert not any("PASSWORD" in k for k in env)
-    assert fn.inputs["kmsKeyArn"] == graph.outputs["dbKmsKeyArn"]
+    assert not fn.inputs.get("kmsKeyArn")  # only ARNs: Lambda's own key (issue 23 item 7)
     # egress: the DB group on its port, and HTTPS; no ingress at all
     egress = [r.inputs for r in graph.of_type(EGRESS) if r.inputs["securityGroupId"] == sg]
     db_sg = graph.outputs["dbSecurityGroupId"]
@@ -181,8 +181,10 @@ def test_rds_password_granted_to_the_master_only(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setenv("PGPASSWORD", "offline-plan-connects-nowhere")
     g = run_stack("dev", {"appDbEnabled": "true"})
-    grants = [(r.inputs["role"], r.inputs["grantRole"]) for r in g.of_type("postgresql:index/grantRole:GrantRole") if r.inputs["grantRole"] == "rds_password"]
-    assert grants == [("shop_master", "rds_password")]
+    # not a provider resource: its create runs REVOKE then GRANT, which fails on 16+ for a master holding
+    # rds_password through rds_superuser without ADMIN; the deploy grants it, guarded (issue 23 item 4)
+    grants = [r for r in g.of_type("postgresql:index/grantRole:GrantRole") if r.inputs["grantRole"] == "rds_password"]
+    assert grants == []
     from config.load import load_settings
 
     s = load_settings(g.config, stack="dev", check_credentials=False)

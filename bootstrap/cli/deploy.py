@@ -172,6 +172,7 @@ def _auditor(s: Session, rot_factory: Callable[[], Any]) -> Callable[[Any], int]
 
 
 def _deployer(s: Session, rot_factory: Callable[[], Any]) -> Any:
+    from bootstrap.deploy import deleted_secrets
     from bootstrap.deploy.deployer import Deployer, RemoteRotation
     from bootstrap.deploy.preflight import policy_packs
 
@@ -185,7 +186,8 @@ def _deployer(s: Session, rot_factory: Callable[[], Any]) -> Any:
         remote = through_function
     return Deployer(s.sf, s.ws, rot_factory, _auditor(s, rot_factory), assume_yes=s.args.yes, allow_data_loss=getattr(s.args, "allow_data_loss", False), policy_packs=policy_packs(s.project_dir),
                     route=lambda outputs: _db_route(s, rot_factory, outputs), password_logins=s.settings.app_database.password_logins(),
-                    remote_rotation=remote)
+                    remote_rotation=remote, before_first_up=lambda: deleted_secrets.check_stack(
+                        s.settings, purge=getattr(s.args, "purge_deleted_secrets", False), assume_yes=getattr(s.args, "yes", False)))
 
 
 def _offline_checks(s: Session, controls: bool) -> None:
@@ -315,6 +317,11 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--secrets-provider", default="", help="for a new stack: passphrase (default) or awskms://alias/<name>?region=<r>")
 
 
+def _purge_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--purge-deleted-secrets", action="store_true", help="delete without recovery this stack's secrets that a destroy "
+                   "left scheduled for deletion (otherwise the command stops and names them)")
+
+
 def _yes(p: argparse.ArgumentParser, *, data_loss: bool = True) -> None:
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation (required without a terminal)")
     if data_loss:  # refresh only rewrites the state: nothing to allow
@@ -345,6 +352,7 @@ def register(sub: Any) -> None:
     p.add_argument("--rotate-after-days", type=int, default=None, metavar="N", help="rotate login roles whose AWSCURRENT is N days old or older")
     p.add_argument("--local-rotation", action="store_true", help="rotate the login roles in-process (the runner connects to the "
                    "database) instead of through the stack's rotation function")
+    _purge_arg(p)
     _tunnel_arg(p)
     p.set_defaults(func=guarded(cmd_deploy))
 
@@ -356,6 +364,8 @@ def register(sub: Any) -> None:
         _db_args(p)
         if op in ("up", "refresh", "destroy"):
             _yes(p, data_loss=op != "refresh")
+        if op == "up":
+            _purge_arg(p)
         else:
             p.set_defaults(yes=False)
         p.set_defaults(func=guarded(cmd_single), op=op)

@@ -137,16 +137,19 @@ def rds_instance(r: Res, c: Context) -> list[Line | Unpriced]:
         )
     else:
         out.append(Unpriced("database storage", f"storageType {storage_type} has no price (only gp3)"))
-    backup = c.prices.p("rds_backup_gb_month")
-    out.append(
-        Line(
-            "database backup storage",
-            0.0,
-            c.u("db_backup_gb_beyond_free") * backup,
-            f"db_backup_gb_beyond_free {c.u('db_backup_gb_beyond_free'):g} GB x ${backup}/GB-month (free up to {gb:g} GB)",
-            ("dbBackupRetentionDays",),
+    backup, why_not = c.prices.sourced("rds_backup_gb_month")
+    if backup is None:
+        out.append(Unpriced("database backup storage", why_not))
+    else:
+        out.append(
+            Line(
+                "database backup storage",
+                0.0,
+                c.u("db_backup_gb_beyond_free") * backup,
+                f"db_backup_gb_beyond_free {c.u('db_backup_gb_beyond_free'):g} GB x ${backup}/GB-month (free up to {gb:g} GB)",
+                ("dbBackupRetentionDays",),
+            )
         )
-    )
     out.extend(_performance_insights(r, c, cls, copies))
     out.extend(_enhanced_monitoring(r, c))
     return out
@@ -162,7 +165,9 @@ def _performance_insights(r: Res, c: Context, cls: str, copies: float) -> list[L
     if vcpus is None:
         return [Unpriced("Performance Insights retention", f"vCPU count of {cls} unknown")]
     months = 24 if days == 731 else days // 31
-    first, extra = c.prices.p("pi_vcpu_month_first"), c.prices.p("pi_vcpu_month_additional")
+    (first, why_first), (extra, why_extra) = c.prices.sourced("pi_vcpu_month_first"), c.prices.sourced("pi_vcpu_month_additional")
+    if first is None or extra is None:
+        return [Unpriced("Performance Insights retention", why_first or why_extra)]
     per_vcpu = first + (months - 1) * extra
     count = vcpus * copies
     return [
@@ -247,7 +252,8 @@ def ecs_service(r: Res, c: Context) -> list[Line | Unpriced]:
         + (" [ARM]" if arm else " [x86]")
         + (f", {spot:.0%} on Spot at ~{spot_factor:g} x on-demand" if spot else ", on-demand")
     )
-    note = f"desiredCount={r.get('desiredCount')} x taskCpu={td.get('cpu')}/taskMemory={td.get('memory')}, Spot share {spot:.0%} (fargateSpotWeight={c.cfg('fargateSpotWeight')})"
+    # the count charged (a plan's desiredCount is 0 until the first release: the configured count runs then)
+    note = f"{tasks:g} task(s) ({source}) x taskCpu={td.get('cpu')}/taskMemory={td.get('memory')}, Spot share {spot:.0%} (fargateSpotWeight={c.cfg('fargateSpotWeight')})"
     lines: list[Line | Unpriced] = [Line("Fargate tasks", cost, 0.0, basis, ("desiredCount", "taskCpu", "taskMemory", "fargateSpotWeight", "fargateWeight"), note)]
     if str(r.get("networkConfiguration.assignPublicIp", False)).lower() == "true":
         ip = c.prices.p("public_ipv4_hour")
@@ -255,12 +261,26 @@ def ecs_service(r: Res, c: Context) -> list[Line | Unpriced]:
     return lines
 
 
+# Custom metrics Container Insights (containerInsights=enabled) publishes for a cluster with one
+# service and one task family: the cluster-, service- and task-family-level metrics of the
+# ECS/ContainerInsights namespace (about 12 + 15 + 10, the CloudWatch "Amazon ECS Container Insights
+# metrics" page); the review measured ~$9-12/month in dev, i.e. 30-40 metrics at $0.30.
+CONTAINER_INSIGHTS_METRICS = 35
+
+
 def ecs_cluster(r: Res, c: Context) -> list[Line | Unpriced]:
     insights = {s.get("name"): s.get("value") for s in (r.get("settings") or []) if isinstance(s, dict)}.get("containerInsights")
     refs = {r.state.get("arn"), r.get("name")} - {None, ""}
     services = [s for s in c.resources if s.type == "aws:ecs/service:Service" and s.get("cluster") in refs]
-    if insights in ("enabled", "enhanced") and services:  # no service, no task, no metric (the db-access cluster idles)
-        return [Unpriced("Container Insights metrics", f"containerInsights={insights}: CloudWatch bills its metrics/observations per task and container")]
+    if not services:  # no service, no task, no metric (the db-access cluster idles)
+        return []
+    if insights == "enabled":  # billed as CloudWatch custom metrics (the CloudWatch pricing page)
+        metrics, price = CONTAINER_INSIGHTS_METRICS * len(services), c.prices.p("cloudwatch_metric_month")
+        return [Line("Container Insights metrics", metrics * price, 0.0,
+                     f"{len(services)} service(s) x {CONTAINER_INSIGHTS_METRICS} metrics x ${price}/metric-month",
+                     (), "containerInsights=enabled on the cluster: custom metrics per cluster, service and task family, while tasks run")]
+    if insights == "enhanced":
+        return [Unpriced("Container Insights metrics", "containerInsights=enhanced: CloudWatch bills observations per task and container")]
     return []
 
 

@@ -114,6 +114,7 @@ class Deployer:
         route: Callable[[Mapping[str, Any]], AbstractContextManager[RouteLike]] = direct_route,
         password_logins: tuple[str, ...] = ("app", "migrator"),
         remote_rotation: RemoteRotation | None = None,
+        before_first_up: Callable[[], None] = lambda: None,
     ):
         self.sf, self.ws = stack_file, workspace
         self.rotator_factory, self.auditor = rotator_factory, auditor
@@ -126,6 +127,8 @@ class Deployer:
         # Phases 2 and 4 through the stack's rotation function (RotateSecret + wait) when it exports one.
         self.remote_rotation = remote_rotation
         self.route = route  # opened after phase 1 for the phases that connect (a tunnel when needed)
+        # checks only an empty stack needs (secrets a destroy left in their recovery window), before its first change
+        self.before_first_up = before_first_up
         self._rotator: RotatorLike | None = None
         self.carried: dict[str, str] = {}  # config taken from the state besides the phase (the image tag)
         self._tmp = tempfile.TemporaryDirectory(prefix="pghome-deploy-")
@@ -217,6 +220,7 @@ class Deployer:
         self.out(f"deploy {self.stack}: {'first deploy (phases 1-5)' if first else 'later deploy (phases 3-5)'}")
         self.carry_image_tag(recorded)
         if first:
+            self.before_first_up()
             outputs = self._up(stack, "phase 1/5", "infrastructure without the app database", app_db=False)
             self.done.append("infrastructure deployed without the app database")
         else:
@@ -341,6 +345,8 @@ class Deployer:
                 return 0
             plan = ChangePlan()
             if op == "up":
+                if not recorded:
+                    self.before_first_up()
                 stack.preview(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None, **self._packs())
             elif op == "refresh":
                 stack.preview_refresh(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bootstrap.deploy.keep_image import keep_released_image
 from config.load import Settings
 from dbcore.waiting import wait_until
 
@@ -170,6 +171,7 @@ class Releaser:
         self.digest = digest
         if self.gate is not None:
             self.gate.before_update(opts.tag, digest)
+        keep_released_image(self.ecr, self.repository, opts.tag, say=self._say, error=ReleaseError)
         self._say(f"pulumi up with {IMAGE_TAG_KEY}={opts.tag} ({digest[:19]})")
         outputs = self.outputs = self.update({IMAGE_TAG_KEY: opts.tag})
         cluster = _plain(outputs.get("clusterName")) or s.prefix

@@ -49,6 +49,7 @@ PROJECT_MODULES = (
     "dbcore/pgconn.py",
     "dbcore/rds_admin.py",
     "dbcore/rollout.py",
+    "dbcore/rotation_lock.py",
     "dbcore/secret.py",
     "dbcore/verifier.py",
     "dbcore/waiting.py",
