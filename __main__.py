@@ -98,6 +98,8 @@ rotation = RotationFunction(
     opts=stack_opts,
 )
 database.allow_from("rotation", rotation.security_group_id, "PostgreSQL from the rotation function")
+# The master secret: readable by the rotation function, the deploy role and the break-glass role only.
+database.restrict_master_secret(rotation.role_arn)
 
 monitoring = Monitoring(
     settings.name("monitoring"),
@@ -172,3 +174,5 @@ if db_access is not None:  # read by `python -m bootstrap tunnel` (bootstrap/acc
     pulumi.export("dbAccessSubnetIds", db_access.subnet_ids)
     pulumi.export("dbAccessSecurityGroupId", db_access.security_group_id)
     pulumi.export("dbAccessContainerName", db_access.container_name)
+    pulumi.export("dbAccessSessionDocument", db_access.session_document)  # the only session document operators may use
+    pulumi.export("dbAccessOperatorPolicyArn", db_access.operator_policy_arn)  # attach to the operators' role or group

@@ -29,6 +29,7 @@ from components import sg as rules
 from components.awsinfo import aws_facts
 from components.iam import service_trust_policy
 from components.kms import encrypted_log_group, logs_key
+from components.secret_access import master_secret_policy
 from config import naming
 from config.limits import ALLOWED_EXTENSIONS
 from config.settings import DatabaseSettings
@@ -166,6 +167,7 @@ class Database(pulumi.ComponentResource):
         kms:ViaService on behalf of the caller, which the account statement allows; only
         CloudWatch Logs needs its own statement, scoped to the exact log groups it encrypts."""
         prefix = self._args.settings.prefix
+        facts = self._facts
         key = logs_key(
             f"{self._name}-key",
             alias=f"{prefix}/db",
@@ -173,6 +175,8 @@ class Database(pulumi.ComponentResource):
             # its own log exports and the rotation function's log group (components/rotation_function.py)
             log_groups=[*(naming.db_log_group(prefix, kind) for kind in LOG_EXPORTS), naming.rotation_log_group(prefix)],
             parent=self,
+            via_services=(f"rds.{facts.region}.amazonaws.com", f"secretsmanager.{facts.region}.amazonaws.com"),
+            keep=self._args.settings.keep_on_destroy,
         )
         return key
 
@@ -238,7 +242,8 @@ class Database(pulumi.ComponentResource):
         cfg = self._args.settings
         return [
             encrypted_log_group(
-                f"{self._name}-log-{kind}", name=naming.db_log_group(cfg.prefix, kind), retention_days=cfg.log_retention_days, key_arn=key.arn, parent=self
+                f"{self._name}-log-{kind}", name=naming.db_log_group(cfg.prefix, kind), retention_days=cfg.log_retention_days, key_arn=key.arn, parent=self,
+                keep=cfg.keep_on_destroy,
             )
             for kind in LOG_EXPORTS
         ]
@@ -354,6 +359,21 @@ class Database(pulumi.ComponentResource):
         return secret
 
     # --- grants (the way CDK's connections.allowFrom / grantConnect work) -------------------------
+
+    def restrict_master_secret(self, rotation_role_arn: pulumi.Input[str]) -> aws.secretsmanager.SecretPolicy | None:
+        """Only the rotation function and the configured deploy and break-glass roles may read or
+        change the master secret (components/secret_access.py). None when no role is configured (dev)."""
+        readers = self._args.settings.master_secret_readers
+        if not readers:
+            return None
+        policy = pulumi.Output.from_input(rotation_role_arn).apply(lambda arn: master_secret_policy([arn, *readers]))
+        return aws.secretsmanager.SecretPolicy(
+            f"{self._name}-master-secret-policy",
+            secret_arn=self.master_secret_arn,
+            policy=policy,
+            block_public_policy=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _final_snapshot_identifier(self) -> pulumi.Output[str]:
         """Unique per instance lifetime: a random suffix created with the instance and kept across

@@ -229,9 +229,11 @@ class Network(pulumi.ComponentResource):
             description=f"{self._prefix}: VPC flow logs",
             log_groups=[naming.flow_log_group(self._prefix)],
             parent=self,
+            keep=s.keep_on_destroy,
         )
         group = encrypted_log_group(
-            f"{name}-flow-logs", name=naming.flow_log_group(self._prefix), retention_days=s.flow_log_retention_days, key_arn=key.arn, parent=self
+            f"{name}-flow-logs", name=naming.flow_log_group(self._prefix), retention_days=s.flow_log_retention_days, key_arn=key.arn, parent=self,
+            keep=s.keep_on_destroy,
         )
         assume = service_trust_policy("vpc-flow-logs.amazonaws.com", facts.account_id, self)
         role = aws.iam.Role(f"{name}-flow-logs-role", name_prefix=naming.role_prefix(self._prefix, "flow-logs"), assume_role_policy=assume, opts=child)

@@ -5,7 +5,7 @@ What it builds (all children of the component):
     HTTPS (Secrets Manager and RDS APIs, through the interface endpoints or the NAT). The database
     admits it through `Database.allow_from` (called by the composition root);
   * a role with least privilege: read/write only these secrets, the key only through Secrets
-    Manager (`kms:ViaService`), `rds:ModifyDBInstance` on this instance, `ecs:UpdateService` on
+    Manager (`kms:ViaService`), no RDS rights (the master rotates in SQL as itself), `ecs:UpdateService` on
     the app's service only (a new deployment after each app rotation, so a scheduled rotation
     also reaches the running tasks), ENIs and logs through the AWS-managed
     `AWSLambdaVPCAccessExecutionRole`;
@@ -185,7 +185,6 @@ class RotationFunction(pulumi.ComponentResource):
                            "secretsmanager:UpdateSecretVersionStage"], secret_arns, "RotateTheseSecrets"),
             iam.statement(["kms:Decrypt", "kms:GenerateDataKey"], [args.database.kms_key_arn], "SecretsKeyThroughSecretsManager",
                           conditions=[via_secrets_manager]),
-            iam.statement(["rds:ModifyDBInstance", "rds:DescribeDBInstances"], [args.database.arn], "MasterPasswordOfThisInstance"),
             *self._redeploy_statement(),
         ], self)
         return role, [vpc_access, policy]
@@ -195,11 +194,12 @@ class RotationFunction(pulumi.ComponentResource):
             return []
         facts, target = self._facts, self._redeploy
         service_arn: Any = ecs_service_arn(facts.partition, facts.region, facts.account_id, target.cluster_name, target.service_name)
-        return [iam.statement(["ecs:UpdateService"], [service_arn], "RedeployTheAppService")]
+        return [iam.statement(["ecs:UpdateService", "ecs:DescribeServices"], [service_arn], "RedeployTheAppService")]
 
     def _log_group(self) -> aws.cloudwatch.LogGroup:
         return kms.encrypted_log_group(f"{self._name}-logs", name=naming.rotation_log_group(self._args.settings.prefix),
-                                       retention_days=self._args.settings.log_retention_days, key_arn=self._args.database.kms_key_arn, parent=self)
+                                       retention_days=self._args.settings.log_retention_days, key_arn=self._args.database.kms_key_arn, parent=self,
+                                       keep=self._args.settings.keep_on_destroy)
 
     # --- the function ----------------------------------------------------------------------
     def _function(self, sg: aws.ec2.SecurityGroup, role: aws.iam.Role, log_group: aws.cloudwatch.LogGroup,

@@ -75,7 +75,7 @@ def load_settings(
         if problems:
             r.fail("appName", app_name, f"with stack {stack!r} " + "; ".join(problems)
                    + "; choose a shorter appName (or stack name) of lowercase letters, digits and hyphens")
-    network = sections.network(r, prefix)
+    network = sections.network(r, prefix, env)
     database = sections.database(r, prefix, env, network.az_count)
     registry = sections.registry(r, prefix, env)
     service = sections.service(r, prefix, env)
@@ -105,7 +105,7 @@ def load_settings(
         region=region,
         environment=env,
         app_name=app_name,
-        tags={"Project": schema.project, "Stack": stack, "ManagedBy": "pulumi", **tags},
+        tags={"Project": schema.project, "Stack": stack, "Environment": env.value, "ManagedBy": "pulumi", **tags},
         network=network,
         database=database,
         registry=registry,

@@ -19,6 +19,7 @@ from config.limits import (
     DB_INSTANCE_SIZES,
     DOMAIN_RE,
     FARGATE_SIZES,
+    IAM_ROLE_ARN_RE,
     IMAGE_RE,
     IMAGE_TAG_RE,
     LOG_RETENTION_DAYS,
@@ -45,11 +46,20 @@ from config.settings import (
 )
 from controls import is_private_cidr, waiver_problems
 
+RESERVED_TAG_KEYS = ("Project", "Stack", "Environment", "ManagedBy")
+"""Default tags pghome sets itself; the security controls read Environment (controls/readers.py)."""
+
 
 def secret_recovery_window_days(env: Environment) -> int:
     """Days a deleted secret stays restorable: 30 in prod; 0 elsewhere, so a destroyed stack's
     secrets are gone at once and destroy -> up can reuse their names (one rule for every secret)."""
     return 30 if env is Environment.PROD else 0
+
+
+def keep_on_destroy(env: Environment) -> bool:
+    """Prod's data keys and log groups outlive the stack (protect + retainOnDelete): a final snapshot
+    is only restorable while its key exists (issue 28). One rule for every section."""
+    return env is Environment.PROD
 
 
 def general(r: Reader) -> tuple[str, Environment, str, dict[str, str]]:
@@ -70,12 +80,14 @@ def general(r: Reader) -> tuple[str, Environment, str, dict[str, str]]:
         key, sep, value = item.partition("=")
         if not sep or not re.fullmatch(TAG_KEY_RE, key) or not re.fullmatch(TAG_VALUE_RE, value) or key.lower().startswith("aws:"):
             r.fail("tags", item, "each entry must be Key=Value (key 1-128 chars, not starting with aws:)")
+        elif key in RESERVED_TAG_KEYS:
+            r.fail("tags", item, f"the keys {', '.join(RESERVED_TAG_KEYS)} are set by pghome (Environment comes from the environment key)")
         else:
             tags[key] = value
     return region, environment, app_name, tags
 
 
-def network(r: Reader, name_prefix: str) -> NetworkSettings:
+def network(r: Reader, name_prefix: str, env: Environment = Environment.DEV) -> NetworkSettings:
     cidr_text = r.string("vpcCidr")
     # 2 at least: the database always exists, and a DB subnet group must span two AZs.
     az_count = r.integer("azCount", 2, 6)
@@ -113,6 +125,7 @@ def network(r: Reader, name_prefix: str) -> NetworkSettings:
         s3_gateway_endpoint=r.boolean("s3GatewayEndpoint"),
         interface_endpoints=r.boolean("interfaceEndpoints"),
         interface_endpoint_services=_endpoint_services(r),
+        keep_on_destroy=keep_on_destroy(env),
     )
 
 
@@ -150,7 +163,9 @@ def database(r: Reader, name_prefix: str, env: Environment, az_count: int) -> Da
     deletion_protection = r.boolean("dbDeletionProtection")
     backup = r.integer("dbBackupRetentionDays", 7, 35)
     final_snapshot = r.boolean("dbFinalSnapshot")
+    protect = r.boolean("dbProtect")
     if env is Environment.PROD:
+        r.check(protect, "dbProtect", protect, "must be true in prod (Pulumi protect: `destroy` and a replacing update cannot delete the database)")
         r.check(deletion_protection, "dbDeletionProtection", deletion_protection, "must be true in prod")
         r.check(backup >= 14, "dbBackupRetentionDays", backup, "must be >= 14 in prod")
         r.check(final_snapshot, "dbFinalSnapshot", final_snapshot, "must be true in prod")
@@ -169,6 +184,14 @@ def database(r: Reader, name_prefix: str, env: Environment, az_count: int) -> Da
     for c in admin_cidrs:
         r.check(_is_private_ipv4_network(c), "dbAdminCidrs", c, "each entry must be a private IPv4 CIDR (RFC 1918), never 0.0.0.0/0")
     log_retention = _log_retention(r, "dbLogRetentionDays")
+    readers = tuple(
+        arn for arn in (r.string("dbDeployRoleArn", pattern=f"(?:{IAM_ROLE_ARN_RE})?", allowed="empty or an IAM role ARN arn:aws:iam::<account>:role/<path/name>"),
+                        r.string("dbBreakGlassRoleArn", pattern=f"(?:{IAM_ROLE_ARN_RE})?", allowed="empty or an IAM role ARN arn:aws:iam::<account>:role/<path/name>"))
+        if arn
+    )
+    if env is Environment.PROD:
+        r.check(len(readers) == 2, "dbDeployRoleArn", list(readers),
+                "prod needs dbDeployRoleArn and dbBreakGlassRoleArn: only they and the rotation function may read the master secret")
     admin_sgs = r.strings("dbAdminSecurityGroupIds")
     for sg in admin_sgs:
         r.check(bool(re.fullmatch(r"sg-[0-9a-f]{8,17}", sg)), "dbAdminSecurityGroupIds", sg, "each entry must be a security group id sg-<8 or 17 hex>")
@@ -180,7 +203,7 @@ def database(r: Reader, name_prefix: str, env: Environment, az_count: int) -> Da
         max_allocated_storage_gb=max_allocated,
         multi_az=multi_az,
         deletion_protection=deletion_protection,
-        protect=r.boolean("dbProtect"),
+        protect=protect,
         backup_retention_days=backup,
         final_snapshot=final_snapshot,
         master_username=master,
@@ -197,6 +220,8 @@ def database(r: Reader, name_prefix: str, env: Environment, az_count: int) -> Da
         log_retention_days=log_retention,
         secret_rotation_days=r.integer("dbSecretRotationDays", 1, 365),
         access=r.boolean("dbAccess"),
+        master_secret_readers=readers,
+        keep_on_destroy=keep_on_destroy(env),
     )
 
 
@@ -315,6 +340,7 @@ def service(r: Reader, name_prefix: str, env: Environment) -> ServiceSettings:
         bake_time_minutes=r.integer("bakeTimeMinutes", 0, 1440),
         test_listener_port=r.integer("testListenerPort", 1, 65535),
         test_listener_cidrs=test_cidrs,
+        keep_on_destroy=keep_on_destroy(env),
     )
     if env is Environment.PROD:
         r.check(settings.https, "certificateArn", cert, "prod needs HTTPS: set certificateArn, or domainName and hostedZoneId")
@@ -340,6 +366,9 @@ def app_database(
     host = r.string("appDbHostOverride")
     r.check(host == "" or bool(re.fullmatch(r"[A-Za-z0-9.\-:]{1,253}", host)), "appDbHostOverride", host, "must be empty or a host name / IP address")
     ssl_mode = r.choice("appDbSslMode", SslMode)
+    if env is Environment.PROD:
+        r.check(ssl_mode is SslMode.VERIFY_FULL, "appDbSslMode", ssl_mode.value,
+                "must be verify-full in prod (require encrypts but accepts any server, which could then receive the master password)")
     root_cert = r.string("appDbSslRootCert")
     r.check(ssl_mode is not SslMode.VERIFY_FULL or bool(root_cert), "appDbSslRootCert", root_cert,
             "must name the RDS CA bundle file (e.g. certs/rds-global-bundle.pem) when appDbSslMode is verify-full")

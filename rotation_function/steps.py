@@ -1,8 +1,7 @@
 """The four Secrets Manager rotation steps for one secret and one token, each idempotent.
 
 The same protocol as `python -m bootstrap rotate` (bootstrap/rotation/local.py: new passwords, SCRAM
-verifiers computed here so the clear password never reaches the server, RDS ModifyDBInstance for
-the master), split into the steps Secrets Manager invokes one at a time, and retries with the
+verifiers computed here so the clear password never reaches the server), split into the steps Secrets Manager invokes one at a time, and retries with the
 same token after a failure:
 
   createSecret  store the new value under the token, staged AWSPENDING (kept if already stored);
@@ -13,7 +12,8 @@ same token after a failure:
                 drop the AWSPENDING label (last: a retry after a crash still redeploys).
 
 Three kinds of secret:
-  master       the RDS master; setSecret is ModifyDBInstance on this instance, waited on;
+  master       the RDS master; setSecret is ALTER ROLE by the master itself (AWSCURRENT, or
+               AWSPENDING after a crash), like AWS's single-user template: no rds:ModifyDBInstance;
   single       a login role (the migrator); setSecret is ALTER ROLE as the master;
   alternating  the app login ("multi-user" strategy): the new version names the *other* of the two
                users `<role>` / `<role>_clone`, which gets the new password; the user named by
@@ -38,6 +38,7 @@ from components.pgmodel import CLONE_SUFFIX
 from dbcore import pgconn
 from dbcore.pgadmin import require_admin
 from dbcore.rds_admin import DatabaseAdmin
+from dbcore.rollout import check_service
 from dbcore.rotation_lock import DEFAULT_WAIT_S, rotation_lock
 from dbcore.secret import RotationError, aws_error_code, is_auth_failure, new_password, secret_json
 from dbcore.verifier import scram_verifier
@@ -176,6 +177,8 @@ class StepRunner:
         if self.pending(arn, token) is not None:
             self.out(f"createSecret: version {token} already holds the new value (retry)")
             return
+        if kind == "alternating":
+            self._check_rollout()
         value = dict(current)
         if kind != "master":
             # connection fields follow the master secret (the endpoint may have changed)
@@ -186,6 +189,17 @@ class StepRunner:
         value["password"] = new_password()
         self.sm.put_secret_value(SecretId=arn, ClientRequestToken=token, SecretString=json.dumps(value), VersionStages=["AWSPENDING"])
         self.out(f"createSecret: new value stored as AWSPENDING for user {value.get('username')}")
+
+    def _check_rollout(self) -> None:
+        """Refuse (a RotationError, so Secrets Manager retries later) while the app service's last
+        forced deployment is unfinished: its tasks may still hold the user this rotation changes."""
+        c = self.config
+        if not (c.ecs_cluster and c.ecs_service and self.ecs is not None):
+            return
+        problem = check_service(self.ecs, c.ecs_cluster, c.ecs_service)
+        if problem:
+            self.warn(f"createSecret: refused: {problem}")
+            raise RotationError(f"createSecret: {problem}")
 
     def _pending_or_fail(self, arn: str, token: str, step: str) -> dict[str, Any]:
         pending = self.pending(arn, token)
@@ -200,8 +214,14 @@ class StepRunner:
             self.out("setSecret: the database already accepts AWSPENDING, skipped")
             return
         if kind == "master":
-            self.admin.set_master_password(self.config.db_instance_id, str(pending["password"]))
-            self.out(f"setSecret: master password of RDS instance {self.config.db_instance_id} changed and applied")
+            # As AWS's single-user template does: the master changes its own password in SQL, so the
+            # function needs no rds:ModifyDBInstance (which could also switch off deletion protection
+            # or backups); ModifyDBInstance stays an operator's break-glass (issue 28 item 8).
+            user = str(pending["username"])
+            with self.master_connection() as conn:
+                verifier = scram_verifier(conn, user, str(pending["password"]))  # computed by libpq: the password is not sent
+                conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(user), sql.Literal(verifier)))
+            self.out(f"setSecret: master {user} now accepts AWSPENDING (ALTER ROLE as the master itself, SCRAM verifier sent)")
             return
         user = str(pending["username"])
         if kind == "alternating":

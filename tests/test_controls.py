@@ -13,7 +13,7 @@ from bootstrap.plan import report as plan
 from bootstrap.plan.mockgraph import Graph, Resource, run_stack
 from controls import ADVISED, ADVISORY, FAIL, MUST_HOLD, NOT_APPLICABLE, PASS, WAIVABLE, WAIVED, Inventory, Res, UndecidedError
 from tests import control_graphs as cg
-from tests.control_graphs import add, doc, find, mutated, remove, res, secure_stack, set_container, set_input
+from tests.control_graphs import add, doc, find, mutated, remove, res, secure_stack, set_container, set_input, set_option
 
 
 def evaluate(g: Graph, waivers: dict[str, str] | None = None) -> controls.Report:
@@ -167,6 +167,12 @@ NEGATIVE: list[tuple[str, str, Callable[[Graph], None]]] = [
     ("WAF.10", "web-acl", lambda g: set_input(g, "web-acl", "rules", [])),
     ("WAF.11", "web-acl", lambda g: remove(g, "waf-logging")),
     ("WAF.12", "web-acl", lambda g: set_input(g, "web-acl", "rules.0.visibilityConfig.cloudwatchMetricsEnabled", False)),
+    # prod data safety (issue 28): protect, retain on delete, verified TLS of the postgresql provider
+    ("DATA.1", "db", lambda g: set_option(g, "db", "protect", False)),
+    ("DATA.1", "app-db", lambda g: set_option(g, "app-db", "protect", False)),
+    ("DATA.2", "db-key", lambda g: set_option(g, "db-key", "protect", False)),  # retain: tests/test_data_safety.py (the pack cannot see it)
+    ("DATA.2", "app-logs", lambda g: set_option(g, "app-logs", "protect", False)),
+    ("TLS.1", "pg", lambda g: set_input(g, "pg", "sslmode", "require")),
 ]
 
 

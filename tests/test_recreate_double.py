@@ -70,7 +70,7 @@ def test_destroy_then_up_reuses_the_stable_names_and_collides_nowhere(dev: Doubl
     snapshot1 = only(d, "aws:rds/instance:Instance")["inputs"]["finalSnapshotIdentifier"]
     assert snapshot1.startswith("shop-dev-db-final-") and len(snapshot1) == len("shop-dev-db-final-") + 8
 
-    rc, out, err = run(d, capsys, "destroy", "--stack", "dev", "--yes")
+    rc, out, err = run(d, capsys, "destroy", "--stack", "dev", "--yes", "--allow-data-loss")
     assert rc == 0, err
     assert d.resources() == []
     assert account(d) == {"secretsPendingDeletion": {}, "dbSnapshots": [snapshot1]}
@@ -85,7 +85,7 @@ def test_destroy_then_up_reuses_the_stable_names_and_collides_nowhere(dev: Doubl
     assert snapshot2 != snapshot1 and snapshot2.startswith("shop-dev-db-final-")
 
     # the second destroy leaves its own snapshot beside the first one
-    rc, out, err = run(d, capsys, "destroy", "--stack", "dev", "--yes")
+    rc, out, err = run(d, capsys, "destroy", "--stack", "dev", "--yes", "--allow-data-loss")
     assert rc == 0, err
     assert account(d)["dbSnapshots"] == [snapshot1, snapshot2]
 
@@ -102,7 +102,7 @@ def test_prod_recovery_window_would_block_the_recreate(dev: Double, capsys: pyte
         if r["type"] == "aws:secretsmanager/secret:Secret":
             r["inputs"]["recoveryWindowInDays"] = r["outputs"]["recoveryWindowInDays"] = 30
     stack.import_stack(exported)
-    rc, out, err = run(d, capsys, "destroy", "--stack", "dev", "--yes")
+    rc, out, err = run(d, capsys, "destroy", "--stack", "dev", "--yes", "--allow-data-loss")
     assert rc == 0, err
     assert "shop-dev/db/master" in account(d)["secretsPendingDeletion"]
     rc, out, err = run(d, capsys, "up", "--stack", "dev", "--yes")

@@ -66,15 +66,15 @@ def test_least_privilege_role(graph: Graph) -> None:
     secrets = sorted(r.state["arn"] for r in graph.of_type(SECRET))
     assert len(secrets) == 3
     by_sid = {st["Sid"]: st for st in _statements(graph, f"{prefix}-db-rotation")}
-    assert set(by_sid) == {"RotateTheseSecrets", "SecretsKeyThroughSecretsManager", "MasterPasswordOfThisInstance", "RedeployTheAppService"}
+    # no RDS rights at all (issue 28 item 8): the master rotates in SQL, ModifyDBInstance (which can
+    # also switch off deletion protection and backups) stays with an operator's break-glass role
+    assert set(by_sid) == {"RotateTheseSecrets", "SecretsKeyThroughSecretsManager", "RedeployTheAppService"}
+    assert not any(a.startswith("rds:") for st in by_sid.values() for a in _as_list(st["Action"]))
     assert sorted(_as_list(by_sid["RotateTheseSecrets"]["Resource"])) == secrets
     assert not any("*" in a for st in by_sid.values() for a in _as_list(st["Action"]))
     kms = by_sid["SecretsKeyThroughSecretsManager"]
     assert _as_list(kms["Resource"]) == [graph.outputs["dbKmsKeyArn"]]
     assert kms["Condition"]["StringEquals"]["kms:ViaService"] == "secretsmanager.eu-west-1.amazonaws.com"
-    rds = by_sid["MasterPasswordOfThisInstance"]
-    instance = graph.one("aws:rds/instance:Instance")
-    assert _as_list(rds["Resource"]) == [instance.state["arn"]] and "rds:ModifyDBInstance" in _as_list(rds["Action"])
     attach = [r.inputs["policyArn"] for r in graph.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") if r.name.endswith("rotation-vpc-access")]
     assert attach == ["arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"]
 
@@ -86,7 +86,8 @@ def test_the_function_may_redeploy_exactly_the_app_service(graph: Graph) -> None
     by_sid = {st["Sid"]: st for st in _statements(graph, f"{prefix}-db-rotation")}
     ecs = by_sid["RedeployTheAppService"]
     cluster, service = graph.outputs["clusterName"], graph.outputs["serviceName"]
-    assert _as_list(ecs["Action"]) == ["ecs:UpdateService"] and ecs["Effect"] == "Allow"
+    # DescribeServices: createSecret refuses while the last forced deployment is unfinished (dbcore/rollout.py)
+    assert _as_list(ecs["Action"]) == ["ecs:UpdateService", "ecs:DescribeServices"] and ecs["Effect"] == "Allow"
     assert _as_list(ecs["Resource"]) == [f"arn:aws:ecs:eu-west-1:123456789012:service/{cluster}/{service}"]
     assert not any(a.startswith("ecs:") for st in by_sid.values() if st is not ecs for a in _as_list(st["Action"]))
     env = _fn(graph).inputs["environment"]["variables"]

@@ -90,6 +90,9 @@ def _session(args: argparse.Namespace, *, cli: bool) -> Session:
             config = ws.open().get_all_config()
             decrypted = {k: str(getattr(v, "value", v)) for k, v in config.items() if k in sf.secure_keys}
     settings = settings_for(sf, args.stack, decrypted)
+    sslmode = getattr(args, "sslmode", "")
+    if settings.is_prod and sslmode and sslmode != "verify-full":  # issue 28: never downgraded in prod, not even for one run
+        raise InputError(f"--sslmode {sslmode} is refused for prod stack {args.stack}: prod connections verify the server (verify-full with the RDS CA bundle)")
     return Session(args, project_dir, sf, backend, ws, settings, decrypted)
 
 
@@ -181,7 +184,7 @@ def _deployer(s: Session, rot_factory: Callable[[], Any]) -> Any:
             return make_remote_rotator(s.settings.region, outputs).rotate(roles, join_pending=True, start=start)
 
         remote = through_function
-    return Deployer(s.sf, s.ws, rot_factory, _auditor(s, rot_factory), assume_yes=s.args.yes, policy_packs=policy_packs(s.project_dir),
+    return Deployer(s.sf, s.ws, rot_factory, _auditor(s, rot_factory), assume_yes=s.args.yes, allow_data_loss=getattr(s.args, "allow_data_loss", False), policy_packs=policy_packs(s.project_dir),
                     route=lambda outputs: _db_route(s, rot_factory, outputs), password_logins=s.settings.app_database.password_logins(),
                     remote_rotation=remote, before_first_up=lambda: deleted_secrets.check_stack(
                         s.settings, purge=getattr(s.args, "purge_deleted_secrets", False), assume_yes=getattr(s.args, "yes", False)))
@@ -272,14 +275,19 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from bootstrap.deploy.workspace import export_with_secrets
-    from bootstrap.rotation.audit import audit_state, login_users, read_state_file
+    from bootstrap.rotation.audit import audit_state, config_and_history, login_users, read_state_file
 
     s = _session(args, cli=not args.state_file)
+    config: dict[str, Any] = {}
+    history: list[dict[str, Any]] = []
     if args.state_file:
         state = read_state_file(args.state_file)
+        print("audit: --state-file: the stack's config and update history are not searched (run without it to include them)")
     else:
         assert s.ws is not None
-        state = export_with_secrets(s.ws.open())
+        stack = s.ws.open()
+        state = export_with_secrets(stack)
+        config, history = config_and_history(stack)
     rot = _rotator(s)
     with contextlib.ExitStack() as held:
         opened: list[Any] = []
@@ -289,7 +297,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 opened.append(held.enter_context(_db_route(s, lambda: rot)))
             return bool(rot.accepts(user, password, dbname))
 
-        live, unverifiable = audit_state(state, login_users(s.settings), accepts)
+        live, unverifiable = audit_state(state, login_users(s.settings), accepts, config=config, history=history)
     return 1 if live or unverifiable else 0
 
 
@@ -327,8 +335,13 @@ def _purge_arg(p: argparse.ArgumentParser) -> None:
                    "left scheduled for deletion (otherwise the command stops and names them)")
 
 
-def _yes(p: argparse.ArgumentParser) -> None:
+def _yes(p: argparse.ArgumentParser, *, data_loss: bool = True) -> None:
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation (required without a terminal)")
+    if data_loss:  # refresh only rewrites the state: nothing to allow
+        p.add_argument(
+            "--allow-data-loss", action="store_true",
+            help="accept a preview that deletes or replaces a resource holding data (DB, app database, secrets, keys, buckets, "
+                 "repositories, log groups); refused without it, even with --yes (docs/data-loss.md)")
 
 
 def register(sub: Any) -> None:
@@ -364,7 +377,7 @@ def register(sub: Any) -> None:
         _db_args(p)
         _tunnel_arg(p)  # with the app database on, the postgresql provider connects (as in deploy's phases 3-5)
         if op in ("up", "refresh", "destroy"):
-            _yes(p)
+            _yes(p, data_loss=op != "refresh")
         if op == "up":
             _purge_arg(p)
         else:

@@ -28,6 +28,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
+from bootstrap.deploy import data_loss
 from bootstrap.deploy.confirm import ChangePlan, ask_yes, confirm
 from bootstrap.deploy.image_tag import choose as choose_image_tag
 from bootstrap.deploy.workspace import CLI_MISSING, CliMissingError, DeployError, StackLike, cause_of, changing, explain, resumable  # noqa: F401 (re-exported)
@@ -105,6 +106,7 @@ class Deployer:
         *,
         out: Callable[[str], None] = print,
         assume_yes: bool = False,
+        allow_data_loss: bool = False,
         ask: Callable[[str], str] | None = None,
         isatty: Callable[[], bool] | None = None,
         policy_packs: list[str] | None = None,
@@ -117,6 +119,7 @@ class Deployer:
         self.sf, self.ws = stack_file, workspace
         self.rotator_factory, self.auditor = rotator_factory, auditor
         self.out, self.assume_yes, self.ask = out, assume_yes, ask
+        self.allow_data_loss = allow_data_loss  # --allow-data-loss: bootstrap/deploy/data_loss.py
         self.isatty = isatty
         self.policy_packs = policy_packs or []
         self.prefix = prefix
@@ -153,7 +156,12 @@ class Deployer:
         if say:
             self.out(choice.describe(self.sf.path.name))
 
-    def _confirm(self, plan: ChangePlan, action: str) -> None:
+    def _confirm(self, plan: ChangePlan, action: str, *, refresh: bool = False) -> None:
+        if not refresh and data_loss.losses(plan) and not self.allow_data_loss:  # a refresh only rewrites the state
+            self.out(f"{action}: planned changes")
+            self.out(plan.render())  # what would be lost, before the refusal
+        if not refresh:
+            data_loss.check(plan, action, allowed=self.allow_data_loss, out=self.out)
         confirm(plan, action, assume_yes=self.assume_yes, out=self.out, ask=self.ask, isatty=self.isatty)
 
     def _packs(self) -> dict[str, Any]:
@@ -367,7 +375,7 @@ class Deployer:
                     stack.preview_refresh(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None)
                 elif op == "destroy":
                     stack.preview_destroy(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None)
-            self._confirm(plan, f"{op} stack {self.stack}")
+            self._confirm(plan, f"{op} stack {self.stack}", refresh=op == "refresh")
             if plan.empty and op != "refresh":
                 self.out("no changes")
                 return 0

@@ -50,6 +50,7 @@ PROJECT_MODULES = (
     "dbcore/pgadmin.py",
     "dbcore/pgconn.py",
     "dbcore/rds_admin.py",
+    "dbcore/rollout.py",
     "dbcore/rotation_lock.py",
     "dbcore/secret.py",
     "dbcore/verifier.py",
