@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from config import naming, sections
+from config import appdb_section, naming, sections
 from config.monitoring import monitoring as monitoring_section
 from config.reader import Reader
 from config.restore_checks import restore_checks
@@ -79,7 +79,7 @@ def load_settings(
     database = sections.database(r, prefix, env, network.az_count)
     registry = sections.registry(r, prefix, env)
     service = sections.service(r, prefix, env)
-    app_database = sections.app_database(r, prefix, env, app_name, database, os.environ if environ is None else environ, check_credentials)
+    app_database = appdb_section.app_database(r, prefix, env, app_name, database, os.environ if environ is None else environ, check_credentials)
     security = sections.security(r, env)
     monitoring = monitoring_section(r, prefix, env is Environment.PROD)
     if env is Environment.PROD:
