@@ -178,6 +178,9 @@ FORCE_NEW: Mapping[str, frozenset[str]] = {
     "aws:appautoscaling/policy:Policy": frozenset({"name", "resourceId", "scalableDimension", "serviceNamespace"}),
     "aws:sns/topic:Topic": frozenset({"name", "namePrefix", "fifoTopic"}),
     "aws:cloudwatch/metricAlarm:MetricAlarm": frozenset({"name"}),
+    "aws:dynamodb/table:Table": frozenset({"name", "hashKey", "rangeKey"}),
+    "aws:iam/policy:Policy": frozenset({"name", "namePrefix", "path"}),
+    "aws:ssm/document:Document": frozenset({"name", "documentType"}),
     "aws:cloudwatch/eventRule:EventRule": frozenset({"name", "namePrefix", "eventBusName"}),
     "aws:rds/eventSubscription:EventSubscription": frozenset({"name", "namePrefix"}),
 }
@@ -209,6 +212,8 @@ PINNED: Mapping[str, Mapping[str, str]] = {
         "username": "dbMasterUsername: fixed at creation (RDS cannot rename the master user; changing it is refused by AWS as a replacement)",
     },
     "aws:wafv2/webAcl:WebAcl": {"scope": "always REGIONAL"},
+    "aws:dynamodb/table:Table": {"hashKey": "always pk (the release ledger's key schema)", "rangeKey": "always sk"},
+    "aws:ssm/document:Document": {"documentType": "always Session (the tunnel's port-forwarding document)"},
 }
 
 

@@ -251,7 +251,7 @@ def test_6_aws_and_database_errors_are_one_line(pulumi_double: Double, monkeypat
     rc, out, err = run(d, capsys, "rotate", "--stack", "dev", "--local", "--role", "master")
     assert rc == 1 and "NoCredentialsError" in one_line(err)
     # DBInstanceNotFoundFault from RDS, and psycopg's InsufficientPrivilege
-    from bootstrap.cli.deploy import guarded
+    from bootstrap.cli.args import guarded
     from dbcore.rds_admin import RdsAdmin
     from dbcore.secret import RotationError
 

@@ -175,16 +175,20 @@ def test_az_count_one_and_small_storage_ceiling_rejected_before_any_resource() -
 
 def test_recreate_outside_prod_prod_keeps_protections(dev_graph: Graph, prod_graph: Graph) -> None:
     """A destroyed dev stack can be brought up again with the same names: its secrets go at once
-    (no recovery window holding the names) and no final snapshot is taken; prod keeps 30 days,
-    deletion protection and a final snapshot whose identifier is unique per instance lifetime."""
+    (no recovery window holding the names); prod keeps 30 days and deletion protection. Both take a
+    final snapshot (dev too since issue 28: dbFinalSnapshot) whose identifier is unique per instance
+    lifetime, so a second destroy never collides with the first one's snapshot."""
     for graph, window in ((dev_graph, 0), (prod_graph, 30)):
         secrets = graph.of_type("aws:secretsmanager/secret:Secret")
         assert len(secrets) == 3 and {s.inputs["recoveryWindowInDays"] for s in secrets} == {window}
-    assert dev_graph.one("aws:rds/instance:Instance").inputs["skipFinalSnapshot"] is True
-    db = prod_graph.one("aws:rds/instance:Instance")
-    suffix = prod_graph.one("random:index/randomId:RandomId")
-    assert db.inputs["deletionProtection"] is True and db.protect is True and db.inputs["skipFinalSnapshot"] is False
-    assert db.inputs["finalSnapshotIdentifier"] == f"shop-prod-db-final-{suffix.state['hex']}"
-    assert db.property_dependencies["finalSnapshotIdentifier"] == [suffix.urn]
-    # the suffix is created with the stack and never replaced by an update (no keepers)
-    assert "keepers" not in suffix.inputs and suffix.parent == db.parent
+    assert dev_graph.one("aws:rds/instance:Instance").inputs["deletionProtection"] is False
+    prod_db = prod_graph.one("aws:rds/instance:Instance")
+    assert prod_db.inputs["deletionProtection"] is True and prod_db.protect is True
+    for graph, stack in ((dev_graph, "dev"), (prod_graph, "prod")):
+        db = graph.one("aws:rds/instance:Instance")
+        suffix = graph.one("random:index/randomId:RandomId")
+        assert db.inputs["skipFinalSnapshot"] is False
+        assert db.inputs["finalSnapshotIdentifier"] == f"shop-{stack}-db-final-{suffix.state['hex']}"
+        assert db.property_dependencies["finalSnapshotIdentifier"] == [suffix.urn]
+        # the suffix is created with the stack and never replaced by an update (no keepers)
+        assert "keepers" not in suffix.inputs and suffix.parent == db.parent

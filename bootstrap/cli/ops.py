@@ -56,7 +56,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    from bootstrap.cli.deploy import _backend_args, _common, _db_args, _yes, guarded
+    from bootstrap.cli.args import _backend_args, _common, _db_args, _yes, guarded
     from bootstrap.deploy.release import SEVERITIES
 
     p = sub.add_parser("rollback", help="back to the previous (or --to) released image through release's verified path, without migrating")

@@ -15,7 +15,7 @@ from config.stack_file import set_stack_config
 
 
 def register(sub: Any) -> None:
-    from bootstrap.cli.deploy import _backend_args, _common, _db_args, _yes, guarded
+    from bootstrap.cli.args import _backend_args, _common, _db_args, _yes, guarded
 
     p = sub.add_parser("release", help="deploy one pushed, scanned image tag and wait for ECS steady state")
     _common(p)
