@@ -82,7 +82,11 @@ def test_b_release_previews_shows_stateful_replacements_and_refuses_off_a_termin
     push(aws, "1.4.2")
     scan_result("1.4.2")
     no_terminal(monkeypatch)
-    rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.2")
+    # issue 28: replacing the database needs --allow-data-loss on top of any yes (bootstrap/deploy/data_loss.py)
+    rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.2", "--yes")
+    assert rc == 1 and "it would delete or replace 1 resource(s) holding data: shop-dev-database-instance" in one_line(err)
+    assert len(d.ops("up")) == ups and stack_file.read_text() == before
+    rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.2", "--allow-data-loss")
     assert rc == 1 and "refusing to release 1.4.2 to stack dev without confirmation" in one_line(err)
     assert "replace  aws:rds/instance:Instance shop-dev-database-instance" in out
     assert "WARNING: replace of stateful resource shop-dev-database-instance" in out
@@ -90,7 +94,7 @@ def test_b_release_previews_shows_stateful_replacements_and_refuses_off_a_termin
     # on a terminal the question is asked; Ctrl-D is a no
     monkeypatch.setattr("sys.stdin.isatty", lambda: True, raising=False)
     monkeypatch.setattr("builtins.input", lambda prompt: (_ for _ in ()).throw(EOFError))
-    rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.2")
+    rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.2", "--allow-data-loss")
     assert rc == 1 and "release 1.4.2 to stack dev cancelled; nothing was changed" in one_line(err)
     assert len(d.ops("up")) == ups and stack_file.read_text() == before
 

@@ -54,7 +54,7 @@ def test_migrations_gate_releases_and_rollback_refuses_to_cross_one(dev: Double,
     with stubbed_ecs(monkeypatch) as stub:
         queue_migration(stub, d142, task("RUNNING"), task("STOPPED", 0), **net)
         queue_first_rollout(stub, "ecs-svc/1000", digest=d142)
-        rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.2")
+        rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.2", "--yes")
         assert rc == 0, err + out
     assert "  | Applying shop.0001_initial... OK" in out and "migration: exit 0" in out
     assert out.index("migration: exit 0") < out.index("pulumi up with imageTag=1.4.2")
@@ -66,7 +66,7 @@ def test_migrations_gate_releases_and_rollback_refuses_to_cross_one(dev: Double,
     with stubbed_ecs(monkeypatch) as stub:
         queue_migration(stub, d143, task("STOPPED", 0), **net)
         next_rollout(stub, d143, "ecs-svc/2000", "ecs-svc/1000")
-        rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.3")
+        rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.3", "--yes")
         assert rc == 0, err + out
     ups = len(d.ops("up"))
 
@@ -75,7 +75,7 @@ def test_migrations_gate_releases_and_rollback_refuses_to_cross_one(dev: Double,
     scan_result("1.4.4")
     with stubbed_ecs(monkeypatch) as stub:
         queue_migration(stub, d144, task("STOPPED", 2, stopCode="EssentialContainerExited", stoppedReason="Essential container in task exited"), **net)
-        rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.4")
+        rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.4", "--yes")
     assert rc == 1 and "error: the migration exited 2" in err and "the service was not changed" in err
     assert len(d.ops("up")) == ups and image_tag(d) == "1.4.3"
     history = Ledger(boto3.client("dynamodb", region_name=REGION), "shop-dev").history()

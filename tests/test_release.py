@@ -295,3 +295,31 @@ def test_a_re_release_finds_the_released_tag_already_there(ecr: Any) -> None:
     assert keep_released_image(ecr, "shop-dev", "2.0.0", say=lines.append) == "released-2.0.0"
     assert "already marked" in lines[-1]
     assert len(released_tag("x" * 128)) <= 128 and released_tag("x" * 128).startswith("released-")
+
+
+def test_a_release_refused_at_the_question_runs_no_migration(ecr: Any) -> None:
+    """The preview and the user's yes come before the release gate (bootstrap/deploy/releasing.py
+    runs the migration in `before_update`): a refused confirmation leaves the database, the stack
+    and the image untouched. Mutation tried: calling `confirm` after `gate.before_update` fails this."""
+    from bootstrap.deploy.workspace import DeployError
+
+    push(ecr, "2.0.0")
+    scan_result("2.0.0")
+    events: list[str] = []
+
+    class RefusedUpdate(RecordingUpdate):
+        def confirm(self, config: Mapping[str, str]) -> None:
+            events.append("confirm")
+            raise DeployError("refused: no terminal to ask on and no --yes")
+
+    class Gate:
+        def before_update(self, tag: str, digest: str) -> None:
+            events.append("migrate")
+
+    update = RefusedUpdate()
+    r = Releaser(settings(), ecr, object(), update, out=lambda line: None, gate=Gate())  # type: ignore[arg-type]
+    with pytest.raises(DeployError, match="refused"):
+        r.release(ReleaseOptions("2.0.0"))
+    assert events == ["confirm"] and update.calls == []
+    tags = ecr.describe_images(repositoryName="shop-dev", imageIds=[{"imageTag": "2.0.0"}])["imageDetails"][0]["imageTags"]
+    assert tags == ["2.0.0"]  # not marked released-2.0.0 either

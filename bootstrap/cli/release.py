@@ -31,24 +31,38 @@ def register(sub: Any) -> None:
 
 
 def automation_update(args: Any) -> StackUpdate:
-    """The real seam: the Automation API workspace of bootstrap/deploy/workspace.py. Like `deploy`,
-    the update is previewed first (replacements and deletions of stateful resources called out) and
-    needs a yes (`--yes`; off a terminal without it, release refuses); only then is the tag written
-    to the stack file (as `pulumi config set` would: commit it, it stays the source of truth) and
-    `up` run. The program records the tag in the state (the `imageTag` output, read back by
+    """The real seam: the Automation API workspace of bootstrap/deploy/workspace.py (AutomationUpdate)."""
+    return AutomationUpdate(args)
+
+
+class AutomationUpdate:
+    """The release's update through the Automation API. Like `deploy`, it is previewed first
+    (replacements and deletions of stateful resources called out, refused without
+    --allow-data-loss) and needs a yes (`--yes`; off a terminal without it, release refuses).
+    `Releaser.release` calls `confirm` before the release gate runs the migration, so nothing (no
+    migration, no stack-file edit) happens before the yes. Only then is the tag written to the
+    stack file (as `pulumi config set` would: commit it, it stays the source of truth) and `up`
+    run. The program records the tag in the state (the `imageTag` output, read back by
     bootstrap/deploy/image_tag.py), and `up` runs with the app database phase the state records;
     with the app database on, the master password reaches the postgresql provider in that
     process's env only, as for `deploy`."""
-    import tempfile
-    from pathlib import Path
 
-    from bootstrap.cli import deploy as deploy_cli
-    from bootstrap.deploy.confirm import ChangePlan, confirm
-    from bootstrap.deploy.workspace import changing, explain
-    from bootstrap.progress import Progress, heartbeat
-    from config.stack_file import APP_DB_KEY, with_app_db
+    def __init__(self, args: Any):
+        self.args = args
+        self._confirmed: tuple[Any, Any, str, Any, Any] | None = None  # (stack, plan, config file, tmpdir, session)
 
-    def update(config: Mapping[str, str]) -> Mapping[str, Any]:
+    def confirm(self, config: Mapping[str, str]) -> None:
+        import tempfile
+        from pathlib import Path
+
+        from bootstrap.cli import deploy as deploy_cli
+        from bootstrap.deploy import data_loss
+        from bootstrap.deploy.confirm import ChangePlan, confirm
+        from bootstrap.deploy.workspace import explain
+        from bootstrap.progress import heartbeat
+        from config.stack_file import APP_DB_KEY, with_app_db
+
+        args = self.args
         session = deploy_cli._session(args, cli=True)  # noqa: SLF001 - the shared CLI session
         assert session.ws is not None
         sf = session.sf
@@ -59,17 +73,36 @@ def automation_update(args: Any) -> StackUpdate:
             from dbcore.pgconn import provider_env
 
             stack = session.ws.open(provider_env(deploy_cli._rotator(session).current_password("master")))  # noqa: SLF001
-        with tempfile.TemporaryDirectory() as tmp:
-            # the tag goes into the temporary --config-file first: nothing is written before the yes
-            cfg = str(with_app_db(sf, app_db, Path(tmp) / sf.path.name, {f"pghome:{k}": v for k, v in config.items()}))
-            plan = ChangePlan()
-            try:
-                with heartbeat(print, f"pulumi preview of stack {args.stack}"):
-                    stack.preview(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None)
-            except Exception as exc:
-                raise ReleaseError(f"pulumi preview failed: {explain(exc, args.stack)}; fix the cause and re-run release") from None
-            action = f"release {', '.join(config.values())} to stack {args.stack}"
+        tmp = tempfile.TemporaryDirectory()
+        # the tag goes into the temporary --config-file first: nothing is written before the yes
+        cfg = str(with_app_db(sf, app_db, Path(tmp.name) / sf.path.name, {f"pghome:{k}": v for k, v in config.items()}))
+        plan = ChangePlan()
+        try:
+            with heartbeat(print, f"pulumi preview of stack {args.stack}"):
+                stack.preview(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None)
+        except Exception as exc:
+            tmp.cleanup()
+            raise ReleaseError(f"pulumi preview failed: {explain(exc, args.stack)}; fix the cause and re-run release") from None
+        action = f"release {', '.join(config.values())} to stack {args.stack}"
+        try:
+            if data_loss.losses(plan):
+                data_loss.check(plan, action, allowed=bool(getattr(args, "allow_data_loss", False)), out=print)
             confirm(plan, action, assume_yes=bool(getattr(args, "yes", False)), out=print)
+        except BaseException:
+            tmp.cleanup()
+            raise
+        self._confirmed = (stack, plan, cfg, tmp, session)
+
+    def __call__(self, config: Mapping[str, str]) -> Mapping[str, Any]:
+        from bootstrap.deploy.workspace import changing, explain
+        from bootstrap.progress import Progress
+
+        if self._confirmed is None:
+            self.confirm(config)
+        assert self._confirmed is not None
+        stack, plan, cfg, tmp, session = self._confirmed
+        sf, args = session.sf, self.args
+        try:
             for key, value in config.items():
                 set_stack_config(sf.path, f"pghome:{key}", value)
             print(f"{sf.path.name}: {', '.join(f'{k}={v}' for k, v in config.items())}; the tag is also recorded in the stack's "
@@ -77,7 +110,7 @@ def automation_update(args: Any) -> StackUpdate:
                   "file to keep it the source of truth")
             if plan.empty:
                 print("release up: no changes")
-                return stack.outputs()
+                return dict(stack.outputs())
             progress = Progress(print)
             try:
                 with changing("up", args.stack), progress.watch():
@@ -85,9 +118,10 @@ def automation_update(args: Any) -> StackUpdate:
             except Exception as exc:
                 raise ReleaseError(f"pulumi up failed: {explain(exc, args.stack)}; fix the cause and re-run release") from None
             progress.finish("release up")
-        return stack.outputs()
-
-    return update
+            return dict(stack.outputs())
+        finally:
+            tmp.cleanup()
+            self._confirmed = None
 
 
 def _cmd_release(args: Any) -> int:
@@ -143,7 +177,7 @@ def gated_release(args: argparse.Namespace, *, kind: str, tag: str, expected_dig
         gate = ReleaseGate(settings, ecs, ledger, MigrationRunner(ecs, aws.client("logs")), outputs, kind=kind, holder=holder_name(),
                            deploy_timeout=args.timeout)
         gate.expected_digest = expected_digest
-        releaser = Releaser(settings, aws.client("ecr"), ecs, lambda config: automation_update(args)(config), gate=gate)
+        releaser = Releaser(settings, aws.client("ecr"), ecs, automation_update(args), gate=gate)
         return run_gated(releaser, gate, opts)
     except (ReleaseError, LedgerError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -176,6 +176,9 @@ class Releaser:
         check_request(s, opts)
         digest = self.check_image(opts)
         self.digest = digest
+        confirm = getattr(self.update, "confirm", None)
+        if confirm is not None:  # preview and the user's yes come before anything changes (the migration included)
+            confirm({IMAGE_TAG_KEY: opts.tag})
         if self.gate is not None:
             self.gate.before_update(opts.tag, digest)
         keep_released_image(self.ecr, self.repository, opts.tag, say=self._say, error=ReleaseError)
