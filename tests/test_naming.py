@@ -85,26 +85,33 @@ def _replacements(before: Graph, after: Graph) -> list[tuple[Resource, Resource,
     return out
 
 
-# Config changes that replace resources (each changes a replace-on-change input somewhere).
-PERTURBATIONS: list[dict[str, Any]] = [
-    {"containerPort": 8080},  # target group port
-    {"dbEngineVersion": "17"},  # parameter group family
-    {"vpcCidr": "10.21.0.0/16"},  # subnets
-    {"healthCheckPath": "/ready", "taskCpu": 512, "taskMemory": 1024},
+# Config changes that replace resources, each with the types it must replace (so the loop below
+# always has something to check). Mutation tried: the replacement case {"healthCheckPath": ...}
+# that replaced nothing used to pass through an empty loop; now every case names its types and the
+# in-place case is its own test below.
+PERTURBATIONS: list[tuple[dict[str, Any], set[str]]] = [
+    ({"containerPort": 8080}, {"aws:lb/targetGroup:TargetGroup"}),  # target group port
+    ({"dbEngineVersion": "17"}, {"aws:rds/parameterGroup:ParameterGroup"}),  # parameter group family
+    ({"vpcCidr": "10.21.0.0/16"}, {"aws:ec2/vpc:Vpc", "aws:ec2/subnet:Subnet"}),  # subnets
 ]
 
 
-@pytest.mark.parametrize("overrides", PERTURBATIONS, ids=[",".join(o) for o in PERTURBATIONS])
-def test_config_changes_replace_without_name_collisions(dev_graph: Graph, overrides: dict[str, Any]) -> None:
-    after = run_stack("dev", overrides)
-    replaced = _replacements(dev_graph, after)
-    assert replaced or overrides.get("healthCheckPath"), "the perturbation should replace something"
+@pytest.mark.parametrize(("overrides", "types"), PERTURBATIONS, ids=[",".join(o) for o, _ in PERTURBATIONS])
+def test_config_changes_replace_without_name_collisions(dev_graph: Graph, overrides: dict[str, Any], types: set[str]) -> None:
+    replaced = _replacements(dev_graph, run_stack("dev", overrides))
+    assert {now.type for _, now, _ in replaced} == types
     for before, now, changed in replaced:
         # Pulumi creates the replacement before deleting the old one: same fixed name = "already exists".
         fixed = naming.physical_name(now.type, now.inputs)
         assert fixed is None or fixed != naming.physical_name(before.type, before.inputs) or now.delete_before_replace, (
             f"{now.name} is replaced ({sorted(changed)}) under the same name {fixed!r}"
         )
+
+
+def test_health_check_and_task_size_change_in_place(dev_graph: Graph) -> None:
+    """A new health check path or task size updates the target group and the task definition in
+    place: nothing with a fixed name is replaced."""
+    assert _replacements(dev_graph, run_stack("dev", {"healthCheckPath": "/ready", "taskCpu": 512, "taskMemory": 1024})) == []
 
 
 def test_target_group_port_change_is_a_replacement_with_a_new_name(dev_graph: Graph) -> None:
@@ -156,6 +163,45 @@ def test_good_names_pass() -> None:
     assert naming.name_problems("shop", "dev", "eu-west-1") == []
     assert naming.name_problems("a" * 20, "prod", "ap-southeast-3") == []
     _load("staging")
+
+
+def test_names_of_exactly_the_aws_limit_pass_and_one_past_fails() -> None:
+    """The stack name that makes the load balancer name exactly 32 chars passes; one more char fails.
+    Mutation tried: `len(name) > rule.max_length` -> `>=` in config/naming.py (this failed)."""
+    assert len(naming.alb(naming.prefix("shop", "s" * 23))) == 32
+    assert naming.name_problems("shop", "s" * 23, "eu-west-1") == []
+    assert naming.name_problems("shop", "s" * 24, "eu-west-1") == [
+        f"the load balancer name 'shop-{'s' * 24}-alb' is 33 chars (max 32)"
+    ]
+
+
+# The limits as AWS documents them (written here, not read from config/naming.py, so a wrong limit
+# there fails): S3 bucket naming rules; ELBv2 CreateLoadBalancer Name; RDS DBInstanceIdentifier;
+# ECR CreateRepository repositoryName; ECS CreateCluster/CreateService; CloudWatch Logs CreateLogGroup;
+# Secrets Manager CreateSecret Name; WAFv2 CreateWebACL Name; KMS CreateAlias AliasName (256 minus
+# "alias/"); IAM role name 64 minus the 26 characters Pulumi appends to a name prefix;
+# RDS parameter group name 255 minus the 26 characters of the generated suffix.
+AWS_LIMITS = {"s3": 63, "alb": 32, "rds": 63, "ecr": 256, "ecs": 255, "logs": 512, "secret": 512, "waf": 128,
+              "kms_alias": 250, "iam_prefix": 38, "rds_prefix": 229}
+
+
+@pytest.mark.parametrize("key", sorted(AWS_LIMITS))
+def test_every_rule_accepts_its_limit_and_rejects_one_past(key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each rule on its own: a valid name of exactly the AWS limit has no problem, one char more is
+    reported with both numbers. Mutations tried: `len(name) > rule.max_length` -> `>=`, and the S3
+    limit 63 -> 64 in config/naming.py; each failed here."""
+    rule = naming.RULES[key]
+    assert rule.max_length == AWS_LIMITS[key]
+    tail = "-" if key == "rds_prefix" else "a"  # the prefix rule requires the trailing hyphen
+
+    def problems_of(length: int) -> list[str]:
+        name = "a" * (length - 1) + tail
+        monkeypatch.setattr(naming, "planned_names", lambda *_a: [(key, name)])
+        return naming.name_problems("shop", "dev", "eu-west-1")
+
+    assert problems_of(rule.max_length) == []
+    over = problems_of(rule.max_length + 1)
+    assert len(over) == 1 and f"is {rule.max_length + 1} chars (max {rule.max_length})" in over[0], over
 
 
 def test_long_region_drops_from_the_bucket_name_only_when_needed() -> None:
