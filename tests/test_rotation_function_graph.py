@@ -4,6 +4,8 @@ a SecretRotation with the schedule on every secret, the password hardening, the 
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -77,6 +79,37 @@ def test_least_privilege_role(graph: Graph) -> None:
     assert _as_list(rds["Resource"]) == [instance.state["arn"]] and "rds:ModifyDBInstance" in _as_list(rds["Action"])
     attach = [r.inputs["policyArn"] for r in graph.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") if r.name.endswith("rotation-vpc-access")]
     assert attach == ["arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"]
+
+
+# The modules the rotation function's archive runs that call AWS (rotation_function/ plus the dbcore
+# helpers it imports), and the client attribute -> IAM service prefix.
+CALLING_MODULES = ("rotation_function/steps.py", "rotation_function/handler.py", "dbcore/rds_admin.py", "dbcore/secret.py")
+CLIENTS = {"sm": "secretsmanager", "rds": "rds", "ecs": "ecs"}
+
+
+def _actions_the_code_calls() -> set[str]:
+    """Every `<client>.<operation>(` call in those modules as a lowercase IAM action."""
+    root = Path(__file__).resolve().parent.parent
+    found = set()
+    for module in CALLING_MODULES:
+        for client, op in re.findall(r"\b(sm|rds|ecs)\.([a-z_]+)\(", (root / module).read_text()):
+            found.add(f"{CLIENTS[client]}:{op.replace('_', '')}")  # IAM matches action names case-insensitively
+    return found
+
+
+def test_the_role_allows_every_call_the_function_makes_and_nothing_else(graph: Graph) -> None:
+    """Read from the code, not from the policy builder: every API the rotation steps call (finishSecret's
+    UpdateSecretVersionStage among them) is granted, and the role grants no other action.
+    Mutation tried: dropping "secretsmanager:UpdateSecretVersionStage" from the RotateTheseSecrets
+    statement in components/rotation_function.py (this failed; before, only the golden plans noticed)."""
+    called = _actions_the_code_calls()
+    assert {"secretsmanager:updatesecretversionstage", "secretsmanager:putsecretvalue", "secretsmanager:getsecretvalue",
+            "secretsmanager:describesecret", "rds:modifydbinstance", "ecs:updateservice"} <= called
+    statements = _statements(graph, f"shop-{graph.stack}-db-rotation")
+    granted = {a.lower() for st in statements for a in _as_list(st["Action"]) if not a.startswith("kms:")}
+    assert granted == called
+    rotate = next(st for st in statements if st["Sid"] == "RotateTheseSecrets")
+    assert sorted(a.lower() for a in _as_list(rotate["Action"])) == sorted(a for a in called if a.startswith("secretsmanager:"))
 
 
 def test_the_function_may_redeploy_exactly_the_app_service(graph: Graph) -> None:
