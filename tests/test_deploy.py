@@ -189,7 +189,19 @@ def test_no_terminal_and_no_yes_refuses_before_changing_anything() -> None:
     d = Deployer(read_stack_file("dev"), w, lambda: w, w.audit, out=lambda s: None, assume_yes=False, isatty=lambda: False)
     with pytest.raises(DeployError, match="refusing to deploy phase 1/5 to stack dev without confirmation"):
         d.deploy()
-    assert "up appDb=false" not in " ".join(w.log)
+    # Not even the stack is created (the backend is left as it was), and nothing else ran.
+    # Mutation tried: moving the refusal after `self.ws.create()` in bootstrap/deploy/deployer.py
+    # (as the code was): the log then reads ["create", "preview appDb=false"] and this fails.
+    assert w.log == [] and not w.exists_
+
+
+def test_no_terminal_and_no_yes_on_an_existing_stack_previews_then_refuses() -> None:
+    w = FakeWorld(deployed=True)
+    w.drifted = True  # so there is a change to confirm
+    d = Deployer(read_stack_file("dev"), w, lambda: w, w.audit, out=lambda s: None, assume_yes=False, isatty=lambda: False)
+    with pytest.raises(DeployError, match="without confirmation: no terminal to ask on"):
+        d.deploy()
+    assert [x for x in w.log if not x.startswith("preview")] == []
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -203,6 +204,10 @@ class Deployer:
             recorded = stack.outputs()
             first = not recorded
         else:
+            # Creating the stack is already a change: with no one to ask, refuse before it.
+            if not self.assume_yes and not (self.isatty or sys.stdin.isatty)():
+                raise DeployError(f"refusing to deploy phase 1/5 to stack {self.stack} without confirmation: no terminal to ask on "
+                                  "and the stack does not exist yet; re-run with --yes (nothing was changed)")
             self.out(f"stack {self.stack} does not exist in the backend: creating it (first deploy)")
             stack = self.ws.create()
             first = True
