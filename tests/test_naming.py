@@ -234,3 +234,53 @@ def test_recreate_outside_prod_prod_keeps_protections(dev_graph: Graph, prod_gra
     assert db.property_dependencies["finalSnapshotIdentifier"] == [suffix.urn]
     # the suffix is created with the stack and never replaced by an update (no keepers)
     assert "keepers" not in suffix.inputs and suffix.parent == db.parent
+
+
+# --- each naming function, written out (fast: these kill mutants before any graph test runs) -----------
+
+
+def test_stable_names_are_the_documented_ones() -> None:
+    """docs/naming.md's names for app shop, stack dev. Added for issue 30: mutation testing found
+    these functions checked only through the golden plans."""
+    p = naming.prefix("shop", "dev")
+    assert p == "shop-dev"
+    assert [naming.repository(p), naming.cluster(p), naming.ecs_service(p), naming.task_family(p)] == ["shop-dev", "shop-dev", "shop-dev-app", "shop-dev-app"]
+    assert [naming.app_log_group(p), naming.exec_log_group(p), naming.flow_log_group(p), naming.waf_log_group(p)] == [
+        "/ecs/shop-dev/app", "/ecs/shop-dev/exec", "/vpc/shop-dev/flow-logs", "aws-waf-logs-shop-dev"]
+    assert [naming.db_identifier(p), naming.db_log_group(p, "postgresql"), naming.final_snapshot_prefix(p)] == [
+        "shop-dev-db", "/aws/rds/instance/shop-dev-db/postgresql", "shop-dev-db-final"]
+    assert [naming.db_secret(p, "app"), naming.master_secret(p), naming.alb(p), naming.waf_acl(p)] == ["shop-dev/db/app", "shop-dev/db/master", "shop-dev-alb", "shop-dev-web"]
+    # the bucket keeps the region while the name fits in 63 characters, exactly at 63 too
+    at_63 = "p" * (63 - len("-alb-logs-123456789012-eu-west-1"))
+    assert naming.access_log_bucket(at_63, "123456789012", "eu-west-1") == f"{at_63}-alb-logs-123456789012-eu-west-1"
+    assert naming.access_log_bucket(at_63 + "q", "123456789012", "eu-west-1") == f"{at_63}q-alb-logs-123456789012"
+
+
+def test_generated_name_prefixes() -> None:
+    assert naming.sg_prefix("shop-dev-db") == "shop-dev-db-"
+    assert naming.rds_prefix("Shop-dev", "-pg16") == "shop-dev-pg16-"  # lowercase, no '--'
+    assert naming.role_prefix("shop-dev", "task") == "shop-dev-task-"
+    # at most 38 characters with the trailing hyphen, no '--' where the cut falls on a hyphen
+    long = naming.role_prefix("a" * 30 + "-stack", "execution")
+    assert long == "a" * 30 + "-stack-" and len(long) == 37
+    cut = naming.role_prefix("b" * 36 + "-x", "role")
+    assert cut == "b" * 36 + "-" and len(cut) == naming.IAM_ROLE_NAME_PREFIX_MAX - 1
+    cut = naming.role_prefix("c" * 40, "role")
+    assert cut == "c" * 37 + "-" and len(cut) == naming.IAM_ROLE_NAME_PREFIX_MAX
+
+
+@pytest.mark.parametrize(
+    ("inputs", "expected"),
+    [
+        ({"name": "shop-dev-alb"}, "shop-dev-alb"),
+        ({"name": "x", "namePrefix": "shop-dev-"}, None),  # a prefix means AWS/Pulumi generates the name
+        ({"namePrefix": "shop-dev-"}, None),
+        ({"bucket": "b", "namePrefix": "p-"}, "b"),  # the prefix rule is about `name` only
+        ({"identifier": "shop-dev-db"}, "shop-dev-db"),
+        ({"name": ""}, None),
+        ({"name": 5, "identifier": "i"}, "i"),  # not a string (an unresolved Output in a plan): skipped
+        ({"description": "d"}, None),
+    ],
+)
+def test_physical_name(inputs: dict[str, object], expected: str | None) -> None:
+    assert naming.physical_name("aws:any/type:Type", inputs) == expected
