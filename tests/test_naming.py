@@ -284,3 +284,15 @@ def test_generated_name_prefixes() -> None:
 )
 def test_physical_name(inputs: dict[str, object], expected: str | None) -> None:
     assert naming.physical_name("aws:any/type:Type", inputs) == expected
+
+
+def test_planned_names_are_every_stable_name_of_the_stack() -> None:
+    """What name_problems checks, written out: a name left out, or built from the wrong prefix,
+    would escape the limit check. Added for issue 30 (mutants of planned_names survived)."""
+    assert naming.planned_names("shop", "dev", "eu-west-1") == [
+        ("s3", "shop-dev-alb-logs-000000000000-eu-west-1"), ("alb", "shop-dev-alb"), ("rds", "shop-dev-db"),
+        ("rds", "shop-dev-db-final-00000000"), ("rds_prefix", "shop-dev-pg16-"), ("ecr", "shop-dev"), ("ecs", "shop-dev"),
+        ("ecs", "shop-dev-app"), ("ecs", "shop-dev-app"), ("logs", "/ecs/shop-dev/app"), ("logs", "/vpc/shop-dev/flow-logs"),
+        ("logs", "aws-waf-logs-shop-dev"), ("logs", "/aws/rds/instance/shop-dev-db/postgresql"), ("secret", "shop-dev/db/master"),
+        ("waf", "shop-dev-web"), ("kms_alias", "shop-dev-waf-logs"), ("iam_prefix", "shop-dev-"),
+    ]
