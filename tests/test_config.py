@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 
 import pytest
 
@@ -95,3 +96,33 @@ def test_missing_required_environment_is_named():
     raw = {"aws:region": "eu-west-1"}
     with pytest.raises(ConfigError, match=r"pghome:environment is required"):
         load_settings(raw, stack="x")
+
+
+# --- found by mutation testing (issue 30): checks only the graph tests or nothing reached -------------
+
+
+@pytest.mark.parametrize("cidr", ["10.1.2.3/16", "not-a-cidr", "8.8.8.0/24", "0.0.0.0/0", "10.0.0.0/33"])
+def test_admin_cidrs_must_be_private_networks_without_host_bits(cidr: str) -> None:
+    """Mutations that survived before: `IPv4Network(text, strict=True)` -> `strict=False` (a
+    host address with a prefix, '10.1.2.3/16', accepted) and the parse-error branch returning True."""
+    with pytest.raises(ConfigError) as exc:
+        load_settings(stack_config("dev", {"dbAdminCidrs": json.dumps([cidr])}), stack="dev", check_credentials=False)
+    assert f"pghome:dbAdminCidrs = {cidr!r} is invalid: each entry must be a private IPv4 CIDR (RFC 1918), never 0.0.0.0/0" in str(exc.value)
+
+
+def test_a_private_admin_cidr_is_accepted() -> None:
+    s = load_settings(stack_config("dev", {"dbAdminCidrs": '["10.20.9.0/24", "10.20.128.0/17"]'}), stack="dev", check_credentials=False)
+    assert list(s.database.admin_cidrs) == ["10.20.9.0/24", "10.20.128.0/17"]
+
+
+def test_secrets_stay_restorable_30_days_in_prod_only() -> None:
+    dev = load_settings(stack_config("dev"), stack="dev", check_credentials=False)
+    prod = load_settings(stack_config("prod"), stack="prod", check_credentials=False)
+    assert (dev.database.secret_recovery_window_days, prod.database.secret_recovery_window_days) == (0, 30)
+
+
+def test_an_unset_region_is_named_as_unset() -> None:
+    raw = {k: v for k, v in stack_config("dev").items() if k != "aws:region"}
+    with pytest.raises(ConfigError) as exc:
+        load_settings(raw, stack="dev", check_credentials=False)
+    assert "aws:region = <unset> is invalid: set it in the stack file to an AWS region such as eu-west-1" in str(exc.value)
