@@ -9,6 +9,8 @@ import pulumi_aws as aws
 from components.app_database import AppDatabase, AppDatabaseArgs
 from components.database import Database, DatabaseArgs
 from components.db_access import DbAccess, DbAccessArgs
+from components.migration import MigrationTask, MigrationTaskArgs, release_ledger
+from components.monitoring import AlarmTopic, AlarmTopicArgs, DeploymentAlarms, Monitoring, MonitoringArgs, WatchedService
 from components.network import Network, NetworkArgs
 from components.registry import Registry, RegistryArgs
 from components.rotation_function import RedeployTarget, RotationFunction, RotationFunctionArgs
@@ -35,6 +37,8 @@ database = Database(
     opts=stack_opts,
 )
 registry = Registry(settings.name("registry"), RegistryArgs(settings=settings.registry), opts=stack_opts)
+# Before the service: its deployment alarms notify this topic (components/monitoring.py).
+alarm_topic = AlarmTopic(settings.name("alarms"), AlarmTopicArgs(settings=settings.monitoring), opts=stack_opts)
 app_db = AppDatabase(
     settings.name("appdb"),
     AppDatabaseArgs(settings=settings.app_database, database=database),
@@ -51,10 +55,27 @@ service = Service(
         repository_url=registry.repository_url,
         repository_arn=registry.repository_arn,
         database=app_db.connection("app"),
+        deployment_alarms=DeploymentAlarms(settings=settings.monitoring, topic_arn=alarm_topic.topic_arn),
     ),
     opts=stack_opts,
 )
 database.allow_from("service", service.security_group_id, "PostgreSQL from the app tasks")
+
+# What `release` needs (bootstrap/ops/): the history and migration lock every machine reads, and
+# with a migration command the one-off task that runs it as the migrator, in the service's network.
+ledger = release_ledger(settings.name("releases"), settings.prefix, deletion_protection=settings.is_prod, opts=stack_opts)
+migration = None
+if settings.service.migration_command:
+    migration = MigrationTask(
+        settings.name("migration"),
+        MigrationTaskArgs(
+            settings=settings.service,
+            migrator=app_db.connection("migrator"),
+            service=service,
+            repository_arn=registry.repository_arn,
+        ),
+        opts=stack_opts,
+    )
 
 # Scheduled rotation from inside the VPC (archive: `python -m bootstrap build-rotation`). IAM-auth
 # login roles have no password to rotate. After the service: the function redeploys it after each
@@ -76,6 +97,25 @@ rotation = RotationFunction(
     opts=stack_opts,
 )
 database.allow_from("rotation", rotation.security_group_id, "PostgreSQL from the rotation function")
+
+monitoring = Monitoring(
+    settings.name("monitoring"),
+    MonitoringArgs(
+        settings=settings.monitoring,
+        database=settings.database,
+        topic_arn=alarm_topic.topic_arn,
+        service=WatchedService(
+            cluster_name=service.cluster_name,
+            service_name=service.service_name,
+            service_arn=service.service_arn,
+            alb_arn_suffix=service.alb_arn_suffix,
+            target_group_arn_suffix=service.target_group_arn_suffix,
+            web_acl_name=service.web_acl_name,
+        ),
+        rotation_function_name=rotation.function_name,
+    ),
+    opts=stack_opts,
+)
 
 # The on-demand path deploy/rotate/audit tunnel through from outside the VPC (bootstrap/access/tunnel.py).
 db_access = None
@@ -115,6 +155,16 @@ pulumi.export("clusterName", service.cluster_name)
 pulumi.export("serviceName", service.service_name)
 pulumi.export("httpsEnabled", service.https_enabled)
 pulumi.export("albListeners", service.listener_summary)
+pulumi.export("serviceSecurityGroupId", service.security_group_id)
+pulumi.export("appTaskDefinitionArn", service.task_definition_arn)
+pulumi.export("appLogGroupName", service.log_group_name)
+pulumi.export("releaseTableName", ledger.name)
+pulumi.export("migrationTaskDefinitionArn", migration.task_definition_arn if migration else "")
+# Read by `status` to list this stack's alarms in ALARM (every alarm is named '<prefix>-...').
+pulumi.export("alarmTopicArn", alarm_topic.topic_arn)
+pulumi.export("alarmNamePrefix", f"{settings.prefix}-")
+pulumi.export("alarmNames", monitoring.alarm_names)
+pulumi.export("dashboardName", monitoring.dashboard_name)
 if db_access is not None:  # read by `python -m bootstrap tunnel` (bootstrap/access/tunnel.py OUTPUT_KEYS)
     pulumi.export("dbAccessCluster", db_access.cluster_name)
     pulumi.export("dbAccessTaskDefinitionArn", db_access.task_definition_arn)

@@ -1,104 +1,113 @@
-"""Benchmark: program evaluation time under mocks vs the time to load the SDK classes it uses.
+"""Benchmark: what the offline plan costs, as whole-process figures (min / median / max of --runs).
 
-Each figure is measured in a fresh interpreter (so import caches do not flatter either side) and
-the median of --runs is printed. Ratios are what to compare across machines:
+* load    a fresh interpreter that imports exactly the SDK modules the program ends up using
+          (pulumi and the pulumi_aws / pulumi_random / pulumi_postgresql submodules it touches);
+* eval    a fresh interpreter that imports the same modules, then evaluates the program under
+          mocks: `eval / load - 1` is what evaluation costs on top of loading the SDK classes.
+          Goal: at most 25 %.
+* plan    `python -m bootstrap plan --stack S` whole, output discarded. Goal for dev: at most 2.5 s
+          median on 2 cores.
 
-* load    importing exactly the SDK modules the program ends up using (pulumi, and the
-          pulumi_aws / pulumi_random / pulumi_postgresql submodules it touches);
-* eval    the program's first evaluation under mocks in a process where those modules are
-          already loaded: our code, the mocks and the SDK's resource registration, nothing else.
-          Goal: eval / load <= 1.3.
-* cold    first evaluation with only the top-level SDK packages imported (what `plan` pays).
+Then one in-process breakdown of a plan (wall and CPU per phase: SDK import, evaluation,
+controls, cost, rendering), so a change is aimed at where the time goes. Ratios are what compare
+across machines; absolute times move with the machine's load.
 
-    venv/bin/python benchmarks/plan_time.py [--runs 5] [--stacks dev prod]
+    venv/bin/python benchmarks/plan_time.py [--runs 7] [--stacks dev prod]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-
-IMPORT_ONLY = """
-import json, time
-t = time.perf_counter()
-import pulumi, pulumi_aws, pulumi_random, pulumi_postgresql
-print(json.dumps({"import": time.perf_counter() - t}))
-"""
-
-EVALUATE = """
-import json, sys, time
-sys.path.insert(0, {root!r})
-t = time.perf_counter()
-import pulumi, pulumi_aws, pulumi_random, pulumi_postgresql
-imported = time.perf_counter() - t
-from bootstrap.plan.mockgraph import run_stack
-t = time.perf_counter()
-graph = run_stack({stack!r})
-cold = time.perf_counter() - t
-t = time.perf_counter()
-run_stack({stack!r})
-warm = time.perf_counter() - t
-print(json.dumps({{"import": imported, "evaluate": cold, "warm": warm, "resources": len(graph.resources)}}))
-"""
-
+ENV = {**os.environ, "PGPASSWORD": os.environ.get("PGPASSWORD", "benchmark-connects-nowhere")}
 
 USED_MODULES = """
-import json, os, sys
-os.environ.setdefault("PGPASSWORD", "benchmark-connects-nowhere")  # the app database layer loads pulumi_postgresql too
+import json, sys
 sys.path.insert(0, {root!r})
 from bootstrap.plan.mockgraph import run_stack
-run_stack({stack!r}, {{"appDbEnabled": "true"}})
+run_stack({stack!r})
 sdk = ("pulumi", "pulumi_aws", "pulumi_random", "pulumi_postgresql")
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in sdk)))
 """
 
 LOAD = """
-import importlib, json, time
-t = time.perf_counter()
+import importlib
 for m in {modules!r}:
     importlib.import_module(m)
-print(json.dumps({{"load": time.perf_counter() - t}}))
 """
 
-EVAL_PRELOADED = """
-import importlib, json, sys, time
+EVAL = LOAD + """
+import sys
 sys.path.insert(0, {root!r})
-for m in {modules!r}:
-    importlib.import_module(m)
 from bootstrap.plan.mockgraph import run_stack
-t = time.perf_counter()
-graph = run_stack({stack!r})
-print(json.dumps({{"eval": time.perf_counter() - t, "resources": len(graph.resources)}}))
+run_stack({stack!r})
+"""
+
+BREAKDOWN = """
+import contextlib, io, json, sys, time
+sys.path.insert(0, {root!r})
+phases = {{}}
+def timed(name, fn):
+    w, c = time.perf_counter(), time.process_time()
+    out = fn()
+    phases[name] = [time.perf_counter() - w, time.process_time() - c]
+    return out
+timed("import SDK", lambda: __import__("pulumi") and __import__("pulumi_aws"))
+from bootstrap.cli import cost as cost_cli
+from bootstrap.cli.main import build_parser
+from bootstrap.plan import report
+from bootstrap.plan.mockgraph import run_stack
+args = build_parser().parse_args(["plan", "--stack", {stack!r}])
+graph = timed("evaluate under mocks", lambda: run_stack({stack!r}))
+result = timed("security controls", lambda: report.check_graph(graph))
+cost = timed("cost estimate", lambda: cost_cli.plan_estimate(graph, args, cost_cli.usage_overrides(args)))
+with contextlib.redirect_stdout(io.StringIO()):
+    timed("render tables", lambda: (report.render_table(graph), report.render_outputs(graph), result.render(), cost_cli.plan_text(cost, args)))
+print(json.dumps(phases))
 """
 
 
-def _measure(code: str) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+def _wall(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, cwd=ROOT, env=ENV, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def _stats(values: list[float]) -> str:
+    return f"{min(values):6.2f} {statistics.median(values):6.2f} {max(values):6.2f}"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=5)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--stacks", nargs="+", default=["dev", "prod"])
     args = parser.parse_args()
-
-    bare = statistics.median(_measure(IMPORT_ONLY)["import"] for _ in range(args.runs))
-    print(f"bare import of pulumi, pulumi_aws, pulumi_random, pulumi_postgresql: {bare * 1000:.0f} ms (median of {args.runs})")
-    print(f"{'stack':<8}{'resources':>10}{'load ms':>9}{'eval ms':>9}{'eval/load':>11}{'cold ms':>9}{'cold/bare':>11}")
+    py = sys.executable
+    print(f"whole-process seconds, min / median / max of {args.runs} runs, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    print(f"{'stack':<6} {'what':<6} {'min':>6} {'median':>6} {'max':>6}")
     for stack in args.stacks:
-        modules = json.loads(subprocess.run([sys.executable, "-c", USED_MODULES.format(root=str(ROOT), stack=stack)], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
-        load = statistics.median(_measure(LOAD.format(modules=modules))["load"] for _ in range(args.runs))
-        evals = [_measure(EVAL_PRELOADED.format(root=str(ROOT), stack=stack, modules=modules)) for _ in range(args.runs)]
-        ev = statistics.median(r["eval"] for r in evals)
-        cold = statistics.median(_measure(EVALUATE.format(root=str(ROOT), stack=stack))["evaluate"] for _ in range(args.runs))
-        print(f"{stack:<8}{int(evals[0]['resources']):>10}{load * 1000:>9.0f}{ev * 1000:>9.0f}{ev / load:>11.2f}{cold * 1000:>9.0f}{cold / bare:>11.2f}")
+        listed = subprocess.run([py, "-c", USED_MODULES.format(root=str(ROOT), stack=stack)], cwd=ROOT, env=ENV, capture_output=True, text=True, check=True)
+        modules = json.loads(listed.stdout.strip().splitlines()[-1])
+        load, ev, plan = [], [], []
+        for _ in range(args.runs):  # interleaved, so a burst of load hits all three alike
+            load.append(_wall([py, "-c", LOAD.format(modules=modules)]))
+            ev.append(_wall([py, "-c", EVAL.format(modules=modules, root=str(ROOT), stack=stack)]))
+            plan.append(_wall([py, "-m", "bootstrap", "plan", "--stack", stack]) if stack != "prod" else _wall(
+                [py, "-m", "bootstrap", "plan", "--stack", stack, "--set", "certificateArn="]))
+        print(f"{stack:<6} {'load':<6} {_stats(load)}")
+        print(f"{stack:<6} {'eval':<6} {_stats(ev)}   evaluation on top of loading: {statistics.median(ev) / statistics.median(load) - 1:+.0%} (goal <= +25%)")
+        print(f"{stack:<6} {'plan':<6} {_stats(plan)}" + ("   (goal for dev: median <= 2.50 s)" if stack == "dev" else ""))
+        done = subprocess.run([py, "-c", BREAKDOWN.format(root=str(ROOT), stack=stack)], cwd=ROOT, env=ENV, capture_output=True, text=True, check=True)
+        phases = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"{stack:<6} in-process breakdown (wall / CPU s): " + ", ".join(f"{name} {w:.2f}/{c:.2f}" for name, (w, c) in phases.items()))
 
 
 if __name__ == "__main__":

@@ -204,6 +204,7 @@ class AppDatabase(pulumi.ComponentResource):
                 schema=g.schema,
                 privileges=list(g.privileges),
             )
+        self._retired_object_grants(database)
         for d in m.default_privileges:
             self._chain(
                 postgresql.DefaultPrivileges,
@@ -218,6 +219,37 @@ class AppDatabase(pulumi.ComponentResource):
         for ext in m.extensions:
             # The provider creates it as the master (it has no SET ROLE); `bootstrap sql` creates it as owner.
             self._chain(postgresql.Extension, f"extension-{ext}", name=ext, database=database.name, schema=m.extension_schema or m.schema)
+
+    def _retired_object_grants(self, database: postgresql.Database) -> None:
+        """The `GRANT ... ON ALL <objects> IN SCHEMA` resources the model had before issue 24, kept
+        declared but inert: the provider deletes such a Grant by revoking the role's privileges on
+        every object of the schema, so dropping them from the program would strip the app of its
+        tables on the next up. ignore_changes: they never run again (not even after a refresh
+        saw migrations change privileges); retain_on_delete: a later release may drop them. On a
+        new stack they run once, on an empty schema, and grant nothing."""
+        m, s = self.model, self._args.settings
+        rw, ro = f"{s.role_prefix}_rw", f"{s.role_prefix}_ro"
+        retired = (
+            (rw, "table", ["DELETE", "INSERT", "SELECT", "UPDATE"]),
+            (ro, "table", ["SELECT"]),
+            (rw, "sequence", ["SELECT", "UPDATE", "USAGE"]),
+            (ro, "sequence", ["SELECT"]),
+            (rw, "function", ["EXECUTE"]),
+            (ro, "function", ["EXECUTE"]),
+        )
+        for role, object_type, privileges in retired:
+            self._last = postgresql.Grant(
+                f"{self._name}-grant-{role}-{object_type}-{m.schema}".replace("_", "-"),
+                database=database.name,
+                role=role,
+                object_type=object_type,
+                schema=m.schema,
+                privileges=privileges,
+                opts=pulumi.ResourceOptions.merge(
+                    self._opts(self._last, ignore_changes=["database", "role", "objectType", "schema", "privileges", "objects", "columns", "withGrantOption"]),
+                    pulumi.ResourceOptions(retain_on_delete=True),
+                ),
+            )
 
     def _opts(self, *after: pulumi.Resource | None, ignore_changes: list[str] | None = None, protect: bool = False) -> pulumi.ResourceOptions:
         """Options of a postgresql resource: child, explicit provider, created after `after`."""

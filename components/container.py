@@ -13,9 +13,10 @@ from typing import Any
 import pulumi
 
 from components.app_database import DbConnection
+from config import naming
 from config.settings import ServiceSettings
 
-CONTAINER_NAME = "app"
+CONTAINER_NAME = naming.APP_CONTAINER
 # Where the image is expected to carry the RDS CA bundle
 # (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem); PGSSLMODE=verify-full needs it.
 DEFAULT_CA_BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"

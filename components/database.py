@@ -30,6 +30,7 @@ from components.awsinfo import aws_facts
 from components.iam import service_trust_policy
 from components.kms import encrypted_log_group, logs_key
 from config import naming
+from config.limits import ALLOWED_EXTENSIONS
 from config.settings import DatabaseSettings
 from dbcore import password_policy
 
@@ -43,6 +44,11 @@ ENHANCED_MONITORING_POLICY = "AmazonRDSEnhancedMonitoringRole"
 def _secret(value: pulumi.Output[str]) -> pulumi.Output[str]:
     """Output.secret with a type (the SDK annotates its argument with an unbound TypeVar)."""
     return pulumi.Output.secret(value)  # type: ignore[arg-type]
+
+
+def allowed_extensions_value() -> str:
+    """rds.allowed_extensions: the allow-list config/sections.py validates appDbExtensions against."""
+    return ",".join(sorted(ALLOWED_EXTENSIONS))
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,10 @@ def parameter_set(settings: DatabaseSettings) -> list[DbParameter]:
         # A ceiling no login role can lift (superuser-only setting): one query's temp files may
         # take at most a tenth of the storage, so a runaway sort cannot fill the disk.
         ("temp_file_limit", str(settings.allocated_storage_gb * 1024 * 1024 // 10)),
+        # Only the extensions the config accepts (appDbExtensions) may be created, by anyone: the
+        # migrator acts as the database owner and could otherwise add any trusted extension
+        # (ltree, tablefunc, ...). RDS-only parameter; it binds rds_superuser members too.
+        ("rds.allowed_extensions", allowed_extensions_value()),
     ]
     # Static: read at server start only. Pinned so query statistics (pg_stat_statements) stay
     # available whatever the family's default becomes; applied at the next reboot.

@@ -19,6 +19,7 @@ import pulumi_aws as aws
 
 from components import sg as rules
 from components.awsinfo import aws_facts
+from components.bluegreen import BlueGreen, BlueGreenArgs
 from config import naming
 from config.settings import ServiceSettings
 
@@ -34,6 +35,12 @@ LOG_DELIVERY_PRINCIPAL = "logdelivery.elasticloadbalancing.amazonaws.com"
 ACCESS_LOG_PREFIX = "alb"
 # Seconds a draining target keeps its in-flight requests before the target group drops it.
 DEREGISTRATION_DELAY_SECONDS = 30
+
+
+def health_check(s: ServiceSettings) -> aws.lb.TargetGroupHealthCheckArgs:
+    """The target groups' health check of the app (blue/green's second group uses the same)."""
+    return aws.lb.TargetGroupHealthCheckArgs(enabled=True, path=s.health_check_path, protocol="HTTP", port="traffic-port", matcher="200-399",
+                                             interval=15, timeout=5, healthy_threshold=2, unhealthy_threshold=3)
 
 
 def lb_name(prefix: str, suffix: str) -> str:
@@ -103,22 +110,20 @@ class LoadBalancer(pulumi.ComponentResource):
             protocol="HTTP",
             port=args.settings.container_port,
             deregistration_delay=DEREGISTRATION_DELAY_SECONDS,
-            health_check={
-                "enabled": True,
-                "path": args.settings.health_check_path,
-                "protocol": "HTTP",
-                "port": "traffic-port",
-                "matcher": "200-399",
-                "interval": 15,
-                "timeout": 5,
-                "healthy_threshold": 2,
-                "unhealthy_threshold": 3,
-            },
+            health_check=health_check(args.settings),
             tags={"Name": lb_name(args.settings.prefix, "app")},
             opts=child,
         )
+        self._certificate: pulumi.Input[str] | None = None
         self.listeners = self._listeners(alb, tg)
         self.url = self._dns(alb)
+        self.blue_green: BlueGreen | None = None
+        if args.settings.deployment_strategy == "blue_green":
+            self.blue_green = BlueGreen(f"{name}-bg", BlueGreenArgs(
+                settings=args.settings, vpc_id=args.vpc_id, alb_arn=alb.arn, alb_security_group_id=sg.id, listener=self.listeners[0],
+                blue_target_group_arn=tg.arn, health_check=health_check(args.settings), certificate_arn=self._certificate), opts=child)
+            self.listeners.append(self.blue_green.test_listener)
+            self.summary += f"; blue/green test listener on {args.settings.test_listener_port}"
 
         self.security_group_id = sg.id
         self.arn = alb.arn
@@ -232,6 +237,10 @@ class LoadBalancer(pulumi.ComponentResource):
         )
         return bucket, [bucket_policy]
 
+    def _remember_certificate(self) -> pulumi.Input[str]:
+        self._certificate = self._certificate_arn()
+        return self._certificate
+
     def _certificate_arn(self) -> pulumi.Input[str]:
         args, name = self._args, self._name
         if args.settings.certificate_arn:
@@ -279,7 +288,7 @@ class LoadBalancer(pulumi.ComponentResource):
                 port=443,
                 protocol="HTTPS",
                 ssl_policy=TLS_POLICY,
-                certificate_arn=self._certificate_arn(),
+                certificate_arn=self._remember_certificate(),
                 default_actions=forward,
                 opts=child,
             )

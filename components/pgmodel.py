@@ -34,6 +34,14 @@ RDS_PASSWORD_ROLE = "rds_password"
 # Every role may connect to these (and create TEMP tables) unless PUBLIC loses it; on RDS the master
 # owns them and may revoke (template0 belongs to rdsadmin and admits no connections anyway).
 MAINTENANCE_DATABASES = ("postgres", "template1")
+# The search_path of every session that acts as the master (the SQL script, the provider, the
+# rotation, the audit): owner, and so the migrator, owns the app database and may put functions
+# or views named like catalog objects ahead of pg_catalog (ALTER DATABASE ... SET search_path);
+# with this path nothing of the app's resolves. pg_temp last: never searched for functions, and
+# it stops a temporary table from shadowing a catalog. PINNED_SEARCH_PATH_OPTIONS is the same as
+# libpq/lib/pq "options" (PGOPTIONS), which outrank any database or role setting.
+PINNED_SEARCH_PATH = ("pg_catalog", "pg_temp")
+PINNED_SEARCH_PATH_OPTIONS = "-c search_path=" + ",".join(PINNED_SEARCH_PATH)
 
 
 @dataclass(frozen=True)
@@ -162,13 +170,10 @@ def build_model(
         GrantSpec(clone_of(n["app"]), "database", ("CONNECT",)),
         GrantSpec(n["rw"], "schema", ("USAGE",), schema=schema),
         GrantSpec(n["ro"], "schema", ("USAGE",), schema=schema),
-        # objects that already exist (default privileges cover the ones created later)
-        GrantSpec(n["rw"], "table", ("DELETE", "INSERT", "SELECT", "UPDATE"), schema=schema),
-        GrantSpec(n["ro"], "table", ("SELECT",), schema=schema),
-        GrantSpec(n["rw"], "sequence", ("SELECT", "UPDATE", "USAGE"), schema=schema),
-        GrantSpec(n["ro"], "sequence", ("SELECT",), schema=schema),
-        GrantSpec(n["rw"], "function", ("EXECUTE",), schema=schema),
-        GrantSpec(n["ro"], "function", ("EXECUTE",), schema=schema),
+        # No grants on the schema's tables, sequences or functions: the default privileges below
+        # exist before the migrator can create the first one, and afterwards migrations own those
+        # objects' privileges (a column withheld, EXECUTE revoked, TRUNCATE added), which a bulk
+        # `GRANT ... ON ALL ... IN SCHEMA` on every re-apply would overwrite.
         # Extension functions belong to the bootstrap superuser and PUBLIC may EXECUTE them: only
         # USAGE on their own schema decides who reaches them.
         *((GrantSpec(n["rw"], "schema", ("USAGE",), schema=ext_schema), GrantSpec(n["ro"], "schema", ("USAGE",), schema=ext_schema)) if ext_schema else ()),
@@ -181,7 +186,10 @@ def build_model(
         # read-only: SELECT (currval, last value) but not USAGE/UPDATE, which allow nextval/setval
         DefaultPrivilegeSpec(owner, schema, "sequence", n["ro"], ("SELECT",)),
         DefaultPrivilegeSpec(owner, schema, "function", n["rw"], ("EXECUTE",)),
-        DefaultPrivilegeSpec(owner, schema, "function", n["ro"], ("EXECUTE",)),
+        # Read-only means no function either: a SECURITY DEFINER one runs as owner and may write.
+        # A migration grants EXECUTE to ro on the functions that only read (empty: revoke, so a
+        # database that had the old default loses it on the next apply).
+        DefaultPrivilegeSpec(owner, schema, "function", n["ro"], ()),
         # PostgreSQL grants EXECUTE on new functions to PUBLIC by default. Per-schema default
         # privileges can only add to the global ones, so this revoke must be global.
         DefaultPrivilegeSpec(owner, None, "function", "public", ()),

@@ -12,13 +12,19 @@ The SQL mirrors what the provider executes for each resource:
     memberships, so `SET role = owner` is never set before it is allowed.
   * `Database` / `Schema`: CREATE when absent, then ALTER ... OWNER TO to converge the owner.
   * `Grant`: in one transaction, REVOKE ALL on the object(s) from the role, then GRANT the listed
-    privileges (an empty list only revokes). For tables, sequences and functions without an object
-    list it covers ALL objects of that type in the schema.
+    privileges (an empty list only revokes). The model grants on databases and schemas only:
+    tables, sequences and functions get theirs from default privileges and migrations.
   * `DefaultPrivileges`: in one transaction, ALTER DEFAULT PRIVILEGES FOR ROLE <owner> IN SCHEMA
     <schema> REVOKE ALL ... FROM <role>, then GRANT the listed privileges.
   * `Extension`: CREATE EXTENSION ... SCHEMA <schema>_ext, a schema of its own: extension functions
-    belong to the bootstrap superuser, so the bulk grants on the app schema must not reach them,
-    and USAGE on <schema>_ext (rw, ro) decides who may call them. The SQL creates them as owner.
+    belong to the bootstrap superuser (PUBLIC may EXECUTE them), so USAGE on <schema>_ext (rw,
+    ro) decides who may call them. The SQL creates them as owner.
+Every session of the master is pinned (issue 24): each database's steps start with
+`SET search_path = pg_catalog, pg_temp` and `RESET ROLE`, every catalog object the SQL names is
+schema-qualified, and `ALTER ROLE <master> IN DATABASE <app> SET search_path` pins the master's
+later sessions there (the provider's are pinned by PGOPTIONS, `dbcore/pgconn.py`'s by `options`):
+the owner, and so the migrator, owns the app database and could otherwise plant a function named
+like a catalog function that runs as the master.
 Before anything else, on 16+, the master must hold ADMIN OPTION on every existing role of the model
 (`_admin_check_step`): roles carried over by a major-version upgrade have none.
 Everything is idempotent: applying the SQL twice changes nothing and draws no NOTICE or WARNING.
@@ -31,7 +37,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.pgmodel import PLURAL, RDS_IAM_ROLE, RDS_PASSWORD_ROLE, DbModel, DefaultPrivilegeSpec, GrantSpec
+from components.pgmodel import PINNED_SEARCH_PATH, PLURAL, RDS_IAM_ROLE, RDS_PASSWORD_ROLE, DbModel, DefaultPrivilegeSpec, GrantSpec
 
 # --------------------------------------------------------------------------------------------
 # ADMIN OPTION (PostgreSQL 16+): the master must hold it on every role it changes
@@ -65,14 +71,14 @@ def _admin_check_step(model: DbModel) -> Step:
     return Step(
         "postgres",
         "DO $$ DECLARE missing text[];\nBEGIN\n"
-        f"  IF current_setting('server_version_num')::int >= {ADMIN_REQUIRED_FROM} THEN\n"
-        "    SELECT array_agg(rolname ORDER BY rolname) INTO missing FROM pg_roles\n"
-        f"     WHERE rolname IN ({names}) AND NOT pg_has_role(current_user, oid, 'USAGE WITH ADMIN OPTION');\n"
+        f"  IF pg_catalog.current_setting('server_version_num')::pg_catalog.int4 >= {ADMIN_REQUIRED_FROM} THEN\n"
+        "    SELECT pg_catalog.array_agg(rolname ORDER BY rolname) INTO missing FROM pg_catalog.pg_roles\n"
+        f"     WHERE rolname IN ({names}) AND NOT pg_catalog.pg_has_role(current_user, oid, 'USAGE WITH ADMIN OPTION');\n"
         "    IF missing IS NOT NULL THEN\n"
-        "      RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege', MESSAGE = format(\n"
+        "      RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege', MESSAGE = pg_catalog.format(\n"
         "        'the master %s lacks ADMIN OPTION on %s, which PostgreSQL 16+ requires to change a role (roles created on 15 or older '\n"
-        "        'and carried over by a major-version upgrade have none); repair as the master: %s', current_user, array_to_string(missing, ', '),\n"
-        "        (SELECT string_agg(format('GRANT %I TO %I WITH ADMIN OPTION', m, current_user), '; ') FROM unnest(missing) m));\n"
+        "        'and carried over by a major-version upgrade have none); repair as the master: %s', current_user, pg_catalog.array_to_string(missing, ', '),\n"
+        "        (SELECT pg_catalog.string_agg(pg_catalog.format('GRANT %I TO %I WITH ADMIN OPTION', m, current_user), '; ') FROM pg_catalog.unnest(missing) m));\n"
         "    END IF;\n  END IF;\nEND $$;",
     )
 
@@ -114,7 +120,7 @@ def _role_steps(model: DbModel) -> list[Step]:
         steps.append(
             Step(
                 "postgres",
-                f"DO $$ BEGIN\n  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {literal(r.name)}) THEN\n"
+                f"DO $$ BEGIN\n  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {literal(r.name)}) THEN\n"
                 f"    CREATE ROLE {ident(r.name)} {attrs};\n  END IF;\nEND $$;\n"
                 f"ALTER ROLE {ident(r.name)} {attrs};",
             )
@@ -146,14 +152,14 @@ def _membership_step(model: DbModel, member: str, role: str) -> Step:
     spec = next((r for r in model.roles if r.name == member), None)
     inherit = "TRUE" if spec is None or spec.inherit else "FALSE"
     grant = f"GRANT {ident(role)} TO {ident(member)}"
-    where = f"m.roleid = {literal(role)}::regrole AND m.member = {literal(member)}::regrole"
+    where = f"m.roleid = {literal(role)}::pg_catalog.regrole AND m.member = {literal(member)}::pg_catalog.regrole"
     return Step(
         "postgres",
-        f"DO $$ BEGIN\n  IF current_setting('server_version_num')::int >= {ADMIN_REQUIRED_FROM} THEN\n"
-        f"    IF NOT EXISTS (SELECT FROM pg_auth_members m WHERE {where} AND m.inherit_option = {inherit} AND m.set_option) THEN\n"
+        f"DO $$ BEGIN\n  IF pg_catalog.current_setting('server_version_num')::pg_catalog.int4 >= {ADMIN_REQUIRED_FROM} THEN\n"
+        f"    IF NOT EXISTS (SELECT FROM pg_catalog.pg_auth_members m WHERE {where} AND m.inherit_option = {inherit} AND m.set_option) THEN\n"
         # EXECUTE: PL/pgSQL parses every statement up front, and 15 does not know this syntax.
         f"      EXECUTE {literal(f'{grant} WITH INHERIT {inherit}, SET TRUE')};\n    END IF;\n"
-        f"  ELSIF NOT EXISTS (SELECT FROM pg_auth_members m WHERE {where}) THEN\n    {grant};\n  END IF;\nEND $$;",
+        f"  ELSIF NOT EXISTS (SELECT FROM pg_catalog.pg_auth_members m WHERE {where}) THEN\n    {grant};\n  END IF;\nEND $$;",
     )
 
 
@@ -162,7 +168,7 @@ def _grant_sql(model: DbModel, g: GrantSpec) -> str:
         # Another database (postgres, template1): only where the master holds its owner's rights
         # (it does on RDS); elsewhere the step does nothing rather than warn.
         return (
-            f"DO $$ BEGIN\n  IF EXISTS (SELECT FROM pg_database WHERE datname = {literal(g.database)} AND pg_has_role(current_user, datdba, 'USAGE')) THEN\n"
+            f"DO $$ BEGIN\n  IF EXISTS (SELECT FROM pg_catalog.pg_database WHERE datname = {literal(g.database)} AND pg_catalog.pg_has_role(current_user, datdba, 'USAGE')) THEN\n"
             f"    REVOKE ALL ON DATABASE {ident(g.database)} FROM {grantee(g.role)};\n"
             + (f"    GRANT {', '.join(g.privileges)} ON DATABASE {ident(g.database)} TO {grantee(g.role)};\n" if g.privileges else "")
             + "  END IF;\nEND $$;"
@@ -199,8 +205,8 @@ def steps(model: DbModel) -> list[Step]:
         out.append(
             Step(
                 "postgres",
-                f"DO $$ BEGIN\n  IF EXISTS (SELECT FROM pg_roles WHERE rolname = {literal(RDS_IAM_ROLE)})\n"
-                f"     AND NOT pg_has_role({literal(role)}, {literal(RDS_IAM_ROLE)}, 'MEMBER') THEN\n"
+                f"DO $$ BEGIN\n  IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {literal(RDS_IAM_ROLE)})\n"
+                f"     AND NOT pg_catalog.pg_has_role({literal(role)}, {literal(RDS_IAM_ROLE)}, 'MEMBER') THEN\n"
                 f"    GRANT {ident(RDS_IAM_ROLE)} TO {ident(role)};\n  END IF;\nEND $$;",
             )
         )
@@ -208,7 +214,7 @@ def steps(model: DbModel) -> list[Step]:
     out.append(
         Step(
             "postgres",
-            f"DO $$ BEGIN\n  IF EXISTS (SELECT FROM pg_roles WHERE rolname = {literal(RDS_PASSWORD_ROLE)}) THEN\n"
+            f"DO $$ BEGIN\n  IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {literal(RDS_PASSWORD_ROLE)}) THEN\n"
             f"    GRANT {ident(RDS_PASSWORD_ROLE)} TO {ident(model.master)};\n  END IF;\nEND $$;",
         )
     )
@@ -216,14 +222,18 @@ def steps(model: DbModel) -> list[Step]:
         Step(
             "postgres",
             f"CREATE DATABASE {ident(model.database)} OWNER {ident(model.owner)} ENCODING 'UTF8' TEMPLATE template0;",
-            unless=f"SELECT 1 FROM pg_database WHERE datname = {literal(model.database)}",
+            unless=f"SELECT 1 FROM pg_catalog.pg_database WHERE datname = {literal(model.database)}",
         )
     )
     out.append(Step("postgres", f"ALTER DATABASE {ident(model.database)} OWNER TO {ident(model.owner)};"))
+    # Every later session of the master in the app database starts pinned, whatever the client
+    # (a DBA's psql, the provider): a role-and-database setting outranks ALTER DATABASE ... SET,
+    # and only the master itself (or a superuser) may change it.
+    out.append(Step("postgres", f"ALTER ROLE {ident(model.master)} IN DATABASE {ident(model.database)} SET search_path = {PINNED_PATH_SQL};"))
     db = model.database
     for schema in (model.schema, model.extension_schema):
         if schema:
-            out.append(Step(db, f"CREATE SCHEMA {ident(schema)} AUTHORIZATION {ident(model.owner)};", unless=f"SELECT 1 FROM pg_namespace WHERE nspname = {literal(schema)}"))
+            out.append(Step(db, f"CREATE SCHEMA {ident(schema)} AUTHORIZATION {ident(model.owner)};", unless=f"SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = {literal(schema)}"))
             out.append(Step(db, f"ALTER SCHEMA {ident(schema)} OWNER TO {ident(model.owner)};"))
     for g in model.grants:
         out.append(Step(db, _grant_sql(model, g)))
@@ -236,10 +246,25 @@ def steps(model: DbModel) -> list[Step]:
             Step(
                 db,
                 f"SET ROLE {ident(model.owner)};\nCREATE EXTENSION {ident(ext)} SCHEMA {ident(model.extension_schema or model.schema)};\nRESET ROLE;",
-                unless=f"SELECT 1 FROM pg_extension WHERE extname = {literal(ext)}",
+                unless=f"SELECT 1 FROM pg_catalog.pg_extension WHERE extname = {literal(ext)}",
             )
         )
-    return out
+    return _pinned(out)
+
+
+PINNED_PATH_SQL = ", ".join(PINNED_SEARCH_PATH)
+
+
+def _pinned(out: list[Step]) -> list[Step]:
+    """Each database's steps start by pinning the session: the search_path (nothing the owner
+    created in the app database resolves) and the role (ALTER DATABASE ... SET role may not make
+    the master's session act as owner)."""
+    pinned: list[Step] = []
+    for step in out:
+        if not pinned or pinned[-1].database != step.database:
+            pinned.append(Step(step.database, f"SET search_path = {PINNED_PATH_SQL};\nRESET ROLE;"))
+        pinned.append(step)
+    return pinned
 
 
 def render_sql(model: DbModel) -> str:

@@ -27,9 +27,11 @@ from components import service_iam
 from components import sg as rules
 from components.app_database import DbConnection
 from components.awsinfo import aws_facts
+from components.bluegreen import deployment_configuration
 from components.container import CONTAINER_NAME, DEFAULT_CA_BUNDLE, NO_IMAGE_DIGEST, container_definition, writable_volumes
 from components.kms import encrypted_log_group, logs_key
 from components.loadbalancer import LoadBalancer, LoadBalancerArgs
+from components.monitoring import DeploymentAlarms
 from components.waf import Waf, WafArgs
 from config import naming
 from config.settings import ServiceSettings
@@ -54,6 +56,9 @@ class ServiceArgs:
     """The app's database login (AppDatabase.connection("app")): endpoint, user, secret, key, IAM grant."""
     ca_bundle_path: str = DEFAULT_CA_BUNDLE
     """Path of the RDS CA bundle inside the image (PGSSLROOTCERT)."""
+    deployment_alarms: DeploymentAlarms | None = None
+    """The alarms a rollout watches (components/monitoring.py): created here, after the load
+    balancer they measure and before the ECS service whose `alarms` block names them."""
     wait_for_steady_state: bool = False
     """Make `pulumi up` wait for the deployment to settle. Off by default: the very first deploy
     runs before any image is pushed, so it could never settle."""
@@ -68,9 +73,15 @@ class Service(pulumi.ComponentResource):
     listener_summary: str
     cluster_name: pulumi.Output[str]
     service_name: pulumi.Output[str]
+    service_arn: pulumi.Output[str]
+    alb_arn_suffix: pulumi.Output[str]
+    target_group_arn_suffix: pulumi.Output[str]
+    web_acl_name: str | None
     task_role_arn: pulumi.Output[str]
     execution_role_arn: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
+    log_group_arn: pulumi.Output[str]
+    task_definition_arn: pulumi.Output[str]
     image: pulumi.Output[str]
 
     def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
@@ -98,6 +109,8 @@ class Service(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         sg = self._security_group(lb)
+        rollout = args.deployment_alarms
+        alarms = rollout.create(f"{name}-alarm", lb.arn_suffix, lb.target_group_arn_suffix, self) if rollout is not None else []
         if s.waf_enabled:
             Waf(f"{name}-waf", WafArgs(settings=s, load_balancer_arn=lb.arn), opts=pulumi.ResourceOptions(parent=self))
         service = aws.ecs.Service(
@@ -110,10 +123,17 @@ class Service(pulumi.ComponentResource):
             capacity_provider_strategies=[aws.ecs.ServiceCapacityProviderStrategyArgs(capacity_provider=p, weight=w, base=b) for p, w, b in self._weights()],
             network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(subnets=args.private_subnet_ids, security_groups=[sg.id], assign_public_ip=False),
             load_balancers=[
-                aws.ecs.ServiceLoadBalancerArgs(target_group_arn=lb.target_group_arn, container_name=CONTAINER_NAME, container_port=s.container_port)
+                lb.blue_green.load_balancer(lb.target_group_arn, CONTAINER_NAME, s.container_port)
+                if lb.blue_green
+                else aws.ecs.ServiceLoadBalancerArgs(target_group_arn=lb.target_group_arn, container_name=CONTAINER_NAME, container_port=s.container_port)
             ],
+            # rolling (the default) or ECS's own blue/green with a bake time (components/bluegreen.py)
+            deployment_configuration=deployment_configuration(s),
             health_check_grace_period_seconds=s.health_check_grace_seconds,
             deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),
+            # The circuit breaker catches tasks that never start; the alarms catch tasks that start and fail requests.
+            alarms=aws.ecs.ServiceAlarmsArgs(alarm_names=[a.name for a in alarms], enable=rollout.rollback, rollback=rollout.rollback)
+            if rollout is not None and alarms else None,
             deployment_minimum_healthy_percent=100,
             deployment_maximum_percent=200,
             availability_zone_rebalancing="ENABLED",
@@ -128,7 +148,7 @@ class Service(pulumi.ComponentResource):
                 ignore_changes=["desired_count"],
                 # The target group must be attached to a listener, the capacity providers to the
                 # cluster, and the execution role able to pull and read the secret, before tasks start.
-                depends_on=[*lb.listeners, capacity, execution_policy],
+                depends_on=[*lb.listeners, capacity, execution_policy, *alarms],
             ),
         )
         self._autoscaling(cluster, service, lb)
@@ -141,9 +161,15 @@ class Service(pulumi.ComponentResource):
         self.listener_summary = lb.summary
         self.cluster_name = cluster.name
         self.service_name = service.name
+        self.service_arn = service.arn
+        self.alb_arn_suffix = lb.arn_suffix
+        self.target_group_arn_suffix = lb.target_group_arn_suffix
+        self.web_acl_name = naming.waf_acl(s.prefix) if s.waf_enabled else None
         self.task_role_arn = task_role.arn
         self.execution_role_arn = execution_role.arn
         self.log_group_name = log_group.name
+        self.log_group_arn = log_group.arn
+        self.task_definition_arn = task_definition.arn
         self.register_outputs(
             {
                 "security_group_id": self.security_group_id,

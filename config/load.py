@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from config import naming, sections
+from config.monitoring import monitoring as monitoring_section
 from config.reader import Reader
 from config.restore_checks import restore_checks
 from config.schema import ProjectSchema, project_schema
@@ -72,6 +73,7 @@ def load_settings(
     service = sections.service(r, prefix, env)
     app_database = sections.app_database(r, prefix, env, app_name, database, os.environ if environ is None else environ, check_credentials)
     security = sections.security(r, env)
+    monitoring = monitoring_section(r, prefix, env is Environment.PROD)
     if env is Environment.PROD:
         r.check(network.nat_strategy is not NatStrategy.SINGLE or network.az_count == 1, "natStrategy", network.nat_strategy.value,
                 "prod with more than one AZ needs per_az (or none with interfaceEndpoints) so one AZ failure cannot cut egress")
@@ -102,6 +104,7 @@ def load_settings(
         service=service,
         app_database=app_database,
         security=security,
+        monitoring=monitoring,
         restore=restore,
     )
 

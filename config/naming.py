@@ -46,6 +46,21 @@ def ecs_service(p: str) -> str:
     return f"{p}-app"
 
 
+# The containers of the app's task definitions: the service's, and the one-off migration's.
+APP_CONTAINER = "app"
+MIGRATE_CONTAINER = "migrate"
+
+
+def migration_family(p: str) -> str:
+    """The task definition family `release` runs the migration command from."""
+    return f"{p}-migrate"
+
+
+def release_table(p: str) -> str:
+    """The DynamoDB table of the stack's release records and migration lock."""
+    return f"{p}-releases"
+
+
 def task_family(p: str) -> str:
     return f"{p}-app"
 
@@ -148,6 +163,10 @@ FORCE_NEW: Mapping[str, frozenset[str]] = {
     "aws:kms/alias:Alias": frozenset({"name", "namePrefix"}),
     "aws:wafv2/webAcl:WebAcl": frozenset({"name", "scope"}),
     "aws:appautoscaling/policy:Policy": frozenset({"name", "resourceId", "scalableDimension", "serviceNamespace"}),
+    "aws:sns/topic:Topic": frozenset({"name", "namePrefix", "fifoTopic"}),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": frozenset({"name"}),
+    "aws:cloudwatch/eventRule:EventRule": frozenset({"name", "namePrefix", "eventBusName"}),
+    "aws:rds/eventSubscription:EventSubscription": frozenset({"name", "namePrefix"}),
 }
 # Resource types whose name is unique only within a parent that changes with them (a replaced
 # scaling policy belongs to the same target; an inline role policy lives on its role).
@@ -211,6 +230,10 @@ RULES = {
     "secret": NameRule("Secrets Manager secret", 512, r"[\w/+=.@-]+", "letters, digits and / _ + = . @ -"),
     "waf": NameRule("WAF web ACL", 128, r"[\w-]+", "letters, digits, hyphens and underscores"),
     "kms_alias": NameRule("KMS alias", 250, r"[\w/-]+", "letters, digits, / _ -"),
+    "sns": NameRule("SNS topic", 256, r"[\w-]+", "letters, digits, hyphens and underscores"),
+    "alarm": NameRule("CloudWatch alarm", 255, r"[ -~]+", "printable ASCII"),
+    "events": NameRule("EventBridge rule", 64, r"[\w.-]+", "letters, digits and . _ -"),
+    "rds_events": NameRule("RDS event subscription", 255, r"[A-Za-z][A-Za-z0-9-]*", "letters, digits and hyphens, starting with a letter"),
     "iam_prefix": NameRule("IAM role name prefix", IAM_ROLE_NAME_PREFIX_MAX, r"[\w+=,.@-]+", "letters, digits and + = , . @ _ -"),
 }
 
@@ -236,6 +259,11 @@ def planned_names(app_name: str, stack: str, region: str) -> list[tuple[str, str
         ("secret", master_secret(p)),
         ("waf", waf_acl(p)),
         ("kms_alias", f"{p}-waf-logs"),
+        # Monitoring (components/monitoring.py): the longest of each kind.
+        ("sns", f"{p}-alarms"),
+        ("alarm", f"{p}-alb-target-5xx-rate"),
+        ("events", f"{p}-ecs-deployment-failed"),
+        ("rds_events", f"{p}-db-events"),
         ("iam_prefix", f"{p}-"),
     ]
 

@@ -87,6 +87,13 @@ class Reader:
             return default
         return self.boolean(key)
 
+    def optional_integer(self, key: str, default: int, lo: int | None = None, hi: int | None = None) -> int:
+        """An integer key declared without a default in Pulumi.yaml: `default` (per environment) when unset."""
+        if key not in self.values:
+            self._raw(key)
+            return default
+        return self.integer(key, lo, hi)
+
     def choice(self, key: str, enum_type: type[T]) -> T:
         allowed = [m.value for m in enum_type]  # type: ignore[attr-defined]
         value = self.string(key, allowed=f"one of {', '.join(allowed)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shlex
 from collections.abc import Mapping
 
 from components.pgmodel import validate as validate_model
@@ -242,6 +243,28 @@ def service(r: Reader, name_prefix: str, env: Environment) -> ServiceSettings:
     r.check(zone == "" or bool(re.fullmatch(r"Z[A-Z0-9]{1,31}", zone)), "hostedZoneId", zone, "must be empty or a Route 53 zone id Z...")
     r.check(bool(domain) == bool(zone) or bool(cert), "hostedZoneId", zone, "domainName and hostedZoneId go together (or set certificateArn)")
     deletion_protection = r.boolean("albDeletionProtection")
+    migration = r.string("migrationCommand")
+    try:
+        migration_argv = tuple(shlex.split(migration))
+    except ValueError as exc:
+        migration_argv = ()
+        r.fail("migrationCommand", migration, f"must be a command line with balanced quotes ({exc})")
+    r.check(len(migration) <= 4000 and "\n" not in migration, "migrationCommand", migration,
+            "must be empty (no migration step) or one command line of at most 4000 chars, run in exec form (no shell)")
+    strategy = r.string("deploymentStrategy") or "rolling"
+    r.check(strategy in ("rolling", "blue_green"), "deploymentStrategy", strategy, "must be rolling or blue_green")
+    requests_per_target = r.integer("requestsPerTarget", 0, 1_000_000)
+    test_cidrs = r.strings("testListenerCidrs")
+    for c in test_cidrs:
+        try:
+            open_to_all = ipaddress.ip_network(c, strict=True).prefixlen == 0
+        except ValueError:
+            r.fail("testListenerCidrs", c, "each entry must be a CIDR such as 203.0.113.0/24")
+            continue
+        r.check(not open_to_all, "testListenerCidrs", c, "must not open the test listener to the whole internet; list your office, VPN or CI CIDRs")
+    if strategy == "blue_green":
+        r.check(requests_per_target == 0, "requestsPerTarget", requests_per_target,
+                "must be 0 with deploymentStrategy blue_green (the request-count metric names one target group; blue/green alternates two)")
     if env is Environment.PROD:
         r.check(not exec_cmd, "enableExecuteCommand", exec_cmd, "must be false in prod")
         r.check(deletion_protection, "albDeletionProtection", deletion_protection, "must be true in prod")
@@ -258,7 +281,7 @@ def service(r: Reader, name_prefix: str, env: Environment) -> ServiceSettings:
         max_capacity=max_capacity,
         cpu_target_percent=r.integer("cpuTargetPercent", 10, 90),
         memory_target_percent=r.integer("memoryTargetPercent", 10, 90),
-        requests_per_target=r.integer("requestsPerTarget", 0, 1_000_000),
+        requests_per_target=requests_per_target,
         fargate_weight=fargate_weight,
         fargate_spot_weight=spot_weight,
         health_check_path=path,
@@ -276,6 +299,12 @@ def service(r: Reader, name_prefix: str, env: Environment) -> ServiceSettings:
         container_insights="enhanced" if env is Environment.PROD else "enabled",
         waf_enabled=r.optional_boolean("wafEnabled", env is Environment.PROD),
         waf_rate_limit=r.integer("wafRateLimit", 10, 2_000_000_000),
+        migration_command=migration_argv,
+        migration_timeout_seconds=r.integer("migrationTimeoutSeconds", 60, 86_400),
+        deployment_strategy=strategy,
+        bake_time_minutes=r.integer("bakeTimeMinutes", 0, 1440),
+        test_listener_port=r.integer("testListenerPort", 1, 65535),
+        test_listener_cidrs=test_cidrs,
     )
     if env is Environment.PROD:
         r.check(settings.https, "certificateArn", cert, "prod needs HTTPS: set certificateArn, or domainName and hostedZoneId")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from components.pgmodel import DbModel, build_model, role_names
 from config import naming
+from config.monitoring import MonitoringSettings
 from config.restore_checks import RestoreChecks
 
 
@@ -150,6 +151,19 @@ class ServiceSettings:
     """An AWS WAF web ACL on the load balancer (default: prod only)."""
     waf_rate_limit: int = 2000
     """Requests per client IP per 5 minutes before the WAF rate rule blocks it."""
+    migration_command: tuple[str, ...] = ()
+    """The app's migration command (exec form), run by `release` as a one-off task before the
+    service changes; empty: no migration step."""
+    migration_timeout_seconds: int = 1800
+    """How long `release` waits for the migration task before stopping it and aborting."""
+    deployment_strategy: str = "rolling"
+    """rolling (ECS rolling update, circuit breaker) or blue_green (ECS native blue/green with a test listener)."""
+    bake_time_minutes: int = 10
+    """blue_green: minutes both revisions stay up after production traffic moves, before the old one stops."""
+    test_listener_port: int = 8443
+    """blue_green: the ALB port that reaches the new revision before production traffic moves."""
+    test_listener_cidrs: tuple[str, ...] = ()
+    """blue_green: who may reach the test listener (none by default; never the whole internet)."""
 
     @property
     def has_image(self) -> bool:
@@ -245,6 +259,7 @@ class Settings:
     service: ServiceSettings
     app_database: AppDatabaseSettings
     security: SecuritySettings
+    monitoring: MonitoringSettings
     restore: RestoreChecks = RestoreChecks()
     """What `bootstrap restore` checks beyond the model (config/restore_checks.py)."""
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import psycopg
+from psycopg import sql
 
+from components.pgmodel import PINNED_SEARCH_PATH
 from components.pgsql import ADMIN_REQUIRED_FROM, admin_missing_sentence, admin_repair_sql
 
 
@@ -35,7 +37,7 @@ def roles_without_admin(conn: psycopg.Connection, roles: Sequence[str]) -> list[
     if server_version_num(conn) < ADMIN_REQUIRED_FROM:
         return []  # 15 and older: CREATEROLE is enough for any non-superuser role
     rows = conn.execute(
-        "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s) AND NOT pg_has_role(current_user, oid, 'USAGE WITH ADMIN OPTION') ORDER BY 1",
+        "SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = ANY(%s) AND NOT pg_catalog.pg_has_role(current_user, oid, 'USAGE WITH ADMIN OPTION') ORDER BY 1",
         (list(roles),),
     ).fetchall()
     return [r[0] for r in rows]
@@ -57,7 +59,7 @@ def grant_admin(conn: psycopg.Connection, roles: Sequence[str]) -> list[str]:
     if not missing:
         return []
     user = str((conn.execute("SELECT current_user").fetchone() or ("?",))[0])
-    member_of = {r[0] for r in conn.execute("SELECT b.rolname FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = current_user)")}
+    member_of = {r[0] for r in conn.execute("SELECT b.rolname FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles b ON b.oid = m.roleid WHERE m.member = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)")}
     statements = admin_repair_sql(user, missing, member_of)
     try:
         with conn.transaction():
@@ -69,3 +71,16 @@ def grant_admin(conn: psycopg.Connection, roles: Sequence[str]) -> list[str]:
             f"itself; elsewhere a superuser must run: {'; '.join(statements)})"
         ) from None
     return missing
+
+
+def pin_search_path(conn: psycopg.Connection, database: str) -> bool:
+    """As the master: `ALTER ROLE <itself> IN DATABASE <database> SET search_path = pg_catalog,
+    pg_temp`, so every later master session there (a DBA's psql included) resolves nothing the
+    database's owner, and so the migrator, created (components/pgmodel.py, PINNED_SEARCH_PATH).
+    A role-and-database setting outranks ALTER DATABASE ... SET, and only the master (or a
+    superuser) may change it. False when the database does not exist (yet)."""
+    if not conn.execute("SELECT 1 FROM pg_catalog.pg_database WHERE datname = %s", (database,)).fetchone():
+        return False
+    path = sql.SQL(", ").join(sql.Identifier(p) for p in PINNED_SEARCH_PATH)
+    conn.execute(sql.SQL("ALTER ROLE CURRENT_USER IN DATABASE {} SET search_path = {}").format(sql.Identifier(database), path))
+    return True

@@ -14,6 +14,8 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from components.pgmodel import PINNED_SEARCH_PATH_OPTIONS
+
 SECURE_SSLMODES = ("require", "verify-ca", "verify-full")
 DEFAULT_CONNECT_TIMEOUT = 10
 APPLICATION_NAME = "pghome-bootstrap"
@@ -57,6 +59,9 @@ def build_conninfo(endpoint: Endpoint, user: str, password: str, **extra: Any) -
         "sslmode": endpoint.sslmode,
         "connect_timeout": str(endpoint.connect_timeout),
         "application_name": APPLICATION_NAME,
+        # The master's sessions must not resolve anything the app database's owner created
+        # (components/pgmodel.py, PINNED_SEARCH_PATH); harmless for the login roles' probes.
+        "options": PINNED_SEARCH_PATH_OPTIONS,
     }
     if endpoint.sslrootcert:
         params["sslrootcert"] = str(endpoint.sslrootcert)
@@ -83,3 +88,11 @@ def connect(endpoint: Endpoint, user: str, password: str, *, autocommit: bool = 
     except psycopg.OperationalError as exc:
         message = str(exc).replace(password, "********") if password else str(exc)
         raise psycopg.OperationalError(f"cannot connect to {redacted(conninfo)}: {message}") from None
+
+
+def provider_env(master_password: str) -> dict[str, str]:
+    """The environment of the `pulumi` process whose postgresql provider acts as the master: the
+    password it reads from PGPASSWORD, and PGOPTIONS pinning the search_path of each of its
+    connections (the provider talks through lib/pq, which sends PGOPTIONS as the startup packet's
+    `options`, as libpq does; lib/pq v1.10.9 parseEnviron, v1.12.3 Config.Options `env:"PGOPTIONS"`)."""
+    return {"PGPASSWORD": master_password, "PGOPTIONS": PINNED_SEARCH_PATH_OPTIONS}

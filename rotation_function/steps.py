@@ -185,7 +185,7 @@ class StepRunner:
                 # would kill every task holding AWSCURRENT: the pair must alternate
                 raise RotationError(f"setSecret: AWSPENDING names the active user {user}; the alternating rotation only changes the inactive one")
         with self.master_connection() as conn:
-            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone():
+            if not conn.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (user,)).fetchone():
                 raise RotationError(f"setSecret: role {user} does not exist in the database; deploy the app database first")
             require_admin(conn, [user], RotationError)  # 16+: the master must hold ADMIN on the role
             verifier = scram_verifier(conn, user, str(pending["password"]))  # by libpq: the password is not sent

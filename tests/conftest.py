@@ -15,12 +15,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 # The plans must not depend on whether this checkout has built the rotation archive
-# (tests that need one build it and point PGHOME_ROTATION_ARCHIVE at it).
+# (tests that need one build it and point PGHOME_ROTATION_ARCHIVE at it; the pulumi_double fixture
+# always does, as the engine hashes every FileArchive when the program registers it).
 os.environ["PGHOME_ROTATION_ARCHIVE"] = str(ROOT / "build" / "tests-have-no-rotation-archive.zip")
 
 from bootstrap.plan.mockgraph import Graph, run_stack  # noqa: E402
 from tests.pgserver import PgServer  # noqa: E402
-from tests.pulumi_double.fixture import pulumi_double, pulumi_double_server  # noqa: E402, F401 (the `pulumi` test double on PATH)
+from tests.pulumi_double.backend import VERSIONS  # noqa: E402
+from tests.pulumi_double.client import event_collector  # noqa: E402, F401 (a gRPC Events server for --event-log)
+from tests.pulumi_double.fixture import kms_endpoint, pulumi_cli_version, pulumi_double, pulumi_double_server  # noqa: E402, F401 (the `pulumi` test double on PATH)
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +81,13 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 
 
 RUN_FIRST = ("tests/test_typecheck.py", "tests/test_deploy_e2e.py", "tests/test_deploy_tunnel_e2e.py")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked `cli_versions` runs against every CLI version the double speaks (the current
+    one, events over gRPC, and 3.205.0, events through a file); the others against the current one."""
+    if "pulumi_double" in metafunc.fixturenames and metafunc.definition.get_closest_marker("cli_versions"):
+        metafunc.parametrize("pulumi_cli_version", sorted(VERSIONS, reverse=True), indirect=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

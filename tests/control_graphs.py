@@ -190,7 +190,31 @@ def secure_stack() -> Graph:
         res("aws:iam/policy:Policy", "deploy-policy", {"name": "shop-prod-deploy", "policy": doc(
             {"Effect": "Allow", "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"], "Resource": f"arn:aws:ecr:eu-west-1:{ACCOUNT}:repository/shop-prod"})}),
     ]
-    return graph(resources)
+    return graph(resources + watching_alarms(resources))
+
+
+# What PGH.7 wants watched, per type (AWS's recommended alarms), for the secure stack's alarms.
+WATCHED = {
+    "aws:rds/instance:Instance": ("AWS/RDS", "CPUUtilization FreeStorageSpace FreeableMemory DatabaseConnections ReadLatency WriteLatency"),
+    "aws:lb/loadBalancer:LoadBalancer": ("AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count HTTPCode_Target_5XX_Count UnHealthyHostCount TargetResponseTime"),
+    "aws:ecs/service:Service": ("AWS/ECS", "CPUUtilization MemoryUtilization"),
+    "aws:wafv2/webAcl:WebAcl": ("AWS/WAFV2", "BlockedRequests"),
+}
+TOPIC_ARN = f"arn:aws:sns:eu-west-1:{ACCOUNT}:shop-prod-alarms"
+
+
+def watching_alarms(resources: list[Resource]) -> list[Resource]:
+    """One alarm with an action per must-watch metric, its dimensions built from the resource
+    (recorded as a property dependency, as Pulumi records an ARN suffix taken from an Output)."""
+    out = []
+    for r in resources:
+        namespace, names = WATCHED.get(r.type, ("", ""))
+        metrics = [(namespace, n) for n in names.split()] + ([("ECS/ContainerInsights", "RunningTaskCount")] if r.type == "aws:ecs/service:Service" else [])
+        for ns, metric in metrics:
+            out.append(res("aws:cloudwatch/metricAlarm:MetricAlarm", f"alarm-{r.name}-{metric}", {
+                "name": f"shop-prod-{r.name}-{metric}", "namespace": ns, "metricName": metric, "dimensions": {"Id": "from-dependency"},
+                "alarmActions": [TOPIC_ARN], "okActions": [TOPIC_ARN]}, deps={"dimensions": [r.urn]}))
+    return out
 
 
 # --------------------------------------------------------------------------------------------

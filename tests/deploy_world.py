@@ -29,7 +29,7 @@ from config.stack_file import read_stack_file
 from tests.pgserver import PgServer
 from tests.pulumi_double.fixture import Double
 from tests.rotation_world import World
-from tests.test_release import CLUSTER, DESCRIBE, NEW_TD, REGION, SERVICE, deployment, push, scan_result, services
+from tests.test_release import CLUSTER, DESCRIBE, REGION, SERVICE, deployment, push, scan_result, services
 
 
 def edit_stack_file(path: Path, **values: Any) -> None:
@@ -70,22 +70,38 @@ def stubbed_ecs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
         monkeypatch.setattr(boto3.session.Session, "client", real_client)
 
 
-def queue_first_rollout(stub: Stubber, deployment_id: str = "ecs-svc/1000") -> None:
+# The app's task definition ARN the double's program answers (bootstrap/mockanswers.py: revision 1),
+# i.e. the `appTaskDefinitionArn` output release checks the settled service against.
+DOUBLE_TD = f"arn:aws:ecs:{REGION}:123456789012:task-definition/{SERVICE}:1"
+
+
+def queue_verification(stub: Stubber, digest: str, td: str = DOUBLE_TD, tasks: int = 1) -> None:
+    """What ECS answers when release checks the settled service: its running tasks (ListTasks,
+    DescribeTasks with the app container's imageDigest, as the ECS API reference shapes them)."""
+    arns = [f"arn:aws:ecs:{REGION}:123456789012:task/{CLUSTER}/run{i}" for i in range(tasks)]
+    stub.add_response("list_tasks", {"taskArns": arns}, {"cluster": CLUSTER, "serviceName": SERVICE, "desiredStatus": "RUNNING"})
+    stub.add_response("describe_tasks", {"tasks": [{"taskArn": a, "taskDefinitionArn": td, "lastStatus": "RUNNING",
+                                                    "containers": [{"name": "app", "imageDigest": digest, "lastStatus": "RUNNING"}]} for a in arns],
+                                         "failures": []}, {"cluster": CLUSTER, "tasks": arns})
+
+
+def queue_first_rollout(stub: Stubber, deployment_id: str = "ecs-svc/1000", *, digest: str) -> None:
     """What ECS answers to the first release of a stack: the service has no task yet, so release
-    starts one (desiredCount 1) and follows the deployment to steady state."""
-    stub.add_response("describe_services", services(deployment(deployment_id, "PRIMARY", NEW_TD, "COMPLETED", desired=0), desired=0), DESCRIBE)
+    starts one (desiredCount 1), follows the deployment to steady state and checks what runs."""
+    stub.add_response("describe_services", services(deployment(deployment_id, "PRIMARY", DOUBLE_TD, "COMPLETED", desired=0), desired=0), DESCRIBE)
     stub.add_response("update_service", {"service": {"serviceName": SERVICE}}, {"cluster": CLUSTER, "service": SERVICE, "desiredCount": 1})
-    stub.add_response("describe_services", services(deployment(deployment_id, "PRIMARY", NEW_TD, "COMPLETED", desired=1, running=1), desired=1), DESCRIBE)
+    stub.add_response("describe_services", services(deployment(deployment_id, "PRIMARY", DOUBLE_TD, "COMPLETED", desired=1, running=1), desired=1), DESCRIBE)
+    queue_verification(stub, digest)
 
 
 def first_release(d: Double, ecr: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tag: str,
                   deployment_id: str = "ecs-svc/1000", counts: dict[str, int] | None = None) -> str:
     """The one release set-up of the end-to-end tests: push and scan `tag` (moto ECR), then
     `release --image-tag tag` through the double on a stack whose service has no task yet; its output."""
-    push(ecr, tag)
+    digest = push(ecr, tag)
     scan_result(tag, counts=counts)
     with stubbed_ecs(monkeypatch) as stub:
-        queue_first_rollout(stub, deployment_id)
+        queue_first_rollout(stub, deployment_id, digest=digest)
         rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", tag)
         assert rc == 0, err + out
     return out

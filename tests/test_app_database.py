@@ -181,6 +181,8 @@ def _normalize_graph(graph: Graph) -> set[tuple]:
     for r in graph.of_type(f"{PG}grantRole:GrantRole"):
         out.add(("member", r.inputs["role"], r.inputs["grantRole"]))
     for r in graph.of_type(f"{PG}grant:Grant"):
+        if r.retain_on_delete:
+            continue  # the retired bulk grants (issue 24): inert, not part of the model
         obj = r.inputs["database"] if r.inputs["objectType"] == "database" else r.inputs["schema"]
         out.add(("grant", r.inputs["role"], r.inputs["objectType"], obj, tuple(sorted(r.inputs.get("privileges", [])))))
     for r in graph.of_type(f"{PG}defaultPrivileges:DefaultPrivileges"):
@@ -227,6 +229,18 @@ def test_sql_rendering_and_graph_describe_the_same_model(enabled: Graph):
     assert len([t for t in from_sql if t[0] == "grant"]) == len(model.grants)
     assert len([t for t in from_sql if t[0] == "default"]) == len(model.default_privileges)
     assert len([t for t in from_sql if t[0] == "role"]) == 6  # five roles + the app login's clone (alternating rotation)
+
+
+def test_the_retired_bulk_grants_are_inert_and_never_revoked(enabled: Graph):
+    # Stacks deployed before issue 24 hold Grant resources on ALL tables/sequences/functions of the
+    # schema; deleting one makes the provider revoke the role's privileges on every such object.
+    retired = [r for r in enabled.of_type(f"{PG}grant:Grant") if r.inputs["objectType"] in ("table", "sequence", "function")]
+    assert len(retired) == 6
+    for r in retired:
+        assert r.retain_on_delete, r.name
+        assert {"privileges", "objects", "schema", "role", "database", "objectType"} <= set(r.ignore_changes), r.name
+    model = model_of(enabled)
+    assert not [g for g in model.grants if g.object_type in ("table", "sequence", "function")]
 
 
 def test_bootstrap_sql_prints_the_rendering_without_credentials(capsys):

@@ -28,7 +28,9 @@ ALLOWED: dict[str, set[str]] = {
     "bootstrap.rotation": {"bootstrap.access", "bootstrap.progress", "config", "dbcore", "model"},
     "bootstrap.restore": {"bootstrap.access", "bootstrap.progress", "config", "dbcore", "model"},
     "bootstrap.deploy": {"bootstrap.access", "bootstrap.cost", "bootstrap.plan", "bootstrap.progress", "bootstrap.rotation", "config", "controls", "dbcore", "model"},
-    "bootstrap.cli": {"bootstrap.access", "bootstrap.cost", "bootstrap.deploy", "bootstrap.plan", "bootstrap.progress", "bootstrap.restore", "bootstrap.rotation",
+    "bootstrap.ops": {"bootstrap.deploy", "config"},
+    "bootstrap.cli": {"bootstrap.access", "bootstrap.cost", "bootstrap.deploy", "bootstrap.ops", "bootstrap.plan", "bootstrap.progress", "bootstrap.restore",
+                      "bootstrap.rotation",
                       "components", "config", "controls", "dbcore", "model"},
     "bootstrap": {"bootstrap.cli"},  # bootstrap/__init__.py and __main__.py: the entry point only
 }

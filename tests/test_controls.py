@@ -162,6 +162,8 @@ NEGATIVE: list[tuple[str, str, Callable[[Graph], None]]] = [
     ("S3.5", "alb-logs", lambda g: remove(g, "alb-logs-policy")),
     # WAF on the internet-facing ALB, ECS Exec sessions
     ("PGH.6", "alb", lambda g: remove(g, "waf-association")),
+    ("PGH.7", "db", lambda g: remove(g, "alarm-db-FreeStorageSpace")),
+    ("PGH.7", "alb", lambda g: set_input(g, "alarm-alb-UnHealthyHostCount", "alarmActions", [])),
     ("WAF.10", "web-acl", lambda g: set_input(g, "web-acl", "rules", [])),
     ("WAF.11", "web-acl", lambda g: remove(g, "waf-logging")),
     ("WAF.12", "web-acl", lambda g: set_input(g, "web-acl", "rules.0.visibilityConfig.cloudwatchMetricsEnabled", False)),

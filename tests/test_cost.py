@@ -34,6 +34,10 @@ KMS, SECRET = 1.0, 0.4
 EM_60 = 43_800 * 8 / 1e6 * 0.57 + 43_800 * 8 / 1e6 * 0.15 * 0.03  # 0.3504 GB ingested + stored
 EM_30 = 2 * EM_60
 ENDPOINT_AZ = H * 0.011  # 8.03 per endpoint per AZ
+# Monitoring (components/monitoring.py): the alarm topic's key, one dashboard, and $0.10 per alarm
+# metric: 15 alarms in dev (16 with the WAF alarm in prod), two of them metric math over 2 metrics.
+ALARMS_DEV, ALARMS_PROD = (15 + 2) * 0.1, (16 + 2) * 0.1
+MONITORING = KMS + 3.0
 
 
 def fargate(tasks: float, vcpu: float, gb: float, spot: float = 0.0) -> float:
@@ -49,6 +53,7 @@ DEV_IDLE = (
     + EM_60
     + 6 * KMS + 3 * SECRET  # network, database, service logs, registry, db-access, ECS Exec session keys
     + fargate(1, 0.25, 0.5, spot=1.0)  # dev runs on FARGATE_SPOT only
+    + ALARMS_DEV + MONITORING
 )
 PROD_IDLE = (
     3 * (NAT + IPV4)  # per_az over 3 AZs
@@ -61,6 +66,7 @@ PROD_IDLE = (
     + 6 * KMS + 3 * SECRET  # network, database, service logs, registry, db-access, WAF logs keys
     + 5 + 5 * 1  # WAF: web ACL + 5 rules
     + fargate(3, 1, 2)
+    + ALARMS_PROD + MONITORING
 )
 
 
@@ -75,22 +81,24 @@ DEV_USAGE = (
     + 0.1 * 0.008 * H  # alb_lcu
     + log_line(1, 14) + log_line(2, 30) + log_line(0.5, 30)  # app, flow, postgresql logs
     + log_line(0.1, 14)  # ECS Exec session logs (other_log_gb)
-    + 6 * 2000 / 1e4 * 0.03 + 3 * 1000 / 1e4 * 0.05  # KMS requests, Secrets Manager calls
+    + 7 * 2000 / 1e4 * 0.03 + 3 * 1000 / 1e4 * 0.05  # KMS requests (7 keys with the alarm topic's), Secrets Manager calls
     + 1 * 0.023 + 9000 / 1000 * 0.005  # S3 access logs
     + 2 * 0.1  # ECR
     + ROTATION_LAMBDA + log_line(0.1, 30)  # rotation function: invocations and its log group
+    + 200 * 0.5 / 1e6  # alarm_notifications published, no subscriber
 )
 PROD_USAGE = (
     200 * 0.048
     + 1.0 * 0.008 * H
     + log_line(20, 365) + log_line(30, 365) + log_line(5, 365)
     + 50 * 0.01  # endpoint_gb
-    + 6 * 20_000 / 1e4 * 0.03 + 3 * 10_000 / 1e4 * 0.05
+    + 7 * 20_000 / 1e4 * 0.03 + 3 * 10_000 / 1e4 * 0.05
     + 20 * 0.60 + log_line(0.5, 365)  # WAF: 20 M requests, its log group (other_log_gb)
     + 20 * 0.023 + 27_000 / 1000 * 0.005
     + 5 * 0.1
     + 50 * 0.095  # backup beyond the free allowance
     + ROTATION_LAMBDA + log_line(0.5, 365)  # rotation function: invocations and its log group
+    + 300 * 0.5 / 1e6 + 300 / 1e5 * 2.0  # alarm_notifications: publishes + one email subscriber
 )
 
 _GRAPHS: dict[tuple[str, tuple[tuple[str, str], ...]], Graph] = {}
@@ -114,9 +122,9 @@ def idle(graph: Graph) -> float:
 
 def test_dev_and_prod_totals(dev_graph, prod_graph):
     dev, prod = cost.estimate(dev_graph), cost.estimate(prod_graph)
-    assert dev.idle == pytest.approx(DEV_IDLE, abs=0.005) and round(dev.idle, 2) == 90.15
-    assert dev.total == pytest.approx(DEV_IDLE + DEV_USAGE, abs=0.005) and round(dev.total, 2) == 94.13
-    assert prod.idle == pytest.approx(PROD_IDLE, abs=0.005) and round(prod.idle, 2) == 692.61
+    assert dev.idle == pytest.approx(DEV_IDLE, abs=0.005) and round(dev.idle, 2) == 95.85
+    assert dev.total == pytest.approx(DEV_IDLE + DEV_USAGE, abs=0.005) and round(dev.total, 2) == 99.84
+    assert prod.idle == pytest.approx(PROD_IDLE, abs=0.005) and round(prod.idle, 2) == 698.41
     assert prod.total == pytest.approx(PROD_IDLE + PROD_USAGE, abs=0.005)
     assert idle(dev_graph) == pytest.approx(dev.idle)  # idle = the fixed lines alone
 
@@ -144,6 +152,7 @@ def test_region_changes_prices():
     expected = (
         H * 0.045 + IPV4 + H * 0.0225 + 2 * IPV4 + 0.016 * H + 20 * 0.115
         + 43_800 * 8 / 1e6 * (0.5 + 0.15 * 0.03) + 6 * KMS + 3 * SECRET + 0.33 * 0.25 * 0.04048 * H + 0.33 * 0.5 * 0.004445 * H
+        + ALARMS_DEV + MONITORING  # same everywhere
     )
     assert est.total == pytest.approx(expected, abs=0.005)
 
@@ -275,7 +284,7 @@ def test_plan_ends_with_the_estimate_and_cost_prints_resources():
     plain = bootstrap("plan", "--stack", "dev")
     assert plain.returncode == 0, plain.stderr
     tail = plain.stdout[plain.stdout.index("Estimated monthly cost of stack dev in eu-west-1"):]
-    assert "TOTAL" in tail and "$90.15" in tail and "$94.13" in tail
+    assert "TOTAL" in tail and "$95.85" in tail and "$99.84" in tail
     assert "natStrategy=single" in tail and "Not priced (1; NOT included" in tail and "nat_gb=20 GB/month" in tail
     detailed = bootstrap("plan", "--stack", "dev", "--cost")
     assert "shop-dev-network-nat-eu-west-1a" in detailed.stdout and "730 h x $0.048/h" in detailed.stdout
@@ -284,7 +293,7 @@ def test_plan_ends_with_the_estimate_and_cost_prints_resources():
 def test_plan_json_carries_the_estimate():
     result = bootstrap("plan", "--stack", "prod", "--json")
     doc = json.loads(result.stdout[: result.stdout.rindex("}") + 1])
-    assert doc["cost"]["monthlyIdle"] == 692.61 and doc["cost"]["region"] == "eu-west-1"
+    assert doc["cost"]["monthlyIdle"] == 698.41 and doc["cost"]["region"] == "eu-west-1"
     assert doc["cost"]["components"]["network"]["idle"] == pytest.approx(3 * (NAT + IPV4) + 5 * 3 * ENDPOINT_AZ + KMS, abs=0.01)
     assert {"natStrategy", "azCount"} <= {k for b in doc["cost"]["biggest"] for k in b["drivers"]}
 

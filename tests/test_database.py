@@ -8,6 +8,7 @@ import json
 import pytest
 
 from bootstrap.plan.mockgraph import Graph, Resource, run_stack
+from config.limits import ALLOWED_EXTENSIONS
 from config.load import load_settings
 from config.stack_file import stack_config
 from tests.helpers import assert_config_error
@@ -313,6 +314,8 @@ def test_parameter_group(graph: Graph):
         "temp_file_limit": str(s.database.allocated_storage_gb * 1024 * 1024 // 10),
         "shared_preload_libraries": "pg_stat_statements",
         "rds.restrict_password_commands": "1",
+        # issue 24: exactly the allow-list appDbExtensions is validated against
+        "rds.allowed_extensions": ",".join(sorted(ALLOWED_EXTENSIONS)),
     }
     assert {n: p["value"] for n, p in params.items()} == expected
     static = {"shared_preload_libraries", "rds.restrict_password_commands"}  # read at start only (RDS: static)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from components.pgmodel import PINNED_SEARCH_PATH_OPTIONS
 from dbcore.secret import RotationError
 from tests.deploy_world import deploy_world, stack_outputs
 from tests.pgserver import PgServer
@@ -30,6 +31,8 @@ def test_first_then_second_deploy(pg: PgServer, pulumi_double: Double, monkeypat
         from tests.pulumi_double.double import digest
 
         assert ups[1]["env"]["PGPASSWORD"] == digest(w.master_password()) != digest(initial)
+        # ...with the master's search_path pinned for every provider connection (issue 24)
+        assert ups[1]["env"]["PGOPTIONS"] == PINNED_SEARCH_PATH_OPTIONS and "PGOPTIONS" not in ups[0]["env"]
         # the default backend (nothing configured): the project's local file backend
         assert ups[0]["env"]["PULUMI_BACKEND_URL"] == f"file://{d.project / '.pulumi-state'}"
         state = (d.project / ".pulumi-state/.pulumi/stacks/pghome/dev.json")

@@ -111,10 +111,17 @@ def test_2_pulumi_login_and_fully_qualified_names(pulumi_double: Double, monkeyp
 
 # 3 ---------------------------------------------------------------------------------------------
 def test_3_kms_stacks_need_no_passphrase_empty_passphrase_and_secure_values(pulumi_double: Double, monkeypatch: pytest.MonkeyPatch,
-                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+                                                                            capsys: pytest.CaptureFixture[str], kms_endpoint: str) -> None:
     d = pulumi_double
     monkeypatch.setenv("PULUMI_BACKEND_URL", d.file_backend())
-    auto.create_stack("dev", work_dir=str(d.project), opts=auto.LocalWorkspaceOptions(secrets_provider="awskms://alias/pulumi?region=eu-west-1"))
+    # the CLI has KMS wrap the stack's data key at `stack init` and unwrap it on every command (a moto server stands in)
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", kms_endpoint)
+    kms = boto3.client("kms", region_name="eu-west-1", endpoint_url=kms_endpoint)
+    alias = f"alias/pulumi-{d.tmp.name}"
+    kms.create_alias(AliasName=alias, TargetKeyId=kms.create_key()["KeyMetadata"]["KeyId"])
+    auto.create_stack("dev", work_dir=str(d.project), opts=auto.LocalWorkspaceOptions(secrets_provider=f"awskms://{alias}?region=eu-west-1"))
     assert yaml.safe_load((d.project / "Pulumi.dev.yaml").read_text())["secretsprovider"].startswith("awskms://")
     rc, out, err = run(d, capsys, "preview", "--stack", "dev")
     assert rc == 0, err
@@ -133,6 +140,7 @@ def test_3_kms_stacks_need_no_passphrase_empty_passphrase_and_secure_values(pulu
 
 
 # 4 ---------------------------------------------------------------------------------------------
+@pytest.mark.cli_versions  # bootstrap's own event consumers (drift's ChangePlan) over both event transports
 def test_4_drift_refreshes_and_exits_0_2_1(pulumi_double: Double, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     d = pulumi_double
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", PASS)
@@ -145,9 +153,10 @@ def test_4_drift_refreshes_and_exits_0_2_1(pulumi_double: Double, monkeypatch: p
     d.cloud({"::shop-dev-database-instance": {"inputs": {"backupRetentionPeriod": 1}}})
     rc, out, err = run(d, capsys, "drift", "--stack", "dev")
     assert rc == 2 and "update   aws:rds/instance:Instance shop-dev-database-instance" in out
+    # another update holds the lock: `preview --refresh` takes none (pkg/backend/diy/backend.go), so drift still reports
     d.lock()
     rc, out, err = run(d, capsys, "drift", "--stack", "dev")
-    assert rc == 1 and "locked" in one_line(err)
+    assert rc == 2 and "update   aws:rds/instance:Instance shop-dev-database-instance" in out
 
 
 # 5 ---------------------------------------------------------------------------------------------

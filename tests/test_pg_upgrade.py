@@ -2,7 +2,8 @@
 RDS-like master creates every role, applies the model, rotates the logins), then `pg_upgrade`d to
 this run's major (what an RDS major-version upgrade runs). On 16+ the master has lost ADMIN
 OPTION on the roles it created: the rotation and the model stop with one sentence and the repair,
-change nothing, and work again once the repair ran."""
+change nothing, and work again once the master itself ran the repair (as RDS lets an
+rds_superuser member do); every membership keeps its ADMIN/INHERIT/SET options throughout."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ from dataclasses import dataclass
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from components.pgmodel import DbModel
 from components.pgsql import admin_repair_sql
 from dbcore.pgadmin import AdminOptionError, grant_admin, roles_without_admin
 from dbcore.secret import RotationError
-from tests.pgserver import PgServer
+from tests.pgserver import RDS_SUPERUSER, PgServer
 from tests.rotation_world import World, make_world
 from tests.test_app_database_pg import apply_model, catalog_snapshot
 
@@ -146,16 +148,28 @@ def test_the_repair_is_refused_to_a_plain_createrole_master_with_a_clear_sentenc
     assert upgraded.lacking_after_grant == len(upgraded.model.roles)
 
 
-def test_after_the_repair_rotation_and_model_work_and_change_nothing_else(upgraded: Upgraded) -> None:
+def rds_superuser_administers(u: Upgraded, names: list[str]) -> None:
+    """What RDS gives the rds_superuser group and a community server cannot: the power to
+    administer the roles rdsadmin does not own. Expressed here as ADMIN OPTION held by the group
+    (INHERIT FALSE, SET FALSE: administering, not acting as, the roles), granted by the test's
+    superuser playing rdsadmin, and only now: until here the master lacked ADMIN, as after a
+    real upgrade. From here on only the master acts."""
+    with u.server.connect_super() as conn:
+        for name in names:
+            conn.execute(sql.SQL("GRANT {} TO {} WITH ADMIN OPTION, INHERIT FALSE, SET FALSE").format(sql.Identifier(name), sql.Identifier(RDS_SUPERUSER)))
+
+
+def test_after_the_repair_by_the_master_rotation_and_model_work_and_change_nothing_else(upgraded: Upgraded) -> None:
     names = [r.name for r in upgraded.model.roles]
     master = upgraded.world.master
-    # RDS lets the rds_superuser master run these itself; a community server needs its superuser.
-    with upgraded.server.connect_super() as conn:
+    rds_superuser_administers(upgraded, names)
+    # the repair, run by the rds_superuser-like master itself (not a superuser)
+    with master_conn(upgraded) as conn:
+        assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0] is False
         member_of = {r[0] for r in conn.execute(
-            "SELECT b.rolname FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = %s", (master,))}
+            "SELECT b.rolname FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = current_user)")}
         for statement in admin_repair_sql(master, names, member_of):
             conn.execute(statement)  # type: ignore[arg-type]
-    with master_conn(upgraded) as conn:
         assert roles_without_admin(conn, names) == []
         # the master gained ADMIN, not the login roles' privileges
         assert conn.execute("SELECT pg_has_role(current_user, %s, 'USAGE')", (upgraded.world.settings.app_database.role_prefix + "_app",)).fetchone()[0] is False
@@ -169,4 +183,43 @@ def test_after_the_repair_rotation_and_model_work_and_change_nothing_else(upgrad
     assert apply_model(upgraded.server, upgraded.model, upgraded.world.initial_master_password) == []
     after = comparable(catalog_snapshot(upgraded.server, upgraded.model), upgraded.model.owner)
     before = comparable(upgraded.before, upgraded.model.owner)
-    assert {k: v for k, v in after.items() if k != "members"} == {k: v for k, v in before.items() if k != "members"}
+    # Every membership kept its ADMIN/INHERIT/SET options; the only new ones are the repair's
+    # (ADMIN for the master; a membership it had, owner, keeps INHERIT and SET) and the emulation's.
+    added = [(n, master, True, n in member_of, n in member_of) for n in names] + [(n, RDS_SUPERUSER, True, False, False) for n in names]
+    assert sorted(after.pop("members")) == sorted(before.pop("members") + added)
+    assert after == before
+    # the options hold: the migrator reaches owner only by SET ROLE, never by inheritance
+    assert_migrator_holds_nothing_outside_owner(upgraded)
+
+
+def assert_migrator_holds_nothing_outside_owner(u: Upgraded) -> None:
+    migrator = u.world.secret("migrator")
+    assert migrator
+    with psycopg.connect(u.server.dsn(migrator["username"], migrator["password"], u.model.database), autocommit=True) as conn:
+        conn.execute("SET ROLE NONE")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(f"CREATE TABLE {u.model.schema}.not_owned (id int)")  # type: ignore[arg-type]
+
+
+def test_the_comparison_sees_a_membership_whose_inherit_option_changed(upgraded: Upgraded) -> None:
+    # the issue's attack on this test: the migrator's membership in owner switched to INHERIT TRUE
+    owner, migrator = upgraded.model.owner, upgraded.world.settings.app_database.role_prefix + "_migrator"
+    before = comparable(catalog_snapshot(upgraded.server, upgraded.model), owner)
+    flip = "GRANT {} TO {} WITH INHERIT {}"
+    with upgraded.server.connect_super() as conn:
+        conn.execute(sql.SQL(flip.format("{}", "{}", "TRUE")).format(sql.Identifier(owner), sql.Identifier(migrator)))  # type: ignore[arg-type]
+    try:
+        flipped = comparable(catalog_snapshot(upgraded.server, upgraded.model), owner)
+        assert flipped["members"] != before["members"]
+        assert flipped["roles"] == before["roles"]  # the role attributes alone would not tell
+        migrator_secret = upgraded.world.secret("migrator")
+        assert migrator_secret
+        with psycopg.connect(upgraded.server.dsn(migrator_secret["username"], migrator_secret["password"], upgraded.model.database), autocommit=True) as conn:
+            conn.execute("SET ROLE NONE")
+            conn.execute(f"CREATE TABLE {upgraded.model.schema}.owned_by_inheritance (id int)")  # type: ignore[arg-type]
+            conn.execute(f"DROP TABLE {upgraded.model.schema}.owned_by_inheritance")  # type: ignore[arg-type]
+    finally:
+        with upgraded.server.connect_super() as conn:
+            conn.execute(sql.SQL(flip.format("{}", "{}", "FALSE")).format(sql.Identifier(owner), sql.Identifier(migrator)))  # type: ignore[arg-type]
+    assert comparable(catalog_snapshot(upgraded.server, upgraded.model), owner) == before
+    assert_migrator_holds_nothing_outside_owner(upgraded)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from pulumi import automation as auto
 
-from tests.pulumi_double.backend import SECRET_MARK, SECRET_SIG
+from tests.pulumi_double.backend import CURRENT_VERSION, SECRET_MARK, SECRET_SIG, VERSIONS
 from tests.pulumi_double.fixture import Double
 
 PASS = "correct horse"
@@ -21,10 +21,11 @@ def workspace(d: Double, **env: str) -> auto.LocalWorkspace:
     return auto.LocalWorkspace(work_dir=str(d.project), env_vars={"PULUMI_BACKEND_URL": d.file_backend(), "PULUMI_CONFIG_PASSPHRASE": PASS, **env})
 
 
-def test_version_whoami_and_stack_lifecycle(pulumi_double: Double) -> None:
+@pytest.mark.cli_versions
+def test_version_whoami_and_stack_lifecycle(pulumi_double: Double, pulumi_cli_version: str) -> None:
     d = pulumi_double
     ws = workspace(d)
-    assert ws.pulumi_version == "3.205.0"
+    assert ws.pulumi_version == pulumi_cli_version
     assert ws.who_am_i().user == "double"
     with pytest.raises(auto.StackNotFoundError, match="no stack named 'dev' found"):
         auto.select_stack("dev", work_dir=str(d.project), opts=auto.LocalWorkspaceOptions(env_vars=ws.env_vars))
@@ -60,11 +61,16 @@ def test_config_plain_and_secret_round_trip_through_the_stack_file(pulumi_double
         wrong.get_config("pghome:containerImage")
 
 
-def test_up_events_state_outputs_and_a_second_up(pulumi_double: Double) -> None:
+@pytest.mark.cli_versions
+def test_up_events_state_outputs_and_a_second_up(pulumi_double: Double, pulumi_cli_version: str) -> None:
     d = pulumi_double
     stack = auto.create_stack("dev", work_dir=str(d.project), opts=auto.LocalWorkspaceOptions(env_vars=workspace(d).env_vars))
     events: list[Any] = []
     result = stack.up(on_event=events.append)
+    # the SDK chose the transport from the version the double reported: gRPC after 3.205.0, else a file
+    up = d.ops("up")[-1]["argv"]
+    event_log = up[up.index("--event-log") + 1]
+    assert event_log.startswith("tcp://127.0.0.1:") == (VERSIONS[pulumi_cli_version].events == "grpc")
     assert result.summary.result == "succeeded" and result.summary.kind == "update"
     kinds = [next(k for k in ("prelude_event", "resource_pre_event", "res_outputs_event", "summary_event", "cancel_event", "diagnostic_event")
                   if getattr(e, k) is not None) for e in events]
@@ -145,6 +151,7 @@ def test_the_fork_server_hands_over_streams_exit_codes_cwd_and_env(pulumi_double
                                  capture_output=True, text=True)
         seen.append((version.returncode, version.stdout, missing.returncode, missing.stdout, missing.stderr))
     assert seen[0] == seen[1]
-    assert seen[0][:3] == (0, "v3.205.0\n", 255) and "no stack named 'nope' found" in seen[0][4]
+    # exit_codes.go: a missing stack exits ExitStackNotFound (6)
+    assert seen[0][:3] == (0, f"v{CURRENT_VERSION}\n", 6) and "no stack named 'nope' found" in seen[0][4]
     calls = d.calls()
     assert len(calls) == 4 and all(c["cwd"] == str(d.project) and c["env"]["PULUMI_BACKEND_URL"] == d.file_backend() for c in calls)

@@ -15,10 +15,10 @@ import yaml
 from moto import mock_aws
 from pulumi import automation as auto
 
-from tests.deploy_world import app_images, edit_stack_file, first_release, run, stubbed_ecs
+from tests.deploy_world import DOUBLE_TD, app_images, edit_stack_file, first_release, queue_verification, run, stubbed_ecs
 from tests.pulumi_double.aws_names import physical_name
 from tests.pulumi_double.fixture import Double
-from tests.test_release import DESCRIBE, NEW_TD, REGION, deployment, push, scan_result, services
+from tests.test_release import DESCRIBE, REGION, deployment, push, scan_result, services
 
 PASS = "recreate passphrase"
 STABLE = {
@@ -157,13 +157,14 @@ def test_release_sets_the_tag_in_the_stack_through_the_real_up(dev: Double, aws:
     assert history["result"] == "succeeded"
 
     # the next release: the service already runs; the new task definition rolls out to steady state
-    push(aws, "1.4.3")
+    digest = push(aws, "1.4.3")
     scan_result("1.4.3")
     second = "ecs-svc/2000"
     with stubbed_ecs(monkeypatch) as stub:
-        stub.add_response("describe_services", services(deployment(second, "PRIMARY", NEW_TD, "IN_PROGRESS", desired=1),
-                                                        deployment(first, "ACTIVE", NEW_TD, "COMPLETED", desired=1, running=1), desired=1), DESCRIBE)
-        stub.add_response("describe_services", services(deployment(second, "PRIMARY", NEW_TD, "COMPLETED", desired=1, running=1), desired=1), DESCRIBE)
+        stub.add_response("describe_services", services(deployment(second, "PRIMARY", DOUBLE_TD, "IN_PROGRESS", desired=1),
+                                                        deployment(first, "ACTIVE", DOUBLE_TD, "COMPLETED", desired=1, running=1), desired=1), DESCRIBE)
+        stub.add_response("describe_services", services(deployment(second, "PRIMARY", DOUBLE_TD, "COMPLETED", desired=1, running=1), desired=1), DESCRIBE)
+        queue_verification(stub, digest)  # release checks what the settled service runs
         rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.3")
         assert rc == 0, err + out
     assert yaml.safe_load((d.project / "Pulumi.dev.yaml").read_text())["config"]["pghome:imageTag"] == "1.4.3"

@@ -218,7 +218,9 @@ def cmd_single(args: argparse.Namespace) -> int:
     rot = _lazy(lambda: _rotator(s))
 
     def env_for(app_db: bool) -> dict[str, str]:
-        return {"PGPASSWORD": rot().current_password("master")} if app_db else {}
+        from dbcore.pgconn import provider_env
+
+        return provider_env(rot().current_password("master")) if app_db else {}
 
     return int(_deployer(s, rot).single(args.op, env_for))
 

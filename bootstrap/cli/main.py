@@ -36,6 +36,7 @@ EXIT_PREREQUISITES = 4
 def cmd_plan(args: argparse.Namespace) -> int:
     from bootstrap.cli import cost as cost_cli
     from bootstrap.deploy.preflight import prerequisites
+    from bootstrap.plan import alarms
     from bootstrap.plan import report as plan
     from bootstrap.plan.mockgraph import run_stack
     from config.load import load_settings
@@ -55,12 +56,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
     unmet = prerequisites(load_settings(graph.config, stack=graph.stack, check_credentials=False))
     cost = cost_cli.plan_estimate(graph, args, usage)
     if args.json:
-        print(json.dumps({**plan.as_json(graph), "controls": report.as_json(), "prerequisites": unmet, "cost": cost_cli.plan_json(cost)},
-                         indent=2, default=str))
+        print(json.dumps({**plan.as_json(graph), "monitoring": alarms.as_json(graph), "controls": report.as_json(), "prerequisites": unmet,
+                          "cost": cost_cli.plan_json(cost)}, indent=2, default=str))
     else:
         print(plan.render_table(graph))
         print()
         print(plan.render_outputs(graph))
+        print()
+        print(alarms.render(graph))
         print()
         print(report.render(full=args.controls))
         print()
@@ -114,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bootstrap.cli import release  # release --image-tag: scan gate, up, wait for ECS steady state
 
     release.register(sub)
+    from bootstrap.cli import ops  # rollback, status, logs
+
+    ops.register(sub)
     from bootstrap.cli import rotation  # build-rotation
 
     rotation.register(sub)

@@ -1,11 +1,15 @@
-"""`release --stack S --image-tag T`: the argparse glue and the real seams of bootstrap/deploy/release.py."""
+"""`release --stack S --image-tag T`: the argparse glue and the real seams of bootstrap/deploy/release.py,
+with the gate of bootstrap/deploy/releasing.py (the migration, the exact-image check, the ledger record)."""
 
 from __future__ import annotations
 
+import argparse
 import json  # noqa: F401
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from bootstrap.deploy.ledger import Ledger, LedgerError, holder_name
 from bootstrap.deploy.release import SEVERITIES, ReleaseError, ReleaseOptions, Releaser, StackUpdate
 from config.stack_file import set_stack_config
 
@@ -19,6 +23,7 @@ def register(sub: Any) -> None:
     p.add_argument("--fail-on-severity", default="CRITICAL", type=str.upper, help=f"refuse images with findings at or above this ({', '.join(SEVERITIES)})")
     p.add_argument("--scan-timeout", type=float, default=600, help="seconds to wait for a running scan (default 600)")
     p.add_argument("--timeout", type=float, default=1800, help="seconds to wait for steady state (default 1800)")
+    p.add_argument("--break-lock", action="store_true", help="first remove a release lock left by a killed run (refused while its migration task runs)")
     _backend_args(p)
     _db_args(p)
     p.set_defaults(func=guarded(_cmd_release))
@@ -51,7 +56,9 @@ def automation_update(args: Any) -> StackUpdate:
         deployed = getattr(stack.outputs().get("appDbEnabled"), "value", None)
         app_db = str(sf.explicit(APP_DB_KEY) if sf.explicit(APP_DB_KEY) is not None else deployed).lower() == "true"
         if app_db:
-            stack = session.ws.open({"PGPASSWORD": deploy_cli._rotator(session).current_password("master")})  # noqa: SLF001
+            from dbcore.pgconn import provider_env
+
+            stack = session.ws.open(provider_env(deploy_cli._rotator(session).current_password("master")))  # noqa: SLF001
         with tempfile.TemporaryDirectory() as tmp:
             cfg = with_app_db(sf, app_db, Path(tmp) / sf.path.name)
             progress = Progress(print)
@@ -66,19 +73,55 @@ def automation_update(args: Any) -> StackUpdate:
 
 
 def _cmd_release(args: Any) -> int:
-    import sys
+    return gated_release(args, kind="release", tag=args.image_tag)
 
+
+def aws_session(region: str) -> Any:
     import boto3
 
+    return boto3.session.Session(region_name=region)
+
+
+def _task_running(ecs: Any, cluster: str) -> Callable[[str], bool]:
+    def running(arn: str) -> bool:
+        tasks = ecs.describe_tasks(cluster=cluster, tasks=[arn]).get("tasks") or []
+        return bool(tasks) and tasks[0].get("lastStatus") != "STOPPED"
+
+    return running
+
+
+def gated_release(args: argparse.Namespace, *, kind: str, tag: str, expected_digest: str = "") -> int:
+    """`release` / `rollback`: bootstrap/deploy/release.py's Releaser with the gate of bootstrap/deploy/releasing.py."""
     from bootstrap.cli import deploy as deploy_cli
+    from bootstrap.deploy.deployer import plain_outputs
+    from bootstrap.deploy.migrate import MigrationRunner
+    from bootstrap.deploy.releasing import ReleaseGate, run_gated
 
     session = deploy_cli._session(args, cli=False)  # noqa: SLF001 - settings from the stack file, no CLI needed yet
     settings = session.settings
     try:
-        aws = boto3.session.Session(region_name=settings.region)
-        # The workspace is opened only when the image checks have passed.
-        releaser = Releaser(settings, aws.client("ecr"), aws.client("ecs"), lambda config: automation_update(args)(config))
-        return releaser.release(ReleaseOptions(args.image_tag, args.fail_on_severity, args.scan_timeout, args.timeout))
-    except ReleaseError as exc:
+        aws = aws_session(settings.region)
+        ecs = aws.client("ecs")
+        ledger = Ledger(aws.client("dynamodb"), settings.prefix)
+        if getattr(args, "break_lock", False):
+            print(ledger.break_lock(_task_running(ecs, settings.prefix)))
+        state: list[Mapping[str, Any]] = []
+
+        def stack_outputs() -> Mapping[str, Any]:
+            if not state:
+                state.append(plain_outputs(deploy_cli._stack(deploy_cli._session(args, cli=True)).outputs()))  # noqa: SLF001
+            return state[0]
+
+        releaser: Releaser | None = None
+
+        def outputs() -> Mapping[str, Any]:
+            return plain_outputs(releaser.outputs) if releaser is not None and releaser.outputs else stack_outputs()
+
+        gate = ReleaseGate(settings, ecs, ledger, MigrationRunner(ecs, aws.client("logs")), outputs, kind=kind, holder=holder_name(),
+                           deploy_timeout=args.timeout)
+        gate.expected_digest = expected_digest
+        releaser = Releaser(settings, aws.client("ecr"), ecs, lambda config: automation_update(args)(config), gate=gate)
+        return run_gated(releaser, gate, ReleaseOptions(tag, args.fail_on_severity, args.scan_timeout, args.timeout))
+    except (ReleaseError, LedgerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -44,6 +44,11 @@ FREE: dict[str, str] = {
     "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration": "free (logs are billed where they land)",
     "aws:lambda/permission:Permission": "free",
     "aws:cloudwatch/logResourcePolicy:LogResourcePolicy": "free",
+    "aws:cloudwatch/eventRule:EventRule": "EventBridge delivers AWS service events on the default bus at no charge",
+    "aws:cloudwatch/eventTarget:EventTarget": "free (the SNS delivery is billed on the topic)",
+    "aws:rds/eventSubscription:EventSubscription": "RDS event notifications are free (the SNS delivery is billed on the topic)",
+    "aws:sns/topicPolicy:TopicPolicy": "free",
+    "aws:sns/topicSubscription:TopicSubscription": "free (each delivery is billed on the topic)",
     "random:index/randomPassword:RandomPassword": "generated locally by Pulumi",
     "random:index/randomId:RandomId": "generated locally by Pulumi",
 }

@@ -361,8 +361,35 @@ def ecr_repository(r: Res, c: Context) -> list[Line | Unpriced]:
 
 
 def metric_alarm(r: Res, c: Context) -> list[Line | Unpriced]:
+    # CloudWatch bills an alarm per metric it evaluates: a metric-math alarm over two metrics costs two.
+    queries = r.get("metricQueries") or []
+    metrics = sum(1 for q in queries if isinstance(q, dict) and q.get("metric")) or 1
     price = c.prices.p("cloudwatch_alarm_month")
-    return [Line("CloudWatch alarms", price, 0.0, f"${price}/alarm-month (standard resolution)")]
+    return [Line("CloudWatch alarms", metrics * price, 0.0, f"{metrics} metric(s) x ${price}/alarm metric-month (standard resolution)")]
+
+
+def dashboard(r: Res, c: Context) -> list[Line | Unpriced]:
+    price = c.prices.p("cloudwatch_dashboard_month")
+    return [Line("CloudWatch dashboards", price, 0.0, f"${price}/dashboard-month (the free tier's 3 dashboards are not counted)")]
+
+
+def sns_topic(r: Res, c: Context) -> list[Line | Unpriced]:
+    """No charge for the topic; each notification is one publish plus one delivery per subscriber."""
+    topic = r.state.get("arn")
+    subs = [s for s in c.resources if s.type == "aws:sns/topicSubscription:TopicSubscription" and s.get("topic") in (topic, r.get("name"))]
+    n = c.u("alarm_notifications")
+    publish, email, https = c.prices.p("sns_publish_per_million"), c.prices.p("sns_email_per_100k"), c.prices.p("sns_https_per_million")
+    emails = sum(1 for s in subs if s.get("protocol") == "email")
+    hooks = sum(1 for s in subs if s.get("protocol") == "https")
+    cost = n / 1e6 * publish + n * emails / 1e5 * email + n * hooks / 1e6 * https
+    basis = f"alarm_notifications {n:g} x (${publish}/M publishes + {emails} email x ${email}/100k + {hooks} HTTPS x ${https}/M)"
+    return [Line("SNS notifications", 0.0, cost, basis, ("alarmEmails", "alarmHttpsEndpoints"))]
+
+
+def dynamodb_on_demand(r: Res, c: Context) -> list[Line | Unpriced]:
+    # The release ledger: a few requests per release and kilobytes of items; on demand bills only
+    # those (about $1.25 per million writes, $0.25/GB-month), so it rounds to zero.
+    return [Line("DynamoDB (release ledger)", 0.0, 0.0, "on demand: a few requests per release, KB of storage: under $0.01/month")]
 
 
 RULES: dict[str, Rule] = {
@@ -383,4 +410,7 @@ RULES: dict[str, Rule] = {
     "aws:s3/bucketV2:BucketV2": s3_bucket,
     "aws:ecr/repository:Repository": ecr_repository,
     "aws:cloudwatch/metricAlarm:MetricAlarm": metric_alarm,
+    "aws:dynamodb/table:Table": dynamodb_on_demand,
+    "aws:cloudwatch/dashboard:Dashboard": dashboard,
+    "aws:sns/topic:Topic": sns_topic,
 }

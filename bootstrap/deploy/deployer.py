@@ -259,7 +259,9 @@ class Deployer:
         if not master_pw:
             raise DeployError(f"the master secret of stack {self.stack} holds no password; run the deploy again from phase 1")
         self._check_admin("phase 3/5")
-        app_stack = self.ws.open({"PGPASSWORD": master_pw, **route.pulumi_env(os.environ)})
+        from dbcore.pgconn import provider_env
+
+        app_stack = self.ws.open({**provider_env(master_pw), **route.pulumi_env(os.environ)})
         outputs = self._up(app_stack, "phase 3/5", "app database, roles and grants", app_db=True, secret_values=(master_pw,))
         self.done.append("app database deployed")
         due = [r for r in self.password_logins if self._due(r, first, rotate, rotate_after_days)]

@@ -132,7 +132,13 @@ class Releaser:
         out: Callable[[str], None] = print,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        gate: Any = None,
     ):
+        # gate (bootstrap/deploy/releasing.py): the migration before the update, the exact-image check at steady state
+        self.gate = gate
+        self.digest = ""
+        self.outputs: Mapping[str, Any] = {}
+        self.settled_on = ""
         self.settings = settings
         self.ecr = ecr
         self.ecs = ecs
@@ -161,8 +167,11 @@ class Releaser:
         if problem:
             raise ReleaseError(problem)
         digest = self.check_image(opts)
+        self.digest = digest
+        if self.gate is not None:
+            self.gate.before_update(opts.tag, digest)
         self._say(f"pulumi up with {IMAGE_TAG_KEY}={opts.tag} ({digest[:19]})")
-        outputs = self.update({IMAGE_TAG_KEY: opts.tag})
+        outputs = self.outputs = self.update({IMAGE_TAG_KEY: opts.tag})
         cluster = _plain(outputs.get("clusterName")) or s.prefix
         service = _plain(outputs.get("serviceName")) or f"{s.prefix}-app"
         return self.wait_for_deployment(cluster, service, opts)
@@ -245,6 +254,9 @@ class Releaser:
                 self._report_rollback(cluster, service, view)
                 return 1
             if view.rollout_state == "COMPLETED" and view.other_deployments == 0 and view.running >= view.desired:
+                self.settled_on = view.task_definition
+                if self.gate is not None:
+                    self.gate.verify_steady(cluster, service, view.task_definition, self.digest)
                 self._say(f"steady state: {view.running} task(s) of {view.task_definition.rsplit('/', 1)[-1]}")
                 return 0
             return None
@@ -254,7 +266,8 @@ class Releaser:
                                                                  f"{opts.deploy_timeout_seconds:.0f}s (last: {last}); look at the service events in the ECS console"))
 
     def _report_rollback(self, cluster: str, service: str, view: DeploymentView) -> None:
-        self.out(f"FAILED: the deployment circuit breaker rolled {service} back: {view.reason or 'no reason given'}")
+        by = "an alarm" if "alarm" in view.reason.lower() else "the deployment circuit breaker"
+        self.out(f"FAILED: {by} rolled {service} back: {view.reason or 'no reason given'}")
         arns = self.ecs.list_tasks(cluster=cluster, serviceName=service, desiredStatus="STOPPED").get("taskArns") or []
         tasks = self.ecs.describe_tasks(cluster=cluster, tasks=arns[:100]).get("tasks") or [] if arns else []
         mine = [t for t in tasks if t.get("startedBy") == view.id or t.get("taskDefinitionArn") == view.task_definition]
@@ -271,8 +284,3 @@ def _plain(value: Any) -> str:
     """A stack output's value (Automation API OutputValue or a plain value)."""
     value = getattr(value, "value", value)
     return str(value) if value else ""
-
-
-# --------------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------------

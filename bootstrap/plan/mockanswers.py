@@ -202,7 +202,16 @@ def _random_id(c: Ctx) -> tuple[str | None, dict[str, Any]]:
     return raw, {"hex": raw, "dec": str(int(raw, 16)), "b64Std": raw, "b64Url": raw}
 
 
+def _arn_as_id(arn: str) -> tuple[str | None, dict[str, Any]]:
+    return arn, {"arn": arn}
+
+
 STATE_BUILDERS: dict[str, StateBuilder] = {
+    # ARN shapes from the services' references: SNS topics and CloudWatch alarms name the resource
+    # after a colon, EventBridge rules after "rule/"; an SNS topic's id is its ARN.
+    "aws:sns/topic:Topic": lambda c: _arn_as_id(f"arn:aws:sns:{c.region}:{ACCOUNT_ID}:{c.physical}"),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": lambda c: (c.physical, {"arn": f"arn:aws:cloudwatch:{c.region}:{ACCOUNT_ID}:alarm:{c.physical}"}),
+    "aws:cloudwatch/eventRule:EventRule": lambda c: (c.physical, {"arn": f"arn:aws:events:{c.region}:{ACCOUNT_ID}:rule/{c.physical}"}),
     "aws:ec2/vpc:Vpc": lambda c: (
         _hashed("vpc-", c.name),
         {"defaultSecurityGroupId": f"sg-default-{c.name}", "mainRouteTableId": f"rtb-main-{c.name}", "defaultNetworkAclId": f"acl-{c.name}"},

@@ -16,6 +16,7 @@ the security checks. It needs no Pulumi CLI, no provider plugins and no cloud cr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import runpy
 import sys
@@ -283,7 +284,8 @@ def run_program(
             loop.close()
             asyncio.set_event_loop(None)
 
-    contextvars.Context().run(_run)
+    with _no_source_positions():
+        contextvars.Context().run(_run)
     # Registrations arrive from executor threads; order them by URN creation order is not
     # guaranteed, so keep registration order (the list order) as the canonical one.
     return Graph(
@@ -295,6 +297,22 @@ def run_program(
         outputs=result.get("outputs", {}),
         secret_outputs=frozenset(result.get("secrets", ())),
     )
+
+
+@contextlib.contextmanager
+def _no_source_positions() -> Iterator[None]:
+    """The SDK walks and reads the whole Python stack (traceback.extract_stack, with source lines)
+    for every registration, to tell the engine where a resource was declared; mocks drop it. A
+    quarter of an offline evaluation's time; the recorded graph does not change."""
+    from pulumi.runtime import resource as sdk_resource
+    from pulumi.runtime.proto import source_pb2
+
+    saved = sdk_resource._get_stack_trace  # noqa: SLF001
+    sdk_resource._get_stack_trace = source_pb2.StackTrace  # noqa: SLF001
+    try:
+        yield
+    finally:
+        sdk_resource._get_stack_trace = saved  # noqa: SLF001
 
 
 async def _resolve_outputs(outputs: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]]:

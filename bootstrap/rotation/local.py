@@ -28,7 +28,7 @@ from psycopg import sql
 
 from config.settings import Settings
 from dbcore import pgconn
-from dbcore.pgadmin import require_admin
+from dbcore.pgadmin import pin_search_path, require_admin
 from dbcore.rds_admin import DatabaseAdmin
 from dbcore.secret import RotationError, is_auth_failure, new_password, secret_json
 from dbcore.verifier import scram_verifier
@@ -169,9 +169,12 @@ class Rotator:
 
     def check_admin(self, roles: Sequence[str] = ("app", "migrator")) -> None:
         """16+: the master must hold ADMIN OPTION on the login roles the app-db `up` and the
-        rotation change; checked as the master before anything is changed (one sentence + repair)."""
+        rotation change; checked as the master before anything is changed (one sentence + repair).
+        On the same connection, the master's search_path in the app database is pinned (issue 24:
+        the Pulumi path has no resource for it; the SQL script sets the same)."""
         with self._master_connection() as conn:
             require_admin(conn, [self.username(r) for r in roles if r != "master"], RotationError)
+            pin_search_path(conn, self.settings.app_database.name)
 
     def check_settings(self) -> None:
         """The connection settings are usable (TLS only; verify-* needs a CA file that exists):
@@ -282,7 +285,7 @@ class Rotator:
             self.out(f"  setSecret: master password of RDS instance {instance} changed and applied")
             return
         with self._master_connection() as conn:
-            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (pending["username"],)).fetchone()
+            exists = conn.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (pending["username"],)).fetchone()
             if not exists:
                 raise RotationError(f"role {pending['username']} does not exist in the database; run the deploy with the app database enabled first")
             require_admin(conn, [pending["username"]], RotationError)  # 16+: a role carried over by an upgrade needs repair first

@@ -28,14 +28,45 @@ import yaml
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 SECRET_MARK = "1b47061264138c4ac30d75fd1eb44270"
-CLI_VERSION = "3.205.0"  # the last version whose SDK reads events from a file (newer ones use gRPC)
+# The CLI versions the double speaks as. `events`: how engine events reach the SDK, which serves gRPC
+# to versions after 3.205.0 and reads a file from the others (pulumi/automation/_stack.py
+# `_setup_event_log`; events.py). `exit_codes`: since 3.245.0 the CLI exits with a code per kind of
+# error (pkg/cmd/pulumi/cmd/exit_codes.go `ExitCodeFor`); before, every error exited 255.
+# PULUMI_DOUBLE_VERSION selects one; docs/ci.md says how to add a version.
+@dataclass(frozen=True)
+class CliVersion:
+    events: str
+    exit_codes: bool
+
+
+CURRENT_VERSION = "3.272.0"
+VERSIONS = {"3.272.0": CliVersion("grpc", True), "3.205.0": CliVersion("file", False)}
+# exit_codes.go: bail (an engine failure already reported) and unclassified errors 1, bad invocation 2,
+# auth 3, stack not found 6, --expect-no-changes 7, a declined or cancelled confirmation 8.
+EXIT_CODES = {"error": 1, "bail": 1, "config": 2, "auth": 3, "stack-not-found": 6, "no-changes": 7, "cancelled": 8}
 NO_LOGIN = "PULUMI_ACCESS_TOKEN must be set for login during non-interactive CLI sessions"
 NO_PASSPHRASE = ("getting secrets manager: passphrase must be set with PULUMI_CONFIG_PASSPHRASE or "
                  "PULUMI_CONFIG_PASSPHRASE_FILE environment variables")
 
 
 class CliError(Exception):
-    """Printed as `error: <message>` on stderr; exit status 255 like the real CLI."""
+    """Printed as `error: <message>` on stderr; the exit status follows `kind` (EXIT_CODES)."""
+
+    def __init__(self, message: str, kind: str = "error"):
+        super().__init__(message)
+        self.kind = kind
+
+
+def exit_code(kind: str, env: dict[str, str]) -> int:
+    version = VERSIONS.get(env.get("PULUMI_DOUBLE_VERSION") or CURRENT_VERSION)
+    return EXIT_CODES[kind] if version is None or version.exit_codes else 255
+
+
+def cli_version(env: dict[str, str]) -> str:
+    version = env.get("PULUMI_DOUBLE_VERSION") or CURRENT_VERSION
+    if version not in VERSIONS:
+        raise CliError(f"the pulumi double does not speak version {version!r}; it speaks {', '.join(sorted(VERSIONS))}")
+    return version
 
 
 def pulumi_home(env: dict[str, str]) -> Path:
@@ -61,7 +92,7 @@ def backend_url(cwd: Path, env: dict[str, str]) -> str:
         current = json.loads(creds.read_text()).get("current")
         if current:
             return str(current)
-    raise CliError(NO_LOGIN)
+    raise CliError(NO_LOGIN, "auth")
 
 
 def backend_root(url: str, env: dict[str, str]) -> Path:
@@ -78,11 +109,24 @@ def backend_root(url: str, env: dict[str, str]) -> Path:
         return Path(blob) / parsed.scheme / parsed.netloc / parsed.path.lstrip("/")
     if parsed.scheme in ("https", "http"):
         if not env.get("PULUMI_ACCESS_TOKEN"):
-            raise CliError(NO_LOGIN)
+            raise CliError(NO_LOGIN, "auth")
         if not blob:
             raise CliError(f"the pulumi double has no PULUMI_DOUBLE_BLOB_ROOT to stand in for {url}")
         return Path(blob) / "cloud" / parsed.netloc
     raise CliError(f"unknown backend URL scheme in {url!r}")
+
+
+def stack_name(name: str) -> str:
+    """tokens.ParseStackName (sdk/go/common/tokens/stack_name.go)."""
+    if not name:
+        raise CliError("a stack name may not be empty")
+    if len(name) > 100:
+        raise CliError("a stack name cannot exceed 100 characters")
+    bad = next((i for i, c in enumerate(name) if not (c.isascii() and (c.isalnum() or c in "-_."))), -1)
+    if bad >= 0:
+        raise CliError("a stack name may only contain alphanumeric, hyphens, underscores, or periods: "
+                       f"invalid character {name[bad]!r} at position {bad}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -97,17 +141,22 @@ class StackRef:
 
 
 def parse_ref(text: str, project: str, url: str) -> StackRef:
+    """A stack reference as the backend reads it. DIY backends (pkg/backend/diy/store.go,
+    `projectReferenceStore.ParseReference`): `stack`, `org/stack` or `org/project/stack`, the org
+    always `organization`; the service: `stack`, `org/stack`, `org/project/stack`."""
+    if not text:
+        raise CliError("stack name must not be empty")
     parts = text.split("/")
-    cloud = url.startswith("http")
-    if len(parts) == 1:
-        return StackRef("organization", project, parts[0])
+    org, name, proj = "", parts[-1] if len(parts) <= 3 else "", project
     if len(parts) == 2:
-        return StackRef(parts[0], project, parts[1]) if cloud else StackRef("organization", parts[0], parts[1])
-    if len(parts) == 3:
-        if not cloud and parts[0] != "organization":
-            raise CliError(f"organization name must be 'organization' for a DIY backend, got {parts[0]!r}")
-        return StackRef(parts[0], parts[1], parts[2])
-    raise CliError(f"could not parse stack reference '{text}'")
+        org = parts[0]
+    elif len(parts) == 3:
+        org, proj = parts[0], parts[1]
+    if url.startswith("http"):
+        return StackRef(org or "organization", proj, name)
+    if (org or "organization") != "organization":
+        raise CliError("organization name must be 'organization'")
+    return StackRef("organization", proj, stack_name(name))
 
 
 class Backend:
@@ -142,7 +191,7 @@ class Backend:
 
     def require(self, ref: StackRef, given: str) -> None:
         if not self.exists(ref):
-            raise CliError(f"no stack named '{given}' found")
+            raise CliError(f"no stack named '{given}' found", "stack-not-found")
 
     def stacks(self) -> list[StackRef]:
         base = self.root / ".pulumi" / "stacks" / self.project
@@ -207,7 +256,9 @@ class Secrets:
     def __init__(self, settings: dict[str, Any], env: dict[str, str]):
         self.provider = str(settings.get("secretsprovider") or "passphrase")
         self.salt = str(settings.get("encryptionsalt") or "")
+        self.encrypted_key = str(settings.get("encryptedkey") or "")
         self.env = env
+        self._key: bytes | None = None
 
     def _passphrase(self) -> str:
         if "PULUMI_CONFIG_PASSPHRASE" in self.env:
@@ -217,8 +268,14 @@ class Secrets:
         raise CliError(NO_PASSPHRASE)
 
     def check(self) -> None:
-        if self.provider != "passphrase":
+        if self.provider.startswith("awskms://"):
+            if self._key is None:  # the CLI decrypts the data key once per command
+                from tests.pulumi_double import kms
+
+                self._key = kms.data_key(self.provider, self.encrypted_key, self.env)
             return
+        if self.provider != "passphrase":
+            raise CliError(f"the pulumi double speaks the passphrase and awskms:// secrets providers, not {self.provider!r}")
         phrase = self._passphrase()
         if self.salt:
             salt = self.salt.split(":")[1]
@@ -259,4 +316,35 @@ def read_settings(path: Path) -> dict[str, Any]:
 
 
 def write_settings(path: Path, doc: dict[str, Any]) -> None:
-    path.write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
+    """Save the settings the way the CLI does (pkg/workspace/project.go saves through a yaml.v3
+    node of the file as read): the file's own text, comments and key order kept, only the keys that
+    changed rewritten; a new file is written plainly."""
+    from ruamel.yaml import YAML
+
+    rt = YAML()  # round-trip mode: keeps comments, order and quoting of what it does not touch
+    rt.width = 4096
+    rt.indent(mapping=2, sequence=4, offset=2)  # the stack files' own style (`  key:` then `    - item`)
+    current = rt.load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if not isinstance(current, dict):
+        path.write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
+        return
+    _merge(current, doc, top=True)
+    with path.open("w", encoding="utf-8") as f:
+        rt.dump(current, f)
+
+
+def _merge(node: Any, want: dict[str, Any], top: bool = False) -> None:
+    for key in [k for k in node if k not in want]:
+        del node[key]
+    new_at = 0
+    for key, value in want.items():
+        if isinstance(value, dict) and isinstance(node.get(key), dict):
+            _merge(node[key], value)
+        elif key in node:
+            if node[key] != value:
+                node[key] = value
+        elif top:  # the provider's keys (secretsprovider, encryptedkey, encryptionsalt) go first, as ProjectStack orders them
+            node.insert(new_at, key, value)
+            new_at += 1
+        else:
+            node[key] = value

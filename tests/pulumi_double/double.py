@@ -24,16 +24,20 @@ if str(ROOT) not in sys.path:
 
 from tests.pulumi_double import aws_names, engine  # noqa: E402
 from tests.pulumi_double.backend import (  # noqa: E402
-    CLI_VERSION,
+    VERSIONS,
     Backend,
     CliError,
     Secrets,
     StackRef,
+    cli_version,
+    exit_code,
     read_settings,
     salt_for,
     settings_path,
     write_settings,
 )
+from tests.pulumi_double.cancel import CancellationScope, TerminatedError  # noqa: E402
+from tests.pulumi_double.events import Events, diagnostic, replay  # noqa: E402
 
 VALUE_FLAGS = {"--stack", "-s", "--event-log", "--exec-kind", "--client", "--secrets-provider", "--file", "--page-size", "--page",
                "--message", "-m", "--config-file", "--policy-pack", "--policy-pack-config", "--target", "--replace", "--exclude",
@@ -43,7 +47,7 @@ BOOL_FLAGS = {"--json", "--show-secrets", "--yes", "-y", "--skip-preview", "--no
               "--suppress-outputs", "--suppress-progress", "--logflow", "--logtostderr", "--clear-pending-creates", "--exclude-protected",
               "--target-dependents", "--continue-on-error", "--all", "--preserve-config", "--show-ids", "--show-urns", "--local"}
 RECORDED_ENV = ("PULUMI_BACKEND_URL", "PULUMI_HOME", "PULUMI_AUTOMATION_API", "PULUMI_DEBUG_COMMANDS", "PULUMI_SKIP_UPDATE_CHECK",
-                "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy")
+                "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy", "PGOPTIONS")
 HASHED_ENV = ("PGPASSWORD", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_ACCESS_TOKEN")
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # what the SDK parses (automation/_stack.py)
 
@@ -120,7 +124,7 @@ class Cli:
         if not given:
             cur = self.current_file(b)
             if not cur.is_file():
-                raise CliError("no stack selected; please use `pulumi stack select` to choose one")
+                raise CliError("no stack selected; please use `pulumi stack select` to choose one", "stack-not-found")
             given = json.loads(cur.read_text())["stack"]
         ref = b.ref(given)
         if must_exist:
@@ -138,7 +142,7 @@ class Cli:
         if not w:
             raise CliError("no command given")
         if w[0] == "version":
-            print(f"v{CLI_VERSION}")
+            print(f"v{cli_version(self.env)}")
             return 0
         if w[0] == "whoami":
             b = self.backend()
@@ -164,7 +168,7 @@ class Cli:
             b = self.backend()
             ref, _ = self.stack_ref(b)
             b.cancel(ref)
-            print("The currently running update has been canceled!")
+            print(f"The currently running update for '{ref.name}' has been canceled!")  # pkg/cmd/pulumi/cancel/cancel.go
             return 0
         raise CliError(f"unknown command \"{w[0]}\" for \"pulumi\"")
 
@@ -189,7 +193,11 @@ class Cli:
                     doc = {"encryptionsalt": salt_for(phrase), **doc}
                     write_settings(path, doc)
             elif not doc.get("secretsprovider"):
-                doc = {"secretsprovider": provider, "encryptedkey": "ZG91YmxlLWRhdGEta2V5", **doc}
+                if not provider.startswith("awskms://"):
+                    raise CliError(f"the pulumi double speaks the passphrase and awskms:// secrets providers, not {provider!r}")
+                from tests.pulumi_double import kms
+
+                doc = {"secretsprovider": provider, "encryptedkey": kms.new_encrypted_key(provider, self.env), **doc}
                 write_settings(path, doc)
             b.write_deployment(ref, {})
             self.select(b, ref)
@@ -198,13 +206,13 @@ class Cli:
         if sub in ("select", "select-current"):
             given = rest[0] if rest else one(self.opts, "--stack", "-s")
             if not given:
-                raise CliError("no stack selected; please use `pulumi stack select` to choose one")
+                raise CliError("no stack selected; please use `pulumi stack select` to choose one", "stack-not-found")
             ref = b.ref(given)
             if not b.exists(ref):
                 if self.opts.get("--create"):
                     b.write_deployment(ref, {})
                 else:
-                    raise CliError(f"no stack named '{given}' found")
+                    raise CliError(f"no stack named '{given}' found", "stack-not-found")
             if sub == "select":
                 self.select(b, ref)
             return 0
@@ -318,79 +326,116 @@ class Cli:
         if one(self.opts, "--client"):
             raise CliError("the pulumi double runs local programs only (--client is for inline programs)")
         preview = op == "preview" or bool(self.opts.get("--preview-only"))
-        if not preview and not (self.opts.get("--yes") or self.opts.get("-y")) and self.opts.get("--non-interactive"):
-            raise CliError("--yes or --skip-preview must be passed in to proceed when running in non-interactive mode")
+        self.require_confirmation(preview)
         b = self.backend()
         ref, _ = self.stack_ref(b)
         path, doc, secrets = self.settings(ref)
         secrets.check()
-        if not preview:
-            lock = b.lock(ref)
-        else:
-            b.check_unlocked(ref)
-            lock = None
-        events = engine.Events(one(self.opts, "--event-log"))
+        # pkg/backend/diy/backend.go: Update, Refresh, Destroy (and Import) lock the stack; Preview and
+        # the --preview-only forms go straight to apply with DryRun, neither taking nor checking a lock.
+        lock = None if preview else b.lock(ref)
+        events = Events(one(self.opts, "--event-log"), VERSIONS[cli_version(self.env)].events)
         account = aws_names.Account(b.root)
         diags: list[str] = []
+        saved: list[list[dict[str, Any]]] = []
 
         def diag(urn: str, message: str, severity: str = "error") -> None:
-            events.emit(diagnosticEvent={"urn": urn, "prefix": f"{severity}: ", "message": message + "\n", "color": "never", "severity": severity})
-            diags.append(f"  {urn.rsplit('::', 1)[-1]}:\n    {severity}: {message}")
+            events.emit(diagnosticEvent=diagnostic(message, severity, urn))
+            diags.append(f"  {urn.rsplit('::', 1)[-1]}:\n    {severity}: {message}" if urn else f"    {severity}: {message}")
 
-        try:
-            config, secret_keys = engine.program_config(self.cwd, doc, secrets)
-            events.emit(preludeEvent={"config": {k: ("[secret]" if k in secret_keys else v) for k, v in config.items()}})
-            deployment = b.read_deployment(ref)
-            old = deployment.get("resources") or []
-            if op == "refresh" or (op == "preview" and self.opts.get("--refresh")):
-                refreshed = engine.cloud_view(old)
-                if op == "refresh":
-                    steps = refresh_steps(old, refreshed)
-                    _, counts, failed = engine.apply(steps, old, events, preview=preview, diag=diag)
-                    new_state = refreshed
-                else:
-                    old = refreshed
-            if op in ("up", "preview"):
-                try:
-                    program = engine.run_program(self.cwd, ref.name, b.project, config, secrets)
-                except Exception as exc:  # the program failed: what the language host reports
-                    message = f"Program failed with an unhandled exception:\n{''.join(traceback.format_exception_only(type(exc), exc)).strip()}"
-                    diag(f"urn:pulumi:{ref.name}::{b.project}::pulumi:pulumi:Stack::{b.project}-{ref.name}", message)
-                    events.emit(summaryEvent={"maybeCorrupt": False, "durationSeconds": int(time.monotonic() - started), "resourceChanges": {}, "PolicyPacks": {}})
-                    events.emit(cancelEvent={})
-                    print("Diagnostics:\n" + "\n".join(diags))
-                    return 255
-                steps = aws_names.plan(program, old, lambda o, n: engine.plan_steps(o, n, secrets))
-                new_state, counts, failed = engine.apply(steps, old, events, preview=preview, diag=diag, account=account)
-            elif op == "destroy":
-                steps = [("delete", r, None, []) for r in reversed(old)]
-                new_state, counts, failed = engine.apply(steps, old, events, preview=preview, diag=diag, account=account)
-            if not preview:
-                account.save()
-            changes = {k: v for k, v in counts.items() if k != "same" and v}
+        def summary(counts: dict[str, int], result: str) -> None:
             events.emit(summaryEvent={"maybeCorrupt": False, "durationSeconds": int(time.monotonic() - started), "resourceChanges": counts,
-                                      "PolicyPacks": {p: "" for p in self.opts.get("--policy-pack", [])}})
+                                      "PolicyPacks": {p: "" for p in self.opts.get("--policy-pack", [])}, "isPreview": preview, "result": result})
             events.emit(cancelEvent={})
-            if not preview:
-                deployment = {"manifest": {"time": now(), "magic": "", "version": f"v{CLI_VERSION}"},
-                              "secrets_providers": {"type": secrets.provider.split("://")[0] if "://" in secrets.provider else "passphrase"},
-                              "resources": new_state}
-                b.write_deployment(ref, deployment)
-                b.add_history(ref, {"kind": op if op != "up" else "update", "startTime": now(), "endTime": now(), "message": "",
-                                    "environment": {"exec.kind": one(self.opts, "--exec-kind") or "cli"}, "config": {},
-                                    "result": "failed" if failed else "succeeded", "resourceChanges": counts})
-            print(f"{'Previewing' if preview else 'Updating'} ({ref.name}):")
-            if diags:
-                print("Diagnostics:\n" + "\n".join(diags))
-            print("Resources:\n" + "\n".join(f"    {n} {k}" for k, n in sorted(counts.items())))
-            if failed:
-                return 255
-            if self.opts.get("--expect-no-changes") and changes:
-                raise CliError("no changes were expected but changes were proposed" if preview else "no changes were expected but changes occurred")
-            return 0
+
+        def save(resources: list[dict[str, Any]], counts: dict[str, int], result: str) -> None:
+            account.save()
+            deployment = {"manifest": {"time": now(), "magic": "", "version": f"v{cli_version(self.env)}"},
+                          "secrets_providers": {"type": secrets.provider.split("://")[0] if "://" in secrets.provider else "passphrase"},
+                          "resources": resources}
+            b.write_deployment(ref, deployment)
+            b.add_history(ref, {"kind": op if op != "up" else "update", "startTime": now(), "endTime": now(), "message": "",
+                                "environment": {"exec.kind": one(self.opts, "--exec-kind") or "cli"}, "config": {},
+                                "result": result, "resourceChanges": counts})
+
+        scope = CancellationScope(events, preview)
+        try:
+            with scope:
+                if self.env.get("PULUMI_DOUBLE_REPLAY"):  # a recorded stream instead of the engine (recorded.py)
+                    return exit_code("bail", self.env) if replay(events, Path(self.env["PULUMI_DOUBLE_REPLAY"])) else 0
+                config, secret_keys = engine.program_config(self.cwd, doc, secrets)
+                events.emit(preludeEvent={"config": {k: ("[secret]" if k in secret_keys else v) for k, v in config.items()}})
+                deployment = b.read_deployment(ref)
+                old = deployment.get("resources") or []
+                run = {"preview": preview, "diag": diag, "scope": scope, "on_step": saved.append}
+                if op == "refresh" or (op == "preview" and self.opts.get("--refresh")):
+                    refreshed = engine.cloud_view(old)
+                    if op == "refresh":
+                        steps = refresh_steps(old, refreshed)
+                        _, counts, failed = engine.apply(steps, old, events, **run)  # type: ignore[arg-type]
+                        new_state = refreshed
+                    else:
+                        old = refreshed
+                if op in ("up", "preview"):
+                    try:
+                        program = engine.run_program(self.cwd, ref.name, b.project, config, secrets)
+                    except engine.AssetError as exc:  # the engine refused a registration
+                        return self.program_failed(ref, b, events, diag, diags, summary, str(exc))
+                    except Exception as exc:  # the program failed: what the language host reports
+                        message = f"Program failed with an unhandled exception:\n{''.join(traceback.format_exception_only(type(exc), exc)).strip()}"
+                        return self.program_failed(ref, b, events, diag, diags, summary, message)
+                    steps = aws_names.plan(program, old, lambda o, n: engine.plan_steps(o, n, secrets))
+                    new_state, counts, failed = engine.apply(steps, old, events, account=account, **run)  # type: ignore[arg-type]
+                elif op == "destroy":
+                    steps = [("delete", r, None, []) for r in reversed(old)]
+                    new_state, counts, failed = engine.apply(steps, old, events, account=account, **run)  # type: ignore[arg-type]
+                if scope.cancelled:
+                    # deployment_executor.go reportExecResult: the error diagnostic, then a bail (no error text)
+                    diag("", f"{'preview' if preview else 'update'} canceled")
+                    if not preview:
+                        save(new_state, counts, "failed")
+                    summary(counts, "failed")
+                    print("Diagnostics:\n" + "\n".join(diags))
+                    return exit_code("bail", self.env)
+                changes = {k: v for k, v in counts.items() if k != "same" and v}
+                summary(counts, "failed" if failed else "succeeded")
+                if not preview:
+                    save(new_state, counts, "failed" if failed else "succeeded")
+        except TerminatedError:
+            if saved:
+                save(saved[-1], {}, "failed")
+            return exit_code("bail", self.env)
         finally:
+            events.close()
             if lock is not None:
                 lock.unlink(missing_ok=True)
+        print(f"{'Previewing' if preview else 'Updating'} ({ref.name}):")
+        if diags:
+            print("Diagnostics:\n" + "\n".join(diags))
+        print("Resources:\n" + "\n".join(f"    {n} {k}" for k, n in sorted(counts.items())))
+        if failed:
+            return exit_code("bail", self.env)
+        if self.opts.get("--expect-no-changes") and changes:
+            # backenderr.NoChangesExpectedError, with the operation named (preview.go, up.go, refresh.go)
+            raise CliError(f"no changes were expected for {'update' if op == 'up' else op} but changes were proposed", "no-changes")
+        return 0
+
+    def require_confirmation(self, preview: bool) -> None:
+        """pkg/cmd/pulumi/operations (up, refresh, destroy): without a terminal, a mutating command
+        needs --yes, --skip-preview or PULUMI_SKIP_CONFIRMATIONS (backenderr.NoConfirmationInNonInteractiveError)."""
+        yes = self.opts.get("--yes") or self.opts.get("-y") or self.opts.get("--skip-preview") or \
+            self.env.get("PULUMI_SKIP_CONFIRMATIONS", "").lower() in ("1", "true")
+        interactive = not self.opts.get("--non-interactive") and sys.stdin.isatty() and sys.stdout.isatty()
+        if not preview and not yes:
+            if not interactive:
+                raise CliError("--yes or --skip-preview or --preview-only must be passed in to proceed when running in non-interactive mode", "config")
+            raise CliError("the pulumi double cannot prompt for confirmation; pass --yes")
+
+    def program_failed(self, ref: StackRef, b: Backend, events: Events, diag: Any, diags: list[str], summary: Any, message: str) -> int:
+        diag(f"urn:pulumi:{ref.name}::{b.project}::pulumi:pulumi:Stack::{b.project}-{ref.name}", message)
+        summary({}, "failed")
+        print("Diagnostics:\n" + "\n".join(diags))
+        return exit_code("bail", self.env)
 
 
 def refresh_steps(old: list[dict[str, Any]], refreshed: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any] | None, dict[str, Any] | None, list[str]]]:
@@ -414,7 +459,7 @@ def main(argv: list[str]) -> int:
         return Cli(words, opts).run()
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 255
+        return exit_code(exc.kind, dict(os.environ))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The double's engine: run the project's program under our mocks, diff it against the stored state,
-write engine events the way the CLI's `--event-log` does (one JSON object per line, the shapes of
-sdk/go/common/apitype/events.go), and save the new state.
+emit engine events in the shapes of sdk/go/common/apitype/events.go (events.py carries them over the
+CLI's `--event-log` transports), and save the new state.
 
 Test hooks (environment of the `pulumi` process):
   PULUMI_DOUBLE_FAIL_ON   a substring of a URN: that resource's create/update/delete fails
@@ -16,11 +16,11 @@ are fresh on each create and replacement, and a per-backend registry of names AW
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import runpy
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,8 @@ from typing import Any
 import yaml
 
 from tests.pulumi_double.aws_names import Account
-from tests.pulumi_double.backend import SECRET_MARK, SECRET_SIG, Secrets
+from tests.pulumi_double.backend import SECRET_MARK, SECRET_SIG, CliError, Secrets
+from tests.pulumi_double.events import Events
 
 # Inputs whose change forces a replacement (a small, explicit subset of the providers' ForceNew).
 FORCE_NEW = {
@@ -44,18 +45,6 @@ FORCE_NEW = {
     "postgresql:index/database:Database": {"name"},
     "postgresql:index/role:Role": {"name"},
 }
-
-
-class Events:
-    def __init__(self, path: str | None):
-        self.path, self.seq = path, 0
-
-    def emit(self, **event: Any) -> None:
-        if not self.path:
-            return
-        self.seq += 1
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"sequence": self.seq, "timestamp": int(time.time()), **event}) + "\n")
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,10 +128,39 @@ def as_cli_string(value: Any) -> str:
 ASSET_SIGS = {"FileAsset": "c44067f5952c0a294b673a41bacd8c17", "FileArchive": "0def7320c3a5731c473e5ecbe6d01bc7"}
 
 
-def _asset(value: Any) -> Any:
-    """A pulumi FileAsset/FileArchive input as the CLI records it in the state (signature + path)."""
+class AssetError(CliError):
+    """An asset or archive the engine could not hash when the program registered it."""
+
+
+def _hash_path(kind: str, key: str, path: Path) -> str:
+    """sha256 of the file (asset, or archive file), or of a directory's files in name order (the
+    engine hashes a tar of it). Missing: the engine's text (sdk/go/common/resource/plugin/rpc.go
+    `failed to compute ... hash for %q: %w`, the %w being Go's os error)."""
+    digest = hashlib.sha256()
+    try:
+        if kind == "FileArchive" and path.is_dir():
+            for f in sorted(p for p in path.rglob("*") if p.is_file()):
+                digest.update(str(f.relative_to(path)).encode() + b"\0" + f.read_bytes())
+        else:
+            digest.update(path.read_bytes())
+    except FileNotFoundError:
+        what = "archive" if kind == "FileArchive" else "asset"
+        raise AssetError(f'unmarshal properties: failed to compute {what} hash for "{key}": open {path}: no such file or directory') from None
+    except IsADirectoryError:
+        raise AssetError(f'unmarshal properties: failed to compute asset hash for "{key}": read {path}: is a directory') from None
+    return digest.hexdigest()
+
+
+def _asset(value: Any, key: str = "", cwd: Path | None = None) -> Any:
+    """A pulumi FileAsset/FileArchive input as the engine records it (signature, hash, path),
+    hashed at registration as the engine does (MarshalOptions.ComputeAssetHashes)."""
     sig = ASSET_SIGS.get(type(value).__name__) if type(value).__module__ == "pulumi.asset" else None
-    return {SECRET_SIG: sig, "path": value.path} if sig else value
+    if not sig:
+        return value
+    path = Path(value.path)
+    if not path.is_absolute() and cwd is not None:
+        path = cwd / path
+    return {SECRET_SIG: sig, "hash": _hash_path(type(value).__name__, key, path), "path": value.path}
 
 
 def run_program(cwd: Path, stack: str, project: str, config: dict[str, str], secrets: Secrets) -> list[dict[str, Any]]:
@@ -157,8 +175,9 @@ def run_program(cwd: Path, stack: str, project: str, config: dict[str, str], sec
     outputs = {k: (wrap(v, secrets) if k in graph.secret_outputs else v) for k, v in graph.outputs.items()}
     records: list[dict[str, Any]] = [{"urn": stack_urn, "custom": False, "type": "pulumi:pulumi:Stack", "inputs": {}, "outputs": outputs}]
     for r in graph.resources:
-        inputs = {k: (wrap(v, secrets) if r.is_secret(k) else _asset(v)) for k, v in r.inputs.items()}
-        state = {k: (wrap(v, secrets) if (r.is_secret(k) or k in r.additional_secret_outputs or (r.type.startswith("random:") and k == "result")) else _asset(v))
+        inputs = {k: (wrap(v, secrets) if r.is_secret(k) else _asset(v, k, cwd)) for k, v in r.inputs.items()}
+        state = {k: (wrap(v, secrets) if (r.is_secret(k) or k in r.additional_secret_outputs or (r.type.startswith("random:") and k == "result"))
+                     else inputs[k] if k in inputs and not r.is_secret(k) else _asset(v, k, cwd))
                  for k, v in r.state.items()}
         rec: dict[str, Any] = {"urn": r.urn, "custom": r.custom, "type": r.type, "inputs": inputs, "outputs": state, "parent": r.parent,
                                "dependencies": r.dependencies}
@@ -197,16 +216,27 @@ def cloud_view(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def step_meta(op: str, old: dict[str, Any] | None, new: dict[str, Any] | None, keys: list[str]) -> dict[str, Any]:
+    """StepEventMetadata with StepEventStateMetadata (sdk/go/common/apitype/events.go), `omitempty`
+    fields left out when empty as Go's encoder does."""
+
     def state(r: dict[str, Any] | None) -> dict[str, Any] | None:
         if r is None:
             return None
-        return {"type": r["type"], "urn": r["urn"], "custom": r.get("custom", True), "delete": False, "id": r.get("id", ""),
-                "parent": r.get("parent", ""), "protect": bool(r.get("protect")), "inputs": mask(r.get("inputs", {})),
-                "outputs": mask(r.get("outputs", {})), "provider": r.get("provider", "")}
+        out: dict[str, Any] = {"type": r["type"], "urn": r["urn"]}
+        if r.get("custom", True):
+            out["custom"] = True
+        out.update({"id": r.get("id", ""), "parent": r.get("parent", "")})
+        if r.get("protect"):
+            out["protect"] = True
+        out.update({"inputs": mask(r.get("inputs", {})), "outputs": mask(r.get("outputs", {})), "provider": r.get("provider", "")})
+        return out
 
     base = new or old or {}
-    return {"op": op, "urn": base.get("urn", ""), "type": base.get("type", ""), "provider": base.get("provider", ""),
-            "old": state(old), "new": state(new), "keys": keys or None, "diffs": keys or None, "detailedDiff": None, "logical": True}
+    meta: dict[str, Any] = {"op": op, "urn": base.get("urn", ""), "type": base.get("type", ""), "old": state(old), "new": state(new)}
+    if keys:
+        meta.update({"keys": keys, "diffs": keys})
+    meta.update({"detailedDiff": None, "logical": True, "provider": base.get("provider", "")})
+    return meta
 
 
 def plan_steps(old: list[dict[str, Any]], new: list[dict[str, Any]], secrets: Secrets) -> list[tuple[str, dict[str, Any] | None, dict[str, Any] | None, list[str]]]:
@@ -240,9 +270,13 @@ def apply(
     preview: bool,
     diag: Callable[[str, str], None],
     account: Account | None = None,
+    scope: Any = None,
+    on_step: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, int], bool]:
     """Emit the step events; return (resources after the run, change counts, failed). With an
-    `account`, creates (replacements create before they delete) and deletes meet AWS's names."""
+    `account`, creates (replacements create before they delete) and deletes meet AWS's names.
+    With a cancellation `scope` (cancel.py), a cancelled run starts no new step; `on_step` sees the
+    resources after each step (what the CLI's snapshot has saved so far)."""
     fail_on = os.environ.get("PULUMI_DOUBLE_FAIL_ON", "")
     result = {r["urn"]: r for r in old}
     order = [r["urn"] for r in old]
@@ -254,13 +288,18 @@ def apply(
         urn = target["urn"]
         if failed and op != "same":
             continue
+        if scope is not None and scope.cancelled:
+            break
         if op == "delete" and prev and prev.get("protect"):
             failed = True
             diag(urn, f"unable to delete resource \"{urn}\"\nas it is currently marked for protection. To unprotect the resource, "
                       "remove the `protect` flag from the resource in your Pulumi program and run `pulumi up`, or use the command:\n"
                       f"`pulumi state unprotect '{urn}'`")
             continue
-        events.emit(resourcePreEvent={"metadata": step_meta(op, prev, new, keys), "planning": preview})
+        events.emit(resourcePreEvent={"metadata": step_meta(op, prev, new, keys), "planning": preview} if preview else
+                    {"metadata": step_meta(op, prev, new, keys)})
+        if scope is not None and not preview and op != "same":
+            scope.in_flight()
         refused = None
         if not preview and account is not None and target["type"] != "pulumi:pulumi:Stack":
             if op in ("create", "replace") and new is not None:
@@ -282,7 +321,10 @@ def apply(
                 if urn not in result:
                     order.append(urn)
                 result[urn] = new  # type: ignore[assignment]
-        events.emit(resOutputsEvent={"metadata": step_meta(op, prev, new, keys), "planning": preview})
+        events.emit(resOutputsEvent={"metadata": step_meta(op, prev, new, keys), "planning": preview} if preview else
+                    {"metadata": step_meta(op, prev, new, keys)})
+        if on_step is not None and not preview:
+            on_step([result[u] for u in order if u in result])
     if stack_step is not None:
         urn, new = stack_step
         if urn not in result:

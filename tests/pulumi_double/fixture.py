@@ -1,5 +1,11 @@
 """`pulumi_double` fixture: the double on PATH, a scratch copy of the project (stack files are
-written by `stack init` and `config set`), and a private PULUMI_HOME and blob root."""
+written by `stack init` and `config set`), a private PULUMI_HOME and blob root, and a small real
+rotation archive (the engine hashes every FileArchive when the program registers it).
+
+The double speaks the current CLI (events over gRPC). A test marked `cli_versions` runs once per
+version in backend.VERSIONS (tests/conftest.py parametrizes `pulumi_cli_version`), the older one
+reading events from a file; see docs/ci.md for which tests carry the marker.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +15,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.pulumi_double.backend import CURRENT_VERSION
 
 DOUBLE_DIR = Path(__file__).resolve().parent
 ROOT = DOUBLE_DIR.parents[1]
@@ -86,7 +95,37 @@ def pulumi_double_server() -> Iterator[str]:
 
 
 @pytest.fixture
-def pulumi_double(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pulumi_double_server: str) -> Iterator[Double]:
+def pulumi_cli_version(request: pytest.FixtureRequest) -> str:
+    """The CLI version the double reports and speaks (backend.VERSIONS)."""
+    return str(getattr(request, "param", CURRENT_VERSION))
+
+
+def rotation_archive(directory: Path) -> Path:
+    """A small, real rotation-function archive (the program's FileArchive must exist and hash)."""
+    path = directory / "rotation-function.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        info = zipfile.ZipInfo("rotation_function/handler.py", date_time=(2026, 1, 1, 0, 0, 0))
+        zf.writestr(info, "def handler(event, context):\n    raise NotImplementedError('test archive')\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def kms_endpoint() -> Iterator[str]:
+    """A moto server for the CLI's KMS calls (the double runs in another process than the test, so
+    moto's in-process mock cannot serve it): its URL, for AWS_ENDPOINT_URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pulumi_double(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pulumi_double_server: str, pulumi_cli_version: str) -> Iterator[Double]:
     project = tmp_path / "project"
     project.mkdir()
     for name in LINKED:
@@ -103,7 +142,10 @@ def pulumi_double(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pulumi_double
     monkeypatch.setenv("PULUMI_DOUBLE_LOG", str(tmp_path / "calls.jsonl"))
     monkeypatch.setenv("PULUMI_DOUBLE_BLOB_ROOT", str(tmp_path / "blobs"))
     monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "pulumi-home"))
+    monkeypatch.setenv("PULUMI_DOUBLE_VERSION", pulumi_cli_version)
+    monkeypatch.setenv("PGHOME_ROTATION_ARCHIVE", str(rotation_archive(tmp_path)))
     for var in ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE", "PULUMI_ACCESS_TOKEN",
-                "PULUMI_DOUBLE_FAIL_ON", "PULUMI_DOUBLE_FAIL_MESSAGE", "PULUMI_DOUBLE_CLOUD", "PGPASSWORD"):
+                "PULUMI_DOUBLE_FAIL_ON", "PULUMI_DOUBLE_FAIL_MESSAGE", "PULUMI_DOUBLE_CLOUD", "PULUMI_DOUBLE_STEP_SECONDS",
+                "PULUMI_SKIP_CONFIRMATIONS", "PGPASSWORD", "PGOPTIONS"):
         monkeypatch.delenv(var, raising=False)
     yield Double(project, tmp_path)

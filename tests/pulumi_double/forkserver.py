@@ -6,7 +6,9 @@ and most of that time is importing the pulumi_aws modules the program uses. The 
 them once; each call of `tests/pulumi_double/pulumi` (the client below, run by the SDK exactly as
 it runs the real CLI) hands its stdin/stdout/stderr, argv, environment and working directory over
 a Unix socket, and a forked child runs `double.main` in that context and reports the exit code.
-The child is a copy of the pristine server, so calls cannot leak state into each other.
+The child is a copy of the pristine server, so calls cannot leak state into each other. The child
+first tells the client its pid, and the client passes SIGINT/SIGTERM on to it: Ctrl-C reaches the
+double as it reaches the real CLI (the child is not in the caller's process group).
 
 Without $PULUMI_DOUBLE_SERVER (or when the server is gone) the client runs double.py directly.
 """
@@ -69,6 +71,7 @@ def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
     """Runs in the forked child: become the `pulumi` process the client stands for."""
     code = 255
     try:
+        conn.sendall(f"pid {os.getpid()}\n".encode())
         for target, fd in zip((0, 1, 2), fds, strict=True):
             os.dup2(fd, target)
             os.close(fd)
@@ -124,6 +127,30 @@ def serve(path: str) -> None:
         conn.close()
 
 
+def _await_child(conn: socket.socket) -> int:
+    """Read `pid <n>` then the exit code; meanwhile forward the caller's interrupts to the child."""
+    reader = conn.makefile("rb")
+    first = reader.readline()
+    if not first.startswith(b"pid "):
+        return 1
+    child = int(first.split()[1])
+
+    def forward(signum: int, frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, forward)
+    while True:
+        try:
+            reply = reader.readline()
+            break
+        except InterruptedError:
+            continue
+    conn.close()
+    return int(reply) if reply.strip() else 1
+
+
 def client(argv: list[str]) -> int:
     """What `tests/pulumi_double/pulumi` runs: hand this process's context to the server, or run
     the double in-process when there is no server."""
@@ -144,14 +171,7 @@ def client(argv: list[str]) -> int:
             conn.sendmsg([request[:65536]], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))])
             if len(request) > 65536:
                 conn.sendall(request[65536:])
-            reply = b""
-            while not reply.endswith(b"\n"):
-                data = conn.recv(64)
-                if not data:
-                    break
-                reply += data
-            conn.close()
-            return int(reply) if reply.strip() else 1
+            return _await_child(conn)
     sys.path.insert(0, str(ROOT))
     from tests.pulumi_double import double
 
