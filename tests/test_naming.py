@@ -182,7 +182,14 @@ def test_names_of_exactly_the_aws_limit_pass_and_one_past_fails() -> None:
 # "alias/"); IAM role name 64 minus the 26 characters Pulumi appends to a name prefix;
 # RDS parameter group name 255 minus the 26 characters of the generated suffix.
 AWS_LIMITS = {"s3": 63, "alb": 32, "rds": 63, "ecr": 256, "ecs": 255, "logs": 512, "secret": 512, "waf": 128,
-              "kms_alias": 250, "iam_prefix": 38, "rds_prefix": 229}
+              "kms_alias": 250, "iam_prefix": 38, "rds_prefix": 229,
+              # SNS CreateTopic Name; CloudWatch PutMetricAlarm AlarmName; EventBridge PutRule Name;
+              # RDS CreateEventSubscription SubscriptionName
+              "sns": 256, "alarm": 255, "events": 64, "rds_events": 255}
+
+
+def test_every_name_rule_has_its_aws_limit_written_here() -> None:
+    assert sorted(AWS_LIMITS) == sorted(naming.RULES)
 
 
 @pytest.mark.parametrize("key", sorted(AWS_LIMITS))
@@ -294,5 +301,6 @@ def test_planned_names_are_every_stable_name_of_the_stack() -> None:
         ("rds", "shop-dev-db-final-00000000"), ("rds_prefix", "shop-dev-pg16-"), ("ecr", "shop-dev"), ("ecs", "shop-dev"),
         ("ecs", "shop-dev-app"), ("ecs", "shop-dev-app"), ("logs", "/ecs/shop-dev/app"), ("logs", "/vpc/shop-dev/flow-logs"),
         ("logs", "aws-waf-logs-shop-dev"), ("logs", "/aws/rds/instance/shop-dev-db/postgresql"), ("secret", "shop-dev/db/master"),
-        ("waf", "shop-dev-web"), ("kms_alias", "shop-dev-waf-logs"), ("iam_prefix", "shop-dev-"),
+        ("waf", "shop-dev-web"), ("kms_alias", "shop-dev-waf-logs"), ("sns", "shop-dev-alarms"), ("alarm", "shop-dev-alb-target-5xx-rate"),
+        ("events", "shop-dev-ecs-deployment-failed"), ("rds_events", "shop-dev-db-events"), ("iam_prefix", "shop-dev-"),
     ]
