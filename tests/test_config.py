@@ -126,3 +126,37 @@ def test_an_unset_region_is_named_as_unset() -> None:
     with pytest.raises(ConfigError) as exc:
         load_settings(raw, stack="dev", check_credentials=False)
     assert "aws:region = <unset> is invalid: set it in the stack file to an AWS region such as eu-west-1" in str(exc.value)
+
+
+def _network_problem(**overrides: object) -> str | None:
+    try:
+        load_settings(stack_config("dev", {k: str(v) for k, v in overrides.items()}), stack="dev", check_credentials=False)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+def test_vpc_cidr_prefix_boundaries() -> None:
+    """/16 and /24 are allowed, /15 and /25 are not; host bits and public ranges are refused, each
+    with the value and the rule. Mutations that survived before: `<= 24` -> `< 24` and -> `<= 25`,
+    and the messages replaced (mutmut's XX...XX); each fails here now."""
+    assert _network_problem(vpcCidr="10.20.0.0/16") is None
+    assert _network_problem(vpcCidr="10.20.0.0/24", azCount=2, subnetPrefixLength=28) is None
+    rule = "must have a prefix length from /16 to /24 (the sizes AWS allows for a VPC we can split)"
+    assert f"pghome:vpcCidr = '10.20.0.0/25' is invalid: {rule}" in (_network_problem(vpcCidr="10.20.0.0/25", subnetPrefixLength=28) or "")
+    assert f"pghome:vpcCidr = '10.20.0.0/15' is invalid: {rule}" in (_network_problem(vpcCidr="10.20.0.0/15") or "")
+    assert ("pghome:vpcCidr = '10.20.0.1/16' is invalid: must be an IPv4 network in CIDR notation with no host bits set, e.g. 10.0.0.0/16"
+            in (_network_problem(vpcCidr="10.20.0.1/16") or ""))
+    assert ("pghome:vpcCidr = '8.20.0.0/16' is invalid: must lie in a private range (10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16)"
+            in (_network_problem(vpcCidr="8.20.0.0/16") or ""))
+
+
+def test_subnet_prefix_boundary_is_four_tier_blocks() -> None:
+    """A /16 VPC splits into four tier blocks of /18: /18 subnets (one per tier) cannot hold two AZs,
+    /17 cannot even hold the blocks. Mutations that survived before: `prefix < cidr.prefixlen + 2`
+    -> `<=` / `+ 3` / `- 2`."""
+    assert "pghome:subnetPrefixLength = 17 is invalid: must be at least /18 for VPC 10.20.0.0/16 (four tier blocks)" in (
+        _network_problem(vpcCidr="10.20.0.0/16", subnetPrefixLength=17) or "")
+    at_18 = _network_problem(vpcCidr="10.20.0.0/16", subnetPrefixLength=18) or ""
+    assert "pghome:subnetPrefixLength = 18" not in at_18 and "VPC 10.20.0.0/16 with /18 subnets holds 1 subnet(s) per tier" in at_18
+    assert _network_problem(vpcCidr="10.20.0.0/16", subnetPrefixLength=19) is None
