@@ -58,7 +58,7 @@ def packages() -> list[str]:
     return found
 
 
-def prepare(group: str, fresh: bool) -> Path:
+def prepare(group: str, fresh: bool, deselect: list[str] | None = None) -> Path:
     modules, tests = GROUPS[group]
     work = SCRATCH / group
     if fresh and work.exists():
@@ -86,7 +86,8 @@ def prepare(group: str, fresh: bool) -> Path:
         f"also_copy = {json.dumps(also + ['tests', 'pyproject.toml'])}",
         f"pytest_add_cli_args_test_selection = {json.dumps(tests)}",
         # in-process, no xdist workers; the golden plans stay out even if a test file imports them
-        'pytest_add_cli_args = ["-n", "0", "-p", "no:cacheprovider", "--ignore=tests/test_golden_plan.py"]',
+        "pytest_add_cli_args = " + json.dumps(["-n", "0", "-p", "no:cacheprovider", "--ignore=tests/test_golden_plan.py",
+                                               *(f"--deselect={d}" for d in deselect or [])]),
         "",
     ]
     (work / "pyproject.toml").write_text("\n".join(lines))
@@ -132,6 +133,8 @@ def main() -> int:
     ap.add_argument("--list", action="store_true", help="print the groups and exit")
     ap.add_argument("--fresh", action="store_true", help="forget earlier results of these groups")
     ap.add_argument("--max-children", type=int, default=1, help="mutants tested in parallel (default 1: the machine is shared)")
+    ap.add_argument("--deselect", action="append", default=[], metavar="NODEID",
+                    help="leave out a test that fails without any mutant (mutmut needs a green baseline); say why in the result")
     ap.add_argument("--report", action="store_true", help="print the kept results of the groups without running anything")
     args = ap.parse_args()
     if args.list:
@@ -144,7 +147,7 @@ def main() -> int:
         return 2
     total_k = total_all = 0
     for group in args.groups or list(GROUPS):
-        work = prepare(group, args.fresh and not args.report)
+        work = prepare(group, args.fresh and not args.report, args.deselect)
         print(f"== {group}: mutating {' '.join(GROUPS[group][0])}", flush=True)
         t0 = time.monotonic()
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
