@@ -158,5 +158,6 @@ def test_subnet_prefix_boundary_is_four_tier_blocks() -> None:
     assert "pghome:subnetPrefixLength = 17 is invalid: must be at least /18 for VPC 10.20.0.0/16 (four tier blocks)" in (
         _network_problem(vpcCidr="10.20.0.0/16", subnetPrefixLength=17) or "")
     at_18 = _network_problem(vpcCidr="10.20.0.0/16", subnetPrefixLength=18) or ""
-    assert "pghome:subnetPrefixLength = 18" not in at_18 and "VPC 10.20.0.0/16 with /18 subnets holds 1 subnet(s) per tier" in at_18
+    assert "pghome:subnetPrefixLength = 18" not in at_18
+    assert "pghome:azCount = 2 is invalid: VPC 10.20.0.0/16 with /18 subnets holds 1 subnet(s) per tier" in at_18
     assert _network_problem(vpcCidr="10.20.0.0/16", subnetPrefixLength=19) is None
