@@ -1,6 +1,5 @@
 """Composition root: read the typed settings once, build the components, export the contract."""
 
-import os
 from pathlib import Path
 
 import pulumi
@@ -16,9 +15,10 @@ from components.registry import Registry, RegistryArgs
 from components.rotation_function import RedeployTarget, RotationFunction, RotationFunctionArgs
 from components.service import Service, ServiceArgs
 from config.load import load_from_pulumi
+from config.rotation_archive import archive_path
 
 # Built by `python -m bootstrap build-rotation`; its content hash drives the function's updates.
-ROTATION_ARCHIVE = Path(os.environ.get("PGHOME_ROTATION_ARCHIVE") or Path(__file__).resolve().parent / "build" / "rotation-function.zip")
+ROTATION_ARCHIVE = archive_path(Path(__file__).resolve().parent)
 
 settings = load_from_pulumi()  # raises ConfigError before any resource exists
 
@@ -91,12 +91,15 @@ rotation = RotationFunction(
         archive_path=ROTATION_ARCHIVE,
         login_secret_arns={"migrator": app_db.login_secret_arns["migrator"]} if "migrator" in password_logins else {},
         alternating_secret_arns={"app": app_db.login_secret_arns["app"]} if "app" in password_logins else {},
+        secret_versions=app_db.login_secret_versions,
         login_roles=app_db.login_roles,
         service=RedeployTarget(service.cluster_name, service.service_name),
     ),
     opts=stack_opts,
 )
 database.allow_from("rotation", rotation.security_group_id, "PostgreSQL from the rotation function")
+# The master secret: readable by the rotation function, the deploy role and the break-glass role only.
+database.restrict_master_secret(rotation.role_arn)
 
 monitoring = Monitoring(
     settings.name("monitoring"),
@@ -171,3 +174,5 @@ if db_access is not None:  # read by `python -m bootstrap tunnel` (bootstrap/acc
     pulumi.export("dbAccessSubnetIds", db_access.subnet_ids)
     pulumi.export("dbAccessSecurityGroupId", db_access.security_group_id)
     pulumi.export("dbAccessContainerName", db_access.container_name)
+    pulumi.export("dbAccessSessionDocument", db_access.session_document)  # the only session document operators may use
+    pulumi.export("dbAccessOperatorPolicyArn", db_access.operator_policy_arn)  # attach to the operators' role or group

@@ -20,7 +20,7 @@ import pulumi_aws as aws
 import pulumi_postgresql as postgresql
 
 from components.database import Database
-from components.pgmodel import RDS_IAM_ROLE, RDS_PASSWORD_ROLE, DbModel
+from components.pgmodel import RDS_IAM_ROLE, DbModel
 from config.settings import AppDatabaseSettings
 
 
@@ -72,6 +72,7 @@ class AppDatabase(pulumi.ComponentResource):
         self.database_name = s.name
         self.schema_name = s.schema
 
+        self.login_secret_versions: dict[str, pulumi.Resource] = {}
         self.login_secret_arns = {role: self._login_secret(role, s.login_name(role)) for role in s.LOGIN_ROLES}
         self.login_roles = None
         if s.enabled:
@@ -103,7 +104,7 @@ class AppDatabase(pulumi.ComponentResource):
             recovery_window_in_days=s.secret_recovery_window_days,
             opts=child,
         )
-        aws.secretsmanager.SecretVersion(
+        self.login_secret_versions[key] = aws.secretsmanager.SecretVersion(
             f"{self._name}-{key}-secret-initial",
             secret_id=secret.id,
             secret_string=pulumi.Output.json_dumps(
@@ -161,8 +162,11 @@ class AppDatabase(pulumi.ComponentResource):
             )
         for login in m.iam_login_roles:
             self._chain(postgresql.GrantRole, f"iam-{login}", role=login, grant_role=RDS_IAM_ROLE, depends=[roles[login]])
-        # Only the master may change passwords (rds.restrict_password_commands=1 in the parameter group).
-        self._chain(postgresql.GrantRole, "password-admin", role=m.master, grant_role=RDS_PASSWORD_ROLE)
+        # rds_password (rds.restrict_password_commands=1: needed by CREATE ROLE ... VALID UNTIL and
+        # ALTER ROLE ... PASSWORD) is not a resource here: the provider's GrantRole always runs REVOKE
+        # then GRANT, which fails on 16+ for a master that holds it through rds_superuser without
+        # ADMIN OPTION. The deploy grants it, guarded, before this `up` (components/pgsql.py
+        # rds_password_sql, run by dbcore/pgadmin.py ensure_rds_password).
         self.login_roles = [*roles.values(), *([self._last] if self._last is not None else [])]
 
         database = postgresql.Database(

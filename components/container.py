@@ -20,9 +20,11 @@ CONTAINER_NAME = naming.APP_CONTAINER
 # Where the image is expected to carry the RDS CA bundle
 # (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem); PGSSLMODE=verify-full needs it.
 DEFAULT_CA_BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"
-# Where the SSM agent of ECS Exec writes inside the container; with a read-only root filesystem
-# these get task-local writable volumes.
-EXEC_AGENT_PATHS = {"ssm-lib": "/var/lib/amazon", "ssm-log": "/var/log/amazon"}
+# Where ECS Exec's managed agent writes inside the container. AWS documents exec as unsupported
+# with a read-only root filesystem (the agent exits soon after start); the reported working setup
+# (aws/containers-roadmap#1359) gives these three paths task-local writable volumes: the agent's
+# own directory and the SSM state and logs (their parents here, which cover them).
+EXEC_AGENT_PATHS = {"ssm-lib": "/var/lib/amazon", "ssm-log": "/var/log/amazon", "managed-agents": "/managed-agents"}
 # An image reference that can never be pulled: the task definition of a stack with no image yet
 # (desired count 0 until the first release) must still name one.
 NO_IMAGE_DIGEST = "sha256:" + "0" * 64

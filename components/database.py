@@ -29,6 +29,7 @@ from components import sg as rules
 from components.awsinfo import aws_facts
 from components.iam import service_trust_policy
 from components.kms import encrypted_log_group, logs_key
+from components.secret_access import master_secret_policy
 from config import naming
 from config.limits import ALLOWED_EXTENSIONS
 from config.settings import DatabaseSettings
@@ -114,6 +115,8 @@ class Database(pulumi.ComponentResource):
     security_group_id: pulumi.Output[str]
     master_username: pulumi.Output[str]
     master_secret_arn: pulumi.Output[str]
+    master_secret_version: aws.secretsmanager.SecretVersion
+    """The master secret's first value: what its rotation must wait for."""
     kms_key_arn: pulumi.Output[str]
     engine_version: pulumi.Output[str]
 
@@ -162,13 +165,18 @@ class Database(pulumi.ComponentResource):
     def _key(self) -> aws.kms.Key:
         """RDS (storage, Performance Insights) and Secrets Manager use the key through grants and
         kms:ViaService on behalf of the caller, which the account statement allows; only
-        CloudWatch Logs needs its own statement, scoped to this account's log groups."""
+        CloudWatch Logs needs its own statement, scoped to the exact log groups it encrypts."""
         prefix = self._args.settings.prefix
+        facts = self._facts
         key = logs_key(
             f"{self._name}-key",
             alias=f"{prefix}/db",
             description=f"{prefix} database: storage, Performance Insights, logs and secrets",
+            # its own log exports and the rotation function's log group (components/rotation_function.py)
+            log_groups=[*(naming.db_log_group(prefix, kind) for kind in LOG_EXPORTS), naming.rotation_log_group(prefix)],
             parent=self,
+            via_services=(f"rds.{facts.region}.amazonaws.com", f"secretsmanager.{facts.region}.amazonaws.com"),
+            keep=self._args.settings.keep_on_destroy,
         )
         return key
 
@@ -234,7 +242,8 @@ class Database(pulumi.ComponentResource):
         cfg = self._args.settings
         return [
             encrypted_log_group(
-                f"{self._name}-log-{kind}", name=naming.db_log_group(cfg.prefix, kind), retention_days=cfg.log_retention_days, key_arn=key.arn, parent=self
+                f"{self._name}-log-{kind}", name=naming.db_log_group(cfg.prefix, kind), retention_days=cfg.log_retention_days, key_arn=key.arn, parent=self,
+                keep=cfg.keep_on_destroy,
             )
             for kind in LOG_EXPORTS
         ]
@@ -341,7 +350,7 @@ class Database(pulumi.ComponentResource):
                 }
             )
         )
-        aws.secretsmanager.SecretVersion(
+        self.master_secret_version = aws.secretsmanager.SecretVersion(
             f"{self._name}-master-secret-initial",
             secret_id=secret.id,
             secret_string=_secret(secret_string),
@@ -350,6 +359,21 @@ class Database(pulumi.ComponentResource):
         return secret
 
     # --- grants (the way CDK's connections.allowFrom / grantConnect work) -------------------------
+
+    def restrict_master_secret(self, rotation_role_arn: pulumi.Input[str]) -> aws.secretsmanager.SecretPolicy | None:
+        """Only the rotation function and the configured deploy and break-glass roles may read or
+        change the master secret (components/secret_access.py). None when no role is configured (dev)."""
+        readers = self._args.settings.master_secret_readers
+        if not readers:
+            return None
+        policy = pulumi.Output.from_input(rotation_role_arn).apply(lambda arn: master_secret_policy([arn, *readers]))
+        return aws.secretsmanager.SecretPolicy(
+            f"{self._name}-master-secret-policy",
+            secret_arn=self.master_secret_arn,
+            policy=policy,
+            block_public_policy=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _final_snapshot_identifier(self) -> pulumi.Output[str]:
         """Unique per instance lifetime: a random suffix created with the instance and kept across

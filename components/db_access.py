@@ -20,6 +20,7 @@ What it builds (all children of the component):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,9 @@ import pulumi_aws as aws
 
 from components import sg as rules
 from components.awsinfo import aws_facts
+from components.container import EXEC_AGENT_PATHS
 from components.database import Database
+from components.db_access_operator import operator_statements, session_document
 from components.iam import ecs_exec_statements, ecs_tasks_trust_policy, inline_policy, log_streams, statement
 from components.kms import encrypted_log_group, logs_key
 from config import naming
@@ -42,10 +45,11 @@ CONTAINER_NAME = "access"
 ACCESS_IMAGE = "public.ecr.aws/docker/library/alpine:3.20.3@sha256:beefdbd8a1da6d2915566fde36db9db0b524eb737fc57cd1367effd16dc0d06d"
 # The longest a tunnel may stay open; the task exits on its own after that even if nobody stops it.
 MAX_TASK_SECONDS = 12 * 3600
-# The SSM agent that ECS Exec bind-mounts into the container writes its state and logs here; with a
-# read-only root filesystem these must be volumes (aws/containers-roadmap#1359).
-AGENT_WRITABLE_PATHS = {"ssm-state": "/var/lib/amazon", "ssm-logs": "/var/log/amazon", "tmp": "/tmp"}
+# ECS Exec's agent writes where EXEC_AGENT_PATHS says (components/container.py); with a read-only root
+# filesystem those must be volumes, the same set the app's tasks mount when exec is on.
+AGENT_WRITABLE_PATHS = {**EXEC_AGENT_PATHS, "tmp": "/tmp"}
 SSM_ENDPOINT_PORT = 443
+LOG_KINDS = ("task", "exec")
 
 
 @dataclass
@@ -70,6 +74,10 @@ class DbAccess(pulumi.ComponentResource):
     container_name: str
     task_role_arn: pulumi.Output[str]
     execution_role_arn: pulumi.Output[str]
+    session_document: pulumi.Output[str]
+    """The only Session Manager document operators may use: port forwarding to this database."""
+    operator_policy_arn: pulumi.Output[str]
+    """The IAM policy to attach to operators (components/db_access_operator.py)."""
 
     def __init__(self, name: str, args: DbAccessArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("pghome:dbaccess:DbAccess", name, None, opts)
@@ -85,6 +93,7 @@ class DbAccess(pulumi.ComponentResource):
         task_definition = self._task_definition(task_logs, execution_role, task_role)
         sg = self._security_group()
         args.database.allow_from("db-access", sg.id, "PostgreSQL from the on-demand access task (tunnel)")
+        document, operator = self._operator_access(key, cluster, task_definition, [task_role, execution_role])
 
         self.cluster_name = cluster.name
         self.task_definition_arn = task_definition.arn
@@ -93,6 +102,8 @@ class DbAccess(pulumi.ComponentResource):
         self.container_name = CONTAINER_NAME
         self.task_role_arn = task_role.arn
         self.execution_role_arn = execution_role.arn
+        self.session_document = document.name
+        self.operator_policy_arn = operator.arn
         self.register_outputs(
             {
                 "cluster_name": self.cluster_name,
@@ -110,20 +121,26 @@ class DbAccess(pulumi.ComponentResource):
             f"{self._name}-key",
             alias=f"{self._prefix}/db-access",
             description=f"{self._prefix}: database access task, ECS Exec sessions and their logs",
+            log_groups=[self._log_group_name(kind) for kind in LOG_KINDS],
             parent=self,
+            keep=self._args.settings.keep_on_destroy,
         )
         return key
+
+    def _log_group_name(self, kind: str) -> str:
+        return f"/ecs/{self._prefix}/db-access/{kind}"
 
     def _log_groups(self, key: aws.kms.Key) -> tuple[aws.cloudwatch.LogGroup, aws.cloudwatch.LogGroup]:
         groups = [
             encrypted_log_group(
                 f"{self._name}-logs-{kind}",
-                name=f"/ecs/{self._prefix}/db-access/{kind}",
+                name=self._log_group_name(kind),
                 retention_days=self._args.settings.log_retention_days,
                 key_arn=key.arn,
                 parent=self,
+                keep=self._args.settings.keep_on_destroy,
             )
-            for kind in ("task", "exec")
+            for kind in LOG_KINDS
         ]
         return groups[0], groups[1]
 
@@ -215,6 +232,34 @@ class DbAccess(pulumi.ComponentResource):
             container_definitions=pulumi.Output.json_dumps([self._container(task_logs)]),
             opts=pulumi.ResourceOptions(parent=self),
         )
+
+    # --- operators -------------------------------------------------------------------------------
+
+    def _operator_access(self, key: aws.kms.Key, cluster: aws.ecs.Cluster, task_definition: aws.ecs.TaskDefinition,
+                         roles: list[aws.iam.Role]) -> tuple[aws.ssm.Document, aws.iam.Policy]:
+        """The port-forwarding document fixed to the database, and the operator policy (names from this stack)."""
+        child, facts, prefix = pulumi.ResourceOptions(parent=self), aws_facts(self), self._prefix
+        document = aws.ssm.Document(
+            f"{self._name}-session-document",
+            name=f"{prefix}-db-tunnel",
+            document_type="Session",
+            document_format="JSON",
+            content=pulumi.Output.from_input(self._args.database.address).apply(lambda host: json.dumps(session_document(host, self._port, prefix))),
+            opts=child,
+        )
+        policy = pulumi.Output.all(cluster.name, document.arn, key.arn, *[r.arn for r in roles]).apply(
+            lambda v: json.dumps({"Version": "2012-10-17", "Statement": operator_statements(
+                partition=facts.partition, region=facts.region, account=facts.account_id, cluster=v[0], family=f"{prefix}-db-access",
+                document_arn=v[1], key_arn=v[2], role_arns=list(v[3:]))})
+        )
+        operator = aws.iam.Policy(
+            f"{self._name}-operator-policy",
+            name=f"{prefix}-db-operator",
+            description=f"{prefix}: open a tunnel to the database (python -m bootstrap tunnel), nothing else",
+            policy=policy,
+            opts=child,
+        )
+        return document, operator
 
     # --- network ---------------------------------------------------------------------------------
 

@@ -23,10 +23,10 @@ from components.awsinfo import aws_facts
 from components.iam import log_streams, service_trust_policy
 from components.kms import encrypted_log_group, logs_key
 from config import naming
-from config.settings import NatStrategy, NetworkSettings
+from config.settings import INTERFACE_ENDPOINT_SERVICES, NatStrategy, NetworkSettings
 
 TIERS = ("public", "private", "isolated")
-INTERFACE_ENDPOINT_SERVICES = ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "sts")
+__all__ = ["INTERFACE_ENDPOINT_SERVICES", "Network", "NetworkArgs", "endpoint_policy", "subnet_layout"]
 
 
 def subnet_layout(cidr: str, subnet_prefix_length: int, az_count: int) -> dict[str, list[str]]:
@@ -227,10 +227,13 @@ class Network(pulumi.ComponentResource):
             f"{name}-logs-key",
             alias=f"{self._prefix}-network-logs",
             description=f"{self._prefix}: VPC flow logs",
+            log_groups=[naming.flow_log_group(self._prefix)],
             parent=self,
+            keep=s.keep_on_destroy,
         )
         group = encrypted_log_group(
-            f"{name}-flow-logs", name=naming.flow_log_group(self._prefix), retention_days=s.flow_log_retention_days, key_arn=key.arn, parent=self
+            f"{name}-flow-logs", name=naming.flow_log_group(self._prefix), retention_days=s.flow_log_retention_days, key_arn=key.arn, parent=self,
+            keep=s.keep_on_destroy,
         )
         assume = service_trust_policy("vpc-flow-logs.amazonaws.com", facts.account_id, self)
         role = aws.iam.Role(f"{name}-flow-logs-role", name_prefix=naming.role_prefix(self._prefix, "flow-logs"), assume_role_policy=assume, opts=child)
@@ -273,12 +276,12 @@ class Network(pulumi.ComponentResource):
                 tags={"Name": f"{self._prefix}-s3"},
                 opts=child,
             )
-        if not s.interface_endpoints:
+        if not s.interface_endpoints or not s.interface_endpoint_services:
             return None
         sg = rules.security_group(f"{name}-endpoints-sg", f"{self._prefix}-endpoints", "Interface endpoints: HTTPS from inside the VPC only", vpc.id, self)
         rules.ingress(f"{name}-endpoints-https", sg.id, 443, "HTTPS from the VPC", self, cidr_ipv4=str(s.cidr))
         policy = endpoint_policy(aws_facts(self).account_id)
-        for service in INTERFACE_ENDPOINT_SERVICES:
+        for service in s.interface_endpoint_services:
             aws.ec2.VpcEndpoint(
                 f"{name}-{service.replace('.', '-')}",
                 vpc_id=vpc.id,

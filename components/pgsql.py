@@ -195,9 +195,22 @@ def _default_privileges_sql(d: DefaultPrivilegeSpec) -> str:
     return "\n".join(lines)
 
 
+def rds_password_sql(master: str) -> str:
+    """Make `master` a member of rds_password (issue 23 item 4), only where the role exists (RDS)
+    and the master is not a member yet: on RDS it usually is, through rds_superuser, possibly
+    without ADMIN OPTION, and then an unconditional GRANT fails on 16+. `python -m bootstrap deploy`
+    runs the same statement before the app database's `up` (dbcore/pgadmin.py)."""
+    return (
+        f"DO $$ BEGIN\n  IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {literal(RDS_PASSWORD_ROLE)})\n"
+        f"     AND NOT pg_catalog.pg_has_role({literal(master)}, {literal(RDS_PASSWORD_ROLE)}, 'MEMBER') THEN\n"
+        f"    GRANT {ident(RDS_PASSWORD_ROLE)} TO {ident(master)};\n  END IF;\nEND $$;"
+    )
+
+
 def steps(model: DbModel) -> list[Step]:
     """The model as ordered, idempotent steps, in the order the provider resources depend on each other."""
-    out = [_admin_check_step(model)] + _role_steps(model)
+    # rds_password first: with rds.restrict_password_commands=1 even CREATE ROLE ... VALID UNTIL needs it
+    out = [_admin_check_step(model), Step("postgres", rds_password_sql(model.master)), *_role_steps(model)]
     for member, role in model.memberships:
         out.append(_membership_step(model, member, role))
     for role in model.iam_login_roles:
@@ -211,13 +224,6 @@ def steps(model: DbModel) -> list[Step]:
             )
         )
     out += _role_setting_steps(model)
-    out.append(
-        Step(
-            "postgres",
-            f"DO $$ BEGIN\n  IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {literal(RDS_PASSWORD_ROLE)}) THEN\n"
-            f"    GRANT {ident(RDS_PASSWORD_ROLE)} TO {ident(model.master)};\n  END IF;\nEND $$;",
-        )
-    )
     out.append(
         Step(
             "postgres",

@@ -15,21 +15,41 @@ import pulumi
 import pulumi_aws as aws
 
 from components.kms import create_key
+from config.naming import RELEASED_TAG_PREFIX
 from config.settings import RegistrySettings
+
+# RELEASED_TAG_PREFIX (config/naming.py): `python -m bootstrap release` tags every image it puts into
+# service with it (bootstrap/deploy/keep_image.py), so the image a stack runs is never expired by count.
+# "Keep" in ECR's vocabulary: a rule that selects images but expires only beyond this many, so no
+# lower-priority rule may expire them (the AWS CDK documents the same idiom with 9999).
+KEEP_ALL_COUNT = 9999
 
 
 def lifecycle_policy(untagged_expiry_days: int, keep_tagged_count: int) -> dict[str, Any]:
     """The ECR lifecycle policy as a dict (plain data, so it is testable without Pulumi).
 
-    ECR evaluates rules by ascending `rulePriority` and an image is handled by the first rule
-    that selects it; a `tagStatus: any` rule would have to come last. Untagged images (the
-    leftovers of re-pushed builds) expire by age first; tagged images are trimmed by count,
-    keeping the newest `keep_tagged_count`.
+    ECR evaluates rules by ascending `rulePriority`; an image that matches the tag selection of a
+    rule cannot be expired by a rule of lower priority. So released images (tagged
+    `released-<tag>` by the release command) are claimed first and kept; untagged images (the
+    leftovers of re-pushed builds) expire by age; the other tagged images (CI pushes never
+    released) are trimmed by count, keeping the newest `keep_tagged_count`. With immutable tags,
+    trimming by count alone would expire the image prod runs after that many unreleased pushes.
     """
     return {
         "rules": [
             {
                 "rulePriority": 1,
+                "description": f"Keep every released image (tagged {RELEASED_TAG_PREFIX}*): the service may run it",
+                "selection": {
+                    "tagStatus": "tagged",
+                    "tagPatternList": [f"{RELEASED_TAG_PREFIX}*"],
+                    "countType": "imageCountMoreThan",
+                    "countNumber": KEEP_ALL_COUNT,
+                },
+                "action": {"type": "expire"},
+            },
+            {
+                "rulePriority": 2,
                 "description": f"Expire untagged images {untagged_expiry_days} days after push",
                 "selection": {
                     "tagStatus": "untagged",
@@ -40,8 +60,8 @@ def lifecycle_policy(untagged_expiry_days: int, keep_tagged_count: int) -> dict[
                 "action": {"type": "expire"},
             },
             {
-                "rulePriority": 2,
-                "description": f"Keep the {keep_tagged_count} most recent tagged images",
+                "rulePriority": 3,
+                "description": f"Keep the {keep_tagged_count} most recent unreleased tagged images",
                 "selection": {
                     "tagStatus": "tagged",
                     "tagPatternList": ["*"],

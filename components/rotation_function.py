@@ -5,7 +5,7 @@ What it builds (all children of the component):
     HTTPS (Secrets Manager and RDS APIs, through the interface endpoints or the NAT). The database
     admits it through `Database.allow_from` (called by the composition root);
   * a role with least privilege: read/write only these secrets, the key only through Secrets
-    Manager (`kms:ViaService`), `rds:ModifyDBInstance` on this instance, `ecs:UpdateService` on
+    Manager (`kms:ViaService`), no RDS rights (the master rotates in SQL as itself), `ecs:UpdateService` on
     the app's service only (a new deployment after each app rotation, so a scheduled rotation
     also reaches the running tasks), ENIs and logs through the AWS-managed
     `AWSLambdaVPCAccessExecutionRole`;
@@ -35,6 +35,7 @@ from components import sg as rules
 from components.awsinfo import aws_facts
 from components.database import Database
 from config import naming
+from config.rotation_archive import ARCHITECTURE
 from config.settings import DatabaseSettings
 
 RUNTIME = "python3.12"
@@ -84,10 +85,14 @@ class RotationFunctionArgs:
     """Login secrets rotated with a single user, by key ('migrator')."""
     alternating_secret_arns: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Login secrets rotated with alternating users ('app': `<role>` and `<role>_clone`)."""
+    secret_versions: Mapping[str, pulumi.Resource] = field(default_factory=dict)
+    """The initial SecretVersion of each login secret, by key (`AppDatabase.login_secret_versions`): a
+    rotation of a secret with no AWSCURRENT yet fails. The master's comes from `database`."""
     login_roles: Sequence[pulumi.Resource] | None = None
     """The app database's roles and grants (`AppDatabase.login_roles`); None while it is off (phase
     1): the login secrets then get no rotation yet, since an immediate one would fail on a missing role."""
-    architecture: str = "arm64"
+    architecture: str = ARCHITECTURE
+    """Lambda architecture; the archive is built for the same one (config/rotation_archive.py)."""
     service: RedeployTarget | None = None
     """Forced to a new deployment in finishSecret of an alternating secret (None: no redeploy)."""
 
@@ -102,15 +107,15 @@ class RotationFunction(pulumi.ComponentResource):
         super().__init__("pghome:rotation:RotationFunction", name, None, opts)
         self._name, self._args = name, args
         self._facts = aws_facts(self)
-        self._function_name = f"{args.settings.prefix}-db-rotation"
+        self._function_name = naming.rotation_function(args.settings.prefix)
         self._secrets: dict[str, pulumi.Input[str]] = {"master": args.database.master_secret_arn, **args.login_secret_arns, **args.alternating_secret_arns}
         # Only the alternating (app) login needs its tasks replaced after a rotation.
         self._redeploy = args.service if args.alternating_secret_arns else None
 
         sg = self._security_group()
-        role = self._role()
+        role, grants = self._role()
         log_group = self._log_group()
-        function = self._function(sg, role, log_group)
+        function = self._function(sg, role, log_group, grants)
         self._rotations(function)
 
         self.function_arn = function.arn
@@ -144,7 +149,9 @@ class RotationFunction(pulumi.ComponentResource):
         return sg
 
     # --- permissions -----------------------------------------------------------------------
-    def _role(self) -> aws.iam.Role:
+    def _role(self) -> tuple[aws.iam.Role, list[pulumi.Resource]]:
+        """The role and what grants it (the managed VPC-access attachment, the inline policy): the
+        function waits for both, since an immediate rotation may invoke it as soon as it exists."""
         args, name, facts = self._args, self._name, self._facts
         invoke = pulumi.InvokeOptions(parent=self)
         assume = aws.iam.get_policy_document_output(
@@ -164,7 +171,7 @@ class RotationFunction(pulumi.ComponentResource):
             assume_role_policy=assume.json,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        aws.iam.RolePolicyAttachment(
+        vpc_access = aws.iam.RolePolicyAttachment(
             f"{name}-vpc-access",
             role=role.name,
             policy_arn=f"arn:{facts.partition}:iam::aws:policy/{VPC_ACCESS_POLICY}",
@@ -173,29 +180,30 @@ class RotationFunction(pulumi.ComponentResource):
         secret_arns: list[Any] = list(self._secrets.values())  # Outputs; the SDK annotates plain str
         via_secrets_manager = aws.iam.GetPolicyDocumentStatementConditionArgs(
             test="StringEquals", variable="kms:ViaService", values=[f"secretsmanager.{facts.region}.amazonaws.com"])
-        iam.inline_policy(f"{name}-policy", "rotation", role, [
+        policy = iam.inline_policy(f"{name}-policy", "rotation", role, [
             iam.statement(["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue",
                            "secretsmanager:UpdateSecretVersionStage"], secret_arns, "RotateTheseSecrets"),
             iam.statement(["kms:Decrypt", "kms:GenerateDataKey"], [args.database.kms_key_arn], "SecretsKeyThroughSecretsManager",
                           conditions=[via_secrets_manager]),
-            iam.statement(["rds:ModifyDBInstance", "rds:DescribeDBInstances"], [args.database.arn], "MasterPasswordOfThisInstance"),
             *self._redeploy_statement(),
         ], self)
-        return role
+        return role, [vpc_access, policy]
 
     def _redeploy_statement(self) -> list[aws.iam.GetPolicyDocumentStatementArgs]:
         if self._redeploy is None:
             return []
         facts, target = self._facts, self._redeploy
         service_arn: Any = ecs_service_arn(facts.partition, facts.region, facts.account_id, target.cluster_name, target.service_name)
-        return [iam.statement(["ecs:UpdateService"], [service_arn], "RedeployTheAppService")]
+        return [iam.statement(["ecs:UpdateService", "ecs:DescribeServices"], [service_arn], "RedeployTheAppService")]
 
     def _log_group(self) -> aws.cloudwatch.LogGroup:
-        return kms.encrypted_log_group(f"{self._name}-logs", name=f"/aws/lambda/{self._function_name}",
-                                       retention_days=self._args.settings.log_retention_days, key_arn=self._args.database.kms_key_arn, parent=self)
+        return kms.encrypted_log_group(f"{self._name}-logs", name=naming.rotation_log_group(self._args.settings.prefix),
+                                       retention_days=self._args.settings.log_retention_days, key_arn=self._args.database.kms_key_arn, parent=self,
+                                       keep=self._args.settings.keep_on_destroy)
 
     # --- the function ----------------------------------------------------------------------
-    def _function(self, sg: aws.ec2.SecurityGroup, role: aws.iam.Role, log_group: aws.cloudwatch.LogGroup) -> aws.lambda_.Function:
+    def _function(self, sg: aws.ec2.SecurityGroup, role: aws.iam.Role, log_group: aws.cloudwatch.LogGroup,
+                  grants: list[pulumi.Resource]) -> aws.lambda_.Function:
         args = self._args
         code_hash = archive_hash(args.archive_path)
         if code_hash is None:
@@ -223,15 +231,21 @@ class RotationFunction(pulumi.ComponentResource):
             role=role.arn,
             timeout=TIMEOUT_S,
             memory_size=256,
-            # One rotation at a time per stack: steps of two secrets never race on the master.
-            reserved_concurrent_executions=1,
+            # No reserved concurrency: Lambda refuses a reservation that leaves the account under 100
+            # unreserved executions, and one slot throttles the second of two concurrent rotations.
+            # Steps that change passwords serialise on a database lock instead (dbcore/rotation_lock.py).
             vpc_config=aws.lambda_.FunctionVpcConfigArgs(subnet_ids=args.subnet_ids, security_group_ids=[sg.id]),
+            # Only ARNs and names: Lambda's own key encrypts them at rest; a CMK here would add a key
+            # grant to keep working for nothing secret.
             environment=aws.lambda_.FunctionEnvironmentArgs(variables=variables),
-            kms_key_arn=args.database.kms_key_arn,
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="Text", log_group=log_group.name),
             tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="PassThrough"),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, *grants]),
         )
+
+    def _initial_version(self, key: str) -> list[pulumi.Resource]:
+        version = self._args.database.master_secret_version if key == "master" else self._args.secret_versions.get(key)
+        return [version] if version is not None else []
 
     def _rotations(self, function: aws.lambda_.Function) -> None:
         args, name, facts = self._args, self._name, self._facts
@@ -254,8 +268,10 @@ class RotationFunction(pulumi.ComponentResource):
                 rotation_lambda_arn=function.arn,
                 rotation_rules=aws.secretsmanager.SecretRotationRotationRulesArgs(automatically_after_days=args.settings.secret_rotation_days),
                 rotate_immediately=True,
-                # login secrets after the master's first rotation: their setSecret connects as the master
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[permission, *master_rotation, *(args.login_roles or [])] if key != "master" else [permission]),
+                # after the secret's first value (the rotation reads AWSCURRENT); login secrets also after
+                # the master's first rotation (their setSecret connects as the master) and their roles
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[permission, *self._initial_version(key),
+                                                                     *([*master_rotation, *(args.login_roles or [])] if key != "master" else [])]),
             )
             if key == "master":
                 master_rotation.append(rotation)

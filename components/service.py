@@ -224,10 +224,13 @@ class Service(pulumi.ComponentResource):
             f"{name}-exec-key",
             alias=f"{prefix}-ecs-exec",
             description=f"{prefix}: ECS Exec sessions and their logs",
+            log_groups=[naming.exec_log_group(prefix)],
             parent=self,
+            keep=self._args.settings.keep_on_destroy,
         )
         group = encrypted_log_group(
-            f"{name}-exec-logs", name=naming.exec_log_group(prefix), retention_days=self._args.settings.log_retention_days, key_arn=key.arn, parent=self
+            f"{name}-exec-logs", name=naming.exec_log_group(prefix), retention_days=self._args.settings.log_retention_days, key_arn=key.arn, parent=self,
+            keep=self._args.settings.keep_on_destroy,
         )
         return key, group
 
@@ -262,10 +265,13 @@ class Service(pulumi.ComponentResource):
             f"{name}-logs-key",
             alias=f"{args.settings.prefix}-app-logs",
             description=f"{args.settings.prefix}: application logs",
+            log_groups=[naming.app_log_group(args.settings.prefix)],
             parent=self,
+            keep=args.settings.keep_on_destroy,
         )
         return encrypted_log_group(
-            f"{name}-logs", name=naming.app_log_group(args.settings.prefix), retention_days=args.settings.log_retention_days, key_arn=key.arn, parent=self
+            f"{name}-logs", name=naming.app_log_group(args.settings.prefix), retention_days=args.settings.log_retention_days, key_arn=key.arn, parent=self,
+            keep=args.settings.keep_on_destroy,
         )
 
     # --- task definition -------------------------------------------------------------------------

@@ -114,9 +114,12 @@ class Waf(pulumi.ComponentResource):
             f"{name}-logs-key",
             alias=f"{s.prefix}-waf-logs",
             description=f"{s.prefix}: WAF logs",
+            log_groups=[naming.waf_log_group(s.prefix)],
             parent=self,
+            keep=s.keep_on_destroy,
         )
-        group = encrypted_log_group(f"{name}-logs", name=naming.waf_log_group(s.prefix), retention_days=s.log_retention_days, key_arn=key.arn, parent=self)
+        group = encrypted_log_group(f"{name}-logs", name=naming.waf_log_group(s.prefix), retention_days=s.log_retention_days, key_arn=key.arn, parent=self,
+                                    keep=s.keep_on_destroy)
         # WAF adds the log group's resource policy for delivery itself (logs:PutResourcePolicy of the caller).
         aws.wafv2.WebAclLoggingConfiguration(
             f"{name}-logging",

@@ -50,5 +50,6 @@ DOMAIN_RE = r"(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
 PG_IDENTIFIER_RE = r"[a-z_][a-z0-9_]{0,62}"
 ALLOWED_EXTENSIONS = frozenset("pgcrypto uuid-ossp citext pg_trgm btree_gin btree_gist hstore unaccent".split())
 
+IAM_ROLE_ARN_RE = r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}"
 CONTROL_ID_RE = r"[A-Za-z0-9]+\.\d+"
 

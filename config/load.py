@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from config import naming, sections
+from config import appdb_section, naming, sections
 from config.monitoring import monitoring as monitoring_section
 from config.reader import Reader
 from config.restore_checks import restore_checks
@@ -36,6 +36,14 @@ class ConfigError(ValueError):
                 f"  - {p}" for p in problems
             )
         super().__init__(message)
+
+
+# Why natStrategy none is refused (issue 23 item 3): even with interfaceEndpoints the stack needs AWS
+# APIs that have no endpoint here (rds: the master rotation's ModifyDBInstance, ecs: the redeploy
+# after a rotation, ssmmessages: ECS Exec for deploy/rotate/audit) and the access task's image
+# comes from ECR Public, which has no VPC endpoint at all.
+NO_NAT_PROBLEM = ("cannot work: the rotation (rds, ecs), ECS Exec (ssmmessages) and the access image (ECR Public, no VPC endpoint) "
+                  "need internet egress even with interfaceEndpoints; use single or per_az")
 
 
 def load_settings(
@@ -67,23 +75,23 @@ def load_settings(
         if problems:
             r.fail("appName", app_name, f"with stack {stack!r} " + "; ".join(problems)
                    + "; choose a shorter appName (or stack name) of lowercase letters, digits and hyphens")
-    network = sections.network(r, prefix)
+    network = sections.network(r, prefix, env)
     database = sections.database(r, prefix, env, network.az_count)
     registry = sections.registry(r, prefix, env)
     service = sections.service(r, prefix, env)
-    app_database = sections.app_database(r, prefix, env, app_name, database, os.environ if environ is None else environ, check_credentials)
+    app_database = appdb_section.app_database(r, prefix, env, app_name, database, os.environ if environ is None else environ, check_credentials)
     security = sections.security(r, env)
     monitoring = monitoring_section(r, prefix, env is Environment.PROD)
     if env is Environment.PROD:
         r.check(network.nat_strategy is not NatStrategy.SINGLE or network.az_count == 1, "natStrategy", network.nat_strategy.value,
-                "prod with more than one AZ needs per_az (or none with interfaceEndpoints) so one AZ failure cannot cut egress")
+                "prod with more than one AZ needs per_az so one AZ failure cannot cut egress")
         r.check(database.multi_az, "dbMultiAz", database.multi_az, "must be true in prod")
     for cidr in database.admin_cidrs if not r.failed & {"dbAdminCidrs", "vpcCidr"} else ():
         r.check(ipaddress.IPv4Network(cidr).subnet_of(network.cidr), "dbAdminCidrs", cidr,
                 f"must lie inside vpcCidr {network.cidr}: the database subnets are isolated (no route out of the VPC), so replies "
                 "to an outside range (VPN, office) never get back; from outside use `python -m bootstrap tunnel` (dbAccess: true)")
-    if network.nat_strategy is NatStrategy.NONE and not network.interface_endpoints and "natStrategy" not in r.failed:
-        r.fail("natStrategy", "none", "with no NAT the tasks need interfaceEndpoints: true to pull images and write logs")
+    if network.nat_strategy is NatStrategy.NONE and "natStrategy" not in r.failed:
+        r.fail("natStrategy", "none", NO_NAT_PROBLEM)
     r.strings("costUsage")  # type-checked here; only the offline cost estimate (bootstrap/cost) uses it
     restore = restore_checks(r)  # only `bootstrap restore` uses it
     unread = set(schema.keys) - r.read
@@ -97,7 +105,7 @@ def load_settings(
         region=region,
         environment=env,
         app_name=app_name,
-        tags={"Project": schema.project, "Stack": stack, "ManagedBy": "pulumi", **tags},
+        tags={"Project": schema.project, "Stack": stack, "Environment": env.value, "ManagedBy": "pulumi", **tags},
         network=network,
         database=database,
         registry=registry,

@@ -30,6 +30,10 @@ ACCOUNT_ID_LENGTH = 12
 # --- stable names -------------------------------------------------------------------------------
 
 
+# The tag `python -m bootstrap release` adds to an image it puts into service; the repository's
+# lifecycle policy keeps every image carrying one (components/registry.py).
+RELEASED_TAG_PREFIX = "released-"
+
 def prefix(app_name: str, stack: str) -> str:
     return f"{app_name}-{stack}"
 
@@ -71,6 +75,15 @@ def app_log_group(p: str) -> str:
 
 def exec_log_group(p: str) -> str:
     return f"/ecs/{p}/exec"
+
+
+def rotation_function(p: str) -> str:
+    return f"{p}-db-rotation"
+
+
+def rotation_log_group(p: str) -> str:
+    # Lambda's default group name; the function logs there (components/rotation_function.py).
+    return f"/aws/lambda/{rotation_function(p)}"
 
 
 def flow_log_group(p: str) -> str:

@@ -6,11 +6,8 @@ from __future__ import annotations
 import ipaddress
 import re
 import shlex
-from collections.abc import Mapping
 
-from components.pgmodel import validate as validate_model
 from config.limits import (
-    ALLOWED_EXTENSIONS,
     APP_NAME_RE,
     AWS_REGION_RE,
     CERT_ARN_RE,
@@ -19,10 +16,10 @@ from config.limits import (
     DB_INSTANCE_SIZES,
     DOMAIN_RE,
     FARGATE_SIZES,
+    IAM_ROLE_ARN_RE,
     IMAGE_RE,
     IMAGE_TAG_RE,
     LOG_RETENTION_DAYS,
-    PG_IDENTIFIER_RE,
     PG_MAJOR_VERSIONS,
     PI_RETENTION_OK,
     RDS_CA_RE,
@@ -32,7 +29,7 @@ from config.limits import (
 )
 from config.reader import Reader, show
 from config.settings import (
-    AppDatabaseSettings,
+    INTERFACE_ENDPOINT_SERVICES,
     DatabaseSettings,
     Environment,
     NatStrategy,
@@ -40,15 +37,23 @@ from config.settings import (
     RegistrySettings,
     SecuritySettings,
     ServiceSettings,
-    SslMode,
 )
 from controls import is_private_cidr, waiver_problems
+
+RESERVED_TAG_KEYS = ("Project", "Stack", "Environment", "ManagedBy")
+"""Default tags pghome sets itself; the security controls read Environment (controls/readers.py)."""
 
 
 def secret_recovery_window_days(env: Environment) -> int:
     """Days a deleted secret stays restorable: 30 in prod; 0 elsewhere, so a destroyed stack's
     secrets are gone at once and destroy -> up can reuse their names (one rule for every secret)."""
     return 30 if env is Environment.PROD else 0
+
+
+def keep_on_destroy(env: Environment) -> bool:
+    """Prod's data keys and log groups outlive the stack (protect + retainOnDelete): a final snapshot
+    is only restorable while its key exists (issue 28). One rule for every section."""
+    return env is Environment.PROD
 
 
 def general(r: Reader) -> tuple[str, Environment, str, dict[str, str]]:
@@ -69,12 +74,14 @@ def general(r: Reader) -> tuple[str, Environment, str, dict[str, str]]:
         key, sep, value = item.partition("=")
         if not sep or not re.fullmatch(TAG_KEY_RE, key) or not re.fullmatch(TAG_VALUE_RE, value) or key.lower().startswith("aws:"):
             r.fail("tags", item, "each entry must be Key=Value (key 1-128 chars, not starting with aws:)")
+        elif key in RESERVED_TAG_KEYS:
+            r.fail("tags", item, f"the keys {', '.join(RESERVED_TAG_KEYS)} are set by pghome (Environment comes from the environment key)")
         else:
             tags[key] = value
     return region, environment, app_name, tags
 
 
-def network(r: Reader, name_prefix: str) -> NetworkSettings:
+def network(r: Reader, name_prefix: str, env: Environment = Environment.DEV) -> NetworkSettings:
     cidr_text = r.string("vpcCidr")
     # 2 at least: the database always exists, and a DB subnet group must span two AZs.
     az_count = r.integer("azCount", 2, 6)
@@ -111,7 +118,17 @@ def network(r: Reader, name_prefix: str) -> NetworkSettings:
         flow_log_retention_days=retention,
         s3_gateway_endpoint=r.boolean("s3GatewayEndpoint"),
         interface_endpoints=r.boolean("interfaceEndpoints"),
+        interface_endpoint_services=_endpoint_services(r),
+        keep_on_destroy=keep_on_destroy(env),
     )
+
+
+def _endpoint_services(r: Reader) -> tuple[str, ...]:
+    services = r.strings("interfaceEndpointServices")
+    unknown = [s for s in services if s not in INTERFACE_ENDPOINT_SERVICES]
+    if unknown or len(set(services)) != len(services):
+        r.fail("interfaceEndpointServices", list(services), f"must list distinct services among {', '.join(INTERFACE_ENDPOINT_SERVICES)}")
+    return tuple(s for s in INTERFACE_ENDPOINT_SERVICES if s in services)
 
 
 
@@ -140,7 +157,9 @@ def database(r: Reader, name_prefix: str, env: Environment, az_count: int) -> Da
     deletion_protection = r.boolean("dbDeletionProtection")
     backup = r.integer("dbBackupRetentionDays", 7, 35)
     final_snapshot = r.boolean("dbFinalSnapshot")
+    protect = r.boolean("dbProtect")
     if env is Environment.PROD:
+        r.check(protect, "dbProtect", protect, "must be true in prod (Pulumi protect: `destroy` and a replacing update cannot delete the database)")
         r.check(deletion_protection, "dbDeletionProtection", deletion_protection, "must be true in prod")
         r.check(backup >= 14, "dbBackupRetentionDays", backup, "must be >= 14 in prod")
         r.check(final_snapshot, "dbFinalSnapshot", final_snapshot, "must be true in prod")
@@ -159,6 +178,14 @@ def database(r: Reader, name_prefix: str, env: Environment, az_count: int) -> Da
     for c in admin_cidrs:
         r.check(_is_private_ipv4_network(c), "dbAdminCidrs", c, "each entry must be a private IPv4 CIDR (RFC 1918), never 0.0.0.0/0")
     log_retention = _log_retention(r, "dbLogRetentionDays")
+    readers = tuple(
+        arn for arn in (r.string("dbDeployRoleArn", pattern=f"(?:{IAM_ROLE_ARN_RE})?", allowed="empty or an IAM role ARN arn:aws:iam::<account>:role/<path/name>"),
+                        r.string("dbBreakGlassRoleArn", pattern=f"(?:{IAM_ROLE_ARN_RE})?", allowed="empty or an IAM role ARN arn:aws:iam::<account>:role/<path/name>"))
+        if arn
+    )
+    if env is Environment.PROD:
+        r.check(len(readers) == 2, "dbDeployRoleArn", list(readers),
+                "prod needs dbDeployRoleArn and dbBreakGlassRoleArn: only they and the rotation function may read the master secret")
     admin_sgs = r.strings("dbAdminSecurityGroupIds")
     for sg in admin_sgs:
         r.check(bool(re.fullmatch(r"sg-[0-9a-f]{8,17}", sg)), "dbAdminSecurityGroupIds", sg, "each entry must be a security group id sg-<8 or 17 hex>")
@@ -170,7 +197,7 @@ def database(r: Reader, name_prefix: str, env: Environment, az_count: int) -> Da
         max_allocated_storage_gb=max_allocated,
         multi_az=multi_az,
         deletion_protection=deletion_protection,
-        protect=r.boolean("dbProtect"),
+        protect=protect,
         backup_retention_days=backup,
         final_snapshot=final_snapshot,
         master_username=master,
@@ -187,6 +214,8 @@ def database(r: Reader, name_prefix: str, env: Environment, az_count: int) -> Da
         log_retention_days=log_retention,
         secret_rotation_days=r.integer("dbSecretRotationDays", 1, 365),
         access=r.boolean("dbAccess"),
+        master_secret_readers=readers,
+        keep_on_destroy=keep_on_destroy(env),
     )
 
 
@@ -305,66 +334,10 @@ def service(r: Reader, name_prefix: str, env: Environment) -> ServiceSettings:
         bake_time_minutes=r.integer("bakeTimeMinutes", 0, 1440),
         test_listener_port=r.integer("testListenerPort", 1, 65535),
         test_listener_cidrs=test_cidrs,
+        keep_on_destroy=keep_on_destroy(env),
     )
     if env is Environment.PROD:
         r.check(settings.https, "certificateArn", cert, "prod needs HTTPS: set certificateArn, or domainName and hostedZoneId")
-    return settings
-
-
-def app_database(
-    r: Reader, name_prefix: str, env: Environment, app_name: str, database: DatabaseSettings, environ: Mapping[str, str], check_credentials: bool
-) -> AppDatabaseSettings:
-    name = r.string("appDbName") or app_name.replace("-", "_")
-    if not re.fullmatch(PG_IDENTIFIER_RE, name) or name in ("postgres", "template0", "template1", "rdsadmin"):
-        r.fail("appDbName", name, "must be a lowercase PostgreSQL identifier (letters, digits, _; max 63) and not postgres/template0/template1/rdsadmin")
-    schema = r.string("appDbSchema")
-    if not re.fullmatch(PG_IDENTIFIER_RE, schema) or schema == "public" or schema.startswith("pg_") or schema == "information_schema":
-        r.fail("appDbSchema", schema, "must be a lowercase identifier other than public, information_schema or pg_*")
-    prefix = r.string("appDbRolePrefix") or app_name.replace("-", "_")
-    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,50}", prefix):
-        r.fail("appDbRolePrefix", prefix, "must be a lowercase identifier of at most 51 chars (letters, digits, _), e.g. shop")
-    extensions = r.strings("appDbExtensions")
-    for ext in extensions:
-        r.check(ext in ALLOWED_EXTENSIONS, "appDbExtensions", ext, f"each entry must be one of {', '.join(sorted(ALLOWED_EXTENSIONS))}")
-    r.check(len(set(extensions)) == len(extensions), "appDbExtensions", list(extensions), "must not list an extension twice")
-    host = r.string("appDbHostOverride")
-    r.check(host == "" or bool(re.fullmatch(r"[A-Za-z0-9.\-:]{1,253}", host)), "appDbHostOverride", host, "must be empty or a host name / IP address")
-    ssl_mode = r.choice("appDbSslMode", SslMode)
-    root_cert = r.string("appDbSslRootCert")
-    r.check(ssl_mode is not SslMode.VERIFY_FULL or bool(root_cert), "appDbSslRootCert", root_cert,
-            "must name the RDS CA bundle file (e.g. certs/rds-global-bundle.pem) when appDbSslMode is verify-full")
-    settings = AppDatabaseSettings(
-        prefix=name_prefix,
-        enabled=r.boolean("appDbEnabled"),
-        name=name,
-        schema=schema,
-        role_prefix=prefix,
-        extensions=extensions,
-        iam_auth_roles=_iam_auth_roles(r),
-        connection_limit=r.integer("appDbConnectionLimit", 1, 1000),
-        statement_timeout_ms=r.integer("appDbStatementTimeoutMs", 0, 86_400_000),
-        idle_in_transaction_timeout_ms=r.integer("appDbIdleInTransactionTimeoutMs", 0, 86_400_000),
-        host_override=host,
-        port_override=r.integer("appDbPortOverride", 0, 65535),
-        ssl_mode=ssl_mode,
-        master_username=database.master_username,
-        engine_version=database.engine_version,
-        protect=database.protect,
-        secret_recovery_window_days=secret_recovery_window_days(env),
-        ssl_root_cert=root_cert,
-    )
-    if not r.failed & {"appDbRolePrefix", "appDbName", "appDbSchema", "appDbExtensions"}:
-        for problem in validate_model(settings.model()):
-            r.fail("appDbRolePrefix", prefix, problem)
-    # The postgresql provider must never get a password among its inputs (they land in the state):
-    # it reads PGPASSWORD from the environment of the pulumi process instead.
-    if check_credentials and settings.enabled and not environ.get("PGPASSWORD"):
-        r.fail(
-            "appDbEnabled",
-            True,
-            "the postgresql provider has no credential: run `python -m bootstrap deploy`, which puts the master "
-            "password from Secrets Manager into PGPASSWORD for the pulumi process only, or export PGPASSWORD yourself",
-        )
     return settings
 
 
@@ -400,17 +373,3 @@ def _is_private_ipv4_network(text: str) -> bool:
     except ValueError:
         return False
     return is_private_cidr(text)
-
-
-IAM_AUTH_ROLES = ("app", "migrator")
-
-
-def _iam_auth_roles(r: Reader) -> tuple[str, ...]:
-    """appDbIamAuthRoles, or the deprecated appDbIamAuth (true = the app login only)."""
-    roles = r.strings("appDbIamAuthRoles")
-    for role in roles:
-        r.check(role in IAM_AUTH_ROLES, "appDbIamAuthRoles", role, f"each entry must be one of {', '.join(IAM_AUTH_ROLES)}")
-    r.check(len(set(roles)) == len(roles), "appDbIamAuthRoles", list(roles), "must not list a role twice")
-    legacy = r.optional_boolean("appDbIamAuth", False)
-    r.check(not (legacy and roles), "appDbIamAuth", legacy, "must not be set together with appDbIamAuthRoles (it is its deprecated form)")
-    return tuple(x for x in IAM_AUTH_ROLES if x in roles) if roles else (("app",) if legacy else ())

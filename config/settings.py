@@ -24,6 +24,10 @@ class Environment(enum.StrEnum):
     PROD = "prod"
 
 
+# The interface endpoints the network can create, in the order they are made. Each is billed per
+# AZ-hour plus per GB (docs/first-deploy.md, item 9); with a NAT they only save NAT data processing.
+INTERFACE_ENDPOINT_SERVICES = ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "sts")
+
 class NatStrategy(enum.StrEnum):
     NONE = "none"
     SINGLE = "single"
@@ -51,6 +55,10 @@ class NetworkSettings:
     flow_log_retention_days: int
     s3_gateway_endpoint: bool
     interface_endpoints: bool
+    interface_endpoint_services: tuple[str, ...] = INTERFACE_ENDPOINT_SERVICES
+    """Which interface endpoints `interface_endpoints` creates (each costs per AZ-hour)."""
+    keep_on_destroy: bool = False
+    """Protect and retain the flow log group and its key (prod): see docs/data-loss.md."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,12 @@ class DatabaseSettings:
     """Schedule of the rotation function on the master and login secrets (SecretsManager.4 wants <= 90)."""
     access: bool = True
     """dbAccess: the on-demand access task for the tunnel (components/db_access.py)."""
+    master_secret_readers: tuple[str, ...] = ()
+    """IAM role ARNs that may read the master secret besides the rotation function (dbDeployRoleArn,
+    dbBreakGlassRoleArn); empty (dev only): the secret has no resource policy."""
+    keep_on_destroy: bool = False
+    """Protect and retain the DB key (it encrypts the final snapshot, backups and secrets) and the
+    log groups with their keys (prod): they outlive `destroy`, see docs/data-loss.md."""
 
     @property
     def identifier(self) -> str:
@@ -164,6 +178,8 @@ class ServiceSettings:
     """blue_green: the ALB port that reaches the new revision before production traffic moves."""
     test_listener_cidrs: tuple[str, ...] = ()
     """blue_green: who may reach the test listener (none by default; never the whole internet)."""
+    keep_on_destroy: bool = False
+    """Protect and retain the log groups and their keys (prod): see docs/data-loss.md."""
 
     @property
     def has_image(self) -> bool:

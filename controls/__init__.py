@@ -24,7 +24,7 @@ from __future__ import annotations
 
 # The rule modules register their controls on import: this order is the catalogue's order.
 # isort: off
-from controls import rds, ecs, ecr, elb, ec2, iam, secrets_logs_s3, exec_access, waf, monitoring  # noqa: F401
+from controls import rds, ecs, ecr, elb, ec2, iam, secrets_logs_s3, exec_access, waf, monitoring, data_safety  # noqa: F401
 # isort: on
 from controls.catalogue import (
     ADVISED,

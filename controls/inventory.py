@@ -65,6 +65,17 @@ class Res:
     arn: str = ""
     parent: str = ""
     deps: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    protect: bool = False
+    """Pulumi's `protect` option: `destroy` (and a replace) refuses to delete the resource."""
+    retain_on_delete: bool | None = False
+    """Pulumi's `retainOnDelete` option; None where the caller cannot see it (the policy SDK)."""
+
+    def option(self, name: str) -> bool:
+        """A resource option ('protect', 'retain_on_delete'); UndecidedError when it is not visible."""
+        value = getattr(self, name)
+        if value is None:
+            raise UndecidedError(self, f"option {name}")
+        return bool(value)
 
     def get(self, path: str, default: Any = None) -> Any:
         """The input at a dotted path (e.g. 'accessLogs.enabled'); raises UndecidedError if unknown."""

@@ -138,3 +138,18 @@ def container_definitions(r: Res) -> list[dict[str, Any]]:
     defs = json_value(r.get("containerDefinitions"))
     return [d for d in as_list(defs) if isinstance(d, dict)]
 
+
+
+AWS_PROVIDER = "pulumi:providers:aws"
+
+
+def environment(inv: Inventory) -> str:
+    """The stack's tier ('dev', 'staging', 'prod') from the AWS provider's default tag `Environment`
+    (components/config.py sets it after the user's tags, so a stack file cannot relabel itself);
+    "" when no provider carries it. The engine records a provider's object inputs as JSON text."""
+    for p in inv.of_type(AWS_PROVIDER):
+        tags = json_value(p.inputs.get("defaultTags"))
+        value = tags.get("tags", {}).get("Environment") if isinstance(tags, dict) and isinstance(tags.get("tags"), dict) else None
+        if isinstance(value, str) and value:
+            return value
+    return ""

@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from components.pgmodel import PINNED_SEARCH_PATH
-from components.pgsql import ADMIN_REQUIRED_FROM, admin_missing_sentence, admin_repair_sql
+from components.pgsql import ADMIN_REQUIRED_FROM, admin_missing_sentence, admin_repair_sql, rds_password_sql
 
 
 class AdminOptionError(RuntimeError):
@@ -71,6 +71,22 @@ def grant_admin(conn: psycopg.Connection, roles: Sequence[str]) -> list[str]:
             f"itself; elsewhere a superuser must run: {'; '.join(statements)})"
         ) from None
     return missing
+
+
+def ensure_rds_password(conn: psycopg.Connection, error: type[Exception] = AdminOptionError) -> None:
+    """As the master: join rds_password unless already a member (directly or through rds_superuser),
+    before anything creates a role or sets a password under rds.restrict_password_commands=1.
+    Nothing happens where the role does not exist (a community server)."""
+    try:
+        conn.execute(rds_password_sql(_current_user(conn)))  # type: ignore[arg-type]  # built from quoted literals only
+    except psycopg.errors.InsufficientPrivilege:
+        user = _current_user(conn)
+        raise error(f"{user} is not a member of rds_password and may not grant it to itself; as a member of rds_superuser run "
+                    f"GRANT rds_password TO {user}, then re-run") from None
+
+
+def _current_user(conn: psycopg.Connection) -> str:
+    return str((conn.execute("SELECT current_user").fetchone() or ("?",))[0])
 
 
 def pin_search_path(conn: psycopg.Connection, database: str) -> bool:

@@ -3,6 +3,14 @@ CA bundle is given, bounded connect time, and a password that never reaches a lo
 
 RDS enforces TLS server-side (`rds.force_ssl=1`); the client side here refuses to even ask for
 `disable`/`allow`/`prefer`, so a misconfigured caller fails before it sends a password in clear.
+
+TLS alone does not keep the password: a server (any holder of a certificate that `require` accepts,
+or a host answering on the RDS name's private address on the operator's own network) may ask for
+*cleartext* authentication, and libpq answers with the password. So every connection also sets
+`require_auth=scram-sha-256` (libpq >= 16): the client refuses any other method before sending
+anything, and SCRAM never reveals the password to the server. `channel_binding=prefer` binds the
+SCRAM exchange to the TLS certificate whenever the server offers SCRAM-SHA-256-PLUS (RDS and
+PostgreSQL >= 11 over TLS do); `Endpoint.channel_binding="require"` refuses a server that does not.
 """
 
 from __future__ import annotations
@@ -17,6 +25,9 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from components.pgmodel import PINNED_SEARCH_PATH_OPTIONS
 
 SECURE_SSLMODES = ("require", "verify-ca", "verify-full")
+REQUIRED_AUTH = "scram-sha-256"  # the only method we answer: RDS stores SCRAM verifiers (password_encryption)
+CHANNEL_BINDINGS = ("prefer", "require")
+PINNED = ("require_auth", "channel_binding", "sslmode", "password")  # never overridden through **extra
 DEFAULT_CONNECT_TIMEOUT = 10
 APPLICATION_NAME = "pghome-bootstrap"
 
@@ -34,6 +45,7 @@ class Endpoint:
     sslrootcert: str | None = None  # the RDS CA bundle (or a test CA); required for verify-*
     connect_timeout: int = DEFAULT_CONNECT_TIMEOUT
     hostaddr: str | None = None  # dial this address but verify `host` (a tunnel: bootstrap/access/tunnel.py)
+    channel_binding: str = "prefer"  # "require": refuse a server that does not offer SCRAM-SHA-256-PLUS
 
 
 def build_conninfo(endpoint: Endpoint, user: str, password: str, **extra: Any) -> str:
@@ -46,6 +58,11 @@ def build_conninfo(endpoint: Endpoint, user: str, password: str, **extra: Any) -
             raise ConnectionSettingsError(f"sslmode {endpoint.sslmode} needs sslrootcert (the RDS CA bundle file)")
         if not Path(endpoint.sslrootcert).is_file():
             raise ConnectionSettingsError(f"sslrootcert {endpoint.sslrootcert} does not exist")
+    if endpoint.channel_binding not in CHANNEL_BINDINGS:
+        raise ConnectionSettingsError(f"channel_binding {endpoint.channel_binding!r} is not allowed: use one of {', '.join(CHANNEL_BINDINGS)}")
+    pinned = sorted(set(extra) & set(PINNED))
+    if pinned:
+        raise ConnectionSettingsError(f"{', '.join(pinned)} cannot be overridden: every connection requires TLS and SCRAM authentication")
     if not 1 <= endpoint.connect_timeout <= 300:
         raise ConnectionSettingsError(f"connect_timeout {endpoint.connect_timeout} must be 1-300 seconds")
     if not 1 <= endpoint.port <= 65535:
@@ -57,6 +74,8 @@ def build_conninfo(endpoint: Endpoint, user: str, password: str, **extra: Any) -
         "user": user,
         "password": password,
         "sslmode": endpoint.sslmode,
+        "require_auth": REQUIRED_AUTH,
+        "channel_binding": endpoint.channel_binding,
         "connect_timeout": str(endpoint.connect_timeout),
         "application_name": APPLICATION_NAME,
         # The master's sessions must not resolve anything the app database's owner created

@@ -86,8 +86,10 @@ def res_from_policy_resource(r: PolicyResource) -> Res:
     props = plain(r.props)
     # Stack policies see outputs: the bridged provider's `id` and `arn` let references by value resolve.
     id_, arn = props.get("id"), props.get("arn")
+    # The policy SDK shows `protect` but not `retainOnDelete` (PolicyResourceOptions): None = undecided.
     return Res(urn=r.urn, type=r.resource_type, name=r.name, inputs=props, parent=parent, deps=deps,
-               id=id_ if isinstance(id_, str) else "", arn=arn if isinstance(arn, str) else "")
+               id=id_ if isinstance(id_, str) else "", arn=arn if isinstance(arn, str) else "",
+               protect=bool(getattr(r.opts, "protect", False)), retain_on_delete=None)
 
 
 def _unknown(exc: UndecidedError) -> UnknownValueError:

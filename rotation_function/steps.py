@@ -1,8 +1,7 @@
 """The four Secrets Manager rotation steps for one secret and one token, each idempotent.
 
 The same protocol as `python -m bootstrap rotate` (bootstrap/rotation/local.py: new passwords, SCRAM
-verifiers computed here so the clear password never reaches the server, RDS ModifyDBInstance for
-the master), split into the steps Secrets Manager invokes one at a time, and retries with the
+verifiers computed here so the clear password never reaches the server), split into the steps Secrets Manager invokes one at a time, and retries with the
 same token after a failure:
 
   createSecret  store the new value under the token, staged AWSPENDING (kept if already stored);
@@ -13,7 +12,8 @@ same token after a failure:
                 drop the AWSPENDING label (last: a retry after a crash still redeploys).
 
 Three kinds of secret:
-  master       the RDS master; setSecret is ModifyDBInstance on this instance, waited on;
+  master       the RDS master; setSecret is ALTER ROLE by the master itself (AWSCURRENT, or
+               AWSPENDING after a crash), like AWS's single-user template: no rds:ModifyDBInstance;
   single       a login role (the migrator); setSecret is ALTER ROLE as the master;
   alternating  the app login ("multi-user" strategy): the new version names the *other* of the two
                users `<role>` / `<role>_clone`, which gets the new password; the user named by
@@ -23,10 +23,11 @@ Three kinds of secret:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,8 @@ from components.pgmodel import CLONE_SUFFIX
 from dbcore import pgconn
 from dbcore.pgadmin import require_admin
 from dbcore.rds_admin import DatabaseAdmin
+from dbcore.rollout import check_service
+from dbcore.rotation_lock import DEFAULT_WAIT_S, rotation_lock
 from dbcore.secret import RotationError, aws_error_code, is_auth_failure, new_password, secret_json
 from dbcore.verifier import scram_verifier
 
@@ -66,6 +69,7 @@ class FunctionConfig:
     master_test_timeout_s: float = 60.0  # RDS reports the change before every login sees it
     ecs_cluster: str = ""  # the app's service, redeployed after an alternating rotation ("" = none)
     ecs_service: str = ""
+    lock_wait_s: float = DEFAULT_WAIT_S  # how long setSecret waits for another rotation's lock
 
     def kind(self, arn: str) -> str:
         if arn == self.master_secret_arn:
@@ -143,7 +147,29 @@ class StepRunner:
 
     # the steps -----------------------------------------------------------------------------
     def run(self, step: str, arn: str, token: str) -> None:
-        getattr(self, {"createSecret": "create", "setSecret": "set", "testSecret": "test", "finishSecret": "finish"}[step])(arn, token)
+        action = getattr(self, {"createSecret": "create", "setSecret": "set", "testSecret": "test", "finishSecret": "finish"}[step])
+        if step != "setSecret":
+            action(arn, token)
+            return
+        with self.serialised(arn):
+            action(arn, token)
+
+    @contextlib.contextmanager
+    def serialised(self, arn: str) -> Iterator[None]:
+        """Hold the database's rotation lock (dbcore/rotation_lock.py) on a master connection, so
+        two rotations Secrets Manager runs at once never change passwords at the same time. A master
+        whose secret the database rejects (both labels) is set through RDS without it: nothing else
+        can connect as the master to race it."""
+        try:
+            conn = self.master_connection()
+        except RotationError:
+            if self.config.kind(arn) != "master":
+                raise
+            self.out("setSecret: the database rejects the master secret, so no other rotation can run; changing it without the lock")
+            yield
+            return
+        with conn, rotation_lock(conn, "setSecret", error=RotationError, wait_s=self.config.lock_wait_s, out=self.out):
+            yield
 
     def create(self, arn: str, token: str) -> None:
         kind = self.config.kind(arn)
@@ -151,6 +177,8 @@ class StepRunner:
         if self.pending(arn, token) is not None:
             self.out(f"createSecret: version {token} already holds the new value (retry)")
             return
+        if kind == "alternating":
+            self._check_rollout()
         value = dict(current)
         if kind != "master":
             # connection fields follow the master secret (the endpoint may have changed)
@@ -161,6 +189,17 @@ class StepRunner:
         value["password"] = new_password()
         self.sm.put_secret_value(SecretId=arn, ClientRequestToken=token, SecretString=json.dumps(value), VersionStages=["AWSPENDING"])
         self.out(f"createSecret: new value stored as AWSPENDING for user {value.get('username')}")
+
+    def _check_rollout(self) -> None:
+        """Refuse (a RotationError, so Secrets Manager retries later) while the app service's last
+        forced deployment is unfinished: its tasks may still hold the user this rotation changes."""
+        c = self.config
+        if not (c.ecs_cluster and c.ecs_service and self.ecs is not None):
+            return
+        problem = check_service(self.ecs, c.ecs_cluster, c.ecs_service)
+        if problem:
+            self.warn(f"createSecret: refused: {problem}")
+            raise RotationError(f"createSecret: {problem}")
 
     def _pending_or_fail(self, arn: str, token: str, step: str) -> dict[str, Any]:
         pending = self.pending(arn, token)
@@ -175,8 +214,14 @@ class StepRunner:
             self.out("setSecret: the database already accepts AWSPENDING, skipped")
             return
         if kind == "master":
-            self.admin.set_master_password(self.config.db_instance_id, str(pending["password"]))
-            self.out(f"setSecret: master password of RDS instance {self.config.db_instance_id} changed and applied")
+            # As AWS's single-user template does: the master changes its own password in SQL, so the
+            # function needs no rds:ModifyDBInstance (which could also switch off deletion protection
+            # or backups); ModifyDBInstance stays an operator's break-glass (issue 28 item 8).
+            user = str(pending["username"])
+            with self.master_connection() as conn:
+                verifier = scram_verifier(conn, user, str(pending["password"]))  # computed by libpq: the password is not sent
+                conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(user), sql.Literal(verifier)))
+            self.out(f"setSecret: master {user} now accepts AWSPENDING (ALTER ROLE as the master itself, SCRAM verifier sent)")
             return
         user = str(pending["username"])
         if kind == "alternating":

@@ -14,10 +14,24 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-# The plans must not depend on whether this checkout has built the rotation archive
-# (tests that need one build it and point PGHOME_ROTATION_ARCHIVE at it; the pulumi_double fixture
-# always does, as the engine hashes every FileArchive when the program registers it).
-os.environ["PGHOME_ROTATION_ARCHIVE"] = str(ROOT / "build" / "tests-have-no-rotation-archive.zip")
+
+
+def _stand_in_archive(path: Path) -> Path:
+    """A small archive with fixed bytes in place of the rotation function's: the plans must not
+    depend on whether this checkout has built the real one (tests that need it build it and point
+    PGHOME_ROTATION_ARCHIVE at it), and commands refuse to run without one (issue 22, C)."""
+    import zipfile
+
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with zipfile.ZipFile(tmp, "w") as z:
+            z.writestr(zipfile.ZipInfo("README", date_time=(1980, 1, 1, 0, 0, 0)), "stand-in for the rotation function's archive in tests\n")
+        os.replace(tmp, path)  # workers may race: same bytes, atomic
+    return path
+
+
+os.environ["PGHOME_ROTATION_ARCHIVE"] = str(_stand_in_archive(ROOT / "build" / "tests-rotation-archive.zip"))
 
 from bootstrap.plan.mockgraph import Graph, run_stack  # noqa: E402
 from tests.pgserver import PgServer  # noqa: E402

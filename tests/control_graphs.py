@@ -27,7 +27,8 @@ def urn(type_: str, name: str) -> str:
     return f"urn:pulumi:t::pghome::{type_}::{name}"
 
 
-def res(type_: str, name: str, inputs: dict[str, Any], *, id_: str | None = None, arn: str = "", deps: dict[str, list[str]] | None = None, custom: bool = True) -> Resource:
+def res(type_: str, name: str, inputs: dict[str, Any], *, id_: str | None = None, arn: str = "", deps: dict[str, list[str]] | None = None, custom: bool = True,
+        keep: bool = False) -> Resource:
     return Resource(
         urn=urn(type_, name),
         type=type_,
@@ -39,12 +40,12 @@ def res(type_: str, name: str, inputs: dict[str, Any], *, id_: str | None = None
         property_dependencies=deps or {},
         custom=custom,
         provider="",
-        protect=False,
+        protect=keep,
         ignore_changes=[],
         additional_secret_outputs=[],
         replace_on_changes=[],
         delete_before_replace=False,
-        retain_on_delete=False,
+        retain_on_delete=keep,
         id=id_ if id_ is not None else f"{name}-id",
         state={"arn": arn} if arn else {},
     )
@@ -109,6 +110,11 @@ def secure_stack() -> Graph:
         "rotationRules": {"automaticallyAfterDays": 30}, "rotateImmediately": True,
     })
     resources = [
+        # the stack's tier, as components/config.py tags it (controls/readers.py environment)
+        res("pulumi:providers:aws", "aws", {"region": "eu-west-1", "defaultTags": json.dumps({"tags": {"Stack": "prod", "Environment": "prod"}})}),
+        res("pulumi:providers:postgresql", "pg", {"host": "shop-prod-db.x.eu-west-1.rds.amazonaws.com", "sslmode": "verify-full",
+            "sslrootcert": "certs/rds-global-bundle.pem", "superuser": "false"}),
+        res("postgresql:index/database:Database", "app-db", {"name": "shop"}, keep=True),
         vpc,
         res("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", "default-sg", {"vpcId": "vpc-1", "ingress": [], "egress": []}),
         res("aws:ec2/flowLog:FlowLog", "flow-log", {"vpcId": "", "trafficType": "ALL", "logDestinationType": "cloud-watch-logs"}, deps={"vpcId": [vpc.urn]}),
@@ -126,7 +132,7 @@ def secure_stack() -> Graph:
             deps={"subnetId": [subnets["isolated2"].urn], "routeTableId": [tables["isolated"].urn]}),
         res("aws:kms/key:Key", "db-key", {"enableKeyRotation": True, "customerMasterKeySpec": "SYMMETRIC_DEFAULT", "policy": doc(
             {"Sid": "AccountAdministration", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": ["kms:Decrypt", "kms:DescribeKey"], "Resource": "*"})},
-            arn=KEY_ARN),
+            arn=KEY_ARN, keep=True),
         res("aws:ec2/securityGroup:SecurityGroup", "alb-sg", {"vpcId": "vpc-1", "name": "shop-prod-alb", "ingress": [
             {"protocol": "tcp", "fromPort": 443, "toPort": 443, "cidrBlocks": ["0.0.0.0/0"]},
             {"protocol": "tcp", "fromPort": 80, "toPort": 80, "cidrBlocks": ["0.0.0.0/0"], "ipv6CidrBlocks": ["::/0"]},
@@ -149,13 +155,13 @@ def secure_stack() -> Graph:
             "deletionProtection": True, "enabledCloudwatchLogsExports": ["postgresql", "upgrade"], "iamDatabaseAuthenticationEnabled": True,
             "backupRetentionPeriod": 30, "autoMinorVersionUpgrade": True, "copyTagsToSnapshot": True, "username": "shop_master",
             "parameterGroupName": "", "dbSubnetGroupName": "shop-prod-db", "vpcSecurityGroupIds": ["sg-db"],
-        }, id_="shop-prod-db", deps={"parameterGroupName": [param_group.urn]}),
+        }, id_="shop-prod-db", deps={"parameterGroupName": [param_group.urn]}, keep=True),
         secret,
         rotation,
-        res("aws:cloudwatch/logGroup:LogGroup", "app-logs", {"name": "/ecs/shop-prod", "retentionInDays": 365, "kmsKeyId": KEY_ARN}),
+        res("aws:cloudwatch/logGroup:LogGroup", "app-logs", {"name": "/ecs/shop-prod", "retentionInDays": 365, "kmsKeyId": KEY_ARN}, keep=True),
         res("aws:ecs/cluster:Cluster", "cluster", {"name": "shop-prod", "settings": [{"name": "containerInsights", "value": "enabled"}]}),
         # the database access path: ECS Exec sessions under a CMK, logged to an encrypted group
-        res("aws:cloudwatch/logGroup:LogGroup", "exec-logs", {"name": "/ecs/shop-prod/db-access/exec", "retentionInDays": 365, "kmsKeyId": KEY_ARN}),
+        res("aws:cloudwatch/logGroup:LogGroup", "exec-logs", {"name": "/ecs/shop-prod/db-access/exec", "retentionInDays": 365, "kmsKeyId": KEY_ARN}, keep=True),
         res("aws:ecs/cluster:Cluster", "access-cluster", {"name": "shop-prod-db-access", "settings": [{"name": "containerInsights", "value": "enabled"}],
             "configuration": {"executeCommandConfiguration": {"kmsKeyId": KEY_ARN, "logging": "OVERRIDE", "logConfiguration": {
                 "cloudWatchLogGroupName": "/ecs/shop-prod/db-access/exec", "cloudWatchEncryptionEnabled": True}}}}),
@@ -237,6 +243,11 @@ def set_input(g: Graph, name: str, path: str, value: Any) -> None:
         target[int(parts[-1])] = value
     else:
         target[parts[-1]] = value
+
+
+def set_option(g: Graph, name: str, option: str, value: bool) -> None:
+    """A resource option (protect, retain_on_delete) of one resource."""
+    setattr(find(g, name), option, value)
 
 
 def remove(g: Graph, name: str) -> None:

@@ -102,7 +102,7 @@ def first_release(d: Double, ecr: Any, monkeypatch: pytest.MonkeyPatch, capsys: 
     scan_result(tag, counts=counts)
     with stubbed_ecs(monkeypatch) as stub:
         queue_first_rollout(stub, deployment_id, digest=digest)
-        rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", tag)
+        rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", tag, "--yes")
         assert rc == 0, err + out
     return out
 

@@ -10,10 +10,10 @@ import pytest
 
 import controls
 from bootstrap.plan import report as plan
-from bootstrap.plan.mockgraph import Graph, Resource
+from bootstrap.plan.mockgraph import Graph, Resource, run_stack
 from controls import ADVISED, ADVISORY, FAIL, MUST_HOLD, NOT_APPLICABLE, PASS, WAIVABLE, WAIVED, Inventory, Res, UndecidedError
 from tests import control_graphs as cg
-from tests.control_graphs import add, doc, find, mutated, remove, res, secure_stack, set_container, set_input
+from tests.control_graphs import add, doc, find, mutated, remove, res, secure_stack, set_container, set_input, set_option
 
 
 def evaluate(g: Graph, waivers: dict[str, str] | None = None) -> controls.Report:
@@ -167,6 +167,12 @@ NEGATIVE: list[tuple[str, str, Callable[[Graph], None]]] = [
     ("WAF.10", "web-acl", lambda g: set_input(g, "web-acl", "rules", [])),
     ("WAF.11", "web-acl", lambda g: remove(g, "waf-logging")),
     ("WAF.12", "web-acl", lambda g: set_input(g, "web-acl", "rules.0.visibilityConfig.cloudwatchMetricsEnabled", False)),
+    # prod data safety (issue 28): protect, retain on delete, verified TLS of the postgresql provider
+    ("DATA.1", "db", lambda g: set_option(g, "db", "protect", False)),
+    ("DATA.1", "app-db", lambda g: set_option(g, "app-db", "protect", False)),
+    ("DATA.2", "db-key", lambda g: set_option(g, "db-key", "protect", False)),  # retain: tests/test_data_safety.py (the pack cannot see it)
+    ("DATA.2", "app-logs", lambda g: set_option(g, "app-logs", "protect", False)),
+    ("TLS.1", "pg", lambda g: set_input(g, "pg", "sslmode", "require")),
 ]
 
 
@@ -378,9 +384,10 @@ def test_real_dev_graph_mutation_fails(dev_graph: Graph, control_id: str, change
     assert result.status == FAIL and offender in {f.resource for f in result.findings}, [str(f) for f in result.findings]
 
 
-def test_real_prod_endpoint_sg_opened_to_world_fails_ec2_18(prod_graph: Graph) -> None:
-    g = cg.mutated(prod_graph, lambda _g: None)
-    rule = _first(g, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+def test_real_prod_endpoint_sg_opened_to_world_fails_ec2_18() -> None:
+    # prod with its interface endpoints on (the stack file leaves them off: issue 23 item 9)
+    g = cg.mutated(run_stack("prod", {"interfaceEndpoints": "true"}), lambda _g: None)
+    rule = next(r for r in g.resources if r.name.endswith("-endpoints-https"))
     rule.inputs["cidrIpv4"] = "0.0.0.0/0"  # HTTPS only: an authorised port, so EC2.18 still passes ...
     assert plan.check_graph(g).result("EC2.18").status == PASS
     rule.inputs.update(fromPort=0, toPort=65535)  # ... every port does not

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -45,6 +46,8 @@ def fargate(tasks: float, vcpu: float, gb: float, spot: float = 0.0) -> float:
     return full * (1 - spot) + full * spot * 0.33
 
 
+CONTAINER_INSIGHTS = 35 * 0.30  # metrics of one service x CloudWatch custom metric price
+
 DEV_IDLE = (
     NAT + IPV4  # one NAT gateway and its EIP (natStrategy single)
     + ALB + 2 * IPV4  # internet-facing ALB in 2 AZs
@@ -53,6 +56,7 @@ DEV_IDLE = (
     + EM_60
     + 6 * KMS + 3 * SECRET  # network, database, service logs, registry, db-access, ECS Exec session keys
     + fargate(1, 0.25, 0.5, spot=1.0)  # dev runs on FARGATE_SPOT only
+    + CONTAINER_INSIGHTS  # the app cluster's custom metrics (issue 23 item 10)
     + ALARMS_DEV + MONITORING
 )
 PROD_IDLE = (
@@ -60,9 +64,9 @@ PROD_IDLE = (
     + ALB + 3 * IPV4
     + 0.168 * 1.1 * 2 * H  # db.m7g.large Multi-AZ
     + 100 * 0.127 * 2  # 100 GB gp3, both copies
-    + 1.4524 * 2 * 2  # Performance Insights 31 days: first month x 2 vCPU x 2 instances
+    # Performance Insights 31 days: not priced in eu-west-1 (only a ratio of Tokyo's figure, issue 23 item 10)
     + EM_30
-    + 5 * 3 * ENDPOINT_AZ  # 5 interface endpoints x 3 AZs
+    # no interface endpoints: prod's stack file leaves them off (issue 23 item 9)
     + 6 * KMS + 3 * SECRET  # network, database, service logs, registry, db-access, WAF logs keys
     + 5 + 5 * 1  # WAF: web ACL + 5 rules
     + fargate(3, 1, 2)
@@ -91,7 +95,6 @@ PROD_USAGE = (
     200 * 0.048
     + 1.0 * 0.008 * H
     + log_line(20, 365) + log_line(30, 365) + log_line(5, 365)
-    + 50 * 0.01  # endpoint_gb
     + 7 * 20_000 / 1e4 * 0.03 + 3 * 10_000 / 1e4 * 0.05
     + 20 * 0.60 + log_line(0.5, 365)  # WAF: 20 M requests, its log group (other_log_gb)
     + 20 * 0.023 + 27_000 / 1000 * 0.005
@@ -122,9 +125,9 @@ def idle(graph: Graph) -> float:
 
 def test_dev_and_prod_totals(dev_graph, prod_graph):
     dev, prod = cost.estimate(dev_graph), cost.estimate(prod_graph)
-    assert dev.idle == pytest.approx(DEV_IDLE, abs=0.005) and round(dev.idle, 2) == 95.85
-    assert dev.total == pytest.approx(DEV_IDLE + DEV_USAGE, abs=0.005) and round(dev.total, 2) == 99.84
-    assert prod.idle == pytest.approx(PROD_IDLE, abs=0.005) and round(prod.idle, 2) == 698.41
+    assert dev.idle == pytest.approx(DEV_IDLE, abs=0.005) and round(dev.idle, 2) == 106.35
+    assert dev.total == pytest.approx(DEV_IDLE + DEV_USAGE, abs=0.005) and round(dev.total, 2) == 110.34
+    assert prod.idle == pytest.approx(PROD_IDLE, abs=0.005) and round(prod.idle, 2) == round(PROD_IDLE, 2)
     assert prod.total == pytest.approx(PROD_IDLE + PROD_USAGE, abs=0.005)
     assert idle(dev_graph) == pytest.approx(dev.idle)  # idle = the fixed lines alone
 
@@ -133,15 +136,15 @@ def test_dev_and_prod_totals(dev_graph, prod_graph):
     ("overrides", "delta"),
     [
         ({"natStrategy": "per_az"}, NAT + IPV4),  # a second NAT gateway and EIP
-        ({"natStrategy": "none", "interfaceEndpoints": "true"}, -(NAT + IPV4) + 5 * 2 * ENDPOINT_AZ),
+        ({"interfaceEndpoints": "true"}, 5 * 2 * ENDPOINT_AZ),  # natStrategy none is refused (issue 23 item 3)
         ({"dbMultiAz": "true"}, 0.016 * 1.1 * H + 20 * 0.127),  # standby instance and storage
         ({"dbInstanceClass": "db.r6g.large"}, (0.225 - 0.016) * 1.1 * H),
         ({"desiredCount": "2", "taskCpu": "512", "taskMemory": "1024", "fargateSpotWeight": "0", "fargateWeight": "1"},
          fargate(2, 0.5, 1) - fargate(1, 0.25, 0.5, spot=1.0)),
-        ({"dbPerformanceInsightsRetentionDays": "93"}, 2 * (1.4524 + 2 * 0.0612)),  # 3 months on 2 vCPU
+        ({"dbPerformanceInsightsRetentionDays": "93"}, 0.0),  # not priced in eu-west-1: see the Tokyo test
         ({"dbMonitoringIntervalSeconds": "30"}, EM_60),
     ],
-    ids=["natStrategy", "no-nat-endpoints", "dbMultiAz", "dbInstanceClass", "tasks-cpu-memory", "pi-retention", "monitoring"],
+    ids=["natStrategy", "endpoints", "dbMultiAz", "dbInstanceClass", "tasks-cpu-memory", "pi-retention", "monitoring"],
 )
 def test_each_cost_driver_moves_the_total_by_the_hand_computed_amount(overrides, delta):
     assert idle(graph_of("dev", **overrides)) - DEV_IDLE == pytest.approx(delta, abs=0.005)
@@ -152,7 +155,7 @@ def test_region_changes_prices():
     expected = (
         H * 0.045 + IPV4 + H * 0.0225 + 2 * IPV4 + 0.016 * H + 20 * 0.115
         + 43_800 * 8 / 1e6 * (0.5 + 0.15 * 0.03) + 6 * KMS + 3 * SECRET + 0.33 * 0.25 * 0.04048 * H + 0.33 * 0.5 * 0.004445 * H
-        + ALARMS_DEV + MONITORING  # same everywhere
+        + CONTAINER_INSIGHTS + ALARMS_DEV + MONITORING  # same everywhere
     )
     assert est.total == pytest.approx(expected, abs=0.005)
 
@@ -202,7 +205,8 @@ def test_every_type_in_both_graphs_is_priced_in_every_region_or_not_priced_with_
             est = cost.estimate(replace(g, config={**g.config, "aws:region": region}))
             assert all(math.isfinite(i.line.fixed + i.line.usage) and i.line.fixed >= 0 and i.line.usage >= 0 for i in est.items)
             assert all(n.reason for n in est.not_priced)
-            assert {n.type for n in est.not_priced} <= {"aws:ecs/cluster:Cluster"}  # Container Insights only, stated
+            # stated: enhanced Container Insights, and RDS figures the table has only as a ratio (issue 23 item 10)
+            assert {n.type for n in est.not_priced} <= {"aws:ecs/cluster:Cluster", "aws:rds/instance:Instance"}
             priced = {i.type for i in est.items}
             expected = {r.type for r in g.resources if r.type in rules.RULES} - {"aws:ecs/cluster:Cluster"}
             if not any(r.get("vpcEndpointType") == "Interface" for r in g.resources):
@@ -246,7 +250,7 @@ def test_an_instance_class_missing_from_the_table_is_not_priced_never_zero():
 
 
 def bootstrap(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "PGHOME_ROTATION_ARCHIVE": os.environ["PGHOME_ROTATION_ARCHIVE"]}
     return subprocess.run([sys.executable, "-m", "bootstrap", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
 
 
@@ -284,8 +288,8 @@ def test_plan_ends_with_the_estimate_and_cost_prints_resources():
     plain = bootstrap("plan", "--stack", "dev")
     assert plain.returncode == 0, plain.stderr
     tail = plain.stdout[plain.stdout.index("Estimated monthly cost of stack dev in eu-west-1"):]
-    assert "TOTAL" in tail and "$95.85" in tail and "$99.84" in tail
-    assert "natStrategy=single" in tail and "Not priced (1; NOT included" in tail and "nat_gb=20 GB/month" in tail
+    assert "TOTAL" in tail and "$106.35" in tail and "$110.34" in tail
+    assert "natStrategy=single" in tail and "Not priced: nothing" in tail and "nat_gb=20 GB/month" in tail
     detailed = bootstrap("plan", "--stack", "dev", "--cost")
     assert "shop-dev-network-nat-eu-west-1a" in detailed.stdout and "730 h x $0.048/h" in detailed.stdout
 
@@ -293,8 +297,8 @@ def test_plan_ends_with_the_estimate_and_cost_prints_resources():
 def test_plan_json_carries_the_estimate():
     result = bootstrap("plan", "--stack", "prod", "--json")
     doc = json.loads(result.stdout[: result.stdout.rindex("}") + 1])
-    assert doc["cost"]["monthlyIdle"] == 698.41 and doc["cost"]["region"] == "eu-west-1"
-    assert doc["cost"]["components"]["network"]["idle"] == pytest.approx(3 * (NAT + IPV4) + 5 * 3 * ENDPOINT_AZ + KMS, abs=0.01)
+    assert doc["cost"]["monthlyIdle"] == round(PROD_IDLE, 2) and doc["cost"]["region"] == "eu-west-1"
+    assert doc["cost"]["components"]["network"]["idle"] == pytest.approx(3 * (NAT + IPV4) + KMS, abs=0.01)
     assert {"natStrategy", "azCount"} <= {k for b in doc["cost"]["biggest"] for k in b["drivers"]}
 
 
@@ -326,7 +330,7 @@ def test_cost_json_carries_items_with_their_arithmetic():
     nat = [i for i in doc["items"] if i["kind"] == "NAT gateway hours"]
     assert len(nat) == 3 and all(i["fixed"] == pytest.approx(NAT) and "natStrategy" in i["drivers"] for i in nat)
     assert doc["pricesAsOf"] == "2026-11-23" and doc["usageOrigin"] == "prod defaults"
-    assert [n["kind"] for n in doc["notPriced"]] == ["Container Insights metrics"]
+    assert sorted(n["kind"] for n in doc["notPriced"]) == ["Container Insights metrics", "Performance Insights retention"]  # enhanced in prod
 
 
 def test_arm_tasks_and_a_spot_mix_are_priced_by_hand():
@@ -346,3 +350,49 @@ def test_plan_without_prices_for_the_region_still_plans_but_a_bad_cost_usage_val
     assert result.returncode == 0 and "Cost estimate: not available: there are no prices for region 'af-south-1'" in result.stdout
     bad = bootstrap("plan", "--stack", "dev", "--set", 'costUsage=["nat_gb=lots"]')
     assert bad.returncode == 2 and "costUsage: usage nat_gb = 'lots' is invalid" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 23 item 10: only sourced figures are priced; Container Insights; the Fargate note
+# --------------------------------------------------------------------------------------------
+
+
+def _in(graph: Graph, region: str) -> Any:
+    return cost.estimate(replace(graph, config={**graph.config, "aws:region": region}))
+
+
+def test_performance_insights_is_priced_only_where_the_table_has_the_regions_own_figure(prod_graph):
+    tokyo = [i for i in _in(prod_graph, "ap-northeast-1").items if i.line.kind == "Performance Insights retention"]
+    assert len(tokyo) == 1 and tokyo[0].line.fixed == pytest.approx(1.7561 * 2 * 2)  # the documented Tokyo figure, 2 vCPU x 2
+    for region in ("us-east-1", "eu-west-1", "ap-southeast-1"):
+        (pi,) = [n for n in _in(prod_graph, region).not_priced if n.kind == "Performance Insights retention"]
+        assert f"no sourced list price of pi_vcpu_month_first for {region}" in pi.reason
+
+
+def test_rds_instances_outside_the_us_and_europe_are_not_priced_from_a_ratio(dev_graph):
+    for region, priced in (("eu-west-1", True), ("us-west-1", True), ("ap-southeast-1", False), ("sa-east-1", False)):
+        est = _in(dev_graph, region)
+        hours = [i for i in est.items if i.line.kind == "database instance hours"]
+        assert bool(hours) is priced, region
+        if not priced:
+            (why,) = [n.reason for n in est.not_priced if n.kind == "database instance hours"]
+            assert "11-25% off outside the US and Europe" in why
+
+
+def test_backup_storage_from_a_ratio_is_not_priced():
+    g = graph_of("prod")
+    for region in ("us-west-1", "eu-west-2", "eu-west-3", "eu-central-1", "eu-north-1", "ap-southeast-1", "ap-southeast-2", "sa-east-1"):
+        assert [n for n in _in(g, region).not_priced if n.kind == "database backup storage"], region
+    assert [i for i in _in(g, "us-east-1").items if i.line.kind == "database backup storage"]
+
+
+def test_container_insights_is_priced_as_custom_metrics(dev_graph):
+    (ci,) = [i for i in cost.estimate(dev_graph).items if i.line.kind == "Container Insights metrics"]
+    assert ci.line.fixed == pytest.approx(CONTAINER_INSIGHTS) and 9 <= ci.line.fixed <= 12  # the review's ~$9-12/month
+
+
+def test_the_fargate_note_names_the_count_it_charges(dev_graph):
+    (fargate_line,) = [i for i in cost.estimate(dev_graph).items if i.line.kind == "Fargate tasks"]
+    service = dev_graph.one("aws:ecs/service:Service")
+    assert service.inputs.get("desiredCount") == 0  # no image yet: the plan runs none
+    assert fargate_line.line.driver_note.startswith("1 task(s) (desiredCount)")  # but the charge is for the configured one

@@ -141,16 +141,19 @@ def test_multi_az_protection_backups_and_snapshots_per_stack(graph: Graph):
         assert i.protect is True
         assert i.get("deleteAutomatedBackups") is False
     else:
-        assert i.get("skipFinalSnapshot") is (not db.final_snapshot) is True
-        assert i.get("finalSnapshotIdentifier") is None
+        # dev keeps a final snapshot by default too (issue 28); dbFinalSnapshot=false: tests/test_data_safety.py
+        assert i.get("skipFinalSnapshot") is (not db.final_snapshot) is False
+        assert i.get("finalSnapshotIdentifier", "").startswith(f"{db.identifier}-final-") or "finalSnapshotIdentifier" in i.property_dependencies
         assert i.protect is False
 
 
 def test_prod_protected_dev_not(dev_graph: Graph, prod_graph: Graph):
     assert child(prod_graph, INSTANCE).protect is True
     assert child(dev_graph, INSTANCE).protect is False
-    # only the instance carries protect, nothing else of the component
-    assert [r.name for r in prod_graph.children(component(prod_graph)) if r.protect] == [child(prod_graph, INSTANCE).name]
+    # the instance, and what must outlive it (issue 28): its key (snapshots, secrets) and log groups
+    kept = {r.type for r in prod_graph.children(component(prod_graph)) if r.protect}
+    assert kept == {INSTANCE, "aws:kms/key:Key", "aws:cloudwatch/logGroup:LogGroup"}
+    assert not [r.name for r in dev_graph.children(component(dev_graph)) if r.protect]
 
 
 def test_enhanced_monitoring_role(graph: Graph):

@@ -65,7 +65,7 @@ def test_task_definition_is_a_hardened_sleeper(graph: Graph) -> None:
     assert c["linuxParameters"] == {"initProcessEnabled": True, "capabilities": {"drop": ["ALL"]}}
     # the SSM agent's state and log directories are writable volumes, the rest of the root fs is not
     mounts = {m["containerPath"]: m for m in c["mountPoints"]}
-    assert set(mounts) == {"/var/lib/amazon", "/var/log/amazon", "/tmp"}
+    assert set(mounts) == {"/var/lib/amazon", "/var/log/amazon", "/managed-agents", "/tmp"}  # issue 23 item 2
     assert all(m["readOnly"] is False for m in mounts.values())
     assert sorted(v["name"] for v in td.inputs["volumes"]) == sorted(AGENT_WRITABLE_PATHS)
     assert not c["portMappings"] and not c["environment"] and "secrets" not in c

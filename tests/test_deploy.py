@@ -186,12 +186,21 @@ def test_master_password_in_outputs_is_refused_and_a_live_audit_fails() -> None:
 
 def test_no_terminal_and_no_yes_refuses_before_changing_anything() -> None:
     w = FakeWorld()
+    w.exists_ = True  # created, never deployed (a missing stack is refused before `stack init`: test_cli_contract D)
     d = Deployer(read_stack_file("dev"), w, lambda: w, w.audit, out=lambda s: None, assume_yes=False, isatty=lambda: False)
     with pytest.raises(DeployError, match="refusing to deploy phase 1/5 to stack dev without confirmation"):
         d.deploy()
-    # Not even the stack is created (the backend is left as it was), and nothing else ran.
-    # Mutation tried: moving the refusal after `self.ws.create()` in bootstrap/deploy/deployer.py
-    # (as the code was): the log then reads ["create", "preview appDb=false"] and this fails.
+    assert w.log == ["preview appDb=false"]  # previewed, then refused: nothing was deployed
+
+
+def test_no_terminal_and_no_yes_on_a_missing_stack_refuses_before_creating_it() -> None:
+    """Not even the stack is created (the backend is left as it was), and nothing else ran.
+    Mutation tried (issue 30): the refusal after `self.ws.create()` in bootstrap/deploy/deployer.py,
+    as the code was: the log then read ["create", "preview appDb=false"] and this failed."""
+    w = FakeWorld()
+    d = Deployer(read_stack_file("dev"), w, lambda: w, w.audit, out=lambda s: None, assume_yes=False, isatty=lambda: False)
+    with pytest.raises(DeployError, match="refusing to create stack dev without confirmation: no terminal to ask on"):
+        d.deploy()
     assert w.log == [] and not w.exists_
 
 
@@ -325,3 +334,24 @@ def test_audit_cli_with_encrypted_state_file_needs_no_pulumi(monkeypatch: pytest
     rc = main(["audit", "--stack", "dev", "--state-file", str(f)])
     out = capsys.readouterr()
     assert rc == 1 and "ENCRYPTED" in out.out and "not installed" not in out.err
+
+
+def test_secrets_left_by_a_destroy_are_checked_before_a_first_deploy_only() -> None:
+    """Issue 23 item 8: the check (bootstrap/deploy/deleted_secrets.py) runs before phase 1 of a first
+    deploy, and a refusal leaves the stack unchanged; a later deploy never looks."""
+    from bootstrap.deploy.workspace import DeployError
+
+    w = FakeWorld()
+    checked: list[str] = []
+
+    def refuse() -> None:
+        checked.append("check")
+        raise DeployError("secret shop-dev/db/master of a destroyed stack is still scheduled for deletion")
+
+    with pytest.raises(DeployError, match="scheduled for deletion"):
+        w.deployer([], before_first_up=refuse).deploy()
+    assert checked == ["check"] and w.log == ["create"]  # nothing was previewed or applied
+
+    w = FakeWorld(deployed=True)
+    w.deployer([], before_first_up=lambda: checked.append("later")).deploy()
+    assert "later" not in checked

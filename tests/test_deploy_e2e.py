@@ -21,7 +21,7 @@ def test_first_then_second_deploy(pg: PgServer, pulumi_double: Double, monkeypat
         initial = w.master_password()
         rc, out, err = w.run("deploy", "--stack", "dev", "--yes", "--local-rotation")
         assert rc == 0, err + out
-        assert "creating it (first deploy)" in out and "first deploy (phases 1-5)" in out
+        assert "a first deploy creates it (`pulumi stack init`)" in out and "first deploy (phases 1-5)" in out
         cmds = d.commands()
         assert ["stack", "init", "dev", "--secrets-provider", "passphrase"] in cmds  # created once, by the first deploy only
         ups = w.up_calls()

@@ -17,6 +17,7 @@ from pulumi import automation as auto
 
 from bootstrap.cli.main import main
 from tests.deploy_world import edit_stack_file, run
+from tests.pgserver import _write_tls_files
 from tests.pulumi_double.double import digest
 from tests.pulumi_double.fixture import Double
 
@@ -55,7 +56,8 @@ def test_1_a_stack_file_with_app_db_enabled_does_not_lock_anyone_out(pulumi_doub
     monkeypatch.setenv("PULUMI_BACKEND_URL", d.file_backend())
     make_stack(d)
     edit_stack_file(d.project / "Pulumi.dev.yaml", appDbEnabled="true")
-    rc, out, err = run(d, capsys, "preview", "--stack", "dev")
+    # --tunnel never: the secret's host is taken as reachable (a tunnel is the default otherwise: test_cli_contract H)
+    rc, out, err = run(d, capsys, "preview", "--stack", "dev", "--tunnel", "never")
     assert rc == 0, err
     preview = d.ops("preview")[-1]
     assert preview["env"]["PGPASSWORD"] == digest(MASTER_PW)  # the program gets its credential from the orchestration
@@ -129,8 +131,10 @@ def test_3_kms_stacks_need_no_passphrase_empty_passphrase_and_secure_values(pulu
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "")
     stack = make_stack(d, "prod", PULUMI_CONFIG_PASSPHRASE="")
     stack.set_config("pghome:imageTag", auto.ConfigValue("release-7", secret=True))
-    edit_stack_file(d.project / "Pulumi.prod.yaml", certificateArn="arn:aws:acm:eu-west-1:210987654321:certificate/4b1c9a57-3f8e-4d5a-9c2b-7e6f5a4d3c2b",
-                    appDbSslMode="require", appDbSslRootCert="")
+    edit_stack_file(d.project / "Pulumi.prod.yaml", certificateArn="arn:aws:acm:eu-west-1:210987654321:certificate/4b1c9a57-3f8e-4d5a-9c2b-7e6f5a4d3c2b")
+    (d.project / "certs").mkdir(exist_ok=True)
+    _write_tls_files(d.project / "certs")  # prod is verify-full only (issue 28): a CA file where the stack names the bundle
+    (d.project / "certs" / "ca.crt").rename(d.project / "certs" / "rds-global-bundle.pem")
     assert "secure" in yaml.safe_load((d.project / "Pulumi.prod.yaml").read_text())["config"]["pghome:imageTag"]
     rc, out, err = run(d, capsys, "preview", "--stack", "prod")
     assert rc == 0, err
@@ -168,7 +172,7 @@ def test_5_destroy_previews_and_refuses_without_a_terminal_or_yes(pulumi_double:
     make_stack(d)
     assert run(d, capsys, "up", "--stack", "dev", "--yes")[0] == 0
     monkeypatch.setattr("sys.stdin.isatty", lambda: False, raising=False)
-    rc, out, err = run(d, capsys, "destroy", "--stack", "dev")
+    rc, out, err = run(d, capsys, "destroy", "--stack", "dev", "--allow-data-loss")
     assert rc == 1 and "refusing to destroy stack dev without confirmation" in one_line(err)
     assert "delete   aws:rds/instance:Instance shop-dev-database-instance" in out and "WARNING: delete of stateful resource" in out
     destroys = d.ops("destroy")
@@ -177,7 +181,7 @@ def test_5_destroy_previews_and_refuses_without_a_terminal_or_yes(pulumi_double:
     # the question is asked on a terminal; "n" keeps everything
     monkeypatch.setattr("sys.stdin.isatty", lambda: True, raising=False)
     monkeypatch.setattr("builtins.input", lambda prompt: "n")
-    rc, out, err = run(d, capsys, "destroy", "--stack", "dev")
+    rc, out, err = run(d, capsys, "destroy", "--stack", "dev", "--allow-data-loss")
     assert rc == 1 and "cancelled; nothing was changed" in err
     assert all("--preview-only" in c["argv"] for c in d.ops("destroy"))
 

@@ -70,7 +70,7 @@ def test_destroy_then_up_reuses_the_stable_names_and_collides_nowhere(dev: Doubl
     snapshot1 = only(d, "aws:rds/instance:Instance")["inputs"]["finalSnapshotIdentifier"]
     assert snapshot1.startswith("shop-dev-db-final-") and len(snapshot1) == len("shop-dev-db-final-") + 8
 
-    rc, out, err = run(d, capsys, "destroy", "--stack", "dev", "--yes")
+    rc, out, err = run(d, capsys, "destroy", "--stack", "dev", "--yes", "--allow-data-loss")
     assert rc == 0, err
     assert d.resources() == []
     assert account(d) == {"secretsPendingDeletion": {}, "dbSnapshots": [snapshot1]}
@@ -85,7 +85,7 @@ def test_destroy_then_up_reuses_the_stable_names_and_collides_nowhere(dev: Doubl
     assert snapshot2 != snapshot1 and snapshot2.startswith("shop-dev-db-final-")
 
     # the second destroy leaves its own snapshot beside the first one
-    rc, out, err = run(d, capsys, "destroy", "--stack", "dev", "--yes")
+    rc, out, err = run(d, capsys, "destroy", "--stack", "dev", "--yes", "--allow-data-loss")
     assert rc == 0, err
     assert account(d)["dbSnapshots"] == [snapshot1, snapshot2]
 
@@ -102,7 +102,7 @@ def test_prod_recovery_window_would_block_the_recreate(dev: Double, capsys: pyte
         if r["type"] == "aws:secretsmanager/secret:Secret":
             r["inputs"]["recoveryWindowInDays"] = r["outputs"]["recoveryWindowInDays"] = 30
     stack.import_stack(exported)
-    rc, out, err = run(d, capsys, "destroy", "--stack", "dev", "--yes")
+    rc, out, err = run(d, capsys, "destroy", "--stack", "dev", "--yes", "--allow-data-loss")
     assert rc == 0, err
     assert "shop-dev/db/master" in account(d)["secretsPendingDeletion"]
     rc, out, err = run(d, capsys, "up", "--stack", "dev", "--yes")
@@ -165,7 +165,7 @@ def test_release_sets_the_tag_in_the_stack_through_the_real_up(dev: Double, aws:
                                                         deployment(first, "ACTIVE", DOUBLE_TD, "COMPLETED", desired=1, running=1), desired=1), DESCRIBE)
         stub.add_response("describe_services", services(deployment(second, "PRIMARY", DOUBLE_TD, "COMPLETED", desired=1, running=1), desired=1), DESCRIBE)
         queue_verification(stub, digest)  # release checks what the settled service runs
-        rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.3")
+        rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.3", "--yes")
         assert rc == 0, err + out
     assert yaml.safe_load((d.project / "Pulumi.dev.yaml").read_text())["config"]["pghome:imageTag"] == "1.4.3"
     assert app_images(d) == ["123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop-dev:1.4.3"]

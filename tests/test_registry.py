@@ -51,9 +51,10 @@ def test_lifecycle_policy_rules_follow_config_and_are_ordered(graph: Graph) -> N
     priorities = [r["rulePriority"] for r in rules]
     assert priorities == sorted(set(priorities)), "priorities must be unique and in ascending order"
     statuses = [r["selection"]["tagStatus"] for r in rules]
-    assert statuses == ["untagged", "tagged"]
+    assert statuses == ["tagged", "untagged", "tagged"]
     assert "any" not in statuses[:-1], "a tagStatus=any rule must come last"
-    untagged, tagged = rules
+    released, untagged, tagged = rules
+    assert released["selection"]["tagPatternList"] == ["released-*"] and released["selection"]["countNumber"] == 9999
     assert untagged["selection"] == {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 14}
     assert tagged["selection"]["countType"] == "imageCountMoreThan"
     assert tagged["selection"]["countNumber"] == 30
@@ -64,14 +65,14 @@ def test_lifecycle_policy_rules_follow_config_and_are_ordered(graph: Graph) -> N
 def test_lifecycle_policy_follows_overrides() -> None:
     graph = run_stack("dev", {"ecrUntaggedExpiryDays": 3, "ecrKeepTaggedCount": 7})
     rules = json.loads(graph.one(LIFECYCLE).inputs["policy"])["rules"]
-    assert rules[0]["selection"]["countNumber"] == 3
-    assert rules[1]["selection"]["countNumber"] == 7
+    assert rules[1]["selection"]["countNumber"] == 3
+    assert rules[2]["selection"]["countNumber"] == 7
 
 
 def test_lifecycle_policy_function_is_plain_json() -> None:
     doc = lifecycle_policy(1, 1000)
     assert json.loads(json.dumps(doc)) == doc
-    assert [r["rulePriority"] for r in doc["rules"]] == [1, 2]
+    assert [r["rulePriority"] for r in doc["rules"]] == [1, 2, 3]
 
 
 def test_registry_outputs_exported(graph: Graph) -> None:

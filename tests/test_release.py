@@ -17,6 +17,7 @@ from moto import mock_aws
 from bootstrap.deploy.release import ReleaseError, ReleaseOptions, Releaser, blocking_counts, tag_problem
 from bootstrap.plan.mockgraph import stack_config
 from config.load import Settings, load_settings
+from config.stack_file import InputError
 from tests.helpers import FakeClock as Clock
 
 REGION = "eu-west-1"
@@ -162,13 +163,13 @@ def test_failed_scan_is_refused(ecr: Any) -> None:
 
 def test_prod_refuses_latest_before_any_aws_call() -> None:
     s = settings("prod")
-    with pytest.raises(ReleaseError, match="looks like a moving name"):
+    with pytest.raises(InputError, match="looks like a moving name"):
         Releaser(s, object(), object(), RecordingUpdate(), out=lambda _: None).release(ReleaseOptions("latest"))
 
 
 def test_container_image_stacks_cannot_release() -> None:
     s = settings(containerImage="public.ecr.aws/nginx/nginx:1.27")
-    with pytest.raises(ReleaseError, match="clear containerImage"):
+    with pytest.raises(InputError, match="clear containerImage"):
         Releaser(s, object(), object(), RecordingUpdate(), out=lambda _: None).release(ReleaseOptions("1.2.3"))
 
 
@@ -195,6 +196,10 @@ def test_release_sets_tag_updates_and_waits_for_steady_state(ecr: Any) -> None:
     assert "running 0/2, pending 2" in text
     assert "steady state: 2 task(s) of shop-dev-app:7" in text
     assert lines[-1].startswith("[    20s]")  # two polls of 10 s before COMPLETED
+    # issue 23 item 6: the released image carries released-<tag>, which the lifecycle policy keeps
+    digest = ecr.describe_images(repositoryName="shop-dev", imageIds=[{"imageTag": "1.2.3"}])["imageDetails"][0]
+    assert sorted(digest["imageTags"]) == ["1.2.3", "released-1.2.3"]
+    assert "marked released-1.2.3" in text
 
 
 def test_circuit_breaker_rollback_prints_stopped_task_reasons_and_fails(ecr: Any) -> None:
@@ -263,7 +268,7 @@ def test_deployment_timeout_is_one_sentence(ecr: Any) -> None:
 def test_cli_refuses_latest_in_prod_before_anything(capsys: pytest.CaptureFixture[str]) -> None:
     from bootstrap.cli.main import main
 
-    assert main(["release", "--stack", "prod", "--image-tag", "latest"]) == 1
+    assert main(["release", "--stack", "prod", "--image-tag", "latest"]) == 2  # bad input, as the README says
     assert "looks like a moving name" in capsys.readouterr().err
 
 
@@ -278,3 +283,15 @@ def test_set_stack_config_edits_one_line_and_keeps_comments(tmp_path: Any) -> No
     g.write_text("config:\n  pghome:appName: shop\n")
     set_stack_config(g, "pghome:imageTag", "3f9c2ab")
     assert g.read_text() == "config:\n  pghome:imageTag: \"3f9c2ab\"\n  pghome:appName: shop\n"
+
+
+def test_a_re_release_finds_the_released_tag_already_there(ecr: Any) -> None:
+    """Immutable tags: the second PutImage of released-<tag> is refused by ECR, which is fine."""
+    from bootstrap.deploy.keep_image import keep_released_image, released_tag
+
+    push(ecr, "2.0.0")
+    lines: list[str] = []
+    assert keep_released_image(ecr, "shop-dev", "2.0.0", say=lines.append) == "released-2.0.0"
+    assert keep_released_image(ecr, "shop-dev", "2.0.0", say=lines.append) == "released-2.0.0"
+    assert "already marked" in lines[-1]
+    assert len(released_tag("x" * 128)) <= 128 and released_tag("x" * 128).startswith("released-")

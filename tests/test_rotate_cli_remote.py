@@ -113,6 +113,9 @@ def _seam(monkeypatch: pytest.MonkeyPatch, lw: LambdaWorld, ecs: Any, logs: Any 
 
 def _stub_redeploy(ecs: Any, cluster: str, service: str) -> Stubber:
     stubber = Stubber(ecs)
+    # the CLI's check that the last rollout finished (dbcore/rollout.py): it has
+    stubber.add_response("describe_services", {"services": [{"serviceName": service, "deployments": [
+        {"id": "ecs-svc/0", "status": "PRIMARY", "rolloutState": "COMPLETED"}]}], "failures": []}, {"cluster": cluster, "services": [service]})
     # the played function does not redeploy (it has no ECS): the PRIMARY deployment predates the rotation
     stubber.add_response("describe_services", {"services": [{"serviceName": service, "deployments": [
         {"id": "ecs-svc/0", "status": "PRIMARY", "createdAt": datetime(2026, 1, 1, tzinfo=UTC)}]}], "failures": []}, {"cluster": cluster, "services": [service]})
@@ -211,8 +214,9 @@ def test_deploy_rotates_the_logins_through_the_function(pg: PgServer, pulumi_dou
         try:
             ecs = boto3.client("ecs", region_name=w.world.settings.region)
             stubber = Stubber(ecs)
-            stubber.add_response("describe_services", {"services": [{"deployments": [{"id": "d0", "status": "PRIMARY"}]}], "failures": []},
-                                 {"cluster": ANY, "services": ANY})
+            for _ in range(2):  # the rollout check (dbcore/rollout.py), then the redeploy's "since" probe
+                stubber.add_response("describe_services", {"services": [{"deployments": [{"id": "d0", "status": "PRIMARY"}]}], "failures": []},
+                                     {"cluster": ANY, "services": ANY})
             stubber.add_response("update_service", {"service": {}}, {"cluster": ANY, "service": ANY, "forceNewDeployment": True})
             stubber.add_response("describe_services", {"services": [{"desiredCount": 1, "runningCount": 1, "deployments": [{"id": "d"}]}],
                                                        "failures": []}, {"cluster": ANY, "services": ANY})

@@ -173,6 +173,7 @@ def test_rotate_stack_master_first_then_logins_then_redeploys_and_waits() -> Non
             stub.add_response("rotate_secret", {"VersionId": NEW}, {"SecretId": ids[role], "RotateImmediately": True})
             stub.add_response("describe_secret", _describe({OLD: ["AWSPREVIOUS"], NEW: ["AWSCURRENT"]}), {"SecretId": ids[role]})
         stable = {"services": [{"serviceName": "shop-dev", "deployments": [{"status": "PRIMARY"}], "runningCount": 2, "desiredCount": 2, "status": "ACTIVE"}], "failures": []}
+        ecs_stub.add_response("describe_services", stable, {"cluster": "c", "services": ["shop-dev"]})  # the last rollout finished (dbcore/rollout.py)
         ecs_stub.add_response("describe_services", stable, {"cluster": "c", "services": ["shop-dev"]})  # no deployment since the rotation began
         ecs_stub.add_response("update_service", {"service": {"serviceName": "shop-dev"}}, {"cluster": "c", "service": "shop-dev", "forceNewDeployment": True})
         ecs_stub.add_response("describe_services", stable, {"cluster": "c", "services": ["shop-dev"]})

@@ -52,7 +52,7 @@ def test_function_in_private_subnets_with_its_own_group(graph: Graph) -> None:
     assert env["PGHOME_LOGIN_SECRET_ARNS"] == graph.outputs["appDbLoginSecretArns"]["migrator"]
     assert env["PGSSLMODE"] == "verify-full" and env["PGSSLROOTCERT"] == "/var/task/rds-ca.pem"
     assert not any("PASSWORD" in k for k in env)
-    assert fn.inputs["kmsKeyArn"] == graph.outputs["dbKmsKeyArn"]
+    assert not fn.inputs.get("kmsKeyArn")  # only ARNs: Lambda's own key (issue 23 item 7)
     # egress: the DB group on its port, and HTTPS; no ingress at all
     egress = [r.inputs for r in graph.of_type(EGRESS) if r.inputs["securityGroupId"] == sg]
     db_sg = graph.outputs["dbSecurityGroupId"]
@@ -68,15 +68,15 @@ def test_least_privilege_role(graph: Graph) -> None:
     secrets = sorted(r.state["arn"] for r in graph.of_type(SECRET))
     assert len(secrets) == 3
     by_sid = {st["Sid"]: st for st in _statements(graph, f"{prefix}-db-rotation")}
-    assert set(by_sid) == {"RotateTheseSecrets", "SecretsKeyThroughSecretsManager", "MasterPasswordOfThisInstance", "RedeployTheAppService"}
+    # no RDS rights at all (issue 28 item 8): the master rotates in SQL, ModifyDBInstance (which can
+    # also switch off deletion protection and backups) stays with an operator's break-glass role
+    assert set(by_sid) == {"RotateTheseSecrets", "SecretsKeyThroughSecretsManager", "RedeployTheAppService"}
+    assert not any(a.startswith("rds:") for st in by_sid.values() for a in _as_list(st["Action"]))
     assert sorted(_as_list(by_sid["RotateTheseSecrets"]["Resource"])) == secrets
     assert not any("*" in a for st in by_sid.values() for a in _as_list(st["Action"]))
     kms = by_sid["SecretsKeyThroughSecretsManager"]
     assert _as_list(kms["Resource"]) == [graph.outputs["dbKmsKeyArn"]]
     assert kms["Condition"]["StringEquals"]["kms:ViaService"] == "secretsmanager.eu-west-1.amazonaws.com"
-    rds = by_sid["MasterPasswordOfThisInstance"]
-    instance = graph.one("aws:rds/instance:Instance")
-    assert _as_list(rds["Resource"]) == [instance.state["arn"]] and "rds:ModifyDBInstance" in _as_list(rds["Action"])
     attach = [r.inputs["policyArn"] for r in graph.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") if r.name.endswith("rotation-vpc-access")]
     assert attach == ["arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"]
 
@@ -119,7 +119,8 @@ def test_the_function_may_redeploy_exactly_the_app_service(graph: Graph) -> None
     by_sid = {st["Sid"]: st for st in _statements(graph, f"{prefix}-db-rotation")}
     ecs = by_sid["RedeployTheAppService"]
     cluster, service = graph.outputs["clusterName"], graph.outputs["serviceName"]
-    assert _as_list(ecs["Action"]) == ["ecs:UpdateService"] and ecs["Effect"] == "Allow"
+    # DescribeServices: createSecret refuses while the last forced deployment is unfinished (dbcore/rollout.py)
+    assert _as_list(ecs["Action"]) == ["ecs:UpdateService", "ecs:DescribeServices"] and ecs["Effect"] == "Allow"
     assert _as_list(ecs["Resource"]) == [f"arn:aws:ecs:eu-west-1:123456789012:service/{cluster}/{service}"]
     assert not any(a.startswith("ecs:") for st in by_sid.values() if st is not ecs for a in _as_list(st["Action"]))
     env = _fn(graph).inputs["environment"]["variables"]
@@ -213,8 +214,10 @@ def test_rds_password_granted_to_the_master_only(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setenv("PGPASSWORD", "offline-plan-connects-nowhere")
     g = run_stack("dev", {"appDbEnabled": "true"})
-    grants = [(r.inputs["role"], r.inputs["grantRole"]) for r in g.of_type("postgresql:index/grantRole:GrantRole") if r.inputs["grantRole"] == "rds_password"]
-    assert grants == [("shop_master", "rds_password")]
+    # not a provider resource: its create runs REVOKE then GRANT, which fails on 16+ for a master holding
+    # rds_password through rds_superuser without ADMIN; the deploy grants it, guarded (issue 23 item 4)
+    grants = [r for r in g.of_type("postgresql:index/grantRole:GrantRole") if r.inputs["grantRole"] == "rds_password"]
+    assert grants == []
     from config.load import load_settings
 
     s = load_settings(g.config, stack="dev", check_credentials=False)

@@ -229,7 +229,8 @@ def test_task_definition_is_hardened(graph: Graph) -> None:
     assert task.inputs["requiresCompatibilities"] == ["FARGATE"]
     assert task.inputs["networkMode"] == "awsvpc"
     # /tmp, plus the SSM agent's paths when ECS Exec is on (dev): the root filesystem stays read-only
-    expected = {"tmp": "/tmp"} if graph.stack == "prod" else {"tmp": "/tmp", "ssm-lib": "/var/lib/amazon", "ssm-log": "/var/log/amazon"}
+    expected = {"tmp": "/tmp"} if graph.stack == "prod" else {"tmp": "/tmp", "ssm-lib": "/var/lib/amazon", "ssm-log": "/var/log/amazon",
+                                                              "managed-agents": "/managed-agents"}
     assert task.inputs["volumes"] == [{"name": v} for v in expected]
     assert {m["sourceVolume"]: m["containerPath"] for m in container(graph)["mountPoints"]} == expected
     assert task.inputs["executionRoleArn"] == role(graph, f"shop-{graph.stack}-task-execution").state["arn"]

@@ -59,8 +59,13 @@ class AwsCliSessionStarter:
             )
 
     def command(self, request: SessionRequest) -> list[str]:
-        params = {"host": [request.remote_host], "portNumber": [str(request.remote_port)], "localPortNumber": [str(request.local_port)]}
-        cmd = [self.aws, "ssm", "start-session", "--target", request.target, "--document-name", PORT_FORWARD_DOCUMENT, "--parameters", json.dumps(params)]
+        # The stack's own document fixes host and port (components/db_access_operator.py): only the local port is ours to choose.
+        if request.document:
+            document, params = request.document, {"localPortNumber": [str(request.local_port)]}
+        else:
+            document = PORT_FORWARD_DOCUMENT
+            params = {"host": [request.remote_host], "portNumber": [str(request.remote_port)], "localPortNumber": [str(request.local_port)]}
+        cmd = [self.aws, "ssm", "start-session", "--target", request.target, "--document-name", document, "--parameters", json.dumps(params)]
         if request.region:
             cmd += ["--region", request.region]
         if self.profile:
@@ -74,7 +79,7 @@ class AwsCliSessionStarter:
                 return session
             if attempt == self.attempts or not any(mark in last for mark in self.RETRYABLE):
                 raise TunnelError(
-                    f"the SSM port-forwarding session did not start ({last[:300]}); check ssm:StartSession rights on the task and the document {PORT_FORWARD_DOCUMENT}"
+                    f"the SSM port-forwarding session did not start ({last[:300]}); check ssm:StartSession rights on the task and the document {request.document or PORT_FORWARD_DOCUMENT}"
                 )
             self.sleep(self.retry_delay_s)
         raise AssertionError("unreachable")

@@ -46,6 +46,7 @@ OUTPUT_KEYS = {
     "db_host": "dbAddress",
     "db_port": "dbPort",
 }
+SESSION_DOCUMENT_OUTPUT = "dbAccessSessionDocument"  # optional: older stacks use AWS's own document
 
 
 class TunnelError(RuntimeError):
@@ -66,6 +67,7 @@ class AccessTarget:
     db_host: str
     db_port: int
     container: str = "access"
+    document: str = ""  # the stack's port-forwarding document (dbAccessSessionDocument); "" on stacks older than it
 
     @classmethod
     def from_outputs(cls, outputs: Mapping[str, Any], stack: str = "") -> AccessTarget:
@@ -86,6 +88,7 @@ class AccessTarget:
             db_host=str(values[OUTPUT_KEYS["db_host"]]),
             db_port=int(values[OUTPUT_KEYS["db_port"]]),
             container=str(values[OUTPUT_KEYS["container"]]),
+            document=str(values.get(SESSION_DOCUMENT_OUTPUT) or ""),
         )
 
 
@@ -109,6 +112,7 @@ class SessionRequest:
     remote_port: int
     local_port: int
     region: str | None = None
+    document: str = ""  # the stack's document (host and port fixed in it); "" = AWS-StartPortForwardingSessionToRemoteHost
 
 
 class Session(Protocol):
@@ -278,6 +282,7 @@ def open_tunnel(
             remote_port=target.db_port,
             local_port=port,
             region=region,
+            document=target.document,
         )
         out(f"  opening the SSM port-forwarding session to {target.db_host}:{target.db_port}")
         session = sessions.start(request)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bootstrap.deploy.workspace import Backend, DeployError, Workspace, check_secrets, require_cli, resolve_backend
+from bootstrap.deploy.workspace import Backend, DeployError, Workspace, check_secrets, explain, require_cli, resolve_backend
 from config.load import settings_for
 from config.stack_file import APP_DB_KEY, PROJECT_DIR, InputError, StackFile, read_stack_file
 
@@ -77,7 +77,7 @@ class Session:
 
 
 def _session(args: argparse.Namespace, *, cli: bool) -> Session:
-    project_dir = Path(args.cwd).resolve() if getattr(args, "cwd", "") else PROJECT_DIR
+    project_dir = _project_dir(args)
     sf = read_stack_file(args.stack, project_dir)
     backend = ws = None
     decrypted: dict[str, str] = {}
@@ -90,6 +90,9 @@ def _session(args: argparse.Namespace, *, cli: bool) -> Session:
             config = ws.open().get_all_config()
             decrypted = {k: str(getattr(v, "value", v)) for k, v in config.items() if k in sf.secure_keys}
     settings = settings_for(sf, args.stack, decrypted)
+    sslmode = getattr(args, "sslmode", "")
+    if settings.is_prod and sslmode and sslmode != "verify-full":  # issue 28: never downgraded in prod, not even for one run
+        raise InputError(f"--sslmode {sslmode} is refused for prod stack {args.stack}: prod connections verify the server (verify-full with the RDS CA bundle)")
     return Session(args, project_dir, sf, backend, ws, settings, decrypted)
 
 
@@ -169,6 +172,7 @@ def _auditor(s: Session, rot_factory: Callable[[], Any]) -> Callable[[Any], int]
 
 
 def _deployer(s: Session, rot_factory: Callable[[], Any]) -> Any:
+    from bootstrap.deploy import deleted_secrets
     from bootstrap.deploy.deployer import Deployer, RemoteRotation
     from bootstrap.deploy.preflight import policy_packs
 
@@ -180,9 +184,10 @@ def _deployer(s: Session, rot_factory: Callable[[], Any]) -> Any:
             return make_remote_rotator(s.settings.region, outputs).rotate(roles, join_pending=True, start=start)
 
         remote = through_function
-    return Deployer(s.sf, s.ws, rot_factory, _auditor(s, rot_factory), assume_yes=s.args.yes, policy_packs=policy_packs(s.project_dir),
+    return Deployer(s.sf, s.ws, rot_factory, _auditor(s, rot_factory), assume_yes=s.args.yes, allow_data_loss=getattr(s.args, "allow_data_loss", False), policy_packs=policy_packs(s.project_dir),
                     route=lambda outputs: _db_route(s, rot_factory, outputs), password_logins=s.settings.app_database.password_logins(),
-                    remote_rotation=remote)
+                    remote_rotation=remote, before_first_up=lambda: deleted_secrets.check_stack(
+                        s.settings, purge=getattr(s.args, "purge_deleted_secrets", False), assume_yes=getattr(s.args, "yes", False)))
 
 
 def _offline_checks(s: Session, controls: bool) -> None:
@@ -204,7 +209,18 @@ def _lazy(factory: Callable[[], Any]) -> Callable[[], Any]:
     return get
 
 
+def _project_dir(args: argparse.Namespace) -> Path:
+    return Path(args.cwd).resolve() if getattr(args, "cwd", "") else PROJECT_DIR
+
+
+def require_rotation_archive(args: argparse.Namespace) -> None:
+    from bootstrap.deploy.preflight import require_rotation_archive as check
+
+    check(_project_dir(args))
+
+
 def cmd_deploy(args: argparse.Namespace) -> int:
+    require_rotation_archive(args)
     s = _session(args, cli=True)
     _offline_checks(s, controls=True)
     rot = _lazy(lambda: _rotator(s))
@@ -212,6 +228,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_single(args: argparse.Namespace) -> int:
+    if args.op in ("preview", "up", "drift"):  # the ops that run the program
+        require_rotation_archive(args)
     s = _session(args, cli=True)
     if args.op != "destroy":
         _offline_checks(s, controls=args.op in ("up", "preview"))
@@ -257,14 +275,19 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from bootstrap.deploy.workspace import export_with_secrets
-    from bootstrap.rotation.audit import audit_state, login_users, read_state_file
+    from bootstrap.rotation.audit import audit_state, config_and_history, login_users, read_state_file
 
     s = _session(args, cli=not args.state_file)
+    config: dict[str, Any] = {}
+    history: list[dict[str, Any]] = []
     if args.state_file:
         state = read_state_file(args.state_file)
+        print("audit: --state-file: the stack's config and update history are not searched (run without it to include them)")
     else:
         assert s.ws is not None
-        state = export_with_secrets(s.ws.open())
+        stack = s.ws.open()
+        state = export_with_secrets(stack)
+        config, history = config_and_history(stack)
     rot = _rotator(s)
     with contextlib.ExitStack() as held:
         opened: list[Any] = []
@@ -274,7 +297,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 opened.append(held.enter_context(_db_route(s, lambda: rot)))
             return bool(rot.accepts(user, password, dbname))
 
-        live, unverifiable = audit_state(state, login_users(s.settings), accepts)
+        live, unverifiable = audit_state(state, login_users(s.settings), accepts, config=config, history=history)
     return 1 if live or unverifiable else 0
 
 
@@ -307,8 +330,18 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--secrets-provider", default="", help="for a new stack: passphrase (default) or awskms://alias/<name>?region=<r>")
 
 
-def _yes(p: argparse.ArgumentParser) -> None:
+def _purge_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--purge-deleted-secrets", action="store_true", help="delete without recovery this stack's secrets that a destroy "
+                   "left scheduled for deletion (otherwise the command stops and names them)")
+
+
+def _yes(p: argparse.ArgumentParser, *, data_loss: bool = True) -> None:
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation (required without a terminal)")
+    if data_loss:  # refresh only rewrites the state: nothing to allow
+        p.add_argument(
+            "--allow-data-loss", action="store_true",
+            help="accept a preview that deletes or replaces a resource holding data (DB, app database, secrets, keys, buckets, "
+                 "repositories, log groups); refused without it, even with --yes (docs/data-loss.md)")
 
 
 def register(sub: Any) -> None:
@@ -332,6 +365,7 @@ def register(sub: Any) -> None:
     p.add_argument("--rotate-after-days", type=int, default=None, metavar="N", help="rotate login roles whose AWSCURRENT is N days old or older")
     p.add_argument("--local-rotation", action="store_true", help="rotate the login roles in-process (the runner connects to the "
                    "database) instead of through the stack's rotation function")
+    _purge_arg(p)
     _tunnel_arg(p)
     p.set_defaults(func=guarded(cmd_deploy))
 
@@ -341,8 +375,11 @@ def register(sub: Any) -> None:
         _common(p)
         _backend_args(p)
         _db_args(p)
+        _tunnel_arg(p)  # with the app database on, the postgresql provider connects (as in deploy's phases 3-5)
         if op in ("up", "refresh", "destroy"):
-            _yes(p)
+            _yes(p, data_loss=op != "refresh")
+        if op == "up":
+            _purge_arg(p)
         else:
             p.set_defaults(yes=False)
         p.set_defaults(func=guarded(cmd_single), op=op)
@@ -362,6 +399,7 @@ def guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Names
     def run(args: argparse.Namespace) -> int:
         import psycopg
         from botocore.exceptions import BotoCoreError, ClientError
+        from pulumi import automation as auto
 
         from bootstrap.access.tunnel import TunnelError
         from config.load import ConfigError
@@ -370,6 +408,9 @@ def guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Names
 
         try:
             return fn(args)
+        except auto.CommandError as exc:  # a CLI call outside the Deployer's own handling (outputs, config)
+            print(f"error: {explain(exc, getattr(args, 'stack', ''))}", file=sys.stderr)
+            return 1
         except (InputError, ConfigError, ConnectionSettingsError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -387,8 +428,9 @@ def guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Names
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             print(f"error: the database refused: {first} ({type(exc).__name__})", file=sys.stderr)
             return 1
-        except (KeyboardInterrupt, EOFError):
-            print("error: interrupted; nothing more was changed", file=sys.stderr)
+        except (KeyboardInterrupt, EOFError):  # outside a CLI update (those say more: workspace.interrupted)
+            print("error: interrupted (Ctrl-C) before the command finished; re-run it to go on (an interrupted rotation is finished first)",
+                  file=sys.stderr)
             return 1
 
     return run

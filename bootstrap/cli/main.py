@@ -56,8 +56,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     unmet = prerequisites(load_settings(graph.config, stack=graph.stack, check_credentials=False))
     cost = cost_cli.plan_estimate(graph, args, usage)
     if args.json:
-        print(json.dumps({**plan.as_json(graph), "monitoring": alarms.as_json(graph), "controls": report.as_json(), "prerequisites": unmet,
-                          "cost": cost_cli.plan_json(cost)}, indent=2, default=str))
+        doc = {"schemaVersion": plan.JSON_SCHEMA_VERSION, **plan.as_json(graph), "monitoring": alarms.as_json(graph), "controls": report.as_json(),
+               "prerequisites": unmet, "cost": cost_cli.plan_json(cost)}
+        print(json.dumps(doc, indent=2, default=str))  # docs/plan-json.md, docs/plan-json.schema.json
     else:
         print(plan.render_table(graph))
         print()

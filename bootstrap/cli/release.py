@@ -10,12 +10,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bootstrap.deploy.ledger import Ledger, LedgerError, holder_name
-from bootstrap.deploy.release import SEVERITIES, ReleaseError, ReleaseOptions, Releaser, StackUpdate
+from bootstrap.deploy.release import SEVERITIES, ReleaseError, ReleaseOptions, Releaser, StackUpdate, check_request
 from config.stack_file import set_stack_config
 
 
 def register(sub: Any) -> None:
-    from bootstrap.cli.deploy import _backend_args, _common, _db_args, guarded
+    from bootstrap.cli.deploy import _backend_args, _common, _db_args, _yes, guarded
 
     p = sub.add_parser("release", help="deploy one pushed, scanned image tag and wait for ECS steady state")
     _common(p)
@@ -26,32 +26,32 @@ def register(sub: Any) -> None:
     p.add_argument("--break-lock", action="store_true", help="first remove a release lock left by a killed run (refused while its migration task runs)")
     _backend_args(p)
     _db_args(p)
+    _yes(p)
     p.set_defaults(func=guarded(_cmd_release))
 
 
 def automation_update(args: Any) -> StackUpdate:
-    """The real seam: the Automation API workspace of bootstrap/deploy/workspace.py. The tag is written to
-    the stack file (as `pulumi config set` would: commit it, it stays the source of truth) and the
-    program records it in the state (the `imageTag` output, read back by bootstrap/deploy/image_tag.py), and
-    `up` runs with the app database phase the state records; with the app database on, the master
-    password reaches the postgresql provider in that process's env only, as for `deploy`."""
+    """The real seam: the Automation API workspace of bootstrap/deploy/workspace.py. Like `deploy`,
+    the update is previewed first (replacements and deletions of stateful resources called out) and
+    needs a yes (`--yes`; off a terminal without it, release refuses); only then is the tag written
+    to the stack file (as `pulumi config set` would: commit it, it stays the source of truth) and
+    `up` run. The program records the tag in the state (the `imageTag` output, read back by
+    bootstrap/deploy/image_tag.py), and `up` runs with the app database phase the state records;
+    with the app database on, the master password reaches the postgresql provider in that
+    process's env only, as for `deploy`."""
     import tempfile
     from pathlib import Path
 
     from bootstrap.cli import deploy as deploy_cli
-    from bootstrap.deploy.workspace import explain
-    from bootstrap.progress import Progress
-    from config.stack_file import APP_DB_KEY, read_stack_file, with_app_db
+    from bootstrap.deploy.confirm import ChangePlan, confirm
+    from bootstrap.deploy.workspace import changing, explain
+    from bootstrap.progress import Progress, heartbeat
+    from config.stack_file import APP_DB_KEY, with_app_db
 
     def update(config: Mapping[str, str]) -> Mapping[str, Any]:
         session = deploy_cli._session(args, cli=True)  # noqa: SLF001 - the shared CLI session
         assert session.ws is not None
-        for key, value in config.items():
-            set_stack_config(session.sf.path, f"pghome:{key}", value)
-        print(f"{session.sf.path.name}: {', '.join(f'{k}={v}' for k, v in config.items())}; the tag is also recorded in the stack's "
-              "state (the imageTag output), so a later deploy from a checkout without this change keeps the image; commit the "
-              "file to keep it the source of truth")
-        sf = read_stack_file(args.stack, session.project_dir)
+        sf = session.sf
         stack = session.ws.open()
         deployed = getattr(stack.outputs().get("appDbEnabled"), "value", None)
         app_db = str(sf.explicit(APP_DB_KEY) if sf.explicit(APP_DB_KEY) is not None else deployed).lower() == "true"
@@ -60,10 +60,28 @@ def automation_update(args: Any) -> StackUpdate:
 
             stack = session.ws.open(provider_env(deploy_cli._rotator(session).current_password("master")))  # noqa: SLF001
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = with_app_db(sf, app_db, Path(tmp) / sf.path.name)
+            # the tag goes into the temporary --config-file first: nothing is written before the yes
+            cfg = str(with_app_db(sf, app_db, Path(tmp) / sf.path.name, {f"pghome:{k}": v for k, v in config.items()}))
+            plan = ChangePlan()
+            try:
+                with heartbeat(print, f"pulumi preview of stack {args.stack}"):
+                    stack.preview(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None)
+            except Exception as exc:
+                raise ReleaseError(f"pulumi preview failed: {explain(exc, args.stack)}; fix the cause and re-run release") from None
+            action = f"release {', '.join(config.values())} to stack {args.stack}"
+            confirm(plan, action, assume_yes=bool(getattr(args, "yes", False)), out=print)
+            for key, value in config.items():
+                set_stack_config(sf.path, f"pghome:{key}", value)
+            print(f"{sf.path.name}: {', '.join(f'{k}={v}' for k, v in config.items())}; the tag is also recorded in the stack's "
+                  "state (the imageTag output), so a later deploy from a checkout without this change keeps the image; commit the "
+                  "file to keep it the source of truth")
+            if plan.empty:
+                print("release up: no changes")
+                return stack.outputs()
             progress = Progress(print)
             try:
-                stack.up(config_file=str(cfg), **progress.kwargs())
+                with changing("up", args.stack), progress.watch():
+                    stack.up(config_file=cfg, **progress.kwargs())
             except Exception as exc:
                 raise ReleaseError(f"pulumi up failed: {explain(exc, args.stack)}; fix the cause and re-run release") from None
             progress.finish("release up")
@@ -96,9 +114,14 @@ def gated_release(args: argparse.Namespace, *, kind: str, tag: str, expected_dig
     from bootstrap.deploy.deployer import plain_outputs
     from bootstrap.deploy.migrate import MigrationRunner
     from bootstrap.deploy.releasing import ReleaseGate, run_gated
+    from bootstrap.deploy.workspace import require_cli
 
     session = deploy_cli._session(args, cli=False)  # noqa: SLF001 - settings from the stack file, no CLI needed yet
     settings = session.settings
+    opts = ReleaseOptions(tag, args.fail_on_severity, args.scan_timeout, args.timeout)
+    check_request(settings, opts)  # exit 2: the input is wrong, whatever AWS says
+    deploy_cli.require_rotation_archive(args)
+    require_cli()  # the update needs the CLI: say so before reading ECR with AWS credentials
     try:
         aws = aws_session(settings.region)
         ecs = aws.client("ecs")
@@ -121,7 +144,7 @@ def gated_release(args: argparse.Namespace, *, kind: str, tag: str, expected_dig
                            deploy_timeout=args.timeout)
         gate.expected_digest = expected_digest
         releaser = Releaser(settings, aws.client("ecr"), ecs, lambda config: automation_update(args)(config), gate=gate)
-        return run_gated(releaser, gate, ReleaseOptions(tag, args.fail_on_severity, args.scan_timeout, args.timeout))
+        return run_gated(releaser, gate, opts)
     except (ReleaseError, LedgerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

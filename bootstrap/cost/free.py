@@ -18,6 +18,8 @@ FREE: dict[str, str] = {
     "aws:iam/rolePolicy:RolePolicy": "IAM is free",
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": "IAM is free",
     "aws:iam/policy:Policy": "IAM is free",
+    "aws:secretsmanager/secretPolicy:SecretPolicy": "a secret's resource policy has no charge (the secret is billed)",
+    "aws:ssm/document:Document": "Systems Manager documents have no charge (Session Manager sessions are free too)",
     "aws:kms/alias:Alias": "no charge for aliases (the key is billed)",
     "aws:rds/parameterGroup:ParameterGroup": "no charge for parameter groups",
     "aws:rds/subnetGroup:SubnetGroup": "no charge for subnet groups",

@@ -13,6 +13,7 @@ from typing import Any
 
 from bootstrap.cost.free import FREE
 from bootstrap.cost.model import Context, Line, Res, Rule, Unpriced, money
+from bootstrap.cost.rules_rds import rds_instance
 from bootstrap.cost.tables import HOURS
 
 __all__ = ["FREE", "RULES", "Context", "Line", "Unpriced"]
@@ -98,106 +99,6 @@ def _paid_managed_group(rule: Mapping[str, Any]) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
-# Database
-# --------------------------------------------------------------------------------------------
-
-
-def rds_instance(r: Res, c: Context) -> list[Line | Unpriced]:
-    cls = str(r.get("instanceClass", ""))
-    multi = bool(r.get("multiAz", False))
-    copies = c.prices.p("rds_multi_az_factor") if multi else 1.0
-    out: list[Line | Unpriced] = []
-    hour, why = c.prices.rds_instance_hour(cls)
-    if hour is None:
-        out.append(Unpriced("database instance hours", why))
-    else:
-        out.append(
-            Line(
-                "database instance hours",
-                hour * copies * HOURS,
-                0.0,
-                f"{cls} ${hour:.4f}/h" + (f" x {copies:g} (Multi-AZ)" if multi else "") + f" x {HOURS} h",
-                ("dbInstanceClass", "dbMultiAz"),
-                f"dbInstanceClass={cls}, dbMultiAz={str(multi).lower()} (Multi-AZ doubles it)",
-            )
-        )
-    storage_type = str(r.get("storageType", "gp3"))
-    gb = float(r.get("allocatedStorage", 20) or 20)
-    if storage_type == "gp3":
-        price = c.prices.p("rds_gp3_gb_month")
-        out.append(
-            Line(
-                "database storage",
-                gb * price * copies,
-                0.0,
-                f"{gb:g} GB gp3 x ${price}/GB-month" + (f" x {copies:g} (Multi-AZ)" if multi else ""),
-                ("dbAllocatedStorageGb", "dbMultiAz"),
-                f"dbAllocatedStorageGb={gb:g} (autoscaling up to dbMaxAllocatedStorageGb={c.cfg('dbMaxAllocatedStorageGb')} raises it)",
-            )
-        )
-    else:
-        out.append(Unpriced("database storage", f"storageType {storage_type} has no price (only gp3)"))
-    backup = c.prices.p("rds_backup_gb_month")
-    out.append(
-        Line(
-            "database backup storage",
-            0.0,
-            c.u("db_backup_gb_beyond_free") * backup,
-            f"db_backup_gb_beyond_free {c.u('db_backup_gb_beyond_free'):g} GB x ${backup}/GB-month (free up to {gb:g} GB)",
-            ("dbBackupRetentionDays",),
-        )
-    )
-    out.extend(_performance_insights(r, c, cls, copies))
-    out.extend(_enhanced_monitoring(r, c))
-    return out
-
-
-def _performance_insights(r: Res, c: Context, cls: str, copies: float) -> list[Line | Unpriced]:
-    if not r.get("performanceInsightsEnabled", False):
-        return []
-    days = int(r.get("performanceInsightsRetentionPeriod", 7) or 7)
-    if days <= 7:
-        return []  # the 7-day tier is free
-    vcpus = c.prices.rds_vcpus(cls)
-    if vcpus is None:
-        return [Unpriced("Performance Insights retention", f"vCPU count of {cls} unknown")]
-    months = 24 if days == 731 else days // 31
-    first, extra = c.prices.p("pi_vcpu_month_first"), c.prices.p("pi_vcpu_month_additional")
-    per_vcpu = first + (months - 1) * extra
-    count = vcpus * copies
-    return [
-        Line(
-            "Performance Insights retention",
-            per_vcpu * count,
-            0.0,
-            f"{count:g} vCPU x (${first} + {months - 1} x ${extra}) for {days} days",
-            ("dbPerformanceInsightsRetentionDays",),
-            f"dbPerformanceInsightsRetentionDays={days} (7 is free)",
-        )
-    ]
-
-
-def _enhanced_monitoring(r: Res, c: Context) -> list[Line | Unpriced]:
-    interval = int(r.get("monitoringInterval", 0) or 0)
-    if interval <= 0:
-        return []
-    samples = HOURS * 3600 / interval
-    gb = samples * c.u("em_kb_per_sample") / 1_000_000
-    ingest, store = c.prices.p("logs_ingest_gb"), c.prices.p("logs_storage_gb_month")
-    stored = gb * c.u("log_stored_fraction")  # RDSOSMetrics keeps 30 days by default: one month's worth
-    return [
-        Line(
-            "enhanced monitoring (CloudWatch Logs)",
-            gb * ingest + stored * store,
-            0.0,
-            f"{samples:,.0f} samples x em_kb_per_sample {c.u('em_kb_per_sample'):g} KB = {gb:.2f} GB x ${ingest}/GB + storage",
-            ("dbMonitoringIntervalSeconds",),
-            f"dbMonitoringIntervalSeconds={interval} (halving it doubles this line)",
-        )
-    ]
-
-
-# --------------------------------------------------------------------------------------------
 # Service
 # --------------------------------------------------------------------------------------------
 
@@ -247,7 +148,8 @@ def ecs_service(r: Res, c: Context) -> list[Line | Unpriced]:
         + (" [ARM]" if arm else " [x86]")
         + (f", {spot:.0%} on Spot at ~{spot_factor:g} x on-demand" if spot else ", on-demand")
     )
-    note = f"desiredCount={r.get('desiredCount')} x taskCpu={td.get('cpu')}/taskMemory={td.get('memory')}, Spot share {spot:.0%} (fargateSpotWeight={c.cfg('fargateSpotWeight')})"
+    # the count charged (a plan's desiredCount is 0 until the first release: the configured count runs then)
+    note = f"{tasks:g} task(s) ({source}) x taskCpu={td.get('cpu')}/taskMemory={td.get('memory')}, Spot share {spot:.0%} (fargateSpotWeight={c.cfg('fargateSpotWeight')})"
     lines: list[Line | Unpriced] = [Line("Fargate tasks", cost, 0.0, basis, ("desiredCount", "taskCpu", "taskMemory", "fargateSpotWeight", "fargateWeight"), note)]
     if str(r.get("networkConfiguration.assignPublicIp", False)).lower() == "true":
         ip = c.prices.p("public_ipv4_hour")
@@ -255,12 +157,26 @@ def ecs_service(r: Res, c: Context) -> list[Line | Unpriced]:
     return lines
 
 
+# Custom metrics Container Insights (containerInsights=enabled) publishes for a cluster with one
+# service and one task family: the cluster-, service- and task-family-level metrics of the
+# ECS/ContainerInsights namespace (about 12 + 15 + 10, the CloudWatch "Amazon ECS Container Insights
+# metrics" page); the review measured ~$9-12/month in dev, i.e. 30-40 metrics at $0.30.
+CONTAINER_INSIGHTS_METRICS = 35
+
+
 def ecs_cluster(r: Res, c: Context) -> list[Line | Unpriced]:
     insights = {s.get("name"): s.get("value") for s in (r.get("settings") or []) if isinstance(s, dict)}.get("containerInsights")
     refs = {r.state.get("arn"), r.get("name")} - {None, ""}
     services = [s for s in c.resources if s.type == "aws:ecs/service:Service" and s.get("cluster") in refs]
-    if insights in ("enabled", "enhanced") and services:  # no service, no task, no metric (the db-access cluster idles)
-        return [Unpriced("Container Insights metrics", f"containerInsights={insights}: CloudWatch bills its metrics/observations per task and container")]
+    if not services:  # no service, no task, no metric (the db-access cluster idles)
+        return []
+    if insights == "enabled":  # billed as CloudWatch custom metrics (the CloudWatch pricing page)
+        metrics, price = CONTAINER_INSIGHTS_METRICS * len(services), c.prices.p("cloudwatch_metric_month")
+        return [Line("Container Insights metrics", metrics * price, 0.0,
+                     f"{len(services)} service(s) x {CONTAINER_INSIGHTS_METRICS} metrics x ${price}/metric-month",
+                     (), "containerInsights=enabled on the cluster: custom metrics per cluster, service and task family, while tasks run")]
+    if insights == "enhanced":
+        return [Unpriced("Container Insights metrics", "containerInsights=enhanced: CloudWatch bills observations per task and container")]
     return []
 
 

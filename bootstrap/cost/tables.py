@@ -19,6 +19,11 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
 PRICES_FILE = PROJECT_DIR / "data" / "prices.json"
 USAGE_FILE = PROJECT_DIR / "data" / "usage.json"
 HOURS = 730  # hours in a month, AWS Pricing Calculator convention
+# Figures that are priced only as the region's own list price: a derived one is reported as not
+# priced (the review found these ratios wrong, see Prices.sourced).
+UNSOURCED_WHEN_DERIVED = frozenset({"rds_backup_gb_month", "pi_vcpu_month_first", "pi_vcpu_month_additional"})
+# Where an instance-price ratio held against the list prices (within a few percent).
+RATIO_SOUND_CONTINENTS = frozenset({"North America", "Europe"})
 
 
 class CostError(ValueError):
@@ -54,6 +59,16 @@ class Prices:
         """The documented ratio a regional figure was computed from, or '' for a listed price."""
         return str((self.regional.get("derived") or {}).get(key, ""))
 
+    def sourced(self, key: str) -> tuple[float | None, str]:
+        """A figure only where it is the region's own list price (or a ratio the price review found
+        sound): (value, '') or (None, why not). Checked against public price data (issue 23 item 10):
+        RDS backup storage from the storage ratio was 10-64% off in every region that derived it, and
+        Performance Insights retention scaled from Tokyo's figures was ~12% low."""
+        derivation = self.derived(key)
+        if derivation and key in UNSOURCED_WHEN_DERIVED:
+            return None, f"no sourced list price of {key} for {self.region} (the table only has a ratio: {derivation}); check the pricing page"
+        return self.p(key), ""
+
     def rds_instance_hour(self, instance_class: str) -> tuple[float | None, str]:
         """Single-AZ hourly price of a PostgreSQL instance class here, or (None, why not)."""
         parts = instance_class.split(".")
@@ -61,6 +76,9 @@ class Prices:
             return None, f"{instance_class!r} is not db.<family>.<size>"
         _, family, size = parts
         factor = float(self.regional["rds_factor"])
+        if self.derived("rds_factor") and self.regional.get("continent") not in RATIO_SOUND_CONTINENTS:
+            return None, (f"no sourced PostgreSQL instance prices for {self.region}: a ratio of one class's price ({self.derived('rds_factor')}) "
+                          "was 11-25% off outside the US and Europe; check the pricing page")
         if instance_class in self.rds["burstable"]:
             return float(self.rds["burstable"][instance_class]) * factor, ""
         if family in self.rds["family_large"] and size in self.rds["size_factor"]:

@@ -27,6 +27,7 @@ class Change:
     type: str
     name: str
     protected: bool
+    refresh: bool = False  # a refresh outcome: only the state changes (a delete drops the resource from it)
 
     @property
     def dangerous(self) -> bool:
@@ -37,17 +38,31 @@ class Change:
 class ChangePlan:
     changes: list[Change] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    refreshing: set[str] = field(default_factory=set)  # URNs whose pre-event said `refresh`
 
     def on_event(self, event: Any) -> None:
+        """Changes come from pre-events, except for a refresh: the engine's pre-event says only
+        `refresh`, and the outcome (same, update, delete) is the op of the resource-outputs event
+        (pkg/engine/update.go: RefreshStep.ResultOp)."""
         pre = getattr(event, "resource_pre_event", None)
-        if pre is not None and pre.metadata is not None and op_name(pre.metadata) in CHANGE_OPS:
-            md = pre.metadata
-            old = md.old
-            protected = bool(getattr(old, "protect", False)) if old is not None else False
-            self.changes.append(Change(op_name(md), md.type, short_name(md.urn), protected))
+        if pre is not None and pre.metadata is not None:
+            if op_name(pre.metadata) == "refresh":
+                self.refreshing.add(str(pre.metadata.urn))
+            elif op_name(pre.metadata) in CHANGE_OPS:
+                self._add(pre.metadata, refresh=False)
+        done = getattr(event, "res_outputs_event", None)
+        if done is not None and done.metadata is not None and str(done.metadata.urn) in self.refreshing:
+            self.refreshing.discard(str(done.metadata.urn))
+            if op_name(done.metadata) in CHANGE_OPS:
+                self._add(done.metadata, refresh=True)
         summary = getattr(event, "summary_event", None)
         if summary is not None:
             self.counts = dict(summary.resource_changes or {})
+
+    def _add(self, md: Any, *, refresh: bool) -> None:
+        old = md.old
+        protected = bool(getattr(old, "protect", False)) if old is not None else False
+        self.changes.append(Change(op_name(md), md.type, short_name(md.urn), protected, refresh))
 
     @property
     def empty(self) -> bool:
@@ -56,11 +71,29 @@ class ChangePlan:
     def render(self) -> str:
         lines = [f"  {c.op:<8} {c.type} {c.name}" for c in self.changes if c.op != "delete-replaced"]
         lines.append(f"  summary: {summary_text(self.counts)}")
-        danger = [c for c in self.changes if c.dangerous]
-        for c in danger:
-            what = "protected" if c.protected else "stateful"
-            lines.append(f"  WARNING: {c.op} of {what} resource {c.name} ({c.type}): its data is lost")
+        for c in self.changes:
+            if c.refresh and c.op == "delete":
+                lines.append(f"  WARNING: {c.name} ({c.type}) no longer exists in AWS: refresh drops it from the state")
+            elif c.dangerous:
+                what = "protected" if c.protected else "stateful"
+                lines.append(f"  WARNING: {c.op} of {what} resource {c.name} ({c.type}): its data is lost")
         return "\n".join(lines)
+
+
+def ask_yes(question: str, action: str, *, assume_yes: bool, ask: Callable[[str], str] | None = None,
+            isatty: Callable[[], bool] | None = None) -> None:
+    """Get a yes for `action`, or raise DeployError before anything is changed. `--yes` answers it;
+    with no terminal to ask on, refuse (as `pulumi` does in non-interactive mode); Ctrl-D is a no."""
+    if assume_yes:
+        return
+    if not (isatty or sys.stdin.isatty)():
+        raise DeployError(f"refusing to {action} without confirmation: no terminal to ask on; re-run with --yes after reviewing the changes above")
+    try:
+        answer = (ask or input)(f"{question} [y/N] ").strip().lower()
+    except EOFError:
+        answer = ""
+    if answer not in ("y", "yes"):
+        raise DeployError(f"{action} cancelled; nothing was changed")
 
 
 def confirm(plan: ChangePlan, action: str, *, assume_yes: bool, out: Callable[[str], None],
@@ -68,10 +101,5 @@ def confirm(plan: ChangePlan, action: str, *, assume_yes: bool, out: Callable[[s
     """Show the plan and get a yes, or raise DeployError (nothing has been changed)."""
     out(f"{action}: planned changes")
     out(plan.render())
-    if plan.empty or assume_yes:
-        return
-    if not (isatty or sys.stdin.isatty)():
-        raise DeployError(f"refusing to {action} without confirmation: no terminal to ask on; re-run with --yes after reviewing the changes above")
-    answer = (ask or input)(f"Do you want to {action}? [y/N] ").strip().lower()
-    if answer not in ("y", "yes"):
-        raise DeployError(f"{action} cancelled; nothing was changed")
+    if not plan.empty:
+        ask_yes(f"Do you want to {action}?", action, assume_yes=assume_yes, ask=ask, isatty=isatty)

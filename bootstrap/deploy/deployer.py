@@ -22,17 +22,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
-from bootstrap.deploy.confirm import ChangePlan, confirm
+from bootstrap.deploy import data_loss
+from bootstrap.deploy.confirm import ChangePlan, ask_yes, confirm
 from bootstrap.deploy.image_tag import choose as choose_image_tag
-from bootstrap.deploy.workspace import CLI_MISSING, CliMissingError, DeployError, StackLike, explain  # noqa: F401 (re-exported)
-from bootstrap.progress import Progress, summary_text
+from bootstrap.deploy.workspace import CLI_MISSING, CliMissingError, DeployError, StackLike, cause_of, changing, explain, resumable  # noqa: F401 (re-exported)
+from bootstrap.progress import Progress, heartbeat, summary_text
 from bootstrap.rotation.audit import SECRET_MARK, SECRET_SIG, audit_state, find_credentials, login_users  # noqa: F401 (re-exported)
 from config.stack_file import APP_DB_KEY, StackFile, with_app_db
 
@@ -106,6 +106,7 @@ class Deployer:
         *,
         out: Callable[[str], None] = print,
         assume_yes: bool = False,
+        allow_data_loss: bool = False,
         ask: Callable[[str], str] | None = None,
         isatty: Callable[[], bool] | None = None,
         policy_packs: list[str] | None = None,
@@ -113,10 +114,12 @@ class Deployer:
         route: Callable[[Mapping[str, Any]], AbstractContextManager[RouteLike]] = direct_route,
         password_logins: tuple[str, ...] = ("app", "migrator"),
         remote_rotation: RemoteRotation | None = None,
+        before_first_up: Callable[[], None] = lambda: None,
     ):
         self.sf, self.ws = stack_file, workspace
         self.rotator_factory, self.auditor = rotator_factory, auditor
         self.out, self.assume_yes, self.ask = out, assume_yes, ask
+        self.allow_data_loss = allow_data_loss  # --allow-data-loss: bootstrap/deploy/data_loss.py
         self.isatty = isatty
         self.policy_packs = policy_packs or []
         self.prefix = prefix
@@ -124,10 +127,13 @@ class Deployer:
         # Phases 2 and 4 through the stack's rotation function (RotateSecret + wait) when it exports one.
         self.remote_rotation = remote_rotation
         self.route = route  # opened after phase 1 for the phases that connect (a tunnel when needed)
+        # checks only an empty stack needs (secrets a destroy left in their recovery window), before its first change
+        self.before_first_up = before_first_up
         self._rotator: RotatorLike | None = None
         self.carried: dict[str, str] = {}  # config taken from the state besides the phase (the image tag)
         self._tmp = tempfile.TemporaryDirectory(prefix="pghome-deploy-")
         self.done: list[str] = []
+        self.phase = ("phase 1/5", "infrastructure without the app database")  # what runs now, for the resume sentence
 
     @property
     def stack(self) -> str:
@@ -150,7 +156,12 @@ class Deployer:
         if say:
             self.out(choice.describe(self.sf.path.name))
 
-    def _confirm(self, plan: ChangePlan, action: str) -> None:
+    def _confirm(self, plan: ChangePlan, action: str, *, refresh: bool = False) -> None:
+        if not refresh and data_loss.losses(plan) and not self.allow_data_loss:  # a refresh only rewrites the state
+            self.out(f"{action}: planned changes")
+            self.out(plan.render())  # what would be lost, before the refusal
+        if not refresh:
+            data_loss.check(plan, action, allowed=self.allow_data_loss, out=self.out)
         confirm(plan, action, assume_yes=self.assume_yes, out=self.out, ask=self.ask, isatty=self.isatty)
 
     def _packs(self) -> dict[str, Any]:
@@ -166,7 +177,8 @@ class Deployer:
         self.out(f"[{phase}] {what}: preview ({APP_DB_KEY}={'true' if app_db else 'false'})")
         plan = ChangePlan()
         try:
-            stack.preview(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None, **self._packs())
+            with heartbeat(self.out, f"pulumi preview of stack {self.stack}"):
+                stack.preview(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None, **self._packs())
         except Exception as exc:
             raise self._resume(phase, what, explain(exc, self.stack)) from None
         self._confirm(plan, f"deploy {phase} to stack {self.stack}")
@@ -175,7 +187,10 @@ class Deployer:
         else:
             progress = Progress(self.out)
             try:
-                stack.up(config_file=cfg, **progress.kwargs(), **self._packs())
+                with changing("up", self.stack), progress.watch():
+                    stack.up(config_file=cfg, **progress.kwargs(), **self._packs())
+            except DeployError as exc:  # interrupted: what was done before, and the way back
+                raise DeployError(f"{phase} ({what}) {exc}. Done before it: {'; '.join(self.done) or 'nothing'}") from None
             except Exception as exc:
                 raise self._resume(phase, what, explain(exc, self.stack)) from None
             progress.finish(f"{phase} done")
@@ -204,28 +219,30 @@ class Deployer:
             recorded = stack.outputs()
             first = not recorded
         else:
-            # Creating the stack is already a change: with no one to ask, refuse before it.
-            if not self.assume_yes and not (self.isatty or sys.stdin.isatty)():
-                raise DeployError(f"refusing to deploy phase 1/5 to stack {self.stack} without confirmation: no terminal to ask on "
-                                  "and the stack does not exist yet; re-run with --yes (nothing was changed)")
-            self.out(f"stack {self.stack} does not exist in the backend: creating it (first deploy)")
+            # As `pulumi up` offers for a missing stack: ask before `stack init`, which creates the
+            # stack in the backend and records the secrets provider in the stack file.
+            self.out(f"stack {self.stack} does not exist in the backend: a first deploy creates it (`pulumi stack init`)")
+            ask_yes(f"Create stack {self.stack} and deploy it (phases 1-5)?", f"create stack {self.stack}", assume_yes=self.assume_yes,
+                    ask=self.ask, isatty=self.isatty)
             stack = self.ws.create()
             first = True
         self.out(f"deploy {self.stack}: {'first deploy (phases 1-5)' if first else 'later deploy (phases 3-5)'}")
         self.carry_image_tag(recorded)
         if first:
+            self.before_first_up()
             outputs = self._up(stack, "phase 1/5", "infrastructure without the app database", app_db=False)
             self.done.append("infrastructure deployed without the app database")
         else:
             outputs = stack.outputs()
-        from bootstrap.access.tunnel import TunnelError
-
         with contextlib.ExitStack() as held:  # the route (a tunnel: its task) is closed however this ends
             try:
+                self.phase = ("phase 2/5", "opening the route to the database")
                 route = held.enter_context(self.route(outputs))
-            except TunnelError as exc:
-                raise self._resume("phase 2/5", "opening the route to the database", str(exc).rstrip(".")) from None
-            return self._db_phases(first, rotate, rotate_after_days, route, outputs)
+                return self._db_phases(first, rotate, rotate_after_days, route, outputs)
+            except DeployError:
+                raise
+            except resumable() as exc:  # AWS, the database, the tunnel: still the resume sentence
+                raise self._resume(*self.phase, cause_of(exc)) from None
 
     def _remote(self, outputs: Mapping[str, Any]) -> dict[str, Any] | None:
         """The plain outputs when rotations go through the stack's rotation function, else None."""
@@ -239,6 +256,7 @@ class Deployer:
         --rotate; so a first deploy whose immediate rotation already finished rotates once, not twice."""
         from dbcore.secret import RotationError
 
+        self.phase = ("phase 2/5", "rotating master")
         plain = self._remote(outputs)
         if plain is not None and self.remote_rotation is not None:
             start = rotate or self.rotator.needs_first_rotation("master")
@@ -255,6 +273,7 @@ class Deployer:
     def _db_phases(self, first: bool, rotate: bool, rotate_after_days: int | None, route: RouteLike, recorded: Mapping[str, Any]) -> int:
         """Phases 2-5: everything that connects to the database, through `route`."""
         self._master_phase(first, rotate, recorded)
+        self.phase = ("phase 3/5", "reading the master password")
         master_pw = self.rotator.current_password("master")
         if not master_pw:
             raise DeployError(f"the master secret of stack {self.stack} holds no password; run the deploy again from phase 1")
@@ -264,6 +283,7 @@ class Deployer:
         app_stack = self.ws.open({**provider_env(master_pw), **route.pulumi_env(os.environ)})
         outputs = self._up(app_stack, "phase 3/5", "app database, roles and grants", app_db=True, secret_values=(master_pw,))
         self.done.append("app database deployed")
+        self.phase = ("phase 4/5", "rotating the login roles")
         due = [r for r in self.password_logins if self._due(r, first, rotate, rotate_after_days)]
         plain = self._remote(outputs)
         if due and plain is not None and self.remote_rotation is not None:
@@ -285,6 +305,7 @@ class Deployer:
             self._rotate("phase 4/5", tuple(due))
         else:
             self.out("[phase 4/5] login roles: rotation not due (use --rotate or --rotate-after-days N)")
+        self.phase = ("phase 5/5", "auditing the state")
         self.out("[phase 5/5] audit")
         live = self.auditor(app_stack)
         self.out(json.dumps(masked_outputs(outputs), indent=2, default=str))
@@ -324,7 +345,14 @@ class Deployer:
         probe = self.ws.open()
         recorded = probe.outputs()
         app_db = self.app_db_enabled(probe, recorded)
-        stack = self.ws.open(env_for(app_db)) if app_db else probe
+        with contextlib.ExitStack() as held:  # the route (a tunnel: its task) is closed however this ends
+            stack = probe
+            if app_db:  # the postgresql provider connects: through the same route as deploy's phases 3-5
+                route = held.enter_context(self.route(recorded))
+                stack = self.ws.open({**env_for(True), **route.pulumi_env(os.environ)})
+            return self._single(op, stack, app_db, recorded)
+
+    def _single(self, op: str, stack: StackLike, app_db: bool, recorded: Mapping[str, Any]) -> int:
         self.out(f"pulumi {op} {self.stack} ({APP_DB_KEY}={'true' if app_db else 'false'})")
         self.carry_image_tag(recorded, say=op != "destroy")
         cfg = self.config_file(app_db)
@@ -333,27 +361,32 @@ class Deployer:
                 return self._drift(stack, cfg)
             if op == "preview":
                 progress = Progress(self.out)
-                stack.preview(config_file=cfg, **progress.kwargs(), **self._packs())
+                with progress.watch():
+                    stack.preview(config_file=cfg, **progress.kwargs(), **self._packs())
                 progress.finish("preview")
                 return 0
             plan = ChangePlan()
-            if op == "up":
-                stack.preview(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None, **self._packs())
-            elif op == "refresh":
-                stack.preview_refresh(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None)
-            elif op == "destroy":
-                stack.preview_destroy(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None)
-            self._confirm(plan, f"{op} stack {self.stack}")
+            with heartbeat(self.out, f"pulumi {op} --preview-only of stack {self.stack}"):
+                if op == "up":
+                    if not recorded:
+                        self.before_first_up()
+                    stack.preview(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None, **self._packs())
+                elif op == "refresh":
+                    stack.preview_refresh(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None)
+                elif op == "destroy":
+                    stack.preview_destroy(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None)
+            self._confirm(plan, f"{op} stack {self.stack}", refresh=op == "refresh")
             if plan.empty and op != "refresh":
                 self.out("no changes")
                 return 0
             progress = Progress(self.out)
-            if op == "up":
-                stack.up(config_file=cfg, **progress.kwargs(), **self._packs())
-            elif op == "refresh":
-                stack.refresh(config_file=cfg, **progress.kwargs())
-            else:
-                stack.destroy(config_file=cfg, **progress.kwargs())
+            with changing(op, self.stack), progress.watch():
+                if op == "up":
+                    stack.up(config_file=cfg, **progress.kwargs(), **self._packs())
+                elif op == "refresh":
+                    stack.refresh(config_file=cfg, **progress.kwargs())
+                else:
+                    stack.destroy(config_file=cfg, **progress.kwargs())
             progress.finish(op)
         except DeployError:
             raise
@@ -366,7 +399,8 @@ class Deployer:
     def _drift(self, stack: StackLike, cfg: str) -> int:
         """Refresh (read AWS) then preview: exit 0 = matches, 2 = changes (listed), 1 = error."""
         plan = ChangePlan()
-        stack.preview(refresh=True, config_file=cfg, on_event=plan.on_event, on_output=lambda line: None)
+        with heartbeat(self.out, f"pulumi preview --refresh of stack {self.stack}"):
+            stack.preview(refresh=True, config_file=cfg, on_event=plan.on_event, on_output=lambda line: None)
         if plan.empty:
             self.out(f"no drift: AWS matches the program for stack {self.stack}")
             return 0

@@ -22,7 +22,12 @@ CERT_ARN = re.compile(r"^arn:aws[\w-]*:acm:(?P<region>[a-z0-9-]+):(?P<account>\d
 
 def prerequisites(settings: Any, project_dir: Path = PROJECT_DIR) -> list[str]:
     """One sentence per problem; empty when the stack can go to the cloud."""
+    from config.rotation_archive import missing_archive
+
     problems: list[str] = []
+    archive = missing_archive(project_dir)  # the engine hashes it at registration: an `up` would fail half-way
+    if archive:
+        problems.append(archive)
     cert = str(getattr(settings.service, "certificate_arn", "") or "")
     m = CERT_ARN.match(cert)
     if m:
@@ -39,6 +44,16 @@ def prerequisites(settings: Any, project_dir: Path = PROJECT_DIR) -> list[str]:
             problems.append(f"appDbSslRootCert {app.ssl_root_cert} does not exist; download the RDS CA bundle "
                             "(https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem) to that path")
     return problems
+
+
+def require_rotation_archive(project_dir: Path = PROJECT_DIR) -> None:
+    """Before anything reaches the backend: the program references the archive, and the engine
+    hashes it when the resource registers, so a missing one fails half-way through an update."""
+    from config.rotation_archive import missing_archive
+
+    problem = missing_archive(project_dir)
+    if problem:
+        raise DeployError(problem)
 
 
 def check_prerequisites(settings: Any, project_dir: Path = PROJECT_DIR) -> None:

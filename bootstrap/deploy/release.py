@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bootstrap.deploy.keep_image import keep_released_image
 from config.load import Settings
 from dbcore.waiting import wait_until
 
@@ -68,6 +69,20 @@ def blocking_counts(severity_counts: Mapping[str, int], fail_on: str) -> dict[st
     """The severity counts at or above `fail_on` (UNDEFINED/UNTRIAGED never block)."""
     floor = SEVERITIES.index(fail_on)
     return {sev: n for sev, n in severity_counts.items() if sev in SEVERITIES and SEVERITIES.index(sev) >= floor and n > 0}
+
+
+def check_request(settings: Settings, opts: ReleaseOptions) -> None:
+    """Bad input (exit 2), before any AWS call or CLI run."""
+    from config.stack_file import InputError
+
+    if opts.fail_on_severity not in SEVERITIES:
+        raise InputError(f"--fail-on-severity {opts.fail_on_severity!r} is not a severity; use one of {', '.join(SEVERITIES)}")
+    if settings.service.container_image:
+        raise InputError(f"stack {settings.stack} runs containerImage {settings.service.container_image!r}; release deploys this "
+                         "stack's ECR repository, so clear containerImage first")
+    problem = tag_problem(opts.tag, settings.is_prod)
+    if problem:
+        raise InputError(problem)
 
 
 @dataclass(frozen=True)
@@ -158,18 +173,12 @@ class Releaser:
 
     def release(self, opts: ReleaseOptions) -> int:
         s = self.settings
-        if opts.fail_on_severity not in SEVERITIES:
-            raise ReleaseError(f"--fail-on-severity {opts.fail_on_severity!r} is not a severity; use one of {', '.join(SEVERITIES)}")
-        if s.service.container_image:
-            raise ReleaseError(f"stack {s.stack} runs containerImage {s.service.container_image!r}; release deploys this stack's ECR "
-                               "repository, so clear containerImage first")
-        problem = tag_problem(opts.tag, s.is_prod)
-        if problem:
-            raise ReleaseError(problem)
+        check_request(s, opts)
         digest = self.check_image(opts)
         self.digest = digest
         if self.gate is not None:
             self.gate.before_update(opts.tag, digest)
+        keep_released_image(self.ecr, self.repository, opts.tag, say=self._say, error=ReleaseError)
         self._say(f"pulumi up with {IMAGE_TAG_KEY}={opts.tag} ({digest[:19]})")
         outputs = self.outputs = self.update({IMAGE_TAG_KEY: opts.tag})
         cluster = _plain(outputs.get("clusterName")) or s.prefix

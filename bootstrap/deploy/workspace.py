@@ -8,10 +8,11 @@ configured do we use the local file backend `file://<project>/.pulumi-state` (gi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -59,8 +60,7 @@ def resolve_backend(flag: str | None, environ: Mapping[str, str], project_dir: P
             current = None
         if current:
             return Backend(str(current), "pulumi login", {})
-    default = f"file://{project_dir / '.pulumi-state'}"
-    Path(default[len("file://"):]).mkdir(parents=True, exist_ok=True)
+    default = f"file://{project_dir / '.pulumi-state'}"  # created by the first `stack init`, not before (Workspace.create)
     return Backend(default, "default (no backend configured)", {"PULUMI_BACKEND_URL": default})
 
 
@@ -102,15 +102,27 @@ class Workspace:
         env = {"PULUMI_SKIP_UPDATE_CHECK": "true", **self.backend.env, **extra_env}
         return auto.LocalWorkspaceOptions(work_dir=str(self.project_dir), env_vars=env, secrets_provider=self.secrets_provider)
 
+    def _missing_local_root(self) -> Path | None:
+        """A file:// backend directory that does not exist yet: no stack can be in it."""
+        if not self.backend.url.startswith("file://"):
+            return None
+        root = Path(self.backend.url[len("file://"):]).expanduser()
+        return None if root.is_dir() else root
+
+    def _not_found(self) -> DeployError:
+        return DeployError(f"stack {self.stack!r} does not exist in the backend {self.backend.url} (from {self.backend.source}); "
+                           f"check --stack and the backend, or create it with `python -m bootstrap deploy --stack {self.stack}`")
+
     def open(self, extra_env: Mapping[str, str] | None = None) -> StackLike:
         from pulumi import automation as auto
 
         require_cli()
+        if self._missing_local_root() is not None:
+            raise self._not_found()
         try:
             return auto.select_stack(self.stack, work_dir=str(self.project_dir), opts=self._opts(extra_env or {}))  # type: ignore[return-value]
         except auto.StackNotFoundError:
-            raise DeployError(f"stack {self.stack!r} does not exist in the backend {self.backend.url} (from {self.backend.source}); "
-                              f"check --stack and the backend, or create it with `python -m bootstrap deploy --stack {self.stack}`") from None
+            raise self._not_found() from None
         except Exception as exc:
             raise DeployError(explain(exc, self.stack)) from None
 
@@ -118,6 +130,8 @@ class Workspace:
         from pulumi import automation as auto
 
         require_cli()
+        if self._missing_local_root() is not None:
+            return False
         try:
             auto.select_stack(self.stack, work_dir=str(self.project_dir), opts=self._opts({}))
             return True
@@ -130,6 +144,9 @@ class Workspace:
         from pulumi import automation as auto
 
         require_cli()
+        root = self._missing_local_root()
+        if root is not None:
+            root.mkdir(parents=True)
         try:
             return auto.create_stack(self.stack, work_dir=str(self.project_dir), opts=self._opts({}))  # type: ignore[return-value]
         except Exception as exc:
@@ -169,6 +186,47 @@ def first_error_line(text: str) -> str:
     return (lines[0] if lines else "unknown error")[:400]
 
 
+def interrupted(op: str, stack: str) -> DeployError:
+    """Ctrl-C while `pulumi <op>` runs: the CLI in the same process group got the SIGINT too and
+    cancels gracefully (finishes the steps in flight, saves a partial state), so what is known is
+    only that the update may be partial or still running; say so and name the way back."""
+    return DeployError(f"interrupted during `pulumi {op}` of stack {stack}: the Pulumi CLI finishes the steps in flight and saves "
+                       f"what it did, so the stack may be partly updated or still updating; once it has stopped, run "
+                       f"`pulumi cancel --stack {stack} --yes` if the stack is still locked, then `python -m bootstrap refresh --stack {stack}` "
+                       "to bring the state in line with AWS, and re-run")
+
+
+@contextlib.contextmanager
+def changing(op: str, stack: str) -> Iterator[None]:
+    """Around a CLI call that changes the stack: Ctrl-C becomes the `interrupted` sentence."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise interrupted(op, stack) from None
+
+
+def resumable() -> tuple[type[BaseException], ...]:
+    """The failures of phases 2-5 that leave a deploy to resume (not bugs): AWS, the database, the tunnel, rotation."""
+    import psycopg
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from bootstrap.access.tunnel import TunnelError
+    from dbcore.pgconn import ConnectionSettingsError
+    from dbcore.secret import RotationError
+
+    return (RotationError, TunnelError, ConnectionSettingsError, ClientError, BotoCoreError, psycopg.Error)
+
+
+def cause_of(exc: BaseException) -> str:
+    """One clause for a resumable failure."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and "Error" in response:
+        err = response["Error"]
+        return f"AWS {getattr(exc, 'operation_name', '')} failed: {err.get('Code', '')}: {err.get('Message', '')}".rstrip(": ")
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__).rstrip(".")
+
+
 def explain(exc: BaseException, stack: str) -> str:
     """One sentence for a failed CLI call."""
     from pulumi import automation as auto
@@ -183,7 +241,14 @@ def explain(exc: BaseException, stack: str) -> str:
                 f"run `pulumi cancel --stack {stack} --yes` to remove the lock, then re-run")
     if isinstance(exc, auto.StackNotFoundError):
         return f"stack {stack!r} does not exist in this backend; check --stack and the backend"
-    return first_error_line(text)
+    cause = first_error_line(text)
+    if "incorrect passphrase" in text:  # pkg/secrets/passphrase/manager.go: ErrIncorrectPassphrase
+        return (f"PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) is not the passphrase of stack {stack}: the CLI cannot "
+                "decrypt its secrets; set the one the stack was created with")
+    if "failed to decrypt" in text:  # sdk/go/common/resource/config/crypt.go
+        return (f"a secret of stack {stack} cannot be decrypted ({cause}); re-set it with `pulumi config set --secret <key> --stack {stack}` "
+                "or restore the stack file's `secure:` value")
+    return cause
 
 
 def export_with_secrets(stack: Any) -> dict[str, Any]:

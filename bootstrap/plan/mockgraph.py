@@ -129,6 +129,8 @@ class Graph:
                 arn=str(r.state.get("arn", "")) if isinstance(r.state, dict) else "",
                 parent=r.parent,
                 deps={k: tuple(v) for k, v in r.property_dependencies.items()},
+                protect=r.protect,
+                retain_on_delete=r.retain_on_delete,
             )
             for r in self.resources
         )

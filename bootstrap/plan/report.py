@@ -131,6 +131,11 @@ def _asset(value: Any) -> Any:
     return value
 
 
+# `plan --json`'s schemaVersion (docs/plan-json.md): bumped when a field is removed, renamed or
+# changes meaning; new fields may appear within a version.
+JSON_SCHEMA_VERSION = 1
+
+
 def as_json(graph: Graph) -> dict[str, Any]:
     return {
         "stack": graph.stack,

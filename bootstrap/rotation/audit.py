@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,29 @@ class Credential:
     usernames: tuple[str, ...] = ()
 
 
-_CRED_KEY = re.compile(r"(password|passwd|token|secret_?key|private_?key)$", re.I)
+_CRED_KEY = re.compile(r"(password|passwd|pwd|token|secret_?key|private_?key)$", re.I)
+# A connection URI with a password in its userinfo: postgres://user:pw@host/db, DATABASE_URL=...
+_URI = re.compile(r"^[a-z][a-z0-9+.\-]*://(?P<user>[^:/@\s]*):(?P<pw>[^@\s]+)@", re.I)
+
+
+def _uri_credential(text: str) -> tuple[str, str] | None:
+    """(user, password) of a URI carrying a password, else None."""
+    from urllib.parse import unquote
+
+    m = _URI.match(text.strip())
+    return (unquote(m["user"]), unquote(m["pw"])) if m else None
+
+
+def _json_container(text: str) -> Any:
+    """A JSON object or array held in a string (containerDefinitions, a policy, a secret), else None."""
+    t = text.strip()
+    if not t or t[0] not in "{[":
+        return None
+    try:
+        doc = json.loads(t)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, (dict, list)) else None
 
 
 def _unwrap(value: Any) -> tuple[Any, bool, bool]:
@@ -72,6 +94,10 @@ def find_credentials(state: Mapping[str, Any]) -> list[Credential]:
             found.append(Credential(f"{urn}#{path}", None))
             return
         if isinstance(plain, dict):
+            # an ECS environment entry {"name": "DB_PASSWORD", "value": "..."}: the name is the key
+            if isinstance(plain.get("name"), str) and isinstance(plain.get("value"), str) and set(plain) <= {"name", "value"}:
+                visit(urn, rtype, f"{path}.{plain['name']}", plain["value"], secret)
+                return
             for k, v in plain.items():
                 visit(urn, rtype, f"{path}.{k}", v, secret)
             return
@@ -91,6 +117,14 @@ def find_credentials(state: Mapping[str, Any]) -> list[Credential]:
                     users = (str(doc["username"]),) if doc.get("username") else ()
                     found.append(Credential(f"{urn}#{path}.password", str(doc["password"]), users))
                 return
+        inner = _json_container(plain)
+        if inner is not None and key not in ("secretString", "secret_string"):  # containerDefinitions and other JSON text
+            visit(urn, rtype, f"{path}(json)", inner, secret)
+            return
+        uri = _uri_credential(plain)
+        if uri is not None:
+            found.append(Credential(f"{urn}#{path}", uri[1], (uri[0],) if uri[0] else ()))
+            return
         is_stack = rtype == "pulumi:pulumi:Stack"
         if (rtype == "random:index/randomPassword:RandomPassword" and key == "result") or _CRED_KEY.search(key) or (is_stack and secret):
             found.append(Credential(f"{urn}#{path}", plain))
@@ -100,6 +134,27 @@ def find_credentials(state: Mapping[str, Any]) -> list[Credential]:
         for section in ("inputs", "outputs"):
             for k, v in (res.get(section) or {}).items():
                 visit(urn, rtype, f"{section}.{k}", v, False)
+    return _unique(found)
+
+
+def find_config_credentials(config: Mapping[str, Any], where: str) -> list[Credential]:
+    """Credential-like values of a stack's config (`pulumi config --show-secrets`, or one update's
+    config from `pulumi stack history --show-secrets`): secret values, password-like keys, URIs
+    with a password. `config` maps key -> value, or key -> {"value", "secret"} as the CLI prints."""
+    found: list[Credential] = []
+    for key, raw in config.items():
+        value, secret = (raw.get("value"), bool(raw.get("secret"))) if isinstance(raw, Mapping) else (getattr(raw, "value", raw), bool(getattr(raw, "secret", False)))
+        if not isinstance(value, str) or not value:
+            continue
+        uri = _uri_credential(value)
+        if uri is not None:
+            found.append(Credential(f"{where}#{key}", uri[1], (uri[0],) if uri[0] else ()))
+        elif secret or _CRED_KEY.search(key.rsplit(":", 1)[-1]):
+            found.append(Credential(f"{where}#{key}", value))
+    return found
+
+
+def _unique(found: list[Credential]) -> list[Credential]:
     unique: dict[str | None, Credential] = {}
     for c in found:
         if c.value is None:
@@ -116,11 +171,18 @@ def audit_state(
     users: tuple[str, ...],
     try_login: Callable[[str, str], bool],
     out: Callable[[str], None] = print,
+    config: Mapping[str, Any] | None = None,
+    history: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[int, int]:
     """Report, per credential, whether it still authenticates. Returns (live, unverifiable).
-    A state with no resources counts as one unverifiable item: nothing was audited."""
+    A state with no resources counts as one unverifiable item: nothing was audited. `config` and
+    `history` (update summaries with their config) are searched too: a password set with
+    `pulumi config set --secret` lives there, and in every update that recorded it."""
     check_deployment(state, "the state")
-    creds = find_credentials(state)
+    extra = find_config_credentials(config or {}, "config")
+    for i, update in enumerate(history):
+        extra += find_config_credentials(update.get("config") or {}, f"history[{update.get('version', i)}].config")
+    creds = _unique(find_credentials(state) + extra)
     resources = state["deployment"]["resources"]
     live = unverifiable = 0
     out(f"audit: {len(creds)} credential-like value(s) in {len(resources)} resource(s)")
@@ -143,4 +205,22 @@ def audit_state(
 
 
 def login_users(settings: Any) -> tuple[str, ...]:
-    return tuple(settings.db_username(role) for role in settings.SECRET_ROLES)
+    """Every user a leaked password could open: the master, the login roles, and the clone the
+    rotation alternates the app login with (`<prefix>_app_clone`, components/pgmodel.py)."""
+    from components.pgmodel import clone_of
+
+    users = [settings.db_username(role) for role in settings.SECRET_ROLES]
+    users.append(clone_of(settings.db_username("app")))
+    return tuple(users)
+
+
+def config_and_history(stack: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The stack's config and every recorded update's config, secrets shown (the Automation API runs
+    `pulumi config --show-secrets` and `pulumi stack history --show-secrets`), as plain mappings."""
+
+    def plain(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {k: {"value": getattr(v, "value", v), "secret": bool(getattr(v, "secret", False))} for k, v in (cfg or {}).items()}
+
+    config = plain(stack.get_all_config())
+    history = [{"version": getattr(u, "version", i), "config": plain(getattr(u, "config", None))} for i, u in enumerate(stack.history(show_secrets=True) or [])]
+    return config, history

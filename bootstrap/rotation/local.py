@@ -16,10 +16,11 @@ re-running finishes the rotation. Secrets are never printed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,8 +29,9 @@ from psycopg import sql
 
 from config.settings import Settings
 from dbcore import pgconn
-from dbcore.pgadmin import pin_search_path, require_admin
+from dbcore.pgadmin import ensure_rds_password, pin_search_path, require_admin
 from dbcore.rds_admin import DatabaseAdmin
+from dbcore.rotation_lock import DEFAULT_WAIT_S, rotation_lock
 from dbcore.secret import RotationError, is_auth_failure, new_password, secret_json
 from dbcore.verifier import scram_verifier
 
@@ -86,6 +88,7 @@ class Rotator:
         hook: StepHook = _no_hook,
         out: Callable[[str], None] = print,
         master_test_timeout_s: float = 120.0,
+        lock_wait_s: float = DEFAULT_WAIT_S,
     ):
         self.settings = settings
         self.sm = secrets_client
@@ -95,6 +98,7 @@ class Rotator:
         self.out = out
         # RDS reports the modification applied slightly before logins see it; give the master a grace period
         self.master_test_timeout_s = master_test_timeout_s
+        self.lock_wait_s = lock_wait_s
 
     # names -----------------------------------------------------------------------------------
     def secret_name(self, role: str) -> str:
@@ -168,11 +172,14 @@ class Rotator:
         return not v.current.get("password")
 
     def check_admin(self, roles: Sequence[str] = ("app", "migrator")) -> None:
-        """16+: the master must hold ADMIN OPTION on the login roles the app-db `up` and the
-        rotation change; checked as the master before anything is changed (one sentence + repair).
+        """Prepare the master before the app-db `up` or a rotation changes roles: join rds_password
+        unless already a member (dbcore/pgadmin.py ensure_rds_password), then, on 16+, it must hold
+        ADMIN OPTION on the login roles (checked before anything else changes; one sentence + repair).
         On the same connection, the master's search_path in the app database is pinned (issue 24:
         the Pulumi path has no resource for it; the SQL script sets the same)."""
         with self._master_connection() as conn:
+            # rds_password before any role or password change (issue 23 item 4), then ADMIN OPTION
+            ensure_rds_password(conn, RotationError)
             require_admin(conn, [self.username(r) for r in roles if r != "master"], RotationError)
             pin_search_path(conn, self.settings.app_database.name)
 
@@ -244,7 +251,8 @@ class Rotator:
 
         pending_id, pending = self._create(role, name, v)
         self.hook(role, "createSecret")
-        self._set(role, name, pending)
+        with self._serialised(role):
+            self._set(role, name, pending)
         self.hook(role, "setSecret")
         self._test(role, name, pending)
         self.hook(role, "testSecret")
@@ -253,6 +261,20 @@ class Rotator:
         self._drop_pending(name, pending_id)
         self.out("  finishSecret: AWSCURRENT now points at the new version")
         self.hook(role, "finishSecret")
+
+    @contextlib.contextmanager
+    def _serialised(self, role: str) -> Iterator[None]:
+        """setSecret under the database's rotation lock (dbcore/rotation_lock.py), shared with the
+        rotation function, so this never changes a password while a scheduled rotation does."""
+        try:
+            conn = self._master_connection()
+        except RotationError:
+            if role != "master":
+                raise
+            yield  # the database rejects the master secret: nothing can connect as master to race this
+            return
+        with conn, rotation_lock(conn, f"  setSecret ({role})", error=RotationError, wait_s=self.lock_wait_s, out=self.out):
+            yield
 
     def _create(self, role: str, name: str, v: _Versions) -> tuple[str, dict[str, Any]]:
         if v.pending_id and v.pending and v.pending.get("password"):

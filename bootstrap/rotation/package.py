@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from config.rotation_archive import ARCHITECTURE, DEFAULT_ARCHIVE
+
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = "python3.12"
 PYTHON_VERSION = "3.12"
@@ -31,11 +33,11 @@ ARCHITECTURES = {
     "arm64": ("manylinux_2_28_aarch64", "manylinux2014_aarch64"),
     "x86_64": ("manylinux_2_28_x86_64", "manylinux2014_x86_64"),
 }
-DEFAULT_ARCHITECTURE = "arm64"
+DEFAULT_ARCHITECTURE = ARCHITECTURE  # the function's own (config/rotation_archive.py): not a choice
 HANDLER = "rotation_function.handler.lambda_handler"
 CA_BUNDLE_NAME = "rds-ca.pem"  # PGSSLROOTCERT=/var/task/rds-ca.pem
 DEFAULT_CA_BUNDLE = "certs/rds-global-bundle.pem"
-DEFAULT_OUTPUT = "build/rotation-function.zip"
+DEFAULT_OUTPUT = DEFAULT_ARCHIVE
 CACHE_DIR = ".cache/rotation-wheels"
 REQUIREMENTS = ROOT / "rotation_function" / "requirements.txt"
 # The project's modules the handler imports, and only those.
@@ -48,6 +50,8 @@ PROJECT_MODULES = (
     "dbcore/pgadmin.py",
     "dbcore/pgconn.py",
     "dbcore/rds_admin.py",
+    "dbcore/rollout.py",
+    "dbcore/rotation_lock.py",
     "dbcore/secret.py",
     "dbcore/verifier.py",
     "dbcore/waiting.py",

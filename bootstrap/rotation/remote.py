@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dbcore.rollout import check_service
 from dbcore.secret import RotationError, aws_error_code
 from dbcore.waiting import wait_until
 
@@ -230,6 +231,10 @@ def rotate_stack(
     unknown = sorted(set(roles) - set(order))
     if unknown:
         raise RotationError(f"unknown role(s) {', '.join(unknown)}; use master, app, migrator or all")
+    if "app" in order and ecs is not None and cluster and service:
+        problem = check_service(ecs, cluster, service)  # the same refusal as the function's createSecret, before anything starts
+        if problem:
+            raise RotationError(f"not rotating app: {problem}")
     done = []
     app_began: float | None = None
     for role in order:

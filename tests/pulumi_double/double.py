@@ -38,6 +38,7 @@ from tests.pulumi_double.backend import (  # noqa: E402
 )
 from tests.pulumi_double.cancel import CancellationScope, TerminatedError  # noqa: E402
 from tests.pulumi_double.events import Events, diagnostic, replay  # noqa: E402
+from tests.pulumi_double.refresh import emit_refresh  # noqa: E402
 
 VALUE_FLAGS = {"--stack", "-s", "--event-log", "--exec-kind", "--client", "--secrets-provider", "--file", "--page-size", "--page",
                "--message", "-m", "--config-file", "--policy-pack", "--policy-pack-config", "--target", "--replace", "--exclude",
@@ -371,9 +372,8 @@ class Cli:
                 if op == "refresh" or (op == "preview" and self.opts.get("--refresh")):
                     refreshed = engine.cloud_view(old)
                     if op == "refresh":
-                        steps = refresh_steps(old, refreshed)
-                        _, counts, failed = engine.apply(steps, old, events, **run)  # type: ignore[arg-type]
-                        new_state = refreshed
+                        counts = emit_refresh(refresh_steps(old, refreshed), old, events, preview=preview, scope=scope, on_step=saved.append)
+                        failed, new_state = False, refreshed
                     else:
                         old = refreshed
                 if op in ("up", "preview"):
