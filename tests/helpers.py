@@ -56,3 +56,12 @@ class FakeClock:
         from bootstrap.rotation.remote import Clock
 
         return Clock(self, self.sleep, self.wall)
+
+
+def assert_one_sentence_error(rc: int, err: str, starts_with: str) -> None:
+    """The CLI's failure contract (GUIDE: one clear sentence, non-zero exit, never a traceback): exit 1,
+    exactly one line on stderr, beginning with `starts_with`. One place instead of a copy per test."""
+    assert rc == 1, err
+    assert "Traceback" not in err and err.count("\n") == 1 and err.endswith("\n"), err
+    assert err.startswith(starts_with), err
+

@@ -254,9 +254,22 @@ class PgServer:
         self._start()
         return time.monotonic() - started
 
-    def reload(self) -> None:
+    def reload(self, timeout_s: float = 10.0) -> None:
+        """Re-read the configuration and return once the postmaster has: a new session's
+        pg_conf_load_time() moves past the one before the signal (a fixed sleep was a guess that a
+        loaded machine could outrun, and a waste on an idle one). No one-line mutation shows the race
+        deterministically; tests/test_pgserver.py checks the postcondition."""
+        with self.connect_super() as conn:
+            before = conn.execute("SELECT pg_conf_load_time()").fetchone()[0]  # type: ignore[index]
         self._pg_ctl("reload")
-        time.sleep(0.2)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self.connect_super() as conn:
+                if conn.execute("SELECT pg_conf_load_time() > %s", (before,)).fetchone()[0]:  # type: ignore[index]
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the test server did not reload its configuration within {timeout_s:.0f}s")
+            time.sleep(0.02)
 
     def stop(self) -> None:
         try:

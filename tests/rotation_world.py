@@ -28,20 +28,60 @@ class KilledError(Exception):
     """Stands in for a crash/kill of the rotation process."""
 
 
+class DeferringRds:
+    """The moto RDS client with RDS's rule for a master password change: it takes effect now only
+    with ApplyImmediately=True; otherwise it waits for the maintenance window, and until then
+    DescribeDBInstances lists it under PendingModifiedValues (as "****", RDS API reference:
+    PendingModifiedValues.MasterUserPassword). moto applies every change at once, so without this a
+    rotation that forgot ApplyImmediately would pass every test."""
+
+    def __init__(self, rds: Any):
+        self.rds = rds
+        self.applied_password: str | None = None
+        self.pending_password: str | None = None
+
+    def modify_db_instance(self, **kwargs: Any) -> Any:
+        if "MasterUserPassword" in kwargs and kwargs.get("ApplyImmediately") is not True:
+            self.pending_password = kwargs["MasterUserPassword"]
+            rest = {k: v for k, v in kwargs.items() if k != "MasterUserPassword"}
+            return self.rds.modify_db_instance(**rest)
+        reply = self.rds.modify_db_instance(**kwargs)
+        if "MasterUserPassword" in kwargs:
+            self.applied_password, self.pending_password = kwargs["MasterUserPassword"], None
+        return reply
+
+    def describe_db_instances(self, **kwargs: Any) -> Any:
+        reply = self.rds.describe_db_instances(**kwargs)
+        if self.pending_password is not None:
+            for inst in reply["DBInstances"]:
+                inst.setdefault("PendingModifiedValues", {})["MasterUserPassword"] = "****"
+        return reply
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.rds, name)
+
+
 class MirroringAdmin:
-    """The test's DatabaseAdmin: the real RdsAdmin against moto, then the same change mirrored onto
-    the local server (as RDS would apply it), sent as a SCRAM verifier."""
+    """The test's DatabaseAdmin: the real RdsAdmin against moto (behind DeferringRds), then the
+    change RDS actually applied mirrored onto the local server, sent as a SCRAM verifier. A change
+    RDS only queued is not mirrored: the database keeps the old password, as it would on AWS.
+    Mutation tried: `ApplyImmediately=True` -> `False` in dbcore/rds_admin.py (the rotation tests
+    failed: RdsAdmin waited out its timeout on the pending change; before, they all passed)."""
 
     def __init__(self, rds: Any, pg: PgServer, master: str):
-        self.inner = RdsAdmin(rds, timeout_s=5, interval_s=0.01)
+        self.rds = DeferringRds(rds)
+        self.inner = RdsAdmin(self.rds, timeout_s=5, interval_s=0.01)
         self.pg = pg
         self.master = master
         self.calls = 0
 
     def set_master_password(self, instance_id: str, password: str) -> None:
-        self.inner.set_master_password(instance_id, password)
-        with self.pg.connect_super() as conn:
-            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(self.master), sql.Literal(scram_verifier(conn, self.master, password))))
+        try:
+            self.inner.set_master_password(instance_id, password)
+        finally:
+            if self.rds.applied_password == password:
+                with self.pg.connect_super() as conn:
+                    conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(self.master), sql.Literal(scram_verifier(conn, self.master, password))))
         self.calls += 1
 
 

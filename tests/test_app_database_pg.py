@@ -242,6 +242,19 @@ def test_a_fresh_role_cannot_create_in_public_or_read_app(pg, applied):
             conn.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM tester_fresh").format(sql.Identifier(applied.database)))
 
 
+def test_public_has_nothing_left_on_schema_public(pg, applied):
+    """PostgreSQL 15+ already denies PUBLIC CREATE on schema public, so a CREATE probe cannot see
+    the model's REVOKE; what PUBLIC still has by default is USAGE (`=U/pg_database_owner`), and
+    only the REVOKE takes that away. Mutation tried: dropping `GrantSpec("public", "schema", (),
+    schema="public")` from components/pgmodel.py (this failed: PUBLIC had USAGE)."""
+    with pg.connect_super(applied.database) as conn:
+        usage, create = conn.execute("SELECT has_schema_privilege('public', 'public', 'USAGE'), has_schema_privilege('public', 'public', 'CREATE')").fetchone()
+        public_items = conn.execute(
+            "SELECT count(*) FROM pg_namespace n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a WHERE n.nspname = 'public' AND a.grantee = 0"
+        ).fetchone()[0]
+    assert (usage, create, public_items) == (False, False, 0)
+
+
 def test_functions_are_not_executable_by_public(pg, applied):
     with pg.connect_super(applied.database) as conn:
         acl = conn.execute("SELECT proacl::text FROM pg_proc WHERE proname = 'item_count'").fetchone()[0]

@@ -72,6 +72,27 @@ def test_instance_core_settings(graph: Graph):
     assert i.get("dbName") is None
 
 
+# What Pulumi.<stack>.yaml and Pulumi.yaml's defaults say, written out here: the tests above compare
+# the graph with settings loaded from the same config, so a loader that mapped a key to the wrong
+# field (or dropped a stack's value for the default) would pass them. These values are the files'.
+STACK_FILE_SAYS = {
+    "dev": {"identifier": "shop-dev-db", "engineVersion": "16", "instanceClass": "db.t4g.micro", "username": "shop_master", "port": 5432,
+            "caCertIdentifier": "rds-ca-rsa2048-g1", "allocatedStorage": 20, "maxAllocatedStorage": 50, "performanceInsightsRetentionPeriod": 7,
+            "multiAz": False, "deletionProtection": False, "backupRetentionPeriod": 7, "applyImmediately": True},
+    "prod": {"identifier": "shop-prod-db", "engineVersion": "16", "instanceClass": "db.m7g.large", "username": "shop_master", "port": 5432,
+             "caCertIdentifier": "rds-ca-rsa2048-g1", "allocatedStorage": 100, "maxAllocatedStorage": 1000, "performanceInsightsRetentionPeriod": 31,
+             "multiAz": True, "deletionProtection": True, "backupRetentionPeriod": 30, "applyImmediately": False},
+}
+
+
+def test_instance_inputs_are_what_the_stack_files_say(graph: Graph):
+    """Mutation tried: `allocated_storage_gb=allocated` -> `allocated + 1` in config/sections.py
+    (test_storage_is_gp3_autoscaling_and_encrypted_with_the_cmk, which compares with the loaded
+    settings, still passed; this failed on both stacks)."""
+    i = child(graph, INSTANCE)
+    assert {k: i.get(k) for k in STACK_FILE_SAYS[graph.stack]} == STACK_FILE_SAYS[graph.stack]
+
+
 def test_storage_is_gp3_autoscaling_and_encrypted_with_the_cmk(graph: Graph):
     db = settings_of(graph).database
     i = child(graph, INSTANCE)
@@ -327,7 +348,11 @@ def test_master_password_generated_secret_and_ignored(graph: Graph):
     assert i.is_secret("password")
     assert "password" in i.ignore_changes
     assert i.get("password") == pw.state["result"]
-    assert not set(i.get("password")) & set('/@" ')
+    # What RandomPassword may produce is decided by its inputs (the mock's stand-in result never has
+    # specials, so checking the result for '/@" ' was always true: removed). Every class is required,
+    # so a password RDS accepts is the only kind it can generate. Mutation tried: `special=True` ->
+    # `False` and `min_special=...` -> 0 in components/database.py (both failed here).
+    assert (pw.get("minLower"), pw.get("minUpper"), pw.get("minNumeric"), pw.get("minSpecial")) == (2, 2, 2, 2)
 
 
 def test_master_secret(graph: Graph):

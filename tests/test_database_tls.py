@@ -53,12 +53,21 @@ def normalise(vartype: str, value: str) -> str:
     return value
 
 
+# Dynamic settings the test server enables itself, which the parameter group must set on RDS.
+SERVER_DEFAULTS_THE_GROUP_MUST_SET = ("log_connections", "log_disconnections")
+
+
 @pytest.fixture(scope="module")
 def applied(pg: PgServer, dev_graph: Graph) -> Iterator[dict[str, dict[str, str]]]:
     """The graph's parameters that PostgreSQL knows, applied with ALTER SYSTEM + reload; reset after."""
     params = graph_parameters(dev_graph)
     known: dict[str, dict[str, str]] = {}
     with pg.connect_super() as conn:
+        # The test server's own postgresql.conf turns these on (tests/pgserver.py); switch them off
+        # first, so what is in force below is the parameter group's doing and a group without them
+        # fails the logging test instead of passing on the server's defaults.
+        for name in SERVER_DEFAULTS_THE_GROUP_MUST_SET:
+            conn.execute(sql.SQL("ALTER SYSTEM SET {} = 'off'").format(sql.Identifier(name)))
         for name, p in params.items():
             row = conn.execute("SELECT context, vartype FROM pg_settings WHERE lower(name) = lower(%s)", (name,)).fetchone()
             if row is None:
@@ -71,7 +80,7 @@ def applied(pg: PgServer, dev_graph: Graph) -> Iterator[dict[str, dict[str, str]
         yield known
     finally:
         with pg.connect_super() as conn:
-            for name in known:
+            for name in {*known, *SERVER_DEFAULTS_THE_GROUP_MUST_SET}:
                 conn.execute(sql.SQL("ALTER SYSTEM RESET {}").format(sql.Identifier(name)))
         pg.reload()
 
@@ -98,6 +107,19 @@ def test_only_rds_specific_parameters_are_unknown_to_postgresql(dev_graph: Graph
     unknown = set(graph_parameters(dev_graph)) - set(applied)
     assert unknown == {"rds.force_ssl", "rds.restrict_password_commands", "rds.allowed_extensions"}
     assert len(applied) >= 9
+
+
+def test_the_group_itself_sets_what_the_test_server_also_sets(applied: dict):
+    """The test server's postgresql.conf sets log_connections, log_disconnections and
+    shared_preload_libraries, so observing them in force proves nothing about the group: the
+    group must carry each, with the value RDS needs. (shared_preload_libraries is static: the shared
+    server is not restarted, so its value is checked here and by ALTER SYSTEM's parser above.)
+    Mutations tried: removing the log_disconnections parameter from components/database.py, and
+    "pg_stat_statements" -> "" in shared_preload_libraries (both failed here; the first also fails
+    test_connections_and_disconnections_are_logged now that the server's own setting is off)."""
+    assert normalise("bool", applied["log_connections"]["value"]) == "on"
+    assert normalise("bool", applied["log_disconnections"]["value"]) == "on"
+    assert "pg_stat_statements" in [v.strip() for v in applied["shared_preload_libraries"]["value"].split(",")]
 
 
 def test_apply_methods_match_postgresql_contexts(applied: dict):

@@ -190,7 +190,27 @@ def test_no_terminal_and_no_yes_refuses_before_changing_anything() -> None:
     d = Deployer(read_stack_file("dev"), w, lambda: w, w.audit, out=lambda s: None, assume_yes=False, isatty=lambda: False)
     with pytest.raises(DeployError, match="refusing to deploy phase 1/5 to stack dev without confirmation"):
         d.deploy()
-    assert "up appDb=false" not in " ".join(w.log)
+    assert w.log == ["preview appDb=false"]  # previewed, then refused: nothing was deployed
+
+
+def test_no_terminal_and_no_yes_on_a_missing_stack_refuses_before_creating_it() -> None:
+    """Not even the stack is created (the backend is left as it was), and nothing else ran.
+    Mutation tried (issue 30): the refusal after `self.ws.create()` in bootstrap/deploy/deployer.py,
+    as the code was: the log then read ["create", "preview appDb=false"] and this failed."""
+    w = FakeWorld()
+    d = Deployer(read_stack_file("dev"), w, lambda: w, w.audit, out=lambda s: None, assume_yes=False, isatty=lambda: False)
+    with pytest.raises(DeployError, match="refusing to create stack dev without confirmation: no terminal to ask on"):
+        d.deploy()
+    assert w.log == [] and not w.exists_
+
+
+def test_no_terminal_and_no_yes_on_an_existing_stack_previews_then_refuses() -> None:
+    w = FakeWorld(deployed=True)
+    w.drifted = True  # so there is a change to confirm
+    d = Deployer(read_stack_file("dev"), w, lambda: w, w.audit, out=lambda s: None, assume_yes=False, isatty=lambda: False)
+    with pytest.raises(DeployError, match="without confirmation: no terminal to ask on"):
+        d.deploy()
+    assert [x for x in w.log if not x.startswith("preview")] == []
 
 
 # --------------------------------------------------------------------------------------------

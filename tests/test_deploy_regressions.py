@@ -295,6 +295,8 @@ def test_8_security_controls_gate_and_policy_pack(pulumi_double: Double, monkeyp
     assert rc == 0, err
     assert "Security controls for stack dev" in out
     argv = d.ops("preview")[-1]["argv"]
+    # Only the argument is checked here: the pulumi double does not run the pack (issue 30, still
+    # open), so the pack's own behaviour is tested in tests/test_policy_pack.py, not through the CLI.
     assert argv[argv.index("--policy-pack") + 1] == str(d.project / "policy")
     # a must-hold failure stops deploy/up/preview before the CLI runs anything
     import controls

@@ -85,26 +85,33 @@ def _replacements(before: Graph, after: Graph) -> list[tuple[Resource, Resource,
     return out
 
 
-# Config changes that replace resources (each changes a replace-on-change input somewhere).
-PERTURBATIONS: list[dict[str, Any]] = [
-    {"containerPort": 8080},  # target group port
-    {"dbEngineVersion": "17"},  # parameter group family
-    {"vpcCidr": "10.21.0.0/16"},  # subnets
-    {"healthCheckPath": "/ready", "taskCpu": 512, "taskMemory": 1024},
+# Config changes that replace resources, each with the types it must replace (so the loop below
+# always has something to check). Mutation tried: the replacement case {"healthCheckPath": ...}
+# that replaced nothing used to pass through an empty loop; now every case names its types and the
+# in-place case is its own test below.
+PERTURBATIONS: list[tuple[dict[str, Any], set[str]]] = [
+    ({"containerPort": 8080}, {"aws:lb/targetGroup:TargetGroup"}),  # target group port
+    ({"dbEngineVersion": "17"}, {"aws:rds/parameterGroup:ParameterGroup"}),  # parameter group family
+    ({"vpcCidr": "10.21.0.0/16"}, {"aws:ec2/vpc:Vpc", "aws:ec2/subnet:Subnet"}),  # subnets
 ]
 
 
-@pytest.mark.parametrize("overrides", PERTURBATIONS, ids=[",".join(o) for o in PERTURBATIONS])
-def test_config_changes_replace_without_name_collisions(dev_graph: Graph, overrides: dict[str, Any]) -> None:
-    after = run_stack("dev", overrides)
-    replaced = _replacements(dev_graph, after)
-    assert replaced or overrides.get("healthCheckPath"), "the perturbation should replace something"
+@pytest.mark.parametrize(("overrides", "types"), PERTURBATIONS, ids=[",".join(o) for o, _ in PERTURBATIONS])
+def test_config_changes_replace_without_name_collisions(dev_graph: Graph, overrides: dict[str, Any], types: set[str]) -> None:
+    replaced = _replacements(dev_graph, run_stack("dev", overrides))
+    assert {now.type for _, now, _ in replaced} == types
     for before, now, changed in replaced:
         # Pulumi creates the replacement before deleting the old one: same fixed name = "already exists".
         fixed = naming.physical_name(now.type, now.inputs)
         assert fixed is None or fixed != naming.physical_name(before.type, before.inputs) or now.delete_before_replace, (
             f"{now.name} is replaced ({sorted(changed)}) under the same name {fixed!r}"
         )
+
+
+def test_health_check_and_task_size_change_in_place(dev_graph: Graph) -> None:
+    """A new health check path or task size updates the target group and the task definition in
+    place: nothing with a fixed name is replaced."""
+    assert _replacements(dev_graph, run_stack("dev", {"healthCheckPath": "/ready", "taskCpu": 512, "taskMemory": 1024})) == []
 
 
 def test_target_group_port_change_is_a_replacement_with_a_new_name(dev_graph: Graph) -> None:
@@ -158,6 +165,52 @@ def test_good_names_pass() -> None:
     _load("staging")
 
 
+def test_names_of_exactly_the_aws_limit_pass_and_one_past_fails() -> None:
+    """The stack name that makes the load balancer name exactly 32 chars passes; one more char fails.
+    Mutation tried: `len(name) > rule.max_length` -> `>=` in config/naming.py (this failed)."""
+    assert len(naming.alb(naming.prefix("shop", "s" * 23))) == 32
+    assert naming.name_problems("shop", "s" * 23, "eu-west-1") == []
+    assert naming.name_problems("shop", "s" * 24, "eu-west-1") == [
+        f"the load balancer name 'shop-{'s' * 24}-alb' is 33 chars (max 32)"
+    ]
+
+
+# The limits as AWS documents them (written here, not read from config/naming.py, so a wrong limit
+# there fails): S3 bucket naming rules; ELBv2 CreateLoadBalancer Name; RDS DBInstanceIdentifier;
+# ECR CreateRepository repositoryName; ECS CreateCluster/CreateService; CloudWatch Logs CreateLogGroup;
+# Secrets Manager CreateSecret Name; WAFv2 CreateWebACL Name; KMS CreateAlias AliasName (256 minus
+# "alias/"); IAM role name 64 minus the 26 characters Pulumi appends to a name prefix;
+# RDS parameter group name 255 minus the 26 characters of the generated suffix.
+AWS_LIMITS = {"s3": 63, "alb": 32, "rds": 63, "ecr": 256, "ecs": 255, "logs": 512, "secret": 512, "waf": 128,
+              "kms_alias": 250, "iam_prefix": 38, "rds_prefix": 229,
+              # SNS CreateTopic Name; CloudWatch PutMetricAlarm AlarmName; EventBridge PutRule Name;
+              # RDS CreateEventSubscription SubscriptionName
+              "sns": 256, "alarm": 255, "events": 64, "rds_events": 255}
+
+
+def test_every_name_rule_has_its_aws_limit_written_here() -> None:
+    assert sorted(AWS_LIMITS) == sorted(naming.RULES)
+
+
+@pytest.mark.parametrize("key", sorted(AWS_LIMITS))
+def test_every_rule_accepts_its_limit_and_rejects_one_past(key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each rule on its own: a valid name of exactly the AWS limit has no problem, one char more is
+    reported with both numbers. Mutations tried: `len(name) > rule.max_length` -> `>=`, and the S3
+    limit 63 -> 64 in config/naming.py; each failed here."""
+    rule = naming.RULES[key]
+    assert rule.max_length == AWS_LIMITS[key]
+    tail = "-" if key == "rds_prefix" else "a"  # the prefix rule requires the trailing hyphen
+
+    def problems_of(length: int) -> list[str]:
+        name = "a" * (length - 1) + tail
+        monkeypatch.setattr(naming, "planned_names", lambda *_a: [(key, name)])
+        return naming.name_problems("shop", "dev", "eu-west-1")
+
+    assert problems_of(rule.max_length) == []
+    over = problems_of(rule.max_length + 1)
+    assert len(over) == 1 and f"is {rule.max_length + 1} chars (max {rule.max_length})" in over[0], over
+
+
 def test_long_region_drops_from_the_bucket_name_only_when_needed() -> None:
     assert naming.access_log_bucket("shop-dev", "123456789012", "eu-west-1") == "shop-dev-alb-logs-123456789012-eu-west-1"
     long = naming.access_log_bucket("a" * 20 + "-staging", "123456789012", "ap-southeast-3")
@@ -192,3 +245,66 @@ def test_recreate_outside_prod_prod_keeps_protections(dev_graph: Graph, prod_gra
         assert db.property_dependencies["finalSnapshotIdentifier"] == [suffix.urn]
         # the suffix is created with the stack and never replaced by an update (no keepers)
         assert "keepers" not in suffix.inputs and suffix.parent == db.parent
+
+
+# --- each naming function, written out (fast: these kill mutants before any graph test runs) -----------
+
+
+def test_stable_names_are_the_documented_ones() -> None:
+    """docs/naming.md's names for app shop, stack dev. Added for issue 30: mutation testing found
+    these functions checked only through the golden plans."""
+    p = naming.prefix("shop", "dev")
+    assert p == "shop-dev"
+    assert [naming.repository(p), naming.cluster(p), naming.ecs_service(p), naming.task_family(p)] == ["shop-dev", "shop-dev", "shop-dev-app", "shop-dev-app"]
+    assert [naming.app_log_group(p), naming.exec_log_group(p), naming.flow_log_group(p), naming.waf_log_group(p)] == [
+        "/ecs/shop-dev/app", "/ecs/shop-dev/exec", "/vpc/shop-dev/flow-logs", "aws-waf-logs-shop-dev"]
+    assert [naming.db_identifier(p), naming.db_log_group(p, "postgresql"), naming.final_snapshot_prefix(p)] == [
+        "shop-dev-db", "/aws/rds/instance/shop-dev-db/postgresql", "shop-dev-db-final"]
+    assert [naming.db_secret(p, "app"), naming.master_secret(p), naming.alb(p), naming.waf_acl(p)] == ["shop-dev/db/app", "shop-dev/db/master", "shop-dev-alb", "shop-dev-web"]
+    # the bucket keeps the region while the name fits in 63 characters, exactly at 63 too
+    at_63 = "p" * (63 - len("-alb-logs-123456789012-eu-west-1"))
+    assert naming.access_log_bucket(at_63, "123456789012", "eu-west-1") == f"{at_63}-alb-logs-123456789012-eu-west-1"
+    assert naming.access_log_bucket(at_63 + "q", "123456789012", "eu-west-1") == f"{at_63}q-alb-logs-123456789012"
+
+
+def test_generated_name_prefixes() -> None:
+    assert naming.sg_prefix("shop-dev-db") == "shop-dev-db-"
+    assert naming.rds_prefix("Shop-dev", "-pg16") == "shop-dev-pg16-"  # lowercase, no '--'
+    assert naming.role_prefix("shop-dev", "task") == "shop-dev-task-"
+    # at most 38 characters with the trailing hyphen, no '--' where the cut falls on a hyphen
+    long = naming.role_prefix("a" * 30 + "-stack", "execution")
+    assert long == "a" * 30 + "-stack-" and len(long) == 37
+    cut = naming.role_prefix("b" * 36 + "-x", "role")
+    assert cut == "b" * 36 + "-" and len(cut) == naming.IAM_ROLE_NAME_PREFIX_MAX - 1
+    cut = naming.role_prefix("c" * 40, "role")
+    assert cut == "c" * 37 + "-" and len(cut) == naming.IAM_ROLE_NAME_PREFIX_MAX
+
+
+@pytest.mark.parametrize(
+    ("inputs", "expected"),
+    [
+        ({"name": "shop-dev-alb"}, "shop-dev-alb"),
+        ({"name": "x", "namePrefix": "shop-dev-"}, None),  # a prefix means AWS/Pulumi generates the name
+        ({"namePrefix": "shop-dev-"}, None),
+        ({"bucket": "b", "namePrefix": "p-"}, "b"),  # the prefix rule is about `name` only
+        ({"identifier": "shop-dev-db"}, "shop-dev-db"),
+        ({"name": ""}, None),
+        ({"name": 5, "identifier": "i"}, "i"),  # not a string (an unresolved Output in a plan): skipped
+        ({"description": "d"}, None),
+    ],
+)
+def test_physical_name(inputs: dict[str, object], expected: str | None) -> None:
+    assert naming.physical_name("aws:any/type:Type", inputs) == expected
+
+
+def test_planned_names_are_every_stable_name_of_the_stack() -> None:
+    """What name_problems checks, written out: a name left out, or built from the wrong prefix,
+    would escape the limit check. Added for issue 30 (mutants of planned_names survived)."""
+    assert naming.planned_names("shop", "dev", "eu-west-1") == [
+        ("s3", "shop-dev-alb-logs-000000000000-eu-west-1"), ("alb", "shop-dev-alb"), ("rds", "shop-dev-db"),
+        ("rds", "shop-dev-db-final-00000000"), ("rds_prefix", "shop-dev-pg16-"), ("ecr", "shop-dev"), ("ecs", "shop-dev"),
+        ("ecs", "shop-dev-app"), ("ecs", "shop-dev-app"), ("logs", "/ecs/shop-dev/app"), ("logs", "/vpc/shop-dev/flow-logs"),
+        ("logs", "aws-waf-logs-shop-dev"), ("logs", "/aws/rds/instance/shop-dev-db/postgresql"), ("secret", "shop-dev/db/master"),
+        ("waf", "shop-dev-web"), ("kms_alias", "shop-dev-waf-logs"), ("sns", "shop-dev-alarms"), ("alarm", "shop-dev-alb-target-5xx-rate"),
+        ("events", "shop-dev-ecs-deployment-failed"), ("rds_events", "shop-dev-db-events"), ("iam_prefix", "shop-dev-"),
+    ]

@@ -7,6 +7,7 @@ rds_superuser member do); every membership keeps its ADMIN/INHERIT/SET options t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -27,11 +28,36 @@ OLD_MAJOR = 15  # the newest major on which CREATEROLE alone administers every r
 
 @dataclass
 class Upgraded:
+    """The upgraded cluster, with what was observed before any test ran. The module's tests used to
+    depend on their order (the last one repaired what the earlier ones needed broken); now the
+    broken state is probed here, once, and recorded, so each test reads its own facts whatever runs
+    first (`-k`, xdist, a random order). Checked by running the four tests in reverse order (the
+    repair first): all pass; the old module failed that way, its probes reading a repaired cluster."""
+
     server: PgServer
     world: World
     model: DbModel
     seconds: float
     before: dict
+    after_upgrade: dict  # catalog snapshot right after pg_upgrade
+    app_login_after_upgrade: bool  # the app's AWSCURRENT password still logs in
+    lacking: list[str]  # roles the master lacks ADMIN OPTION on, right after the upgrade
+    app_before: dict
+    rotation_error: str  # what rotating app said while ADMIN was missing
+    app_after_refusal: dict | None
+    app_login_after_refusal: bool
+    model_error: str  # what applying the model said while ADMIN was missing
+    after_refusals: dict  # catalog snapshot after both refusals
+    grant_error: str  # what the master's own repair attempt said
+    lacking_after_grant: int
+
+
+def _error(call) -> str:
+    try:
+        call()
+    except Exception as exc:  # noqa: BLE001 (recorded; each test asserts the type through the text)
+        return f"{type(exc).__name__}: {exc}"
+    return ""
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +77,24 @@ def upgraded(pg: PgServer) -> Iterator[Upgraded]:
                 conn.execute("CREATE TABLE carried (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, note text)")
             before = catalog_snapshot(old, model)
             seconds = old.upgrade(pg.major)
-            yield Upgraded(old, world, model, seconds, before)
+            after_upgrade = catalog_snapshot(old, model)
+            app = world.secret("app")
+            app_login_after_upgrade = bool(app) and old.can_login(app["username"], app["password"], app["dbname"])
+            names = sorted(r.name for r in model.roles)
+            with old.connect_as(world.master, world.initial_master_password) as conn:
+                lacking = roles_without_admin(conn, names)
+            app_before = world.secret("app")
+            assert app_before
+            rotation_error = _error(lambda: world.rotator().rotate("app"))
+            app_after = world.secret("app")
+            login_ok = old.can_login(app_before["username"], app_before["password"], app_before["dbname"])
+            model_error = _error(lambda: apply_model(old, model, world.initial_master_password))
+            after_refusals = catalog_snapshot(old, model)
+            with old.connect_as(world.master, world.initial_master_password) as conn:
+                grant_error = _error(lambda: grant_admin(conn, names))
+                lacking_after_grant = len(roles_without_admin(conn, names))
+            yield Upgraded(old, world, model, seconds, before, after_upgrade, app_login_after_upgrade, lacking, app_before, rotation_error, app_after, login_ok,
+                           model_error, after_refusals, grant_error, lacking_after_grant)
     finally:
         old.stop()
 
@@ -78,38 +121,31 @@ def test_the_cluster_really_moved_to_this_major_with_its_roles(upgraded: Upgrade
     with master_conn(upgraded) as conn:
         assert int(conn.execute("SHOW server_version_num").fetchone()[0]) // 10000 == pg.major
     owner = upgraded.model.owner
-    assert comparable(catalog_snapshot(upgraded.server, upgraded.model), owner) == comparable(upgraded.before, owner)
-    app = upgraded.world.secret("app")
-    assert app and upgraded.server.can_login(app["username"], app["password"], app["dbname"])
+    assert comparable(upgraded.after_upgrade, owner) == comparable(upgraded.before, owner)
+    assert upgraded.app_login_after_upgrade
     print(f"pg_upgrade {OLD_MAJOR} -> {pg.major}: {upgraded.seconds:.1f}s")
 
 
 def test_after_the_upgrade_the_master_lacks_admin_and_both_paths_stop_with_one_sentence(upgraded: Upgraded) -> None:
     names = sorted(r.name for r in upgraded.model.roles)
-    with master_conn(upgraded) as conn:
-        assert roles_without_admin(conn, names) == names
-    app_before = upgraded.world.secret("app")
+    assert upgraded.lacking == names
+    app_before = upgraded.app_before
     # the rotation: one sentence naming the role and the repair; AWSCURRENT untouched and working
-    with pytest.raises(RotationError) as err:
-        upgraded.world.rotator().rotate("app")
-    text = str(err.value)
-    assert "lacks ADMIN OPTION" in text and app_before and app_before["username"] in text
+    text = upgraded.rotation_error
+    assert text.startswith(f"{RotationError.__name__}: ") and "lacks ADMIN OPTION" in text and app_before["username"] in text
     assert f'GRANT "{app_before["username"]}" TO "{upgraded.world.master}" WITH ADMIN OPTION' in text
     assert "\n" not in text
-    assert upgraded.world.secret("app") == app_before
-    assert upgraded.server.can_login(app_before["username"], app_before["password"], app_before["dbname"])
+    assert upgraded.app_after_refusal == app_before
+    assert upgraded.app_login_after_refusal
     # the model: the first step refuses, naming every role, before anything changed
-    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="lacks ADMIN OPTION on " + ", ".join(names)):
-        apply_model(upgraded.server, upgraded.model, upgraded.world.initial_master_password)
+    assert upgraded.model_error.startswith(f"{psycopg.errors.InsufficientPrivilege.__name__}: ") and "lacks ADMIN OPTION on " + ", ".join(names) in upgraded.model_error
     owner = upgraded.model.owner
-    assert comparable(catalog_snapshot(upgraded.server, upgraded.model), owner) == comparable(upgraded.before, owner)
+    assert comparable(upgraded.after_refusals, owner) == comparable(upgraded.before, owner)
 
 
 def test_the_repair_is_refused_to_a_plain_createrole_master_with_a_clear_sentence(upgraded: Upgraded) -> None:
-    with master_conn(upgraded) as conn:
-        with pytest.raises(AdminOptionError, match="refused to give .* ADMIN OPTION .*only RDS.*superuser must run: GRANT"):
-            grant_admin(conn, [r.name for r in upgraded.model.roles])
-        assert len(roles_without_admin(conn, [r.name for r in upgraded.model.roles])) == len(upgraded.model.roles)
+    assert re.search(rf"^{AdminOptionError.__name__}: .*refused to give .* ADMIN OPTION .*only RDS.*superuser must run: GRANT", upgraded.grant_error)
+    assert upgraded.lacking_after_grant == len(upgraded.model.roles)
 
 
 def rds_superuser_administers(u: Upgraded, names: list[str]) -> None:

@@ -22,9 +22,28 @@ def test_server_runs_the_selected_major(pg):
     assert version_num // 10000 == pg.major == server_major()
 
 
+class _Item:
+    """The parts of a pytest.Item the marking hook reads and writes."""
+
+    def __init__(self, nodeid: str, fixturenames: list[str]):
+        self.nodeid, self.fixturenames, self.markers = nodeid, fixturenames, []
+
+    def add_marker(self, mark) -> None:
+        self.markers.append(mark.name)
+
+
 def test_postgres_marker_is_applied(request):
-    # this test does not use pg: unmarked; the one above is marked by conftest
+    """The hook in tests/conftest.py marks exactly the tests that use `pg` (directly or through
+    another fixture, which pytest folds into fixturenames) and those that use the pulumi double.
+    Run on stand-in items, so the check does not depend on which tests this session collected (it
+    used to assert only `if` the test above happened to be selected). Mutation tried: `"pg" in
+    fixtures` -> `"pg_" in fixtures` in tests/conftest.py (this failed)."""
+    from tests.conftest import pytest_collection_modifyitems
+
+    items = [_Item("tests/x.py::uses_pg", ["pg"]), _Item("tests/x.py::via_fixture", ["applied", "pg"]),
+             _Item("tests/x.py::plain", ["tmp_path"]), _Item("tests/x.py::e2e", ["pulumi_double", "tmp_path"])]
+    pytest_collection_modifyitems(items)  # type: ignore[arg-type]
+    assert {i.nodeid.split("::")[1]: i.markers for i in items} == {
+        "uses_pg": ["postgres"], "via_fixture": ["postgres"], "plain": [], "e2e": ["e2e"]}
+    # and on the real item: this test does not use pg, so it is not marked
     assert request.node.get_closest_marker("postgres") is None
-    session_items = {i.name: i for i in request.session.items}
-    if "test_server_runs_the_selected_major" in session_items:
-        assert session_items["test_server_runs_the_selected_major"].get_closest_marker("postgres") is not None

@@ -4,6 +4,8 @@ a SecretRotation with the schedule on every secret, the password hardening, the 
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 import controls
 from bootstrap.plan import report as plan
 from bootstrap.plan.mockgraph import Graph, Resource, run_stack
+from bootstrap.rotation.package import PROJECT_MODULES
 from tests.helpers import assert_config_error
 from tests.resource_types import EGRESS, INGRESS, ROTATION, SECRET
 
@@ -77,6 +80,39 @@ def test_least_privilege_role(graph: Graph) -> None:
     assert kms["Condition"]["StringEquals"]["kms:ViaService"] == "secretsmanager.eu-west-1.amazonaws.com"
     attach = [r.inputs["policyArn"] for r in graph.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") if r.name.endswith("rotation-vpc-access")]
     assert attach == ["arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"]
+
+
+# The modules the rotation function's archive ships (bootstrap/rotation/package.py), and the client
+# attribute -> IAM service prefix. dbcore/rds_admin.py ships (the handler builds an RdsAdmin) but no
+# step calls it since the master's password changes through SQL, so its ModifyDBInstance is not
+# granted, deliberately; a step that starts calling it again fails this test until it is granted.
+CALLING_MODULES = tuple(m for m in PROJECT_MODULES if m != "dbcore/rds_admin.py")
+CLIENTS = {"sm": "secretsmanager", "rds": "rds", "ecs": "ecs"}
+
+
+def _actions_the_code_calls() -> set[str]:
+    """Every `<client>.<operation>(` call in those modules as a lowercase IAM action."""
+    root = Path(__file__).resolve().parent.parent
+    found = set()
+    for module in CALLING_MODULES:
+        for client, op in re.findall(r"\b(sm|rds|ecs)\.([a-z_]+)\(", (root / module).read_text()):
+            found.add(f"{CLIENTS[client]}:{op.replace('_', '')}")  # IAM matches action names case-insensitively
+    return found
+
+
+def test_the_role_allows_every_call_the_function_makes_and_nothing_else(graph: Graph) -> None:
+    """Read from the code, not from the policy builder: every API the rotation steps call (finishSecret's
+    UpdateSecretVersionStage among them) is granted, and the role grants no other action.
+    Mutation tried: dropping "secretsmanager:UpdateSecretVersionStage" from the RotateTheseSecrets
+    statement in components/rotation_function.py (this failed; before, only the golden plans noticed)."""
+    called = _actions_the_code_calls()
+    assert {"secretsmanager:updatesecretversionstage", "secretsmanager:putsecretvalue", "secretsmanager:getsecretvalue",
+            "secretsmanager:describesecret", "ecs:updateservice"} <= called
+    statements = _statements(graph, f"shop-{graph.stack}-db-rotation")
+    granted = {a.lower() for st in statements for a in _as_list(st["Action"]) if not a.startswith("kms:")}
+    assert granted == called
+    rotate = next(st for st in statements if st["Sid"] == "RotateTheseSecrets")
+    assert sorted(a.lower() for a in _as_list(rotate["Action"])) == sorted(a for a in called if a.startswith("secretsmanager:"))
 
 
 def test_the_function_may_redeploy_exactly_the_app_service(graph: Graph) -> None:

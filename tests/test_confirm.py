@@ -1,0 +1,116 @@
+"""The preview-then-ask gate (bootstrap/deploy/confirm.py) on its own: which engine events become
+planned changes, which are called out as data loss, and which answers count as yes.
+
+Events are parsed by the Automation API's own EngineEvent.from_json from the JSON the CLI writes
+to its event log (field names as in pulumi/sdk/go/common/apitype/events.go), so the gate reads what
+it would read from a real `pulumi preview`. Written for issue 30 after mutation testing showed the
+answer handling and the event parsing were reached only through --yes or a missing terminal.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+from pulumi.automation.events import EngineEvent
+
+from bootstrap.deploy.confirm import ChangePlan, confirm
+from bootstrap.deploy.workspace import DeployError
+
+DB = "aws:rds/instance:Instance"
+SG = "aws:ec2/securityGroup:SecurityGroup"
+
+
+def pre(op: str, type_: str, name: str, protect: bool | None = None) -> EngineEvent:
+    urn = f"urn:pulumi:dev::pghome::{type_}::{name}"
+    md: dict[str, Any] = {"op": op, "urn": urn, "type": type_, "provider": ""}
+    if protect is not None:
+        md["old"] = {"type": type_, "urn": urn, "protect": protect}
+    return EngineEvent.from_json({"sequence": 1, "timestamp": 0, "resourcePreEvent": {"metadata": md}})
+
+
+def summary(counts: dict[str, int]) -> EngineEvent:
+    return EngineEvent.from_json({"sequence": 9, "timestamp": 0, "summaryEvent": {"maybeCorrupt": False, "durationSeconds": 1, "resourceChanges": counts, "PolicyPacks": {}}})
+
+
+def plan_of(*events: EngineEvent) -> ChangePlan:
+    plan = ChangePlan()
+    for e in events:
+        plan.on_event(e)
+    return plan
+
+
+def test_only_changing_steps_are_planned_with_their_op_type_name_and_protection() -> None:
+    plan = plan_of(pre("same", SG, "web-sg"), pre("read", SG, "looked-up"), pre("refresh", SG, "r"),
+                   pre("update", SG, "web-sg2"), pre("replace", DB, "db", protect=True), pre("delete", SG, "old-sg", protect=False),
+                   summary({"update": 1, "replace": 1, "delete": 1, "same": 1}))
+    assert [(c.op, c.type, c.name, c.protected) for c in plan.changes] == [
+        ("update", SG, "web-sg2", False), ("replace", DB, "db", True), ("delete", SG, "old-sg", False)]
+    assert plan.counts == {"update": 1, "replace": 1, "delete": 1, "same": 1}
+    assert not plan.empty and plan_of(pre("same", SG, "x"), summary({"same": 1})).empty
+
+
+def test_render_lists_changes_and_calls_out_data_loss() -> None:
+    plan = plan_of(pre("create", SG, "new-sg"), pre("replace", DB, "db"), pre("delete-replaced", DB, "db"),
+                   pre("delete", SG, "guarded-sg", protect=True), pre("update", DB, "db2", protect=True),
+                   summary({"create": 1, "replace": 1, "delete": 1}))
+    assert plan.render().splitlines() == [
+        f"  create   {SG} new-sg",
+        f"  replace  {DB} db",
+        f"  delete   {SG} guarded-sg",
+        f"  update   {DB} db2",
+        "  summary: 1 created, 1 replaced, 1 deleted",
+        f"  WARNING: replace of stateful resource db ({DB}): its data is lost",
+        f"  WARNING: delete-replaced of stateful resource db ({DB}): its data is lost",
+        f"  WARNING: delete of protected resource guarded-sg ({SG}): its data is lost",
+    ]
+
+
+def never(_prompt: str) -> str:
+    raise AssertionError("asked although nothing needed an answer")
+
+
+def test_nothing_to_change_or_yes_given_does_not_ask() -> None:
+    lines: list[str] = []
+    confirm(plan_of(summary({"same": 3})), "deploy", assume_yes=False, out=lines.append, ask=never, isatty=lambda: True)
+    confirm(plan_of(pre("delete", DB, "db")), "destroy", assume_yes=True, out=lines.append, ask=never, isatty=lambda: False)
+    assert lines[0] == "deploy: planned changes" and lines[1] == "  summary: 3 unchanged" and lines[2] == "destroy: planned changes"
+
+
+@pytest.mark.parametrize("answer", ["y", "yes", " Y ", "YES\n", "Yes"])
+def test_yes_answers_proceed(answer: str) -> None:
+    prompts: list[str] = []
+    confirm(plan_of(pre("create", SG, "s")), "deploy to stack dev", assume_yes=False, out=lambda s: None,
+            ask=lambda p: prompts.append(p) or answer, isatty=lambda: True)
+    assert prompts == ["Do you want to deploy to stack dev? [y/N] "]
+
+
+@pytest.mark.parametrize("answer", ["", "n", "no", "yess", "ye", "sure"])
+def test_anything_else_cancels(answer: str) -> None:
+    with pytest.raises(DeployError) as exc:
+        confirm(plan_of(pre("create", SG, "s")), "destroy stack dev", assume_yes=False, out=lambda s: None, ask=lambda p: answer, isatty=lambda: True)
+    assert str(exc.value) == "destroy stack dev cancelled; nothing was changed"
+
+
+def test_without_a_terminal_it_refuses_and_without_seams_it_uses_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = plan_of(pre("create", SG, "s"))
+    with pytest.raises(DeployError) as exc:
+        confirm(plan, "deploy", assume_yes=False, out=lambda s: None, ask=never, isatty=lambda: False)
+    assert str(exc.value) == ("refusing to deploy without confirmation: no terminal to ask on; "
+                              "re-run with --yes after reviewing the changes above")
+
+    class Tty(io.StringIO):
+        def __init__(self, text: str, tty: bool):
+            super().__init__(text)
+            self.tty = tty
+
+        def isatty(self) -> bool:
+            return self.tty
+
+    monkeypatch.setattr("sys.stdin", Tty("", tty=False))
+    with pytest.raises(DeployError, match="no terminal to ask on"):
+        confirm(plan, "deploy", assume_yes=False, out=lambda s: None)
+    monkeypatch.setattr("sys.stdin", Tty("yes\n", tty=True))
+    monkeypatch.setattr("builtins.input", lambda p: "yes")
+    confirm(plan, "deploy", assume_yes=False, out=lambda s: None)  # the default ask is input(), the default check sys.stdin
