@@ -109,19 +109,8 @@ class Progress:
     @contextlib.contextmanager
     def watch(self) -> Iterator[None]:
         """Around the CLI call: a heartbeat thread for the silent stretches (an RDS create is ~10 min)."""
-        stop = threading.Event()
-
-        def run() -> None:
-            while not stop.wait(min(1.0, self.every_s)):
-                self.beat()
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        try:
+        with _ticking(self.beat, min(1.0, self.every_s)):
             yield
-        finally:
-            stop.set()
-            thread.join()
 
     def kwargs(self) -> dict[str, Any]:
         """on_event for the engine events; Pulumi's own text output is replaced by these lines."""
@@ -140,14 +129,21 @@ def summary_text(counts: dict[str, int]) -> str:
 @contextlib.contextmanager
 def heartbeat(out: Callable[[str], None], what: str, every_s: float = HEARTBEAT_S) -> Iterator[None]:
     """Print `still waiting: <what> (<elapsed>)` every `every_s` seconds until the block ends."""
-    stop = threading.Event()
     started = time.monotonic()
+    with _ticking(lambda: out(f"  still waiting: {what} ({int(time.monotonic() - started)}s elapsed)"), every_s):
+        yield
 
-    def beat() -> None:
+
+@contextlib.contextmanager
+def _ticking(tick: Callable[[], None], every_s: float) -> Iterator[None]:
+    """Call `tick` every `every_s` seconds on a daemon thread while the block runs."""
+    stop = threading.Event()
+
+    def run() -> None:
         while not stop.wait(every_s):
-            out(f"  still waiting: {what} ({int(time.monotonic() - started)}s elapsed)")
+            tick()
 
-    thread = threading.Thread(target=beat, daemon=True)
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
         yield

@@ -16,6 +16,10 @@ if str(ROOT) not in sys.path:
 
 
 
+# Fixtures shared by several modules and defined beside the world they build.
+pytest_plugins = ["tests.rotation_lambda_world"]
+
+
 def _stand_in_archive(path: Path) -> Path:
     """A small archive with fixed bytes in place of the rotation function's: the plans must not
     depend on whether this checkout has built the real one (tests that need it build it and point

@@ -7,13 +7,16 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from psycopg import sql
 
 from rotation_function.handler import run_event
 from rotation_function.steps import STEPS, FunctionConfig, StepRunner, other_user
-from tests.rotation_world import World
+from tests.pgserver import PgServer
+from tests.rotation_world import World, make_world
 
 ACCOUNT = "123456789012"  # moto's default account
 
@@ -96,3 +99,15 @@ class LambdaWorld:
     def drop(self) -> None:
         with self.w.pg.connect_super() as conn:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(self.clone_user)))
+
+
+@pytest.fixture
+def lw(pg: PgServer) -> Iterator[LambdaWorld]:
+    """The rotation function's world on the test server (moto Secrets Manager and ECS, the real
+    PostgreSQL), dropped afterwards (a plugin of tests/conftest.py: every test module may ask for it)."""
+    with make_world(pg) as w:
+        world = LambdaWorld(w)
+        try:
+            yield world
+        finally:
+            world.drop()

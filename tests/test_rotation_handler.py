@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,17 +13,7 @@ from rotation_function.handler import RotationStepError, config_from_env
 from rotation_function.steps import STEPS, StepRunner, other_user
 from tests.pgserver import PgServer
 from tests.rotation_lambda_world import LambdaWorld
-from tests.rotation_world import KilledError, make_world
-
-
-@pytest.fixture
-def lw(pg: PgServer) -> Iterator[LambdaWorld]:
-    with make_world(pg) as w:
-        world = LambdaWorld(w)
-        try:
-            yield world
-        finally:
-            world.drop()
+from tests.rotation_world import KilledError
 
 
 def _stages(lw: LambdaWorld, role: str) -> dict[str, list[str]]:

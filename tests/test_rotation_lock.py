@@ -5,7 +5,6 @@ Secrets Manager and RDS (tests/rotation_lambda_world.py)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,40 +14,14 @@ from dbcore.secret import RotationError
 from rotation_function.steps import STEPS
 from tests.pgserver import PgServer
 from tests.rotation_lambda_world import LambdaWorld
-from tests.rotation_world import make_world
 
 WAIT_S = 20.0  # generous on a loaded 2-core machine; the test never sleeps this long when it passes
 
 
-@pytest.fixture
-def lw(pg: PgServer) -> Iterator[LambdaWorld]:
-    with make_world(pg) as w:
-        world = LambdaWorld(w)
-        try:
-            yield world
-        finally:
-            world.drop()
 
 
-class GatedAdmin:
-    """The master's setSecret (ModifyDBInstance and its wait) that stays in progress until the test
-    lets it go: what a real master rotation does for minutes."""
-
-    def __init__(self, inner: Any, events: list[str]):
-        self.inner, self.events = inner, events
-        self.started, self.release = threading.Event(), threading.Event()
-
-    def set_master_password(self, instance_id: str, password: str) -> None:
-        self.started.set()
-        assert self.release.wait(WAIT_S), "the test never released the master's setSecret"
-        self.inner.set_master_password(instance_id, password)
-        self.events.append("master password applied")
-
-
-def _rotate_in_thread(lw: LambdaWorld, role: str, token: str, errors: list[BaseException], out: list[str], admin: Any = None) -> threading.Thread:
+def _rotate_in_thread(lw: LambdaWorld, role: str, token: str, errors: list[BaseException], out: list[str]) -> threading.Thread:
     runner = lw.runner(out=out.append)
-    if admin is not None:
-        runner.admin = admin
 
     def run() -> None:
         try:
@@ -76,20 +49,27 @@ def test_two_overlapping_rotations_change_passwords_one_after_the_other(lw: Lamb
     errors: list[BaseException] = []
     master_log: list[str] = []
     migrator_log: list[str] = []
-    admin = GatedAdmin(w.admin, events)
+    master_started, master_release = threading.Event(), threading.Event()
     runner_class = type(lw.runner())
     original_set = runner_class.set
 
     def recording_set(self: Any, arn: str, token: str) -> None:
         if arn == lw.arns["migrator"]:
             events.append("migrator setSecret entered")
+        if arn == lw.arns["master"]:
+            # the master's setSecret stays in progress until the test lets it go (on RDS the new
+            # password takes a while to reach every login)
+            master_started.set()
+            assert master_release.wait(WAIT_S), "the test never released the master's setSecret"
         original_set(self, arn, token)
+        if arn == lw.arns["master"]:
+            events.append("master password applied")
 
     monkeypatch.setattr(runner_class, "set", recording_set)
     master_token, migrator_token = lw.start("master"), lw.start("migrator")
-    master = _rotate_in_thread(lw, "master", master_token, errors, master_log, admin)
-    assert admin.started.wait(WAIT_S), "the master rotation never reached setSecret"
-    # The master's setSecret holds the lock now (ModifyDBInstance in progress): a migrator rotation
+    master = _rotate_in_thread(lw, "master", master_token, errors, master_log)
+    assert master_started.wait(WAIT_S), "the master rotation never reached setSecret"
+    # The master's setSecret holds the lock now (its password change in progress): a migrator rotation
     # started meanwhile reaches its setSecret, connects as the master, and must wait there.
     migrator = _rotate_in_thread(lw, "migrator", migrator_token, errors, migrator_log)
     assert _until(lambda: any("connected as master" in line for line in migrator_log)), migrator_log
@@ -98,7 +78,7 @@ def test_two_overlapping_rotations_change_passwords_one_after_the_other(lw: Lamb
     assert holders and holders[0] == 1
     threading.Event().wait(1.0)  # time for the migrator to run ahead if nothing held it back
     assert "migrator setSecret entered" not in events, "the migrator changed a password while the master's was being changed"
-    admin.release.set()
+    master_release.set()
     master.join(WAIT_S)
     migrator.join(WAIT_S)
     assert not errors, errors

@@ -4,6 +4,7 @@ the deploy commands do."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
@@ -18,7 +19,8 @@ PROD = (ROOT / "Pulumi.prod.yaml").read_text()
 
 
 def bootstrap(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}  # no AWS credentials, no Pulumi CLI
+    # no AWS credentials, no Pulumi CLI; the stand-in rotation archive (tests/conftest.py)
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "PGHOME_ROTATION_ARCHIVE": os.environ["PGHOME_ROTATION_ARCHIVE"]}
     return subprocess.run([sys.executable, "-m", "bootstrap", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
