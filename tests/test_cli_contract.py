@@ -109,7 +109,7 @@ def test_c_a_missing_rotation_archive_is_refused_before_the_backend(pulumi_doubl
     stack_file = (d.project / "Pulumi.dev.yaml").read_text()
     from bootstrap.cli.main import main
 
-    assert main(["plan", "--stack", "dev"]) == 4  # offline (no -C): an unmet deploy prerequisite, listed
+    assert main(["plan", "--stack", "dev", "--strict"]) == 4  # offline (no -C): an unmet deploy prerequisite, listed
     assert "not-built.zip (PGHOME_ROTATION_ARCHIVE) is not built; run `python -m bootstrap build-rotation` first" in capsys.readouterr().out
     for argv in (["preview"], ["up", "--yes"], ["deploy", "--yes"], ["drift"]):
         rc, out, err = run(d, capsys, *argv, "--stack", "dev")

@@ -92,17 +92,19 @@ def test_prod_prerequisites_are_judged_in_plan_as_in_preview(stack_file, tmp_pat
     from config.stack_file import stack_config
 
     name = stack_file(PROD)
-    planned = bootstrap("plan", "--stack", name)
+    planned = bootstrap("plan", "--stack", name, "--strict")
     assert planned.returncode == 4, planned.stderr
+    listed = bootstrap("plan", "--stack", name)  # without --strict: the same sentences, exit 0 (an offline review)
+    assert listed.returncode == 0 and "Deploy prerequisites:" in listed.stdout
     expected = prerequisites(load_settings(stack_config(name), stack=name, check_credentials=False))
     assert any("is a placeholder" in p for p in expected)
     for sentence in expected:
         assert f"  - {sentence}" in planned.stdout
-    foreign = bootstrap("plan", "--stack", name, "--set", "certificateArn=arn:aws:acm:us-east-1:210987654321:certificate/5f0c6e2a-1b2c-4d3e-8f90-123456789abc")
+    foreign = bootstrap("plan", "--stack", name, "--strict", "--set", "certificateArn=arn:aws:acm:us-east-1:210987654321:certificate/5f0c6e2a-1b2c-4d3e-8f90-123456789abc")
     assert foreign.returncode == 4 and "an ALB needs a certificate from its own region" in foreign.stdout
     bundle = tmp_path / "rds-ca.pem"  # the check is that the configured bundle exists
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
     ca_args = ["--set", f"appDbSslRootCert={bundle}"]
-    real = bootstrap("plan", "--stack", name, "--set", "certificateArn=arn:aws:acm:eu-west-1:210987654321:certificate/5f0c6e2a-1b2c-4d3e-8f90-123456789abc", *ca_args)
+    real = bootstrap("plan", "--stack", name, "--strict", "--set", "certificateArn=arn:aws:acm:eu-west-1:210987654321:certificate/5f0c6e2a-1b2c-4d3e-8f90-123456789abc", *ca_args)
     assert real.returncode == 0, real.stdout[-2000:] + real.stderr
     assert "Deploy prerequisites" not in real.stdout

@@ -28,8 +28,10 @@ def _overrides(pairs: Sequence[str]) -> dict[str, str]:
 
 # Exit status of `plan` when a security control fails (see docs/security-controls.md).
 EXIT_CONTROLS_FAILED = 3
-# Exit status of `plan` when the stack would be refused by preview/up/deploy's prerequisites
-# (bootstrap/deploy/preflight.py: a placeholder certificate, one from another region, a missing CA bundle).
+# Exit status of `plan --strict` when the stack would be refused by preview/up/deploy's prerequisites
+# (bootstrap/deploy/preflight.py: a placeholder certificate, one from another region, a missing CA
+# bundle, an unbuilt rotation archive). Without --strict the plan lists them loudly and exits 0: it
+# is the offline review a fresh clone runs first, before any archive is built or certificate issued.
 EXIT_PREREQUISITES = 4
 
 
@@ -75,7 +77,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             print("\n".join(f"  - {problem}" for problem in unmet))
     if report.failed:
         return EXIT_CONTROLS_FAILED
-    return EXIT_PREREQUISITES if unmet else 0
+    return EXIT_PREREQUISITES if unmet and args.strict else 0
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -99,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value for this plan (repeatable)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("--with-app-db", action="store_true", help="plan with the app database enabled (roles, grants; deploy phase 3)")
+    p.add_argument("--strict", action="store_true", help="exit 4 when a deploy prerequisite is not met (what preview/up/deploy refuse), e.g. in CI")
     p.add_argument("--controls", action="store_true", help="print every security control (default: only those not passing, then the summary)")
     cost_cli.add_plan_arguments(p)
     p.set_defaults(func=cmd_plan)
