@@ -313,7 +313,7 @@ def test_h_plan_json_has_a_schema_version_and_matches_the_documented_schema(caps
     validate = fastjsonschema.compile(json.loads((docs / "plan-json.schema.json").read_text()))
     for stack in ("dev", "prod"):
         capsys.readouterr()
-        rc = main(["plan", "--stack", stack, "--json"])
+        rc = main(["plan", "--stack", stack, "--json", "--strict"])
         doc = json.loads(capsys.readouterr().out)
         assert rc == (4 if doc["prerequisites"] else 0)  # prod's example certificate is a placeholder
         validate(doc)  # raises with the failing path
