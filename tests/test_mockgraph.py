@@ -101,3 +101,24 @@ def test_stack_config_merges_defaults_stack_file_and_overrides_as_text(tmp_path)
     cfg = stack_config("s", {"count": 5}, project_dir=tmp_path)
     assert cfg == {"demo:count": "5", "demo:flag": "true", "demo:items": '["a", "b"]', "aws:region": "eu-north-1"}
     assert project_name(tmp_path) == "demo"
+
+
+def test_a_run_ignores_output_tasks_an_earlier_run_left_on_its_closed_loop():
+    """The SDK tracks output tasks process-wide (pulumi.runtime.settings.SETTINGS.outputs); a task
+    left there by an earlier run (a program that raised) belongs to a closed loop, and the next run
+    waited on it ("Event loop is closed", seen once in CI). run_program starts from none."""
+    import asyncio
+
+    from pulumi.runtime import settings as runtime_settings
+
+    old = asyncio.new_event_loop()
+    left = old.create_task(asyncio.sleep(0))
+    old.run_until_complete(left)
+    old.close()
+    with runtime_settings.SETTINGS.lock:
+        runtime_settings.SETTINGS.outputs.add(left)
+
+    def program() -> None:
+        pulumi.export("answer", pulumi.Output.from_input(42))
+
+    assert run_program(program, stack="t", config={}).outputs == {"answer": 42}

@@ -260,6 +260,10 @@ def run_program(
         from pulumi.runtime.stack import run_pulumi_func, wait_for_rpcs
 
         runtime_settings.ROOT.set(None)
+        # Output tasks the SDK tracks process-wide: one left by an earlier run (a program that raised)
+        # belongs to that run's closed loop, and waiting on it here fails with "Event loop is closed".
+        with runtime_settings.SETTINGS.lock:
+            runtime_settings.SETTINGS.outputs.clear()
         runtime_config.set_all_config(dict(config), [])
         mocks = GraphMocks(region, invokes)
         monitor = _make_monitor(mocks, recorded, lock)
