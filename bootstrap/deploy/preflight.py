@@ -62,22 +62,11 @@ def check_prerequisites(settings: Any, project_dir: Path = PROJECT_DIR) -> None:
         raise DeployError(problems[0] + (f" (and {len(problems) - 1} more: {'; '.join(problems[1:])})" if len(problems) > 1 else ""))
 
 
-def program_config(config: Mapping[str, Any], project: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
-    from config.stack_file import load_strict_yaml
+def program_config(config: Mapping[str, Any], project_dir: Path = PROJECT_DIR) -> dict[str, str]:
+    """What the CLI hands the program: Pulumi.yaml's defaults under the stack's values, as text."""
+    from config.stack_file import cli_string, project_defaults
 
-    out: dict[str, Any] = {}
-    doc = load_strict_yaml(project_dir / "Pulumi.yaml") or {}
-    for key, spec in (doc.get("config") or {}).items():
-        if isinstance(spec, dict) and "default" in spec:
-            out[key if ":" in key else f"{project}:{key}"] = spec["default"]
-    out.update(config)
-
-    def text(v: Any) -> str:
-        import json
-
-        return ("true" if v else "false") if isinstance(v, bool) else json.dumps(v) if isinstance(v, (list, dict)) else str(v)
-
-    return {k: text(v) for k, v in out.items()}
+    return {k: cli_string(v) for k, v in {**project_defaults(project_dir), **config}.items()}
 
 
 def security_gate(stack: str, config: Mapping[str, Any], out: Callable[[str], None], project_dir: Path = PROJECT_DIR) -> None:
@@ -92,7 +81,7 @@ def security_gate(stack: str, config: Mapping[str, Any], out: Callable[[str], No
         sys.path.insert(0, str(project_dir))
     try:
         graph = run_program(lambda: runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__"),
-                            stack=settings_name(stack), config=program_config(config, project, project_dir), project=project)
+                            stack=settings_name(stack), config=program_config(config, project_dir), project=project)
         report = plan.check_graph(graph)  # re-reads the settings, with the same credential check
     except Exception as exc:
         raise DeployError(f"the program fails before any cloud call: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
