@@ -4,7 +4,6 @@ with the gate of bootstrap/deploy/releasing.py (the migration, the exact-image c
 from __future__ import annotations
 
 import argparse
-import json  # noqa: F401
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
