@@ -8,7 +8,7 @@ the deploy commands alike):
 * `stack_config()`: what the Pulumi CLI would hand the program: Pulumi.yaml defaults, the stack
   file, then `--set` overrides, as `<namespace>:<key>` -> text; a `secure:` value is judged only
   after the overrides (one that is overridden needs no decryption);
-* `settings_for()`: the typed settings once the CLI has decrypted the `secure:` values.
+* (`settings_for()`, the typed settings once the CLI has decrypted the `secure:` values, is in config/load.py.)
 
 No Pulumi import.
 """
@@ -185,22 +185,19 @@ def project_defaults(project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
     return out
 
 
-def stack_config(stack: str, overrides: Mapping[str, Any] | None = None, project_dir: Path = PROJECT_DIR,
-                 decrypted: Mapping[str, str] | None = None) -> dict[str, str]:
+def stack_config(stack: str, overrides: Mapping[str, Any] | None = None, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
     """Merge Pulumi.yaml defaults, Pulumi.<stack>.yaml and overrides, keyed '<namespace>:<key>'.
 
     Bare override keys (no ':') belong to the project namespace, as with `pulumi config set`. A
-    `secure:` value must be overridden or decrypted (by the CLI: `decrypted`); it is judged after
-    the overrides, so `--set <key>=<value>` is the way to plan a stack with encrypted values offline.
+    `secure:` value must be overridden; it is judged after the overrides, so `--set <key>=<value>`
+    is the way to plan a stack with encrypted values offline (the deploy commands decrypt through
+    the CLI: config/load.py settings_for).
     """
     sf = read_stack_file(stack, project_dir)
     project = project_name(project_dir)
     merged: dict[str, Any] = {**project_defaults(project_dir), **sf.config}
     for key, value in (overrides or {}).items():
         merged[key if ":" in key else f"{project}:{key}"] = value
-    for key, value in (decrypted or {}).items():
-        if isinstance(merged.get(key), dict) and "secure" in merged[key]:
-            merged[key] = value
     for key, value in merged.items():
         if isinstance(value, dict) and "secure" in value:
             bare = key.split(":", 1)[1] if key.startswith(f"{project}:") else key
