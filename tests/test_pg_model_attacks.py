@@ -154,7 +154,9 @@ def test_the_parameter_group_allows_exactly_the_config_allow_list():
 def rds_allowed_extensions(pg: PgServer, world: DbModel) -> Iterator[set[str]]:
     """RDS checks rds.allowed_extensions inside CREATE EXTENSION, for every role; a community
     server has no such parameter, so its superuser (playing rdsadmin) installs the same check as
-    an event trigger fed the parameter group's value."""
+    an event trigger fed the parameter group's value. Source of the behaviour and of the error and
+    hint texts: the Amazon RDS User Guide, "Restricting installation of PostgreSQL extensions"
+    (rds.allowed_extensions), which shows this refusal for a role creating an unlisted extension."""
     allowed = allowed_extensions()
     with pg.connect_super("atk_db") as conn:
         conn.execute(
