@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,3 +69,12 @@ def assert_one_sentence_error(rc: int, err: str, starts_with: str) -> None:
     assert "Traceback" not in err and err.count("\n") == 1 and err.endswith("\n"), err
     assert err.startswith(starts_with), err
 
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_bootstrap(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`python -m bootstrap <args>` as a real subprocess, as a newcomer runs it: no AWS credentials,
+    no Pulumi CLI, the stand-in rotation archive (tests/conftest.py)."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "PGHOME_ROTATION_ARCHIVE": os.environ["PGHOME_ROTATION_ARCHIVE"]}
+    return subprocess.run([sys.executable, "-m", "bootstrap", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)

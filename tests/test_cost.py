@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,6 +20,7 @@ import pytest
 from bootstrap import cost
 from bootstrap.cost import rules, tables
 from bootstrap.plan.mockgraph import Graph, run_stack
+from tests.helpers import run_bootstrap
 
 ROOT = Path(__file__).resolve().parent.parent
 IDLE = {k: 0.0 for k in tables.usage_keys()} | {"em_kb_per_sample": 8.0, "log_stored_fraction": 0.15}
@@ -250,8 +249,7 @@ def test_an_instance_class_missing_from_the_table_is_not_priced_never_zero():
 
 
 def bootstrap(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "PGHOME_ROTATION_ARCHIVE": os.environ["PGHOME_ROTATION_ARCHIVE"]}
-    return subprocess.run([sys.executable, "-m", "bootstrap", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    return run_bootstrap(*args, timeout=180)
 
 
 @pytest.mark.parametrize(

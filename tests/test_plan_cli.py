@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import run_bootstrap
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def bootstrap(*args: str) -> subprocess.CompletedProcess[str]:
-    # no AWS credentials, no Pulumi CLI; the stand-in rotation archive (tests/conftest.py)
-    env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "PGHOME_ROTATION_ARCHIVE": os.environ["PGHOME_ROTATION_ARCHIVE"]}
-    return subprocess.run([sys.executable, "-m", "bootstrap", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return run_bootstrap(*args)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

@@ -4,14 +4,14 @@ the deploy commands do."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import run_bootstrap
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = (ROOT / "Pulumi.dev.yaml").read_text()
@@ -19,9 +19,7 @@ PROD = (ROOT / "Pulumi.prod.yaml").read_text()
 
 
 def bootstrap(*args: str) -> subprocess.CompletedProcess[str]:
-    # no AWS credentials, no Pulumi CLI; the stand-in rotation archive (tests/conftest.py)
-    env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "PGHOME_ROTATION_ARCHIVE": os.environ["PGHOME_ROTATION_ARCHIVE"]}
-    return subprocess.run([sys.executable, "-m", "bootstrap", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return run_bootstrap(*args)
 
 
 @pytest.fixture
