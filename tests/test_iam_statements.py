@@ -34,6 +34,10 @@ class Recorder:
         self.documents.append(kw)
         return SimpleNamespace(json=f"document-{len(self.documents)}")
 
+    def facts(self, parent: Any) -> AwsFacts:
+        assert parent is PARENT, "the facts are asked through the component's provider"
+        return AwsFacts(account_id="123456789012", partition="aws-cn", region="cn-north-1")
+
     def resource(self, kind: str) -> Any:
         recorder = self
 
@@ -50,7 +54,7 @@ def rec(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     monkeypatch.setattr(aws.iam, "get_policy_document_output", r.document)
     monkeypatch.setattr(aws.iam, "Role", r.resource("Role"))
     monkeypatch.setattr(aws.iam, "RolePolicy", r.resource("RolePolicy"))
-    monkeypatch.setattr(iam, "aws_facts", lambda parent: AwsFacts(account_id="123456789012", partition="aws-cn", region="cn-north-1"))
+    monkeypatch.setattr(iam, "aws_facts", r.facts)
     return r
 
 
@@ -148,11 +152,12 @@ def test_execution_role_trusts_ecs_tasks_and_carries_its_policy(rec: Recorder) -
         "description": "ECS agent: pull this stack's image, write its log group, read its DB secret",
         "assume_role_policy": "document-1",
     }
-    assert kw["opts"].parent is PARENT
+    assert kw["opts"].parent is PARENT and all(d["opts"].parent is PARENT for d in rec.documents)
     assert rec.documents[0]["statements"][0].principals[0].identifiers == ["ecs-tasks.amazonaws.com"]
     (policy_call,) = [(name, kw) for kind, name, kw in rec.resources if kind == "RolePolicy"]
     assert policy_call[0] == "app-execution-policy" and policy.id == "RolePolicy-id-app-execution-policy"
     assert (policy_call[1]["name"], policy_call[1]["role"], policy_call[1]["policy"]) == ("start-task", role.id, "document-2")
+    assert policy_call[1]["opts"].parent is PARENT
     assert rec.documents[1]["statements"] == statements
 
 
@@ -167,3 +172,4 @@ def test_task_role_has_a_policy_only_with_something_to_grant(rec: Recorder) -> N
     (kind, name, kw) = rec.resources[-1]
     assert (kind, name, kw["name"], kw["role"], kw["policy"]) == ("RolePolicy", "app-task-policy", "app", role.id, "document-3")
     assert rec.documents[-1]["statements"] == statements
+    assert kw["opts"].parent is PARENT and all(d["opts"].parent is PARENT for d in rec.documents)
