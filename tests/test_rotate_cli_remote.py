@@ -87,11 +87,7 @@ def deployed(pg: PgServer, pulumi_double: Double, monkeypatch: pytest.MonkeyPatc
     with deploy_world(pg, pulumi_double, monkeypatch, capsys) as w:
         rc, out, err = w.run("deploy", "--stack", "dev", "--yes", "--local-rotation")
         assert rc == 0, err + out
-        lw = LambdaWorld(w.world)
-        try:
-            yield w, lw
-        finally:
-            lw.drop()
+        yield w, LambdaWorld(w.world)
 
 
 def _seam(monkeypatch: pytest.MonkeyPatch, lw: LambdaWorld, ecs: Any, logs: Any = None) -> tuple[PlayedSecretsManager, list[dict[str, Any]]]:
@@ -211,30 +207,27 @@ def test_deploy_rotates_the_logins_through_the_function(pg: PgServer, pulumi_dou
 
     with deploy_world(pg, pulumi_double, monkeypatch, capsys) as w:
         lw = LambdaWorld(w.world)
-        try:
-            ecs = boto3.client("ecs", region_name=w.world.settings.region)
-            stubber = Stubber(ecs)
-            for _ in range(2):  # the rollout check (dbcore/rollout.py), then the redeploy's "since" probe
-                stubber.add_response("describe_services", {"services": [{"deployments": [{"id": "d0", "status": "PRIMARY"}]}], "failures": []},
-                                     {"cluster": ANY, "services": ANY})
-            stubber.add_response("update_service", {"service": {}}, {"cluster": ANY, "service": ANY, "forceNewDeployment": True})
-            stubber.add_response("describe_services", {"services": [{"desiredCount": 1, "runningCount": 1, "deployments": [{"id": "d"}]}],
-                                                       "failures": []}, {"cluster": ANY, "services": ANY})
-            stubber.activate()
-            sm = PlayedSecretsManager(lw)
-            monkeypatch.setattr("bootstrap.cli.deploy.make_remote_rotator",
-                                lambda region, outputs: RemoteRotator(sm, ecs, outputs, clock=FakeClock().clock(), timeout_s=60))  # type: ignore[arg-type]
-            rc, out, err = w.run("deploy", "--stack", "dev", "--yes")
-            assert rc == 0, err + out
-            assert sm.rotated == ["master", "app", "migrator"]
-            assert out.index("[phase 2/5] master: rotate through the stack's rotation function") < out.index("[phase 3/5]") \
-                < out.index("[phase 4/5] rotate app, migrator through the stack's rotation function")
-            assert "[phase 2/5] rotate master" not in out  # nothing in-process
-            master = w.world.secret("master")
-            assert master and w.world.pg.can_login(w.world.master, master["password"], "postgres")
-            stubber.assert_no_pending_responses()
-            for role in ("app", "migrator"):
-                s = w.world.secret(role)
-                assert s and s["password"] and w.world.pg.can_login(s["username"], s["password"], s["dbname"])
-        finally:
-            lw.drop()
+        ecs = boto3.client("ecs", region_name=w.world.settings.region)
+        stubber = Stubber(ecs)
+        for _ in range(2):  # the rollout check (dbcore/rollout.py), then the redeploy's "since" probe
+            stubber.add_response("describe_services", {"services": [{"deployments": [{"id": "d0", "status": "PRIMARY"}]}], "failures": []},
+                                 {"cluster": ANY, "services": ANY})
+        stubber.add_response("update_service", {"service": {}}, {"cluster": ANY, "service": ANY, "forceNewDeployment": True})
+        stubber.add_response("describe_services", {"services": [{"desiredCount": 1, "runningCount": 1, "deployments": [{"id": "d"}]}],
+                                                   "failures": []}, {"cluster": ANY, "services": ANY})
+        stubber.activate()
+        sm = PlayedSecretsManager(lw)
+        monkeypatch.setattr("bootstrap.cli.deploy.make_remote_rotator",
+                            lambda region, outputs: RemoteRotator(sm, ecs, outputs, clock=FakeClock().clock(), timeout_s=60))  # type: ignore[arg-type]
+        rc, out, err = w.run("deploy", "--stack", "dev", "--yes")
+        assert rc == 0, err + out
+        assert sm.rotated == ["master", "app", "migrator"]
+        assert out.index("[phase 2/5] master: rotate through the stack's rotation function") < out.index("[phase 3/5]") \
+            < out.index("[phase 4/5] rotate app, migrator through the stack's rotation function")
+        assert "[phase 2/5] rotate master" not in out  # nothing in-process
+        master = w.world.secret("master")
+        assert master and w.world.pg.can_login(w.world.master, master["password"], "postgres")
+        stubber.assert_no_pending_responses()
+        for role in ("app", "migrator"):
+            s = w.world.secret(role)
+            assert s and s["password"] and w.world.pg.can_login(s["username"], s["password"], s["dbname"])

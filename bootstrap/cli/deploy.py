@@ -99,7 +99,9 @@ def _session(args: argparse.Namespace, *, cli: bool) -> Session:
 def _rotator(s: Session) -> Any:
     import boto3
 
+    from bootstrap.rotation.app_service import AppService
     from bootstrap.rotation.local import Endpoint, Rotator
+    from config import naming
 
     app = s.settings.app_database
     ca = s.args.ca_file or app.ssl_root_cert or None
@@ -112,7 +114,10 @@ def _rotator(s: Session) -> Any:
         sslrootcert=ca,
     )
     session = boto3.session.Session(region_name=s.settings.region)
-    return Rotator(s.settings, secrets_client=session.client("secretsmanager"), admin=make_db_admin(session.client("rds")), endpoint=endpoint)
+    # The app login alternates users and its service is redeployed and waited for (names as components/service.py gives them).
+    service = AppService(session.client("ecs"), naming.cluster(s.settings.prefix), naming.ecs_service(s.settings.prefix))
+    return Rotator(s.settings, secrets_client=session.client("secretsmanager"), admin=make_db_admin(session.client("rds")), endpoint=endpoint,
+                   service=service)
 
 
 @contextlib.contextmanager
