@@ -12,6 +12,7 @@ while the service's last deployment has not completed.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,3 +47,15 @@ def refuse_active_user(pending: Mapping[str, Any], current: Mapping[str, Any]) -
     user = pending.get("username")
     if user == current.get("username") and current.get("password"):
         raise RotationError(f"AWSPENDING names the active user {user}; the alternating rotation only changes the inactive one")
+
+
+def rollout_since(sm: Any, secret_id: str, current: Mapping[str, Any]) -> tuple[bool, dt.datetime | None]:
+    """(check the rollout?, since when): the service's last deployment must have completed, and
+    have started after AWSCURRENT was created (GetSecretValue's CreatedDate), else tasks may hold
+    the user this rotation changes. Not while AWSCURRENT has no password (the value the app
+    database is created with): no task holds a working login, so there is nothing to cut off, and
+    a first rotation never waits on a service that cannot start without it."""
+    if not current.get("password"):
+        return False, None
+    created = sm.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT").get("CreatedDate")
+    return True, created if isinstance(created, dt.datetime) else None

@@ -18,6 +18,7 @@ waits for it, so a `rotate --local` that returns 0 leaves every task on the new 
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -26,13 +27,22 @@ from dbcore.secret import RotationError
 from dbcore.waiting import wait_until
 
 
-def rollout_problem(service: str, cluster: str, deployments: Sequence[Mapping[str, Any]]) -> str | None:
-    """One sentence when the service's deployments say a rollout is unfinished, else None."""
+def rollout_problem(service: str, cluster: str, deployments: Sequence[Mapping[str, Any]], since: dt.datetime | None = None) -> str | None:
+    """One sentence when the service's deployments say a rollout is unfinished, else None. With
+    `since` (when the secret's current version was created): also when the newest deployment
+    started before it, i.e. the forced redeploy after the last rotation never happened (a failed
+    UpdateService), so running tasks may still hold the user the next rotation changes."""
     primary = [d for d in deployments if d.get("status") == "PRIMARY"]
     others = [d for d in deployments if d.get("status") == "ACTIVE"]
     state = str(primary[0].get("rolloutState") or "") if primary else ""
     if primary and state in ("", "COMPLETED") and not others:
-        return None
+        created = primary[0].get("createdAt")
+        if since is None or not isinstance(created, dt.datetime) or created >= since:
+            return None
+        return (f"the last deployment of service {service} in cluster {cluster} ({primary[0].get('id', '?')}) started before the login's "
+                f"current version was created ({since:%Y-%m-%d %H:%M:%S} UTC), so its tasks may still hold the login this rotation "
+                f"would change; force a new deployment (aws ecs update-service --cluster {cluster} --service {service} "
+                "--force-new-deployment) and rotate again once it has completed")
     why = (f"its newest deployment is {state or 'not reported'}" if state not in ("", "COMPLETED")
            else f"{len(others)} older deployment(s) still run tasks" if others else "it has no primary deployment")
     return (f"the last deployment of service {service} in cluster {cluster} has not completed ({why}): tasks may still hold the login "
@@ -40,13 +50,13 @@ def rollout_problem(service: str, cluster: str, deployments: Sequence[Mapping[st
             f"aws ecs describe-services --cluster {cluster} --services {service})")
 
 
-def check_service(ecs: Any, cluster: str, service: str) -> str | None:
+def check_service(ecs: Any, cluster: str, service: str, since: dt.datetime | None = None) -> str | None:
     """rollout_problem for a live service (ecs: a boto3 ECS client). A service that does not exist
     runs no task that could be cut off: no problem (the redeploy after the rotation says it failed)."""
     found = [s for s in ecs.describe_services(cluster=cluster, services=[service]).get("services") or [] if s.get("status") != "INACTIVE"]
     if not found:
         return None
-    return rollout_problem(service, cluster, found[0].get("deployments") or [])
+    return rollout_problem(service, cluster, found[0].get("deployments") or [], since)
 
 
 def force_new_deployment(ecs: Any, cluster: str, service: str) -> str:

@@ -36,7 +36,7 @@ import psycopg
 from psycopg import sql
 
 from dbcore import pgconn
-from dbcore.alternating import other_user, pending_user, refuse_active_user  # noqa: F401 (other_user: re-exported for tests)
+from dbcore.alternating import other_user, pending_user, refuse_active_user, rollout_since  # noqa: F401 (other_user: re-exported for tests)
 from dbcore.pgadmin import require_admin
 from dbcore.rds_admin import DatabaseAdmin
 from dbcore.rollout import check_service
@@ -174,7 +174,9 @@ class StepRunner:
             self.out(f"createSecret: version {token} already holds the new value (retry)")
             return
         if kind == "alternating":
-            self._check_rollout()
+            check, since = rollout_since(self.sm, arn, current)
+            if check:
+                self._check_rollout(since)
         value = dict(current)
         if kind != "master":
             # connection fields follow the master secret (the endpoint may have changed)
@@ -186,13 +188,14 @@ class StepRunner:
         self.sm.put_secret_value(SecretId=arn, ClientRequestToken=token, SecretString=json.dumps(value), VersionStages=["AWSPENDING"])
         self.out(f"createSecret: new value stored as AWSPENDING for user {value.get('username')}")
 
-    def _check_rollout(self) -> None:
+    def _check_rollout(self, since: Any = None) -> None:
         """Refuse (a RotationError, so Secrets Manager retries later) while the app service's last
-        forced deployment is unfinished: its tasks may still hold the user this rotation changes."""
+        forced deployment is unfinished, or started before AWSCURRENT (`since`: the redeploy of the
+        last rotation failed): its tasks may still hold the user this rotation changes."""
         c = self.config
         if not (c.ecs_cluster and c.ecs_service and self.ecs is not None):
             return
-        problem = check_service(self.ecs, c.ecs_cluster, c.ecs_service)
+        problem = check_service(self.ecs, c.ecs_cluster, c.ecs_service, since)
         if problem:
             self.warn(f"createSecret: refused: {problem}")
             raise RotationError(f"createSecret: {problem}")

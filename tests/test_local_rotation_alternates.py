@@ -14,6 +14,9 @@ rolloutState IN_PROGRESS/COMPLETED/FAILED, rolloutStateReason, desiredCount, run
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -22,9 +25,12 @@ from botocore.stub import Stubber
 
 from bootstrap.rotation.app_service import AppService
 from bootstrap.rotation.local import Rotator
+from config import naming
 from dbcore.rollout import rollout_progress
 from dbcore.secret import RotationError
+from tests.deploy_world import DeployWorld, deploy_world, stubbed_ecs
 from tests.pgserver import PgServer
+from tests.pulumi_double.fixture import Double
 from tests.rotation_lambda_world import LambdaWorld
 from tests.rotation_world import World, make_world
 
@@ -32,9 +38,10 @@ REGION = "eu-west-1"
 TD = f"arn:aws:ecs:{REGION}:123456789012:task-definition/shop-dev-app:3"
 
 
-def deployment(id_: str, status: str, rollout: str, running: int, desired: int = 2, reason: str = "") -> dict[str, Any]:
+def deployment(id_: str, status: str, rollout: str, running: int, desired: int = 2, reason: str = "", created: dt.datetime | None = None) -> dict[str, Any]:
     d: dict[str, Any] = {"id": id_, "status": status, "taskDefinition": TD, "desiredCount": desired, "runningCount": running,
-                         "pendingCount": desired - running, "rolloutState": rollout, "launchType": "FARGATE"}
+                         "pendingCount": desired - running, "rolloutState": rollout, "launchType": "FARGATE",
+                         "createdAt": created or dt.datetime.now(dt.UTC)}
     if reason:
         d["rolloutStateReason"] = reason
     return d
@@ -48,10 +55,10 @@ def service(name: str, cluster: str, *deployments: dict[str, Any]) -> dict[str, 
 class Ecs:
     """The app service's ECS answers, queued in the order the rotation asks."""
 
-    def __init__(self, cluster: str = "shop-dev", name: str = "shop-dev-app", client: Any = None):
+    def __init__(self, cluster: str = "shop-dev", name: str = "shop-dev-app", client: Any = None, stub: Stubber | None = None):
         self.cluster, self.name = cluster, name
         self.client = client or boto3.client("ecs", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
-        self.stub = Stubber(self.client)
+        self.stub = stub or Stubber(self.client)
 
     def describe(self, *deployments: dict[str, Any]) -> Ecs:
         self.stub.add_response("describe_services", {"services": [service(self.name, self.cluster, *deployments)], "failures": []},
@@ -63,9 +70,13 @@ class Ecs:
                                {"cluster": self.cluster, "service": self.name, "forceNewDeployment": True})
         return self
 
-    def settled_then_redeployed(self) -> Ecs:
-        """Completed before; the forced deployment rolls out over two polls, then completes."""
-        return (self.describe(deployment("ecs-svc/1", "PRIMARY", "COMPLETED", 2))
+    def settled_then_redeployed(self, check: bool = True) -> Ecs:
+        """Completed before (started now, after the secret's current version: queue it after the
+        last rotation); the forced deployment rolls out over two polls, then completes. No check
+        when the secret has never held a password (dbcore/alternating.py rollout_since)."""
+        if check:
+            self.describe(deployment("ecs-svc/1", "PRIMARY", "COMPLETED", 2))
+        return (self
                 .force(deployment("ecs-svc/2", "PRIMARY", "IN_PROGRESS", 0), deployment("ecs-svc/1", "ACTIVE", "COMPLETED", 2))
                 .describe(deployment("ecs-svc/2", "PRIMARY", "IN_PROGRESS", 1), deployment("ecs-svc/1", "ACTIVE", "COMPLETED", 1))
                 .describe(deployment("ecs-svc/2", "PRIMARY", "COMPLETED", 2)))
@@ -143,6 +154,24 @@ def test_refuses_while_the_last_rollout_is_unfinished_and_changes_nothing(lw: La
     assert current(w) == held and pg.can_login(held["username"], held["password"], held["dbname"])
 
 
+def test_refuses_when_the_last_redeploy_never_happened(lw: LambdaWorld, pg: PgServer) -> None:
+    """The function's finishSecret could not force a deployment (UpdateService failed): the service
+    is settled, but on a deployment older than the secret's current version, so its tasks may hold
+    the user the next rotation would change. Refused, naming the command that fixes it."""
+    w = lw.w
+    lw.rotate("master")
+    lw.rotate("app")
+    held = current(w)
+    old = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    ecs = Ecs().describe(deployment("ecs-svc/1", "PRIMARY", "COMPLETED", 2, created=old))
+    with ecs.stub, pytest.raises(RotationError) as err:
+        local_rotator(w, ecs, []).rotate("app")
+    assert str(err.value).startswith("not rotating app: the last deployment of service shop-dev-app in cluster shop-dev (ecs-svc/1) started "
+                                     "before the login's current version was created")
+    assert "aws ecs update-service --cluster shop-dev --service shop-dev-app --force-new-deployment" in str(err.value)
+    assert current(w) == held and w.secret("app", "AWSPENDING") is None
+
+
 def test_a_failed_rollout_after_the_rotation_is_one_sentence_and_the_tasks_keep_working(lw: LambdaWorld, pg: PgServer) -> None:
     w = lw.w
     lw.rotate("master")
@@ -199,3 +228,54 @@ def test_rollout_progress_rule() -> None:
     assert rollout_progress("s", "c", [deployment("d1", "PRIMARY", "COMPLETED", 2), deployment("d2", "ACTIVE", "IN_PROGRESS", 0)], "d2") is not None
     with pytest.raises(RotationError, match="deployment d2 of service s in cluster c failed"):
         rollout_progress("s", "c", [deployment("d2", "PRIMARY", "FAILED", 0)], "d2")
+
+
+@pytest.fixture
+def cli_world(pg: PgServer, pulumi_double: Double, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[DeployWorld]:
+    """`python -m bootstrap rotate --local` in-process: the project's stack file, moto, the real
+    PostgreSQL; the app service polled without sleeping (the seam keeps its real names and client)."""
+    from bootstrap.cli import deploy as deploy_cli
+
+    real = deploy_cli.make_app_service
+    monkeypatch.setattr("bootstrap.cli.deploy.make_app_service", lambda ecs, prefix: dataclasses.replace(real(ecs, prefix), interval_s=0.0))
+    with deploy_world(pg, pulumi_double, monkeypatch, capsys) as w:
+        yield w
+
+
+def test_cli_rotate_local_alternates_redeploys_and_waits(cli_world: DeployWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    w = cli_world
+    prefix = w.world.settings.prefix
+    argv = ("rotate", "--stack", "dev", "--local", "--role", "app", "--tunnel", "never")
+    with stubbed_ecs(monkeypatch) as stub:
+        ecs = Ecs(naming.cluster(prefix), naming.ecs_service(prefix), stub=stub)
+        ecs.settled_then_redeployed(check=False)  # the first password: no task holds a working login yet
+        rc, out, err = w.run(*argv)
+        assert rc == 0, err + out
+        held = current(w.world)  # what the tasks of the completed deployment hold
+        ecs.settled_then_redeployed()  # checked, forced and awaited
+        rc, out, err = w.run(*argv)
+        assert rc == 0, err + out
+    new = current(w.world)
+    assert (held["username"], new["username"]) == (f"{w.world.settings.app_database.role_prefix}_app_clone", f"{w.world.settings.app_database.role_prefix}_app")
+    assert w.world.pg.can_login(held["username"], held["password"], held["dbname"]), "the tasks' login was changed"
+    assert w.world.pg.can_login(new["username"], new["password"], new["dbname"])
+    # forced once AWSCURRENT moved and before the AWSPENDING label goes (a re-run after a crash forces again), then awaited
+    assert out.index("testSecret: login as") < out.index("new deployment ecs-svc/2 forced") < out.index("finishSecret: AWSCURRENT now points") \
+        < out.index("rolling out: 1/2 new task(s) running") < out.index("deployment ecs-svc/2 completed") < out.index("rotation complete")
+
+
+def test_cli_rotate_local_refuses_during_an_unfinished_rollout(cli_world: DeployWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    w = cli_world
+    prefix = w.world.settings.prefix
+    with stubbed_ecs(monkeypatch) as stub:
+        ecs = Ecs(naming.cluster(prefix), naming.ecs_service(prefix), stub=stub).settled_then_redeployed(check=False)
+        rc, out, err = w.run("rotate", "--stack", "dev", "--local", "--role", "app", "--tunnel", "never")
+        assert rc == 0, err + out
+        before = current(w.world)
+        ecs.describe(
+            deployment("ecs-svc/2", "PRIMARY", "IN_PROGRESS", 1), deployment("ecs-svc/1", "ACTIVE", "COMPLETED", 1))
+        rc, out, err = w.run("rotate", "--stack", "dev", "--local", "--role", "app", "--tunnel", "never")
+    assert rc == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err + out
+    assert err.startswith(f"error: not rotating app: the last deployment of service {naming.ecs_service(prefix)} in cluster "
+                          f"{naming.cluster(prefix)} has not completed (its newest deployment is IN_PROGRESS)")
+    assert current(w.world) == before and w.world.secret("app", "AWSPENDING") is None

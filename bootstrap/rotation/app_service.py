@@ -8,6 +8,7 @@ function's finishSecret does) and waited for, with progress, until every task ru
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,10 +34,11 @@ class AppService:
     def _failed(self, exc: Exception) -> str:
         return aws_error_code(exc) or type(exc).__name__
 
-    def check_rollout(self) -> None:
-        """RotationError (one sentence) while the service's last deployment is unfinished."""
+    def check_rollout(self, since: dt.datetime | None = None) -> None:
+        """RotationError (one sentence) while the service's last deployment is unfinished, or
+        started before `since` (the login's current version: its redeploy never happened)."""
         try:
-            problem = check_service(self.ecs, self.cluster, self.service)
+            problem = check_service(self.ecs, self.cluster, self.service, since)
         except Exception as exc:  # noqa: BLE001 - botocore: one sentence with the AWS error code
             if aws_error_code(exc) in NO_SERVICE:
                 return

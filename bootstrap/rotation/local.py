@@ -36,7 +36,7 @@ from psycopg import sql
 from bootstrap.rotation.app_service import AppService
 from config.settings import Settings
 from dbcore import pgconn
-from dbcore.alternating import ALTERNATING_ROLE, pending_user, refuse_active_user
+from dbcore.alternating import ALTERNATING_ROLE, pending_user, refuse_active_user, rollout_since
 from dbcore.pgadmin import ensure_rds_password, pin_search_path, require_admin
 from dbcore.rds_admin import DatabaseAdmin
 from dbcore.rotation_lock import DEFAULT_WAIT_S, rotation_lock
@@ -262,8 +262,10 @@ class Rotator:
             self._await_redeploy(deployment)
             return
 
-        if alternating:
-            self._check_rollout()  # the user this rotation changes may still be held by tasks of an unfinished rollout
+        if alternating:  # the user this rotation changes may still be held by tasks of an unfinished (or never started) rollout
+            check, since = rollout_since(self.sm, name, v.current)
+            if check:
+                self._check_rollout(since)
         pending_id, pending = self._create(role, name, v)
         self.hook(role, "createSecret")
         if alternating:
@@ -283,9 +285,9 @@ class Rotator:
         self._await_redeploy(deployment)
 
     # the app's service (bootstrap/rotation/app_service.py); None: no service reads the app login
-    def _check_rollout(self) -> None:
+    def _check_rollout(self, since: Any) -> None:
         if self.service is not None:
-            self.service.check_rollout()
+            self.service.check_rollout(since)
 
     def _force_redeploy(self) -> str | None:
         return self.service.force_redeploy(self.out) if self.service is not None else None
