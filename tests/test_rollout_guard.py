@@ -71,6 +71,9 @@ class Secrets:
             raise self.exceptions.ResourceNotFoundException()
         return {"SecretString": f'{{"username": "shop_app", "password": "{self.password}", "host": "h", "port": 5432}}', "CreatedDate": self.created}
 
+    def describe_secret(self, SecretId: str) -> dict:  # noqa: N803 - what the handler checks before a step
+        return {"RotationEnabled": True, "VersionIdsToStages": {"v0": ["AWSCURRENT"], "token-1": ["AWSPENDING"]}}
+
     def put_secret_value(self, **kw: str) -> None:
         self.put.append(kw)
 
@@ -141,3 +144,22 @@ def test_a_missing_service_has_no_task_to_cut_off():
 
 def test_pure_rule_names_the_command_to_look():
     assert "aws ecs describe-services --cluster c --services s" in rollout_problem("s", "c", [])
+
+
+def test_the_functions_log_says_why_in_one_line(caplog: pytest.LogCaptureFixture):
+    """What CloudWatch Logs shows for the refused step (rotation_function/handler.py): the WARNING,
+    then the step's one-sentence failure, the same text Secrets Manager gets and `rotate` reads back."""
+    import logging
+
+    from rotation_function.handler import RotationStepError, run_event
+
+    client, stub = ecs_with(deployment("PRIMARY", "IN_PROGRESS", 3), deployment("ACTIVE", "COMPLETED", 2))
+    cfg = FunctionConfig(master_secret_arn="m", db_instance_id="db", alternating_secret_arns=frozenset({"app"}), ecs_cluster="shop-dev", ecs_service="shop-dev")
+    runner = StepRunner(cfg, Secrets(), admin=None, ecs=client)
+    with caplog.at_level(logging.INFO, logger="pghome.rotation"), pytest.raises(RotationStepError) as err:
+        run_event({"Step": "createSecret", "SecretId": "app", "ClientRequestToken": "token-1"}, runner)
+    records = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "pghome.rotation"]
+    assert records[0][0] == "WARNING" and records[0][1].startswith("createSecret: refused: the last deployment of service shop-dev")
+    assert records[-1] == ("ERROR", str(err.value))
+    assert str(err.value).startswith("createSecret failed for app: createSecret: the last deployment of service shop-dev in cluster shop-dev "
+                                     "has not completed (its newest deployment is IN_PROGRESS)") and "\n" not in str(err.value)

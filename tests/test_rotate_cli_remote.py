@@ -231,3 +231,29 @@ def test_deploy_rotates_the_logins_through_the_function(pg: PgServer, pulumi_dou
         for role in ("app", "migrator"):
             s = w.world.secret(role)
             assert s and s["password"] and w.world.pg.can_login(s["username"], s["password"], s["dbname"])
+
+
+def test_rotate_refuses_an_app_rotation_that_would_outrun_the_redeploy(deployed: tuple[DeployWorld, LambdaWorld], pulumi_double: Double,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 28 item 3 through the CLI: before RotateSecret, `rotate` refuses (exit 1, one sentence,
+    nothing started) while the service's last deployment is unfinished, or when it started before the
+    app secret's current version (the function's forced redeploy never happened: its UpdateService failed)."""
+    w, lw = deployed
+    outputs = stack_outputs(pulumi_double)
+    cluster, service = str(outputs["clusterName"]), str(outputs["serviceName"])
+    ecs = boto3.client("ecs", region_name=w.world.settings.region)
+    stubber = Stubber(ecs)
+    for deployments in ([{"id": "ecs-svc/2", "status": "PRIMARY", "rolloutState": "IN_PROGRESS", "createdAt": datetime.now(UTC)},
+                         {"id": "ecs-svc/1", "status": "ACTIVE", "rolloutState": "COMPLETED", "createdAt": datetime(2026, 1, 1, tzinfo=UTC)}],
+                        [{"id": "ecs-svc/1", "status": "PRIMARY", "rolloutState": "COMPLETED", "createdAt": datetime(2026, 1, 1, tzinfo=UTC)}]):
+        stubber.add_response("describe_services", {"services": [{"serviceName": service, "deployments": deployments}], "failures": []},
+                             {"cluster": cluster, "services": [service]})
+    stubber.activate()
+    sm, _ = _seam(monkeypatch, lw, ecs)
+    before = w.world.secret("app")
+    for why in ("has not completed (its newest deployment is IN_PROGRESS)", "(ecs-svc/1) started before the login's current version was created"):
+        rc, out, err = w.run("rotate", "--stack", "dev", "--role", "app")
+        assert rc == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err + out
+        assert err.startswith(f"error: not rotating app: the last deployment of service {service} in cluster {cluster}") and why in err
+    stubber.assert_no_pending_responses()
+    assert sm.rotated == [] and w.world.secret("app") == before  # nothing started
