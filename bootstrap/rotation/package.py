@@ -46,6 +46,7 @@ PROJECT_MODULES = (
     "rotation_function/handler.py",
     "rotation_function/steps.py",
     "dbcore/__init__.py",
+    "dbcore/alternating.py",
     "dbcore/password_policy.py",
     "dbcore/pgadmin.py",
     "dbcore/pgconn.py",
