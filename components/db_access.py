@@ -135,11 +135,12 @@ class DbAccess(pulumi.ComponentResource):
     # --- encryption and logs ---------------------------------------------------------------------
 
     def _key(self) -> aws.kms.Key:
-        """One CMK for the exec sessions (the task role decrypts) and both log groups (CloudWatch Logs)."""
+        """One CMK for the exec sessions (the task role decrypts), both log groups (CloudWatch Logs) and the image
+        cache repository (ECR uses it through a grant it creates with the deployer's permissions)."""
         key = logs_key(
             f"{self._name}-key",
             alias=f"{self._prefix}/db-access",
-            description=f"{self._prefix}: database access task, ECS Exec sessions and their logs",
+            description=f"{self._prefix}: database access task, ECS Exec sessions, their logs and the image cache",
             log_groups=[self._log_group_name(kind) for kind in LOG_KINDS],
             parent=self,
             keep=self._args.settings.keep_on_destroy,
