@@ -160,6 +160,7 @@ class World:
         self.admin_checks: list[tuple[Any, list[str], type[Exception]]] = []
         self.locks: list[tuple[Any, str, dict[str, Any]]] = []
         self.rollout: list[tuple[Any, str, str]] = []
+        self.rollout_since: list[Any] = []  # the `since` each check got (AWSCURRENT's CreatedDate)
         self.problem: str | None = None
         self.passwords = iter(f"new-{i}" for i in range(1, 100))
         monkeypatch.setattr(pgconn, "connect", self.db.connect)
@@ -181,8 +182,9 @@ class World:
         self.locks.append((conn, what, kw))
         yield
 
-    def check_service(self, ecs: Any, cluster: str, service: str) -> str | None:
+    def check_service(self, ecs: Any, cluster: str, service: str, since: Any = None) -> str | None:
         self.rollout.append((ecs, cluster, service))
+        self.rollout_since.append(since)
         return self.problem
 
     def runner(self, config: FunctionConfig | None = None, ecs: Any = None) -> StepRunner:

@@ -17,6 +17,7 @@ from psycopg import sql
 
 from components.pgmodel import DbModel
 from components.pgsql import admin_repair_sql
+from dbcore.alternating import other_user
 from dbcore.pgadmin import AdminOptionError, grant_admin, roles_without_admin
 from dbcore.secret import RotationError
 from tests.pgserver import RDS_SUPERUSER, PgServer
@@ -130,10 +131,12 @@ def test_after_the_upgrade_the_master_lacks_admin_and_both_paths_stop_with_one_s
     names = sorted(r.name for r in upgraded.model.roles)
     assert upgraded.lacking == names
     app_before = upgraded.app_before
-    # the rotation: one sentence naming the role and the repair; AWSCURRENT untouched and working
+    # the rotation: one sentence naming the role it would change (the inactive one of the alternating
+    # pair, dbcore/alternating.py) and the repair; AWSCURRENT untouched and working
     text = upgraded.rotation_error
-    assert text.startswith(f"{RotationError.__name__}: ") and "lacks ADMIN OPTION" in text and app_before["username"] in text
-    assert f'GRANT "{app_before["username"]}" TO "{upgraded.world.master}" WITH ADMIN OPTION' in text
+    target = other_user(app_before["username"])
+    assert text.startswith(f"{RotationError.__name__}: ") and "lacks ADMIN OPTION" in text and f"on {target}," in text
+    assert f'GRANT "{target}" TO "{upgraded.world.master}" WITH ADMIN OPTION' in text
     assert "\n" not in text
     assert upgraded.app_after_refusal == app_before
     assert upgraded.app_login_after_refusal
@@ -177,9 +180,10 @@ def test_after_the_repair_by_the_master_rotation_and_model_work_and_change_nothi
     old = upgraded.world.secret("app")
     upgraded.world.rotator().rotate("app")
     new = upgraded.world.secret("app")
-    assert old and new and new["password"] != old["password"]
+    assert old and new and new["password"] != old["password"] and new["username"] == other_user(old["username"])
     assert upgraded.server.can_login(new["username"], new["password"], new["dbname"])
-    assert not upgraded.server.can_login(old["username"], old["password"], old["dbname"])
+    # alternating: the previous login keeps working for the tasks that hold it until the next-but-one rotation
+    assert upgraded.server.can_login(old["username"], old["password"], old["dbname"])
     assert apply_model(upgraded.server, upgraded.model, upgraded.world.initial_master_password) == []
     after = comparable(catalog_snapshot(upgraded.server, upgraded.model), upgraded.model.owner)
     before = comparable(upgraded.before, upgraded.model.owner)

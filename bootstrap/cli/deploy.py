@@ -265,7 +265,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     roles = tuple(r for r in roles_for(args.role) if r not in iam)
     if not args.local:
         # Secrets Manager runs the stack's rotation function inside the VPC: AWS API access only.
-        from bootstrap.deploy.deployer import plain_outputs
+        from bootstrap.deploy.outputs import plain_outputs
 
         plain = plain_outputs(_stack(s).outputs())
         if RemoteRotator.available(plain):

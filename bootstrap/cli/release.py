@@ -144,8 +144,8 @@ def _task_running(ecs: Any, cluster: str) -> Callable[[str], bool]:
 def gated_release(args: argparse.Namespace, *, kind: str, tag: str, expected_digest: str = "") -> int:
     """`release` / `rollback`: bootstrap/deploy/release.py's Releaser with the gate of bootstrap/deploy/releasing.py."""
     from bootstrap.cli import deploy as deploy_cli
-    from bootstrap.deploy.deployer import plain_outputs
     from bootstrap.deploy.migrate import MigrationRunner
+    from bootstrap.deploy.outputs import plain_outputs
     from bootstrap.deploy.releasing import ReleaseGate, run_gated
     from bootstrap.deploy.workspace import require_cli
 

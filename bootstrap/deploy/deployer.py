@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from bootstrap.deploy import data_loss
 from bootstrap.deploy.confirm import ChangePlan, ask_yes, confirm
 from bootstrap.deploy.image_tag import choose as choose_image_tag
+from bootstrap.deploy.outputs import as_bool, masked_outputs, output_value, plain_outputs  # noqa: F401 (plain_outputs re-exported)
 from bootstrap.deploy.workspace import CLI_MISSING, CliMissingError, DeployError, StackLike, cause_of, changing, explain, resumable  # noqa: F401 (re-exported)
 from bootstrap.progress import Progress, heartbeat, summary_text
 from bootstrap.rotation.audit import SECRET_MARK, SECRET_SIG, audit_state, find_credentials, login_users  # noqa: F401 (re-exported)
@@ -76,24 +77,6 @@ class _Direct:
 @contextlib.contextmanager
 def direct_route(outputs: Mapping[str, Any]) -> Iterator[RouteLike]:
     yield _Direct()
-
-
-def masked_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: ("[secret]" if getattr(ov, "secret", False) else getattr(ov, "value", ov)) for k, ov in outputs.items()}
-
-
-def output_value(outputs: Mapping[str, Any], key: str) -> Any:
-    ov = outputs.get(key)
-    return getattr(ov, "value", ov)
-
-
-def plain_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
-    """Stack outputs as plain values (the Automation API wraps each in an OutputValue)."""
-    return {k: output_value(outputs, k) for k in outputs}
-
-
-def as_bool(value: Any) -> bool:
-    return value is True or str(value).lower() == "true"
 
 
 class Deployer:
