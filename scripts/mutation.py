@@ -36,7 +36,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "config": (["config/sections.py", "config/reader.py"], ["tests/test_config.py", "tests/test_naming.py"]),
     "pgmodel": (
         ["components/pgmodel.py", "components/pgsql.py"],
-        ["tests/test_app_database.py", "tests/test_app_database_pg.py", "tests/test_pg_no_escapes.py"],
+        ["tests/test_pgsql_render.py", "tests/test_app_database.py", "tests/test_app_database_pg.py", "tests/test_pg_no_escapes.py"],
     ),
     "confirm": (["bootstrap/deploy/confirm.py"], ["tests/test_confirm.py", "tests/test_deploy.py"]),
     "rotation": (["rotation_function/steps.py"], ["tests/test_rotation_handler.py"]),
