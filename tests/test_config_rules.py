@@ -21,6 +21,7 @@ from config.settings import (
     NatStrategy,
     NetworkSettings,
     RegistrySettings,
+    SecuritySettings,
     ServiceSettings,
     Settings,
     SslMode,
@@ -86,7 +87,7 @@ EVERY = {
     "appDbEnabled": "true", "appDbName": "shopdb", "appDbSchema": "core", "appDbRolePrefix": "sh", "appDbExtensions": '["citext", "pgcrypto"]',
     "appDbIamAuthRoles": '["migrator"]', "appDbConnectionLimit": "7", "appDbStatementTimeoutMs": "1000",
     "appDbIdleInTransactionTimeoutMs": "2000", "appDbHostOverride": "127.0.0.1", "appDbPortOverride": "15432", "appDbSslMode": "verify-full",
-    "appDbSslRootCert": "certs/ca.pem",
+    "appDbSslRootCert": "certs/ca.pem", "securityWaivers": '[" RDS.5 = one AZ = half the cost "]',
 }
 
 
@@ -118,6 +119,8 @@ def test_every_value_reaches_its_typed_field() -> None:
         migration_command=("python", "manage.py", "migrate all"), migration_timeout_seconds=600, deployment_strategy="rolling",
         bake_time_minutes=5, test_listener_port=9443, test_listener_cidrs=("198.51.100.0/24",), keep_on_destroy=False,
     )
+    assert s.security == SecuritySettings(waivers={"RDS.5": "one AZ = half the cost"})  # split at the first =, trimmed
+    assert settings({"deploymentStrategy": "blue_green"}).service.deployment_strategy == "blue_green"
     assert s.app_database == AppDatabaseSettings(
         prefix="shop-dev", enabled=True, name="shopdb", schema="core", role_prefix="sh", extensions=("citext", "pgcrypto"),
         iam_auth_roles=("migrator",), connection_limit=7, statement_timeout_ms=1000, idle_in_transaction_timeout_ms=2000,

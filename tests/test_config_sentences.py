@@ -158,6 +158,7 @@ CASES: list[tuple[str, dict[str, str], list[str]]] = [
     ("test-cidr", {"testListenerCidrs": '["banana", "0.0.0.0/0"]'}, [bad("testListenerCidrs", "'banana'", "each entry must be a CIDR such as 203.0.113.0/24")]),
     *[(f"test-cidr-{c}", {"testListenerCidrs": f'["10.0.0.0/8", "{c}"]'}, [
         bad("testListenerCidrs", repr(c), "must not open the test listener to the whole internet; list your office, VPN or CI CIDRs")]) for c in ("0.0.0.0/0", "::/0")],
+    ("test-cidr-host-bits", {"testListenerCidrs": '["10.0.0.1/8"]'}, [bad("testListenerCidrs", "'10.0.0.1/8'", "each entry must be a CIDR such as 203.0.113.0/24")]),
     ("test-cidr-1", {"testListenerCidrs": '["0.0.0.0/1"]'}, []),
     # --- security
     ("waiver-shape", {"securityWaivers": '["RDS.5"]'}, [bad("securityWaivers", "'RDS.5'", WAIVER)]),
