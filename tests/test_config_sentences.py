@@ -179,6 +179,7 @@ CASES: list[tuple[str, dict[str, str], list[str]]] = [
     ("host", {"appDbHostOverride": "bad host"}, [bad("appDbHostOverride", "'bad host'", "must be empty or a host name / IP address")]),
     ("host-254", {"appDbHostOverride": "h" * 254}, [bad("appDbHostOverride", repr("h" * 254), "must be empty or a host name / IP address")]),
     ("host-253", {"appDbHostOverride": "h" * 253}, []),
+    ("host-upper-with-port", {"appDbHostOverride": "DB.Internal:5432"}, []),
     ("ssl-mode", {"appDbSslMode": "prefer"}, [bad("appDbSslMode", "'prefer'", "must be one of require, verify-full")]),
     ("root-cert", {"appDbSslMode": "verify-full"}, [bad("appDbSslRootCert", "''",
         "must name the RDS CA bundle file (e.g. certs/rds-global-bundle.pem) when appDbSslMode is verify-full")]),
