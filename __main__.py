@@ -125,7 +125,8 @@ db_access = None
 if settings.database.access:
     db_access = DbAccess(
         settings.name("dbaccess"),
-        DbAccessArgs(settings=settings.database, vpc_id=network.vpc_id, subnet_ids=network.private_subnet_ids, database=database),
+        DbAccessArgs(settings=settings.database, vpc_id=network.vpc_id, subnet_ids=network.private_subnet_ids, database=database,
+                     endpoint_security_group_id=network.endpoint_security_group_id, s3_prefix_list_id=network.s3_prefix_list_id),
         opts=stack_opts,
     )
 

@@ -7,15 +7,19 @@ Idle, the path costs one KMS key ($1/month): no service, no running task, an emp
 What it builds (all children of the component):
   * its own cluster, with ECS Exec sessions encrypted with this component's CMK and logged
     (executeCommandConfiguration: kmsKeyId, logging OVERRIDE to a KMS-encrypted log group);
-  * a task definition: Fargate, awsvpc, a small public image pinned by digest that only sleeps
+  * a task definition: Fargate, awsvpc, a small ECR Public image pinned by digest, pulled through
+    this account's pull-through cache (components/db_access_image.py), that only sleeps
     (at most MAX_TASK_SECONDS, so a task orphaned by a killed client stops on its own); non-root,
     read-only root filesystem with writable volumes where the SSM agent writes, every capability
     dropped, an init process, logs to a KMS-encrypted log group;
-  * a security group with no ingress and two egress rules: the DB port to the database's security
-    group only, 443 for the SSM endpoints; the database admits it through `Database.allow_from`;
+  * a security group with no ingress and three egress rules, none to the internet (issue 28 item 7):
+    the DB port to the database's security group, 443 to the VPC interface endpoints' security group
+    (ssmmessages, kms, logs, ecr.api, ecr.dkr: config/settings.py ACCESS_ENDPOINT_SERVICES) and 443
+    to the S3 gateway endpoint's prefix list (image layers); the database admits it through
+    `Database.allow_from`;
   * a task role with exactly what ECS Exec needs: the four ssmmessages channel actions, kms:Decrypt
-    on the session key, and writing the session log group; an execution role that only writes
-    the task's log group (the public image needs no registry credential).
+    on the session key, and writing the session log group; an execution role that writes the task's
+    log group and pulls from the cache repository only.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from components import sg as rules
 from components.awsinfo import aws_facts
 from components.container import EXEC_AGENT_PATHS
 from components.database import Database
+from components.db_access_image import PublicImage, pull_statements, pull_through_cache
 from components.db_access_operator import operator_statements, session_document
 from components.iam import ecs_exec_statements, ecs_tasks_trust_policy, inline_policy, log_streams, statement
 from components.kms import encrypted_log_group, logs_key
@@ -40,15 +45,15 @@ from config.settings import DatabaseSettings
 
 CONTAINER_NAME = "access"
 # Alpine 3.20.3, multi-arch index digest (the same on Docker Hub and ECR Public's docker/library
-# mirror). Pulled from ECR Public through the NAT; bump with
-# `docker buildx imagetools inspect public.ecr.aws/docker/library/alpine:<tag>`.
+# mirror). The task pulls it through this account's pull-through cache, never from the internet;
+# bump with `docker buildx imagetools inspect public.ecr.aws/docker/library/alpine:<tag>`.
 ACCESS_IMAGE = "public.ecr.aws/docker/library/alpine:3.20.3@sha256:beefdbd8a1da6d2915566fde36db9db0b524eb737fc57cd1367effd16dc0d06d"
 # The longest a tunnel may stay open; the task exits on its own after that even if nobody stops it.
 MAX_TASK_SECONDS = 12 * 3600
 # ECS Exec's agent writes where EXEC_AGENT_PATHS says (components/container.py); with a read-only root
 # filesystem those must be volumes, the same set the app's tasks mount when exec is on.
 AGENT_WRITABLE_PATHS = {**EXEC_AGENT_PATHS, "tmp": "/tmp"}
-SSM_ENDPOINT_PORT = 443
+HTTPS_PORT = 443
 LOG_KINDS = ("task", "exec")
 
 
@@ -60,10 +65,16 @@ class DbAccessArgs:
     settings: DatabaseSettings
     vpc_id: pulumi.Input[str]
     subnet_ids: pulumi.Input[Sequence[str]]
-    """Private subnets (NAT or VPC endpoints to reach SSM and pull the image); never public ones."""
+    """Private subnets; never public ones."""
     database: Database
     """The database; it admits the access task through `allow_from`."""
+    endpoint_security_group_id: pulumi.Input[str] | None
+    """The VPC interface endpoints' security group (Network.endpoint_security_group_id): the task's
+    only way to AWS APIs. Config makes it exist whenever dbAccess is on (config/load.py)."""
+    s3_prefix_list_id: pulumi.Input[str] | None
+    """The S3 gateway endpoint's prefix list (Network.s3_prefix_list_id): where image layers come from."""
     image: str = ACCESS_IMAGE
+    """An ECR Public reference pinned by digest; the task pulls it through the pull-through cache."""
 
 
 class DbAccess(pulumi.ComponentResource):
@@ -78,19 +89,26 @@ class DbAccess(pulumi.ComponentResource):
     """The only Session Manager document operators may use: port forwarding to this database."""
     operator_policy_arn: pulumi.Output[str]
     """The IAM policy to attach to operators (components/db_access_operator.py)."""
+    image_uri: pulumi.Output[str]
+    """The image the task pulls: the pull-through cache repository, pinned by digest."""
 
     def __init__(self, name: str, args: DbAccessArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("pghome:dbaccess:DbAccess", name, None, opts)
         self._name, self._args = name, args
         self._prefix, self._port = args.settings.prefix, args.settings.port
         self._region = aws_facts(self).region
+        if args.endpoint_security_group_id is None or args.s3_prefix_list_id is None:
+            raise ValueError("the access task needs the VPC's interface endpoints and S3 gateway endpoint (config turns them on with dbAccess)")
+        image = PublicImage.parse(args.image)
 
         key = self._key()
         task_logs, exec_logs = self._log_groups(key)
         cluster = self._cluster(key, exec_logs)
-        execution_role = self._execution_role(task_logs)
+        cache_rule, cache_repo = pull_through_cache(name, self._prefix, image, key.arn, self)
+        execution_role = self._execution_role(task_logs, cache_repo)
         task_role = self._task_role(key, exec_logs)
-        task_definition = self._task_definition(task_logs, execution_role, task_role)
+        image_uri = cache_repo.repository_url.apply(image.private_uri)
+        task_definition = self._task_definition(task_logs, execution_role, task_role, image_uri, cache_rule)
         sg = self._security_group()
         args.database.allow_from("db-access", sg.id, "PostgreSQL from the on-demand access task (tunnel)")
         document, operator = self._operator_access(key, cluster, task_definition, [task_role, execution_role])
@@ -104,6 +122,7 @@ class DbAccess(pulumi.ComponentResource):
         self.execution_role_arn = execution_role.arn
         self.session_document = document.name
         self.operator_policy_arn = operator.arn
+        self.image_uri = image_uri
         self.register_outputs(
             {
                 "cluster_name": self.cluster_name,
@@ -116,11 +135,12 @@ class DbAccess(pulumi.ComponentResource):
     # --- encryption and logs ---------------------------------------------------------------------
 
     def _key(self) -> aws.kms.Key:
-        """One CMK for the exec sessions (the task role decrypts) and both log groups (CloudWatch Logs)."""
+        """One CMK for the exec sessions (the task role decrypts), both log groups (CloudWatch Logs) and the image
+        cache repository (ECR uses it through a grant it creates with the deployer's permissions)."""
         key = logs_key(
             f"{self._name}-key",
             alias=f"{self._prefix}/db-access",
-            description=f"{self._prefix}: database access task, ECS Exec sessions and their logs",
+            description=f"{self._prefix}: database access task, ECS Exec sessions, their logs and the image cache",
             log_groups=[self._log_group_name(kind) for kind in LOG_KINDS],
             parent=self,
             keep=self._args.settings.keep_on_destroy,
@@ -179,11 +199,11 @@ class DbAccess(pulumi.ComponentResource):
         inline_policy(f"{name}-{suffix}-policy", "db-access", role, statements, self)
         return role
 
-    def _execution_role(self, task_logs: aws.cloudwatch.LogGroup) -> aws.iam.Role:
+    def _execution_role(self, task_logs: aws.cloudwatch.LogGroup, cache_repo: aws.ecr.Repository) -> aws.iam.Role:
         return self._role(
             "execution",
-            "ECS agent for the database access task: write its log group (public image, no registry login)",
-            [statement(["logs:CreateLogStream", "logs:PutLogEvents"], [log_streams(task_logs.arn)], "WriteTaskLogs")],
+            "ECS agent for the database access task: pull its image through the cache repository, write its log group",
+            [*pull_statements(cache_repo.arn), statement(["logs:CreateLogStream", "logs:PutLogEvents"], [log_streams(task_logs.arn)], "WriteTaskLogs")],
         )
 
     def _task_role(self, key: aws.kms.Key, exec_logs: aws.cloudwatch.LogGroup) -> aws.iam.Role:
@@ -195,10 +215,10 @@ class DbAccess(pulumi.ComponentResource):
 
     # --- task definition -------------------------------------------------------------------------
 
-    def _container(self, task_logs: aws.cloudwatch.LogGroup) -> dict[str, Any]:
+    def _container(self, task_logs: aws.cloudwatch.LogGroup, image_uri: pulumi.Input[str]) -> dict[str, Any]:
         return {
             "name": CONTAINER_NAME,
-            "image": self._args.image,
+            "image": image_uri,
             "essential": True,
             # Only stays up for the SSM agent; ends by itself if nobody stops it.
             "command": ["sleep", str(MAX_TASK_SECONDS)],
@@ -217,7 +237,8 @@ class DbAccess(pulumi.ComponentResource):
             "stopTimeout": 2,
         }
 
-    def _task_definition(self, task_logs: aws.cloudwatch.LogGroup, execution_role: aws.iam.Role, task_role: aws.iam.Role) -> aws.ecs.TaskDefinition:
+    def _task_definition(self, task_logs: aws.cloudwatch.LogGroup, execution_role: aws.iam.Role, task_role: aws.iam.Role,
+                         image_uri: pulumi.Input[str], cache_rule: aws.ecr.PullThroughCacheRule) -> aws.ecs.TaskDefinition:
         return aws.ecs.TaskDefinition(
             f"{self._name}-task",
             family=f"{self._prefix}-db-access",
@@ -229,8 +250,9 @@ class DbAccess(pulumi.ComponentResource):
             task_role_arn=task_role.arn,
             runtime_platform={"operating_system_family": "LINUX"},
             volumes=[{"name": v} for v in AGENT_WRITABLE_PATHS],
-            container_definitions=pulumi.Output.json_dumps([self._container(task_logs)]),
-            opts=pulumi.ResourceOptions(parent=self),
+            container_definitions=pulumi.Output.json_dumps([self._container(task_logs, image_uri)]),
+            # no tunnel may start a task before the cache can fill its repository
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[cache_rule]),
         )
 
     # --- operators -------------------------------------------------------------------------------
@@ -264,12 +286,16 @@ class DbAccess(pulumi.ComponentResource):
     # --- network ---------------------------------------------------------------------------------
 
     def _security_group(self) -> aws.ec2.SecurityGroup:
+        """No ingress; out only to the database, the interface endpoints and S3's prefix list: no
+        address range at all, so nothing leaves through the NAT (controls PGH.8)."""
         args, name = self._args, self._name
-        sg = rules.security_group(f"{name}-sg", f"{self._prefix}-db-access", "Database access task: no ingress; out to the database port and HTTPS (SSM) only",
-                                  args.vpc_id, self)
+        sg = rules.security_group(f"{name}-sg", f"{self._prefix}-db-access",
+                                  "Database access task: no ingress; out to the database, the VPC endpoints and S3 only", args.vpc_id, self)
         rules.egress(f"{name}-out-db", sg.id, self._port, "PostgreSQL to the database security group only", self,
                      destination_security_group_id=args.database.security_group_id)
-        rules.egress(f"{name}-out-https", sg.id, SSM_ENDPOINT_PORT, "HTTPS to SSM (ssmmessages), logs and the image registry via NAT or VPC endpoints", self,
-                     cidr_ipv4="0.0.0.0/0")
+        rules.egress(f"{name}-out-endpoints", sg.id, HTTPS_PORT, "HTTPS to the VPC interface endpoints (ssmmessages, kms, logs, ecr) only", self,
+                     destination_security_group_id=args.endpoint_security_group_id)
+        rules.egress(f"{name}-out-s3", sg.id, HTTPS_PORT, "HTTPS to S3 through the gateway endpoint (image layers) only", self,
+                     prefix_list_id=args.s3_prefix_list_id)
         return sg
 

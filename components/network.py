@@ -84,6 +84,9 @@ class Network(pulumi.ComponentResource):
     nat_gateway_ids: pulumi.Output[list[str]]
     flow_log_group_name: pulumi.Output[str]
     endpoint_security_group_id: pulumi.Output[str] | None
+    """The interface endpoints' security group (None without endpoints): a peer for egress rules."""
+    s3_prefix_list_id: pulumi.Output[str] | None
+    """The S3 gateway endpoint's prefix list (None without it): a peer for egress rules to S3."""
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("pghome:network:Network", name, None, opts)
@@ -99,7 +102,8 @@ class Network(pulumi.ComponentResource):
         private_rts = self._private_routes(vpc, nats, subnets["private"])
         self._isolated_routes(vpc, subnets["isolated"])
         self.flow_log_group_name = self._flow_logs(vpc)
-        self.endpoint_security_group_id = self._endpoints(vpc, private_rts, subnets["private"])
+        self.s3_prefix_list_id = self._s3_endpoint(vpc, private_rts)
+        self.endpoint_security_group_id = self._endpoints(vpc, subnets["private"])
 
         self.vpc_id = vpc.id
         self.vpc_cidr = vpc.cidr_block
@@ -262,33 +266,41 @@ class Network(pulumi.ComponentResource):
         )
         return group.name
 
-    def _endpoints(self, vpc: aws.ec2.Vpc, private_rts: list[aws.ec2.RouteTable], private: list[aws.ec2.Subnet]) -> pulumi.Output[str] | None:
+    def _s3_endpoint(self, vpc: aws.ec2.Vpc, private_rts: list[aws.ec2.RouteTable]) -> pulumi.Output[str] | None:
+        """The free S3 gateway endpoint on the private route tables; its prefix list is what a security
+        group names to reach S3 (ECR image layers) without the internet."""
+        if not self._args.settings.s3_gateway_endpoint:
+            return None
+        endpoint = aws.ec2.VpcEndpoint(
+            f"{self._name}-s3",
+            vpc_id=vpc.id,
+            service_name=f"com.amazonaws.{aws_facts(self).region}.s3",
+            vpc_endpoint_type="Gateway",
+            route_table_ids=[rt.id for rt in private_rts],
+            tags={"Name": f"{self._prefix}-s3"},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return endpoint.prefix_list_id
+
+    def _endpoints(self, vpc: aws.ec2.Vpc, private: list[aws.ec2.Subnet]) -> pulumi.Output[str] | None:
+        """Interface endpoints (settings.endpoint_services: the chosen ones and the access task's) with
+        private DNS, in the first `endpoint_az_count` private subnets, behind one security group."""
         name, s = self._name, self._args.settings
         child = pulumi.ResourceOptions(parent=self)
         region = aws_facts(self).region
-        if s.s3_gateway_endpoint:
-            aws.ec2.VpcEndpoint(
-                f"{name}-s3",
-                vpc_id=vpc.id,
-                service_name=f"com.amazonaws.{region}.s3",
-                vpc_endpoint_type="Gateway",
-                route_table_ids=[rt.id for rt in private_rts],
-                tags={"Name": f"{self._prefix}-s3"},
-                opts=child,
-            )
-        if not s.interface_endpoints or not s.interface_endpoint_services:
+        if not s.endpoint_services:
             return None
         sg = rules.security_group(f"{name}-endpoints-sg", f"{self._prefix}-endpoints", "Interface endpoints: HTTPS from inside the VPC only", vpc.id, self)
         rules.ingress(f"{name}-endpoints-https", sg.id, 443, "HTTPS from the VPC", self, cidr_ipv4=str(s.cidr))
         policy = endpoint_policy(aws_facts(self).account_id)
-        for service in s.interface_endpoint_services:
+        for service in s.endpoint_services:
             aws.ec2.VpcEndpoint(
                 f"{name}-{service.replace('.', '-')}",
                 vpc_id=vpc.id,
                 service_name=f"com.amazonaws.{region}.{service}",
                 vpc_endpoint_type="Interface",
                 private_dns_enabled=True,
-                subnet_ids=[s.id for s in private],
+                subnet_ids=[subnet.id for subnet in private[: s.endpoint_az_count]],
                 security_group_ids=[sg.id],
                 policy=policy,
                 tags={"Name": f"{self._prefix}-{service}"},

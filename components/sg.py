@@ -2,7 +2,7 @@
 
 Standalone `aws.vpc.SecurityGroup{Ingress,Egress}Rule` resources (never inline rules, which fight
 with them) keep every rule visible in the graph, where the tests and the security controls read
-them. Every rule names exactly one peer: a CIDR or another security group.
+them. Every rule names exactly one peer: a CIDR, another security group or a prefix list.
 """
 
 from __future__ import annotations
@@ -46,13 +46,16 @@ def egress(
     *,
     cidr_ipv4: pulumi.Input[str] | None = None,
     destination_security_group_id: pulumi.Input[str] | None = None,
+    prefix_list_id: pulumi.Input[str] | None = None,
 ) -> aws.vpc.SecurityGroupEgressRule:
-    """Let the group out to TCP `port` of one CIDR or one security group."""
+    """Let the group out to TCP `port` of one CIDR, one security group or one prefix list (e.g. the
+    S3 gateway endpoint's)."""
     return aws.vpc.SecurityGroupEgressRule(
         name,
         **_tcp_rule(security_group_id, port, description),
         cidr_ipv4=cidr_ipv4,
         referenced_security_group_id=destination_security_group_id,
+        prefix_list_id=prefix_list_id,
         opts=pulumi.ResourceOptions(parent=parent),
     )
 

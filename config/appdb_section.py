@@ -37,7 +37,8 @@ def app_database(
                 "must be verify-full in prod (require encrypts but accepts any server, which could then receive the master password)")
     root_cert = r.string("appDbSslRootCert")
     r.check(ssl_mode is not SslMode.VERIFY_FULL or bool(root_cert), "appDbSslRootCert", root_cert,
-            "must name the RDS CA bundle file (e.g. certs/rds-global-bundle.pem) when appDbSslMode is verify-full")
+            "must name the RDS CA bundle file (default certs/rds-global-bundle.pem, written by `python -m bootstrap ca-bundle fetch`) "
+            "when appDbSslMode is verify-full")
     settings = AppDatabaseSettings(
         prefix=name_prefix,
         enabled=r.boolean("appDbEnabled"),

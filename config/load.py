@@ -10,6 +10,7 @@ half-built graph behind. The result is a `Settings` (`config/settings.py`).
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 from collections.abc import Iterable, Mapping
@@ -40,10 +41,15 @@ class ConfigError(ValueError):
 
 # Why natStrategy none is refused (issue 23 item 3): even with interfaceEndpoints the stack needs AWS
 # APIs that have no endpoint here (rds: the master rotation's ModifyDBInstance, ecs: the redeploy
-# after a rotation, ssmmessages: ECS Exec for deploy/rotate/audit) and the access task's image
-# comes from ECR Public, which has no VPC endpoint at all.
-NO_NAT_PROBLEM = ("cannot work: the rotation (rds, ecs), ECS Exec (ssmmessages) and the access image (ECR Public, no VPC endpoint) "
+# after a rotation, ssmmessages from the app's tasks when ECS Exec is on) and the access task's image
+# comes from ECR Public through the pull-through cache, whose first pull through an interface
+# endpoint needs the VPC's NAT route (the ECR guide, vpc-endpoints.md, considerations).
+NO_NAT_PROBLEM = ("cannot work: the rotation (rds, ecs), the app's ECS Exec (ssmmessages) and the access image's first pull from ECR Public "
                   "need internet egress even with interfaceEndpoints; use single or per_az")
+# Why dbAccess needs the S3 gateway endpoint (issue 28 item 7): the access task's security group
+# reaches S3 only through the gateway endpoint's prefix list, and ECR serves image layers from S3.
+NO_S3_ENDPOINT_PROBLEM = ("cannot work with dbAccess true: the access task has no route to the internet and pulls its image "
+                          "layers from S3 through the gateway endpoint (free); set s3GatewayEndpoint true or dbAccess false")
 
 
 def load_settings(
@@ -92,6 +98,9 @@ def load_settings(
                 "to an outside range (VPN, office) never get back; from outside use `python -m bootstrap tunnel` (dbAccess: true)")
     if network.nat_strategy is NatStrategy.NONE and "natStrategy" not in r.failed:
         r.fail("natStrategy", "none", NO_NAT_PROBLEM)
+    if database.access and not network.s3_gateway_endpoint:
+        r.fail("s3GatewayEndpoint", False, NO_S3_ENDPOINT_PROBLEM)
+    network = dataclasses.replace(network, access_endpoints=database.access)
     r.strings("costUsage")  # type-checked here; only the offline cost estimate (bootstrap/cost) uses it
     restore = restore_checks(r)  # only `bootstrap restore` uses it
     unread = set(schema.keys) - r.read

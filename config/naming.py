@@ -42,6 +42,14 @@ def repository(p: str) -> str:
     return p
 
 
+def pull_through_prefix(p: str) -> str:
+    """The ECR pull-through cache namespace of the access task's image (components/db_access_image.py):
+    the stack prefix itself, so its repositories are '<prefix>/<upstream path>' beside the app's
+    repository '<prefix>'. ECR allows 30 characters here, and the load balancer's 32 ('<prefix>-alb')
+    already bound the prefix to 28, so every valid stack fits."""
+    return p
+
+
 def cluster(p: str) -> str:
     return p
 
@@ -243,6 +251,9 @@ RULES = {
     "rds": NameRule("RDS DB identifier", 63, r"[a-z](?!.*--)[a-z0-9-]*[a-z0-9]", "lowercase letters, digits and single hyphens, starting with a letter"),
     "rds_prefix": NameRule("RDS parameter/subnet group prefix", RDS_NAME_PREFIX_MAX, r"[a-z](?!.*--)[a-z0-9-]*-", "lowercase letters, digits and single hyphens"),
     "ecr": NameRule("ECR repository", 256, r"[a-z0-9]+(?:[._-][a-z0-9]+)*", "lowercase letters, digits, and . _ - between them"),
+    # CreatePullThroughCacheRule: ecrRepositoryPrefix is 2-30 chars (the ECR API reference)
+    "ecr_ptc": NameRule("ECR pull-through cache prefix", 30, r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*",
+                        "lowercase letters, digits, and . _ - / between them"),
     "ecs": NameRule("ECS cluster/service", 255, r"[A-Za-z0-9_-]+", "letters, digits, hyphens and underscores"),
     "logs": NameRule("CloudWatch log group", 512, r"[\w./#-]+", "letters, digits, _ - / . #"),
     "secret": NameRule("Secrets Manager secret", 512, r"[\w/+=.@-]+", "letters, digits and / _ + = . @ -"),
@@ -267,6 +278,7 @@ def planned_names(app_name: str, stack: str, region: str) -> list[tuple[str, str
         ("rds", final_snapshot_prefix(p) + "-00000000"),
         ("rds_prefix", rds_prefix(p, "pg16")),
         ("ecr", repository(p)),
+        ("ecr_ptc", pull_through_prefix(p)),
         ("ecs", cluster(p)),
         ("ecs", ecs_service(p)),
         ("ecs", task_family(p)),

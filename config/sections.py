@@ -109,6 +109,12 @@ def network(r: Reader, name_prefix: str, env: Environment = Environment.DEV) -> 
         )
     nat = r.choice("natStrategy", NatStrategy)
     retention = _log_retention(r, "flowLogRetentionDays")
+    prod = env is Environment.PROD
+    endpoint_azs = r.optional_integer("interfaceEndpointAzCount", az_count if prod else 1, 1, az_count)
+    # Private DNS sends the whole VPC's calls to these services through the endpoints: in prod one AZ's
+    # outage must not cut image pulls and logs in the others (the same rule as natStrategy per_az).
+    r.check(not prod or endpoint_azs == az_count, "interfaceEndpointAzCount", endpoint_azs,
+            f"must equal azCount ({az_count}) in prod, so one AZ failure cannot cut the AWS APIs behind the endpoints")
     return NetworkSettings(
         prefix=name_prefix,
         cidr=cidr,
@@ -119,6 +125,7 @@ def network(r: Reader, name_prefix: str, env: Environment = Environment.DEV) -> 
         s3_gateway_endpoint=r.boolean("s3GatewayEndpoint"),
         interface_endpoints=r.boolean("interfaceEndpoints"),
         interface_endpoint_services=_endpoint_services(r),
+        endpoint_az_count=endpoint_azs,
         keep_on_destroy=keep_on_destroy(env),
     )
 

@@ -26,7 +26,14 @@ class Environment(enum.StrEnum):
 
 # The interface endpoints the network can create, in the order they are made. Each is billed per
 # AZ-hour plus per GB (docs/first-deploy.md, item 9); with a NAT they only save NAT data processing.
-INTERFACE_ENDPOINT_SERVICES = ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "sts")
+INTERFACE_ENDPOINT_SERVICES = ("ecr.api", "ecr.dkr", "kms", "logs", "secretsmanager", "ssmmessages", "sts")
+# What the database access task (dbAccess) reaches, so its security group needs no route to the
+# internet (issue 28 item 7): image pulls from the ECR pull-through cache (ecr.api, ecr.dkr, and the
+# layers from S3 through the gateway endpoint), the awslogs driver and the ECS Exec session log
+# (logs), the ECS Exec channels (ssmmessages) and the session key (kms). The ECS guide: "If you are
+# using interface Amazon VPC endpoints ... and AWS KMS key for encryption, then you must create the
+# interface Amazon VPC endpoint for AWS KMS" (ecs-exec.md, considerations).
+ACCESS_ENDPOINT_SERVICES = ("ecr.api", "ecr.dkr", "kms", "logs", "ssmmessages")
 
 class NatStrategy(enum.StrEnum):
     NONE = "none"
@@ -57,8 +64,23 @@ class NetworkSettings:
     interface_endpoints: bool
     interface_endpoint_services: tuple[str, ...] = INTERFACE_ENDPOINT_SERVICES
     """Which interface endpoints `interface_endpoints` creates (each costs per AZ-hour)."""
+    endpoint_az_count: int = 1
+    """How many AZs (the first ones) hold the interface endpoints' network interfaces: every AZ in
+    prod; one elsewhere (cheaper, the other AZs reach it across zones; an outage of that AZ cuts
+    the AWS APIs behind the endpoints for the whole VPC)."""
+    access_endpoints: bool = False
+    """The database access task exists (dbAccess), so ACCESS_ENDPOINT_SERVICES exist whatever
+    `interface_endpoints` says: its security group reaches AWS only through them."""
     keep_on_destroy: bool = False
     """Protect and retain the flow log group and its key (prod): see docs/data-loss.md."""
+
+    @property
+    def endpoint_services(self) -> tuple[str, ...]:
+        """The interface endpoints the network creates: the chosen ones (interfaceEndpoints) and the
+        access task's (dbAccess), in INTERFACE_ENDPOINT_SERVICES order."""
+        wanted = set(self.interface_endpoint_services if self.interface_endpoints else ())
+        wanted |= set(ACCESS_ENDPOINT_SERVICES if self.access_endpoints else ())
+        return tuple(s for s in INTERFACE_ENDPOINT_SERVICES if s in wanted)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Rules: ECS Exec (the database access path) and Resource "*" in identity policies."""
+"""Rules: ECS Exec (the database access path), its egress, and Resource "*" in identity policies."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from controls.inventory import Inventory, Res
 from controls.readers import all_resources, as_list, iam_documents, policy_statements
 
 CLUSTER = "aws:ecs/cluster:Cluster"
+SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
+EGRESS_TYPES = (SECURITY_GROUP, "aws:ec2/securityGroupRule:SecurityGroupRule", "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 INLINE_POLICY_TYPES = ("aws:iam/rolePolicy:RolePolicy", "aws:iam/userPolicy:UserPolicy", "aws:iam/groupPolicy:GroupPolicy", "aws:iam/role:Role")
 # The ECS Exec channels of the SSM agent: no resource-level permissions, so granted on Resource "*".
@@ -67,3 +69,26 @@ def _pgh5(r: Res, inv: Inventory) -> Iterator[str]:
             extra = sorted(str(a) for a in as_list(st.get("Action")) if str(a).lower() not in _STAR_ONLY_LOWER)
             if extra:
                 yield f"{label} allows {', '.join(extra)} on Resource '*' (statement {st.get('Sid', '?')}): name the resources"
+
+
+def _access_path(r: Res, inv: Inventory) -> bool:
+    # The policy engine and the mock graph both give the parent's URN, which names its type.
+    return DB_ACCESS in r.parent
+
+
+def _egress_ranges(r: Res) -> list[str]:
+    """The address ranges an egress rule (or a group's inline egress) lets traffic out to."""
+    if r.type == SECURITY_GROUP:
+        return [str(c) for rule in as_list(r.get("egress")) if isinstance(rule, dict)
+                for c in as_list(rule.get("cidrBlocks")) + as_list(rule.get("ipv6CidrBlocks"))]
+    if r.type == "aws:ec2/securityGroupRule:SecurityGroupRule":
+        return [str(c) for c in as_list(r.get("cidrBlocks")) + as_list(r.get("ipv6CidrBlocks"))] if r.get("type") == "egress" else []
+    return [str(c) for c in (r.get("cidrIpv4"), r.get("cidrIpv6")) if c]
+
+
+@control("PGH.8", "The database access task reaches only the database, the VPC endpoints and S3's prefix list: no egress to an address range",
+         MUST_HOLD, EGRESS_TYPES, component=DB_ACCESS, applies=_access_path, condition="dbAccess is false",
+         note="an address range would let a session use the task to reach the internet through the NAT (issue 28 item 7)")
+def _pgh8(r: Res, inv: Inventory) -> Iterator[str]:
+    for cidr in _egress_ranges(r):
+        yield f"egress to {cidr}: name a security group or a prefix list instead"

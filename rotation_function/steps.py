@@ -18,7 +18,8 @@ Three kinds of secret:
   alternating  the app login ("multi-user" strategy): the new version names the *other* of the two
                users `<role>` / `<role>_clone`, which gets the new password; the user named by
                AWSCURRENT keeps its password, so a task that read the secret at start keeps
-               connecting until the next-but-one rotation.
+               connecting until the next-but-one rotation. The rules live in dbcore/alternating.py,
+               shared with the in-process rotation (bootstrap/rotation/local.py).
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from components.pgmodel import CLONE_SUFFIX
 from dbcore import pgconn
+from dbcore.alternating import other_user, pending_user, refuse_active_user, rollout_since  # noqa: F401 (other_user: re-exported for tests)
 from dbcore.pgadmin import require_admin
 from dbcore.rds_admin import DatabaseAdmin
 from dbcore.rollout import check_service
@@ -46,11 +47,6 @@ from dbcore.verifier import scram_verifier
 log = logging.getLogger("pghome.rotation")
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
-
-
-def other_user(username: str) -> str:
-    """The alternate of an alternating pair: `x` <-> `x_clone` (components/pgmodel.py creates both)."""
-    return username[: -len(CLONE_SUFFIX)] if username.endswith(CLONE_SUFFIX) else username + CLONE_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -178,25 +174,28 @@ class StepRunner:
             self.out(f"createSecret: version {token} already holds the new value (retry)")
             return
         if kind == "alternating":
-            self._check_rollout()
+            check, since = rollout_since(self.sm, arn, current)
+            if check:
+                self._check_rollout(since)
         value = dict(current)
         if kind != "master":
             # connection fields follow the master secret (the endpoint may have changed)
             master = self.value(self.config.master_secret_arn, VersionStage="AWSCURRENT")
             value.update(engine="postgres", host=master.get("host", value.get("host")), port=master.get("port", value.get("port")))
             if kind == "alternating":
-                value["username"] = other_user(str(current["username"]))
+                value["username"] = pending_user(current)
         value["password"] = new_password()
         self.sm.put_secret_value(SecretId=arn, ClientRequestToken=token, SecretString=json.dumps(value), VersionStages=["AWSPENDING"])
         self.out(f"createSecret: new value stored as AWSPENDING for user {value.get('username')}")
 
-    def _check_rollout(self) -> None:
+    def _check_rollout(self, since: Any = None) -> None:
         """Refuse (a RotationError, so Secrets Manager retries later) while the app service's last
-        forced deployment is unfinished: its tasks may still hold the user this rotation changes."""
+        forced deployment is unfinished, or started before AWSCURRENT (`since`: the redeploy of the
+        last rotation failed): its tasks may still hold the user this rotation changes."""
         c = self.config
         if not (c.ecs_cluster and c.ecs_service and self.ecs is not None):
             return
-        problem = check_service(self.ecs, c.ecs_cluster, c.ecs_service)
+        problem = check_service(self.ecs, c.ecs_cluster, c.ecs_service, since)
         if problem:
             self.warn(f"createSecret: refused: {problem}")
             raise RotationError(f"createSecret: {problem}")
@@ -225,10 +224,10 @@ class StepRunner:
             return
         user = str(pending["username"])
         if kind == "alternating":
-            current = self.value(arn, VersionStage="AWSCURRENT")
-            if user == current.get("username") and current.get("password"):
-                # would kill every task holding AWSCURRENT: the pair must alternate
-                raise RotationError(f"setSecret: AWSPENDING names the active user {user}; the alternating rotation only changes the inactive one")
+            try:  # would kill every task holding AWSCURRENT: the pair must alternate
+                refuse_active_user(pending, self.value(arn, VersionStage="AWSCURRENT"))
+            except RotationError as exc:
+                raise RotationError(f"setSecret: {exc}") from None
         with self.master_connection() as conn:
             if not conn.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (user,)).fetchone():
                 raise RotationError(f"setSecret: role {user} does not exist in the database; deploy the app database first")

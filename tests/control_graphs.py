@@ -27,15 +27,18 @@ def urn(type_: str, name: str) -> str:
     return f"urn:pulumi:t::pghome::{type_}::{name}"
 
 
+ACCESS = urn("pghome:dbaccess:DbAccess", "access")  # the parent of the access path's resources
+
+
 def res(type_: str, name: str, inputs: dict[str, Any], *, id_: str | None = None, arn: str = "", deps: dict[str, list[str]] | None = None, custom: bool = True,
-        keep: bool = False) -> Resource:
+        keep: bool = False, parent: str = "") -> Resource:
     return Resource(
         urn=urn(type_, name),
         type=type_,
         name=name,
         inputs=inputs,
         secret_paths=frozenset(),
-        parent="",
+        parent=parent,
         dependencies=[u for us in (deps or {}).values() for u in us],
         property_dependencies=deps or {},
         custom=custom,
@@ -165,6 +168,12 @@ def secure_stack() -> Graph:
         res("aws:ecs/cluster:Cluster", "access-cluster", {"name": "shop-prod-db-access", "settings": [{"name": "containerInsights", "value": "enabled"}],
             "configuration": {"executeCommandConfiguration": {"kmsKeyId": KEY_ARN, "logging": "OVERRIDE", "logConfiguration": {
                 "cloudWatchLogGroupName": "/ecs/shop-prod/db-access/exec", "cloudWatchEncryptionEnabled": True}}}}),
+        # ... whose task reaches AWS only through the VPC endpoints (issue 28 item 7)
+        res("aws:ec2/securityGroup:SecurityGroup", "access-sg", {"vpcId": "vpc-1", "name": "shop-prod-db-access"}, id_="sg-access", parent=ACCESS),
+        res("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule", "access-out-endpoints", {"securityGroupId": "sg-access", "ipProtocol": "tcp",
+            "fromPort": 443, "toPort": 443, "referencedSecurityGroupId": "sg-endpoints"}, parent=ACCESS),
+        res("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule", "access-out-s3", {"securityGroupId": "sg-access", "ipProtocol": "tcp",
+            "fromPort": 443, "toPort": 443, "prefixListId": "pl-6da54004"}, parent=ACCESS),
         res("aws:ecs/taskDefinition:TaskDefinition", "task", {"family": "shop-prod", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
             "cpu": "1024", "memory": "2048", "containerDefinitions": json.dumps([container()])}),
         res("aws:ecs/service:Service", "service", {"name": "shop-prod", "capacityProviderStrategies": [{"capacityProvider": "FARGATE", "weight": 1}],

@@ -15,13 +15,13 @@ ROOT = Path(__file__).resolve().parents[1]
 CHANGES = (
     ("dev", {"natStrategy": "per_az"}, "dev `natStrategy=per_az` (a second NAT gateway and its address)"),
     ("dev", {"dbMultiAz": "true"}, "dev `dbMultiAz=true` (standby instance and storage)"),
-    ("prod", {"interfaceEndpoints": "true"}, "prod `interfaceEndpoints=true` (5 endpoints x 3 AZs: hours and data)"),
+    ("prod", {"interfaceEndpoints": "true"}, "prod `interfaceEndpoints=true` (secretsmanager and sts beside the access task's five, x 3 AZs: hours and data)"),
     ("prod", {"aws:region": "us-east-1"}, "prod in `us-east-1` instead of `eu-west-1`"),
 )
 COMPONENTS = {"network": "network", "service": "service", "database": "database", "registry": "registry",
               "appdatabase": "app database secrets", "dbaccess": "database access task", "rotationfunction": "rotation function"}
-SUMMARIES = {"dev": "1 NAT, db.t4g.micro single-AZ, 1 Spot task 0.25 vCPU/0.5 GB",
-             "prod": "3 NATs, no interface endpoints, db.m7g.large Multi-AZ, 3 tasks 1 vCPU/2 GB"}
+SUMMARIES = {"dev": "1 NAT, the access task's 5 endpoints in 1 AZ, db.t4g.micro single-AZ, 1 Spot task 0.25 vCPU/0.5 GB",
+             "prod": "3 NATs, the access task's 5 endpoints x 3 AZs, db.m7g.large Multi-AZ, 3 tasks 1 vCPU/2 GB"}
 
 
 def money(x: float) -> str:

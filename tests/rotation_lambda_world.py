@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from psycopg import sql
 
 from rotation_function.handler import run_event
 from rotation_function.steps import STEPS, FunctionConfig, StepRunner, other_user
@@ -27,10 +26,7 @@ class LambdaWorld:
         self.arns = {role: world.sm.describe_secret(SecretId=f"{world.settings.prefix}/db/{role}")["ARN"] for role in ("master", "app", "migrator")}
         self.app_user = f"{world.settings.app_database.role_prefix}_app"
         self.clone_user = other_user(self.app_user)
-        master = world.secret("master") or {}
-        # the model's clone (components/pgmodel.py), created by the master as on RDS (which then holds ADMIN on it)
-        with world.pg.connect_as(world.master, master["password"]) as conn:
-            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(self.clone_user)))
+        # the model's clone (components/pgmodel.py) exists: World creates it as the master, as on RDS
         for arn in self.arns.values():
             # What SecretRotation (RotateSecret with a function) turns on; moto's rotate_secret without
             # a function would instead promote a copy, and with one it needs Docker.
@@ -96,18 +92,10 @@ class LambdaWorld:
             self.step(role, step, token)
         return token
 
-    def drop(self) -> None:
-        with self.w.pg.connect_super() as conn:
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(self.clone_user)))
-
 
 @pytest.fixture
 def lw(pg: PgServer) -> Iterator[LambdaWorld]:
     """The rotation function's world on the test server (moto Secrets Manager and ECS, the real
     PostgreSQL), dropped afterwards (a plugin of tests/conftest.py: every test module may ask for it)."""
     with make_world(pg) as w:
-        world = LambdaWorld(w)
-        try:
-            yield world
-        finally:
-            world.drop()
+        yield LambdaWorld(w)

@@ -22,6 +22,7 @@ from dbcore.verifier import scram_verifier
 from tests.pgserver import PgServer
 
 STACK = "dev"
+LOGIN_ROLES = ("app", "app_clone", "migrator")  # after the prefix: <prefix>_app, ...
 
 
 class KilledError(Exception):
@@ -99,7 +100,7 @@ class World:
         pg.make_rds_master(self.master, self.initial_master_password)
         # As on RDS, the master (not a superuser) creates the login roles and the database.
         with pg.connect_as(self.master, self.initial_master_password) as conn:
-            for role in ("app", "migrator"):
+            for role in LOGIN_ROLES:  # the app login's clone too (components/pgmodel.py): the app rotation alternates
                 name = f"{settings.app_database.role_prefix}_{role}"
                 conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(name)))
                 conn.execute(sql.SQL("ALTER ROLE {} LOGIN").format(sql.Identifier(name)))
@@ -144,7 +145,7 @@ class World:
     def drop(self) -> None:
         with self.pg.connect_super() as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(self.settings.app_database.name)))
-            for role in ("app", "migrator"):
+            for role in LOGIN_ROLES:
                 conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(f"{self.settings.app_database.role_prefix}_{role}")))
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(self.master)))
 

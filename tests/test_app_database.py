@@ -76,7 +76,7 @@ def test_provider_connects_as_master_without_any_credential_in_its_inputs(enable
     assert inputs["username"] == model_of(enabled).master and inputs["database"] == "postgres"
     assert json.loads(inputs["superuser"]) is False if isinstance(inputs["superuser"], str) else inputs["superuser"] is False
     assert inputs["expectedVersion"] == enabled.config["pghome:dbEngineVersion"]
-    assert inputs["sslmode"] == enabled.config.get("pghome:appDbSslMode", "require")
+    assert inputs["sslmode"] == enabled.config.get("pghome:appDbSslMode", "verify-full")  # every stack's default (issue 28)
     assert not [k for k in inputs if re.search(r"password|token|secret", k, re.I)]
     # the PGPASSWORD the program ran with appears in no input of any resource
     for r in enabled.resources:
@@ -274,7 +274,7 @@ def test_bootstrap_sql_prints_the_rendering_without_credentials(capsys):
         ({"appDbExtensions": '["postgis"]'}, ["pghome:appDbExtensions", "one of"]),
         ({"appDbExtensions": '["pgcrypto", "pgcrypto"]'}, ["pghome:appDbExtensions", "twice"]),
         ({"appDbSslMode": "prefer"}, ["pghome:appDbSslMode", "require, verify-full"]),
-        ({"appDbSslMode": "verify-full"}, ["pghome:appDbSslRootCert", "CA bundle"]),
+        ({"appDbSslMode": "verify-full", "appDbSslRootCert": ""}, ["pghome:appDbSslRootCert", "CA bundle"]),
         ({"appDbConnectionLimit": "0"}, ["pghome:appDbConnectionLimit", "from 1 to 1000"]),
     ],
 )

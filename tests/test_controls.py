@@ -156,6 +156,8 @@ NEGATIVE: list[tuple[str, str, Callable[[Graph], None]]] = [
     ("PGH.4", "access-cluster", lambda g: set_input(g, "access-cluster", "configuration.executeCommandConfiguration.logging", "DEFAULT")),
     ("PGH.4", "access-cluster", lambda g: find(g, "access-cluster").inputs["configuration"]["executeCommandConfiguration"].pop("kmsKeyId")),
     ("PGH.4", "access-cluster", lambda g: set_input(g, "access-cluster", "configuration.executeCommandConfiguration.logConfiguration.cloudWatchLogGroupName", "/elsewhere")),
+    ("PGH.8", "access-out-endpoints", lambda g: set_input(g, "access-out-endpoints", "cidrIpv4", "0.0.0.0/0")),
+    ("PGH.8", "access-sg", lambda g: set_input(g, "access-sg", "egress", [{"protocol": "tcp", "fromPort": 443, "toPort": 443, "cidrBlocks": ["10.0.0.0/8"]}])),
     ("PGH.5", "task-policy", lambda g: set_input(g, "task-policy", "policy", doc({"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": "*"}))),
     ("S3.8", "alb-logs", lambda g: remove(g, "alb-logs-pab")),
     ("S3.8", "alb-logs", lambda g: set_input(g, "alb-logs-pab", "restrictPublicBuckets", False)),

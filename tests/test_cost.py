@@ -57,6 +57,7 @@ DEV_IDLE = (
     + fargate(1, 0.25, 0.5, spot=1.0)  # dev runs on FARGATE_SPOT only
     + CONTAINER_INSIGHTS  # the app cluster's custom metrics (issue 23 item 10)
     + ALARMS_DEV + MONITORING
+    + 5 * ENDPOINT_AZ  # the access task's endpoints (ecr.api, ecr.dkr, kms, logs, ssmmessages), one AZ in dev (issue 28 item 7)
 )
 PROD_IDLE = (
     3 * (NAT + IPV4)  # per_az over 3 AZs
@@ -65,7 +66,7 @@ PROD_IDLE = (
     + 100 * 0.127 * 2  # 100 GB gp3, both copies
     # Performance Insights 31 days: not priced in eu-west-1 (only a ratio of Tokyo's figure, issue 23 item 10)
     + EM_30
-    # no interface endpoints: prod's stack file leaves them off (issue 23 item 9)
+    + 5 * 3 * ENDPOINT_AZ  # the access task's five endpoints in every AZ; no others (issue 23 item 9, issue 28 item 7)
     + 6 * KMS + 3 * SECRET  # network, database, service logs, registry, db-access, WAF logs keys
     + 5 + 5 * 1  # WAF: web ACL + 5 rules
     + fargate(3, 1, 2)
@@ -89,6 +90,7 @@ DEV_USAGE = (
     + 2 * 0.1  # ECR
     + ROTATION_LAMBDA + log_line(0.1, 30)  # rotation function: invocations and its log group
     + 200 * 0.5 / 1e6  # alarm_notifications published, no subscriber
+    + 5 * 0.01  # endpoint_gb through the access task's endpoints
 )
 PROD_USAGE = (
     200 * 0.048
@@ -101,6 +103,7 @@ PROD_USAGE = (
     + 50 * 0.095  # backup beyond the free allowance
     + ROTATION_LAMBDA + log_line(0.5, 365)  # rotation function: invocations and its log group
     + 300 * 0.5 / 1e6 + 300 / 1e5 * 2.0  # alarm_notifications: publishes + one email subscriber
+    + 50 * 0.01  # endpoint_gb
 )
 
 _GRAPHS: dict[tuple[str, tuple[tuple[str, str], ...]], Graph] = {}
@@ -124,8 +127,8 @@ def idle(graph: Graph) -> float:
 
 def test_dev_and_prod_totals(dev_graph, prod_graph):
     dev, prod = cost.estimate(dev_graph), cost.estimate(prod_graph)
-    assert dev.idle == pytest.approx(DEV_IDLE, abs=0.005) and round(dev.idle, 2) == 106.35
-    assert dev.total == pytest.approx(DEV_IDLE + DEV_USAGE, abs=0.005) and round(dev.total, 2) == 110.34
+    assert dev.idle == pytest.approx(DEV_IDLE, abs=0.005) and round(dev.idle, 2) == 146.50
+    assert dev.total == pytest.approx(DEV_IDLE + DEV_USAGE, abs=0.005) and round(dev.total, 2) == 150.54
     assert prod.idle == pytest.approx(PROD_IDLE, abs=0.005) and round(prod.idle, 2) == round(PROD_IDLE, 2)
     assert prod.total == pytest.approx(PROD_IDLE + PROD_USAGE, abs=0.005)
     assert idle(dev_graph) == pytest.approx(dev.idle)  # idle = the fixed lines alone
@@ -135,7 +138,8 @@ def test_dev_and_prod_totals(dev_graph, prod_graph):
     ("overrides", "delta"),
     [
         ({"natStrategy": "per_az"}, NAT + IPV4),  # a second NAT gateway and EIP
-        ({"interfaceEndpoints": "true"}, 5 * 2 * ENDPOINT_AZ),  # natStrategy none is refused (issue 23 item 3)
+        # the default list adds secretsmanager and sts to the access task's five, in dev's one AZ
+        ({"interfaceEndpoints": "true"}, 2 * 1 * ENDPOINT_AZ),  # natStrategy none is refused (issue 23 item 3)
         ({"dbMultiAz": "true"}, 0.016 * 1.1 * H + 20 * 0.127),  # standby instance and storage
         ({"dbInstanceClass": "db.r6g.large"}, (0.225 - 0.016) * 1.1 * H),
         ({"desiredCount": "2", "taskCpu": "512", "taskMemory": "1024", "fargateSpotWeight": "0", "fargateWeight": "1"},
@@ -155,6 +159,7 @@ def test_region_changes_prices():
         H * 0.045 + IPV4 + H * 0.0225 + 2 * IPV4 + 0.016 * H + 20 * 0.115
         + 43_800 * 8 / 1e6 * (0.5 + 0.15 * 0.03) + 6 * KMS + 3 * SECRET + 0.33 * 0.25 * 0.04048 * H + 0.33 * 0.5 * 0.004445 * H
         + CONTAINER_INSIGHTS + ALARMS_DEV + MONITORING  # same everywhere
+        + 5 * 0.01 * H  # the access task's endpoints, one AZ
     )
     assert est.total == pytest.approx(expected, abs=0.005)
 
@@ -286,7 +291,7 @@ def test_plan_ends_with_the_estimate_and_cost_prints_resources():
     plain = bootstrap("plan", "--stack", "dev")
     assert plain.returncode == 0, plain.stderr
     tail = plain.stdout[plain.stdout.index("Estimated monthly cost of stack dev in eu-west-1"):]
-    assert "TOTAL" in tail and "$106.35" in tail and "$110.34" in tail
+    assert "TOTAL" in tail and "$146.50" in tail and "$150.54" in tail
     assert "natStrategy=single" in tail and "Not priced: nothing" in tail and "nat_gb=20 GB/month" in tail
     detailed = bootstrap("plan", "--stack", "dev", "--cost")
     assert "shop-dev-network-nat-eu-west-1a" in detailed.stdout and "730 h x $0.048/h" in detailed.stdout
@@ -296,7 +301,7 @@ def test_plan_json_carries_the_estimate():
     result = bootstrap("plan", "--stack", "prod", "--json")
     doc = json.loads(result.stdout[: result.stdout.rindex("}") + 1])
     assert doc["cost"]["monthlyIdle"] == round(PROD_IDLE, 2) and doc["cost"]["region"] == "eu-west-1"
-    assert doc["cost"]["components"]["network"]["idle"] == pytest.approx(3 * (NAT + IPV4) + KMS, abs=0.01)
+    assert doc["cost"]["components"]["network"]["idle"] == pytest.approx(3 * (NAT + IPV4) + KMS + 5 * 3 * ENDPOINT_AZ, abs=0.01)
     assert {"natStrategy", "azCount"} <= {k for b in doc["cost"]["biggest"] for k in b["drivers"]}
 
 

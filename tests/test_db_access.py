@@ -15,7 +15,7 @@ from controls import FAIL, PASS
 from controls.exec_access import EXEC_CHANNEL_ACTIONS
 from tests import control_graphs as cg
 from tests.helpers import assert_config_error
-from tests.resource_types import CLUSTER, EGRESS, INGRESS, KEY, LOG_GROUP, ROLE, ROLE_POLICY, SG, TASKDEF
+from tests.resource_types import CLUSTER, EGRESS, ENDPOINT, INGRESS, KEY, LOG_GROUP, REPO, ROLE, ROLE_POLICY, SG, TASKDEF
 
 COMPONENT = "pghome:dbaccess:DbAccess"
 
@@ -40,6 +40,11 @@ def statements(policy: str) -> dict[str, dict[str, Any]]:
     return {s["Sid"]: s for s in doc["Statement"]}
 
 
+def one_of(graph: Graph, type_: str, suffix: str) -> Resource:
+    (found,) = [r for r in graph.of_type(type_) if r.name.endswith(suffix)]
+    return found
+
+
 def as_list(v: Any) -> list[Any]:
     return v if isinstance(v, list) else [v]
 
@@ -58,7 +63,9 @@ def test_task_definition_is_a_hardened_sleeper(graph: Graph) -> None:
     assert (td.inputs["cpu"], td.inputs["memory"]) == ("256", "512")
     c = container(graph)
     assert c["name"] == CONTAINER_NAME
-    assert re.fullmatch(r"public\.ecr\.aws/docker/library/alpine:[0-9.]+@sha256:[0-9a-f]{64}", c["image"]), "pinned by digest"
+    # ECR Public's alpine, pinned by digest, pulled through this account's cache (issue 28 item 7)
+    assert re.fullmatch(rf"123456789012\.dkr\.ecr\.eu-west-1\.amazonaws\.com/shop-{graph.stack}/docker/library/alpine:[0-9.]+@sha256:[0-9a-f]{{64}}",
+                        c["image"]), "private registry, pinned by digest"
     assert c["command"] == ["sleep", str(MAX_TASK_SECONDS)] and MAX_TASK_SECONDS <= 12 * 3600
     assert c["user"] == "65534:65534" and c["privileged"] is False
     assert c["readonlyRootFilesystem"] is True
@@ -80,11 +87,15 @@ def test_security_group_rules_exactly(graph: Graph) -> None:
     assert not sg.inputs.get("ingress") and not sg.inputs.get("egress")  # no inline rules
     assert not [r for r in graph.of_type(INGRESS) if r.inputs["securityGroupId"] == sg.id], "the access task admits nothing"
     db_sg = graph.outputs["dbSecurityGroupId"]
+    endpoints_sg = one_of(graph, SG, "-endpoints-sg").id
+    s3_list = next(e for e in graph.of_type(ENDPOINT) if e.inputs["vpcEndpointType"] == "Gateway").state["prefixListId"]
     egress = sorted(
-        (r.inputs["ipProtocol"], r.inputs["fromPort"], r.inputs["toPort"], r.inputs.get("referencedSecurityGroupId"), r.inputs.get("cidrIpv4"))
+        (r.inputs["ipProtocol"], r.inputs["fromPort"], r.inputs["toPort"], r.inputs.get("referencedSecurityGroupId") or r.inputs.get("prefixListId"),
+         r.inputs.get("cidrIpv4"), r.inputs.get("cidrIpv6"))
         for r in graph.of_type(EGRESS) if r.inputs["securityGroupId"] == sg.id
     )
-    assert egress == [("tcp", 443, 443, None, "0.0.0.0/0"), ("tcp", 5432, 5432, db_sg, None)]
+    # no address range at all: the database, the interface endpoints, S3's prefix list (issue 28 item 7)
+    assert egress == sorted([("tcp", 443, 443, endpoints_sg, None, None), ("tcp", 443, 443, s3_list, None, None), ("tcp", 5432, 5432, db_sg, None, None)])
     # the database admits it, as a grant of the database (allow_from), on the DB port only
     (grant,) = [r for r in graph.of_type(INGRESS) if r.inputs.get("referencedSecurityGroupId") == sg.id]
     assert grant.inputs["securityGroupId"] == db_sg and (grant.inputs["fromPort"], grant.inputs["toPort"]) == (5432, 5432)
@@ -140,8 +151,12 @@ def test_iam_least_privilege(graph: Graph) -> None:
     assert sorted(EXEC_CHANNEL_ACTIONS) == ["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
                                             "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"]
     execution = statements(policies[execution_role.id].inputs["policy"])
+    cache_repo = one_child(graph, REPO)
     assert {sid: (sorted(as_list(s["Action"])), as_list(s["Resource"])) for sid, s in execution.items()} == {
         "WriteTaskLogs": (["logs:CreateLogStream", "logs:PutLogEvents"], [f"{task_logs.state['arn']}:*"]),
+        # the cache repository only: pull, and let the first pull import the upstream image; no CreateRepository
+        "PullAccessImage": (["ecr:BatchGetImage", "ecr:BatchImportUpstreamImage", "ecr:GetDownloadUrlForLayer"], [cache_repo.state["arn"]]),
+        "EcrLogin": (["ecr:GetAuthorizationToken"], ["*"]),
     }
     for role in (task_role, execution_role):
         (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]

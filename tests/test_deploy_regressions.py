@@ -319,17 +319,32 @@ def test_8_security_controls_gate_and_policy_pack(pulumi_double: Double, monkeyp
 
 
 # 9 ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("edits,expected", [
-    ({}, "certificateArn arn:aws:acm:eu-west-1:123456789012:certificate/00000000-0000-4000-8000-000000000000 is a placeholder"),
-    ({"certificateArn": "arn:aws:acm:us-east-1:210987654321:certificate/4b1c9a57-3f8e-4d5a-9c2b-7e6f5a4d3c2b"},
+_REAL_CERT = "arn:aws:acm:eu-west-1:210987654321:certificate/4b1c9a57-3f8e-4d5a-9c2b-7e6f5a4d3c2b"
+
+
+@pytest.mark.parametrize("edits,bundle,expected", [
+    ({}, "good", "certificateArn arn:aws:acm:eu-west-1:123456789012:certificate/00000000-0000-4000-8000-000000000000 is a placeholder"),
+    ({"certificateArn": "arn:aws:acm:us-east-1:210987654321:certificate/4b1c9a57-3f8e-4d5a-9c2b-7e6f5a4d3c2b"}, "good",
      "certificateArn is in us-east-1 but the stack deploys to eu-west-1"),
-    ({"certificateArn": "arn:aws:acm:eu-west-1:210987654321:certificate/4b1c9a57-3f8e-4d5a-9c2b-7e6f5a4d3c2b"},
-     "appDbSslRootCert certs/rds-global-bundle.pem does not exist"),
+    ({"certificateArn": _REAL_CERT}, "missing",
+     "appDbSslRootCert certs/rds-global-bundle.pem does not exist; run `python -m bootstrap ca-bundle fetch --stack prod`"),
+    ({"certificateArn": _REAL_CERT}, "expired", "appDbSslRootCert certs/rds-global-bundle.pem is not a usable CA bundle: certificate 1"),
 ])
-def test_9_prod_preflight(pulumi_double: Double, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], edits: dict[str, str], expected: str) -> None:
+def test_9_prod_preflight(pulumi_double: Double, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], edits: dict[str, str],
+                          bundle: str, expected: str) -> None:
+    import datetime as dt
+
+    from tests import fake_rds_ca
+
     d = pulumi_double
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", PASS)
     edit_stack_file(d.project / "Pulumi.prod.yaml", **edits)
+    path = d.project / "certs" / "rds-global-bundle.pem"
+    if bundle == "missing":
+        path.unlink()
+    elif bundle == "expired":
+        path.write_bytes(fake_rds_ca.pem(fake_rds_ca.root(not_before=fake_rds_ca.NOW - dt.timedelta(days=30),
+                                                          not_after=fake_rds_ca.NOW - dt.timedelta(days=1))))
     for cmd in (["deploy", "--yes"], ["up", "--yes"], ["preview"], ["drift"]):
         rc, out, err = run(d, capsys, cmd[0], "--stack", "prod", *cmd[1:])
         assert rc == 1 and expected in one_line(err), (cmd, err)

@@ -122,3 +122,18 @@ def test_a_run_ignores_output_tasks_an_earlier_run_left_on_its_closed_loop():
         pulumi.export("answer", pulumi.Output.from_input(42))
 
     assert run_program(program, stack="t", config={}).outputs == {"answer": 42}
+
+
+def test_the_collector_is_back_on_the_whole_heap_after_a_run_even_a_failed_one():
+    """Runs freeze the heap for speed (bootstrap/plan/mockgraph.py _frozen_heap); a test process runs
+    hundreds of them, so each must unfreeze, or every earlier graph's garbage would stay for good.
+    Mutation tried: dropping gc.unfreeze() fails this test."""
+    import gc
+
+    def program() -> None:
+        assert gc.get_freeze_count() > 0  # the run itself is frozen
+        raise ValueError("the program fails")
+
+    with pytest.raises(ValueError, match="the program fails"):
+        run_program(program, stack="dev", config={"aws:region": "eu-west-1"})
+    assert gc.get_freeze_count() == 0

@@ -185,7 +185,9 @@ AWS_LIMITS = {"s3": 63, "alb": 32, "rds": 63, "ecr": 256, "ecs": 255, "logs": 51
               "kms_alias": 250, "iam_prefix": 38, "rds_prefix": 229,
               # SNS CreateTopic Name; CloudWatch PutMetricAlarm AlarmName; EventBridge PutRule Name;
               # RDS CreateEventSubscription SubscriptionName
-              "sns": 256, "alarm": 255, "events": 64, "rds_events": 255}
+              "sns": 256, "alarm": 255, "events": 64, "rds_events": 255,
+              # ECR CreatePullThroughCacheRule ecrRepositoryPrefix (issue 28 item 7)
+              "ecr_ptc": 30}
 
 
 def test_every_name_rule_has_its_aws_limit_written_here() -> None:
@@ -302,8 +304,8 @@ def test_planned_names_are_every_stable_name_of_the_stack() -> None:
     would escape the limit check. Added for issue 30 (mutants of planned_names survived)."""
     assert naming.planned_names("shop", "dev", "eu-west-1") == [
         ("s3", "shop-dev-alb-logs-000000000000-eu-west-1"), ("alb", "shop-dev-alb"), ("rds", "shop-dev-db"),
-        ("rds", "shop-dev-db-final-00000000"), ("rds_prefix", "shop-dev-pg16-"), ("ecr", "shop-dev"), ("ecs", "shop-dev"),
-        ("ecs", "shop-dev-app"), ("ecs", "shop-dev-app"), ("logs", "/ecs/shop-dev/app"), ("logs", "/vpc/shop-dev/flow-logs"),
+        ("rds", "shop-dev-db-final-00000000"), ("rds_prefix", "shop-dev-pg16-"), ("ecr", "shop-dev"), ("ecr_ptc", "shop-dev"),
+        ("ecs", "shop-dev"), ("ecs", "shop-dev-app"), ("ecs", "shop-dev-app"), ("logs", "/ecs/shop-dev/app"), ("logs", "/vpc/shop-dev/flow-logs"),
         ("logs", "aws-waf-logs-shop-dev"), ("logs", "/aws/rds/instance/shop-dev-db/postgresql"), ("secret", "shop-dev/db/master"),
         ("waf", "shop-dev-web"), ("kms_alias", "shop-dev-waf-logs"), ("sns", "shop-dev-alarms"), ("alarm", "shop-dev-alb-target-5xx-rate"),
         ("events", "shop-dev-ecs-deployment-failed"), ("rds_events", "shop-dev-db-events"), ("iam_prefix", "shop-dev-"),

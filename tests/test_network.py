@@ -170,8 +170,10 @@ def test_endpoints_follow_the_flag(dev_graph: Graph, prod_graph: Graph, endpoint
     def services(g):
         return sorted(e.inputs["serviceName"].split(".", 3)[-1] for e in g.of_type(ENDPOINT))
 
-    assert services(dev_graph) == ["s3"]
-    assert services(prod_graph) == ["s3"]
+    # interfaceEndpoints off: only the access task's five (dbAccess, issue 28 item 7) and the free S3 gateway
+    access = ["ecr.api", "ecr.dkr", "kms", "logs", "s3", "ssmmessages"]
+    assert services(dev_graph) == access
+    assert services(prod_graph) == access
     assert services(endpoints_graph) == sorted(["s3", *INTERFACE_ENDPOINT_SERVICES])
     prod_graph = endpoints_graph
     s3 = next(e for e in prod_graph.of_type(ENDPOINT) if e.inputs["serviceName"].endswith(".s3"))

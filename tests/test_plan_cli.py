@@ -19,9 +19,13 @@ def bootstrap(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_plan_prints_a_table_and_a_count(stack, request):
+def test_plan_prints_a_table_and_a_count(stack, request, tmp_path):
+    from tests.fake_rds_ca import write_good_bundle
+
     graph = request.getfixturevalue(f"{stack}_graph")
-    result = bootstrap("plan", "--stack", stack)
+    # the RDS CA bundle `ca-bundle fetch` writes (not whatever this clone has in certs/)
+    bundle = write_good_bundle(tmp_path / "rds-global-bundle.pem")
+    result = bootstrap("plan", "--stack", stack, "--set", f"appDbSslRootCert={bundle}")
     # prod's stack file ships a placeholder certificate: planned and listed (exit 4 only with --strict)
     assert result.returncode == 0, result.stderr
     out = result.stdout

@@ -24,7 +24,7 @@ def _registry_children(graph: Graph):
 
 def test_repository_is_immutable_scanned_and_kms_encrypted(graph: Graph) -> None:
     component, children = _registry_children(graph)
-    repo = graph.one(REPO)
+    repo = graph.one(REPO, f"shop-{graph.stack}-registry-repo")
     assert repo.parent == component.urn
     assert repo.inputs["name"] == f"shop-{graph.stack}"
     assert repo.inputs["imageTagMutability"] == "IMMUTABLE"
@@ -40,13 +40,13 @@ def test_repository_is_immutable_scanned_and_kms_encrypted(graph: Graph) -> None
 
 
 def test_force_delete_only_in_dev(dev_graph: Graph, prod_graph: Graph) -> None:
-    assert dev_graph.one(REPO).inputs["forceDelete"] is True
-    assert prod_graph.one(REPO).inputs["forceDelete"] is False
+    assert dev_graph.one(REPO, f"shop-{dev_graph.stack}-registry-repo").inputs["forceDelete"] is True
+    assert prod_graph.one(REPO, f"shop-{prod_graph.stack}-registry-repo").inputs["forceDelete"] is False
 
 
 def test_lifecycle_policy_rules_follow_config_and_are_ordered(graph: Graph) -> None:
-    policy = json.loads(graph.one(LIFECYCLE).inputs["policy"])
-    assert graph.one(LIFECYCLE).inputs["repository"] == graph.one(REPO).inputs["name"]
+    policy = json.loads(graph.one(LIFECYCLE, f"shop-{graph.stack}-registry-lifecycle").inputs["policy"])
+    assert graph.one(LIFECYCLE, f"shop-{graph.stack}-registry-lifecycle").inputs["repository"] == graph.one(REPO, f"shop-{graph.stack}-registry-repo").inputs["name"]
     rules = policy["rules"]
     priorities = [r["rulePriority"] for r in rules]
     assert priorities == sorted(set(priorities)), "priorities must be unique and in ascending order"
@@ -64,7 +64,7 @@ def test_lifecycle_policy_rules_follow_config_and_are_ordered(graph: Graph) -> N
 
 def test_lifecycle_policy_follows_overrides() -> None:
     graph = run_stack("dev", {"ecrUntaggedExpiryDays": 3, "ecrKeepTaggedCount": 7})
-    rules = json.loads(graph.one(LIFECYCLE).inputs["policy"])["rules"]
+    rules = json.loads(graph.one(LIFECYCLE, f"shop-{graph.stack}-registry-lifecycle").inputs["policy"])["rules"]
     assert rules[1]["selection"]["countNumber"] == 3
     assert rules[2]["selection"]["countNumber"] == 7
 
@@ -76,7 +76,7 @@ def test_lifecycle_policy_function_is_plain_json() -> None:
 
 
 def test_registry_outputs_exported(graph: Graph) -> None:
-    repo = graph.one(REPO)
+    repo = graph.one(REPO, f"shop-{graph.stack}-registry-repo")
     assert graph.outputs["repositoryUrl"] == repo.state["repositoryUrl"]
     assert graph.outputs["repositoryUrl"].endswith(f".dkr.ecr.eu-west-1.amazonaws.com/shop-{graph.stack}")
 

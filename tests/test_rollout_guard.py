@@ -62,13 +62,17 @@ class Secrets:
         class ResourceNotFoundException(Exception):  # noqa: N818 - boto3's name
             pass
 
-    def __init__(self) -> None:
+    def __init__(self, password: str = "p", created: dt.datetime = NOW - dt.timedelta(days=1)) -> None:
         self.put: list[dict] = []
+        self.password, self.created = password, created
 
     def get_secret_value(self, SecretId: str, **kw: str) -> dict:  # noqa: N803 - boto3's names
         if kw.get("VersionStage") == "AWSPENDING":
             raise self.exceptions.ResourceNotFoundException()
-        return {"SecretString": '{"username": "shop_app", "password": "p", "host": "h", "port": 5432}'}
+        return {"SecretString": f'{{"username": "shop_app", "password": "{self.password}", "host": "h", "port": 5432}}', "CreatedDate": self.created}
+
+    def describe_secret(self, SecretId: str) -> dict:  # noqa: N803 - what the handler checks before a step
+        return {"RotationEnabled": True, "VersionIdsToStages": {"v0": ["AWSCURRENT"], "token-1": ["AWSPENDING"]}}
 
     def put_secret_value(self, **kw: str) -> None:
         self.put.append(kw)
@@ -93,6 +97,31 @@ def test_create_secret_goes_ahead_after_a_completed_rollout():
     assert len(sm.put) == 1 and '"username": "shop_app_clone"' in sm.put[0]["SecretString"]
 
 
+def test_create_secret_refuses_when_the_last_redeploy_never_happened():
+    """finishSecret's UpdateService failed last time: the service is settled on a deployment older
+    than AWSCURRENT, whose tasks may hold the user this rotation would change."""
+    client, stub = ecs_with(deployment("PRIMARY", "COMPLETED", 2))  # created at NOW
+    warned: list[str] = []
+    sm = Secrets(created=NOW + dt.timedelta(minutes=5))
+    cfg = FunctionConfig(master_secret_arn="m", db_instance_id="db", alternating_secret_arns=frozenset({"app"}), ecs_cluster="shop-dev", ecs_service="shop-dev")
+    runner = StepRunner(cfg, sm, admin=None, ecs=client, out=lambda s: None, warn=warned.append)
+    with pytest.raises(RotationError, match=r"createSecret: the last deployment of service shop-dev in cluster shop-dev \(ecs-svc/2\) started before"):
+        runner.create("app", "token-1")
+    assert sm.put == [] and "--force-new-deployment" in warned[0]
+
+
+def test_create_secret_checks_nothing_before_the_first_password():
+    """AWSCURRENT holds no password (as the app database creates it): no task holds a working
+    login, so the first rotation never waits on a service that cannot start without one."""
+    client = boto3.client("ecs", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    sm = Secrets(password="")
+    cfg = FunctionConfig(master_secret_arn="m", db_instance_id="db", alternating_secret_arns=frozenset({"app"}), ecs_cluster="shop-dev", ecs_service="shop-dev")
+    with Stubber(client) as stub:  # no answer queued: any ECS call fails the test
+        StepRunner(cfg, sm, admin=None, ecs=client, out=lambda s: None).create("app", "token-1")
+        stub.assert_no_pending_responses()
+    assert len(sm.put) == 1
+
+
 def test_the_cli_refuses_before_starting_any_rotation():
     from bootstrap.rotation.remote import rotate_stack
 
@@ -115,3 +144,22 @@ def test_a_missing_service_has_no_task_to_cut_off():
 
 def test_pure_rule_names_the_command_to_look():
     assert "aws ecs describe-services --cluster c --services s" in rollout_problem("s", "c", [])
+
+
+def test_the_functions_log_says_why_in_one_line(caplog: pytest.LogCaptureFixture):
+    """What CloudWatch Logs shows for the refused step (rotation_function/handler.py): the WARNING,
+    then the step's one-sentence failure, the same text Secrets Manager gets and `rotate` reads back."""
+    import logging
+
+    from rotation_function.handler import RotationStepError, run_event
+
+    client, stub = ecs_with(deployment("PRIMARY", "IN_PROGRESS", 3), deployment("ACTIVE", "COMPLETED", 2))
+    cfg = FunctionConfig(master_secret_arn="m", db_instance_id="db", alternating_secret_arns=frozenset({"app"}), ecs_cluster="shop-dev", ecs_service="shop-dev")
+    runner = StepRunner(cfg, Secrets(), admin=None, ecs=client)
+    with caplog.at_level(logging.INFO, logger="pghome.rotation"), pytest.raises(RotationStepError) as err:
+        run_event({"Step": "createSecret", "SecretId": "app", "ClientRequestToken": "token-1"}, runner)
+    records = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "pghome.rotation"]
+    assert records[0][0] == "WARNING" and records[0][1].startswith("createSecret: refused: the last deployment of service shop-dev")
+    assert records[-1] == ("ERROR", str(err.value))
+    assert str(err.value).startswith("createSecret failed for app: createSecret: the last deployment of service shop-dev in cluster shop-dev "
+                                     "has not completed (its newest deployment is IN_PROGRESS)") and "\n" not in str(err.value)

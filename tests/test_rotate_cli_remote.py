@@ -87,11 +87,7 @@ def deployed(pg: PgServer, pulumi_double: Double, monkeypatch: pytest.MonkeyPatc
     with deploy_world(pg, pulumi_double, monkeypatch, capsys) as w:
         rc, out, err = w.run("deploy", "--stack", "dev", "--yes", "--local-rotation")
         assert rc == 0, err + out
-        lw = LambdaWorld(w.world)
-        try:
-            yield w, lw
-        finally:
-            lw.drop()
+        yield w, LambdaWorld(w.world)
 
 
 def _seam(monkeypatch: pytest.MonkeyPatch, lw: LambdaWorld, ecs: Any, logs: Any = None) -> tuple[PlayedSecretsManager, list[dict[str, Any]]]:
@@ -211,30 +207,53 @@ def test_deploy_rotates_the_logins_through_the_function(pg: PgServer, pulumi_dou
 
     with deploy_world(pg, pulumi_double, monkeypatch, capsys) as w:
         lw = LambdaWorld(w.world)
-        try:
-            ecs = boto3.client("ecs", region_name=w.world.settings.region)
-            stubber = Stubber(ecs)
-            for _ in range(2):  # the rollout check (dbcore/rollout.py), then the redeploy's "since" probe
-                stubber.add_response("describe_services", {"services": [{"deployments": [{"id": "d0", "status": "PRIMARY"}]}], "failures": []},
-                                     {"cluster": ANY, "services": ANY})
-            stubber.add_response("update_service", {"service": {}}, {"cluster": ANY, "service": ANY, "forceNewDeployment": True})
-            stubber.add_response("describe_services", {"services": [{"desiredCount": 1, "runningCount": 1, "deployments": [{"id": "d"}]}],
-                                                       "failures": []}, {"cluster": ANY, "services": ANY})
-            stubber.activate()
-            sm = PlayedSecretsManager(lw)
-            monkeypatch.setattr("bootstrap.cli.deploy.make_remote_rotator",
-                                lambda region, outputs: RemoteRotator(sm, ecs, outputs, clock=FakeClock().clock(), timeout_s=60))  # type: ignore[arg-type]
-            rc, out, err = w.run("deploy", "--stack", "dev", "--yes")
-            assert rc == 0, err + out
-            assert sm.rotated == ["master", "app", "migrator"]
-            assert out.index("[phase 2/5] master: rotate through the stack's rotation function") < out.index("[phase 3/5]") \
-                < out.index("[phase 4/5] rotate app, migrator through the stack's rotation function")
-            assert "[phase 2/5] rotate master" not in out  # nothing in-process
-            master = w.world.secret("master")
-            assert master and w.world.pg.can_login(w.world.master, master["password"], "postgres")
-            stubber.assert_no_pending_responses()
-            for role in ("app", "migrator"):
-                s = w.world.secret(role)
-                assert s and s["password"] and w.world.pg.can_login(s["username"], s["password"], s["dbname"])
-        finally:
-            lw.drop()
+        ecs = boto3.client("ecs", region_name=w.world.settings.region)
+        stubber = Stubber(ecs)
+        for _ in range(2):  # the rollout check (dbcore/rollout.py), then the redeploy's "since" probe
+            stubber.add_response("describe_services", {"services": [{"deployments": [{"id": "d0", "status": "PRIMARY"}]}], "failures": []},
+                                 {"cluster": ANY, "services": ANY})
+        stubber.add_response("update_service", {"service": {}}, {"cluster": ANY, "service": ANY, "forceNewDeployment": True})
+        stubber.add_response("describe_services", {"services": [{"desiredCount": 1, "runningCount": 1, "deployments": [{"id": "d"}]}],
+                                                   "failures": []}, {"cluster": ANY, "services": ANY})
+        stubber.activate()
+        sm = PlayedSecretsManager(lw)
+        monkeypatch.setattr("bootstrap.cli.deploy.make_remote_rotator",
+                            lambda region, outputs: RemoteRotator(sm, ecs, outputs, clock=FakeClock().clock(), timeout_s=60))  # type: ignore[arg-type]
+        rc, out, err = w.run("deploy", "--stack", "dev", "--yes")
+        assert rc == 0, err + out
+        assert sm.rotated == ["master", "app", "migrator"]
+        assert out.index("[phase 2/5] master: rotate through the stack's rotation function") < out.index("[phase 3/5]") \
+            < out.index("[phase 4/5] rotate app, migrator through the stack's rotation function")
+        assert "[phase 2/5] rotate master" not in out  # nothing in-process
+        master = w.world.secret("master")
+        assert master and w.world.pg.can_login(w.world.master, master["password"], "postgres")
+        stubber.assert_no_pending_responses()
+        for role in ("app", "migrator"):
+            s = w.world.secret(role)
+            assert s and s["password"] and w.world.pg.can_login(s["username"], s["password"], s["dbname"])
+
+
+def test_rotate_refuses_an_app_rotation_that_would_outrun_the_redeploy(deployed: tuple[DeployWorld, LambdaWorld], pulumi_double: Double,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 28 item 3 through the CLI: before RotateSecret, `rotate` refuses (exit 1, one sentence,
+    nothing started) while the service's last deployment is unfinished, or when it started before the
+    app secret's current version (the function's forced redeploy never happened: its UpdateService failed)."""
+    w, lw = deployed
+    outputs = stack_outputs(pulumi_double)
+    cluster, service = str(outputs["clusterName"]), str(outputs["serviceName"])
+    ecs = boto3.client("ecs", region_name=w.world.settings.region)
+    stubber = Stubber(ecs)
+    for deployments in ([{"id": "ecs-svc/2", "status": "PRIMARY", "rolloutState": "IN_PROGRESS", "createdAt": datetime.now(UTC)},
+                         {"id": "ecs-svc/1", "status": "ACTIVE", "rolloutState": "COMPLETED", "createdAt": datetime(2026, 1, 1, tzinfo=UTC)}],
+                        [{"id": "ecs-svc/1", "status": "PRIMARY", "rolloutState": "COMPLETED", "createdAt": datetime(2026, 1, 1, tzinfo=UTC)}]):
+        stubber.add_response("describe_services", {"services": [{"serviceName": service, "deployments": deployments}], "failures": []},
+                             {"cluster": cluster, "services": [service]})
+    stubber.activate()
+    sm, _ = _seam(monkeypatch, lw, ecs)
+    before = w.world.secret("app")
+    for why in ("has not completed (its newest deployment is IN_PROGRESS)", "(ecs-svc/1) started before the login's current version was created"):
+        rc, out, err = w.run("rotate", "--stack", "dev", "--role", "app")
+        assert rc == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err + out
+        assert err.startswith(f"error: not rotating app: the last deployment of service {service} in cluster {cluster}") and why in err
+    stubber.assert_no_pending_responses()
+    assert sm.rotated == [] and w.world.secret("app") == before  # nothing started

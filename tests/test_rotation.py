@@ -95,13 +95,19 @@ def test_full_rotation_master_then_login_roles(world: World, pg: PgServer) -> No
         assert world.secret(role, "AWSPENDING") is None
     for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
         assert any(step in line for line in lines)
-    # a second rotation changes the password again; the old one dies
+    # a second rotation changes the password again: the migrator's old one dies; the app alternates
+    # users, so its previous login keeps working (tasks hold it) until the next-but-one rotation
+    old_migrator = world.secret("migrator")
+    rot.rotate("migrator")
+    assert old_migrator and not pg.can_login(old_migrator["username"], old_migrator["password"], old_migrator["dbname"])
     old = world.secret("app")
     assert old
     rot.rotate("app")
     new = world.secret("app")
-    assert new and new["password"] != old["password"]
+    assert new and new["password"] != old["password"] and new["username"] != old["username"]
     assert pg.can_login(new["username"], new["password"], new["dbname"])
+    assert pg.can_login(old["username"], old["password"], old["dbname"])
+    rot.rotate("app")
     assert not pg.can_login(old["username"], old["password"], old["dbname"])
     # nothing secret in the progress output
     text = "\n".join(lines)
@@ -130,15 +136,18 @@ def test_killed_rotation_resumes_without_lockout(world: World, pg: PgServer, rol
     assert world.can_login_with_any(role)
     assert world.can_login_with_any("master"), "master locked out"
     if role == "app":
-        # the app reads AWSCURRENT, and if that is rejected, AWSPENDING (the documented client contract)
-        assert world.can_login_with_any("app")
+        # the login running tasks hold is never touched: the rotation changes the other user
+        assert pg.can_login(before["username"], before["password"], before["dbname"])
 
     world.rotator().rotate(role)  # the re-run finishes
     after = world.secret(role)
     assert after and world.secret(role, "AWSPENDING") is None
     assert pg.can_login(after["username"], after["password"], after["dbname"])
     assert after["password"] != before["password"]
-    assert not pg.can_login(before["username"], before["password"], before["dbname"])
+    # the master's old password dies; the app's previous user keeps working until the next-but-one
+    # rotation (a kill after finishSecret means the re-run was that next one)
+    still = role == "app" and point != "finishSecret"
+    assert pg.can_login(before["username"], before["password"], before["dbname"]) is still
 
 
 def test_login_rotation_while_master_rotation_is_half_done(world: World, pg: PgServer) -> None:

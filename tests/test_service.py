@@ -147,7 +147,7 @@ def test_execution_role_is_scoped_to_this_repo_log_group_and_secret(graph: Graph
         assert st["Effect"] == "Allow"
         for action in as_list(st["Action"]):
             by_action.setdefault(action, []).extend(as_list(st["Resource"]))
-    repo_arn = graph.one("aws:ecr/repository:Repository").state["arn"]
+    repo_arn = graph.one("aws:ecr/repository:Repository", f"shop-{graph.stack}-registry-repo").state["arn"]
     for action in ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"):
         assert by_action[action] == [repo_arn]
     assert by_action["ecr:GetAuthorizationToken"] == ["*"]
@@ -244,7 +244,7 @@ def test_task_definition_is_hardened(graph: Graph) -> None:
     assert c["linuxParameters"] == {"initProcessEnabled": True, "capabilities": {"drop": ["ALL"]}}
     assert "add" not in c["linuxParameters"]["capabilities"]
     assert c["portMappings"][0]["containerPort"] == 8000
-    repo_url = graph.one("aws:ecr/repository:Repository").state["repositoryUrl"]
+    repo_url = graph.one("aws:ecr/repository:Repository", f"shop-{graph.stack}-registry-repo").state["repositoryUrl"]
     assert c["image"] == f"{repo_url}@sha256:" + "0" * 64  # no image yet (see test_no_image_yet_means_no_tasks)
 
 

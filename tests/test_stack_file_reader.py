@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import fake_rds_ca
 from tests.helpers import run_bootstrap
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,9 +101,29 @@ def test_prod_prerequisites_are_judged_in_plan_as_in_preview(stack_file, tmp_pat
         assert f"  - {sentence}" in planned.stdout
     foreign = bootstrap("plan", "--stack", name, "--strict", "--set", "certificateArn=arn:aws:acm:us-east-1:210987654321:certificate/5f0c6e2a-1b2c-4d3e-8f90-123456789abc")
     assert foreign.returncode == 4 and "an ALB needs a certificate from its own region" in foreign.stdout
-    bundle = tmp_path / "rds-ca.pem"  # the check is that the configured bundle exists
-    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    bundle = tmp_path / "rds-ca.pem"  # the check is that the configured bundle exists and is usable
+    bundle.write_bytes(fake_rds_ca.good_bundle(("eu-west-1",)))
     ca_args = ["--set", f"appDbSslRootCert={bundle}"]
     real = bootstrap("plan", "--stack", name, "--strict", "--set", "certificateArn=arn:aws:acm:eu-west-1:210987654321:certificate/5f0c6e2a-1b2c-4d3e-8f90-123456789abc", *ca_args)
     assert real.returncode == 0, real.stdout[-2000:] + real.stderr
     assert "Deploy prerequisites" not in real.stdout
+
+
+def test_dev_verifies_the_server_too_and_a_fresh_clone_still_plans(tmp_path: Path) -> None:
+    """Issue 28 item 6: verify-full is dev's default, so dev's bundle is judged as prod's. A clone
+    without one still plans (exit 0, the prerequisite listed with the command that fetches it);
+    --strict exits 4; `appDbSslMode=require`, dev's explicit opt-out, needs no bundle."""
+    missing = tmp_path / "none.pem"
+    ca = ["--set", f"appDbSslRootCert={missing}"]
+    listed = bootstrap("plan", "--stack", "dev", *ca)
+    assert listed.returncode == 0, listed.stderr
+    assert f"  - appDbSslRootCert {missing} does not exist; run `python -m bootstrap ca-bundle fetch --stack dev`" in listed.stdout
+    assert bootstrap("plan", "--stack", "dev", "--strict", *ca).returncode == 4
+    missing.write_text("<html>503 Service Unavailable</html>\n")  # what a proxy may hand back instead of the bundle
+    broken = bootstrap("plan", "--stack", "dev", "--strict", *ca)
+    assert broken.returncode == 4 and f"appDbSslRootCert {missing} is not a usable CA bundle: it holds no PEM certificate" in broken.stdout
+    missing.write_bytes(fake_rds_ca.good_bundle(("eu-west-1",)))
+    good = bootstrap("plan", "--stack", "dev", "--strict", *ca)
+    assert good.returncode == 0 and "Deploy prerequisites" not in good.stdout, good.stdout[-1500:]
+    opted_out = bootstrap("plan", "--stack", "dev", "--strict", "--set", "appDbSslMode=require", "--set", f"appDbSslRootCert={tmp_path / 'absent.pem'}")
+    assert opted_out.returncode == 0 and "Deploy prerequisites" not in opted_out.stdout, opted_out.stdout[-1500:]

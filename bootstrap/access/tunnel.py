@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from bootstrap.access.socks5 import Socks5Server
+from config.ca_bundle import DEFAULT_PATH
 
 EXEC_AGENT = "ExecuteCommandAgent"
 LOOPBACK = "127.0.0.1"
@@ -366,7 +367,7 @@ def db_route(
         yield DbRoute(tunnel)
 
 
-def connect_hint(tunnel: Tunnel, user: str = "<user>", dbname: str = "postgres", ca_file: str = "certs/rds-global-bundle.pem") -> str:
+def connect_hint(tunnel: Tunnel, user: str = "<user>", dbname: str = "postgres", ca_file: str = DEFAULT_PATH) -> str:
     """What to paste into a shell to use the tunnel with psql (verify-full kept)."""
     return (
         f"psql \"host={tunnel.db_host} hostaddr={LOOPBACK} port={tunnel.local_port} dbname={dbname} user={user} "

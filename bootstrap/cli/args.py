@@ -19,7 +19,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _db_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="", help="connect here instead of appDbHostOverride / the secret's host (tunnel, bastion)")
     p.add_argument("--port", type=int, default=0, help="port to use with --host (default appDbPortOverride / the secret's port)")
-    p.add_argument("--sslmode", choices=["require", "verify-ca", "verify-full"], default="", help="TLS mode (default: appDbSslMode)")
+    p.add_argument("--sslmode", choices=["require", "verify-ca", "verify-full"], default="", help="TLS mode (default: appDbSslMode, verify-full; require is a dev-only opt-out, refused for prod)")
     p.add_argument("--ca-file", default="", help="CA bundle for verify-ca/verify-full (default: appDbSslRootCert)")
 
 

@@ -41,6 +41,15 @@ def make_remote_rotator(region: str, outputs: dict[str, Any]) -> Any:
     return RemoteRotator(session.client("secretsmanager"), session.client("ecs"), outputs, logs=session.client("logs"))
 
 
+def make_app_service(ecs_client: Any, prefix: str) -> Any:
+    """The app's service as the in-process rotation checks, redeploys and waits for it (names as
+    components/service.py gives them); tests replace it to poll without sleeping."""
+    from bootstrap.rotation.app_service import AppService
+    from config import naming
+
+    return AppService(ecs_client, naming.cluster(prefix), naming.ecs_service(prefix))
+
+
 @dataclass(frozen=True)
 class TunnelSeams:
     ecs: Any  # the three ECS calls of bootstrap.access.tunnel.EcsClient
@@ -112,7 +121,8 @@ def _rotator(s: Session) -> Any:
         sslrootcert=ca,
     )
     session = boto3.session.Session(region_name=s.settings.region)
-    return Rotator(s.settings, secrets_client=session.client("secretsmanager"), admin=make_db_admin(session.client("rds")), endpoint=endpoint)
+    return Rotator(s.settings, secrets_client=session.client("secretsmanager"), admin=make_db_admin(session.client("rds")), endpoint=endpoint,
+                   service=make_app_service(session.client("ecs"), s.settings.prefix))
 
 
 @contextlib.contextmanager

@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bootstrap.cli import restore  # restore --stack S (--to-time T | --latest | --snapshot ID) [--drill]
 
     restore.register(sub)
+    from bootstrap.cli import ca_bundle  # ca-bundle fetch|check [--stack S]: the RDS CA bundle verify-full trusts
+
+    ca_bundle.register(sub)
     return parser
 
 

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-RDS_CA_BUNDLE = "certs/rds-global-bundle.pem"
+from config.ca_bundle import DEFAULT_PATH
+
+RDS_CA_BUNDLE = DEFAULT_PATH  # `ca-bundle fetch` writes it (config/ca_bundle.py)
 
 
 def register(sub: Any) -> None:
@@ -71,7 +73,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     ca = Path(args.ca_file or settings.app_database.ssl_root_cert or RDS_CA_BUNDLE)
     ca = ca if ca.is_absolute() else project / ca
     if not ca.is_file():
-        return fail(f"CA bundle {ca} does not exist: download https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem there or pass --ca-file", 2)
+        return fail(f"CA bundle {ca} does not exist: run `python -m bootstrap ca-bundle fetch --stack {args.stack}` or pass --ca-file", 2)
     seams = make_seams(settings.region, args.profile or None)
     opts = Options(stack=args.stack, to_time=args.to_time, latest=args.latest, snapshot=args.snapshot, drill=args.drill,
                    tunnel=args.tunnel, ca_file=str(ca), region=settings.region)

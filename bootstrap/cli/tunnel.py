@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap.access.tunnel import LOOPBACK, AccessTarget, EcsClient, SessionStarter, Tunnel, TunnelError, connect_hint, open_tunnel
+from config.ca_bundle import DEFAULT_PATH
 
-RDS_CA_BUNDLE = "certs/rds-global-bundle.pem"
+RDS_CA_BUNDLE = DEFAULT_PATH  # `ca-bundle fetch` writes it (config/ca_bundle.py)
 
 
 def register(sub: Any) -> None:

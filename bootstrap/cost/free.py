@@ -26,6 +26,7 @@ FREE: dict[str, str] = {
     "aws:secretsmanager/secretVersion:SecretVersion": "versions are included in the secret's price",
     "aws:secretsmanager/secretRotation:SecretRotation": "rotation is free (the rotation Lambda is billed)",
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": "no charge for lifecycle policies",
+    "aws:ecr/pullThroughCacheRule:PullThroughCacheRule": "no charge for the rule (the cached image is billed as storage of its repository)",
     "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders": "no charge (tasks are billed on their service)",
     "aws:ecs/taskDefinition:TaskDefinition": "a task definition costs nothing until it runs (services are billed per running task; on-demand tasks only while they run)",
     "aws:lb/listener:Listener": "included in the load balancer's hours and LCUs",

@@ -53,9 +53,11 @@ def vpc_endpoint(r: Res, c: Context) -> list[Line | Unpriced]:
     n = max(c.counts.get("interface endpoints", 1), 1)
     hour, gb = c.prices.p("endpoint_az_hour"), c.prices.p("endpoint_gb")
     share = c.u("endpoint_gb") / n
-    note = f"interfaceEndpoints=true: {n} endpoints x {azs} AZs x {money(hour * HOURS)}"
+    # dbAccess brings five (its task's only way out); interfaceEndpoints adds the chosen ones
+    note = f"dbAccess / interfaceEndpoints=true: {n} endpoints x {azs} AZs (interfaceEndpointAzCount) x {money(hour * HOURS)}"
     return [
-        Line("interface endpoint hours", azs * hour * HOURS, 0.0, f"{azs} AZ x {HOURS} h x ${hour}/h", ("interfaceEndpoints", "azCount"), note),
+        Line("interface endpoint hours", azs * hour * HOURS, 0.0, f"{azs} AZ x {HOURS} h x ${hour}/h",
+             ("dbAccess", "interfaceEndpoints", "interfaceEndpointAzCount"), note),
         Line("interface endpoint data", 0.0, share * gb, f"endpoint_gb {c.u('endpoint_gb'):g} GB / {n} endpoints x ${gb}/GB", ("interfaceEndpoints",)),
     ]
 
@@ -273,6 +275,10 @@ def s3_bucket(r: Res, c: Context) -> list[Line | Unpriced]:
 
 def ecr_repository(r: Res, c: Context) -> list[Line | Unpriced]:
     gb = c.prices.p("ecr_storage_gb_month")
+    name = str(r.get("name", ""))
+    prefixes = [str(p.get("ecrRepositoryPrefix", "")) for p in c.resources if p.type == "aws:ecr/pullThroughCacheRule:PullThroughCacheRule"]
+    if any(p and name.startswith(f"{p}/") for p in prefixes):  # the access image's cache, not the app's images (ecr_gb)
+        return [Line("ECR storage", 0.0, 0.0, "pull-through cache of the access image: a few MB, under $0.01/month")]
     return [Line("ECR storage", 0.0, c.u("ecr_gb") * gb, f"ecr_gb {c.u('ecr_gb'):g} GB x ${gb}/GB-month", ("ecrKeepTaggedCount",))]
 
 

@@ -1,5 +1,5 @@
 """Checks that run before any cloud call: prod prerequisites that config validation cannot see
-(a placeholder certificate, a certificate in another region, a CA bundle that is not there) and the
+(a placeholder certificate, a certificate in another region, a CA bundle that is missing or unusable) and the
 security controls evaluated on the program under mocks (a must-hold failure stops the command)."""
 
 from __future__ import annotations
@@ -35,15 +35,33 @@ def prerequisites(settings: Any, project_dir: Path = PROJECT_DIR) -> list[str]:
             problems.append(f"certificateArn {cert} is a placeholder (example account or all-zero id); set the ARN of your ACM certificate")
         elif m["region"] != settings.region:
             problems.append(f"certificateArn is in {m['region']} but the stack deploys to {settings.region}; an ALB needs a certificate from its own region")
+    bundle = ca_bundle_problem(settings, project_dir)
+    if bundle:
+        problems.append(bundle)
+    return problems
+
+
+def ca_bundle_problem(settings: Any, project_dir: Path = PROJECT_DIR) -> str | None:
+    """Every stack verifies the server (verify-full is the default, dev included): the bundle must be
+    there and usable, or each connection of the deploy fails. Only the structure is judged here
+    (PEM CA certificates, none expired); `ca-bundle check` also wants Amazon RDS roots, which a
+    test's own CA is not."""
+    from config.ca_bundle import BundleError, check_bundle
+
     app = settings.app_database
     mode = str(getattr(app.ssl_mode, "value", app.ssl_mode))
-    if mode.startswith("verify-") and app.ssl_root_cert:
-        bundle = Path(app.ssl_root_cert)
-        bundle = bundle if bundle.is_absolute() else project_dir / bundle
-        if not bundle.is_file():
-            problems.append(f"appDbSslRootCert {app.ssl_root_cert} does not exist; download the RDS CA bundle "
-                            "(https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem) to that path")
-    return problems
+    if not (mode.startswith("verify-") and app.ssl_root_cert):
+        return None  # require: the dev-only opt-out, nothing to read
+    fetch = f"run `python -m bootstrap ca-bundle fetch --stack {settings.stack}`"
+    bundle = Path(app.ssl_root_cert)
+    bundle = bundle if bundle.is_absolute() else project_dir / bundle
+    if not bundle.is_file():
+        return f"appDbSslRootCert {app.ssl_root_cert} does not exist; {fetch} to download and check the RDS CA bundle"
+    try:
+        check_bundle(bundle.read_bytes(), rds_names=False)
+    except BundleError as exc:
+        return f"appDbSslRootCert {app.ssl_root_cert} is not a usable CA bundle: {exc}; {fetch} to replace it"
+    return None
 
 
 def require_rotation_archive(project_dir: Path = PROJECT_DIR) -> None:

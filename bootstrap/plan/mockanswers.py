@@ -218,6 +218,11 @@ STATE_BUILDERS: dict[str, StateBuilder] = {
     ),
     "aws:ec2/subnet:Subnet": lambda c: (_hashed("subnet-", c.name), {}),
     "aws:ec2/securityGroup:SecurityGroup": lambda c: (_hashed("sg-", c.name), {}),
+    # A gateway endpoint exports the AWS-managed prefix list of its service (pl-..., the S3 ranges of the region).
+    "aws:ec2/vpcEndpoint:VpcEndpoint": lambda c: (
+        _hashed("vpce-", c.name),
+        {"prefixListId": _hashed("pl-", c.name, 8)} if c.inputs.get("vpcEndpointType") == "Gateway" else {},
+    ),
     "aws:kms/key:Key": _kms_key,
     "aws:rds/instance:Instance": _rds_instance,
     "aws:ecr/repository:Repository": lambda c: (None, {"repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{c.region}.amazonaws.com/{c.physical}", "registryId": ACCOUNT_ID}),

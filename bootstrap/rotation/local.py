@@ -10,6 +10,12 @@ Follows the Secrets Manager rotation protocol, one secret at a time:
 3. testSecret    connect with AWSPENDING over TLS;
 4. finishSecret  move AWSCURRENT to the pending version, then drop the AWSPENDING label.
 
+The app login alternates exactly as the rotation function does (dbcore/alternating.py): the new
+version names the other user of `<prefix>_app` / `<prefix>_app_clone`, so the password running
+tasks hold never changes. Before it, the rotation refuses while the service's last deployment is
+unfinished (dbcore/rollout.py, the function's createSecret rule); after it, a new deployment of the
+service is forced and waited for, with progress, so every task holds the new user on exit 0.
+
 Every step is idempotent: killing the process anywhere leaves AWSCURRENT or AWSPENDING working, and
 re-running finishes the rotation. Secrets are never printed.
 """
@@ -27,8 +33,10 @@ from typing import Any, Protocol
 import psycopg
 from psycopg import sql
 
+from bootstrap.rotation.app_service import AppService
 from config.settings import Settings
 from dbcore import pgconn
+from dbcore.alternating import ALTERNATING_ROLE, pending_user, refuse_active_user, rollout_since
 from dbcore.pgadmin import ensure_rds_password, pin_search_path, require_admin
 from dbcore.rds_admin import DatabaseAdmin
 from dbcore.rotation_lock import DEFAULT_WAIT_S, rotation_lock
@@ -89,8 +97,10 @@ class Rotator:
         out: Callable[[str], None] = print,
         master_test_timeout_s: float = 120.0,
         lock_wait_s: float = DEFAULT_WAIT_S,
+        service: AppService | None = None,
     ):
         self.settings = settings
+        self.service = service  # None: no service reads the app login (tests of the protocol alone)
         self.sm = secrets_client
         self.admin = admin
         self.endpoint = endpoint
@@ -242,15 +252,24 @@ class Rotator:
         name = self.secret_name(role)
         self.out(f"rotate {role} ({name})")
         v = self._versions(role)
+        alternating = role == ALTERNATING_ROLE
 
         if v.pending_id and v.pending_id == v.current_id:
-            # killed after promotion, before the AWSPENDING label was dropped
+            # killed after promotion, before the AWSPENDING label was dropped (and maybe before the redeploy)
+            deployment = self._force_redeploy() if alternating else None
             self._drop_pending(name, v.pending_id)
             self.out("  finishSecret: AWSPENDING label removed (rotation had already been promoted)")
+            self._await_redeploy(deployment)
             return
 
+        if alternating:  # the user this rotation changes may still be held by tasks of an unfinished (or never started) rollout
+            check, since = rollout_since(self.sm, name, v.current)
+            if check:
+                self._check_rollout(since)
         pending_id, pending = self._create(role, name, v)
         self.hook(role, "createSecret")
+        if alternating:
+            refuse_active_user(pending, v.current)  # never the password running tasks hold
         with self._serialised(role):
             self._set(role, name, pending)
         self.hook(role, "setSecret")
@@ -258,9 +277,24 @@ class Rotator:
         self.hook(role, "testSecret")
         self.sm.update_secret_version_stage(SecretId=name, VersionStage="AWSCURRENT", MoveToVersionId=pending_id, RemoveFromVersionId=v.current_id)
         self.hook(role, "promote")
+        # Forced before the label goes (as the function's finishSecret): a re-run after a crash here redeploys again.
+        deployment = self._force_redeploy() if alternating else None
         self._drop_pending(name, pending_id)
-        self.out("  finishSecret: AWSCURRENT now points at the new version")
+        self.out(f"  finishSecret: AWSCURRENT now points at the new version (user {pending.get('username')})")
         self.hook(role, "finishSecret")
+        self._await_redeploy(deployment)
+
+    # the app's service (bootstrap/rotation/app_service.py); None: no service reads the app login
+    def _check_rollout(self, since: Any) -> None:
+        if self.service is not None:
+            self.service.check_rollout(since)
+
+    def _force_redeploy(self) -> str | None:
+        return self.service.force_redeploy(self.out) if self.service is not None else None
+
+    def _await_redeploy(self, deployment: str | None) -> None:
+        if self.service is not None and deployment is not None:
+            self.service.await_redeploy(deployment, self.out)
 
     @contextlib.contextmanager
     def _serialised(self, role: str) -> Iterator[None]:
@@ -277,9 +311,15 @@ class Rotator:
             yield
 
     def _create(self, role: str, name: str, v: _Versions) -> tuple[str, dict[str, Any]]:
+        # app: the other user of the pair than AWSCURRENT's, exactly as the function (dbcore/alternating.py)
+        user = pending_user(v.current, self.username(role)) if role == ALTERNATING_ROLE else self.username(role)
         if v.pending_id and v.pending and v.pending.get("password"):
-            self.out("  createSecret: reusing the existing AWSPENDING version (resuming)")
-            return v.pending_id, v.pending
+            if role == "master" or v.pending.get("username") == user:
+                self.out("  createSecret: reusing the existing AWSPENDING version (resuming)")
+                return v.pending_id, v.pending
+            # e.g. left by an older in-process rotation that named the active user: never resumed
+            self._drop_pending(name, v.pending_id)
+            self.out(f"  createSecret: the AWSPENDING version names user {v.pending.get('username')}, not {user}: replaced")
         value = dict(v.current)
         if role != "master":
             # keep the connection fields right: they follow the master secret and config
@@ -288,7 +328,7 @@ class Rotator:
                 engine="postgres",
                 host=master.get("host", value.get("host")),
                 port=master.get("port", value.get("port")),
-                username=self.username(role),
+                username=user,
                 dbname=self.settings.app_database.name,
             )
         value["password"] = new_password()

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from config.ca_bundle import DEFAULT_PATH, BundleError, check_bundle
 from config.rotation_archive import ARCHITECTURE, DEFAULT_ARCHIVE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +37,7 @@ ARCHITECTURES = {
 DEFAULT_ARCHITECTURE = ARCHITECTURE  # the function's own (config/rotation_archive.py): not a choice
 HANDLER = "rotation_function.handler.lambda_handler"
 CA_BUNDLE_NAME = "rds-ca.pem"  # PGSSLROOTCERT=/var/task/rds-ca.pem
-DEFAULT_CA_BUNDLE = "certs/rds-global-bundle.pem"
+DEFAULT_CA_BUNDLE = DEFAULT_PATH  # `ca-bundle fetch` writes it (config/ca_bundle.py)
 DEFAULT_OUTPUT = DEFAULT_ARCHIVE
 CACHE_DIR = ".cache/rotation-wheels"
 REQUIREMENTS = ROOT / "rotation_function" / "requirements.txt"
@@ -46,6 +47,7 @@ PROJECT_MODULES = (
     "rotation_function/handler.py",
     "rotation_function/steps.py",
     "dbcore/__init__.py",
+    "dbcore/alternating.py",
     "dbcore/password_policy.py",
     "dbcore/pgadmin.py",
     "dbcore/pgconn.py",
@@ -155,9 +157,12 @@ def build(
     out: Callable[[str], None] = print,
 ) -> Archive:
     ca = ca_bundle or ROOT / DEFAULT_CA_BUNDLE
-    if not ca.is_file() or b"-----BEGIN CERTIFICATE-----" not in ca.read_bytes():
-        raise PackageError(f"the RDS CA bundle {ca} is missing or not a PEM file; download "
-                           "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem there or pass --ca-bundle")
+    if not ca.is_file():
+        raise PackageError(f"the RDS CA bundle {ca} is missing; run `python -m bootstrap ca-bundle fetch` or pass --ca-bundle")
+    try:  # the function verifies the database against it: a broken bundle would fail every rotation
+        check_bundle(ca.read_bytes(), rds_names=False)
+    except BundleError as exc:
+        raise PackageError(f"the RDS CA bundle {ca} is refused: {exc}; run `python -m bootstrap ca-bundle fetch` or pass --ca-bundle") from None
     wheels = fetch_wheels(architecture, cache or ROOT / CACHE_DIR, out)
     archive = write_archive(output or ROOT / DEFAULT_OUTPUT, wheels, ca)
     out(f"rotation function archive: {archive.path} ({archive.entries} files, {RUNTIME} {architecture})")

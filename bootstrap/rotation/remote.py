@@ -127,6 +127,19 @@ def _begin(sm: Any, secret_id: str, *, join_pending: bool, start: bool, out: Cal
         raise RotationError(f"RotateSecret on {secret_id} failed ({_aws_error(exc)}); is the stack deployed with its rotation function?") from None
 
 
+def _current_since(sm: Any, secret_id: str) -> Any:
+    """When AWSCURRENT was created, once the secret has been rotated (a version is AWSPREVIOUS); else
+    None: AWSCURRENT is still the app database's passwordless first value, which no task can use
+    (the function checks nothing then either, dbcore/alternating.py), or the date is unknown."""
+    try:
+        versions = sm.list_secret_version_ids(SecretId=secret_id).get("Versions") or []
+    except Exception:  # noqa: BLE001 - only the earlier refusal is lost: the function's createSecret still checks
+        return None
+    if not any("AWSPREVIOUS" in (v.get("VersionStages") or []) for v in versions):
+        return None
+    return next((v.get("CreatedDate") for v in versions if "AWSCURRENT" in (v.get("VersionStages") or [])), None)
+
+
 def run_rotation(
     sm: Any,
     secret_id: str,
@@ -232,7 +245,8 @@ def rotate_stack(
     if unknown:
         raise RotationError(f"unknown role(s) {', '.join(unknown)}; use master, app, migrator or all")
     if "app" in order and ecs is not None and cluster and service:
-        problem = check_service(ecs, cluster, service)  # the same refusal as the function's createSecret, before anything starts
+        # the same refusal as the function's createSecret, before anything starts
+        problem = check_service(ecs, cluster, service, _current_since(sm, secret_ids["app"]))
         if problem:
             raise RotationError(f"not rotating app: {problem}")
     done = []

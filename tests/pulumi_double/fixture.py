@@ -23,11 +23,15 @@ from typing import Any
 
 import pytest
 
+from tests.fake_rds_ca import write_good_bundle
 from tests.pulumi_double.backend import CURRENT_VERSION
 
 DOUBLE_DIR = Path(__file__).resolve().parent
 ROOT = DOUBLE_DIR.parents[1]
-LINKED = ("__main__.py", "Pulumi.yaml", "components", "bootstrap", "certs")
+LINKED = ("__main__.py", "Pulumi.yaml", "components", "bootstrap")
+# Not the checkout's certs/ (whatever this clone fetched): a generated bundle named like the RDS
+# one, where `ca-bundle fetch` puts it, so every stack's verify-full default finds a usable bundle.
+CA_BUNDLE = "certs/rds-global-bundle.pem"
 COPIED = ("Pulumi.dev.yaml", "Pulumi.prod.yaml", "policy")
 
 
@@ -136,6 +140,7 @@ def pulumi_double(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pulumi_double
             shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("venv", "__pycache__"))
         else:
             shutil.copy(ROOT / name, project / name)
+    write_good_bundle(project / CA_BUNDLE)
     monkeypatch.setenv("PATH", f"{DOUBLE_DIR}{os.pathsep}{os.environ.get('PATH', '')}")
     monkeypatch.setenv("PULUMI_DOUBLE_PYTHON", sys.executable)
     monkeypatch.setenv("PULUMI_DOUBLE_SERVER", pulumi_double_server)
