@@ -67,7 +67,7 @@ def test_the_minimal_stacks_are_valid() -> None:
 EVERY = {
     "tags": '["Team=platform", "Owner=a=b", "Empty="]',
     "vpcCidr": "10.40.0.0/20", "azCount": "3", "subnetPrefixLength": "26", "natStrategy": "per_az", "flowLogRetentionDays": "60",
-    "s3GatewayEndpoint": "false", "interfaceEndpoints": "true", "interfaceEndpointServices": '["sts", "logs"]',
+    "s3GatewayEndpoint": "false", "interfaceEndpoints": "true", "interfaceEndpointServices": '["sts", "logs"]', "interfaceEndpointAzCount": "2",
     "dbEngineVersion": "17.2", "dbInstanceClass": "db.r7g.2xlarge", "dbAllocatedStorageGb": "21", "dbMaxAllocatedStorageGb": "24",
     "dbMultiAz": "true", "dbDeletionProtection": "false", "dbProtect": "true", "dbBackupRetentionDays": "8", "dbFinalSnapshot": "false",
     "dbMasterUsername": "boss", "dbPort": "6543", "dbPerformanceInsightsRetentionDays": "62", "dbMonitoringIntervalSeconds": "15",
@@ -98,7 +98,7 @@ def test_every_value_reaches_its_typed_field() -> None:
     assert s.network == NetworkSettings(
         prefix="shop-dev", cidr=ipaddress.IPv4Network("10.40.0.0/20"), az_count=3, subnet_prefix_length=26, nat_strategy=NatStrategy.PER_AZ,
         flow_log_retention_days=60, s3_gateway_endpoint=False, interface_endpoints=True, interface_endpoint_services=("logs", "sts"),
-        keep_on_destroy=False,
+        endpoint_az_count=2, keep_on_destroy=False,
     )
     assert s.database == DatabaseSettings(
         prefix="shop-dev", engine_version="17.2", instance_class="db.r7g.2xlarge", allocated_storage_gb=21, max_allocated_storage_gb=24,
@@ -135,6 +135,7 @@ def test_prod_decides_its_own_values() -> None:
     assert (dev.database.delete_automated_backups, prod.database.delete_automated_backups) == (True, False)
     assert (dev.database.secret_recovery_window_days, prod.database.secret_recovery_window_days) == (0, 30)
     assert (dev.app_database.secret_recovery_window_days, prod.app_database.secret_recovery_window_days) == (0, 30)
+    assert (dev.network.endpoint_az_count, prod.network.endpoint_az_count) == (1, 2)  # one AZ in dev; every AZ in prod
     assert prod.database.master_secret_readers == (PROD_ARNS["dbDeployRoleArn"], PROD_ARNS["dbBreakGlassRoleArn"])
     assert (dev.service.container_insights, prod.service.container_insights) == ("enabled", "enhanced")
     assert (dev.service.waf_enabled, prod.service.waf_enabled) == (False, True)

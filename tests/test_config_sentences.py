@@ -68,9 +68,9 @@ CASES: list[tuple[str, dict[str, str], list[str]]] = [
     ("nat", {"natStrategy": "double"}, [bad("natStrategy", "'double'", "must be one of none, single, per_az")]),
     ("flow-logs", {"flowLogRetentionDays": "10"}, [bad("flowLogRetentionDays", "10", f"must be one of {LOG_DAYS}")]),
     ("endpoint-unknown", {"interfaceEndpointServices": '["logs", "s3"]'}, [
-        bad("interfaceEndpointServices", '["logs", "s3"]', "must list distinct services among ecr.api, ecr.dkr, logs, secretsmanager, sts")]),
+        bad("interfaceEndpointServices", '["logs", "s3"]', "must list distinct services among ecr.api, ecr.dkr, kms, logs, secretsmanager, ssmmessages, sts")]),
     ("endpoint-twice", {"interfaceEndpointServices": '["logs", "logs"]'}, [
-        bad("interfaceEndpointServices", '["logs", "logs"]', "must list distinct services among ecr.api, ecr.dkr, logs, secretsmanager, sts")]),
+        bad("interfaceEndpointServices", '["logs", "logs"]', "must list distinct services among ecr.api, ecr.dkr, kms, logs, secretsmanager, ssmmessages, sts")]),
     ("bool", {"s3GatewayEndpoint": "yes"}, [bad("s3GatewayEndpoint", "'yes'", "must be true or false")]),
     # --- database
     ("engine-pattern", {"dbEngineVersion": "9.6"}, [bad("dbEngineVersion", "'9.6'", ENGINE)]),
@@ -181,8 +181,12 @@ CASES: list[tuple[str, dict[str, str], list[str]]] = [
     ("host-253", {"appDbHostOverride": "h" * 253}, []),
     ("host-upper-with-port", {"appDbHostOverride": "DB.Internal:5432"}, []),
     ("ssl-mode", {"appDbSslMode": "prefer"}, [bad("appDbSslMode", "'prefer'", "must be one of require, verify-full")]),
-    ("root-cert", {"appDbSslMode": "verify-full"}, [bad("appDbSslRootCert", "''",
-        "must name the RDS CA bundle file (e.g. certs/rds-global-bundle.pem) when appDbSslMode is verify-full")]),
+    ("root-cert", {"appDbSslMode": "verify-full", "appDbSslRootCert": ""}, [bad("appDbSslRootCert", "''",
+        "must name the RDS CA bundle file (default certs/rds-global-bundle.pem, written by `python -m bootstrap ca-bundle fetch`) "
+        "when appDbSslMode is verify-full")]),
+    ("endpoint-azs-0", {"interfaceEndpointAzCount": "0"}, [bad("interfaceEndpointAzCount", "'0'", "must be an integer from 1 to 2")]),
+    ("endpoint-azs-above-azs", {"interfaceEndpointAzCount": "3"}, [bad("interfaceEndpointAzCount", "'3'", "must be an integer from 1 to 2")]),
+    ("endpoint-azs-2", {"interfaceEndpointAzCount": "2"}, []),
     ("model-master", {"dbMasterUsername": "shop_app"}, [bad("appDbRolePrefix", "'shop'",
         "role 'shop_app' is the RDS master user; choose another role prefix or master name")]),
     ("model-reserved", {"appDbRolePrefix": "pg_shop"}, [bad("appDbRolePrefix", "'pg_shop'", "role name 'pg_shop_owner' is reserved (postgres, public, rds*, pg_*)")]),
@@ -218,6 +222,8 @@ PROD_CASES: list[tuple[str, dict[str, str], list[str]]] = [
     ("force-delete", {"ecrForceDelete": "true"}, [bad("ecrForceDelete", "true", "must be false in prod (it deletes every image with the repository)")]),
     ("exec", {"enableExecuteCommand": "true"}, [bad("enableExecuteCommand", "true", "must be false in prod")]),
     ("alb-deletion", {"albDeletionProtection": "false"}, [bad("albDeletionProtection", "false", "must be true in prod")]),
+    ("endpoint-azs", {"interfaceEndpointAzCount": "1"}, [bad("interfaceEndpointAzCount", "1",
+        "must equal azCount (2) in prod, so one AZ failure cannot cut the AWS APIs behind the endpoints")]),
     ("https", {"certificateArn": ""}, [bad("certificateArn", "''", "prod needs HTTPS: set certificateArn, or domainName and hostedZoneId")]),
     ("https-by-domain", {"certificateArn": "", "domainName": "shop.example.com", "hostedZoneId": "Z1"}, []),
     ("ssl-require", {"appDbSslMode": "require"}, [bad("appDbSslMode", "'require'",
