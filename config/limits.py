@@ -24,7 +24,8 @@ RESERVED_MASTER_USERNAMES = frozenset(
 # paid Extended Support; 14 leaves standard support in Feb 2027 and keeps PUBLIC's CREATE on the public
 # schema, which a non-superuser master cannot revoke. .ci/run tests every major here.
 PG_MAJOR_VERSIONS = range(15, 19)
-PI_RETENTION_OK = "7, or a multiple of 31 from 31 to 731"
+# RDS API reference (PerformanceInsightsRetentionPeriod): 7, month * 31 for 1-23 months, or 731 (two years).
+PI_RETENTION_OK = "7, 731, or a multiple of 31 from 31 to 713 (1 to 23 months)"
 RDS_CA_RE = r"rds-ca-(rsa2048-g1|rsa4096-g1|ecc384-g1)"
 
 # Fargate's valid task CPU units -> allowed memory (MiB).

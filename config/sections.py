@@ -178,7 +178,7 @@ def database(r: Reader, name_prefix: str, env: Environment, az_count: int) -> Da
     if master in RESERVED_MASTER_USERNAMES or master.startswith(("rds", "pg_")):
         r.fail("dbMasterUsername", master, "must not be a default or reserved name (postgres, admin, root, rds*, pg_* ...)")
     pi_days = r.integer("dbPerformanceInsightsRetentionDays")
-    r.check(pi_days == 7 or (pi_days % 31 == 0 and 31 <= pi_days <= 731), "dbPerformanceInsightsRetentionDays", pi_days, PI_RETENTION_OK)
+    r.check(pi_days in (7, 731) or (pi_days % 31 == 0 and 31 <= pi_days <= 713), "dbPerformanceInsightsRetentionDays", pi_days, PI_RETENTION_OK)
     interval = r.integer("dbMonitoringIntervalSeconds")
     r.check(interval in (1, 5, 10, 15, 30, 60), "dbMonitoringIntervalSeconds", interval, "must be one of 1, 5, 10, 15, 30, 60")
     admin_cidrs = r.strings("dbAdminCidrs")
