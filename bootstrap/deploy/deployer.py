@@ -32,7 +32,7 @@ from bootstrap.deploy import data_loss
 from bootstrap.deploy.confirm import ChangePlan, ask_yes, confirm
 from bootstrap.deploy.image_tag import choose as choose_image_tag
 from bootstrap.deploy.workspace import CLI_MISSING, CliMissingError, DeployError, StackLike, cause_of, changing, explain, resumable  # noqa: F401 (re-exported)
-from bootstrap.progress import Progress, heartbeat, summary_text
+from bootstrap.progress import Progress, heartbeat, summary_text, violated
 from bootstrap.rotation.audit import SECRET_MARK, SECRET_SIG, audit_state, find_credentials, login_users  # noqa: F401 (re-exported)
 from config.stack_file import APP_DB_KEY, StackFile, with_app_db
 
@@ -180,7 +180,7 @@ class Deployer:
             with heartbeat(self.out, f"pulumi preview of stack {self.stack}"):
                 stack.preview(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None, **self._packs())
         except Exception as exc:
-            raise self._resume(phase, what, explain(exc, self.stack)) from None
+            raise self._resume(phase, what, explain(exc, self.stack) + violated(plan.violations)) from None
         self._confirm(plan, f"deploy {phase} to stack {self.stack}")
         if plan.empty:
             self.out(f"[{phase}] no changes")
@@ -192,7 +192,7 @@ class Deployer:
             except DeployError as exc:  # interrupted: what was done before, and the way back
                 raise DeployError(f"{phase} ({what}) {exc}. Done before it: {'; '.join(self.done) or 'nothing'}") from None
             except Exception as exc:
-                raise self._resume(phase, what, explain(exc, self.stack)) from None
+                raise self._resume(phase, what, explain(exc, self.stack) + violated(progress.violations)) from None
             progress.finish(f"{phase} done")
         outputs = stack.outputs()
         for key, ov in outputs.items():  # PGPASSWORD must never leak into outputs
@@ -356,16 +356,19 @@ class Deployer:
         self.out(f"pulumi {op} {self.stack} ({APP_DB_KEY}={'true' if app_db else 'false'})")
         self.carry_image_tag(recorded, say=op != "destroy")
         cfg = self.config_file(app_db)
+        violations: list[str] = []  # mandatory policy violations seen, for the failure sentence
         try:
             if op == "drift":
                 return self._drift(stack, cfg)
             if op == "preview":
                 progress = Progress(self.out)
+                violations = progress.violations
                 with progress.watch():
                     stack.preview(config_file=cfg, **progress.kwargs(), **self._packs())
                 progress.finish("preview")
                 return 0
             plan = ChangePlan()
+            violations = plan.violations
             with heartbeat(self.out, f"pulumi {op} --preview-only of stack {self.stack}"):
                 if op == "up":
                     if not recorded:
@@ -380,6 +383,7 @@ class Deployer:
                 self.out("no changes")
                 return 0
             progress = Progress(self.out)
+            violations = progress.violations
             with changing(op, self.stack), progress.watch():
                 if op == "up":
                     stack.up(config_file=cfg, **progress.kwargs(), **self._packs())
@@ -391,7 +395,7 @@ class Deployer:
         except DeployError:
             raise
         except Exception as exc:
-            raise DeployError(f"pulumi {op} failed: {explain(exc, self.stack)}") from None
+            raise DeployError(f"pulumi {op} failed: {explain(exc, self.stack)}{violated(violations)}") from None
         if op in ("up", "refresh"):
             self.out(json.dumps(masked_outputs(stack.outputs()), indent=2, default=str))
         return 0
