@@ -285,6 +285,7 @@ def _state_with_password(d: Double) -> Path:
 
 
 # 8 ---------------------------------------------------------------------------------------------
+_REAL_CERT = "arn:aws:acm:eu-west-1:210987654321:certificate/4b1c9a57-3f8e-4d5a-9c2b-7e6f5a4d3c2b"
 # A program that adds one rogue repository (mutable tags, no scan on push: ECR.1/ECR.2, must-hold,
 # checked per resource) to the real stack, for the pack to catch after the offline gate let it through.
 ROGUE_PROGRAM = """import runpy
@@ -309,6 +310,15 @@ def test_8_security_controls_gate_and_policy_pack(pulumi_double: Double, monkeyp
     argv = d.ops("preview")[-1]["argv"]
     assert argv[argv.index("--policy-pack") + 1] == str(d.project / "policy")
     # the CLI ran the pack: the secure stack's advisories arrive as policy events, nothing mandatory
+    assert "policy advisory pghome-fsbp/rds-23 (" in out and "policy mandatory" not in out, out
+    assert "--policy-pack-config" not in argv
+    # prod: the pack with prod-enforcement.json (every waivable control mandatory), and prod passes it
+    make_stack(d, "prod")
+    edit_stack_file(d.project / "Pulumi.prod.yaml", certificateArn=_REAL_CERT)
+    rc, out, err = run(d, capsys, "preview", "--stack", "prod")
+    assert rc == 0, err
+    argv = d.ops("preview")[-1]["argv"]
+    assert argv[argv.index("--policy-pack-config") + 1] == str(d.project / "policy" / "prod-enforcement.json")
     assert "policy advisory pghome-fsbp/rds-23 (" in out and "policy mandatory" not in out, out
     real = plan.check_graph
 
@@ -352,9 +362,6 @@ def test_8_security_controls_gate_and_policy_pack(pulumi_double: Double, monkeyp
 
 
 # 9 ---------------------------------------------------------------------------------------------
-_REAL_CERT = "arn:aws:acm:eu-west-1:210987654321:certificate/4b1c9a57-3f8e-4d5a-9c2b-7e6f5a4d3c2b"
-
-
 @pytest.mark.parametrize("edits,bundle,expected", [
     ({}, "good", "certificateArn arn:aws:acm:eu-west-1:123456789012:certificate/00000000-0000-4000-8000-000000000000 is a placeholder"),
     ({"certificateArn": "arn:aws:acm:us-east-1:210987654321:certificate/4b1c9a57-3f8e-4d5a-9c2b-7e6f5a4d3c2b"}, "good",

@@ -110,6 +110,7 @@ class Deployer:
         ask: Callable[[str], str] | None = None,
         isatty: Callable[[], bool] | None = None,
         policy_packs: list[str] | None = None,
+        policy_pack_configs: list[str] | None = None,
         prefix: str = "",
         route: Callable[[Mapping[str, Any]], AbstractContextManager[RouteLike]] = direct_route,
         password_logins: tuple[str, ...] = ("app", "migrator"),
@@ -122,6 +123,7 @@ class Deployer:
         self.allow_data_loss = allow_data_loss  # --allow-data-loss: bootstrap/deploy/data_loss.py
         self.isatty = isatty
         self.policy_packs = policy_packs or []
+        self.policy_pack_configs = policy_pack_configs or []  # paired with policy_packs by position
         self.prefix = prefix
         self.password_logins = password_logins  # IAM-auth logins (appDbIamAuthRoles) have no password to rotate
         # Phases 2 and 4 through the stack's rotation function (RotateSecret + wait) when it exports one.
@@ -165,7 +167,9 @@ class Deployer:
         confirm(plan, action, assume_yes=self.assume_yes, out=self.out, ask=self.ask, isatty=self.isatty)
 
     def _packs(self) -> dict[str, Any]:
-        return {"policy_packs": self.policy_packs} if self.policy_packs else {}
+        if not self.policy_packs:
+            return {}
+        return {"policy_packs": self.policy_packs, **({"policy_pack_configs": self.policy_pack_configs} if self.policy_pack_configs else {})}
 
     def _resume(self, phase: str, what: str, cause: str) -> DeployError:
         done = "; ".join(self.done) if self.done else "no phase completed in this run"
