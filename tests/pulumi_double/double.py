@@ -391,17 +391,13 @@ class Cli:
                         message = f"Program failed with an unhandled exception:\n{''.join(traceback.format_exception_only(type(exc), exc)).strip()}"
                         return self.program_failed(ref, b, events, diag, diags, summary, message)
                     steps = aws_names.plan(program, old, lambda o, n: engine.plan_steps(o, n, secrets))
-                    violations = policy.run(packs, graphs[0], program[0]["urn"]) if packs else []
-                    for v in violations:  # resource policies run as each resource registers, before its step
-                        if not v.stack_level:
-                            events.emit(policyEvent=v.event())
-                    if not preview and any(v.level == "mandatory" and not v.stack_level for v in violations):
+                    violations = policy.run(packs, graphs[0], program[0]["urn"])
+                    policy.emit(violations, events, stack_level=False)  # resource policies: as each resource registers
+                    if not preview and policy.invalid_resource(violations):
                         new_state, counts, failed = old, {}, True  # analyze_snapshot.go: the resource is invalid, the update bails
                     else:
                         new_state, counts, failed = engine.apply(steps, old, events, account=account, **run)  # type: ignore[arg-type]
-                    for v in violations:  # stack policies run after the steps (step_generator.go AnalyzeResources)
-                        if v.stack_level:
-                            events.emit(policyEvent=v.event())
+                    policy.emit(violations, events, stack_level=True)  # stack policies: after the steps (AnalyzeResources)
                     if any(v.level == "mandatory" for v in violations):
                         failed = True
                         diag("", f"{'preview' if preview else 'update'} failed")  # deployment_executor.go reportExecResult

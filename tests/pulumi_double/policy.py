@@ -231,6 +231,17 @@ def run(packs: list[Pack], graph: Graph, stack_urn: str) -> list[Violation]:
     return found
 
 
+def emit(violations: list[Violation], events: Any, *, stack_level: bool) -> None:
+    for v in violations:
+        if v.stack_level == stack_level:
+            events.emit(policyEvent=v.event())
+
+
+def invalid_resource(violations: list[Violation]) -> bool:
+    """A resource policy's mandatory violation: on an update that resource is never created."""
+    return any(v.level == "mandatory" and not v.stack_level for v in violations)
+
+
 def policies_section(violations: list[Violation], packs: list[Pack]) -> str:
     """The CLI's `Policies:` block (pkg/backend/display/progress.go; the layout of
     TestSimpleAnalyzeResourceFailure/progress.stdout.txt without the colour markup)."""
