@@ -110,13 +110,16 @@ def test_statement_has_a_sid_lists_and_extras() -> None:
 
 @pytest.fixture
 def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    """A loop for resolving a plain Output outside a Pulumi program."""
-    old = asyncio.get_event_loop_policy().get_event_loop()
+    """A loop for resolving a plain Output outside a Pulumi program, closed afterwards (an unclosed
+    loop's finalizer runs at a random later collection, inside another test). Earlier tests may have
+    left no current loop (mock runs end with set_event_loop(None)), so none is restored either."""
     new = asyncio.new_event_loop()
     asyncio.set_event_loop(new)
-    yield new
-    new.close()
-    asyncio.set_event_loop(old)
+    try:
+        yield new
+    finally:
+        new.close()
+        asyncio.set_event_loop(None)
 
 
 def test_log_streams_of_a_plain_arn_and_of_an_output(loop: asyncio.AbstractEventLoop) -> None:
