@@ -52,6 +52,7 @@ class Progress:
         self.started = self.last_line = clock()
         self.summary: dict[str, int] = {}
         self.errors: list[str] = []
+        self.violations: list[str] = []  # mandatory policy violations (the CLI then fails with only "preview failed")
         self.in_flight: dict[str, tuple[str, str, float]] = {}  # urn -> (op, type, started)
         self._lock = threading.Lock()
 
@@ -89,6 +90,12 @@ class Progress:
             self.say(f"{diag.severity}{where}: {message}")
             if diag.severity == "error":
                 self.errors.append(message)
+        violation = policy_violation(event)
+        if violation is not None:  # a policy pack's finding: mandatory ones fail the operation
+            level, text = violation
+            self.say(f"policy {level} {text}")
+            if level == "mandatory":
+                self.violations.append(text)
         summary = getattr(event, "summary_event", None)
         if summary is not None:
             self.summary = dict(summary.resource_changes or {})
@@ -118,6 +125,20 @@ class Progress:
 
     def finish(self, what: str) -> None:
         self.say(f"{what}: {summary_text(self.summary)}")
+
+
+def policy_violation(event: Any) -> tuple[str, str] | None:
+    """(enforcement level, "pack/policy (resource): message") of a policyEvent, else None."""
+    policy = getattr(event, "policy_event", None)
+    if policy is None:
+        return None
+    where = f" ({short_name(policy.resource_urn)})" if getattr(policy, "resource_urn", None) else ""
+    return str(policy.enforcement_level), f"{policy.policy_pack_name}/{policy.policy_name}{where}: {' '.join(plain(policy.message).split())}"
+
+
+def violated(violations: list[str]) -> str:
+    """What to add to a failed operation's sentence when mandatory policies refused it."""
+    return f"; mandatory policies violated: {'; '.join(violations)}" if violations else ""
 
 
 def summary_text(counts: dict[str, int]) -> str:

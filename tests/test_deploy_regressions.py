@@ -285,7 +285,20 @@ def _state_with_password(d: Double) -> Path:
 
 
 # 8 ---------------------------------------------------------------------------------------------
+_REAL_CERT = "arn:aws:acm:eu-west-1:210987654321:certificate/4b1c9a57-3f8e-4d5a-9c2b-7e6f5a4d3c2b"
+# A program that adds one rogue repository (mutable tags, no scan on push: ECR.1/ECR.2, must-hold,
+# checked per resource) to the real stack, for the pack to catch after the offline gate let it through.
+ROGUE_PROGRAM = """import runpy
+import pulumi_aws as aws
+runpy.run_path({real!r}, run_name="__main__")
+aws.ecr.Repository("rogue-repo", image_tag_mutability="MUTABLE")
+"""
+
+
 def test_8_security_controls_gate_and_policy_pack(pulumi_double: Double, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import controls
+    from bootstrap.plan import report as plan
+
     d = pulumi_double
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", PASS)
     monkeypatch.setenv("PULUMI_BACKEND_URL", d.file_backend())
@@ -295,14 +308,44 @@ def test_8_security_controls_gate_and_policy_pack(pulumi_double: Double, monkeyp
     assert rc == 0, err
     assert "Security controls for stack dev" in out
     argv = d.ops("preview")[-1]["argv"]
-    # Only the argument is checked here: the pulumi double does not run the pack (issue 30, still
-    # open), so the pack's own behaviour is tested in tests/test_policy_pack.py, not through the CLI.
     assert argv[argv.index("--policy-pack") + 1] == str(d.project / "policy")
-    # a must-hold failure stops deploy/up/preview before the CLI runs anything
-    import controls
-    from bootstrap.plan import report as plan
-
+    # the CLI ran the pack: the secure stack's advisories arrive as policy events, nothing mandatory
+    assert "policy advisory pghome-fsbp/rds-23 (" in out and "policy mandatory" not in out, out
+    assert "--policy-pack-config" not in argv
+    # prod: the pack with prod-enforcement.json (every waivable control mandatory), and prod passes it
+    make_stack(d, "prod")
+    edit_stack_file(d.project / "Pulumi.prod.yaml", certificateArn=_REAL_CERT)
+    rc, out, err = run(d, capsys, "preview", "--stack", "prod")
+    assert rc == 0, err
+    argv = d.ops("preview")[-1]["argv"]
+    assert argv[argv.index("--policy-pack-config") + 1] == str(d.project / "policy" / "prod-enforcement.json")
+    assert "policy advisory pghome-fsbp/rds-23 (" in out and "policy mandatory" not in out, out
     real = plan.check_graph
+
+    # the engine-side line: a resource the offline gate missed (it is told all passes) is refused by
+    # the pack through `python -m bootstrap preview` and `up`, its message reaching the user
+    def missed(graph: Any, waivers: Any = None) -> Any:
+        report = real(graph, waivers)
+        for r in report.results:
+            if r.status == controls.FAIL:
+                r.status, r.findings = controls.PASS, []
+        return report
+
+    monkeypatch.setattr(plan, "check_graph", missed)
+    main_py = d.project / "__main__.py"
+    real_main = main_py.resolve()
+    main_py.unlink()
+    main_py.write_text(ROGUE_PROGRAM.format(real=str(real_main)))
+    for cmd in (["preview"], ["up", "--yes"]):
+        rc, out, err = run(d, capsys, cmd[0], "--stack", "dev", *cmd[1:])
+        line = one_line(err)
+        assert rc == 1 and f"pulumi {cmd[0]} failed: preview failed; mandatory policies violated: " in line, err
+        assert "pghome-fsbp/ecr-2 (rogue-repo): ECR.2 " in line and "imageTagMutability" in line, line
+        assert cmd[0] == "up" or "policy mandatory pghome-fsbp/ecr-2 (rogue-repo)" in out  # preview shows each event as it comes
+    assert not d.ops("up") and not d.resources()  # refused at the preview: nothing was applied
+    # a must-hold failure stops deploy/up/preview before the CLI runs anything
+    main_py.unlink()
+    main_py.symlink_to(real_main)
 
     def failing(graph: Any, waivers: Any = None) -> Any:
         report = real(graph, waivers)
@@ -319,9 +362,6 @@ def test_8_security_controls_gate_and_policy_pack(pulumi_double: Double, monkeyp
 
 
 # 9 ---------------------------------------------------------------------------------------------
-_REAL_CERT = "arn:aws:acm:eu-west-1:210987654321:certificate/4b1c9a57-3f8e-4d5a-9c2b-7e6f5a4d3c2b"
-
-
 @pytest.mark.parametrize("edits,bundle,expected", [
     ({}, "good", "certificateArn arn:aws:acm:eu-west-1:123456789012:certificate/00000000-0000-4000-8000-000000000000 is a placeholder"),
     ({"certificateArn": "arn:aws:acm:us-east-1:210987654321:certificate/4b1c9a57-3f8e-4d5a-9c2b-7e6f5a4d3c2b"}, "good",

@@ -4,6 +4,7 @@ test), driven through the real SDK or run as the SDK runs the executable."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import subprocess
@@ -148,3 +149,53 @@ def test_a_second_ctrl_c_terminates(pulumi_double: Double, event_collector: tupl
     assert proc.returncode == 1 and "^C received; terminating" in out
     kinds = sink.kinds()
     assert "summaryEvent" not in kinds and kinds[-1] == "stdoutEvent"
+
+
+ALWAYS_FAILS = '''from pulumi_policy import EnforcementLevel, PolicyPack, ResourceValidationPolicy
+
+def validate(args, report_violation):
+    if args.resource_type == "aws:ec2/vpc:Vpc":
+        report_violation("no VPC may pass", None)
+
+PolicyPack(name="always-fails", enforcement_level=EnforcementLevel.MANDATORY, policies=[
+    ResourceValidationPolicy(name="no-vpc", description="VPCs are refused", validate=validate),
+])
+'''
+
+
+def test_the_policy_pack_directory_is_run_and_its_config_applied(pulumi_double: Double, tmp_path: Path) -> None:
+    """`--policy-pack DIR` runs DIR's own entry point (a pack whose policy always fails, here), and
+    `--policy-pack-config` changes its enforcement (pkg/resource/analyzer/config.go)."""
+    pack = tmp_path / "always-fails"
+    pack.mkdir()
+    (pack / "PulumiPolicy.yaml").write_text("runtime: python\nversion: 2.3.4\n")
+    (pack / "__main__.py").write_text(ALWAYS_FAILS)
+    stack = new_stack(pulumi_double)
+    events: list[auto.EngineEvent] = []
+    with pytest.raises(auto.CommandError) as failed:
+        stack.preview(policy_packs=[str(pack)], on_event=events.append)
+    assert "code: 1" in str(failed.value) and "error: preview failed" in str(failed.value)
+    assert "❌ always-fails@v2.3.4" in str(failed.value) and "- [mandatory]  no-vpc  (aws:ec2/vpc:Vpc: " in str(failed.value)
+    found = [e.policy_event for e in events if e.policy_event]
+    assert [(p.policy_name, p.policy_pack_name, p.policy_pack_version, p.enforcement_level) for p in found] == [
+        ("no-vpc", "always-fails", "2.3.4", "mandatory")]
+    assert found[0].message == "<{%reset%}>VPCs are refused\nno VPC may pass<{%reset%}>\n" and found[0].resource_urn.endswith("$aws:ec2/vpc:Vpc::shop-dev-network-vpc")
+    summary = next(e.summary_event for e in events if e.summary_event)
+    assert summary.policy_packs == {"always-fails": "2.3.4"}
+    # an up with a mandatory violation applies nothing
+    with pytest.raises(auto.CommandError):
+        stack.up(policy_packs=[str(pack)])
+    assert not pulumi_double.resources()
+    for level, fails in (("advisory", False), ("disabled", False), ("mandatory", True)):
+        config = tmp_path / f"{level}.json"
+        config.write_text(json.dumps({"no-vpc": {"enforcementLevel": level}}))
+        events.clear()
+        try:
+            stack.preview(policy_packs=[str(pack)], policy_pack_configs=[str(config)], on_event=events.append)
+            assert not fails, level
+        except auto.CommandError:
+            assert fails, level
+        assert [e.policy_event.enforcement_level for e in events if e.policy_event] == ([] if level == "disabled" else [level])
+    config.write_text('{"no-vpc": "warn"}')
+    with pytest.raises(auto.CommandError, match='parsing enforcement level for "no-vpc": "warn" is not a valid enforcement level'):
+        stack.preview(policy_packs=[str(pack)], policy_pack_configs=[str(config)])

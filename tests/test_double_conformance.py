@@ -146,3 +146,27 @@ def test_the_doubles_own_events_have_the_recorded_shapes(pulumi_double: Double, 
     assert not any("planning" in e.get("resourcePreEvent", {}) for e in events)  # omitempty: only previews carry it
     summary = next(e["summaryEvent"] for e in events if "summaryEvent" in e)
     assert (summary["isPreview"], summary["result"]) == (False, "failed")
+
+
+def test_the_doubles_policy_events_have_the_recorded_shape(pulumi_double: Double, event_collector: tuple[Collector, str]) -> None:
+    """The double runs policy/ itself on a preview: its policyEvent, policyLoadEvent and summary carry
+    the fields of TestSimpleAnalyzeResourceFailure's recorded stream (recorded.POLICY_VIOLATION)."""
+    d = pulumi_double
+    sink, address = event_collector
+    assert pulumi(d, "stack", "init", "dev").returncode == 0
+    preview = pulumi(d, "preview", "--stack", "dev", "--policy-pack", str(d.project / "policy"), "--event-log", address)
+    assert preview.returncode == 0, preview.stderr
+    events = sink.events()
+    ours, theirs = shapes(events), shapes(recorded.POLICY_VIOLATION)
+    assert ours["policyEvent"] == theirs["policyEvent"] and ours["policyLoadEvent"] == theirs["policyLoadEvent"] == set()
+    kinds = [next(iter(e.keys() - {"sequence", "timestamp"})) for e in events]
+    assert kinds.index("policyLoadEvent") < kinds.index("preludeEvent")
+    advisory = [e["policyEvent"] for e in events if "policyEvent" in e]
+    # dev's waived controls and the advisory one: all advisory (the pack cannot see waivers)
+    assert {p["enforcementLevel"] for p in advisory} == {"advisory"} and {("rds-23", "low"), ("rds-5", "medium")} <= {(p["policyName"], p["severity"]) for p in advisory}
+    for p in advisory:  # the policy's description, a newline, the reported message (pulumi_policy _create_report_violation)
+        code = p["policyName"].upper().replace("-", ".", 1)
+        assert p["color"] == "raw" and p["message"].startswith(f"<{{%reset%}}>{code} ") and f"\n{code}: " in p["message"] and p["message"].endswith("<{%reset%}>\n"), p
+    summary = next(e["summaryEvent"] for e in events if "summaryEvent" in e)
+    assert summary["PolicyPacks"] == {"pghome-fsbp": "0.1.0"} and summary["result"] == "succeeded"
+    assert "✅ pghome-fsbp@v0.1.0" not in preview.stdout and "⚠️ pghome-fsbp@v0.1.0" in preview.stdout

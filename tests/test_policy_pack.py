@@ -4,7 +4,6 @@ called the way the policy engine calls them, flag exactly what `bootstrap.contro
 from __future__ import annotations
 
 import ast
-import copy
 import json
 from collections import defaultdict
 from collections.abc import Callable
@@ -12,49 +11,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyCustomTimeouts,
-    PolicyResource,
-    PolicyResourceOptions,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    StackValidationArgs,
-    StackValidationPolicy,
-)
-from pulumi_policy.proxy import UNKNOWN_BOOLEAN_VALUE, UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
+from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValidationPolicy
+from pulumi_policy.proxy import UNKNOWN_BOOLEAN_VALUE, UNKNOWN_STRING_VALUE, UnknownValueError
 
 import controls
-from bootstrap.plan.mockgraph import Graph, Resource
+from bootstrap.plan.mockgraph import Graph
 from controls import ADVISORY, MUST_HOLD, WAIVABLE
 from policy import pghome_fsbp
 from tests.control_graphs import mutated, secure_stack, set_input
+from tests.pulumi_double.policy import resource_args, stack_args
 from tests.test_controls import NEGATIVE
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policy"
-
-
-def _opts(r: Resource) -> PolicyResourceOptions:
-    return PolicyResourceOptions(r.protect, r.ignore_changes, r.delete_before_replace, [], PolicyCustomTimeouts(0, 0, 0), r.additional_secret_outputs, r.parent)
-
-
-def resource_args(r: Resource, props: dict | None = None) -> ResourceValidationArgs:
-    """What the engine hands a resource policy: the inputs behind the SDK's unknown-checking proxy."""
-    return ResourceValidationArgs(r.type, unknown_checking_proxy(copy.deepcopy(props if props is not None else r.inputs)), r.urn, r.name, _opts(r), None)
-
-
-def stack_args(g: Graph) -> StackValidationArgs:
-    """What the engine hands a stack policy: every resource with its outputs and property dependencies."""
-    by_urn: dict[str, PolicyResource] = {}
-    for r in g.resources:
-        outputs = {**copy.deepcopy(r.inputs), "id": r.id, **({"arn": r.state["arn"]} if r.state.get("arn") else {})}
-        by_urn[r.urn] = PolicyResource(r.type, unknown_checking_proxy(outputs), r.urn, r.name, _opts(r), None, None, [], {})
-    for r in g.resources:
-        pr = by_urn[r.urn]
-        pr.parent = by_urn.get(r.parent)
-        pr.property_dependencies = {k: [by_urn[u] for u in v if u in by_urn] for k, v in r.property_dependencies.items()}
-        pr.dependencies = [by_urn[u] for u in r.dependencies if u in by_urn]
-    return StackValidationArgs(list(by_urn.values()))
 
 
 def run_pack(g: Graph) -> dict[str, list[tuple[str, str]]]:
@@ -168,3 +136,39 @@ def test_stack_policy_follows_dependencies_when_ids_are_unknown() -> None:
     subnet_group.property_dependencies["subnetIds"] = [isolated.urn, public.urn]
     found = run_pack(g)
     assert any("public-a" in msg for _, msg in found.get("rds-46", [])), found
+
+
+def test_the_double_loads_the_pack_through_its_own_entry_point() -> None:
+    from tests.pulumi_double import policy as double_policy
+
+    pack = double_policy.load(POLICY_DIR)
+    meta = yaml.safe_load((POLICY_DIR / "PulumiPolicy.yaml").read_text())
+    assert (pack.name, pack.version, pack.enforcement_level) == ("pghome-fsbp", meta["version"], "advisory")
+    assert [p.name for p in pack.policies] == [p.name for p in pghome_fsbp.policies()]
+    waivable = {pghome_fsbp.policy_name(c) for c in controls.CONTROLS if c.level == WAIVABLE}
+    assert all(pack.level(p) == "advisory" for p in pack.policies if p.name in waivable)
+    double_policy.configure(pack, POLICY_DIR / "prod-enforcement.json")
+    assert all(pack.level(p) == "mandatory" for p in pack.policies if p.name in waivable)
+
+
+@pytest.mark.parametrize(("doc", "level", "error"), [
+    ({"all": "disabled", "rds-2": {"enforcementLevel": "mandatory"}}, {"rds-2": "mandatory", "rds-23": "disabled"}, None),
+    ({"rds-23": {"enforcementLevel": "mandatory", "limit": 3}}, {"rds-23": "mandatory", "rds-2": "mandatory"}, None),
+    ({"rds-2": "warn"}, None, 'parsing enforcement level for "rds-2": "warn" is not a valid enforcement level'),
+    ({"rds-2": 3}, None, 'parsing "rds-2": 3 is not a valid value; must be a string or object'),
+])
+def test_the_double_reads_policy_pack_config_like_the_engine(tmp_path: Path, doc: dict, level: dict | None, error: str | None) -> None:
+    """pkg/resource/analyzer/config.go parsePolicyPackConfig / applyConfig and their error texts."""
+    from tests.pulumi_double import policy as double_policy
+    from tests.pulumi_double.backend import CliError
+
+    pack = double_policy.load(POLICY_DIR)
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(doc))
+    if error:
+        with pytest.raises(CliError, match=error):
+            double_policy.configure(pack, cfg)
+        return
+    double_policy.configure(pack, cfg)
+    assert level is not None
+    assert {p.name: pack.level(p) for p in pack.policies if p.name in level} == level

@@ -184,7 +184,7 @@ def _auditor(s: Session, rot_factory: Callable[[], Any]) -> Callable[[Any], int]
 def _deployer(s: Session, rot_factory: Callable[[], Any]) -> Any:
     from bootstrap.deploy import deleted_secrets
     from bootstrap.deploy.deployer import Deployer, RemoteRotation
-    from bootstrap.deploy.preflight import policy_packs
+    from bootstrap.deploy.preflight import policy_pack_configs, policy_packs
 
     assert s.ws is not None
     remote: RemoteRotation | None = None
@@ -194,7 +194,8 @@ def _deployer(s: Session, rot_factory: Callable[[], Any]) -> Any:
             return make_remote_rotator(s.settings.region, outputs).rotate(roles, join_pending=True, start=start)
 
         remote = through_function
-    return Deployer(s.sf, s.ws, rot_factory, _auditor(s, rot_factory), assume_yes=s.args.yes, allow_data_loss=getattr(s.args, "allow_data_loss", False), policy_packs=policy_packs(s.project_dir),
+    return Deployer(s.sf, s.ws, rot_factory, _auditor(s, rot_factory), assume_yes=s.args.yes, allow_data_loss=getattr(s.args, "allow_data_loss", False), policy_packs=(packs := policy_packs(s.project_dir)),
+                    policy_pack_configs=policy_pack_configs(packs, s.settings.is_prod),
                     route=lambda outputs: _db_route(s, rot_factory, outputs), password_logins=s.settings.app_database.password_logins(),
                     remote_rotation=remote, before_first_up=lambda: deleted_secrets.check_stack(
                         s.settings, purge=getattr(s.args, "purge_deleted_secrets", False), assume_yes=getattr(s.args, "yes", False)))

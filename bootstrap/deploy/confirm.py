@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bootstrap.deploy.workspace import DeployError
-from bootstrap.progress import CHANGE_OPS, op_name, short_name, summary_text
+from bootstrap.progress import CHANGE_OPS, op_name, policy_violation, short_name, summary_text
 
 # Resources that hold data: replacing or deleting one loses it.
 STATEFUL_TYPES = frozenset({
@@ -39,6 +39,7 @@ class ChangePlan:
     changes: list[Change] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     refreshing: set[str] = field(default_factory=set)  # URNs whose pre-event said `refresh`
+    violations: list[str] = field(default_factory=list)  # mandatory policy violations: the preview fails
 
     def on_event(self, event: Any) -> None:
         """Changes come from pre-events, except for a refresh: the engine's pre-event says only
@@ -55,6 +56,9 @@ class ChangePlan:
             self.refreshing.discard(str(done.metadata.urn))
             if op_name(done.metadata) in CHANGE_OPS:
                 self._add(done.metadata, refresh=True)
+        violation = policy_violation(event)
+        if violation is not None and violation[0] == "mandatory":
+            self.violations.append(violation[1])
         summary = getattr(event, "summary_event", None)
         if summary is not None:
             self.counts = dict(summary.resource_changes or {})

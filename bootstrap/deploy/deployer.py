@@ -33,7 +33,7 @@ from bootstrap.deploy.confirm import ChangePlan, ask_yes, confirm
 from bootstrap.deploy.image_tag import choose as choose_image_tag
 from bootstrap.deploy.outputs import as_bool, masked_outputs, output_value, plain_outputs  # noqa: F401 (plain_outputs re-exported)
 from bootstrap.deploy.workspace import CLI_MISSING, CliMissingError, DeployError, StackLike, cause_of, changing, explain, resumable  # noqa: F401 (re-exported)
-from bootstrap.progress import Progress, heartbeat, summary_text
+from bootstrap.progress import Progress, heartbeat, summary_text, violated
 from bootstrap.rotation.audit import SECRET_MARK, SECRET_SIG, audit_state, find_credentials, login_users  # noqa: F401 (re-exported)
 from config.stack_file import APP_DB_KEY, StackFile, with_app_db
 
@@ -93,6 +93,7 @@ class Deployer:
         ask: Callable[[str], str] | None = None,
         isatty: Callable[[], bool] | None = None,
         policy_packs: list[str] | None = None,
+        policy_pack_configs: list[str] | None = None,
         prefix: str = "",
         route: Callable[[Mapping[str, Any]], AbstractContextManager[RouteLike]] = direct_route,
         password_logins: tuple[str, ...] = ("app", "migrator"),
@@ -105,6 +106,7 @@ class Deployer:
         self.allow_data_loss = allow_data_loss  # --allow-data-loss: bootstrap/deploy/data_loss.py
         self.isatty = isatty
         self.policy_packs = policy_packs or []
+        self.policy_pack_configs = policy_pack_configs or []  # paired with policy_packs by position
         self.prefix = prefix
         self.password_logins = password_logins  # IAM-auth logins (appDbIamAuthRoles) have no password to rotate
         # Phases 2 and 4 through the stack's rotation function (RotateSecret + wait) when it exports one.
@@ -148,7 +150,9 @@ class Deployer:
         confirm(plan, action, assume_yes=self.assume_yes, out=self.out, ask=self.ask, isatty=self.isatty)
 
     def _packs(self) -> dict[str, Any]:
-        return {"policy_packs": self.policy_packs} if self.policy_packs else {}
+        if not self.policy_packs:
+            return {}
+        return {"policy_packs": self.policy_packs, **({"policy_pack_configs": self.policy_pack_configs} if self.policy_pack_configs else {})}
 
     def _resume(self, phase: str, what: str, cause: str) -> DeployError:
         done = "; ".join(self.done) if self.done else "no phase completed in this run"
@@ -163,7 +167,7 @@ class Deployer:
             with heartbeat(self.out, f"pulumi preview of stack {self.stack}"):
                 stack.preview(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None, **self._packs())
         except Exception as exc:
-            raise self._resume(phase, what, explain(exc, self.stack)) from None
+            raise self._resume(phase, what, explain(exc, self.stack) + violated(plan.violations)) from None
         self._confirm(plan, f"deploy {phase} to stack {self.stack}")
         if plan.empty:
             self.out(f"[{phase}] no changes")
@@ -175,7 +179,7 @@ class Deployer:
             except DeployError as exc:  # interrupted: what was done before, and the way back
                 raise DeployError(f"{phase} ({what}) {exc}. Done before it: {'; '.join(self.done) or 'nothing'}") from None
             except Exception as exc:
-                raise self._resume(phase, what, explain(exc, self.stack)) from None
+                raise self._resume(phase, what, explain(exc, self.stack) + violated(progress.violations)) from None
             progress.finish(f"{phase} done")
         outputs = stack.outputs()
         for key, ov in outputs.items():  # PGPASSWORD must never leak into outputs
@@ -339,16 +343,19 @@ class Deployer:
         self.out(f"pulumi {op} {self.stack} ({APP_DB_KEY}={'true' if app_db else 'false'})")
         self.carry_image_tag(recorded, say=op != "destroy")
         cfg = self.config_file(app_db)
+        violations: list[str] = []  # mandatory policy violations seen, for the failure sentence
         try:
             if op == "drift":
                 return self._drift(stack, cfg)
             if op == "preview":
                 progress = Progress(self.out)
+                violations = progress.violations
                 with progress.watch():
                     stack.preview(config_file=cfg, **progress.kwargs(), **self._packs())
                 progress.finish("preview")
                 return 0
             plan = ChangePlan()
+            violations = plan.violations
             with heartbeat(self.out, f"pulumi {op} --preview-only of stack {self.stack}"):
                 if op == "up":
                     if not recorded:
@@ -363,6 +370,7 @@ class Deployer:
                 self.out("no changes")
                 return 0
             progress = Progress(self.out)
+            violations = progress.violations
             with changing(op, self.stack), progress.watch():
                 if op == "up":
                     stack.up(config_file=cfg, **progress.kwargs(), **self._packs())
@@ -374,7 +382,7 @@ class Deployer:
         except DeployError:
             raise
         except Exception as exc:
-            raise DeployError(f"pulumi {op} failed: {explain(exc, self.stack)}") from None
+            raise DeployError(f"pulumi {op} failed: {explain(exc, self.stack)}{violated(violations)}") from None
         if op in ("up", "refresh"):
             self.out(json.dumps(masked_outputs(stack.outputs()), indent=2, default=str))
         return 0

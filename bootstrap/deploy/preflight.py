@@ -116,3 +116,8 @@ def policy_packs(project_dir: Path = PROJECT_DIR) -> list[str]:
     """The policy pack directory, when its environment exists (policy/venv with pulumi_policy)."""
     pack = project_dir / "policy"
     return [str(pack)] if (pack / "PulumiPolicy.yaml").is_file() and (pack / "venv").is_dir() else []
+
+
+def policy_pack_configs(packs: list[str], prod: bool) -> list[str]:
+    """--policy-pack-config for each pack: prod makes every waivable control mandatory (prod waives nothing)."""
+    return [str(Path(p) / "prod-enforcement.json") for p in packs] if prod else []

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.pulumi_double import aws_names, engine  # noqa: E402
+from tests.pulumi_double import aws_names, engine, policy  # noqa: E402
 from tests.pulumi_double.backend import (  # noqa: E402
     VERSIONS,
     Backend,
@@ -332,6 +332,9 @@ class Cli:
         ref, _ = self.stack_ref(b)
         path, doc, secrets = self.settings(ref)
         secrets.check()
+        # The CLI loads the packs (and their config) before the program runs: a bad pack changes nothing.
+        packs = policy.load_all(self.opts.get("--policy-pack", []), self.opts.get("--policy-pack-config", [])) if op in ("up", "preview") else []
+        violations: list[policy.Violation] = []
         # pkg/backend/diy/backend.go: Update, Refresh, Destroy (and Import) lock the stack; Preview and
         # the --preview-only forms go straight to apply with DryRun, neither taking nor checking a lock.
         lock = None if preview else b.lock(ref)
@@ -346,7 +349,7 @@ class Cli:
 
         def summary(counts: dict[str, int], result: str) -> None:
             events.emit(summaryEvent={"maybeCorrupt": False, "durationSeconds": int(time.monotonic() - started), "resourceChanges": counts,
-                                      "PolicyPacks": {p: "" for p in self.opts.get("--policy-pack", [])}, "isPreview": preview, "result": result})
+                                      "PolicyPacks": {p.name: p.version for p in packs}, "isPreview": preview, "result": result})
             events.emit(cancelEvent={})
 
         def save(resources: list[dict[str, Any]], counts: dict[str, int], result: str) -> None:
@@ -365,6 +368,8 @@ class Cli:
                 if self.env.get("PULUMI_DOUBLE_REPLAY"):  # a recorded stream instead of the engine (recorded.py)
                     return exit_code("bail", self.env) if replay(events, Path(self.env["PULUMI_DOUBLE_REPLAY"])) else 0
                 config, secret_keys = engine.program_config(self.cwd, doc, secrets)
+                if packs:
+                    events.emit(policyLoadEvent={})
                 events.emit(preludeEvent={"config": {k: ("[secret]" if k in secret_keys else v) for k, v in config.items()}})
                 deployment = b.read_deployment(ref)
                 old = deployment.get("resources") or []
@@ -377,15 +382,25 @@ class Cli:
                     else:
                         old = refreshed
                 if op in ("up", "preview"):
+                    graphs: list[Any] = []
                     try:
-                        program = engine.run_program(self.cwd, ref.name, b.project, config, secrets)
+                        program = engine.run_program(self.cwd, ref.name, b.project, config, secrets, on_graph=graphs.append)
                     except engine.AssetError as exc:  # the engine refused a registration
                         return self.program_failed(ref, b, events, diag, diags, summary, str(exc))
                     except Exception as exc:  # the program failed: what the language host reports
                         message = f"Program failed with an unhandled exception:\n{''.join(traceback.format_exception_only(type(exc), exc)).strip()}"
                         return self.program_failed(ref, b, events, diag, diags, summary, message)
                     steps = aws_names.plan(program, old, lambda o, n: engine.plan_steps(o, n, secrets))
-                    new_state, counts, failed = engine.apply(steps, old, events, account=account, **run)  # type: ignore[arg-type]
+                    violations = policy.run(packs, graphs[0], program[0]["urn"])
+                    policy.emit(violations, events, stack_level=False)  # resource policies: as each resource registers
+                    if not preview and policy.invalid_resource(violations):
+                        new_state, counts, failed = old, {}, True  # analyze_snapshot.go: the resource is invalid, the update bails
+                    else:
+                        new_state, counts, failed = engine.apply(steps, old, events, account=account, **run)  # type: ignore[arg-type]
+                    policy.emit(violations, events, stack_level=True)  # stack policies: after the steps (AnalyzeResources)
+                    if any(v.level == "mandatory" for v in violations):
+                        failed = True
+                        diag("", f"{'preview' if preview else 'update'} failed")  # deployment_executor.go reportExecResult
                 elif op == "destroy":
                     steps = [("delete", r, None, []) for r in reversed(old)]
                     new_state, counts, failed = engine.apply(steps, old, events, account=account, **run)  # type: ignore[arg-type]
@@ -412,6 +427,8 @@ class Cli:
         print(f"{'Previewing' if preview else 'Updating'} ({ref.name}):")
         if diags:
             print("Diagnostics:\n" + "\n".join(diags))
+        if packs:
+            print(policy.policies_section(violations, packs))
         print("Resources:\n" + "\n".join(f"    {n} {k}" for k, n in sorted(counts.items())))
         if failed:
             return exit_code("bail", self.env)

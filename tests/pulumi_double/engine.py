@@ -163,14 +163,18 @@ def _asset(value: Any, key: str = "", cwd: Path | None = None) -> Any:
     return {SECRET_SIG: sig, "hash": _hash_path(type(value).__name__, key, path), "path": value.path}
 
 
-def run_program(cwd: Path, stack: str, project: str, config: dict[str, str], secrets: Secrets) -> list[dict[str, Any]]:
-    """The program's resources as state records (secret values wrapped), the stack resource first."""
+def run_program(cwd: Path, stack: str, project: str, config: dict[str, str], secrets: Secrets,
+                on_graph: Callable[[Any], None] | None = None) -> list[dict[str, Any]]:
+    """The program's resources as state records (secret values wrapped), the stack resource first;
+    `on_graph` sees the mock graph (policy packs run on it: policy.py)."""
     if str(cwd) not in sys.path:
         sys.path.insert(0, str(cwd))
     from bootstrap.plan.mockgraph import run_program as run_under_mocks
 
     main = str(cwd / "__main__.py")
     graph = run_under_mocks(lambda: runpy.run_path(main, run_name="__main__"), stack=stack, config=config, project=project, preview=False)
+    if on_graph is not None:
+        on_graph(graph)
     stack_urn = f"urn:pulumi:{stack}::{project}::pulumi:pulumi:Stack::{project}-{stack}"
     outputs = {k: (wrap(v, secrets) if k in graph.secret_outputs else v) for k, v in graph.outputs.items()}
     records: list[dict[str, Any]] = [{"urn": stack_urn, "custom": False, "type": "pulumi:pulumi:Stack", "inputs": {}, "outputs": outputs}]
