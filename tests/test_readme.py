@@ -44,8 +44,29 @@ def test_the_readme_test_command_needs_nothing_run_before_it():
     assert "pg-binaries.sh" not in block and ".ci/run does it" not in block
 
 
+def requirement_lines() -> list[str]:
+    lines = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    return [line for line in lines if line and not line.startswith("-")]
+
+
 def test_every_requirement_is_pinned_with_a_lower_bound():
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
-        line = line.split("#")[0].strip()
-        if line:
-            assert ">=" in line, f"{line} has no lower bound"
+    for line in requirement_lines():
+        assert ">=" in line, f"{line} has no lower bound"
+
+
+def test_every_requirement_is_locked_to_one_version_inside_its_range():
+    """constraints.txt is what a fresh clone installs; a stale lock outside a range would make pip fail."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+    assert "-c constraints.txt" in (ROOT / "requirements.txt").read_text()
+    locked = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt line {line!r} is not name==version"
+            locked[canonicalize_name(name)] = version.strip()
+    for line in requirement_lines():
+        req = Requirement(line)
+        version = locked.get(canonicalize_name(req.name))
+        assert version is not None, f"{req.name} is not locked in constraints.txt"
+        assert req.specifier.contains(version), f"{req.name}=={version} is outside {req.specifier}"
