@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -59,6 +60,7 @@ class FakeSecretsManager:
 
     def __init__(self) -> None:
         self.values: dict[tuple[str, str], str] = {}
+        self.created: dict[tuple[str, str], dt.datetime] = {}  # each version's CreatedDate, a minute apart
         self.stages: dict[str, dict[str, list[str]]] = {}
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
@@ -70,6 +72,7 @@ class FakeSecretsManager:
 
     def add(self, arn: str, version: str, value: dict[str, Any], *stages: str) -> None:
         self.values[(arn, version)] = json.dumps(value)
+        self.created.setdefault((arn, version), dt.datetime(2026, 12, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=len(self.created)))
         self.stages.setdefault(arn, {})[version] = list(stages)
 
     def get_secret_value(self, **kw: Any) -> dict[str, Any]:
@@ -79,7 +82,8 @@ class FakeSecretsManager:
         vid = kw.get("VersionId") or next((v for v, s in versions.items() if stage in s), None)
         if vid not in versions or stage not in versions[vid]:
             raise NotFoundError(f"no version {vid} staged {stage}")
-        return {"SecretString": self.values[(kw["SecretId"], vid)]}
+        return {"SecretString": self.values[(kw["SecretId"], vid)], "VersionId": vid, "VersionStages": list(versions[vid]),
+                "CreatedDate": self.created[(kw["SecretId"], vid)]}
 
     def put_secret_value(self, **kw: Any) -> None:
         self._call("put", kw)

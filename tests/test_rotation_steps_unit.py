@@ -166,6 +166,8 @@ def test_create_checks_the_rollout_only_for_the_alternating_secret(w: World) -> 
         w.runner(cfg, ecs).create(APP, t9)
     assert str(err.value) == "createSecret: the last deployment is unfinished"
     assert w.warnings == ["createSecret: refused: the last deployment is unfinished"] and w.rollout == [(ecs, "shop-dev", "shop-dev-app")]
+    current = next(v for v, stages in w.sm.stages[APP].items() if "AWSCURRENT" in stages)
+    assert w.rollout_since == [w.sm.created[(APP, current)]]  # the deployment must be newer than AWSCURRENT
     assert (APP, t9) not in w.sm.values
     w.problem = None
     w.runner(cfg, ecs).create(APP, t9)
