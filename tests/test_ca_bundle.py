@@ -136,22 +136,21 @@ def test_fetch_writes_a_checked_bundle_and_check_agrees(tmp_path: Path) -> None:
     assert checked.returncode == 0 and "earliest expiry" in checked.stdout, checked.stderr
 
 
-@pytest.mark.parametrize("case,fragment", [
-    ("expired", "is refused: certificate 1 (Amazon RDS eu-west-1 Root CA RSA2048 G1) expired on"),
-    ("non-ca", "is refused: certificate 1 (Amazon RDS eu-west-1 Root CA RSA2048 G1) is not a CA certificate"),
-    ("garbage", "is refused: it holds no PEM certificate"),
+# Bundles both `fetch` (as a download) and `check` (as the file) refuse, with what they say.
+BAD_BUNDLES = {
+    "expired": (lambda: fake.pem(fake.root(**EXPIRED)), "is refused: certificate 1 (Amazon RDS eu-west-1 Root CA RSA2048 G1) expired on"),
+    "non-ca": (lambda: fake.pem(fake.root(ca=False)), "is refused: certificate 1 (Amazon RDS eu-west-1 Root CA RSA2048 G1) is not a CA certificate"),
+    "garbage": (lambda: b"\x00\x01this is not a certificate\n", "is refused: it holds no PEM certificate"),
+}
+
+
+@pytest.mark.parametrize("case,fragment", [(case, says) for case, (_, says) in BAD_BUNDLES.items()] + [
     ("other-region", "is refused: it has no 'Amazon RDS eu-west-1 Root CA RSA2048 G1'"),
     ("unreachable", "could not download file://"),
 ])
 def test_fetch_refuses_a_bad_download_and_keeps_the_old_bundle(tmp_path: Path, case: str, fragment: str) -> None:
     source = tmp_path / "served.pem"
-    source.write_bytes({
-        "expired": fake.pem(fake.root(**EXPIRED)),
-        "non-ca": fake.pem(fake.root(ca=False)),
-        "garbage": b"this is not a certificate\n",
-        "other-region": fake.good_bundle(("us-east-1",)),
-        "unreachable": b"",
-    }[case])
+    source.write_bytes(BAD_BUNDLES[case][0]() if case in BAD_BUNDLES else fake.good_bundle(("us-east-1",)))
     if case == "unreachable":
         source.unlink()
     target = tmp_path / "rds-global-bundle.pem"
@@ -161,19 +160,14 @@ def test_fetch_refuses_a_bad_download_and_keeps_the_old_bundle(tmp_path: Path, c
     assert target.read_bytes() == b"the previous bundle"
 
 
-@pytest.mark.parametrize("case,fragment", [
+@pytest.mark.parametrize("case,fragment", [(case, says) for case, (_, says) in BAD_BUNDLES.items()] + [
     ("missing", "does not exist; run `python -m bootstrap ca-bundle fetch --stack dev`"),
-    ("expired", "is refused: certificate 1 (Amazon RDS eu-west-1 Root CA RSA2048 G1) expired on"),
-    ("non-ca", "is not a CA certificate"),
-    ("garbage", "it holds no PEM certificate"),
     ("pinned", "its sha256 is"),
 ])
 def test_check_refuses_in_one_sentence(tmp_path: Path, case: str, fragment: str) -> None:
     target = tmp_path / "bundle.pem"
-    content = {"expired": fake.pem(fake.root(**EXPIRED)), "non-ca": fake.pem(fake.root(ca=False)),
-               "garbage": b"\x00\x01binary", "pinned": fake.good_bundle(("eu-west-1",))}
     if case != "missing":
-        target.write_bytes(content[case])
+        target.write_bytes(BAD_BUNDLES[case][0]() if case in BAD_BUNDLES else fake.good_bundle(("eu-west-1",)))
     pin = ["--sha256", "ab" * 32] if case == "pinned" else []
     result = run_bootstrap("ca-bundle", "check", "--stack", "dev", "--file", str(target), *pin)
     assert result.returncode == 1 and fragment in _err_line(result), result.stderr
