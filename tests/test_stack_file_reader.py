@@ -104,7 +104,10 @@ def test_prod_prerequisites_are_judged_in_plan_as_in_preview(stack_file, tmp_pat
     bundle = tmp_path / "rds-ca.pem"  # the check is that the configured bundle exists and is usable
     bundle.write_bytes(fake_rds_ca.good_bundle(("eu-west-1",)))
     ca_args = ["--set", f"appDbSslRootCert={bundle}"]
-    real = bootstrap("plan", "--stack", name, "--strict", "--set", "certificateArn=arn:aws:acm:eu-west-1:210987654321:certificate/5f0c6e2a-1b2c-4d3e-8f90-123456789abc", *ca_args)
+    own = ["--set", "dbDeployRoleArn=arn:aws:iam::210987654321:role/shop-prod-deploy", "--set", "dbBreakGlassRoleArn=arn:aws:iam::210987654321:role/break-glass",
+           "--set", 'alarmEmails=["oncall@shop.io"]', "--set", 'alarmHttpsEndpoints=["https://hooks.shop.io/pager"]']
+    real = bootstrap("plan", "--stack", name, "--strict", "--set", "certificateArn=arn:aws:acm:eu-west-1:210987654321:certificate/5f0c6e2a-1b2c-4d3e-8f90-123456789abc",
+                     *ca_args, *own)
     assert real.returncode == 0, real.stdout[-2000:] + real.stderr
     assert "Deploy prerequisites" not in real.stdout
 
@@ -127,3 +130,24 @@ def test_dev_verifies_the_server_too_and_a_fresh_clone_still_plans(tmp_path: Pat
     assert good.returncode == 0 and "Deploy prerequisites" not in good.stdout, good.stdout[-1500:]
     opted_out = bootstrap("plan", "--stack", "dev", "--strict", "--set", "appDbSslMode=require", "--set", f"appDbSslRootCert={tmp_path / 'absent.pem'}")
     assert opted_out.returncode == 0 and "Deploy prerequisites" not in opted_out.stdout, opted_out.stdout[-1500:]
+
+
+def test_values_left_from_the_example_stack_file_are_prerequisites_in_prod(stack_file) -> None:
+    """The shipped prod file's reader roles (account 123456789012) and on-call address
+    (example.com) pass validation but cannot work: each is named, with its key, in plan as in
+    preview; a webhook at a reserved domain too. Mutation tried: dropping example_values' role loop
+    or its email loop fails this test."""
+    name = stack_file(PROD)
+    listed = bootstrap("plan", "--stack", name, "--set", 'alarmHttpsEndpoints=["https://hooks.example.net/x"]')
+    assert listed.returncode == 0, listed.stderr
+    for sentence in ("dbDeployRoleArn arn:aws:iam::123456789012:role/shop-prod-deploy is in the example account 123456789012; set the ARN of your own role",
+                     "dbBreakGlassRoleArn arn:aws:iam::123456789012:role/shop-break-glass is in the example account 123456789012",
+                     "alarmEmails oncall@example.com is at a reserved example domain, so alarms would reach nobody",
+                     "alarmHttpsEndpoints https://hooks.example.net/x is at a reserved example domain"):
+        assert f"  - {sentence}" in listed.stdout, listed.stdout[-2500:]
+    mixed = bootstrap("plan", "--stack", name, "--set", 'alarmEmails=["oncall@shop.io", "ops@mail.example"]',
+                      "--set", "dbBreakGlassRoleArn=arn:aws:iam::210987654321:role/break-glass")
+    listed_now = mixed.stdout.split("Deploy prerequisites:", 1)[1]
+    assert "alarmEmails ops@mail.example is at a reserved example domain" in listed_now
+    assert "oncall@shop.io" not in listed_now and "role/break-glass" not in listed_now
+    assert "dbDeployRoleArn arn:aws:iam::123456789012:role/shop-prod-deploy" in listed_now

@@ -1,5 +1,6 @@
 """Checks that run before any cloud call: prod prerequisites that config validation cannot see
-(a placeholder certificate, a certificate in another region, a CA bundle that is missing or unusable) and the
+(a placeholder certificate, role or alarm subscriber left from the shipped example stack file, a
+certificate in another region, a CA bundle that is missing or unusable) and the
 security controls evaluated on the program under mocks (a must-hold failure stops the command)."""
 
 from __future__ import annotations
@@ -11,12 +12,16 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bootstrap.deploy.workspace import DeployError
 from config.stack_file import PROJECT_DIR, settings_name
 
 EXAMPLE_ACCOUNTS = frozenset({"123456789012", "000000000000", "111111111111"})
 ZERO_UUID = re.compile(r"^0{8}-0{4}-[0-9a-f]0{3}-[0-9a-f]0{3}-0{12}$")
+# RFC 2606 / RFC 6761 names that never deliver mail or answer a webhook.
+EXAMPLE_DOMAIN = re.compile(r"(?:^|\.)(?:example\.(?:com|net|org)|example|test|invalid|localhost)$", re.I)
+ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::(?P<account>\d{12}):role/")
 CERT_ARN = re.compile(r"^arn:aws[\w-]*:acm:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):certificate/(?P<id>[0-9a-f-]+)$")
 
 
@@ -35,9 +40,33 @@ def prerequisites(settings: Any, project_dir: Path = PROJECT_DIR) -> list[str]:
             problems.append(f"certificateArn {cert} is a placeholder (example account or all-zero id); set the ARN of your ACM certificate")
         elif m["region"] != settings.region:
             problems.append(f"certificateArn is in {m['region']} but the stack deploys to {settings.region}; an ALB needs a certificate from its own region")
+    problems.extend(example_values(settings))
     bundle = ca_bundle_problem(settings, project_dir)
     if bundle:
         problems.append(bundle)
+    return problems
+
+
+def example_values(settings: Any) -> list[str]:
+    """Values copied from the shipped example stack file that pass validation but cannot work: a
+    master-secret reader role in an example account (the secret's resource and key policies would
+    name a principal that is not yours, and lock your deploy role out), and an alarm subscriber at
+    a reserved example domain (alarms would reach nobody)."""
+    problems = []
+    readers = tuple(getattr(settings.database, "master_secret_readers", ()))
+    keys = ("dbDeployRoleArn", "dbBreakGlassRoleArn") if len(readers) == 2 else ("dbDeployRoleArn or dbBreakGlassRoleArn",) * len(readers)
+    for key, arn in zip(keys, readers):
+        m = ROLE_ARN.match(arn)
+        if m and m["account"] in EXAMPLE_ACCOUNTS:
+            problems.append(f"{key} {arn} is in the example account {m['account']}; set the ARN of your own role")
+    monitoring = getattr(settings, "monitoring", None)
+    for email in getattr(monitoring, "emails", ()):
+        if EXAMPLE_DOMAIN.search(email.rpartition("@")[2]):
+            problems.append(f"alarmEmails {email} is at a reserved example domain, so alarms would reach nobody; set your on-call address")
+    for url in getattr(monitoring, "https_endpoints", ()):
+        host = (urlsplit(url).hostname or "")
+        if EXAMPLE_DOMAIN.search(host):
+            problems.append(f"alarmHttpsEndpoints {url} is at a reserved example domain, so alarms would reach nobody; set your webhook")
     return problems
 
 
