@@ -115,10 +115,13 @@ def _stub_redeploy(ecs: Any, cluster: str, service: str) -> Stubber:
     # the played function does not redeploy (it has no ECS): the PRIMARY deployment predates the rotation
     stubber.add_response("describe_services", {"services": [{"serviceName": service, "deployments": [
         {"id": "ecs-svc/0", "status": "PRIMARY", "createdAt": datetime(2026, 1, 1, tzinfo=UTC)}]}], "failures": []}, {"cluster": cluster, "services": [service]})
-    stubber.add_response("update_service", {"service": {"serviceName": service}},
+    # UpdateService answers with the service, its new deployment PRIMARY (ECS API reference, UpdateService)
+    stubber.add_response("update_service", {"service": {"serviceName": service, "deployments": [
+        {"id": "ecs-svc/1", "status": "PRIMARY", "rolloutState": "IN_PROGRESS", "desiredCount": 2, "runningCount": 0},
+        {"id": "ecs-svc/0", "status": "ACTIVE", "rolloutState": "COMPLETED", "desiredCount": 2, "runningCount": 2}]}},
                          {"cluster": cluster, "service": service, "forceNewDeployment": True})
-    stubber.add_response("describe_services", {"services": [{"serviceName": service, "desiredCount": 2, "runningCount": 2,
-                                                               "deployments": [{"id": "ecs-svc/1", "status": "PRIMARY"}]}], "failures": []},
+    stubber.add_response("describe_services", {"services": [{"serviceName": service, "desiredCount": 2, "runningCount": 2, "deployments": [
+        {"id": "ecs-svc/1", "status": "PRIMARY", "rolloutState": "COMPLETED", "desiredCount": 2, "runningCount": 2}]}], "failures": []},
                          {"cluster": cluster, "services": [service]})
     stubber.activate()
     return stubber
@@ -138,7 +141,7 @@ def test_rotate_goes_through_the_rotation_function(deployed: tuple[DeployWorld, 
     assert sm.rotated == ["master", "app", "migrator"]  # master first: the login steps connect as the master
     assert seen and seen[0]["rotationFunctionArn"] == outputs["rotationFunctionArn"]
     stubber.assert_no_pending_responses()  # the redeploy after the login rotation was started and awaited
-    assert out.index("rotate master through Secrets Manager") < out.index("is AWSCURRENT") < out.index("stable, every task holds")
+    assert out.index("rotate master through Secrets Manager") < out.index("is AWSCURRENT") < out.index("rollout completed")
     # the old passwords stop working; the new AWSCURRENT ones work; nothing is left AWSPENDING
     pg = w.world.pg
     assert not pg.can_login(w.world.master, old_master, "postgres") and pg.can_login(w.world.master, w.master_password(), "postgres")
@@ -212,8 +215,10 @@ def test_deploy_rotates_the_logins_through_the_function(pg: PgServer, pulumi_dou
         for _ in range(2):  # the rollout check (dbcore/rollout.py), then the redeploy's "since" probe
             stubber.add_response("describe_services", {"services": [{"deployments": [{"id": "d0", "status": "PRIMARY"}]}], "failures": []},
                                  {"cluster": ANY, "services": ANY})
-        stubber.add_response("update_service", {"service": {}}, {"cluster": ANY, "service": ANY, "forceNewDeployment": True})
-        stubber.add_response("describe_services", {"services": [{"desiredCount": 1, "runningCount": 1, "deployments": [{"id": "d"}]}],
+        stubber.add_response("update_service", {"service": {"deployments": [{"id": "d1", "status": "PRIMARY", "rolloutState": "IN_PROGRESS"}]}},
+                             {"cluster": ANY, "service": ANY, "forceNewDeployment": True})
+        stubber.add_response("describe_services", {"services": [{"desiredCount": 1, "runningCount": 1, "deployments": [
+            {"id": "d1", "status": "PRIMARY", "rolloutState": "COMPLETED", "desiredCount": 1, "runningCount": 1}]}],
                                                    "failures": []}, {"cluster": ANY, "services": ANY})
         stubber.activate()
         sm = PlayedSecretsManager(lw)

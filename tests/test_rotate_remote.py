@@ -172,18 +172,24 @@ def test_rotate_stack_master_first_then_logins_then_redeploys_and_waits() -> Non
             stub.add_response("describe_secret", _describe({OLD: ["AWSCURRENT"]}), {"SecretId": ids[role]})
             stub.add_response("rotate_secret", {"VersionId": NEW}, {"SecretId": ids[role], "RotateImmediately": True})
             stub.add_response("describe_secret", _describe({OLD: ["AWSPREVIOUS"], NEW: ["AWSCURRENT"]}), {"SecretId": ids[role]})
-        stable = {"services": [{"serviceName": "shop-dev", "deployments": [{"status": "PRIMARY"}], "runningCount": 2, "desiredCount": 2, "status": "ACTIVE"}], "failures": []}
+        stable = {"services": [{"serviceName": "shop-dev", "deployments": [{"id": "ecs-svc/1", "status": "PRIMARY", "rolloutState": "COMPLETED"}],
+                                "runningCount": 2, "desiredCount": 2, "status": "ACTIVE"}], "failures": []}
         ecs_stub.add_response("describe_services", stable, {"cluster": "c", "services": ["shop-dev"]})  # the last rollout finished (dbcore/rollout.py)
         ecs_stub.add_response("describe_services", stable, {"cluster": "c", "services": ["shop-dev"]})  # no deployment since the rotation began
-        ecs_stub.add_response("update_service", {"service": {"serviceName": "shop-dev"}}, {"cluster": "c", "service": "shop-dev", "forceNewDeployment": True})
-        ecs_stub.add_response("describe_services", stable, {"cluster": "c", "services": ["shop-dev"]})
+        forced = {"serviceName": "shop-dev", "deployments": [{"id": "ecs-svc/2", "status": "PRIMARY", "rolloutState": "IN_PROGRESS", "runningCount": 0, "desiredCount": 2},
+                                                              {"id": "ecs-svc/1", "status": "ACTIVE", "rolloutState": "COMPLETED", "runningCount": 2, "desiredCount": 2}]}
+        ecs_stub.add_response("update_service", {"service": forced}, {"cluster": "c", "service": "shop-dev", "forceNewDeployment": True})
+        done_ = {"services": [{"serviceName": "shop-dev", "status": "ACTIVE", "deployments": [
+            {"id": "ecs-svc/2", "status": "PRIMARY", "rolloutState": "COMPLETED", "runningCount": 2, "desiredCount": 2}]}], "failures": []}
+        ecs_stub.add_response("describe_services", done_, {"cluster": "c", "services": ["shop-dev"]})
         lines: list[str] = []
         done = rotate_stack(sm, ids, ["app", "master"], ecs=ecs, cluster="c", service="shop-dev", out=lines.append, clock=fake.clock())
         stub.assert_no_pending_responses()
         ecs_stub.assert_no_pending_responses()
     assert done == ["master", "app"]
     assert lines.index("rotate master through Secrets Manager") < lines.index("rotate app through Secrets Manager")
-    assert lines[-1].startswith("  service shop-dev: stable")
+    assert "  service shop-dev: new deployment ecs-svc/2 started, waiting for its rollout ..." in lines
+    assert lines[-1].startswith("  service shop-dev: rollout completed")
     with pytest.raises(RotationError, match="unknown role"):
         rotate_stack(sm, ids, ["root"])
 
@@ -196,9 +202,10 @@ def test_redeploy_failure_is_one_sentence() -> None:
             redeploy_service(ecs, "c", "s", out=lambda s: None)
 
 
-def _service(created: datetime, running: int = 2) -> dict[str, Any]:
+def _service(created: datetime, running: int = 2, state: str = "COMPLETED", deployment: str = "ecs-svc/42", **more: Any) -> dict[str, Any]:
     return {"services": [{"serviceName": "s", "status": "ACTIVE", "desiredCount": 2, "runningCount": running,
-                          "deployments": [{"id": "ecs-svc/42", "status": "PRIMARY", "createdAt": created}]}], "failures": []}
+                          "deployments": [{"id": deployment, "status": "PRIMARY", "createdAt": created, "rolloutState": state,
+                                           "runningCount": running, "desiredCount": 2, **more}]}], "failures": []}
 
 
 def test_redeploy_waits_only_when_the_function_already_started_a_deployment() -> None:
@@ -206,12 +213,14 @@ def test_redeploy_waits_only_when_the_function_already_started_a_deployment() ->
     ecs = boto3.client("ecs", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
     began = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
     with Stubber(ecs) as stub:
-        stub.add_response("describe_services", _service(began + timedelta(seconds=40), running=1), {"cluster": "c", "services": ["s"]})
-        stub.add_response("describe_services", _service(began + timedelta(seconds=40)), {"cluster": "c", "services": ["s"]})  # the waiter
+        stub.add_response("describe_services", _service(began + timedelta(seconds=40), running=1, state="IN_PROGRESS"), {"cluster": "c", "services": ["s"]})
+        stub.add_response("describe_services", _service(began + timedelta(seconds=40), running=1, state="IN_PROGRESS"), {"cluster": "c", "services": ["s"]})
+        stub.add_response("describe_services", _service(began + timedelta(seconds=40)), {"cluster": "c", "services": ["s"]})
         lines: list[str] = []
-        redeploy_service(ecs, "c", "s", since=began.timestamp(), out=lines.append, max_attempts=2)
+        redeploy_service(ecs, "c", "s", since=began.timestamp(), out=lines.append, clock=FakeClock().clock())
         stub.assert_no_pending_responses()  # no UpdateService
-    assert "the rotation function started deployment ecs-svc/42" in lines[0] and "stable" in lines[-1]
+    assert "the rotation function started deployment ecs-svc/42" in lines[0] and "rollout completed" in lines[-1]
+    assert any("deployment ecs-svc/42 rolling out: 1/2 new task(s) running" in ln for ln in lines)
 
 
 def test_redeploy_forces_one_when_the_primary_deployment_is_older_than_the_rotation() -> None:
@@ -220,11 +229,32 @@ def test_redeploy_forces_one_when_the_primary_deployment_is_older_than_the_rotat
     with Stubber(ecs) as stub:
         stub.add_response("describe_services", _service(began - timedelta(days=3)), {"cluster": "c", "services": ["s"]})
         stub.add_response("update_service", {"service": {"serviceName": "s"}}, {"cluster": "c", "service": "s", "forceNewDeployment": True})
-        stub.add_response("describe_services", _service(began + timedelta(seconds=5)), {"cluster": "c", "services": ["s"]})
+        fresh = _service(began + timedelta(seconds=5), deployment="ecs-svc/43")
+        stub.add_response("describe_services", fresh, {"cluster": "c", "services": ["s"]})  # the reply had no deployments: read back
+        stub.add_response("describe_services", fresh, {"cluster": "c", "services": ["s"]})
         lines: list[str] = []
-        redeploy_service(ecs, "c", "s", since=began.timestamp(), out=lines.append, max_attempts=2)
+        redeploy_service(ecs, "c", "s", since=began.timestamp(), out=lines.append, clock=FakeClock().clock())
         stub.assert_no_pending_responses()
-    assert "new deployment started" in lines[0]
+    assert lines[0] == "  service s: new deployment ecs-svc/43 started, waiting for its rollout ..."
+
+
+def test_a_rollout_rolled_back_by_the_circuit_breaker_is_a_failed_redeploy_not_a_stable_service() -> None:
+    """The services_stable waiter this replaced said "stable" here: the breaker put the old tasks
+    back, steady, on the login the next-but-one rotation changes. Mutation tried: following the
+    service instead of the deployment id (rollout_progress without the FAILED check) passes it."""
+    ecs = boto3.client("ecs", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    began = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+    failed = _service(began + timedelta(seconds=40), state="FAILED", rolloutStateReason="ECS deployment circuit breaker: tasks failed to start.")
+    with Stubber(ecs) as stub:
+        stub.add_response("describe_services", failed, {"cluster": "c", "services": ["s"]})
+        stub.add_response("describe_services", failed, {"cluster": "c", "services": ["s"]})
+        lines: list[str] = []
+        with pytest.raises(RotationError) as err:
+            redeploy_service(ecs, "c", "s", since=began.timestamp(), out=lines.append, clock=FakeClock().clock())
+        stub.assert_no_pending_responses()
+    assert str(err.value) == ("redeploying service s in c failed: deployment ecs-svc/42 of service s in cluster c failed "
+                              "(ECS deployment circuit breaker: tasks failed to start); running tasks keep working until the next-but-one rotation")
+    assert not any("completed" in ln for ln in lines)
 
 
 def test_join_pending_waits_for_the_rotation_in_progress_instead_of_starting_one() -> None:

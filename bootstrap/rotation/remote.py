@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dbcore.rollout import check_service
+from dbcore.rollout import check_service, force_new_deployment, wait_for_rollout
 from dbcore.secret import RotationError, aws_error_code
 from dbcore.waiting import wait_until
 
@@ -205,22 +205,27 @@ def _primary_deployment(ecs: Any, cluster: str, service: str) -> dict[str, Any] 
 
 
 def redeploy_service(ecs: Any, cluster: str, service: str, *, since: float | None = None, out: Callable[[str], None] = print,
-                     max_attempts: int = 60) -> None:
+                     clock: Clock = Clock(), timeout_s: float = 1800.0, interval_s: float = 15.0) -> None:
     """Every task must hold the newest secret, read at task start. The rotation function forces a new
     deployment in the app secret's finishSecret; when the service's PRIMARY deployment was created
-    after the rotation began (`since`, epoch seconds), only wait for it; else force one, and wait."""
+    after the rotation began (`since`, epoch seconds), follow it; else force one and follow that.
+    Followed by id until its rollout COMPLETED (dbcore/rollout.py): a steady service is not enough,
+    since a circuit breaker that rolled the deployment back leaves old tasks running, steadily."""
     try:
         primary = _primary_deployment(ecs, cluster, service) if since is not None else None
         created = primary.get("createdAt") if primary else None
         if primary and created is not None and created.timestamp() >= since:
-            out(f"  service {service}: the rotation function started deployment {primary.get('id', '?')}: waiting until stable ...")
+            deployment = str(primary.get("id") or "")
+            out(f"  service {service}: the rotation function started deployment {deployment or '?'}: waiting for its rollout ...")
         else:
-            ecs.update_service(cluster=cluster, service=service, forceNewDeployment=True)
-            out(f"  service {service}: new deployment started, waiting until stable ...")
-        ecs.get_waiter("services_stable").wait(cluster=cluster, services=[service], WaiterConfig={"Delay": 15, "MaxAttempts": max_attempts})
+            deployment = force_new_deployment(ecs, cluster, service)
+            out(f"  service {service}: new deployment {deployment or '?'} started, waiting for its rollout ...")
+        took = wait_for_rollout(ecs, cluster, service, deployment, timeout_s=timeout_s, interval_s=interval_s, out=out, clock=clock.now, sleep=clock.sleep)
+    except RotationError as exc:
+        raise RotationError(f"redeploying service {service} in {cluster} failed: {exc}; running tasks keep working until the next-but-one rotation") from None
     except Exception as exc:
         raise RotationError(f"redeploying service {service} in {cluster} failed ({_aws_error(exc)}); running tasks keep working until the next-but-one rotation") from None
-    out(f"  service {service}: stable, every task holds the new credentials")
+    out(f"  service {service}: rollout completed ({took:.0f}s), every task holds the new credentials")
 
 
 def rotate_stack(
@@ -259,7 +264,7 @@ def rotate_stack(
             done.append(role)
             app_began = rotation.began if role == "app" else app_began
     if ecs is not None and cluster and service and "app" in done:
-        redeploy_service(ecs, cluster, service, since=app_began, out=out)
+        redeploy_service(ecs, cluster, service, since=app_began, out=out, clock=clock)
     return done
 
 
