@@ -31,6 +31,15 @@ from tests.pulumi_double.fixture import Double
 from tests.rotation_world import World
 from tests.test_release import CLUSTER, DESCRIBE, REGION, SERVICE, deployment, push, scan_result, services
 
+# What a team replaces in the shipped Pulumi.prod.yaml before its first deploy (preflight refuses the
+# example values: bootstrap/deploy/preflight.py): a certificate, reader roles and an on-call address of its own.
+OWN_PROD: dict[str, Any] = {
+    "certificateArn": "arn:aws:acm:eu-west-1:210987654321:certificate/4b1c9a57-3f8e-4d5a-9c2b-7e6f5a4d3c2b",
+    "dbDeployRoleArn": "arn:aws:iam::210987654321:role/shop-prod-deploy",
+    "dbBreakGlassRoleArn": "arn:aws:iam::210987654321:role/shop-break-glass",
+    "alarmEmails": ["oncall@shop.io"],
+}
+
 
 def edit_stack_file(path: Path, **values: Any) -> None:
     doc = yaml.safe_load(path.read_text())

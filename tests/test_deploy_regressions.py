@@ -16,7 +16,7 @@ from moto import mock_aws
 from pulumi import automation as auto
 
 from bootstrap.cli.main import main
-from tests.deploy_world import edit_stack_file, run
+from tests.deploy_world import OWN_PROD, edit_stack_file, run
 from tests.pgserver import _write_tls_files
 from tests.pulumi_double.double import digest
 from tests.pulumi_double.fixture import Double
@@ -131,7 +131,7 @@ def test_3_kms_stacks_need_no_passphrase_empty_passphrase_and_secure_values(pulu
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "")
     stack = make_stack(d, "prod", PULUMI_CONFIG_PASSPHRASE="")
     stack.set_config("pghome:imageTag", auto.ConfigValue("release-7", secret=True))
-    edit_stack_file(d.project / "Pulumi.prod.yaml", certificateArn="arn:aws:acm:eu-west-1:210987654321:certificate/4b1c9a57-3f8e-4d5a-9c2b-7e6f5a4d3c2b")
+    edit_stack_file(d.project / "Pulumi.prod.yaml", **OWN_PROD)
     (d.project / "certs").mkdir(exist_ok=True)
     _write_tls_files(d.project / "certs")  # prod is verify-full only (issue 28): a CA file where the stack names the bundle
     (d.project / "certs" / "ca.crt").rename(d.project / "certs" / "rds-global-bundle.pem")
@@ -285,7 +285,7 @@ def _state_with_password(d: Double) -> Path:
 
 
 # 8 ---------------------------------------------------------------------------------------------
-_REAL_CERT = "arn:aws:acm:eu-west-1:210987654321:certificate/4b1c9a57-3f8e-4d5a-9c2b-7e6f5a4d3c2b"
+_REAL_CERT = OWN_PROD["certificateArn"]
 # A program that adds one rogue repository (mutable tags, no scan on push: ECR.1/ECR.2, must-hold,
 # checked per resource) to the real stack, for the pack to catch after the offline gate let it through.
 ROGUE_PROGRAM = """import runpy
@@ -314,7 +314,7 @@ def test_8_security_controls_gate_and_policy_pack(pulumi_double: Double, monkeyp
     assert "--policy-pack-config" not in argv
     # prod: the pack with prod-enforcement.json (every waivable control mandatory), and prod passes it
     make_stack(d, "prod")
-    edit_stack_file(d.project / "Pulumi.prod.yaml", certificateArn=_REAL_CERT)
+    edit_stack_file(d.project / "Pulumi.prod.yaml", **OWN_PROD)
     rc, out, err = run(d, capsys, "preview", "--stack", "prod")
     assert rc == 0, err
     argv = d.ops("preview")[-1]["argv"]
@@ -369,8 +369,12 @@ def test_8_security_controls_gate_and_policy_pack(pulumi_double: Double, monkeyp
     ({"certificateArn": _REAL_CERT}, "missing",
      "appDbSslRootCert certs/rds-global-bundle.pem does not exist; run `python -m bootstrap ca-bundle fetch --stack prod`"),
     ({"certificateArn": _REAL_CERT}, "expired", "appDbSslRootCert certs/rds-global-bundle.pem is not a usable CA bundle: certificate 1"),
+    ({**OWN_PROD, "dbBreakGlassRoleArn": "arn:aws:iam::123456789012:role/shop-break-glass"}, "good",
+     "error: dbBreakGlassRoleArn arn:aws:iam::123456789012:role/shop-break-glass is in the example account 123456789012; set the ARN of your own role"),
+    ({**OWN_PROD, "alarmEmails": ["oncall@example.com"]}, "good",
+     "error: alarmEmails oncall@example.com is at a reserved example domain, so alarms would reach nobody"),
 ])
-def test_9_prod_preflight(pulumi_double: Double, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], edits: dict[str, str],
+def test_9_prod_preflight(pulumi_double: Double, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], edits: dict[str, Any],
                           bundle: str, expected: str) -> None:
     import datetime as dt
 
