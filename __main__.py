@@ -116,6 +116,7 @@ monitoring = Monitoring(
             web_acl_name=service.web_acl_name,
         ),
         rotation_function_name=rotation.function_name,
+        rotated_secret_arns=rotation.secret_arns,
     ),
     opts=stack_opts,
 )

@@ -14,7 +14,7 @@ environment (config/monitoring.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,14 +191,16 @@ def ecs_deployment_failed_pattern(service_arn: Any) -> dict[str, Any]:
     }
 
 
-def rotation_failed_pattern() -> dict[str, Any]:
-    """Secrets Manager's rotation outcome events (CloudTrail 'AWS Service Event', no trail needed).
-    They name the secret only in additionalEventData, so the rule matches the account's failures
-    and the message carries the secret id."""
+def rotation_failed_pattern(secret_arns: Sequence[Any]) -> dict[str, Any]:
+    """Secrets Manager's rotation outcome events (CloudTrail 'AWS Service Event', no trail needed)
+    for the stack's own secrets: these events name the secret (its ARN) in
+    detail.additionalEventData.SecretId, so another stack's failures in the account never page
+    this one's on-call."""
     return {
         "source": ["aws.secretsmanager"],
         "detail-type": ["AWS Service Event via CloudTrail"],
-        "detail": {"eventSource": ["secretsmanager.amazonaws.com"], "eventName": ["RotationFailed", "RotationAbandoned", "TestRotationFailed"]},
+        "detail": {"eventSource": ["secretsmanager.amazonaws.com"], "eventName": ["RotationFailed", "RotationAbandoned", "TestRotationFailed"],
+                   "additionalEventData": {"SecretId": list(secret_arns)}},
     }
 
 

@@ -180,6 +180,8 @@ class MonitoringArgs:
     topic_arn: pulumi.Input[str]
     service: WatchedService
     rotation_function_name: pulumi.Input[str]
+    rotated_secret_arns: Sequence[pulumi.Input[str]]
+    """The secrets the rotation function rotates: the rotation-failed rule matches only these."""
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -236,7 +238,7 @@ class Monitoring(pulumi.ComponentResource):
              {"service": "$.resources[0]", "reason": "$.detail.reason", "deployment": "$.detail.deploymentId"},
              f'"{prefix}: ECS deployment <deployment> of <service> FAILED: <reason>. What to do: docs/monitoring.md#ecs-deployment-failed"'),
             ("rotation-failed", "A Secrets Manager rotation failed",
-             json.dumps(table.rotation_failed_pattern()),
+             pulumi.Output.json_dumps(table.rotation_failed_pattern(a.rotated_secret_arns)),
              {"event": "$.detail.eventName", "secret": "$.detail.additionalEventData.SecretId"},
              f'"{prefix}: Secrets Manager <event> for <secret>. What to do: docs/monitoring.md#rotation-failed"'),
         ]

@@ -102,6 +102,8 @@ class RotationFunction(pulumi.ComponentResource):
     function_name: pulumi.Output[str]
     security_group_id: pulumi.Output[str]
     role_arn: pulumi.Output[str]
+    secret_arns: list[pulumi.Input[str]]
+    """The secrets it rotates: the master, then the logins (what a rotation-failure rule watches)."""
 
     def __init__(self, name: str, args: RotationFunctionArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("pghome:rotation:RotationFunction", name, None, opts)
@@ -116,12 +118,13 @@ class RotationFunction(pulumi.ComponentResource):
         role, grants = self._role()
         log_group = self._log_group()
         function = self._function(sg, role, log_group, grants)
-        self._rotations(function)
+        rotated = self._rotations(function)
 
         self.function_arn = function.arn
         self.function_name = function.name
         self.security_group_id = sg.id
         self.role_arn = role.arn
+        self.secret_arns = rotated
         self.register_outputs({"function_arn": self.function_arn, "security_group_id": self.security_group_id})
 
     # --- network ---------------------------------------------------------------------------
@@ -247,12 +250,15 @@ class RotationFunction(pulumi.ComponentResource):
         version = self._args.database.master_secret_version if key == "master" else self._args.secret_versions.get(key)
         return [version] if version is not None else []
 
-    def _rotations(self, function: aws.lambda_.Function) -> None:
+    def _rotations(self, function: aws.lambda_.Function) -> list[pulumi.Input[str]]:
+        """A schedule per secret; returns the ARNs of the secrets rotated."""
         args, name, facts = self._args, self._name, self._facts
         master_rotation: list[pulumi.Resource] = []
+        rotated: list[pulumi.Input[str]] = []
         for key, arn in self._secrets.items():  # "master" first
             if key != "master" and args.login_roles is None:
                 continue
+            rotated.append(arn)
             permission = aws.lambda_.Permission(
                 f"{name}-invoke-{key}",
                 action="lambda:InvokeFunction",
@@ -275,3 +281,4 @@ class RotationFunction(pulumi.ComponentResource):
             )
             if key == "master":
                 master_rotation.append(rotation)
+        return rotated

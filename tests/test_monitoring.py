@@ -19,7 +19,7 @@ from bootstrap.plan.mockgraph import Graph, Resource, run_stack
 from components import alarms
 from tests.control_graphs import mutated
 from tests.helpers import assert_config_error
-from tests.resource_types import ALB, CLUSTER, KEY
+from tests.resource_types import ALB, CLUSTER, KEY, ROTATION
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 TOPIC = "aws:sns/topic:Topic"
@@ -202,6 +202,9 @@ def test_events_reach_the_topic(graph: Graph) -> None:
                    "detail": {"eventName": ["SERVICE_DEPLOYMENT_FAILED"]}}
     rotation = json.loads(rules[f"shop-{graph.stack}-rotation-failed"].inputs["eventPattern"])
     assert rotation["source"] == ["aws.secretsmanager"] and "RotationFailed" in rotation["detail"]["eventName"]
+    # only this stack's rotated secrets: each one a SecretRotation rotates, and nothing else
+    rotated = sorted(r.inputs["secretId"] for r in graph.of_type(ROTATION))
+    assert rotated and sorted(rotation["detail"]["additionalEventData"]["SecretId"]) == rotated
     targets = graph.of_type(TARGET)
     assert sorted(t.inputs["rule"] for t in targets) == sorted(rules) and all(t.inputs["arn"] == topic for t in targets)
 
