@@ -112,7 +112,7 @@ monitoring = Monitoring(
             service_name=service.service_name,
             service_arn=service.service_arn,
             alb_arn_suffix=service.alb_arn_suffix,
-            target_group_arn_suffix=service.target_group_arn_suffix,
+            target_group_arn_suffixes=service.target_group_arn_suffixes,
             web_acl_name=service.web_acl_name,
         ),
         rotation_function_name=rotation.function_name,

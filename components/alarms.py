@@ -115,27 +115,72 @@ def database_alarms(s: MonitoringSettings, db: DatabaseSettings) -> list[AlarmSp
     ]
 
 
-def load_balancer_alarms(s: MonitoringSettings, alb_arn_suffix: Any, target_group_arn_suffix: Any) -> list[AlarmSpec]:
-    lb = {"LoadBalancer": alb_arn_suffix}
-    tg = {"LoadBalancer": alb_arn_suffix, "TargetGroup": target_group_arn_suffix}
+def load_balancer_alarms(s: MonitoringSettings, alb_arn_suffix: Any, target_group_arn_suffixes: Sequence[Any]) -> list[AlarmSpec]:
+    """The load balancer tier. With one target group (rolling deployments) each alarm reads it;
+    with blue/green's two, each reads both through metric math, since ECS moves production traffic
+    from one group to the other at every deployment and an alarm on one group would go quiet (and
+    stop rolling deployments back) after the first switch."""
+    if len(target_group_arn_suffixes) == 1:
+        return _one_target_group(s, alb_arn_suffix, target_group_arn_suffixes[0])
+    return _every_target_group(s, alb_arn_suffix, target_group_arn_suffixes)
 
-    def elb(name: str, dims: Mapping[str, Any], stat: str) -> Metric:
-        return Metric("AWS/ApplicationELB", name, dims, stat)
 
+def _elb(name: str, dims: Mapping[str, Any], stat: str) -> Metric:
+    return Metric("AWS/ApplicationELB", name, dims, stat)
+
+
+def _elb_5xx(s: MonitoringSettings, alb_arn_suffix: Any) -> AlarmSpec:
+    return AlarmSpec("alb-elb-5xx", LOAD_BALANCER, "The load balancer itself answers 5xx (no healthy target, timeouts, bad gateway)",
+                     "GreaterThanThreshold", s.elb_5xx_count, f"{s.elb_5xx_count} per 5 min", _elb("HTTPCode_ELB_5XX_Count", {"LoadBalancer": alb_arn_suffix}, "Sum"),
+                     evaluation_periods=1, datapoints=1, missing="notBreaching")
+
+
+def _every_target_group(s: MonitoringSettings, alb_arn_suffix: Any, target_group_arn_suffixes: Sequence[Any]) -> list[AlarmSpec]:
+    """Blue/green: the same four alarms over every target group. A group with no traffic has no
+    datapoints, so each series is FILLed with 0 before it is summed or compared."""
+    groups = [{"LoadBalancer": alb_arn_suffix, "TargetGroup": suffix} for suffix in target_group_arn_suffixes]
+    ids = [f"m{i + 1}" for i in range(len(groups))]
+
+    def each(name: str, stat: str, first: int = 1) -> dict[str, Metric]:
+        return {f"m{first + i}": _elb(name, g, stat) for i, g in enumerate(groups)}
+
+    def total(names: Sequence[str]) -> str:
+        return " + ".join(f"FILL({n}, 0)" for n in names)
+
+    def largest(names: Sequence[str]) -> str:
+        return "MAX([" + ", ".join(f"FILL({n}, 0)" for n in names) + "])"
+
+    errors, requests = ids, [f"m{len(ids) + i + 1}" for i in range(len(ids))]
     return [
-        AlarmSpec("alb-elb-5xx", LOAD_BALANCER, "The load balancer itself answers 5xx (no healthy target, timeouts, bad gateway)",
-                  "GreaterThanThreshold", s.elb_5xx_count, f"{s.elb_5xx_count} per 5 min", elb("HTTPCode_ELB_5XX_Count", lb, "Sum"),
-                  evaluation_periods=1, datapoints=1, missing="notBreaching"),
+        _elb_5xx(s, alb_arn_suffix),
+        AlarmSpec("alb-target-5xx-rate", LOAD_BALANCER, f"More than {s.target_5xx_percent} % of requests fail with a 5xx from the app",
+                  "GreaterThanThreshold", s.target_5xx_percent, f"{s.target_5xx_percent} %",
+                  expression=f"IF(({total(requests)}) > 0, 100 * ({total(errors)}) / ({total(requests)}), 0)",
+                  inputs={**each("HTTPCode_Target_5XX_Count", "Sum"), **each("RequestCount", "Sum", first=len(ids) + 1)},
+                  period=60, evaluation_periods=5, datapoints=3, missing="notBreaching", rollback=True),
+        AlarmSpec("alb-unhealthy-hosts", LOAD_BALANCER, "At least one task fails the load balancer's health check", "GreaterThanOrEqualToThreshold",
+                  1, "1 host", expression=largest(ids), inputs=each("UnHealthyHostCount", "Maximum"),
+                  period=60, evaluation_periods=3, datapoints=3, missing="notBreaching", rollback=True),
+        # The slower group's p99: percentiles of two groups cannot be merged exactly, and the slower one is what users feel.
+        AlarmSpec("alb-p99-latency", LOAD_BALANCER, "The slowest 1 % of requests are slow", "GreaterThanThreshold", s.target_p99_ms / 1000,
+                  f"{s.target_p99_ms} ms", expression=largest(ids), inputs=each("TargetResponseTime", "p99"), missing="notBreaching"),
+    ]
+
+
+def _one_target_group(s: MonitoringSettings, alb_arn_suffix: Any, target_group_arn_suffix: Any) -> list[AlarmSpec]:
+    tg = {"LoadBalancer": alb_arn_suffix, "TargetGroup": target_group_arn_suffix}
+    return [
+        _elb_5xx(s, alb_arn_suffix),
         # A rate, not a count: 20 errors of 20 requests is an outage, 20 of 100,000 is noise.
         AlarmSpec("alb-target-5xx-rate", LOAD_BALANCER, f"More than {s.target_5xx_percent} % of requests fail with a 5xx from the app",
                   "GreaterThanThreshold", s.target_5xx_percent, f"{s.target_5xx_percent} %",
                   expression="IF(m2 > 0, 100 * m1 / m2, 0)",
-                  inputs={"m1": elb("HTTPCode_Target_5XX_Count", tg, "Sum"), "m2": elb("RequestCount", tg, "Sum")},
+                  inputs={"m1": _elb("HTTPCode_Target_5XX_Count", tg, "Sum"), "m2": _elb("RequestCount", tg, "Sum")},
                   period=60, evaluation_periods=5, datapoints=3, missing="notBreaching", rollback=True),
         AlarmSpec("alb-unhealthy-hosts", LOAD_BALANCER, "At least one task fails the load balancer's health check", "GreaterThanOrEqualToThreshold",
-                  1, "1 host", elb("UnHealthyHostCount", tg, "Maximum"), period=60, evaluation_periods=3, datapoints=3, missing="notBreaching", rollback=True),
+                  1, "1 host", _elb("UnHealthyHostCount", tg, "Maximum"), period=60, evaluation_periods=3, datapoints=3, missing="notBreaching", rollback=True),
         AlarmSpec("alb-p99-latency", LOAD_BALANCER, "The slowest 1 % of requests are slow", "GreaterThanThreshold", s.target_p99_ms / 1000,
-                  f"{s.target_p99_ms} ms", elb("TargetResponseTime", tg, "p99"), missing="notBreaching"),
+                  f"{s.target_p99_ms} ms", _elb("TargetResponseTime", tg, "p99"), missing="notBreaching"),
     ]
 
 

@@ -53,6 +53,7 @@ class BlueGreenArgs:
 
 class BlueGreen(pulumi.ComponentResource):
     green_target_group_arn: pulumi.Output[str]
+    green_target_group_arn_suffix: pulumi.Output[str]
     production_rule_arn: pulumi.Output[str]
     test_rule_arn: pulumi.Output[str]
     role_arn: pulumi.Output[str]
@@ -91,6 +92,7 @@ class BlueGreen(pulumi.ComponentResource):
         )
         attachment = aws.iam.RolePolicyAttachment(f"{name}-role-policy", role=role.name, policy_arn=ECS_LB_POLICY, opts=child)
         self.green_target_group_arn = green.arn
+        self.green_target_group_arn_suffix = green.arn_suffix
         self.production_rule_arn = production.arn
         self.test_rule_arn = test_rule.arn
         self.role_arn = pulumi.Output.all(role.arn, attachment.id).apply(lambda v: v[0])  # usable once the policy is attached

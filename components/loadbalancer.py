@@ -67,6 +67,9 @@ class LoadBalancer(pulumi.ComponentResource):
     dns_name: pulumi.Output[str]
     target_group_arn: pulumi.Output[str]
     target_group_arn_suffix: pulumi.Output[str]
+    """The first ("blue") target group's; the autoscaling request-count label names it."""
+    target_group_arn_suffixes: list[pulumi.Output[str]]
+    """Every target group the app's traffic reaches: the first, and blue/green's green one."""
     access_log_bucket: pulumi.Output[str]
     https_enabled: bool
     url: pulumi.Output[str]
@@ -131,6 +134,7 @@ class LoadBalancer(pulumi.ComponentResource):
         self.dns_name = alb.dns_name
         self.target_group_arn = tg.arn
         self.target_group_arn_suffix = tg.arn_suffix
+        self.target_group_arn_suffixes = [tg.arn_suffix, *([self.blue_green.green_target_group_arn_suffix] if self.blue_green else [])]
         self.access_log_bucket = bucket.bucket
         self.register_outputs({"security_group_id": self.security_group_id, "dns_name": self.dns_name, "url": self.url, "https_enabled": self.https_enabled})
 

@@ -154,8 +154,9 @@ class DeploymentAlarms:
     def rollback(self) -> bool:
         return self.settings.rollback_on_alarm
 
-    def create(self, name: str, alb_arn_suffix: pulumi.Input[str], target_group_arn_suffix: pulumi.Input[str], parent: pulumi.Resource) -> list[aws.cloudwatch.MetricAlarm]:
-        specs = [a for a in table.load_balancer_alarms(self.settings, alb_arn_suffix, target_group_arn_suffix) if a.rollback]
+    def create(self, name: str, alb_arn_suffix: pulumi.Input[str], target_group_arn_suffixes: Sequence[pulumi.Input[str]],
+               parent: pulumi.Resource) -> list[aws.cloudwatch.MetricAlarm]:
+        specs = [a for a in table.load_balancer_alarms(self.settings, alb_arn_suffix, target_group_arn_suffixes) if a.rollback]
         return [create_alarm(f"{name}-{spec.key}", spec, self.settings.prefix, self.topic_arn, parent) for spec in specs]
 
 
@@ -167,7 +168,8 @@ class WatchedService:
     service_name: pulumi.Input[str]
     service_arn: pulumi.Input[str]
     alb_arn_suffix: pulumi.Input[str]
-    target_group_arn_suffix: pulumi.Input[str]
+    target_group_arn_suffixes: Sequence[pulumi.Input[str]]
+    """The target groups the app's traffic reaches: one, or blue/green's two."""
     web_acl_name: str | None
     """The WAF web ACL's name, None without WAF (wafEnabled false)."""
 
@@ -209,7 +211,7 @@ class Monitoring(pulumi.ComponentResource):
         """Every alarm of this stack, rollback ones included, in tier order."""
         a, s, svc = self._args, self._args.settings, self._args.service
         specs = [
-            *table.load_balancer_alarms(s, svc.alb_arn_suffix, svc.target_group_arn_suffix),
+            *table.load_balancer_alarms(s, svc.alb_arn_suffix, svc.target_group_arn_suffixes),
             *table.service_alarms(s, svc.cluster_name, svc.service_name),
             *table.database_alarms(s, a.database),
             *table.rotation_alarms(s, a.rotation_function_name),

@@ -75,7 +75,8 @@ class Service(pulumi.ComponentResource):
     service_name: pulumi.Output[str]
     service_arn: pulumi.Output[str]
     alb_arn_suffix: pulumi.Output[str]
-    target_group_arn_suffix: pulumi.Output[str]
+    target_group_arn_suffixes: list[pulumi.Output[str]]
+    """The target groups that take the app's traffic: one, or blue/green's two (alarms read them all)."""
     web_acl_name: str | None
     task_role_arn: pulumi.Output[str]
     execution_role_arn: pulumi.Output[str]
@@ -110,7 +111,7 @@ class Service(pulumi.ComponentResource):
         )
         sg = self._security_group(lb)
         rollout = args.deployment_alarms
-        alarms = rollout.create(f"{name}-alarm", lb.arn_suffix, lb.target_group_arn_suffix, self) if rollout is not None else []
+        alarms = rollout.create(f"{name}-alarm", lb.arn_suffix, lb.target_group_arn_suffixes, self) if rollout is not None else []
         if s.waf_enabled:
             Waf(f"{name}-waf", WafArgs(settings=s, load_balancer_arn=lb.arn), opts=pulumi.ResourceOptions(parent=self))
         service = aws.ecs.Service(
@@ -163,7 +164,7 @@ class Service(pulumi.ComponentResource):
         self.service_name = service.name
         self.service_arn = service.arn
         self.alb_arn_suffix = lb.arn_suffix
-        self.target_group_arn_suffix = lb.target_group_arn_suffix
+        self.target_group_arn_suffixes = lb.target_group_arn_suffixes
         self.web_acl_name = naming.waf_acl(s.prefix) if s.waf_enabled else None
         self.task_role_arn = task_role.arn
         self.execution_role_arn = execution_role.arn

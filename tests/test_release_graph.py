@@ -101,3 +101,34 @@ def test_blue_green_uses_ecs_native_deployments_with_a_test_listener() -> None:
 ])
 def test_bad_strategy_settings_are_one_sentence(overrides: dict[str, Any], key: str, fragment: str) -> None:
     assert_config_error("dev", overrides, key, fragment)
+
+
+def test_blue_green_alarms_read_both_target_groups() -> None:
+    """ECS moves production traffic to the other target group at every blue/green deployment: an
+    alarm on one group goes quiet after the first switch, and a rollback alarm then watches the
+    idle group. Each target-group alarm (the two the service rolls back on included) reads both
+    groups, each series FILLed with 0 (an idle group has no datapoints). Mutation tried: passing
+    only the blue group's suffix to the alarms fails this test."""
+    graph = run_stack("prod", {"deploymentStrategy": "blue_green", "requestsPerTarget": 0})
+    suffixes = sorted(t.state["arnSuffix"] for t in graph.of_type("aws:lb/targetGroup:TargetGroup"))
+    assert len(suffixes) == 2
+    alarms = {a.inputs["name"]: a for a in graph.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+
+    def groups_read(alarm: Resource) -> list[str]:
+        return sorted(q["metric"]["dimensions"]["TargetGroup"] for q in alarm.inputs["metricQueries"] if q.get("metric"))
+
+    rate, unhealthy, p99 = (next(a for n, a in alarms.items() if n.endswith(k)) for k in ("alb-target-5xx-rate", "alb-unhealthy-hosts", "alb-p99-latency"))
+    assert groups_read(rate) == sorted(suffixes * 2)  # 5xx count and request count of each group
+    assert groups_read(unhealthy) == suffixes and groups_read(p99) == suffixes
+    rate_e, unhealthy_e, p99_e = (next(q["expression"] for q in a.inputs["metricQueries"] if q.get("expression")) for a in (rate, unhealthy, p99))
+    assert rate_e == "IF((FILL(m3, 0) + FILL(m4, 0)) > 0, 100 * (FILL(m1, 0) + FILL(m2, 0)) / (FILL(m3, 0) + FILL(m4, 0)), 0)"
+    assert unhealthy_e == p99_e == "MAX([FILL(m1, 0), FILL(m2, 0)])"
+    rollback = graph.one(SERVICE).inputs["alarms"]["alarmNames"]
+    assert sorted(rollback) == sorted([rate.inputs["name"], unhealthy.inputs["name"]])
+
+
+def test_rolling_alarms_read_the_one_target_group() -> None:
+    graph = run_stack("prod")
+    [group] = graph.of_type("aws:lb/targetGroup:TargetGroup")
+    unhealthy = next(a for a in graph.of_type("aws:cloudwatch/metricAlarm:MetricAlarm") if a.inputs["name"].endswith("alb-unhealthy-hosts"))
+    assert unhealthy.inputs["dimensions"]["TargetGroup"] == group.state["arnSuffix"] and not unhealthy.inputs.get("metricQueries")
