@@ -32,6 +32,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -124,6 +125,11 @@ def _write_tls_files(directory: Path, dns_names: tuple[str, ...] = ()) -> None:
     key_path = directory / "server.key"
     key_path.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     key_path.chmod(0o600)
+
+
+def encrypted(conn: Any) -> bool:
+    """The server's own view of this connection: TLS or not (pg_stat_ssl), never the client's belief."""
+    return conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (True,)
 
 
 @dataclass

@@ -242,7 +242,7 @@ def test_verify_full_trusts_the_cas_in_the_bundle_and_no_other(pg, tmp_path: Pat
     connection succeeds. The same roots plus another CA: certificate verify failed (libpq checks
     the certificate during the TLS handshake, before any authentication message)."""
     from dbcore import pgconn
-    from tests.pgserver import _write_tls_files
+    from tests.pgserver import _write_tls_files, encrypted
 
     user, password = "cabundle_probe", "cabundle-probe-password-1"
     with pg.connect_super() as conn:
@@ -254,7 +254,7 @@ def test_verify_full_trusts_the_cas_in_the_bundle_and_no_other(pg, tmp_path: Pat
     check_bundle(trusted.read_bytes(), rds_names=False)  # what the preflight accepts
     ep = pgconn.Endpoint(host="localhost", port=pg.port, sslmode="verify-full", sslrootcert=str(trusted), connect_timeout=5)
     with pgconn.connect(ep, user, password) as conn:
-        assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (True,)
+        assert encrypted(conn)
     other_dir = tmp_path / "other"
     other_dir.mkdir()
     _write_tls_files(other_dir)

@@ -22,7 +22,7 @@ from bootstrap.access.tunnel import AccessTarget, SessionRequest, TunnelError, c
 from dbcore.pgconn import Endpoint, connect
 from tests import tunnel_world as w
 from tests.helpers import FakeClock
-from tests.pgserver import SUPERUSER, PgServer
+from tests.pgserver import SUPERUSER, PgServer, encrypted
 
 SSL_REQUEST = struct.pack("!II", 8, 80877103)  # PostgreSQL's SSLRequest message
 
@@ -135,7 +135,7 @@ def test_socks5_path_keeps_verify_full(world: Any, named_pg: PgServer) -> None:
         with w.port_through_socks(tunnel.socks_port, w.DB_NAME, named_pg.port) as port:
             with psycopg.connect(host=w.DB_NAME, hostaddr="127.0.0.1", port=port, user=SUPERUSER, password=named_pg.superuser_password,
                                  dbname="postgres", sslmode="verify-full", sslrootcert=str(named_pg.ca_file), connect_timeout=5) as conn:
-                assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (True,)
+                assert encrypted(conn)
     stubber.assert_no_pending_responses()
 
 
@@ -477,7 +477,7 @@ def test_db_route_tunnels_rotation_and_pulumi_when_unreachable(world: Any, named
         rot = Rotator.__new__(Rotator)
         rot.endpoint = ep
         with rot._connect({"username": SUPERUSER, "host": "ignored"}, named_pg.superuser_password) as conn:
-            assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (True,)
+            assert encrypted(conn)
         assert route.pulumi_env()["ALL_PROXY"] == f"socks5://127.0.0.1:{route.tunnel.socks_port}"
     assert any("is not reachable from here: opening a tunnel" in ln for ln in lines)
     stubber.assert_no_pending_responses()
