@@ -1,4 +1,5 @@
-"""mypy over the program, the bootstrap and the policy pack, as part of the one test command."""
+"""mypy over every product package (the program, config, dbcore, components, bootstrap, the policy pack,
+the rotation function), as part of the one test command."""
 
 import subprocess
 import sys
@@ -9,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_mypy_is_clean():
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "controls", "components", "bootstrap", "policy", "__main__.py"],
+        [sys.executable, "-m", "mypy", "controls", "config", "dbcore", "components", "bootstrap", "policy", "rotation_function", "__main__.py"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -26,7 +27,7 @@ def test_every_pulumi_aws_service_the_code_uses_is_type_checked():
 
     overrides = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]["overrides"]
     followed = {m for o in overrides if o.get("follow_imports") == "normal" for m in o["module"]}
-    code = "\n".join(p.read_text() for d in ("controls", "components", "bootstrap", "policy") for p in (ROOT / d).rglob("*.py"))
+    code = "\n".join(p.read_text() for d in ("controls", "config", "dbcore", "components", "bootstrap", "policy", "rotation_function") for p in (ROOT / d).rglob("*.py"))
     code += (ROOT / "__main__.py").read_text()
     services = set(re.findall(r"\baws\.([a-z][a-z0-9_]*)\.", code))
     packages = {s for s in services if _is_subpackage(s)}
