@@ -26,7 +26,7 @@ from config import naming
 from config.settings import INTERFACE_ENDPOINT_SERVICES, NatStrategy, NetworkSettings
 
 TIERS = ("public", "private", "isolated")
-__all__ = ["INTERFACE_ENDPOINT_SERVICES", "Network", "NetworkArgs", "endpoint_policy", "subnet_layout"]
+__all__ = ["INTERFACE_ENDPOINT_SERVICES", "Network", "NetworkArgs", "endpoint_policy", "s3_endpoint_policy", "subnet_layout"]
 
 
 def subnet_layout(cidr: str, subnet_prefix_length: int, az_count: int) -> dict[str, list[str]]:
@@ -59,6 +59,29 @@ def endpoint_policy(account_id: str) -> str:
                     "Resource": "*",
                     "Condition": {"StringEquals": {"aws:PrincipalAccount": account_id}},
                 }
+            ],
+        }
+    )
+
+
+def s3_endpoint_policy(account_id: str, region: str, partition: str = "aws") -> str:
+    """S3 gateway endpoint policy: what the interface endpoints allow (this account's principals),
+    plus reads of the bucket ECR serves image layers from. Layer downloads are presigned URLs that
+    ECR signs, so their principal is not this account's; the AWS ECR user guide ("Minimum Amazon
+    S3 bucket permissions for Amazon ECR") names that bucket. Anything else, such as a write with
+    another account's credentials to that account's bucket, stops at the endpoint."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                json.loads(endpoint_policy(account_id))["Statement"][0],
+                {
+                    "Sid": "EcrImageLayers",
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": "s3:GetObject",
+                    "Resource": f"arn:{partition}:s3:::prod-{region}-starport-layer-bucket/*",
+                },
             ],
         }
     )
@@ -268,15 +291,19 @@ class Network(pulumi.ComponentResource):
 
     def _s3_endpoint(self, vpc: aws.ec2.Vpc, private_rts: list[aws.ec2.RouteTable]) -> pulumi.Output[str] | None:
         """The free S3 gateway endpoint on the private route tables; its prefix list is what a security
-        group names to reach S3 (ECR image layers) without the internet."""
+        group names to reach S3 (ECR image layers) without the internet. Its policy admits this
+        account's principals and ECR's layer reads only (s3_endpoint_policy), unless
+        s3EndpointAnyPrincipal opens it."""
         if not self._args.settings.s3_gateway_endpoint:
             return None
+        facts = aws_facts(self)
         endpoint = aws.ec2.VpcEndpoint(
             f"{self._name}-s3",
             vpc_id=vpc.id,
-            service_name=f"com.amazonaws.{aws_facts(self).region}.s3",
+            service_name=f"com.amazonaws.{facts.region}.s3",
             vpc_endpoint_type="Gateway",
             route_table_ids=[rt.id for rt in private_rts],
+            policy=None if self._args.settings.s3_endpoint_any_principal else s3_endpoint_policy(facts.account_id, facts.region, facts.partition),
             tags={"Name": f"{self._prefix}-s3"},
             opts=pulumi.ResourceOptions(parent=self),
         )

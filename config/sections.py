@@ -123,6 +123,7 @@ def network(r: Reader, name_prefix: str, env: Environment = Environment.DEV) -> 
         nat_strategy=nat,
         flow_log_retention_days=retention,
         s3_gateway_endpoint=r.boolean("s3GatewayEndpoint"),
+        s3_endpoint_any_principal=r.boolean("s3EndpointAnyPrincipal"),
         interface_endpoints=r.boolean("interfaceEndpoints"),
         interface_endpoint_services=_endpoint_services(r),
         endpoint_az_count=endpoint_azs,

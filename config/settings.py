@@ -62,6 +62,9 @@ class NetworkSettings:
     flow_log_retention_days: int
     s3_gateway_endpoint: bool
     interface_endpoints: bool
+    s3_endpoint_any_principal: bool = False
+    """s3EndpointAnyPrincipal: no policy on the S3 gateway endpoint (any principal); by default it
+    admits this account's principals and ECR's layer reads only."""
     interface_endpoint_services: tuple[str, ...] = INTERFACE_ENDPOINT_SERVICES
     """Which interface endpoints `interface_endpoints` creates (each costs per AZ-hour)."""
     endpoint_az_count: int = 1

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import json
 
 import pytest
 
 from bootstrap.plan.mockgraph import Graph, run_stack
-from components.network import INTERFACE_ENDPOINT_SERVICES, subnet_layout
+from components.network import INTERFACE_ENDPOINT_SERVICES, s3_endpoint_policy, subnet_layout
 
 SUBNET = "aws:ec2/subnet:Subnet"
 ROUTE = "aws:ec2/route:Route"
@@ -223,3 +224,46 @@ def test_account_region_and_partition_are_asked_once_per_run(graph: Graph):
     tokens = [i.token for i in graph.invokes]
     for token in ("aws:index/getCallerIdentity:getCallerIdentity", "aws:index/getPartition:getPartition", "aws:index/getRegion:getRegion"):
         assert tokens.count(token) == 1, token
+
+
+def _endpoint_allows(policy: str, principal_account: str, action: str, resource: str) -> bool:
+    """What a VPC endpoint policy lets through (Allow statements only; StringEquals conditions)."""
+    for st in json.loads(policy)["Statement"]:
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+        wanted = st.get("Condition", {}).get("StringEquals", {})
+        if (st["Effect"] == "Allow" and st["Principal"] == "*" and any(fnmatch.fnmatchcase(action, a) for a in actions)
+                and any(fnmatch.fnmatchcase(resource, r) for r in resources)
+                and all(v == principal_account for k, v in wanted.items() if k == "aws:PrincipalAccount") and set(wanted) <= {"aws:PrincipalAccount"}):
+            return True
+    return False
+
+
+def test_the_s3_endpoint_lets_this_account_and_ecr_layer_reads_through_and_nothing_else() -> None:
+    """An exfiltration through the free S3 gateway endpoint (another account's credentials writing
+    to its own bucket) stops at the endpoint; ECR's presigned layer reads (signed by ECR, not by
+    this account) still pass, in the stack's region only."""
+    own, other = "123456789012", "999988887777"
+    policy = s3_endpoint_policy(own, "eu-west-1")
+    assert _endpoint_allows(policy, own, "s3:PutObject", "arn:aws:s3:::shop-uploads/report.csv")
+    assert not _endpoint_allows(policy, other, "s3:PutObject", "arn:aws:s3:::attacker-drop/dump.sql")
+    assert not _endpoint_allows(policy, other, "s3:GetObject", "arn:aws:s3:::attacker-tools/payload")
+    layer = "arn:aws:s3:::prod-eu-west-1-starport-layer-bucket/sha256/abc"
+    assert _endpoint_allows(policy, "ecr-signer", "s3:GetObject", layer)
+    assert not _endpoint_allows(policy, "ecr-signer", "s3:PutObject", layer)
+    assert not _endpoint_allows(policy, "ecr-signer", "s3:GetObject", layer.replace("eu-west-1", "us-east-1"))
+    assert "arn:aws-cn:s3:::prod-cn-north-1-starport" in s3_endpoint_policy(own, "cn-north-1", "aws-cn")
+
+
+@pytest.mark.parametrize("which", ["dev", "prod"])
+def test_the_stacks_s3_endpoint_carries_that_policy(which: str, dev_graph: Graph, prod_graph: Graph) -> None:
+    graph = dev_graph if which == "dev" else prod_graph
+    s3 = next(e for e in graph.of_type(ENDPOINT) if e.inputs["serviceName"].endswith(".s3"))
+    region = s3.inputs["serviceName"].split(".")[2]
+    assert json.loads(s3.inputs["policy"]) == json.loads(s3_endpoint_policy("123456789012", region))
+
+
+def test_any_principal_drops_the_s3_endpoint_policy() -> None:
+    graph = run_stack("dev", {"s3EndpointAnyPrincipal": "true"})
+    s3 = next(e for e in graph.of_type(ENDPOINT) if e.inputs["serviceName"].endswith(".s3"))
+    assert "policy" not in s3.inputs or s3.inputs["policy"] is None
