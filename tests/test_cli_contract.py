@@ -77,19 +77,25 @@ def test_b_release_previews_shows_stateful_replacements_and_refuses_off_a_termin
     d = dev
     assert run(d, capsys, "up", "--stack", "dev", "--yes")[0] == 0
     stack_file = d.project / "Pulumi.dev.yaml"
-    edit_stack_file(stack_file, dbMasterUsername="shop_admin")  # a pending change that replaces the database
-    before, ups = stack_file.read_text(), len(d.ops("up"))
     push(aws, "1.4.2")
     scan_result("1.4.2")
     no_terminal(monkeypatch)
-    # issue 28: replacing the database needs --allow-data-loss on top of any yes (bootstrap/deploy/data_loss.py)
+    # a pending change that replaces the database under its own identifier: it cannot work, so it is
+    # refused even with --allow-data-loss (bootstrap/deploy/data_loss.py, docs/data-loss.md)
+    edit_stack_file(stack_file, dbMasterUsername="shop_admin")
+    before, ups = stack_file.read_text(), len(d.ops("up"))
+    rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.2", "--yes", "--allow-data-loss")
+    assert rc == 1 and "shop-dev-database-instance (aws:rds/instance:Instance) would be replaced (username changed) by a new resource under the same name" in one_line(err)
+    assert len(d.ops("up")) == ups and stack_file.read_text() == before
+    # a pending change that deletes data (the access path's log group): issue 28, --allow-data-loss on top of any yes
+    edit_stack_file(stack_file, dbMasterUsername="shop_master", dbAccess=False)
+    before = stack_file.read_text()
     rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.2", "--yes")
-    assert rc == 1 and "it would delete or replace 1 resource(s) holding data: shop-dev-database-instance" in one_line(err)
+    assert rc == 1 and "it would delete or replace " in one_line(err) and "aws:cloudwatch/logGroup:LogGroup, delete)" in err
     assert len(d.ops("up")) == ups and stack_file.read_text() == before
     rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.2", "--allow-data-loss")
     assert rc == 1 and "refusing to release 1.4.2 to stack dev without confirmation" in one_line(err)
-    assert "replace  aws:rds/instance:Instance shop-dev-database-instance" in out
-    assert "WARNING: replace of stateful resource shop-dev-database-instance" in out
+    assert "delete   aws:cloudwatch/logGroup:LogGroup" in out and "WARNING: delete of stateful resource" in out
     assert len(d.ops("up")) == ups and stack_file.read_text() == before  # nothing applied, nothing written
     # on a terminal the question is asked; Ctrl-D is a no
     monkeypatch.setattr("sys.stdin.isatty", lambda: True, raising=False)

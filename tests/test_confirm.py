@@ -114,3 +114,25 @@ def test_without_a_terminal_it_refuses_and_without_seams_it_uses_stdin(monkeypat
     monkeypatch.setattr("sys.stdin", Tty("yes\n", tty=True))
     monkeypatch.setattr("builtins.input", lambda p: "yes")
     confirm(plan, "deploy", assume_yes=False, out=lambda s: None)  # the default ask is input(), the default check sys.stdin
+
+
+def replace(type_: str, name: str, old: dict[str, Any], new: dict[str, Any], keys: list[str], op: str = "replace") -> EngineEvent:
+    urn = f"urn:pulumi:dev::pghome::{type_}::{name}"
+    state = {"type": type_, "urn": urn}
+    md = {"op": op, "urn": urn, "type": type_, "provider": "", "keys": keys,
+          "old": {**state, "inputs": old, "outputs": old}, "new": {**state, "inputs": new, "outputs": {}}}
+    return EngineEvent.from_json({"sequence": 1, "timestamp": 0, "resourcePreEvent": {"metadata": md}})
+
+
+@pytest.mark.parametrize("type_, old, new, collides", [
+    (DB, {"identifier": "shop-dev-db", "username": "a"}, {"identifier": "shop-dev-db", "username": "b"}, True),
+    (DB, {"identifier": "shop-dev-db"}, {"identifier": "shop-dev-db-2"}, False),  # a new name: create, then delete, works
+    ("aws:secretsmanager/secret:Secret", {"name": "shop/db"}, {"name": "shop/db"}, True),
+    ("aws:kms/key:Key", {"description": "k"}, {"description": "k"}, False),  # no physical name
+    (SG, {"namePrefix": "web-"}, {"namePrefix": "web-"}, False),  # a fresh suffix on create
+])
+def test_a_replacement_collides_only_when_it_keeps_a_fixed_name(type_: str, old: dict[str, Any], new: dict[str, Any], collides: bool) -> None:
+    [change] = plan_of(replace(type_, "r", old, new, ["username"])).changes
+    assert change.collides is collides and change.keys == ("username",)
+    assert ("would be replaced under the same name" in plan_of(replace(type_, "r", old, new, [])).render()) is collides
+    assert not plan_of(replace(type_, "r", old, old, [], op="update")).changes[0].collides

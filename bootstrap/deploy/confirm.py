@@ -19,6 +19,15 @@ STATEFUL_TYPES = frozenset({
     "postgresql:index/database:Database", "postgresql:index/role:Role", "postgresql:index/schema:Schema",
 })
 DESTRUCTIVE_OPS = ("replace", "delete", "delete-replaced", "create-replacement")
+# Types whose physical name is unique in the account and region, and the input holding it. Pulumi
+# replaces create-before-delete, so a replacement under the same name meets the old resource still
+# holding it and AWS refuses the create (DBInstanceAlreadyExists, ResourceExistsException, ...).
+FIXED_NAME_INPUT = {
+    "aws:rds/instance:Instance": "identifier", "aws:rds/parameterGroup:ParameterGroup": "name", "aws:rds/subnetGroup:SubnetGroup": "name",
+    "aws:secretsmanager/secret:Secret": "name", "aws:s3/bucket:Bucket": "bucket", "aws:ecr/repository:Repository": "name",
+    "aws:cloudwatch/logGroup:LogGroup": "name", "aws:iam/role:Role": "name", "aws:lb/targetGroup:TargetGroup": "name",
+    "aws:ec2/securityGroup:SecurityGroup": "name",
+}
 
 
 @dataclass
@@ -28,10 +37,27 @@ class Change:
     name: str
     protected: bool
     refresh: bool = False  # a refresh outcome: only the state changes (a delete drops the resource from it)
+    keys: tuple[str, ...] = ()  # the inputs that force a replacement
+    same_name: str = ""  # a replacement keeping this fixed physical name (FIXED_NAME_INPUT)
 
     @property
     def dangerous(self) -> bool:
         return self.op in DESTRUCTIVE_OPS and (self.type in STATEFUL_TYPES or self.protected)
+
+    @property
+    def collides(self) -> bool:
+        """A replacement that cannot succeed: its new resource takes the old one's name."""
+        return self.op in ("replace", "create-replacement") and bool(self.same_name)
+
+
+def _fixed_name(md: Any) -> str:
+    """The physical name a replacement keeps, or "" (not a fixed-name type, or the name changes)."""
+    key = FIXED_NAME_INPUT.get(str(md.type))
+    if key is None or md.old is None or md.new is None:
+        return ""
+    before = (getattr(md.old, "outputs", None) or {}).get(key) or (getattr(md.old, "inputs", None) or {}).get(key)
+    after = (getattr(md.new, "inputs", None) or {}).get(key)
+    return str(after) if isinstance(after, str) and after and after == before else ""
 
 
 @dataclass
@@ -66,7 +92,8 @@ class ChangePlan:
     def _add(self, md: Any, *, refresh: bool) -> None:
         old = md.old
         protected = bool(getattr(old, "protect", False)) if old is not None else False
-        self.changes.append(Change(op_name(md), md.type, short_name(md.urn), protected, refresh))
+        self.changes.append(Change(op_name(md), md.type, short_name(md.urn), protected, refresh,
+                                   keys=tuple(getattr(md, "keys", None) or ()), same_name=_fixed_name(md)))
 
     @property
     def empty(self) -> bool:
@@ -81,6 +108,9 @@ class ChangePlan:
             elif c.dangerous:
                 what = "protected" if c.protected else "stateful"
                 lines.append(f"  WARNING: {c.op} of {what} resource {c.name} ({c.type}): its data is lost")
+            if c.collides and c.op == "replace":
+                lines.append(f"  WARNING: {c.name} ({c.type}) would be replaced under the same name {c.same_name}, which AWS refuses while the old one "
+                             "exists: up refuses this change")
         return "\n".join(lines)
 
 

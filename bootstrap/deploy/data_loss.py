@@ -32,8 +32,27 @@ def describe(changes: list[Any]) -> str:
     return ", ".join(f"{c.name} ({c.type}, {'replace' if c.op in ('create-replacement', 'delete-replaced') else c.op})" for c in changes)
 
 
+def collisions(plan: Any) -> list[Any]:
+    """Replacements that cannot succeed: the new resource keeps the old one's fixed name."""
+    seen: dict[str, Any] = {}
+    for c in plan.changes:
+        if getattr(c, "collides", False) and not getattr(c, "refresh", False):
+            seen.setdefault(c.name, c)
+    return list(seen.values())
+
+
 def check(plan: Any, action: str, *, allowed: bool, out: Callable[[str], None]) -> None:
-    """Raise DeployError naming what would be lost, unless `allowed`; then say what will be lost."""
+    """Raise DeployError for a replacement that cannot work (even with the flag: the update would
+    fail half-way), or naming what would be lost unless `allowed`; then say what will be lost."""
+    stuck = collisions(plan)
+    if stuck:
+        c = stuck[0]
+        forced = f" ({', '.join(c.keys)} changed)" if c.keys else ""
+        hint = ("; to move the data to a new instance, restore into one and switch over (python -m bootstrap restore, docs/restore.md)"
+                if c.type == "aws:rds/instance:Instance" else "")
+        raise DeployError(f"refusing to {action}: {c.name} ({c.type}) would be replaced{forced} by a new resource under the same name "
+                          f"{c.same_name}, which AWS refuses while the old one still exists (the replacement is created before the old one "
+                          f"is deleted); nothing was changed; revert that change, or give the resource a new name{hint}")
     lost = losses(plan)
     if not lost:
         return

@@ -142,7 +142,7 @@ class Deployer:
             self.out(choice.describe(self.sf.path.name))
 
     def _confirm(self, plan: ChangePlan, action: str, *, refresh: bool = False) -> None:
-        if not refresh and data_loss.losses(plan) and not self.allow_data_loss:  # a refresh only rewrites the state
+        if not refresh and ((data_loss.losses(plan) and not self.allow_data_loss) or data_loss.collisions(plan)):  # a refresh only rewrites the state
             self.out(f"{action}: planned changes")
             self.out(plan.render())  # what would be lost, before the refusal
         if not refresh:
@@ -348,11 +348,14 @@ class Deployer:
             if op == "drift":
                 return self._drift(stack, cfg)
             if op == "preview":
-                progress = Progress(self.out)
+                progress, seen = Progress(self.out), ChangePlan()  # seen: what up would refuse, said after the preview
                 violations = progress.violations
                 with progress.watch():
-                    stack.preview(config_file=cfg, **progress.kwargs(), **self._packs())
+                    stack.preview(config_file=cfg, on_event=lambda e: (progress.on_event(e), seen.on_event(e)), on_output=lambda line: None, **self._packs())
                 progress.finish("preview")
+                for c in data_loss.collisions(seen):
+                    self.out(f"WARNING: {c.name} ({c.type}) would be replaced under the same name {c.same_name}, which AWS refuses while the old "
+                             "one exists: up refuses this change")
                 return 0
             plan = ChangePlan()
             violations = plan.violations
