@@ -88,5 +88,9 @@ def render(text: str, generated: dict[str, str], singles: list[tuple[str, str]])
     """`text` with its figure blocks and single figures replaced by the tool's."""
     text = BLOCK.sub(lambda m: m.group(1) + generated[m.group("name")] + m.group(4), text)
     for pattern, value in singles:
-        text = re.sub(pattern, lambda m, v=value: m.group(0).replace(m.group(1), v), text, flags=re.M)
+
+        def single(m: re.Match[str], v: str = value) -> str:
+            return m.group(0).replace(m.group(1), v)
+
+        text = re.sub(pattern, single, text, flags=re.M)
     return text

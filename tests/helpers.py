@@ -7,8 +7,9 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import psycopg
 import pytest
 
 from bootstrap.plan.mockgraph import Resource, run_stack
@@ -28,6 +29,23 @@ def assert_config_error(stack: str, overrides: Mapping[str, Any], *fragments: st
         assert fragment in message, f"{fragment!r} not in error: {message}"
     assert recorded == [], f"{len(recorded)} resources registered before the config error: {[r.name for r in recorded]}"
     return excinfo.value
+
+
+Row = TypeVar("Row")
+T = TypeVar("T")
+
+
+def present(value: T | None) -> T:
+    """`value`, which the test relies on being set (a field the SDK or an API types as Optional)."""
+    assert value is not None
+    return value
+
+
+def one_row(cursor: psycopg.Cursor[Row]) -> Row:
+    """The row of a query that always returns one (`fetchone()` narrowed: None is a failed test)."""
+    row = cursor.fetchone()
+    assert row is not None, "the query returned no row"
+    return row
 
 
 def isolated_model(prefix: str, **overrides: str) -> DbModel:

@@ -7,11 +7,11 @@ import json
 
 from bootstrap.access.ssm_session import AwsCliSessionStarter
 from bootstrap.access.tunnel import AccessTarget, SessionRequest
-from bootstrap.plan.mockgraph import Graph
+from bootstrap.plan.mockgraph import Graph, Resource
 from components.db_access_operator import LOCAL_PORT_PATTERN, operator_statements, session_document
 
 
-def _one(g: Graph, type_: str) -> object:
+def _one(g: Graph, type_: str) -> Resource:
     (r,) = [r for r in g.resources if r.type == type_ and "dbaccess" in r.name]
     return r
 

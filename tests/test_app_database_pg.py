@@ -12,7 +12,7 @@ from psycopg import sql
 
 from components.pgmodel import DbModel
 from components.pgsql import steps
-from tests.helpers import isolated_model
+from tests.helpers import isolated_model, one_row
 from tests.pgserver import PgServer
 
 MASTER_PASSWORD = "master-Pw-for-tests-1"
@@ -50,7 +50,7 @@ def memberships(conn: psycopg.Connection) -> list[tuple[str, str, bool, bool, bo
     """Every membership as (role, member, ADMIN, INHERIT, SET). 16+ stores INHERIT and SET per
     grant; on 15 a grant inherits as its member's attribute says and always allows SET ROLE (what
     pg_upgrade carries into 16's options), so snapshots of both majors compare."""
-    options = "a.inherit_option, a.set_option" if int(conn.execute("SHOW server_version_num").fetchone()[0]) >= 160000 else "m.rolinherit, true"
+    options = "a.inherit_option, a.set_option" if int(one_row(conn.execute("SHOW server_version_num"))[0]) >= 160000 else "m.rolinherit, true"
     return conn.execute(
         f"SELECT r.rolname::text, m.rolname::text, a.admin_option, {options} FROM pg_auth_members a "  # type: ignore[arg-type]
         "JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member ORDER BY 1, 2, 3, 4, 5"

@@ -57,7 +57,12 @@ def test_stack_config_and_history() -> None:
     history = [{"version": 7, "config": {"pghome:legacyPassword": {"value": PW + "3", "secret": False}}}]
     seen: list[tuple[str, str]] = []
     lines: list[str] = []
-    live, unverifiable = audit_state(_state(_res("urn:x", "aws:ec2/vpc:Vpc")), ("u",), lambda u, p: seen.append((u, p)) or False,
+
+    def login(u: str, p: str) -> bool:
+        seen.append((u, p))
+        return False
+
+    live, unverifiable = audit_state(_state(_res("urn:x", "aws:ec2/vpc:Vpc")), ("u",), login,
                                      out=lines.append, config=config, history=history)
     assert {p for _, p in seen} == {PW, PW + "2", PW + "3"} and live == unverifiable == 0
     assert any("history[7].config#pghome:legacyPassword" in ln for ln in lines) and all(PW not in ln for ln in lines)

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import urllib.error
 from pathlib import Path
+from typing import TypedDict
 
 import psycopg
 import pytest
@@ -22,7 +23,15 @@ from config.stack_file import stack_config
 from tests import fake_rds_ca as fake
 from tests.helpers import assert_config_error, run_bootstrap
 
-EXPIRED = dict(not_before=fake.NOW - dt.timedelta(days=400), not_after=fake.NOW - dt.timedelta(days=1))
+
+class Validity(TypedDict):
+    """not_before/not_after of fake_rds_ca.root()."""
+
+    not_before: dt.datetime
+    not_after: dt.datetime
+
+
+EXPIRED: Validity = {"not_before": fake.NOW - dt.timedelta(days=400), "not_after": fake.NOW - dt.timedelta(days=1)}
 
 
 def _settings(stack: str, **overrides: str):  # noqa: ANN202 (Settings)

@@ -81,8 +81,12 @@ def test_nothing_to_change_or_yes_given_does_not_ask() -> None:
 @pytest.mark.parametrize("answer", ["y", "yes", " Y ", "YES\n", "Yes"])
 def test_yes_answers_proceed(answer: str) -> None:
     prompts: list[str] = []
-    confirm(plan_of(pre("create", SG, "s")), "deploy to stack dev", assume_yes=False, out=lambda s: None,
-            ask=lambda p: prompts.append(p) or answer, isatty=lambda: True)
+
+    def ask(prompt: str) -> str:
+        prompts.append(prompt)
+        return answer
+
+    confirm(plan_of(pre("create", SG, "s")), "deploy to stack dev", assume_yes=False, out=lambda s: None, ask=ask, isatty=lambda: True)
     assert prompts == ["Do you want to deploy to stack dev? [y/N] "]
 
 

@@ -136,7 +136,7 @@ def test_only_pinned_ecr_public_images_are_accepted() -> None:
 
 def test_pull_permissions_are_the_cache_repository_only() -> None:
     arn = "arn:aws:ecr:eu-west-1:123456789012:repository/shop-dev/docker/library/alpine"
-    got: dict[str, Any] = {s.sid: (sorted(s.actions or []), s.resources) for s in pull_statements(arn)}
+    got: dict[str | None, Any] = {s.sid: (sorted(s.actions or []), s.resources) for s in pull_statements(arn)}
     assert got == {
         "PullAccessImage": (["ecr:BatchGetImage", "ecr:BatchImportUpstreamImage", "ecr:GetDownloadUrlForLayer"], [arn]),
         "EcrLogin": (["ecr:GetAuthorizationToken"], ["*"]),

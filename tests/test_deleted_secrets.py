@@ -49,7 +49,12 @@ def test_the_deploy_stops_before_any_change_and_names_the_commands(sm: Any, prod
 def test_purge_asks_then_frees_the_names(sm: Any, prod: Any) -> None:
     asked: list[str] = []
     lines: list[str] = []
-    deleted_secrets.check(sm, prod, purge=True, ask=lambda q: asked.append(q) or True, out=lines.append, interval_s=0.01)
+
+    def ask(question: str) -> bool:
+        asked.append(question)
+        return True
+
+    deleted_secrets.check(sm, prod, purge=True, ask=ask, out=lines.append, interval_s=0.01)
     assert asked and "without recovery" in lines[0]
     for role in prod.SECRET_ROLES:  # the names are free: the stack can create them again
         sm.create_secret(Name=prod.secret_name(role), SecretString="{}")

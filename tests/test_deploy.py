@@ -4,6 +4,7 @@ against a state exported from the mocked graph plus the real PostgreSQL."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -71,6 +72,19 @@ class FakeStack:
         self.world.log.append("preview_destroy")
         kw["on_event"](_event("delete"))
 
+    # the rest of StackLike: no test here refreshes or reads config or state through the stack
+    def refresh(self, **kw: Any) -> Any:
+        raise AssertionError("FakeStack does not model refresh")
+
+    def preview_refresh(self, **kw: Any) -> Any:
+        raise AssertionError("FakeStack does not model preview_refresh")
+
+    def get_all_config(self) -> dict[str, Any]:
+        raise AssertionError("FakeStack does not model get_all_config")
+
+    def export_stack(self) -> Any:
+        raise AssertionError("FakeStack does not model export_stack")
+
 
 class FakeWorld:
     stack = "dev"
@@ -91,7 +105,7 @@ class FakeWorld:
     def exists(self) -> bool:
         return self.exists_
 
-    def open(self, extra_env: Any = None) -> FakeStack:
+    def open(self, extra_env: Mapping[str, str] | None = None) -> FakeStack:
         return FakeStack(self, dict(extra_env or {}))
 
     def create(self) -> FakeStack:

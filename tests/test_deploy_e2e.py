@@ -43,7 +43,8 @@ def test_first_then_second_deploy(pg: PgServer, pulumi_double: Double, monkeypat
         assert after["config"] == before["config"] and set(after) - set(before) == {"encryptionsalt"}
         # every password rotated, the audit passed, progress and summary shown
         for role in ("app", "migrator"):
-            assert w.world.secret(role)["password"] and w.world.can_login_with_any(role)
+            secret = w.world.secret(role)
+            assert secret is not None and secret["password"] and w.world.can_login_with_any(role)
         assert not pg.can_login(w.world.master, initial)
         assert "audit: 0 live, 0 unverifiable" in out
         assert "phase 1/5 done:" in out and " created" in out and "s] create   aws:rds/instance:Instance" in out
@@ -77,10 +78,10 @@ def test_resume_after_a_failure_in_each_phase(pg: PgServer, pulumi_double: Doubl
         # phase 2: the master rotation fails once (RDS refuses)
         real = w.world.admin.set_master_password
 
-        def refuse(instance: str, password: str) -> None:
+        def refuse(instance_id: str, password: str) -> None:
             raise RotationError("RDS refused to change the master password of shop-dev-db (InvalidDBInstanceState: modifying)")
 
-        w.world.admin.set_master_password = refuse  # type: ignore[method-assign]
+        w.world.admin.set_master_password = refuse  # type: ignore[method-assign]  # RDS refuses once; restored below
         rc, out, err = w.run("deploy", "--stack", "dev", "--yes", "--local-rotation")
         assert rc == 1 and err.startswith("error: phase 2/5 (rotating master) failed: RDS refused")
         assert "Done so far: infrastructure deployed without the app database" in err

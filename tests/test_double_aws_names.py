@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pulumi import automation as auto
@@ -42,13 +43,13 @@ def tiny(d: Double, **config: str) -> auto.Stack:
     return stack
 
 
-def resources(d: Double) -> list[dict[str, object]]:
+def resources(d: Double) -> list[dict[str, Any]]:
     path = d.tmp / "tiny-state/.pulumi/stacks/tiny/dev.json"
     return list(json.loads(path.read_text())["checkpoint"]["latest"].get("resources") or [])
 
 
-def outputs(d: Double, type_suffix: str) -> dict[str, object]:
-    return dict(next(r for r in resources(d) if str(r["type"]).endswith(type_suffix))["outputs"])  # type: ignore[arg-type]
+def outputs(d: Double, type_suffix: str) -> dict[str, Any]:
+    return dict(next(r for r in resources(d) if str(r["type"]).endswith(type_suffix))["outputs"])
 
 
 def test_a_secret_with_a_recovery_window_blocks_its_name_after_destroy(pulumi_double: Double) -> None:

@@ -51,7 +51,7 @@ def test_assets_are_hashed_at_registration_and_a_missing_archive_fails_like_the_
     code = fn["inputs"]["code"]
     assert code["path"] == str(archive) and len(code["hash"]) == 64
     archive.write_bytes(archive.read_bytes() + b"\0")  # a rebuilt archive is an update
-    assert stack.preview().change_summary.get("update") == 1
+    assert stack.preview().change_summary.get(auto.OpType.UPDATE) == 1
     missing = d.tmp / "build" / "rotation-function.zip"
     monkeypatch.setenv("PGHOME_ROTATION_ARCHIVE", str(missing))
     for run in (stack.preview, stack.up):
@@ -179,7 +179,7 @@ def test_the_policy_pack_directory_is_run_and_its_config_applied(pulumi_double: 
     found = [e.policy_event for e in events if e.policy_event]
     assert [(p.policy_name, p.policy_pack_name, p.policy_pack_version, p.enforcement_level) for p in found] == [
         ("no-vpc", "always-fails", "2.3.4", "mandatory")]
-    assert found[0].message == "<{%reset%}>VPCs are refused\nno VPC may pass<{%reset%}>\n" and found[0].resource_urn.endswith("$aws:ec2/vpc:Vpc::shop-dev-network-vpc")
+    assert found[0].message == "<{%reset%}>VPCs are refused\nno VPC may pass<{%reset%}>\n" and (found[0].resource_urn or "").endswith("$aws:ec2/vpc:Vpc::shop-dev-network-vpc")
     summary = next(e.summary_event for e in events if e.summary_event)
     assert summary.policy_packs == {"always-fails": "2.3.4"}
     # an up with a mandatory violation applies nothing

@@ -18,6 +18,7 @@ import pytest
 
 from components import iam, service_iam
 from components.awsinfo import AwsFacts
+from tests.helpers import present
 
 Statement = aws.iam.GetPolicyDocumentStatementArgs
 PARENT = SimpleNamespace(name="parent")
@@ -72,19 +73,19 @@ def test_service_trust_policy_names_the_account_and_optionally_the_source(rec: R
     assert iam.service_trust_policy("rds.amazonaws.com", "123456789012", PARENT) == "document-1"  # type: ignore[arg-type]
     st = _only_statement(rec.documents[0])
     assert st.actions == ["sts:AssumeRole"] and st.effect is None  # Allow is the document's default
-    (principal,) = st.principals
+    (principal,) = present(st.principals)
     assert (principal.type, principal.identifiers) == ("Service", ["rds.amazonaws.com"])
-    assert [_condition(c) for c in st.conditions] == [("StringEquals", "aws:SourceAccount", ["123456789012"])]
+    assert [_condition(c) for c in present(st.conditions)] == [("StringEquals", "aws:SourceAccount", ["123456789012"])]
     iam.service_trust_policy("lambda.amazonaws.com", "123456789012", PARENT, source_arn_like="arn:aws:lambda:*")  # type: ignore[arg-type]
     st = _only_statement(rec.documents[1])
-    assert [_condition(c) for c in st.conditions] == [("StringEquals", "aws:SourceAccount", ["123456789012"]), ("ArnLike", "aws:SourceArn", ["arn:aws:lambda:*"])]
+    assert [_condition(c) for c in present(st.conditions)] == [("StringEquals", "aws:SourceAccount", ["123456789012"]), ("ArnLike", "aws:SourceArn", ["arn:aws:lambda:*"])]
 
 
 def test_ecs_tasks_trust_policy_is_this_accounts_tasks_in_the_stacks_partition_and_region(rec: Recorder) -> None:
     assert iam.ecs_tasks_trust_policy(PARENT) == "document-1"  # type: ignore[arg-type]
     st = _only_statement(rec.documents[0])
-    assert st.principals[0].identifiers == ["ecs-tasks.amazonaws.com"]
-    assert [_condition(c) for c in st.conditions] == [
+    assert present(st.principals)[0].identifiers == ["ecs-tasks.amazonaws.com"]
+    assert [_condition(c) for c in present(st.conditions)] == [
         ("StringEquals", "aws:SourceAccount", ["123456789012"]),
         ("ArnLike", "aws:SourceArn", ["arn:aws-cn:ecs:cn-north-1:123456789012:*"]),
     ]

@@ -44,7 +44,7 @@ def test_migrations_gate_releases_and_rollback_refuses_to_cross_one(dev: Double,
     assert rc == 0, err + out
     outputs = stack_outputs(d)
     assert outputs["migrationTaskDefinitionArn"] == f"arn:aws:ecs:{REGION}:123456789012:task-definition/shop-dev-migrate:1"
-    net = {"subnets": list(outputs["privateSubnetIds"]), "security_groups": [outputs["serviceSecurityGroupId"]]}
+    subnets, groups = list(outputs["privateSubnetIds"]), [outputs["serviceSecurityGroupId"]]
 
     # 1.4.2: the migration runs (its log streamed), then the first rollout, verified on the digest
     d142 = push(aws, "1.4.2")
@@ -52,7 +52,7 @@ def test_migrations_gate_releases_and_rollback_refuses_to_cross_one(dev: Double,
     logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=STREAM)
     logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=STREAM, logEvents=[{"timestamp": int(time.time() * 1000), "message": "Applying shop.0001_initial... OK"}])
     with stubbed_ecs(monkeypatch) as stub:
-        queue_migration(stub, d142, task("RUNNING"), task("STOPPED", 0), **net)
+        queue_migration(stub, d142, task("RUNNING"), task("STOPPED", 0), subnets=subnets, security_groups=groups)
         queue_first_rollout(stub, "ecs-svc/1000", digest=d142)
         rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.2", "--yes")
         assert rc == 0, err + out
@@ -64,7 +64,7 @@ def test_migrations_gate_releases_and_rollback_refuses_to_cross_one(dev: Double,
     d143 = push(aws, "1.4.3")
     scan_result("1.4.3")
     with stubbed_ecs(monkeypatch) as stub:
-        queue_migration(stub, d143, task("STOPPED", 0), **net)
+        queue_migration(stub, d143, task("STOPPED", 0), subnets=subnets, security_groups=groups)
         next_rollout(stub, d143, "ecs-svc/2000", "ecs-svc/1000")
         rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.3", "--yes")
         assert rc == 0, err + out
@@ -74,7 +74,7 @@ def test_migrations_gate_releases_and_rollback_refuses_to_cross_one(dev: Double,
     d144 = push(aws, "1.4.4")
     scan_result("1.4.4")
     with stubbed_ecs(monkeypatch) as stub:
-        queue_migration(stub, d144, task("STOPPED", 2, stopCode="EssentialContainerExited", stoppedReason="Essential container in task exited"), **net)
+        queue_migration(stub, d144, task("STOPPED", 2, stopCode="EssentialContainerExited", stoppedReason="Essential container in task exited"), subnets=subnets, security_groups=groups)
         rc, out, err = run(d, capsys, "release", "--stack", "dev", "--image-tag", "1.4.4", "--yes")
     assert rc == 1 and "error: the migration exited 2" in err and "the service was not changed" in err
     assert len(d.ops("up")) == ups and image_tag(d) == "1.4.3"

@@ -24,7 +24,7 @@ from psycopg import sql
 from components.pgmodel import DbModel
 from components.pgsql import render_sql
 from dbcore import pgadmin, pgconn
-from tests.helpers import isolated_model
+from tests.helpers import isolated_model, one_row
 from tests.pgserver import RDS_SUPERUSER, PgServer
 from tests.test_app_database_pg import MASTER_PASSWORD, apply_model
 
@@ -113,8 +113,8 @@ def hijacks(pg: PgServer, model: DbModel, who: str | None = None) -> list[tuple[
 def assert_migrator_gained_nothing(pg: PgServer, model: DbModel) -> None:
     assert hijacks(pg, model) == [], "a trap ran as the master"
     with pg.connect_super() as conn:
-        createrole, createdb = conn.execute("SELECT rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = 'hj_migrator'").fetchone()
-        member = conn.execute("SELECT pg_has_role('hj_migrator', %s, 'MEMBER')", (RDS_SUPERUSER,)).fetchone()[0]
+        createrole, createdb = one_row(conn.execute("SELECT rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = 'hj_migrator'"))
+        member = one_row(conn.execute("SELECT pg_has_role('hj_migrator', %s, 'MEMBER')", (RDS_SUPERUSER,)))[0]
     assert (createrole, createdb, member) == (False, False, False)
 
 
@@ -169,7 +169,7 @@ PROVIDER_QUERIES: list[tuple[str, tuple]] = [
 
 
 def replay_provider(conn: psycopg.Connection) -> None:
-    role_oid = conn.execute("SELECT oid FROM pg_catalog.pg_roles WHERE rolname = 'hj_rw'").fetchone()[0]
+    role_oid = one_row(conn.execute("SELECT oid FROM pg_catalog.pg_roles WHERE rolname = 'hj_rw'"))[0]
     with conn.transaction():
         for query, params in PROVIDER_QUERIES:
             conn.execute(query, tuple(role_oid if p == "ROLE_OID" else p for p in params))  # type: ignore[arg-type]

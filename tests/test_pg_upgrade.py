@@ -20,6 +20,7 @@ from components.pgsql import admin_repair_sql
 from dbcore.alternating import other_user
 from dbcore.pgadmin import AdminOptionError, grant_admin, roles_without_admin
 from dbcore.secret import RotationError
+from tests.helpers import one_row
 from tests.pgserver import RDS_SUPERUSER, PgServer
 from tests.rotation_world import World, make_world
 from tests.test_app_database_pg import apply_model, catalog_snapshot
@@ -80,7 +81,7 @@ def upgraded(pg: PgServer) -> Iterator[Upgraded]:
             seconds = old.upgrade(pg.major)
             after_upgrade = catalog_snapshot(old, model)
             app = world.secret("app")
-            app_login_after_upgrade = bool(app) and old.can_login(app["username"], app["password"], app["dbname"])
+            app_login_after_upgrade = bool(app and old.can_login(app["username"], app["password"], app["dbname"]))
             names = sorted(r.name for r in model.roles)
             with old.connect_as(world.master, world.initial_master_password) as conn:
                 lacking = roles_without_admin(conn, names)
@@ -120,7 +121,7 @@ def master_conn(u: Upgraded) -> psycopg.Connection:
 
 def test_the_cluster_really_moved_to_this_major_with_its_roles(upgraded: Upgraded, pg: PgServer) -> None:
     with master_conn(upgraded) as conn:
-        assert int(conn.execute("SHOW server_version_num").fetchone()[0]) // 10000 == pg.major
+        assert int(one_row(conn.execute("SHOW server_version_num"))[0]) // 10000 == pg.major
     owner = upgraded.model.owner
     assert comparable(upgraded.after_upgrade, owner) == comparable(upgraded.before, owner)
     assert upgraded.app_login_after_upgrade
@@ -168,14 +169,14 @@ def test_after_the_repair_by_the_master_rotation_and_model_work_and_change_nothi
     rds_superuser_administers(upgraded, names)
     # the repair, run by the rds_superuser-like master itself (not a superuser)
     with master_conn(upgraded) as conn:
-        assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0] is False
+        assert one_row(conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"))[0] is False
         member_of = {r[0] for r in conn.execute(
             "SELECT b.rolname FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = current_user)")}
         for statement in admin_repair_sql(master, names, member_of):
             conn.execute(statement)  # type: ignore[arg-type]
         assert roles_without_admin(conn, names) == []
         # the master gained ADMIN, not the login roles' privileges
-        assert conn.execute("SELECT pg_has_role(current_user, %s, 'USAGE')", (upgraded.world.settings.app_database.role_prefix + "_app",)).fetchone()[0] is False
+        assert one_row(conn.execute("SELECT pg_has_role(current_user, %s, 'USAGE')", (upgraded.world.settings.app_database.role_prefix + "_app",)))[0] is False
         assert grant_admin(conn, names) == []  # nothing left to repair
     old = upgraded.world.secret("app")
     upgraded.world.rotator().rotate("app")

@@ -26,7 +26,7 @@ class _Item:
     """The parts of a pytest.Item the marking hook reads and writes."""
 
     def __init__(self, nodeid: str, fixturenames: list[str]):
-        self.nodeid, self.fixturenames, self.markers = nodeid, fixturenames, []
+        self.nodeid, self.fixturenames, self.markers = nodeid, fixturenames, list[str]()
 
     def add_marker(self, mark) -> None:
         self.markers.append(mark.name)

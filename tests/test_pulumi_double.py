@@ -86,6 +86,7 @@ def test_up_events_state_outputs_and_a_second_up(pulumi_double: Double, pulumi_c
     rds = next(r for r in d.resources() if r["type"] == "random:index/randomPassword:RandomPassword")
     assert rds["outputs"]["result"][SECRET_SIG] == SECRET_MARK and "ciphertext" in rds["outputs"]["result"]
     exported = stack.export_stack()
+    assert exported.deployment is not None
     assert "plaintext" in next(r for r in exported.deployment["resources"] if r["urn"] == rds["urn"])["outputs"]["result"]
     before = d.resources()
     stack.import_stack(exported)
@@ -95,7 +96,7 @@ def test_up_events_state_outputs_and_a_second_up(pulumi_double: Double, pulumi_c
     assert set(again.change_summary) == {"same"}
     stack.set_config("pghome:flowLogRetentionDays", auto.ConfigValue("60"))  # one log group
     changed = stack.preview()
-    assert changed.change_summary.get("update") == 1
+    assert changed.change_summary.get(auto.OpType.UPDATE) == 1
     assert len(stack.history()) == 1
 
 
@@ -113,13 +114,29 @@ def test_failures_locked_missing_passphrase_no_credentials_and_a_failing_resourc
     with pytest.raises(auto.CommandError, match="NoCredentialProviders"):
         auto.select_stack("dev", work_dir=str(d.project), opts=auto.LocalWorkspaceOptions(env_vars={"PULUMI_BACKEND_URL": "s3://team-state/pghome"}))
     monkeypatch.setenv("PULUMI_DOUBLE_FAIL_ON", "aws:rds/instance:Instance")
-    with pytest.raises(auto.CommandError) as err:
+    with pytest.raises(auto.CommandError) as failed:
         stack.up()
-    assert "error: create of shop-dev-database-instance failed" in str(err.value)
+    assert "error: create of shop-dev-database-instance failed" in str(failed.value)
     types = {r["type"] for r in d.resources()}
     assert "aws:ec2/vpc:Vpc" in types and "aws:rds/instance:Instance" not in types  # partial progress persisted
     assert stack.history()[0].result == "failed"
     assert not any(Path(d.tmp / "state/.pulumi/locks").rglob("*.json"))  # the run released its lock
+
+
+def test_config_set_all_refuses_a_pair_without_a_value_as_the_cli_does(pulumi_double: Double) -> None:
+    """parseKeyValuePair (pkg/cmd/pulumi/config): `set-all --plaintext <key>` without `=` is the CLI's
+    one-sentence error, and nothing is written."""
+    import os
+    import subprocess
+
+    d = pulumi_double
+    auto.create_stack("dev", work_dir=str(d.project), opts=auto.LocalWorkspaceOptions(env_vars=workspace(d).env_vars))
+    before = (d.project / "Pulumi.dev.yaml").read_text()
+    env = {**os.environ, "PULUMI_BACKEND_URL": d.file_backend(), "PULUMI_CONFIG_PASSPHRASE": PASS}
+    bad = subprocess.run(["pulumi", "--non-interactive", "config", "set-all", "--stack", "dev", "--plaintext", "pghome:azCount=3", "--plaintext", "pghome:appName"],
+                         cwd=d.project, env=env, capture_output=True, text=True)
+    assert bad.returncode != 0 and "config value must be in the form [key]=[value]" in bad.stderr and "Traceback" not in bad.stderr
+    assert (d.project / "Pulumi.dev.yaml").read_text() == before
 
 
 def test_refresh_sees_console_edits_and_destroy_removes_everything(pulumi_double: Double) -> None:
@@ -128,7 +145,7 @@ def test_refresh_sees_console_edits_and_destroy_removes_everything(pulumi_double
     stack.up()
     d.cloud({"::shop-dev-database-instance": {"inputs": {"backupRetentionPeriod": 1}}})
     assert set(stack.preview().change_summary) == {"same"}  # without a refresh the edit is invisible
-    assert stack.preview(refresh=True).change_summary.get("update") == 1
+    assert stack.preview(refresh=True).change_summary.get(auto.OpType.UPDATE) == 1
     with pytest.raises(auto.CommandError, match="no changes were expected"):
         stack.preview(refresh=True, expect_no_changes=True)
     stack.destroy()

@@ -10,7 +10,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def _two_commands() -> list[str]:
     text = (ROOT / "README.md").read_text()
     section = text.split("## The two commands", 1)[1]
-    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    found = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert found is not None, "README.md: no bash block in the section"
+    block = found.group(1)
     return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
 
@@ -40,7 +42,9 @@ def test_ci_runs_exactly_the_readme_commands_in_order():
 def test_the_readme_test_command_needs_nothing_run_before_it():
     """The README promises two commands: its test command must not point at a set-up step."""
     section = (ROOT / "README.md").read_text().split("## The two commands", 1)[1]
-    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    found = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert found is not None, "README.md: no bash block in the section"
+    block = found.group(1)
     assert "pg-binaries.sh" not in block and ".ci/run does it" not in block
 
 

@@ -98,6 +98,7 @@ def test_prod_recovery_window_would_block_the_recreate(dev: Double, capsys: pyte
     assert rc == 0, err
     stack = auto.select_stack("dev", work_dir=str(d.project), opts=auto.LocalWorkspaceOptions(env_vars={"PULUMI_CONFIG_PASSPHRASE": PASS}))
     exported = stack.export_stack()
+    assert exported.deployment is not None
     for r in exported.deployment["resources"]:
         if r["type"] == "aws:secretsmanager/secret:Secret":
             r["inputs"]["recoveryWindowInDays"] = r["outputs"]["recoveryWindowInDays"] = 30

@@ -55,6 +55,13 @@ def test_rollout_problem(deployments, expect):
     assert (problem is None) if expect is None else (expect in problem and "shop-dev" in problem)
 
 
+class NoAdmin:
+    """The DatabaseAdmin seam: createSecret never changes the master password."""
+
+    def set_master_password(self, instance_id: str, password: str) -> None:
+        raise AssertionError(f"createSecret changed the master password of {instance_id}")
+
+
 class Secrets:
     """Just what createSecret reads: AWSCURRENT of the app and master secrets, AWSPENDING absent."""
 
@@ -83,7 +90,7 @@ def test_create_secret_refuses_while_the_rollout_is_unfinished():
     warned: list[str] = []
     sm = Secrets()
     cfg = FunctionConfig(master_secret_arn="m", db_instance_id="db", alternating_secret_arns=frozenset({"app"}), ecs_cluster="shop-dev", ecs_service="shop-dev")
-    runner = StepRunner(cfg, sm, admin=None, ecs=client, out=lambda s: None, warn=warned.append)
+    runner = StepRunner(cfg, sm, admin=NoAdmin(), ecs=client, out=lambda s: None, warn=warned.append)
     with pytest.raises(RotationError, match="createSecret: the last deployment of service shop-dev in cluster shop-dev has not completed"):
         runner.create("app", "token-1")
     assert sm.put == [] and warned and "refused" in warned[0]  # nothing stored; said in the function's log
@@ -93,7 +100,7 @@ def test_create_secret_goes_ahead_after_a_completed_rollout():
     client, stub = ecs_with(deployment("PRIMARY", "COMPLETED", 3))
     sm = Secrets()
     cfg = FunctionConfig(master_secret_arn="m", db_instance_id="db", alternating_secret_arns=frozenset({"app"}), ecs_cluster="shop-dev", ecs_service="shop-dev")
-    StepRunner(cfg, sm, admin=None, ecs=client, out=lambda s: None).create("app", "token-1")
+    StepRunner(cfg, sm, admin=NoAdmin(), ecs=client, out=lambda s: None).create("app", "token-1")
     assert len(sm.put) == 1 and '"username": "shop_app_clone"' in sm.put[0]["SecretString"]
 
 
@@ -104,7 +111,7 @@ def test_create_secret_refuses_when_the_last_redeploy_never_happened():
     warned: list[str] = []
     sm = Secrets(created=NOW + dt.timedelta(minutes=5))
     cfg = FunctionConfig(master_secret_arn="m", db_instance_id="db", alternating_secret_arns=frozenset({"app"}), ecs_cluster="shop-dev", ecs_service="shop-dev")
-    runner = StepRunner(cfg, sm, admin=None, ecs=client, out=lambda s: None, warn=warned.append)
+    runner = StepRunner(cfg, sm, admin=NoAdmin(), ecs=client, out=lambda s: None, warn=warned.append)
     with pytest.raises(RotationError, match=r"createSecret: the last deployment of service shop-dev in cluster shop-dev \(ecs-svc/2\) started before"):
         runner.create("app", "token-1")
     assert sm.put == [] and "--force-new-deployment" in warned[0]
@@ -117,7 +124,7 @@ def test_create_secret_checks_nothing_before_the_first_password():
     sm = Secrets(password="")
     cfg = FunctionConfig(master_secret_arn="m", db_instance_id="db", alternating_secret_arns=frozenset({"app"}), ecs_cluster="shop-dev", ecs_service="shop-dev")
     with Stubber(client) as stub:  # no answer queued: any ECS call fails the test
-        StepRunner(cfg, sm, admin=None, ecs=client, out=lambda s: None).create("app", "token-1")
+        StepRunner(cfg, sm, admin=NoAdmin(), ecs=client, out=lambda s: None).create("app", "token-1")
         stub.assert_no_pending_responses()
     assert len(sm.put) == 1
 
@@ -155,7 +162,7 @@ def test_the_functions_log_says_why_in_one_line(caplog: pytest.LogCaptureFixture
 
     client, stub = ecs_with(deployment("PRIMARY", "IN_PROGRESS", 3), deployment("ACTIVE", "COMPLETED", 2))
     cfg = FunctionConfig(master_secret_arn="m", db_instance_id="db", alternating_secret_arns=frozenset({"app"}), ecs_cluster="shop-dev", ecs_service="shop-dev")
-    runner = StepRunner(cfg, Secrets(), admin=None, ecs=client)
+    runner = StepRunner(cfg, Secrets(), admin=NoAdmin(), ecs=client)
     with caplog.at_level(logging.INFO, logger="pghome.rotation"), pytest.raises(RotationStepError) as err:
         run_event({"Step": "createSecret", "SecretId": "app", "ClientRequestToken": "token-1"}, runner)
     records = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "pghome.rotation"]

@@ -16,6 +16,7 @@ from dbcore import password_policy
 from dbcore.rds_admin import RdsAdmin
 from dbcore.secret import RotationError, new_password
 from dbcore.verifier import scram_verifier
+from tests.helpers import one_row
 from tests.pgserver import PgServer
 from tests.rotation_world import KilledError, World, make_world
 
@@ -74,10 +75,10 @@ def test_full_rotation_master_then_login_roles(world: World, pg: PgServer) -> No
 
     logins = [world.rotator().username(r) for r in ("app", "migrator")]
     with pg.connect_as(world.master, world.initial_master_password) as conn:
-        assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0] is False
+        assert one_row(conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"))[0] is False
         assert roles_without_admin(conn, logins) == []
         if pg.major >= 16:
-            assert conn.execute("SELECT bool_and(pg_has_role(current_user, r, 'USAGE WITH ADMIN OPTION')) FROM unnest(%s::text[]) r", (logins,)).fetchone()[0]
+            assert one_row(conn.execute("SELECT bool_and(pg_has_role(current_user, r, 'USAGE WITH ADMIN OPTION')) FROM unnest(%s::text[]) r", (logins,)))[0]
     lines: list[str] = []
     rot = world.rotator(out=lines.append)
     for role in ("master", "app", "migrator"):
@@ -244,7 +245,7 @@ def test_master_change_not_applied_is_a_clear_error_and_current_still_works(worl
 
 class FakeRds:
     def __init__(self, states: list[tuple[str, dict[str, str]]]):
-        self.states, self.modified = states, []
+        self.states, self.modified = states, list[dict[str, object]]()
 
     def modify_db_instance(self, **kw: object) -> None:
         self.modified.append(kw)

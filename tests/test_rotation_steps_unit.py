@@ -16,7 +16,7 @@ from dbcore import pgconn
 from dbcore.secret import RotationError
 from rotation_function import steps
 from rotation_function.steps import FunctionConfig, other_user
-from tests.rotation_step_fakes import APP, HOST, MASTER, MIG, World, a1, g1, m1, m2, steps_role_query, t1, t2, t3, t9, version
+from tests.rotation_step_fakes import APP, HOST, MASTER, MIG, FakeConn, World, a1, g1, m1, m2, steps_role_query, t1, t2, t3, t9, version
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_value_and_pending_ask_for_the_exact_version(w: World) -> None:
 
 def test_endpoint_follows_the_secret_then_the_defaults_and_overrides(w: World) -> None:
     r = w.runner()
-    common = {"sslmode": "verify-ca", "sslrootcert": "/ca.pem", "connect_timeout": 7}
+    common: dict[str, Any] = {"sslmode": "verify-ca", "sslrootcert": "/ca.pem", "connect_timeout": 7}
     assert r.endpoint({"host": "h", "port": "6432", "dbname": "d"}) == pgconn.Endpoint(host="h", port=6432, dbname="d", **common)
     assert r.endpoint({}) == pgconn.Endpoint(host="", port=5432, dbname="postgres", **common)
     assert r.endpoint({"host": "h", "dbname": "d"}, dbname="other") == pgconn.Endpoint(host="h", port=5432, dbname="other", **common)
@@ -80,12 +80,14 @@ def test_accepts_logs_in_once_and_says_why_it_cannot(w: World) -> None:
 def test_master_connection_tries_current_then_pending(w: World) -> None:
     r = w.runner()
     conn = r.master_connection()
+    assert isinstance(conn, FakeConn)  # pgconn.connect is the fake database's
     assert conn.user == "master" and w.log == ["connected as master using AWSCURRENT"]
     assert w.db.opened[-1] == (r.endpoint({"host": HOST, "port": 5432, "dbname": "postgres"}), "master", "m-old")
     w.db.passwords["master"] = "m-new"  # a master rotation stopped after setSecret
     w.sm.add(MASTER, m2, {"host": HOST, "username": "master", "password": "m-new"}, "AWSPENDING")
     w.log.clear()
-    assert r.master_connection().user == "master" and w.log == ["connected as master using AWSPENDING"]
+    conn = r.master_connection()
+    assert isinstance(conn, FakeConn) and conn.user == "master" and w.log == ["connected as master using AWSPENDING"]
     w.db.passwords["master"] = "lost"
     with pytest.raises(RotationError) as err:
         r.master_connection()
@@ -247,7 +249,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return c
 
 
-def test_test_waits_for_the_master_only(w: World, clock: Clock) -> None:
+def test_test_waits_for_the_master_only(w: World, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
     from dataclasses import replace
 
     w.pending(MIG, t1, {"host": HOST, "username": "shop_mig", "password": "mig-old"})
@@ -269,12 +271,12 @@ def test_test_waits_for_the_master_only(w: World, clock: Clock) -> None:
         assert clock.sleeps and clock.sleeps == [pytest.approx(step)] * len(clock.sleeps)
         assert timeout - step < sum(clock.sleeps) < timeout + 1.5 * step
 
-    def later(*a: Any) -> None:  # RDS applies the change while the function waits
+    def later(s: float) -> None:  # RDS applies the change while the function waits
         clock.now += 5
         if clock.now >= 115:
             w.db.passwords["master"] = "m-new"
 
-    clock.sleep = later  # type: ignore[method-assign]
+    monkeypatch.setattr(clock, "sleep", later)
     w.log.clear()
     w.runner().test(MASTER, t3)
     assert w.log == ["testSecret: login as master with AWSPENDING over TLS succeeded"]

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from bootstrap.plan.mockgraph import Graph, run_stack
+from bootstrap.plan.mockgraph import Graph, Resource, run_stack
 from components.secret_access import GUARDED_ACTIONS, master_secret_policy
 from tests.helpers import assert_config_error
 
@@ -17,7 +17,7 @@ DEPLOY = "arn:aws:iam::123456789012:role/shop-prod-deploy"
 BREAK_GLASS = "arn:aws:iam::123456789012:role/shop-break-glass"
 
 
-def _one(g: Graph, type_: str, name_part: str = "") -> object:
+def _one(g: Graph, type_: str, name_part: str = "") -> Resource:
     found = [r for r in g.resources if r.type == type_ and name_part in r.name]
     assert len(found) == 1, [r.name for r in found]
     return found[0]

@@ -10,6 +10,7 @@ from components.app_database import DbConnection
 from components.iam import log_streams
 from components.service_iam import execution_statements, task_statements
 from controls.exec_access import EXEC_CHANNEL_ACTIONS, STAR_ONLY_ACTIONS
+from tests.helpers import present
 
 REPO = "arn:aws:ecr:eu-west-1:123456789012:repository/shop-dev"
 LOGS = "arn:aws:logs:eu-west-1:123456789012:log-group:/ecs/shop-dev/app"
@@ -30,8 +31,8 @@ def _db(iam_grant: aws.iam.GetPolicyDocumentStatementArgs | None = None) -> DbCo
     )
 
 
-def _by_sid(statements: list[aws.iam.GetPolicyDocumentStatementArgs]) -> dict[str, tuple[list[str], list[str]]]:
-    return {st.sid: (list(st.actions), list(st.resources)) for st in statements}
+def _by_sid(statements: list[aws.iam.GetPolicyDocumentStatementArgs]) -> dict[str | None, tuple[list[str], list[str]]]:
+    return {st.sid: (list(present(st.actions)), list(present(st.resources))) for st in statements}
 
 
 def test_execution_role_pulls_this_repo_writes_its_logs_reads_its_secret() -> None:
@@ -44,7 +45,7 @@ def test_execution_role_pulls_this_repo_writes_its_logs_reads_its_secret() -> No
         "DecryptDbSecret": (["kms:Decrypt"], [_db().kms_key_arn]),
     }
     (decrypt,) = [st for st in statements if st.sid == "DecryptDbSecret"]
-    (condition,) = decrypt.conditions
+    (condition,) = present(decrypt.conditions)
     assert (condition.test, condition.variable, condition.values) == ("StringEquals", "kms:ViaService", ["secretsmanager.eu-west-1.amazonaws.com"])
 
 
@@ -67,6 +68,6 @@ def test_task_role_carries_the_iam_grant_and_the_exec_agent_needs() -> None:
 
 def test_star_resources_only_for_actions_without_resource_level_permissions() -> None:
     statements = execution_statements(REPO, LOGS, _db(), "eu-west-1") + task_statements(_db(), EXEC_KEY, EXEC_LOGS)
-    on_star = {a for st in statements if "*" in st.resources for a in st.actions}
+    on_star = {a for st in statements if "*" in present(st.resources) for a in present(st.actions)}
     assert on_star and on_star <= STAR_ONLY_ACTIONS
     assert log_streams(LOGS) == LOGS + ":*"

@@ -1,5 +1,5 @@
 """mypy over every product package (the program, config, dbcore, components, bootstrap, the policy pack,
-the rotation function), as part of the one test command."""
+the rotation function) and the tests themselves, as part of the one test command."""
 
 import subprocess
 import sys
@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_mypy_is_clean():
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "controls", "config", "dbcore", "components", "bootstrap", "policy", "rotation_function", "__main__.py"],
+        [sys.executable, "-m", "mypy", "controls", "config", "dbcore", "components", "bootstrap", "policy", "rotation_function", "__main__.py", "tests"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -76,8 +76,9 @@ def parse(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
             name, eq, val = a.partition("=")
             if eq:
                 opts.setdefault(name, []).append(val)
-            elif name in ("--plaintext", "--secret") and i + 1 < len(argv) and "=" in argv[i + 1] and not argv[i + 1].startswith("-"):
-                opts.setdefault(name + "=", []).append(argv[i + 1])  # config set-all --plaintext k=v
+            elif (name in ("--plaintext", "--secret") and i + 1 < len(argv) and not argv[i + 1].startswith("-")
+                  and ("=" in argv[i + 1] or words[:2] == ["config", "set-all"])):
+                opts.setdefault(name + "=", []).append(argv[i + 1])  # config set-all --plaintext k=v (set-all's flags take a value)
                 i += 1
             elif name in BOOL_FLAGS:
                 opts[name] = True

@@ -193,7 +193,10 @@ class StackCommands:
         elif sub == "set-all":
             for flag, secret in (("--plaintext", False), ("--secret", True)):
                 for pair in self.opts.get(flag + "=", []):
-                    put(*pair.split("=", 1), secret)
+                    key, eq, value = pair.partition("=")
+                    if not eq:  # the CLI's parseKeyValuePair (pkg/cmd/pulumi/config)
+                        raise CliError("config value must be in the form [key]=[value]")
+                    put(key, value, secret)
         elif sub == "rm":
             config.pop(full(rest[0]), None)
         else:
