@@ -350,8 +350,13 @@ class Deployer:
             if op == "preview":
                 progress, seen = Progress(self.out), ChangePlan()  # seen: what up would refuse, said after the preview
                 violations = progress.violations
+
+                def both(event: Any) -> None:
+                    progress.on_event(event)
+                    seen.on_event(event)
+
                 with progress.watch():
-                    stack.preview(config_file=cfg, on_event=lambda e: (progress.on_event(e), seen.on_event(e)), on_output=lambda line: None, **self._packs())
+                    stack.preview(config_file=cfg, on_event=both, on_output=lambda line: None, **self._packs())
                 progress.finish("preview")
                 for c in data_loss.collisions(seen):
                     self.out(f"WARNING: {c.name} ({c.type}) would be replaced under the same name {c.same_name}, which AWS refuses while the old "
