@@ -140,3 +140,57 @@ def test_a_replacement_collides_only_when_it_keeps_a_fixed_name(type_: str, old:
     assert change.collides is collides and change.keys == ("username",)
     assert ("would be replaced under the same name" in plan_of(replace(type_, "r", old, new, [])).render()) is collides
     assert not plan_of(replace(type_, "r", old, old, [], op="update")).changes[0].collides
+
+
+def outputs_event(op: str, type_: str, name: str) -> EngineEvent:
+    urn = f"urn:pulumi:dev::pghome::{type_}::{name}"
+    return EngineEvent.from_json({"sequence": 2, "timestamp": 0, "resOutputsEvent": {"metadata": {"op": op, "urn": urn, "type": type_, "provider": ""}}})
+
+
+def test_a_refresh_outcome_is_the_op_of_the_outputs_event_of_a_refreshing_resource() -> None:
+    """pkg/engine: a refresh's pre-event says only `refresh`; its outcome is the resOutputsEvent's op.
+    Only resources whose refresh began count, each once; `same` is no change."""
+    plan = plan_of(pre("refresh", DB, "gone"), pre("refresh", SG, "kept"), outputs_event("delete", DB, "gone"),
+                   outputs_event("same", SG, "kept"), outputs_event("delete", SG, "never-refreshing"), outputs_event("delete", DB, "gone"))
+    assert [(c.op, c.type, c.name, c.refresh) for c in plan.changes] == [("delete", DB, "gone", True)]
+    assert plan.refreshing == set()
+    assert "  WARNING: gone (aws:rds/instance:Instance) no longer exists in AWS: refresh drops it from the state" in plan.render().splitlines()
+    assert "its data is lost" not in plan.render()  # a refresh's delete loses nothing
+    updated = plan_of(pre("refresh", SG, "drifted"), outputs_event("update", SG, "drifted"))
+    assert [(c.op, c.refresh) for c in updated.changes] == [("update", True)] and "WARNING" not in updated.render()
+
+
+def policy(level: str, message: str = "no <{%bold%}>public<{%reset%}>\n  access") -> EngineEvent:
+    return EngineEvent.from_json({"sequence": 3, "timestamp": 0, "policyEvent": {
+        "resourceUrn": f"urn:pulumi:dev::pghome::{DB}::db", "message": message, "color": "never", "policyName": "rds-2",
+        "policyPackName": "pghome-fsbp", "policyPackVersion": "1", "policyPackVersionTag": "1", "enforcementLevel": level}})
+
+
+def test_only_mandatory_policy_violations_are_kept_with_pack_policy_resource_and_message() -> None:
+    plan = plan_of(policy("advisory"), policy("mandatory"), policy("disabled"))
+    assert plan.violations == ["pghome-fsbp/rds-2 (db): no public access"]
+
+
+@pytest.mark.parametrize("old_outputs, old_inputs", [
+    ({"identifier": "shop-dev-db"}, {}),  # the state's outputs hold the name (the usual case)
+    ({}, {"identifier": "shop-dev-db"}),  # only the inputs do (a resource whose outputs were not recorded)
+    ({"identifier": "shop-dev-db"}, {"identifier": "shop-dev-db"}),
+])
+def test_the_kept_name_is_read_from_the_old_outputs_else_its_inputs(old_outputs: dict[str, Any], old_inputs: dict[str, Any]) -> None:
+    urn = f"urn:pulumi:dev::pghome::{DB}::db"
+    md = {"op": "replace", "urn": urn, "type": DB, "provider": "", "keys": ["username"],
+          "old": {"type": DB, "urn": urn, "inputs": old_inputs, "outputs": old_outputs},
+          "new": {"type": DB, "urn": urn, "inputs": {"identifier": "shop-dev-db"}, "outputs": {}}}
+    [change] = plan_of(EngineEvent.from_json({"sequence": 1, "timestamp": 0, "resourcePreEvent": {"metadata": md}})).changes
+    assert change.same_name == "shop-dev-db" and change.collides
+    assert ("  WARNING: db (aws:rds/instance:Instance) would be replaced under the same name shop-dev-db, which AWS refuses while the old one "
+            "exists: up refuses this change") in plan_of(EngineEvent.from_json({"sequence": 1, "timestamp": 0, "resourcePreEvent": {"metadata": md}})).render()
+
+
+def test_ctrl_d_is_a_no() -> None:
+    def eof(prompt: str) -> str:
+        raise EOFError
+
+    with pytest.raises(DeployError) as err:
+        confirm(plan_of(pre("update", SG, "web-sg")), "up stack dev", assume_yes=False, out=lambda s: None, ask=eof, isatty=lambda: True)
+    assert str(err.value) == "up stack dev cancelled; nothing was changed"
