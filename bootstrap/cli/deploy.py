@@ -183,8 +183,9 @@ def _auditor(s: Session, rot_factory: Callable[[], Any]) -> Callable[[Any], int]
 
 def _deployer(s: Session, rot_factory: Callable[[], Any]) -> Any:
     from bootstrap.deploy import deleted_secrets
-    from bootstrap.deploy.deployer import Deployer, RemoteRotation
+    from bootstrap.deploy.deployer import Deployer
     from bootstrap.deploy.preflight import policy_pack_configs, policy_packs
+    from bootstrap.deploy.seams import RemoteRotation
 
     assert s.ws is not None
     remote: RemoteRotation | None = None

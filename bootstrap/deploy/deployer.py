@@ -23,60 +23,22 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from bootstrap.deploy import data_loss
 from bootstrap.deploy.confirm import ChangePlan, ask_yes, confirm
 from bootstrap.deploy.image_tag import choose as choose_image_tag
 from bootstrap.deploy.outputs import as_bool, masked_outputs, output_value, plain_outputs  # noqa: F401 (plain_outputs re-exported)
+from bootstrap.deploy.seams import RemoteRotation, RotatorLike, RouteLike, WorkspaceLike, direct_route  # noqa: F401 (re-exported)
 from bootstrap.deploy.workspace import CLI_MISSING, CliMissingError, DeployError, StackLike, cause_of, changing, explain, resumable  # noqa: F401 (re-exported)
 from bootstrap.progress import Progress, heartbeat, summary_text, violated
 from bootstrap.rotation.audit import SECRET_MARK, SECRET_SIG, audit_state, find_credentials, login_users  # noqa: F401 (re-exported)
 from config.stack_file import APP_DB_KEY, StackFile, with_app_db
 
 EXIT_DRIFT = 2
-
-
-class WorkspaceLike(Protocol):
-    stack: str
-
-    def exists(self) -> bool: ...
-    def open(self, extra_env: Mapping[str, str] | None = None) -> StackLike: ...
-    def create(self) -> StackLike: ...
-
-
-class RotatorLike(Protocol):
-    def rotate(self, role: str) -> None: ...
-    def current_password(self, role: str) -> str: ...
-    def needs_first_rotation(self, role: str) -> bool: ...
-    def last_rotated_days(self, role: str) -> float | None: ...
-    def check_admin(self) -> None: ...
-
-
-class RemoteRotation(Protocol):
-    """Rotation through the stack's rotation function (deploy_cli: RemoteRotator.rotate): a rotation
-    in progress is joined; when none is, RotateSecret only if `start`."""
-
-    def __call__(self, outputs: dict[str, Any], roles: tuple[str, ...], start: bool = True) -> Any: ...
-
-
-class RouteLike(Protocol):
-    """How the DB phases reach the database (bootstrap.access.tunnel.DbRoute): extra env for `pulumi`."""
-
-    def pulumi_env(self, environ: Mapping[str, str] | None = None) -> dict[str, str]: ...
-
-
-class _Direct:
-    def pulumi_env(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-        return {}
-
-
-@contextlib.contextmanager
-def direct_route(outputs: Mapping[str, Any]) -> Iterator[RouteLike]:
-    yield _Direct()
 
 
 class Deployer:
