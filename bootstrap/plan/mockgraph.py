@@ -186,15 +186,43 @@ class GraphMocks(pulumi.runtime.Mocks):
         pass
 
 
-def _make_monitor(mocks: GraphMocks, recorded: list[Resource], lock: threading.Lock) -> Any:
+def _make_monitor(mocks: GraphMocks, recorded: list[Resource], lock: threading.Lock, thread_loops: set[asyncio.AbstractEventLoop]) -> Any:
     from pulumi.runtime import mocks as pulumi_mocks
     from pulumi.runtime import rpc
+
+    def note_thread_loop() -> None:
+        # The SDK's MockMonitor gives each executor thread an event loop (_ensure_event_loop) and
+        # never closes it; the run closes them at its end (else each is garbage-collected open,
+        # an "unclosed event loop" warning in whatever test runs then).
+        if threading.current_thread() is threading.main_thread():
+            return
+        try:
+            made = asyncio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:
+            return  # this call made none (the stack's registration, a failed call)
+        with lock:
+            thread_loops.add(made)
 
     class RecordingMonitor(pulumi_mocks.MockMonitor):
         """MockMonitor that keeps every RegisterResource request, options included."""
 
+        def Invoke(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+            try:
+                return super().Invoke(request)
+            finally:
+                note_thread_loop()
+
+        def ReadResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+            try:
+                return super().ReadResource(request)
+            finally:
+                note_thread_loop()
+
         def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
-            response = super().RegisterResource(request)
+            try:
+                response = super().RegisterResource(request)
+            finally:
+                note_thread_loop()
             if request.type == "pulumi:pulumi:Stack":
                 return response
             secrets: set[str] = set()
@@ -267,7 +295,8 @@ def run_program(
             runtime_settings.SETTINGS.outputs.clear()
         runtime_config.set_all_config(dict(config), [])
         mocks = GraphMocks(region, invokes)
-        monitor = _make_monitor(mocks, recorded, lock)
+        thread_loops: set[asyncio.AbstractEventLoop] = set()
+        monitor = _make_monitor(mocks, recorded, lock, thread_loops)
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
@@ -288,7 +317,11 @@ def run_program(
             if pending:
                 loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())  # the executor threads are done with their loops
             loop.close()
+            for stale in thread_loops:
+                if not stale.is_running() and not stale.is_closed():
+                    stale.close()
             asyncio.set_event_loop(None)
 
     with _no_source_positions(), _frozen_heap():
