@@ -10,7 +10,7 @@ the security checks. It needs no Pulumi CLI, no provider plugins and no cloud cr
 * `GraphMocks` answers resource registrations with plausible computed outputs (ids, ARNs,
   endpoints) and the data-source invokes the program uses, from the tables in
   `bootstrap/plan/mockanswers.py`. An invoke it does not know fails loudly;
-* `Graph.inventory()` adapts the recorded graph to the security controls (`controls/`).
+* the recorded `Graph` (bootstrap/plan/graph.py) adapts itself to the security controls (`Graph.inventory()`).
 """
 
 from __future__ import annotations
@@ -23,119 +23,14 @@ import runpy
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
 
+from bootstrap.plan.graph import Graph, Invoke, Resource  # noqa: F401 (re-exported: tests and the plan import them from here)
 from bootstrap.plan.mockanswers import CALL_HANDLERS, computed_state
 from config.stack_file import PROJECT_DIR, project_name, settings_name, stack_config
-from controls.inventory import Inventory, Res, dotted_get
-
-# --------------------------------------------------------------------------------------------
-# The recorded graph
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Resource:
-    urn: str
-    type: str
-    name: str
-    inputs: dict[str, Any]
-    secret_paths: frozenset[str]
-    parent: str
-    dependencies: list[str]
-    property_dependencies: dict[str, list[str]]
-    custom: bool
-    provider: str
-    protect: bool
-    ignore_changes: list[str]
-    additional_secret_outputs: list[str]
-    replace_on_changes: list[str]
-    delete_before_replace: bool
-    retain_on_delete: bool
-    id: str = ""
-    state: dict[str, Any] = field(default_factory=dict)
-
-    def is_secret(self, path: str) -> bool:
-        """True if the input at `path` (dotted, e.g. 'password') was a Pulumi secret."""
-        return path in self.secret_paths or any(path.startswith(p + ".") for p in self.secret_paths)
-
-    def get(self, path: str, default: Any = None) -> Any:
-        """The input at a dotted path, e.g. 'accessLogs.enabled' or 'ingress.0.fromPort'."""
-        return dotted_get(self.inputs, path, default)
-
-
-@dataclass
-class Invoke:
-    token: str
-    args: dict[str, Any]
-
-
-@dataclass
-class Graph:
-    stack: str
-    project: str
-    config: dict[str, str]
-    resources: list[Resource]
-    invokes: list[Invoke]
-    outputs: dict[str, Any]
-    secret_outputs: frozenset[str]
-
-    def __len__(self) -> int:
-        return len(self.resources)
-
-    def __iter__(self) -> Iterator[Resource]:
-        return iter(self.resources)
-
-    def of_type(self, type_: str) -> list[Resource]:
-        return [r for r in self.resources if r.type == type_]
-
-    def one(self, type_: str, name: str | None = None) -> Resource:
-        found = [r for r in self.of_type(type_) if name is None or r.name == name]
-        if len(found) != 1:
-            names = [r.name for r in self.of_type(type_)]
-            raise LookupError(f"expected exactly one {type_}{f' named {name}' if name else ''}, found {len(found)}: {names}")
-        return found[0]
-
-    def by_urn(self, urn: str) -> Resource:
-        for r in self.resources:
-            if r.urn == urn:
-                return r
-        raise LookupError(urn)
-
-    def children(self, parent: Resource) -> list[Resource]:
-        return [r for r in self.resources if r.parent == parent.urn]
-
-    def components(self) -> list[Resource]:
-        return [r for r in self.resources if not r.custom]
-
-    def by_id(self, id_: str) -> Resource | None:
-        for r in self.resources:
-            if r.id == id_:
-                return r
-        return None
-
-    def inventory(self) -> Inventory:
-        """The graph as the security controls see it (controls/ knows nothing of this harness)."""
-        return Inventory(
-            Res(
-                urn=r.urn,
-                type=r.type,
-                name=r.name,
-                inputs=r.inputs,
-                id=r.id,
-                arn=str(r.state.get("arn", "")) if isinstance(r.state, dict) else "",
-                parent=r.parent,
-                deps={k: tuple(v) for k, v in r.property_dependencies.items()},
-                protect=r.protect,
-                retain_on_delete=r.retain_on_delete,
-            )
-            for r in self.resources
-        )
-
 
 # --------------------------------------------------------------------------------------------
 # Mocks
