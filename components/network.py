@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -44,24 +45,21 @@ def subnet_layout(cidr: str, subnet_prefix_length: int, az_count: int) -> dict[s
     return layout
 
 
+def _this_accounts_principals(account_id: str) -> dict[str, Any]:
+    return {
+        "Sid": "OnlyThisAccountsPrincipals",
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "*",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"aws:PrincipalAccount": account_id}},
+    }
+
+
 def endpoint_policy(account_id: str) -> str:
     """Interface endpoint policy: any action, but only by principals of this account, so the
     endpoints cannot carry another account's credentials out of the VPC."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "OnlyThisAccountsPrincipals",
-                    "Effect": "Allow",
-                    "Principal": "*",
-                    "Action": "*",
-                    "Resource": "*",
-                    "Condition": {"StringEquals": {"aws:PrincipalAccount": account_id}},
-                }
-            ],
-        }
-    )
+    return json.dumps({"Version": "2012-10-17", "Statement": [_this_accounts_principals(account_id)]})
 
 
 def s3_endpoint_policy(account_id: str, region: str, partition: str = "aws") -> str:
@@ -74,7 +72,7 @@ def s3_endpoint_policy(account_id: str, region: str, partition: str = "aws") -> 
         {
             "Version": "2012-10-17",
             "Statement": [
-                json.loads(endpoint_policy(account_id))["Statement"][0],
+                _this_accounts_principals(account_id),
                 {
                     "Sid": "EcrImageLayers",
                     "Effect": "Allow",

@@ -118,13 +118,12 @@ class RotationFunction(pulumi.ComponentResource):
         role, grants = self._role()
         log_group = self._log_group()
         function = self._function(sg, role, log_group, grants)
-        rotated = self._rotations(function)
+        self.secret_arns = self._rotations(function)
 
         self.function_arn = function.arn
         self.function_name = function.name
         self.security_group_id = sg.id
         self.role_arn = role.arn
-        self.secret_arns = rotated
         self.register_outputs({"function_arn": self.function_arn, "security_group_id": self.security_group_id})
 
     # --- network ---------------------------------------------------------------------------

@@ -82,6 +82,8 @@ class FakeSecretsManager:
         vid = kw.get("VersionId") or next((v for v, s in versions.items() if stage in s), None)
         if vid not in versions or stage not in versions[vid]:
             raise NotFoundError(f"no version {vid} staged {stage}")
+        # GetSecretValue's response fields (AWS Secrets Manager API reference): CreatedDate is what
+        # the rollout check compares the service's last deployment with
         return {"SecretString": self.values[(kw["SecretId"], vid)], "VersionId": vid, "VersionStages": list(versions[vid]),
                 "CreatedDate": self.created[(kw["SecretId"], vid)]}
 

@@ -203,6 +203,8 @@ def test_redeploy_failure_is_one_sentence() -> None:
 
 
 def _service(created: datetime, running: int = 2, state: str = "COMPLETED", deployment: str = "ecs-svc/42", **more: Any) -> dict[str, Any]:
+    """DescribeServices as ECS answers it (ECS API reference, Service and Deployment: per-deployment
+    rolloutState, rolloutStateReason, runningCount, desiredCount, createdAt)."""
     return {"services": [{"serviceName": "s", "status": "ACTIVE", "desiredCount": 2, "runningCount": running,
                           "deployments": [{"id": deployment, "status": "PRIMARY", "createdAt": created, "rolloutState": state,
                                            "runningCount": running, "desiredCount": 2, **more}]}], "failures": []}

@@ -84,8 +84,7 @@ class AutomationUpdate:
             raise ReleaseError(f"pulumi preview failed: {explain(exc, args.stack)}; fix the cause and re-run release") from None
         action = f"release {', '.join(config.values())} to stack {args.stack}"
         try:
-            if data_loss.losses(plan) or data_loss.collisions(plan):
-                data_loss.check(plan, action, allowed=bool(getattr(args, "allow_data_loss", False)), out=print)
+            data_loss.check(plan, action, allowed=bool(getattr(args, "allow_data_loss", False)), out=print)
             confirm(plan, action, assume_yes=bool(getattr(args, "yes", False)), out=print)
         except BaseException:
             tmp.cleanup()

@@ -49,6 +49,11 @@ class Change:
         """A replacement that cannot succeed: its new resource takes the old one's name."""
         return self.op in ("replace", "create-replacement") and bool(self.same_name)
 
+    @property
+    def collision_warning(self) -> str:
+        return (f"WARNING: {self.name} ({self.type}) would be replaced under the same name {self.same_name}, which AWS refuses while the old one "
+                "exists: up refuses this change")
+
 
 def _fixed_name(md: Any) -> str:
     """The physical name a replacement keeps, or "" (not a fixed-name type, or the name changes)."""
@@ -109,8 +114,7 @@ class ChangePlan:
                 what = "protected" if c.protected else "stateful"
                 lines.append(f"  WARNING: {c.op} of {what} resource {c.name} ({c.type}): its data is lost")
             if c.collides and c.op == "replace":
-                lines.append(f"  WARNING: {c.name} ({c.type}) would be replaced under the same name {c.same_name}, which AWS refuses while the old one "
-                             "exists: up refuses this change")
+                lines.append(f"  {c.collision_warning}")
         return "\n".join(lines)
 
 

@@ -18,13 +18,18 @@ from bootstrap.deploy.workspace import DeployError
 FLAG = "--allow-data-loss"
 
 
-def losses(plan: Any) -> list[Any]:
-    """The plan's destructive changes of stateful or protected resources, one per resource."""
+def _one_per_resource(plan: Any, kept: Callable[[Any], bool]) -> list[Any]:
+    """The plan's changes (not a refresh's) that `kept` selects, the first of each resource."""
     seen: dict[str, Any] = {}
     for c in plan.changes:
-        if c.dangerous and not getattr(c, "refresh", False):
+        if kept(c) and not getattr(c, "refresh", False):
             seen.setdefault(c.name, c)
     return list(seen.values())
+
+
+def losses(plan: Any) -> list[Any]:
+    """The plan's destructive changes of stateful or protected resources, one per resource."""
+    return _one_per_resource(plan, lambda c: c.dangerous)
 
 
 def describe(changes: list[Any]) -> str:
@@ -34,11 +39,7 @@ def describe(changes: list[Any]) -> str:
 
 def collisions(plan: Any) -> list[Any]:
     """Replacements that cannot succeed: the new resource keeps the old one's fixed name."""
-    seen: dict[str, Any] = {}
-    for c in plan.changes:
-        if getattr(c, "collides", False) and not getattr(c, "refresh", False):
-            seen.setdefault(c.name, c)
-    return list(seen.values())
+    return _one_per_resource(plan, lambda c: c.collides)
 
 
 def check(plan: Any, action: str, *, allowed: bool, out: Callable[[str], None]) -> None:

@@ -321,8 +321,7 @@ class Deployer:
                     stack.preview(config_file=cfg, on_event=both, on_output=lambda line: None, **self._packs())
                 progress.finish("preview")
                 for c in data_loss.collisions(seen):
-                    self.out(f"WARNING: {c.name} ({c.type}) would be replaced under the same name {c.same_name}, which AWS refuses while the old "
-                             "one exists: up refuses this change")
+                    self.out(c.collision_warning)
                 return 0
             plan = ChangePlan()
             violations = plan.violations
