@@ -83,7 +83,11 @@ class FakeStack:
         raise AssertionError("FakeStack does not model get_all_config")
 
     def export_stack(self) -> Any:
-        raise AssertionError("FakeStack does not model export_stack")
+        """No state resources: nothing retired to mark (tests/test_retired.py runs that under the double)."""
+        return SimpleNamespace(version=3, deployment={"resources": []})
+
+    def import_stack(self, state: Any) -> None:
+        raise AssertionError("FakeStack holds no retired resource, so nothing imports a state")
 
 
 class FakeWorld:

@@ -39,10 +39,16 @@ class Change:
     refresh: bool = False  # a refresh outcome: only the state changes (a delete drops the resource from it)
     keys: tuple[str, ...] = ()  # the inputs that force a replacement
     same_name: str = ""  # a replacement keeping this fixed physical name (FIXED_NAME_INPUT)
+    retained: bool = False  # retainOnDelete in the state: a delete only forgets it (the provider is not called)
+
+    @property
+    def forgets(self) -> bool:
+        """A delete the engine does without the provider: the resource stays where it is."""
+        return self.op == "delete" and self.retained and not self.protected
 
     @property
     def dangerous(self) -> bool:
-        return self.op in DESTRUCTIVE_OPS and (self.type in STATEFUL_TYPES or self.protected)
+        return self.op in DESTRUCTIVE_OPS and (self.type in STATEFUL_TYPES or self.protected) and not self.forgets
 
     @property
     def collides(self) -> bool:
@@ -71,6 +77,7 @@ class ChangePlan:
     counts: dict[str, int] = field(default_factory=dict)
     refreshing: set[str] = field(default_factory=set)  # URNs whose pre-event said `refresh`
     violations: list[str] = field(default_factory=list)  # mandatory policy violations: the preview fails
+    retiring: frozenset[str] = frozenset()  # URNs the command marks retainOnDelete before updating (deploy/retired.py)
 
     def on_event(self, event: Any) -> None:
         """Changes come from pre-events, except for a refresh: the engine's pre-event says only
@@ -97,15 +104,17 @@ class ChangePlan:
     def _add(self, md: Any, *, refresh: bool) -> None:
         old = md.old
         protected = bool(getattr(old, "protect", False)) if old is not None else False
+        retained = (bool(getattr(old, "retain_on_delete", False)) if old is not None else False) or str(md.urn) in self.retiring
         self.changes.append(Change(op_name(md), md.type, short_name(md.urn), protected, refresh,
-                                   keys=tuple(getattr(md, "keys", None) or ()), same_name=_fixed_name(md)))
+                                   keys=tuple(getattr(md, "keys", None) or ()), same_name=_fixed_name(md), retained=retained))
 
     @property
     def empty(self) -> bool:
         return not self.changes
 
     def render(self) -> str:
-        lines = [f"  {c.op:<8} {c.type} {c.name}" for c in self.changes if c.op != "delete-replaced"]
+        lines = [f"  {c.op:<8} {c.type} {c.name}" + (" (retained: forgotten, not deleted)" if c.forgets else "")
+                 for c in self.changes if c.op != "delete-replaced"]
         lines.append(f"  summary: {summary_text(self.counts)}")
         for c in self.changes:
             if c.refresh and c.op == "delete":

@@ -32,6 +32,7 @@ from bootstrap.deploy import data_loss
 from bootstrap.deploy.confirm import ChangePlan, ask_yes, confirm
 from bootstrap.deploy.image_tag import choose as choose_image_tag
 from bootstrap.deploy.outputs import as_bool, masked_outputs, output_value, plain_outputs  # noqa: F401 (plain_outputs re-exported)
+from bootstrap.deploy.retired import find_retired
 from bootstrap.deploy.seams import RemoteRotation, RotatorLike, RouteLike, WorkspaceLike, direct_route  # noqa: F401 (re-exported)
 from bootstrap.deploy.workspace import CLI_MISSING, CliMissingError, DeployError, StackLike, cause_of, changing, explain, resumable  # noqa: F401 (re-exported)
 from bootstrap.progress import Progress, heartbeat, summary_text, violated
@@ -124,7 +125,8 @@ class Deployer:
     def _up(self, stack: StackLike, phase: str, what: str, app_db: bool, secret_values: tuple[str, ...] = ()) -> Mapping[str, Any]:
         cfg = self.config_file(app_db)
         self.out(f"[{phase}] {what}: preview ({APP_DB_KEY}={'true' if app_db else 'false'})")
-        plan = ChangePlan()
+        retiring = find_retired(stack, f"deploy {phase}", self.out, updates=True)
+        plan = ChangePlan(retiring=retiring.urns)
         try:
             with heartbeat(self.out, f"pulumi preview of stack {self.stack}"):
                 stack.preview(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None, **self._packs())
@@ -134,6 +136,7 @@ class Deployer:
         if plan.empty:
             self.out(f"[{phase}] no changes")
         else:
+            retiring.mark()
             progress = Progress(self.out)
             try:
                 with changing("up", self.stack), progress.watch():
@@ -307,6 +310,7 @@ class Deployer:
         cfg = self.config_file(app_db)
         violations: list[str] = []  # mandatory policy violations seen, for the failure sentence
         try:
+            retiring = find_retired(stack, f"{op} stack {self.stack}", self.out, updates=op == "up") if op in ("up", "preview", "drift") else None
             if op == "drift":
                 return self._drift(stack, cfg)
             if op == "preview":
@@ -323,7 +327,7 @@ class Deployer:
                 for c in data_loss.collisions(seen):
                     self.out(c.collision_warning)
                 return 0
-            plan = ChangePlan()
+            plan = ChangePlan(retiring=retiring.urns if retiring is not None else frozenset())
             violations = plan.violations
             with heartbeat(self.out, f"pulumi {op} --preview-only of stack {self.stack}"):
                 if op == "up":
@@ -338,6 +342,8 @@ class Deployer:
             if plan.empty and op != "refresh":
                 self.out("no changes")
                 return 0
+            if retiring is not None:
+                retiring.mark()
             progress = Progress(self.out)
             violations = progress.violations
             with changing(op, self.stack), progress.watch():

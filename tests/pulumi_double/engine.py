@@ -82,6 +82,18 @@ def show(value: Any, secrets: Secrets, reveal: bool) -> Any:
     return value
 
 
+def conceal(value: Any, secrets: Secrets) -> Any:
+    """`stack import` of an export made with --show-secrets: the CLI encrypts each plaintext secret
+    again with the stack's secrets manager (pkg/resource/stack/deployment.go, DeserializeDeploymentV3)."""
+    if is_secret(value):
+        return wrap(json.loads(value["plaintext"]), secrets) if "plaintext" in value else value
+    if isinstance(value, dict):
+        return {k: conceal(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [conceal(v, secrets) for v in value]
+    return value
+
+
 def mask(value: Any) -> Any:
     if is_secret(value):
         return "[secret]"
@@ -189,6 +201,8 @@ def run_program(cwd: Path, stack: str, project: str, config: dict[str, str], sec
             rec["id"] = r.id
         if r.protect:
             rec["protect"] = True
+        if r.retain_on_delete:
+            rec["retainOnDelete"] = True
         if r.provider:
             rec["provider"] = r.provider
         records.append(rec)
@@ -232,6 +246,8 @@ def step_meta(op: str, old: dict[str, Any] | None, new: dict[str, Any] | None, k
         out.update({"id": r.get("id", ""), "parent": r.get("parent", "")})
         if r.get("protect"):
             out["protect"] = True
+        if r.get("retainOnDelete"):
+            out["retainOnDelete"] = True
         out.update({"inputs": mask(r.get("inputs", {})), "outputs": mask(r.get("outputs", {})), "provider": r.get("provider", "")})
         return out
 
@@ -283,7 +299,10 @@ def apply(
     resources after each step (what the CLI's snapshot has saved so far)."""
     fail_on = os.environ.get("PULUMI_DOUBLE_FAIL_ON", "")
     result = {r["urn"]: r for r in old}
-    order = [r["urn"] for r in old]
+    # The new snapshot lists resources in the order their steps completed, then what the run did not
+    # reach (pkg/backend/snapshot.go); the program registers a resource after its dependencies, so
+    # that order keeps each dependency before its dependents, as `stack import` verifies.
+    done: list[str] = []
     counts: dict[str, int] = {}
     failed = False
     stack_step: tuple[str, dict[str, Any] | None] | None = None
@@ -305,12 +324,15 @@ def apply(
         if scope is not None and not preview and op != "same":
             scope.in_flight()
         refused = None
-        if not preview and account is not None and target["type"] != "pulumi:pulumi:Stack":
+        # A retained delete only drops the resource from the state: the provider is never called
+        # (pkg/resource/deploy/step.go, DeleteStep.Apply), so neither AWS nor an injected failure sees it.
+        forgets = op == "delete" and prev is not None and bool(prev.get("retainOnDelete"))
+        if not preview and account is not None and target["type"] != "pulumi:pulumi:Stack" and not forgets:
             if op in ("create", "replace") and new is not None:
                 refused = account.create_error(new, [r for u, r in result.items() if u != urn or op == "replace"])
             if refused is None and op in ("delete", "replace") and prev is not None:
                 refused = account.delete(prev)
-        if not preview and op != "same" and (refused or (fail_on and fail_on in urn)):
+        if not preview and op != "same" and (refused or (fail_on and fail_on in urn and not forgets)):
             failed = True
             events.emit(resOpFailedEvent={"metadata": step_meta(op, prev, new, keys), "status": 0, "steps": 0})
             diag(urn, refused or os.environ.get("PULUMI_DOUBLE_FAIL_MESSAGE") or f"{op} of {urn.rsplit('::', 1)[-1]} failed: the provider returned an error (injected)")
@@ -322,18 +344,24 @@ def apply(
             if op == "delete":
                 result.pop(urn, None)
             else:
-                if urn not in result:
-                    order.append(urn)
+                done.append(urn)
                 result[urn] = new  # type: ignore[assignment]
         events.emit(resOutputsEvent={"metadata": step_meta(op, prev, new, keys), "planning": preview} if preview else
                     {"metadata": step_meta(op, prev, new, keys)})
         if on_step is not None and not preview:
-            on_step([result[u] for u in order if u in result])
+            on_step(_in_order(result, done, old, stack_step))
     if stack_step is not None:
         urn, new = stack_step
         if urn not in result:
-            order.insert(0, urn)
             result[urn] = {**new, "outputs": {}}  # type: ignore[dict-item]
         if not failed:
             result[urn] = new  # type: ignore[assignment]
-    return [result[u] for u in order if u in result], counts, failed
+    return _in_order(result, done, old, stack_step), counts, failed
+
+
+def _in_order(result: dict[str, dict[str, Any]], done: list[str], old: list[dict[str, Any]],
+              stack_step: tuple[str, dict[str, Any] | None] | None) -> list[dict[str, Any]]:
+    """The stack first, then completed steps in order, then old resources the run did not reach."""
+    first = [stack_step[0]] if stack_step is not None else [r["urn"] for r in old if r["type"] == "pulumi:pulumi:Stack"]
+    order = list(dict.fromkeys([*first, *done, *(r["urn"] for r in old)]))
+    return [result[u] for u in order if u in result]

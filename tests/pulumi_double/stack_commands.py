@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.pulumi_double import engine
+from tests.pulumi_double import engine, integrity
 from tests.pulumi_double.backend import Backend, CliError, Secrets, StackRef, read_settings, salt_for, settings_path, write_settings
 
 
@@ -135,8 +135,11 @@ class StackCommands:
             doc = json.loads(Path(src).read_text() if src else sys.stdin.read())
             if not isinstance(doc, dict) or "deployment" not in doc:
                 raise CliError("could not read deployment: the file is not a stack export")
+            errors = integrity.import_errors(doc["deployment"].get("resources") or [], ref.name)
+            if errors:
+                raise CliError(integrity.multierror(errors))
             b.check_unlocked(ref)
-            b.write_deployment(ref, doc["deployment"])
+            b.write_deployment(ref, engine.conceal(doc["deployment"], secrets))
             print("Import complete.")
             return 0
         if sub == "history":
