@@ -53,7 +53,7 @@ def test_unretained_finds_the_retired_grant_by_type_and_name_and_skips_marked_on
 
 def test_mark_retained_marks_only_the_named_urns_on_a_copy() -> None:
     keep = _grant(f"urn:pulumi:dev::pghome::{GRANT}::shop-dev-appdb-iam-app")
-    doc = {"version": 3, "deployment": {"resources": [_grant(), keep]}}
+    doc: dict[str, Any] = {"version": 3, "deployment": {"resources": [_grant(), keep]}}
     marked = mark_retained(doc, {OLD_URN})
     assert [r.get("retainOnDelete") for r in marked["deployment"]["resources"]] == [True, None]
     assert "retainOnDelete" not in doc["deployment"]["resources"][0]  # the export itself is untouched
@@ -113,6 +113,7 @@ def old_stack(pulumi_double: Double, monkeypatch: pytest.MonkeyPatch, capsys: py
     stack = auto.create_stack("dev", work_dir=str(d.project), opts=auto.LocalWorkspaceOptions(env_vars={"PULUMI_CONFIG_PASSPHRASE": PASS}))
     assert run(d, capsys, "up", "--stack", "dev", "--yes")[0] == 0
     exported = stack.export_stack()
+    assert exported.deployment is not None
     resources = exported.deployment["resources"]
     resources.insert(1, _grant())
     resources[-1].setdefault("dependencies", []).append(OLD_URN)
@@ -192,6 +193,7 @@ def test_a_later_deploy_forgets_the_retired_grant_in_phase_3(pg: PgServer, pulum
                                                     "PULUMI_BACKEND_URL": f"file://{d.project / '.pulumi-state'}"})
         stack = auto.select_stack("dev", work_dir=str(d.project), opts=opts)
         exported = stack.export_stack()
+        assert exported.deployment is not None
         resources = exported.deployment["resources"]
         provider = next(r for r in resources if r["type"] == "pulumi:providers:postgresql")
         database = next(i for i, r in enumerate(resources) if r["type"] == "postgresql:index/database:Database")

@@ -99,7 +99,7 @@ def find_retired(stack: Any, action: str, out: Callable[[str], None], *, updates
         exported = stack.export_stack()
     except Exception as exc:
         raise DeployError(f"pulumi stack export failed before {action}: {explain(exc, getattr(stack, 'name', ''))}") from None
-    doc = {"version": getattr(exported, "version", 3), "deployment": getattr(exported, "deployment", None) or {}}
+    doc: dict[str, Any] = {"version": getattr(exported, "version", 3), "deployment": getattr(exported, "deployment", None) or {}}
     found = unretained(doc["deployment"].get("resources") or [])
     for res, row in found:
         if updates:
