@@ -3,7 +3,7 @@
 The old `…-appdb-password-admin` GrantRole is the case: deleting it runs the provider's Delete,
 `REVOKE rds_password FROM <master>`. Under the `pulumi` double, a provider Delete of that URN is made
 to fail (PULUMI_DOUBLE_FAIL_ON), so a test sees whether the provider was called at all: a raw `pulumi
-up` calls it; `python -m bootstrap up` marks the resource retainOnDelete first and the engine drops it
+up` calls it; `python -m bootstrap up` (deploy, release) marks it retainOnDelete first and the engine drops it
 from the state without the provider (pkg/resource/deploy/step.go, DeleteStep.Apply)."""
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from pulumi import automation as auto
 from bootstrap.deploy import data_loss
 from bootstrap.deploy.confirm import ChangePlan
 from bootstrap.deploy.retired import RETIRED, Retired, mark_retained, unretained
-from tests.deploy_world import deploy_world, run
+from tests.deploy_world import deploy_world, first_release, run
 from tests.pgserver import PgServer
 from tests.pulumi_double.fixture import Double
 from tests.pulumi_double.integrity import import_errors, multierror, verify_integrity
+from tests.test_recreate_double import aws  # noqa: F401 (fixture: moto ECR for release)
 
 PASS = "retired passphrase"
 GRANT = "postgresql:index/grantRole:GrantRole"
@@ -143,7 +144,7 @@ def test_preview_only_says_so_and_up_forgets_it_without_the_provider(old_stack: 
     assert rc == 0, err
     assert ("note: shop-dev-appdb-password-admin (postgresql:index/grantRole:GrantRole) is retired (issue 23: rds_password is granted by "
             "the deploy, guarded (docs/first-deploy.md)); deleting it would REVOKE rds_password from the master") in out
-    assert "`up` and `deploy` mark it retainOnDelete before they update, so they only forget it" in out
+    assert "`up`, `deploy` and `release` mark it retainOnDelete before they update, so they only forget it" in out
     assert d.resources() == before  # a preview never changes the state
 
     rc, out, err = run(d, capsys, "up", "--stack", "dev")  # no --yes, no terminal: refused before any mark
@@ -212,3 +213,13 @@ def test_a_later_deploy_forgets_the_retired_grant_in_phase_3(pg: PgServer, pulum
         state = (d.project / ".pulumi-state/.pulumi/stacks/pghome/dev.json")
         after = yaml.safe_load(state.read_text())["checkpoint"]["latest"]["resources"]
         assert not any(r["urn"] == urn or urn in (r.get("dependencies") or []) for r in after)
+
+
+def test_a_release_forgets_the_retired_grant_too(old_stack: tuple[Double, Any], aws: Any, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """`release` runs its own `up` (bootstrap/cli/release.py): it marks the retired grant after the yes too."""
+    d, _ = old_stack
+    out = first_release(d, aws, monkeypatch, capsys, "1.4.2")
+    assert "after the yes, release 1.4.2 to stack dev marks it retainOnDelete" in out
+    assert f"delete   {GRANT} shop-dev-appdb-password-admin (retained: forgotten, not deleted)" in out
+    assert REVOKED not in out and _old(d) == []

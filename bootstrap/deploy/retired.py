@@ -7,8 +7,8 @@ and every rotation fails. Such a resource must be forgotten, not deleted.
 
 `pulumi state delete <urn>` cannot do it: the old program chained its grants, so later resources
 depend on it and the CLI refuses (pkg/resource/edit/operations.go, ResourceHasDependenciesError).
-What works, and what `up` and `deploy` do before their preview, is to mark it `retainOnDelete` in
-the state (`stack export` → edit → `stack import`): the engine then drops it from the state without
+What works, and what `up`, `deploy` and `release` (rollback too) do, is to mark it `retainOnDelete`
+in the state (`stack export` → edit → `stack import`): the engine then drops it from the state without
 calling the provider (pkg/resource/deploy/step.go, DeleteStep.Apply), and rewrites the dependencies
 of the resources that pointed at it. `preview` only says so; it never changes the state.
 
@@ -106,5 +106,5 @@ def find_retired(stack: Any, action: str, out: Callable[[str], None], *, updates
             out(f"state: {sentence(res, row)}: after the yes, {action} marks it retainOnDelete, so the update only forgets it "
                 "(the provider is not called)")
         else:
-            out(f"note: {sentence(res, row)}; `up` and `deploy` mark it retainOnDelete before they update, so they only forget it")
+            out(f"note: {sentence(res, row)}; `up`, `deploy` and `release` mark it retainOnDelete before they update, so they only forget it")
     return Retiring(stack, action, doc, frozenset(str(res["urn"]) for res, _ in found))
