@@ -12,11 +12,30 @@ The double checks the same things; it has no --force (nothing here passes it).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 
 def _stack_of(urn: str) -> str:
     return urn.split("::", 1)[0].rsplit(":", 1)[-1]  # urn:pulumi:<stack>::<project>::...
+
+
+def _references(res: dict[str, Any], urn: str) -> Iterator[tuple[str, str, str]]:
+    """Each URN the resource refers to, with VerifyIntegrity's texts for a reference that comes
+    after it and for one that is missing, in that function's order."""
+    parent = res.get("parent") or ""
+    if parent:
+        yield parent, f"child resource {urn}'s parent {parent} comes after it", f"child resource {urn} refers to missing parent {parent}"
+    for dep in res.get("dependencies") or []:
+        yield dep, f"resource {urn}'s dependency {dep} comes after it", f"resource {urn}'s dependency {dep} refers to missing resource"
+    for key, deps in (res.get("propertyDependencies") or {}).items():
+        for dep in deps:
+            head = f"resource {urn}'s property dependency {dep} (from property {key})"
+            yield dep, f"{head} comes after it", f"{head} refers to missing resource"
+    deleted_with = res.get("deletedWith") or ""
+    if deleted_with:
+        head = f"resource {urn} is specified as being deleted with {deleted_with}"
+        yield deleted_with, f"{head}, which comes after it", f"{head}, which is missing"
 
 
 def verify_integrity(resources: list[dict[str, Any]]) -> str | None:
@@ -33,24 +52,9 @@ def verify_integrity(resources: list[dict[str, Any]]) -> str | None:
         provider = res.get("provider") or ""
         if provider and provider not in providers:
             return f"resource {urn} refers to unknown provider {provider}"
-        parent = res.get("parent") or ""
-        if parent and parent not in seen:
-            if parent in later:
-                return f"child resource {urn}'s parent {parent} comes after it"
-            return f"child resource {urn} refers to missing parent {parent}"
-        for dep in res.get("dependencies") or []:
-            if dep not in seen:
-                return f"resource {urn}'s dependency {dep} {'comes after it' if dep in later else 'refers to missing resource'}"
-        for key, deps in (res.get("propertyDependencies") or {}).items():
-            for dep in deps:
-                if dep not in seen:
-                    where = "comes after it" if dep in later else "refers to missing resource"
-                    return f"resource {urn}'s property dependency {dep} (from property {key}) {where}"
-        deleted_with = res.get("deletedWith") or ""
-        if deleted_with and deleted_with not in seen:
-            if deleted_with in later:
-                return f"resource {urn} is specified as being deleted with {deleted_with}, which comes after it"
-            return f"resource {urn} is specified as being deleted with {deleted_with}, which is missing"
+        for ref, late, missing in _references(res, urn):
+            if ref not in seen:
+                return late if ref in later else missing
         if urn in seen and not res.get("delete"):
             return f"duplicate resource {urn} (not marked for deletion)"
         seen.add(urn)
