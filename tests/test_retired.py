@@ -17,7 +17,7 @@ from pulumi import automation as auto
 
 from bootstrap.deploy import data_loss
 from bootstrap.deploy.confirm import ChangePlan
-from bootstrap.deploy.retired import RETIRED, Retired, mark_retained, unretained
+from bootstrap.deploy.retired import RETIRED, Retired, announce, mark_retained, unretained
 from tests.deploy_world import deploy_world, first_release, run
 from tests.pgserver import PgServer
 from tests.pulumi_double.fixture import Double
@@ -65,6 +65,21 @@ def _delete(type_: str, *, retained: bool, protected: bool = False) -> Any:
     md = SimpleNamespace(op="delete", type=type_, urn=f"urn:pulumi:dev::pghome::{type_}::x", old=old, new=None, keys=None)
     return SimpleNamespace(resource_pre_event=SimpleNamespace(metadata=md), res_outputs_event=None, summary_event=None,
                            diagnostic_event=None, policy_event=None)
+
+
+def test_the_plan_treats_a_retired_resources_delete_as_a_forget() -> None:
+    """Before any state is marked, the preview's plan knows the delete of a retired resource will be a
+    forget (the command marks it after the yes): rendered so, and named once by `announce`."""
+    plan = ChangePlan()
+    event = _delete(GRANT, retained=False)
+    event.resource_pre_event.metadata.urn = OLD_URN
+    plan.on_event(event)
+    plan.on_event(_delete("postgresql:index/grantRole:GrantRole", retained=False))  # another GrantRole: a real delete
+    assert [(c.name, c.retiring, c.forgets) for c in plan.changes] == [("shop-dev-appdb-password-admin", True, True), ("x", False, False)]
+    assert f"delete   {GRANT} shop-dev-appdb-password-admin (retained: forgotten, not deleted)" in plan.render()
+    lines: list[str] = []
+    announce(plan, "up stack dev", lines.append, updates=True)
+    assert len(lines) == 1 and lines[0].startswith("state: shop-dev-appdb-password-admin (postgresql:index/grantRole:GrantRole) is retired")
 
 
 def test_a_retained_delete_is_no_loss_but_a_protected_one_still_is() -> None:
@@ -144,7 +159,7 @@ def test_preview_only_says_so_and_up_forgets_it_without_the_provider(old_stack: 
     assert rc == 0, err
     assert ("note: shop-dev-appdb-password-admin (postgresql:index/grantRole:GrantRole) is retired (issue 23: rds_password is granted by "
             "the deploy, guarded (docs/first-deploy.md)); deleting it would REVOKE rds_password from the master") in out
-    assert "`up`, `deploy` and `release` mark it retainOnDelete before they update, so they only forget it" in out
+    assert "the commands that update (up, deploy, release, destroy) mark it retainOnDelete first, so they only forget it" in out
     assert d.resources() == before  # a preview never changes the state
 
     rc, out, err = run(d, capsys, "up", "--stack", "dev")  # no --yes, no terminal: refused before any mark
@@ -160,8 +175,10 @@ def test_preview_only_says_so_and_up_forgets_it_without_the_provider(old_stack: 
     assert not any(OLD_URN in (r.get("dependencies") or []) for r in d.resources())  # the engine rewrote the chain
     assert verify_integrity(d.resources()) is None
 
+    n = len(d.calls())
     rc, out, err = run(d, capsys, "up", "--stack", "dev", "--yes")
-    assert rc == 0 and "retired" not in out  # nothing left to retire
+    assert rc == 0 and "retired" not in out  # nothing left to retire...
+    assert not any(c[:2] == ["stack", "export"] for c in d.commands()[n:])  # ...and no state read for it
 
 
 def test_import_refuses_a_dangling_dependency_and_reencrypts_shown_secrets(old_stack: tuple[Double, Any]) -> None:
@@ -223,3 +240,12 @@ def test_a_release_forgets_the_retired_grant_too(old_stack: tuple[Double, Any], 
     assert "after the yes, release 1.4.2 to stack dev marks it retainOnDelete" in out
     assert f"delete   {GRANT} shop-dev-appdb-password-admin (retained: forgotten, not deleted)" in out
     assert REVOKED not in out and _old(d) == []
+
+
+def test_destroy_forgets_the_retired_grant_as_well(old_stack: tuple[Double, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """The plan calls the delete a forget for every updating command, so destroy marks it too."""
+    d, _ = old_stack
+    rc, out, err = run(d, capsys, "destroy", "--stack", "dev", "--yes", "--allow-data-loss")
+    assert rc == 0, err
+    assert "after the yes, destroy stack dev marks it retainOnDelete" in out and REVOKED not in out + err
+    assert d.resources() == []

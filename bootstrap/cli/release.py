@@ -48,17 +48,16 @@ class AutomationUpdate:
 
     def __init__(self, args: Any):
         self.args = args
-        self._confirmed: tuple[Any, Any, str, Any, Any, Any] | None = None  # (stack, plan, config file, tmpdir, session, retiring)
+        self._confirmed: tuple[Any, Any, str, Any, Any, Any] | None = None  # (stack, plan, config file, tmpdir, session, action)
 
     def confirm(self, config: Mapping[str, str]) -> None:
         import tempfile
         from pathlib import Path
 
         from bootstrap.cli import deploy as deploy_cli
-        from bootstrap.deploy import data_loss
+        from bootstrap.deploy import data_loss, retired
         from bootstrap.deploy.confirm import ChangePlan, confirm
-        from bootstrap.deploy.retired import find_retired
-        from bootstrap.deploy.workspace import DeployError, explain
+        from bootstrap.deploy.workspace import explain
         from bootstrap.progress import heartbeat
         from config.stack_file import APP_DB_KEY, with_app_db
 
@@ -77,38 +76,35 @@ class AutomationUpdate:
         # the tag goes into the temporary --config-file first: nothing is written before the yes
         cfg = str(with_app_db(sf, app_db, Path(tmp.name) / sf.path.name, {f"pghome:{k}": v for k, v in config.items()}))
         action = f"release {', '.join(config.values())} to stack {args.stack}"
-        try:
-            retiring = find_retired(stack, action, print, updates=True)  # forgotten after the yes, never deleted
-        except DeployError as exc:
-            tmp.cleanup()
-            raise ReleaseError(str(exc)) from None
-        plan = ChangePlan(retiring=retiring.urns)
+        plan = ChangePlan()
         try:
             with heartbeat(print, f"pulumi preview of stack {args.stack}"):
                 stack.preview(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None)
         except Exception as exc:
             tmp.cleanup()
             raise ReleaseError(f"pulumi preview failed: {explain(exc, args.stack)}; fix the cause and re-run release") from None
+        retired.announce(plan, action, print, updates=True)  # forgotten after the yes, never deleted
         try:
             data_loss.check(plan, action, allowed=bool(getattr(args, "allow_data_loss", False)), out=print)
             confirm(plan, action, assume_yes=bool(getattr(args, "yes", False)), out=print)
         except BaseException:
             tmp.cleanup()
             raise
-        self._confirmed = (stack, plan, cfg, tmp, session, retiring)
+        self._confirmed = (stack, plan, cfg, tmp, session, action)
 
     def __call__(self, config: Mapping[str, str]) -> Mapping[str, Any]:
+        from bootstrap.deploy import retired
         from bootstrap.deploy.workspace import DeployError, changing, explain
         from bootstrap.progress import Progress
 
         if self._confirmed is None:
             self.confirm(config)
         assert self._confirmed is not None
-        stack, plan, cfg, tmp, session, retiring = self._confirmed
+        stack, plan, cfg, tmp, session, action = self._confirmed
         sf, args = session.sf, self.args
         try:
             try:
-                retiring.mark()  # first of the changes: a failure here leaves nothing changed
+                retired.mark(stack, plan, action)  # first of the changes: a failure here leaves nothing changed
             except DeployError as exc:
                 raise ReleaseError(str(exc)) from None
             for key, value in config.items():

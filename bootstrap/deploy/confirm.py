@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bootstrap.deploy import retired
 from bootstrap.deploy.workspace import DeployError
 from bootstrap.progress import CHANGE_OPS, op_name, policy_violation, short_name, summary_text
 
@@ -40,11 +41,13 @@ class Change:
     keys: tuple[str, ...] = ()  # the inputs that force a replacement
     same_name: str = ""  # a replacement keeping this fixed physical name (FIXED_NAME_INPUT)
     retained: bool = False  # retainOnDelete in the state: a delete only forgets it (the provider is not called)
+    urn: str = ""
+    retiring: bool = False  # a retired resource's delete: marked retainOnDelete after the yes (deploy/retired.py)
 
     @property
     def forgets(self) -> bool:
         """A delete the engine does without the provider: the resource stays where it is."""
-        return self.op == "delete" and self.retained and not self.protected
+        return self.op == "delete" and (self.retained or self.retiring) and not self.protected
 
     @property
     def dangerous(self) -> bool:
@@ -77,7 +80,6 @@ class ChangePlan:
     counts: dict[str, int] = field(default_factory=dict)
     refreshing: set[str] = field(default_factory=set)  # URNs whose pre-event said `refresh`
     violations: list[str] = field(default_factory=list)  # mandatory policy violations: the preview fails
-    retiring: frozenset[str] = frozenset()  # URNs the command marks retainOnDelete before updating (deploy/retired.py)
 
     def on_event(self, event: Any) -> None:
         """Changes come from pre-events, except for a refresh: the engine's pre-event says only
@@ -104,9 +106,11 @@ class ChangePlan:
     def _add(self, md: Any, *, refresh: bool) -> None:
         old = md.old
         protected = bool(getattr(old, "protect", False)) if old is not None else False
-        retained = (bool(getattr(old, "retain_on_delete", False)) if old is not None else False) or str(md.urn) in self.retiring
-        self.changes.append(Change(op_name(md), md.type, short_name(md.urn), protected, refresh,
-                                   keys=tuple(getattr(md, "keys", None) or ()), same_name=_fixed_name(md), retained=retained))
+        retained = bool(getattr(old, "retain_on_delete", False)) if old is not None else False
+        op = op_name(md)
+        retiring = op == "delete" and not refresh and not retained and retired.match(str(md.type), str(md.urn)) is not None
+        self.changes.append(Change(op, md.type, short_name(md.urn), protected, refresh, keys=tuple(getattr(md, "keys", None) or ()),
+                                   same_name=_fixed_name(md), retained=retained, urn=str(md.urn), retiring=retiring))
 
     @property
     def empty(self) -> bool:

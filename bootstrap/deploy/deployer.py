@@ -28,11 +28,10 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from bootstrap.deploy import data_loss
+from bootstrap.deploy import data_loss, retired
 from bootstrap.deploy.confirm import ChangePlan, ask_yes, confirm
 from bootstrap.deploy.image_tag import choose as choose_image_tag
 from bootstrap.deploy.outputs import as_bool, masked_outputs, output_value, plain_outputs  # noqa: F401 (plain_outputs re-exported)
-from bootstrap.deploy.retired import find_retired
 from bootstrap.deploy.seams import RemoteRotation, RotatorLike, RouteLike, WorkspaceLike, direct_route  # noqa: F401 (re-exported)
 from bootstrap.deploy.workspace import CLI_MISSING, CliMissingError, DeployError, StackLike, cause_of, changing, explain, resumable  # noqa: F401 (re-exported)
 from bootstrap.progress import Progress, heartbeat, summary_text, violated
@@ -125,18 +124,18 @@ class Deployer:
     def _up(self, stack: StackLike, phase: str, what: str, app_db: bool, secret_values: tuple[str, ...] = ()) -> Mapping[str, Any]:
         cfg = self.config_file(app_db)
         self.out(f"[{phase}] {what}: preview ({APP_DB_KEY}={'true' if app_db else 'false'})")
-        retiring = find_retired(stack, f"deploy {phase}", self.out, updates=True)
-        plan = ChangePlan(retiring=retiring.urns)
+        plan = ChangePlan()
         try:
             with heartbeat(self.out, f"pulumi preview of stack {self.stack}"):
                 stack.preview(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None, **self._packs())
         except Exception as exc:
             raise self._resume(phase, what, explain(exc, self.stack) + violated(plan.violations)) from None
+        retired.announce(plan, f"deploy {phase}", self.out, updates=True)
         self._confirm(plan, f"deploy {phase} to stack {self.stack}")
         if plan.empty:
             self.out(f"[{phase}] no changes")
         else:
-            retiring.mark()
+            retired.mark(stack, plan, f"deploy {phase}")
             progress = Progress(self.out)
             try:
                 with changing("up", self.stack), progress.watch():
@@ -310,7 +309,6 @@ class Deployer:
         cfg = self.config_file(app_db)
         violations: list[str] = []  # mandatory policy violations seen, for the failure sentence
         try:
-            retiring = find_retired(stack, f"{op} stack {self.stack}", self.out, updates=op == "up") if op in ("up", "preview", "drift") else None
             if op == "drift":
                 return self._drift(stack, cfg)
             if op == "preview":
@@ -324,10 +322,11 @@ class Deployer:
                 with progress.watch():
                     stack.preview(config_file=cfg, on_event=both, on_output=lambda line: None, **self._packs())
                 progress.finish("preview")
+                retired.announce(seen, f"preview stack {self.stack}", self.out, updates=False)
                 for c in data_loss.collisions(seen):
                     self.out(c.collision_warning)
                 return 0
-            plan = ChangePlan(retiring=retiring.urns if retiring is not None else frozenset())
+            plan = ChangePlan()
             violations = plan.violations
             with heartbeat(self.out, f"pulumi {op} --preview-only of stack {self.stack}"):
                 if op == "up":
@@ -338,12 +337,14 @@ class Deployer:
                     stack.preview_refresh(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None)
                 elif op == "destroy":
                     stack.preview_destroy(config_file=cfg, on_event=plan.on_event, on_output=lambda line: None)
+            if op != "refresh":  # up and destroy forget a retired resource rather than delete it
+                retired.announce(plan, f"{op} stack {self.stack}", self.out, updates=True)
             self._confirm(plan, f"{op} stack {self.stack}", refresh=op == "refresh")
             if plan.empty and op != "refresh":
                 self.out("no changes")
                 return 0
-            if retiring is not None:
-                retiring.mark()
+            if op != "refresh":
+                retired.mark(stack, plan, f"{op} stack {self.stack}")
             progress = Progress(self.out)
             violations = progress.violations
             with changing(op, self.stack), progress.watch():
@@ -372,5 +373,6 @@ class Deployer:
             return 0
         self.out(f"drift: stack {self.stack} differs from the program ({summary_text(plan.counts)}):")
         self.out(plan.render())
+        retired.announce(plan, f"drift stack {self.stack}", self.out, updates=False)
         return EXIT_DRIFT
 

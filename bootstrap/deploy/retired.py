@@ -7,10 +7,12 @@ and every rotation fails. Such a resource must be forgotten, not deleted.
 
 `pulumi state delete <urn>` cannot do it: the old program chained its grants, so later resources
 depend on it and the CLI refuses (pkg/resource/edit/operations.go, ResourceHasDependenciesError).
-What works, and what `up`, `deploy` and `release` (rollback too) do, is to mark it `retainOnDelete`
-in the state (`stack export` → edit → `stack import`): the engine then drops it from the state without
-calling the provider (pkg/resource/deploy/step.go, DeleteStep.Apply), and rewrites the dependencies
-of the resources that pointed at it. `preview` only says so; it never changes the state.
+What works, and what `up`, `deploy`, `release` (rollback too) and `destroy` do when their preview
+deletes such a resource, is to mark it `retainOnDelete` in the state after the yes (`stack export` → edit →
+`stack import`): the engine then drops it from the state without calling the provider
+(pkg/resource/deploy/step.go, DeleteStep.Apply), and rewrites the dependencies of the resources
+that pointed at it. The preview's plan treats the delete as a forget (bootstrap/deploy/confirm.py);
+`preview` and `drift` only say so. A stack without one costs nothing: no export, no import.
 
 `RETIRED` is plain data: add a row when a release retires such a resource.
 """
@@ -44,14 +46,18 @@ def _name(urn: str) -> str:
     return urn.rsplit("::", 1)[-1]
 
 
+def match(type_: str, urn_or_name: str, table: tuple[Retired, ...] = RETIRED) -> Retired | None:
+    """The retired row a resource (type, URN or logical name) falls under, or None."""
+    return next((row for row in table if type_ == row.type and _name(urn_or_name).endswith(row.name_suffix)), None)
+
+
 def unretained(resources: list[dict[str, Any]], table: tuple[Retired, ...] = RETIRED) -> list[tuple[dict[str, Any], Retired]]:
     """The state's resources that match a retired row and are not yet marked retainOnDelete."""
     found = []
     for res in resources:
-        for row in table:
-            if res.get("type") == row.type and _name(str(res.get("urn", ""))).endswith(row.name_suffix) and not res.get("retainOnDelete"):
-                found.append((res, row))
-                break
+        row = match(str(res.get("type", "")), str(res.get("urn", "")), table)
+        if row is not None and not res.get("retainOnDelete"):
+            found.append((res, row))
     return found
 
 
@@ -64,47 +70,33 @@ def mark_retained(deployment: dict[str, Any], urns: set[str]) -> dict[str, Any]:
     return marked
 
 
-def sentence(res: dict[str, Any], row: Retired) -> str:
-    return f"{_name(res['urn'])} ({row.type}) is retired ({row.since}); deleting it would {row.harm}"
+def announce(plan: Any, action: str, out: Callable[[str], None], *, updates: bool) -> None:
+    """After the preview (`plan`: its confirm.ChangePlan): one sentence per retired resource it deletes. `updates`: the command
+    goes on to update and marks them after the yes (`mark`); else (preview, drift) it only says
+    what the updating commands will do."""
+    for c in plan.changes:
+        row = match(c.type, c.urn) if c.retiring else None
+        if row is None:
+            continue
+        said = f"{c.name} ({row.type}) is retired ({row.since}); deleting it would {row.harm}"
+        if updates:
+            out(f"state: {said}: after the yes, {action} marks it retainOnDelete, so the update only forgets it (the provider is not called)")
+        else:
+            out(f"note: {said}; the commands that update (up, deploy, release, destroy) mark it retainOnDelete first, so they only forget it")
 
 
-@dataclass
-class Retiring:
-    """What one command found: the export it read and the URNs it will mark."""
+def mark(stack: Any, plan: Any, action: str) -> None:
+    """After the yes, before the update: mark what the plan retires (`stack export` → `stack import`)."""
+    from pulumi import automation as auto
 
-    stack: Any
-    action: str
-    doc: dict[str, Any]
-    urns: frozenset[str]
-
-    def mark(self) -> None:
-        """After the yes, before the update: write the marks (`stack import`)."""
-        from pulumi import automation as auto
-
-        if not self.urns:
-            return
-        marked = mark_retained(self.doc, set(self.urns))
-        try:
-            self.stack.import_stack(auto.Deployment(version=marked["version"], deployment=marked["deployment"]))
-        except Exception as exc:
-            raise DeployError(f"pulumi stack import failed while marking retired resources before {self.action}: "
-                              f"{explain(exc, getattr(self.stack, 'name', ''))}; nothing was changed") from None
-
-
-def find_retired(stack: Any, action: str, out: Callable[[str], None], *, updates: bool) -> Retiring:
-    """Before `action`'s preview: read the state and name its retired resources. `updates`: the
-    command goes on to an update, which marks them after the yes (`Retiring.mark`); else (preview,
-    drift) only say what up and deploy will do. A new stack has none."""
+    urns = {c.urn for c in plan.changes if c.retiring}
+    if not urns:
+        return
+    where = getattr(stack, "name", "")
     try:
         exported = stack.export_stack()
+        doc: dict[str, Any] = {"version": exported.version, "deployment": exported.deployment or {}}
+        marked = mark_retained(doc, {str(r["urn"]) for r, _ in unretained(doc["deployment"].get("resources") or []) if r["urn"] in urns})
+        stack.import_stack(auto.Deployment(version=marked["version"], deployment=marked["deployment"]))
     except Exception as exc:
-        raise DeployError(f"pulumi stack export failed before {action}: {explain(exc, getattr(stack, 'name', ''))}") from None
-    doc: dict[str, Any] = {"version": getattr(exported, "version", 3), "deployment": getattr(exported, "deployment", None) or {}}
-    found = unretained(doc["deployment"].get("resources") or [])
-    for res, row in found:
-        if updates:
-            out(f"state: {sentence(res, row)}: after the yes, {action} marks it retainOnDelete, so the update only forgets it "
-                "(the provider is not called)")
-        else:
-            out(f"note: {sentence(res, row)}; `up`, `deploy` and `release` mark it retainOnDelete before they update, so they only forget it")
-    return Retiring(stack, action, doc, frozenset(str(res["urn"]) for res, _ in found))
+        raise DeployError(f"marking the retired resources retainOnDelete before {action} failed: {explain(exc, where)}; nothing was changed") from None
