@@ -17,7 +17,7 @@ from pulumi import automation as auto
 
 from bootstrap.deploy import data_loss
 from bootstrap.deploy.confirm import ChangePlan
-from bootstrap.deploy.retired import RETIRED, Retired, announce, mark_retained, unretained
+from bootstrap.deploy.retired import RETIRED, Retired, announce, mark_retained, match
 from tests.deploy_world import deploy_world, first_release, run
 from tests.pgserver import PgServer
 from tests.pulumi_double.fixture import Double
@@ -42,14 +42,12 @@ def _grant(urn: str = OLD_URN, **extra: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def test_unretained_finds_the_retired_grant_by_type_and_name_and_skips_marked_ones() -> None:
-    other_name = _grant(f"urn:pulumi:dev::pghome::{GRANT}::shop-dev-appdb-iam-app")
-    other_type = {**_grant(), "type": "postgresql:index/grant:Grant"}
-    assert [(r["urn"], row) for r, row in unretained([_grant(), other_name, other_type])] == [(OLD_URN, RETIRED[0])]
-    assert unretained([_grant(retainOnDelete=True)]) == []
+def test_match_finds_the_retired_grant_by_type_and_name_only() -> None:
+    assert match(GRANT, OLD_URN) == RETIRED[0] and match(GRANT, "shop-prod-appdb-password-admin") == RETIRED[0]
+    assert match(GRANT, f"urn:pulumi:dev::pghome::{GRANT}::shop-dev-appdb-iam-app") is None
+    assert match("postgresql:index/grant:Grant", OLD_URN) is None
     row = Retired("aws:s3/bucket:Bucket", "-old-bucket", "empty it", "test")
-    bucket = {"urn": "urn:pulumi:dev::pghome::aws:s3/bucket:Bucket::shop-dev-old-bucket", "type": "aws:s3/bucket:Bucket"}
-    assert unretained([bucket, _grant()], (row,)) == [(bucket, row)]
+    assert match("aws:s3/bucket:Bucket", "shop-dev-old-bucket", (row,)) == row
 
 
 def test_mark_retained_marks_only_the_named_urns_on_a_copy() -> None:

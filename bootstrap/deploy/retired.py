@@ -51,16 +51,6 @@ def match(type_: str, urn_or_name: str, table: tuple[Retired, ...] = RETIRED) ->
     return next((row for row in table if type_ == row.type and _name(urn_or_name).endswith(row.name_suffix)), None)
 
 
-def unretained(resources: list[dict[str, Any]], table: tuple[Retired, ...] = RETIRED) -> list[tuple[dict[str, Any], Retired]]:
-    """The state's resources that match a retired row and are not yet marked retainOnDelete."""
-    found = []
-    for res in resources:
-        row = match(str(res.get("type", "")), str(res.get("urn", "")), table)
-        if row is not None and not res.get("retainOnDelete"):
-            found.append((res, row))
-    return found
-
-
 def mark_retained(deployment: dict[str, Any], urns: set[str]) -> dict[str, Any]:
     """A copy of a `stack export` document whose resources `urns` are marked retainOnDelete."""
     marked = copy.deepcopy(deployment)
@@ -71,9 +61,9 @@ def mark_retained(deployment: dict[str, Any], urns: set[str]) -> dict[str, Any]:
 
 
 def announce(plan: Any, action: str, out: Callable[[str], None], *, updates: bool) -> None:
-    """After the preview (`plan`: its confirm.ChangePlan): one sentence per retired resource it deletes. `updates`: the command
-    goes on to update and marks them after the yes (`mark`); else (preview, drift) it only says
-    what the updating commands will do."""
+    """After the preview (`plan`: its confirm.ChangePlan): one sentence per retired resource it
+    deletes. `updates`: the command goes on to update and marks them after the yes (`mark`); else
+    (preview, drift) it only says what the updating commands will do."""
     for c in plan.changes:
         row = match(c.type, c.urn) if c.retiring else None
         if row is None:
@@ -96,7 +86,7 @@ def mark(stack: Any, plan: Any, action: str) -> None:
     try:
         exported = stack.export_stack()
         doc: dict[str, Any] = {"version": exported.version, "deployment": exported.deployment or {}}
-        marked = mark_retained(doc, {str(r["urn"]) for r, _ in unretained(doc["deployment"].get("resources") or []) if r["urn"] in urns})
+        marked = mark_retained(doc, urns)
         stack.import_stack(auto.Deployment(version=marked["version"], deployment=marked["deployment"]))
     except Exception as exc:
         raise DeployError(f"marking the retired resources retainOnDelete before {action} failed: {explain(exc, where)}; nothing was changed") from None
