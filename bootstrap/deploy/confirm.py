@@ -42,7 +42,11 @@ class Change:
     same_name: str = ""  # a replacement keeping this fixed physical name (FIXED_NAME_INPUT)
     retained: bool = False  # retainOnDelete in the state: a delete only forgets it (the provider is not called)
     urn: str = ""
-    retiring: bool = False  # a retired resource's delete: marked retainOnDelete after the yes (deploy/retired.py)
+
+    @property
+    def retiring(self) -> bool:
+        """A retired resource's delete: the command marks it retainOnDelete after the yes (deploy/retired.py)."""
+        return self.op == "delete" and not self.refresh and not self.retained and retired.match(self.type, self.urn) is not None
 
     @property
     def forgets(self) -> bool:
@@ -107,10 +111,8 @@ class ChangePlan:
         old = md.old
         protected = bool(getattr(old, "protect", False)) if old is not None else False
         retained = bool(getattr(old, "retain_on_delete", False)) if old is not None else False
-        op = op_name(md)
-        retiring = op == "delete" and not refresh and not retained and retired.match(str(md.type), str(md.urn)) is not None
-        self.changes.append(Change(op, md.type, short_name(md.urn), protected, refresh, keys=tuple(getattr(md, "keys", None) or ()),
-                                   same_name=_fixed_name(md), retained=retained, urn=str(md.urn), retiring=retiring))
+        self.changes.append(Change(op_name(md), md.type, short_name(md.urn), protected, refresh, keys=tuple(getattr(md, "keys", None) or ()),
+                                   same_name=_fixed_name(md), retained=retained, urn=str(md.urn)))
 
     @property
     def empty(self) -> bool:
