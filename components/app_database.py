@@ -255,7 +255,9 @@ class AppDatabase(pulumi.ComponentResource):
                 ),
             )
 
-    def _opts(self, *after: pulumi.Resource | None, ignore_changes: list[str] | None = None, protect: bool = False) -> pulumi.ResourceOptions:
+    def _opts(
+        self, *after: pulumi.Resource | None, ignore_changes: list[str] | None = None, protect: bool = False, delete_before_replace: bool = False
+    ) -> pulumi.ResourceOptions:
         """Options of a postgresql resource: child, explicit provider, created after `after`."""
         depends = [r for r in after if r is not None]
         return pulumi.ResourceOptions(
@@ -264,11 +266,19 @@ class AppDatabase(pulumi.ComponentResource):
             depends_on=depends or None,
             ignore_changes=ignore_changes,
             protect=protect,
+            delete_before_replace=delete_before_replace,
         )
 
     def _chain(self, cls: type, suffix: str, depends: Sequence[pulumi.Resource] = (), **kwargs: object) -> pulumi.Resource:
         """Create a grant-like resource that depends on the previous one: the provider's grants run
-        in parallel otherwise and fail with "tuple concurrently updated"."""
-        resource = cls(f"{self._name}-{suffix}".replace("_", "-"), **kwargs, opts=self._opts(self._last, *depends))
+        in parallel otherwise and fail with "tuple concurrently updated".
+
+        Replaced delete-first: a grant, membership, default privilege or extension is named by its
+        inputs, so its replacement is the same server-side object, and Pulumi's default order
+        (create the new, then delete the old) would end with the old one's Delete revoking (or
+        dropping) what the new one's Create just granted. The provider sets this for Grant alone
+        (pulumi-postgresql provider/resources.go); GrantRole, whose Create runs REVOKE then GRANT,
+        is where it would bite: a changed with_admin_option would leave the app user no member."""
+        resource = cls(f"{self._name}-{suffix}".replace("_", "-"), **kwargs, opts=self._opts(self._last, *depends, delete_before_replace=True))
         self._last = resource
         return resource

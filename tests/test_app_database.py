@@ -232,6 +232,14 @@ def test_sql_rendering_and_graph_describe_the_same_model(enabled: Graph):
     assert len([t for t in from_sql if t[0] == "role"]) == 6  # five roles + the app login's clone (alternating rotation)
 
 
+def test_grants_memberships_default_privileges_and_extensions_are_replaced_delete_first(enabled: Graph):
+    """Each names its server-side object by its inputs, so a replacement is the same object: created
+    first, the new one would be revoked (or dropped) by the old one's Delete right after."""
+    chained = [r for r in enabled.resources if r.type in CHAIN_TYPES and not r.retain_on_delete]
+    assert {r.type for r in chained} == CHAIN_TYPES and len(chained) >= 20
+    assert [r.name for r in chained if not r.delete_before_replace] == []
+
+
 def test_the_retired_bulk_grants_are_inert_and_never_revoked(enabled: Graph):
     # Stacks deployed before issue 24 hold Grant resources on ALL tables/sequences/functions of the
     # schema; deleting one makes the provider revoke the role's privileges on every such object.

@@ -205,6 +205,39 @@ def test_app_is_member_of_rw_only(pg, applied):
     assert [m[0] for m in members if m[1] == f"{applied.owner[:-6]}_app"] == [f"{applied.owner[:-6]}_rw"]
 
 
+def test_a_membership_replaced_create_first_is_lost_and_delete_first_is_kept(pg, applied):
+    """The provider's GrantRole statements (terraform-provider-postgresql, resource_postgresql_grant_role.go:
+    Create is REVOKE then GRANT in one transaction, Delete is REVOKE), run as the master on the app
+    user's membership in rw in both replacement orders. Pulumi's default order (create the new, then
+    delete the old) leaves the app unable to read its table; delete-first, which
+    components/app_database.py sets on every membership and grant, leaves it as it was."""
+    prefix = applied.owner[:-6]
+    app, rw = sql.Identifier(f"{prefix}_app"), sql.Identifier(f"{prefix}_rw")
+    create = [sql.SQL("REVOKE {} FROM {}").format(rw, app), sql.SQL("GRANT {} TO {}").format(rw, app)]
+    delete = [sql.SQL("REVOKE {} FROM {}").format(rw, app)]
+
+    def provider(*calls: list[sql.Composed]) -> None:
+        with pg.connect_as(applied.master, MASTER_PASSWORD) as conn:
+            for statements in calls:
+                with conn.transaction():
+                    for statement in statements:
+                        conn.execute(statement)
+
+    def app_reads() -> bool:
+        with connect(pg, applied, "app") as conn:
+            return not denied(conn, sql.SQL("SELECT count(*) FROM {}.items").format(sql.Identifier(applied.schema)).as_string(conn))
+
+    assert app_reads()
+    try:
+        provider(delete, create)
+        assert app_reads()
+        provider(create, delete)
+        assert not app_reads()
+    finally:
+        provider(create)
+    assert app_reads()
+
+
 # --- read-only ------------------------------------------------------------------------------
 
 

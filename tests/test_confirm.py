@@ -67,6 +67,21 @@ def test_render_lists_changes_and_calls_out_data_loss() -> None:
     ]
 
 
+def test_a_deleted_grant_or_membership_is_called_out_as_a_revoke_unless_it_is_only_forgotten() -> None:
+    grant, member, default = "postgresql:index/grant:Grant", "postgresql:index/grantRole:GrantRole", "postgresql:index/defaultPrivileges:DefaultPrivileges"
+    kept = EngineEvent.from_json({"sequence": 1, "timestamp": 0, "resourcePreEvent": {"metadata": {
+        "op": "delete", "urn": f"urn:pulumi:dev::pghome::{grant}::kept", "type": grant, "provider": "",
+        "old": {"type": grant, "urn": f"urn:pulumi:dev::pghome::{grant}::kept", "retainOnDelete": True}}}})
+    plan = plan_of(pre("delete", grant, "shop-dev-appdb-grant-rw"), pre("delete", member, "shop-dev-appdb-member-app-of-rw"), kept,
+                   pre("update", default, "shop-dev-appdb-default"), pre("replace", member, "replaced"), summary({"delete": 3}))
+    assert [c.name for c in plan.changes if c.revokes] == ["shop-dev-appdb-grant-rw", "shop-dev-appdb-member-app-of-rw"]
+    warning = plan.render().splitlines()[-1]
+    assert warning == ("  WARNING: 2 grant(s) or membership(s) deleted, which the provider does by REVOKE: shop-dev-appdb-grant-rw, "
+                       "shop-dev-appdb-member-app-of-rw; sessions relying on them lose that access (docs/data-loss.md, Access a change revokes)")
+    assert not any(c.dangerous for c in plan.changes)  # access comes back with a grant: not the data-loss guard's business
+    assert "REVOKE" not in plan_of(kept, pre("delete", SG, "old-sg"), summary({"delete": 2})).render()
+
+
 def never(_prompt: str) -> str:
     raise AssertionError("asked although nothing needed an answer")
 

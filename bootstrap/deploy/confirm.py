@@ -19,6 +19,9 @@ STATEFUL_TYPES = frozenset({
     "aws:secretsmanager/secret:Secret", "aws:kms/key:Key", "aws:ecr/repository:Repository", "aws:cloudwatch/logGroup:LogGroup",
     "postgresql:index/database:Database", "postgresql:index/role:Role", "postgresql:index/schema:Schema",
 })
+# Resources whose delete is a REVOKE: the provider's Delete takes the privileges or membership away
+# (a replacement revokes, then grants again: components/app_database.py replaces them delete-first).
+ACCESS_TYPES = frozenset({"postgresql:index/grant:Grant", "postgresql:index/grantRole:GrantRole", "postgresql:index/defaultPrivileges:DefaultPrivileges"})
 DESTRUCTIVE_OPS = ("replace", "delete", "delete-replaced", "create-replacement")
 # Types whose physical name is unique in the account and region, and the input holding it. Pulumi
 # replaces create-before-delete, so a replacement under the same name meets the old resource still
@@ -52,6 +55,11 @@ class Change:
     def forgets(self) -> bool:
         """A delete the engine does without the provider: the resource stays where it is."""
         return self.op == "delete" and (self.retained or self.retiring) and not self.protected
+
+    @property
+    def revokes(self) -> bool:
+        """A delete the provider carries out as REVOKE: the role loses what the resource granted."""
+        return self.op == "delete" and not self.refresh and self.type in ACCESS_TYPES and not self.forgets
 
     @property
     def dangerous(self) -> bool:
@@ -130,6 +138,10 @@ class ChangePlan:
                 lines.append(f"  WARNING: {c.op} of {what} resource {c.name} ({c.type}): its data is lost")
             if c.collides and c.op == "replace":
                 lines.append(f"  {c.collision_warning}")
+        revoked = [c.name for c in self.changes if c.revokes]
+        if revoked:
+            lines.append(f"  WARNING: {len(revoked)} grant(s) or membership(s) deleted, which the provider does by REVOKE: {', '.join(revoked)}; "
+                         "sessions relying on them lose that access (docs/data-loss.md, Access a change revokes)")
         return "\n".join(lines)
 
 
