@@ -62,8 +62,24 @@ def test_render_lists_changes_and_calls_out_data_loss() -> None:
         f"  update   {DB} db2",
         "  summary: 1 created, 1 replaced, 1 deleted",
         f"  WARNING: replace of stateful resource db ({DB}): its data is lost",
-        f"  WARNING: delete-replaced of stateful resource db ({DB}): its data is lost",
         f"  WARNING: delete of protected resource guarded-sg ({SG}): its data is lost",
+    ]
+
+
+def test_a_replacement_sent_as_three_steps_is_one_line_and_one_warning_that_says_which_goes_first() -> None:
+    """The engine's steps for a replacement (pkg/resource/deploy/step_generator.go): create-first
+    is create-replacement, replace, then delete-replaced after every other step; delete-first
+    (deleteBeforeReplace) is delete-replaced, replace, create-replacement."""
+    member = "postgresql:index/grantRole:GrantRole"
+    plan = plan_of(pre("create-replacement", DB, "db"), pre("replace", DB, "db"), pre("create", SG, "new-sg"),
+                   pre("delete-replaced", member, "member"), pre("replace", member, "member"), pre("create-replacement", member, "member"),
+                   pre("delete-replaced", DB, "db"), summary({"create": 1, "replace": 2}))
+    assert plan.render().splitlines() == [
+        f"  replace  {DB} db",
+        f"  create   {SG} new-sg",
+        f"  replace  {member} member (deleted before its replacement is created)",
+        "  summary: 1 created, 2 replaced",
+        f"  WARNING: replace of stateful resource db ({DB}): its data is lost",
     ]
 
 

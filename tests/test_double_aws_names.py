@@ -109,8 +109,8 @@ def test_replacing_a_fixed_name_target_group_collides_a_generated_name_does_not(
     events: list[auto.EngineEvent] = []
     fixed.up(on_event=events.append)
     after = outputs(pulumi_double, "TargetGroup")
-    ops = {e.resource_pre_event.metadata.urn.rsplit("::", 1)[-1]: e.resource_pre_event.metadata.op for e in events if e.resource_pre_event}
-    assert ops["web"] == auto.OpType.REPLACE and after["port"] == 9090
+    ops = [e.resource_pre_event.metadata.op for e in events if e.resource_pre_event and e.resource_pre_event.metadata.urn.endswith("::web")]
+    assert ops == [auto.OpType.CREATE_REPLACEMENT, auto.OpType.REPLACE, auto.OpType.DELETE_REPLACED] and after["port"] == 9090
     assert str(before).startswith("web-") and str(after["name"]).startswith("web-") and after["name"] != before
 
 

@@ -22,6 +22,7 @@ STATEFUL_TYPES = frozenset({
 # Resources whose delete is a REVOKE: the provider's Delete takes the privileges or membership away
 # (a replacement revokes, then grants again: components/app_database.py replaces them delete-first).
 ACCESS_TYPES = frozenset({"postgresql:index/grant:Grant", "postgresql:index/grantRole:GrantRole", "postgresql:index/defaultPrivileges:DefaultPrivileges"})
+REPLACEMENT_OPS = ("create-replacement", "replace", "delete-replaced")
 DESTRUCTIVE_OPS = ("replace", "delete", "delete-replaced", "create-replacement")
 # Types whose physical name is unique in the account and region, and the input holding it. Pulumi
 # replaces create-before-delete, so a replacement under the same name meets the old resource still
@@ -126,17 +127,38 @@ class ChangePlan:
     def empty(self) -> bool:
         return not self.changes
 
-    def render(self) -> str:
-        lines = [f"  {c.op:<8} {c.type} {c.name}" + (" (retained: forgotten, not deleted)" if c.forgets else "")
-                 for c in self.changes if c.op != "delete-replaced"]
-        lines.append(f"  summary: {summary_text(self.counts)}")
+    def _shown(self) -> list[tuple[str, Change, str]]:
+        """(op, change, note) per line. The engine sends a replacement as three steps
+        (create-replacement, replace, delete-replaced; delete-replaced first when the resource is
+        replaced delete-first: pkg/resource/deploy/step_generator.go), shown as one `replace`."""
+        shown: list[tuple[str, Change, str]] = []
+        replaced: dict[str, list[str]] = {}
         for c in self.changes:
+            if c.op not in REPLACEMENT_OPS or c.refresh:
+                shown.append((c.op, c, " (retained: forgotten, not deleted)" if c.forgets else ""))
+                continue
+            key = c.urn or c.name
+            if key not in replaced:
+                replaced[key] = []
+                shown.append(("replace", c, ""))
+            replaced[key].append(c.op)
+        for i, (op, c, _) in enumerate(shown):
+            steps = replaced.get(c.urn or c.name, []) if op == "replace" else []
+            if "delete-replaced" in steps and "create-replacement" in steps and steps.index("delete-replaced") < steps.index("create-replacement"):
+                shown[i] = (op, c, " (deleted before its replacement is created)")
+        return shown
+
+    def render(self) -> str:
+        shown = self._shown()
+        lines = [f"  {op:<8} {c.type} {c.name}{note}" for op, c, note in shown]
+        lines.append(f"  summary: {summary_text(self.counts)}")
+        for op, c, _ in shown:
             if c.refresh and c.op == "delete":
                 lines.append(f"  WARNING: {c.name} ({c.type}) no longer exists in AWS: refresh drops it from the state")
             elif c.dangerous:
                 what = "protected" if c.protected else "stateful"
-                lines.append(f"  WARNING: {c.op} of {what} resource {c.name} ({c.type}): its data is lost")
-            if c.collides and c.op == "replace":
+                lines.append(f"  WARNING: {op} of {what} resource {c.name} ({c.type}): its data is lost")
+            if c.collides and op == "replace":
                 lines.append(f"  {c.collision_warning}")
         revoked = [c.name for c in self.changes if c.revokes]
         if revoked:

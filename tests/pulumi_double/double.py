@@ -202,7 +202,8 @@ class Cli(StackCommands):
                     except Exception as exc:  # the program failed: what the language host reports
                         message = f"Program failed with an unhandled exception:\n{''.join(traceback.format_exception_only(type(exc), exc)).strip()}"
                         return self.program_failed(ref, b, events, diag, diags, summary, message)
-                    steps = aws_names.plan(program, old, lambda o, n: engine.plan_steps(o, n, secrets))
+                    first = engine.delete_first(graphs[0])
+                    steps = aws_names.plan(program, old, lambda o, n: engine.plan_steps(o, n, secrets, first))
                     violations = policy.run(packs, graphs[0], program[0]["urn"])
                     policy.emit(violations, events, stack_level=False)  # resource policies: as each resource registers
                     if not preview and policy.invalid_resource(violations):

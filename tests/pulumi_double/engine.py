@@ -46,6 +46,12 @@ FORCE_NEW = {
     "postgresql:index/role:Role": {"name"},
 }
 
+# Types whose provider asks for delete-before-replace when the program does not say (pulumi-postgresql
+# provider/resources.go: postgresql_grant, DeleteBeforeReplace: true).
+PROVIDER_DELETE_FIRST = frozenset({"postgresql:index/grant:Grant"})
+# The steps a replacement makes beside its logical `replace` step (pkg/resource/deploy/step.go).
+PHYSICAL_REPLACEMENT_OPS = ("create-replacement", "delete-replaced")
+
 
 # --------------------------------------------------------------------------------------------
 # Secrets in state: {sig: mark, ciphertext} at rest, masked in events
@@ -255,14 +261,23 @@ def step_meta(op: str, old: dict[str, Any] | None, new: dict[str, Any] | None, k
     meta: dict[str, Any] = {"op": op, "urn": base.get("urn", ""), "type": base.get("type", ""), "old": state(old), "new": state(new)}
     if keys:
         meta.update({"keys": keys, "diffs": keys})
-    meta.update({"detailedDiff": None, "logical": True, "provider": base.get("provider", "")})
+    meta["detailedDiff"] = None
+    if op not in PHYSICAL_REPLACEMENT_OPS:  # step.go: a create or delete made for a replacement is not Logical()
+        meta["logical"] = True
+    meta["provider"] = base.get("provider", "")
     return meta
 
 
-def plan_steps(old: list[dict[str, Any]], new: list[dict[str, Any]], secrets: Secrets) -> list[tuple[str, dict[str, Any] | None, dict[str, Any] | None, list[str]]]:
+def plan_steps(old: list[dict[str, Any]], new: list[dict[str, Any]], secrets: Secrets,
+               delete_first: frozenset[str] = frozenset()) -> list[tuple[str, dict[str, Any] | None, dict[str, Any] | None, list[str]]]:
+    """The steps of an update, in the engine's order (pkg/resource/deploy/step_generator.go): each
+    resource as the program registers it, a replacement as create-replacement then replace (its
+    delete-replaced comes with the deletes, after every other step), or, for a URN in
+    `delete_first`, delete-replaced, replace, create-replacement; then the deletes, newest first."""
     old_by = {r["urn"]: r for r in old}
     new_urns = {r["urn"] for r in new}
     steps: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None, list[str]]] = []
+    replaced_later: set[str] = set()
     for r in new:
         prev = old_by.get(r["urn"])
         if prev is None:
@@ -273,13 +288,24 @@ def plan_steps(old: list[dict[str, Any]], new: list[dict[str, Any]], secrets: Se
         if not keys:
             steps.append(("same", prev, {**r, "id": prev.get("id", r.get("id")), "outputs": prev.get("outputs", r.get("outputs"))} if r["type"] != "pulumi:pulumi:Stack" else r, []))
         elif set(keys) & FORCE_NEW.get(r["type"], set()):
-            steps.append(("replace", prev, r, keys))
+            if r["urn"] in delete_first:
+                steps += [("delete-replaced", prev, None, []), ("replace", prev, r, keys), ("create-replacement", prev, r, keys)]
+            else:
+                steps += [("create-replacement", prev, r, keys), ("replace", prev, r, keys)]
+                replaced_later.add(r["urn"])
         else:
             steps.append(("update", prev, r, keys))
     for r in reversed(old):
         if r["urn"] not in new_urns:
             steps.append(("delete", r, None, []))
+        elif r["urn"] in replaced_later:
+            steps.append(("delete-replaced", r, None, []))
     return steps
+
+
+def delete_first(graph: Any) -> frozenset[str]:
+    """URNs replaced delete-first: the program's deleteBeforeReplace, else the provider's default."""
+    return frozenset(r.urn for r in graph.resources if r.delete_before_replace or r.type in PROVIDER_DELETE_FIRST)
 
 
 def apply(
@@ -327,23 +353,27 @@ def apply(
         # A retained delete only drops the resource from the state: the provider is never called
         # (pkg/resource/deploy/step.go, DeleteStep.Apply), so neither AWS nor an injected failure sees it.
         forgets = op == "delete" and prev is not None and bool(prev.get("retainOnDelete"))
-        if not preview and account is not None and target["type"] != "pulumi:pulumi:Stack" and not forgets:
-            if op in ("create", "replace") and new is not None:
-                refused = account.create_error(new, [r for u, r in result.items() if u != urn or op == "replace"])
-            if refused is None and op in ("delete", "replace") and prev is not None:
+        # `replace` is the logical step between a replacement's create and delete: no provider call.
+        calls = op not in ("same", "replace") and not forgets
+        if not preview and account is not None and target["type"] != "pulumi:pulumi:Stack" and calls:
+            if op in ("create", "create-replacement") and new is not None:
+                # create-first: the old resource is still there, holding its names
+                refused = account.create_error(new, [r for u, r in result.items() if u != urn or op == "create-replacement"])
+            if op in ("delete", "delete-replaced") and prev is not None:
                 refused = account.delete(prev)
-        if not preview and op != "same" and (refused or (fail_on and fail_on in urn and not forgets)):
+        if not preview and calls and (refused or (fail_on and fail_on in urn)):
             failed = True
             events.emit(resOpFailedEvent={"metadata": step_meta(op, prev, new, keys), "status": 0, "steps": 0})
             diag(urn, refused or os.environ.get("PULUMI_DOUBLE_FAIL_MESSAGE") or f"{op} of {urn.rsplit('::', 1)[-1]} failed: the provider returned an error (injected)")
             continue
-        counts[op] = counts.get(op, 0) + 1
+        if op not in PHYSICAL_REPLACEMENT_OPS:  # the summary counts logical steps (pkg/engine/update.go)
+            counts[op] = counts.get(op, 0) + 1
         if not preview and target["type"] == "pulumi:pulumi:Stack" and op != "delete":
             stack_step = (urn, new)  # the engine registers the stack's outputs last
         elif not preview:
-            if op == "delete":
+            if op == "delete" or (op == "delete-replaced" and result.get(urn) is prev):  # delete-first: the old one goes now
                 result.pop(urn, None)
-            else:
+            elif op in ("create", "update", "same", "create-replacement"):
                 done.append(urn)
                 result[urn] = new  # type: ignore[assignment]
         events.emit(resOutputsEvent={"metadata": step_meta(op, prev, new, keys), "planning": preview} if preview else
