@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 from pulumi import automation as auto
+from pulumi_policy import ResourceValidationPolicy
 
 from bootstrap.deploy.confirm import ChangePlan
 from bootstrap.progress import Progress
+from policy import pghome_fsbp
 from tests.pulumi_double import recorded
 from tests.pulumi_double.backend import VERSIONS
 from tests.pulumi_double.client import Collector, env, pulumi
@@ -87,7 +89,8 @@ def test_a_failed_up_reaches_progress_with_its_warning_error_and_summary(pulumi_
 def test_a_policy_violation_arrives_as_a_policy_event_and_fails_the_preview(pulumi_double: Double) -> None:
     events, error = replayed(pulumi_double, "policy-violation", "preview")
     assert error is not None
-    assert [kind(e) for e in events] == ["other", "preludeEvent", "resourcePreEvent", "policyEvent", "other", "summaryEvent", "cancelEvent"]
+    # policyLoadEvent and the policy summaries: kinds this SDK does not model, read past
+    assert [kind(e) for e in events] == ["other", "preludeEvent", "resourcePreEvent", "other", "policyEvent", "other", "summaryEvent", "cancelEvent"]
     policy = next(e.policy_event for e in events if e.policy_event)
     assert (policy.policy_name, policy.policy_pack_name, policy.enforcement_level, policy.resource_urn, policy.color) == (
         "rds-instance-not-public", "pghome-fsbp", "mandatory", recorded.RDS, "raw")
@@ -167,6 +170,23 @@ def test_the_doubles_policy_events_have_the_recorded_shape(pulumi_double: Double
     for p in advisory:  # the policy's description, a newline, the reported message (pulumi_policy _create_report_violation)
         code = p["policyName"].upper().replace("-", ".", 1)
         assert p["color"] == "raw" and p["message"].startswith(f"<{{%reset%}}>{code} ") and f"\n{code}: " in p["message"] and p["message"].endswith("<{%reset%}>\n"), p
+    # The summaries (CLIs from 3.196.0): the recorded fields, passed/failed as omitempty lists
+    lists = {"passed", "failed"}
+    for kind in ("policyRemediateSummaryEvent", "policyAnalyzeSummaryEvent"):
+        assert theirs[kind] - lists <= ours[kind] <= theirs[kind] | lists, kind
+    assert ours["policyAnalyzeStackSummaryEvent"] <= {"policyPackName", "policyPackVersion", "policyPackVersionTag"} | lists
+    resource_policies = {p.name for p in pghome_fsbp.policies() if isinstance(p, ResourceValidationPolicy)}
+    analyzed = [e["policyAnalyzeSummaryEvent"] for e in events if "policyAnalyzeSummaryEvent" in e]
+    registered = {e["resourcePreEvent"]["metadata"]["urn"] for e in events if "resourcePreEvent" in e}
+    assert len(analyzed) == len({u for u in registered if "::pulumi:pulumi:Stack::" not in u}) > 100
+    for s in analyzed:  # each resource: what failed is what it was told, and every other resource policy passed
+        told = {p["policyName"] for p in advisory if p.get("resourceUrn") == s["resourceUrn"]} & resource_policies
+        assert set(s.get("failed", [])) == told and set(s.get("passed", [])) == resource_policies - told, s["resourceUrn"]
+    steps_end = max(i for i, k in enumerate(kinds) if k == "resourcePreEvent")  # stack policies report after the steps
+    for urn in {s["resourceUrn"] for s in analyzed}:  # remediate summary, violations, analyze summary, in that order
+        mine = [k for k, e in zip(kinds[:steps_end], events) if (e.get(k) or {}).get("resourceUrn") == urn and k.startswith("policy")]
+        assert mine[0] == "policyRemediateSummaryEvent" and mine[-1] == "policyAnalyzeSummaryEvent" and set(mine[1:-1]) <= {"policyEvent"}, mine
+    assert kinds.index("policyAnalyzeStackSummaryEvent") > steps_end
     summary = next(e["summaryEvent"] for e in events if "summaryEvent" in e)
     assert summary["PolicyPacks"] == {"pghome-fsbp": "0.1.0"} and summary["result"] == "succeeded"
     assert "✅ pghome-fsbp@v0.1.0" not in preview.stdout and "⚠️ pghome-fsbp@v0.1.0" in preview.stdout

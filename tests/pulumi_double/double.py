@@ -204,13 +204,14 @@ class Cli(StackCommands):
                         return self.program_failed(ref, b, events, diag, diags, summary, message)
                     first = engine.delete_first(graphs[0])
                     steps = aws_names.plan(program, old, lambda o, n: engine.plan_steps(o, n, secrets, first))
-                    violations = policy.run(packs, graphs[0], program[0]["urn"])
-                    policy.emit(violations, events, stack_level=False)  # resource policies: as each resource registers
+                    analysis = policy.run(packs, graphs[0], program[0]["urn"])
+                    violations = analysis.violations
+                    policy.emit(analysis, events, stack_level=False)  # resource policies: as each resource registers
                     if not preview and policy.invalid_resource(violations):
                         new_state, counts, failed = old, {}, True  # analyze_snapshot.go: the resource is invalid, the update bails
                     else:
                         new_state, counts, failed = engine.apply(steps, old, events, account=account, **run)  # type: ignore[arg-type]
-                    policy.emit(violations, events, stack_level=True)  # stack policies: after the steps (AnalyzeResources)
+                    policy.emit(analysis, events, stack_level=True)  # stack policies: after the steps (AnalyzeResources)
                     if any(v.level == "mandatory" for v in violations):
                         failed = True
                         diag("", f"{'preview' if preview else 'update'} failed")  # deployment_executor.go reportExecResult

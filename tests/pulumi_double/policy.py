@@ -17,6 +17,14 @@ What the real pieces do, and where this mirrors them (pulumi/pulumi, pulumi-poli
 - the event: pkg/engine/events.go `policyViolationEvent` + pkg/backend/display/events.go, fields of
   sdk/go/common/apitype/events.go `PolicyEvent` (recorded in
   pkg/engine/lifecycletest/testdata/output/TestSimpleAnalyzeResourceFailure/eventstream.json).
+- the summaries (CLIs from 3.196.0, pulumi/pulumi#20443): for each resource and pack, a
+  policyRemediateSummaryEvent before its violations and a policyAnalyzeSummaryEvent after them
+  (step_generator.go, analyze_snapshot.go); for each pack, a policyAnalyzeStackSummaryEvent after
+  its stack violations. Passed and failed as pkg/resource/analyzer/summary.go `newPolicySummary`
+  counts them: the pack's policies of that type (as GetAnalyzerInfo reports them: the policy's
+  own level, else the pack's; --policy-pack-config is not seen there), minus disabled ones, minus
+  not applicable, minus failed. pulumi_policy's Remediate reports nothing for a policy not at
+  `remediate`, and Analyze reports a policy without `validate` as not applicable.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
 from bootstrap.plan.mockgraph import Graph, Resource
@@ -185,6 +194,7 @@ class Violation:
     severity: str
     stack_level: bool  # a stack policy's: reported after the steps
     resource: str = ""  # type: name, for the CLI's Policies section
+    analyzed: str = ""  # the URN whose analysis reported it (the stack's, for a stack policy)
 
     def event(self) -> dict[str, Any]:
         """policyEvent as the CLI sends it (version tag = version: display/events.go)."""
@@ -199,20 +209,43 @@ class Violation:
         return body
 
 
-def run(packs: list[Pack], graph: Graph, stack_urn: str) -> list[Violation]:
+@dataclass
+class Analysis:
+    """What the packs found: violations, the policies that were not applicable (pack name, analyzed
+    URN, policy name), and what was analyzed, for the summaries."""
+
+    packs: list[Pack]
+    resources: list[str]
+    stack_urn: str
+    violations: list[Violation] = field(default_factory=list)
+    not_applicable: set[tuple[str, str, str]] = field(default_factory=set)
+
+
+def run(packs: list[Pack], graph: Graph, stack_urn: str) -> Analysis:
     """Every pack's resource policies on each resource, then its stack policies on the whole graph."""
-    found: list[Violation] = []
+    found = Analysis(packs, [r.urn for r in graph.resources], stack_urn)
     names = {r.urn: f"{r.type}: {r.name}" for r in graph.resources}
 
     def reporter(pack: Pack, policy: Any, level: str, urn: str, stack_level: bool) -> Callable[[str, str | None], None]:
         def report(message: str, at: str | None = None) -> None:
-            where = at or urn
+            # a resource policy's violation is the analyzed resource's, whatever URN it names
+            # (analyze_snapshot.go: OnPolicyViolation(r.URN, d)); a stack policy's, the URN it names
+            where = (at or urn) if stack_level else urn
             text = f"{policy.description}\n{message}" if message else policy.description
             sev = getattr(policy.severity, "value", "") if policy.severity is not None else ""
-            found.append(Violation(where, policy.name, pack, "mandatory" if level == "remediate" else level, text, sev, stack_level,
-                                   names.get(where, "")))
+            found.violations.append(Violation(where, policy.name, pack, "mandatory" if level == "remediate" else level, text, sev, stack_level,
+                                              names.get(where, ""), urn))
 
         return report
+
+    def validate(pack: Pack, policy: Any, args: Any, report: Callable[[str, str | None], None], analyzed: str) -> None:
+        if isinstance(policy, ResourceValidationPolicy) and not policy.has_validation():  # remediation only: not applicable
+            found.not_applicable.add((pack.name, analyzed, policy.name))
+            return
+        try:
+            policy.validate(args, report)
+        except _NotApplicableError:
+            found.not_applicable.add((pack.name, analyzed, policy.name))
 
     for pack in packs:
         for policy in pack.policies:
@@ -222,19 +255,55 @@ def run(packs: list[Pack], graph: Graph, stack_urn: str) -> list[Violation]:
             if isinstance(policy, ResourceValidationPolicy):
                 for r in graph.resources:
                     try:
-                        policy.validate(resource_args(r), reporter(pack, policy, level, r.urn, False))
+                        validate(pack, policy, resource_args(r), reporter(pack, policy, level, r.urn, False), r.urn)
                     except UnknownValueError as exc:  # the SDK's advisory "can't run policy ... during preview"
-                        found.append(Violation("", policy.name, pack, "advisory", f"can't run policy '{policy.name}' from policy pack "
-                                               f"'{pack.name}@v{pack.version}' during preview: {exc.message}", "", False))
+                        found.violations.append(Violation("", policy.name, pack, "advisory", f"can't run policy '{policy.name}' from policy pack "
+                                                          f"'{pack.name}@v{pack.version}' during preview: {exc.message}", "", False, "", r.urn))
             elif isinstance(policy, StackValidationPolicy):
-                policy.validate(stack_args(graph), reporter(pack, policy, level, stack_urn, True))
+                validate(pack, policy, stack_args(graph), reporter(pack, policy, level, stack_urn, True), stack_urn)
     return found
 
 
-def emit(violations: list[Violation], events: Any, *, stack_level: bool) -> None:
-    for v in violations:
-        if v.stack_level == stack_level:
-            events.emit(policyEvent=v.event())
+def _summary(pack: Pack, urn: str, kind: type, failed: set[str], skipped: set[str]) -> dict[str, Any]:
+    """pkg/resource/analyzer/summary.go newPolicySummary, in apitype's field order and omitempty."""
+    of_kind: list[Any] = [p for p in pack.policies if isinstance(p, kind)]
+    passed = sorted(p.name for p in of_kind if _info_level(pack, p) != "disabled" and p.name not in failed and p.name not in skipped)
+    body: dict[str, Any] = {"resourceUrn": urn} if kind is ResourceValidationPolicy else {}
+    body.update({"policyPackName": pack.name, "policyPackVersion": pack.version, "policyPackVersionTag": pack.version})
+    if passed:
+        body["passed"] = passed
+    if failed:
+        body["failed"] = sorted(failed)
+    return body
+
+
+def _info_level(pack: Pack, policy: Any) -> str:
+    """The level GetAnalyzerInfo reports (pulumi_policy/policy.py): the policy's own, else the pack's."""
+    return policy.enforcement_level.value if policy.enforcement_level is not None else pack.enforcement_level
+
+
+def emit(analysis: Analysis, events: Any, *, stack_level: bool) -> None:
+    """Resource level: per resource and pack, the remediate summary, the violations, the analyze
+    summary. Stack level: per pack, the violations, then the stack summary."""
+    if stack_level:
+        for pack in analysis.packs:
+            mine = [v for v in analysis.violations if v.stack_level and v.pack is pack]
+            for v in mine:
+                events.emit(policyEvent=v.event())
+            skipped = {name for p, u, name in analysis.not_applicable if p == pack.name and u == analysis.stack_urn}
+            events.emit(policyAnalyzeStackSummaryEvent=_summary(pack, analysis.stack_urn, StackValidationPolicy, {v.policy for v in mine}, skipped))
+        return
+    for urn in analysis.resources:
+        for pack in analysis.packs:
+            # Remediate (pulumi_policy/policy.py) runs only the policies at `remediate`, and reports those
+            # without a remediation as not applicable; the double applies no remediation, so none fails.
+            no_remedy = {p.name for p in pack.policies if pack.level(p) == "remediate" and not p.has_remediation()}
+            events.emit(policyRemediateSummaryEvent=_summary(pack, urn, ResourceValidationPolicy, set(), no_remedy))
+            mine = [v for v in analysis.violations if not v.stack_level and v.pack is pack and v.analyzed == urn]
+            for v in mine:
+                events.emit(policyEvent=v.event())
+            skipped = {name for p, u, name in analysis.not_applicable if p == pack.name and u == urn}
+            events.emit(policyAnalyzeSummaryEvent=_summary(pack, urn, ResourceValidationPolicy, {v.policy for v in mine}, skipped))
 
 
 def invalid_resource(violations: list[Violation]) -> bool:

@@ -92,6 +92,8 @@ POLICY_VIOLATION: list[dict[str, Any]] = [
     {"policyLoadEvent": {}},
     {"preludeEvent": {"config": {}}},
     {"resourcePreEvent": {"metadata": _meta("create", RDS, None, _rds_new), "planning": True}},
+    {"policyRemediateSummaryEvent": {"resourceUrn": RDS, "policyPackName": "pghome-fsbp", "policyPackVersion": "", "policyPackVersionTag": "",
+                                     "passed": ["rds-instance-not-public"]}},
     {"policyEvent": {"resourceUrn": RDS, "message": "<{%reset%}>RDS instances must not be publicly accessible<{%reset%}>\n", "color": "raw",
                      "policyName": "rds-instance-not-public", "policyPackName": "pghome-fsbp", "policyPackVersion": "",
                      "policyPackVersionTag": "", "enforcementLevel": "mandatory", "severity": "high"}},
