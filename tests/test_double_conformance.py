@@ -187,6 +187,13 @@ def test_the_doubles_policy_events_have_the_recorded_shape(pulumi_double: Double
         mine = [k for k, e in zip(kinds[:steps_end], events) if (e.get(k) or {}).get("resourceUrn") == urn and k.startswith("policy")]
         assert mine[0] == "policyRemediateSummaryEvent" and mine[-1] == "policyAnalyzeSummaryEvent" and set(mine[1:-1]) <= {"policyEvent"}, mine
     assert kinds.index("policyAnalyzeStackSummaryEvent") > steps_end
+    # each resource is analyzed as it registers, just before its first step (TestSimpleAnalyzer's stream)
+    at = {e[k]["resourceUrn"]: i for i, (k, e) in enumerate(zip(kinds, events)) if k == "policyAnalyzeSummaryEvent"}
+    first_step = {}
+    for i, (k, e) in enumerate(zip(kinds, events)):
+        if k == "resourcePreEvent":
+            first_step.setdefault(e[k]["metadata"]["urn"], i)
+    assert all(at[u] < first_step[u] for u in at) and min(first_step.values()) < max(at.values())
     summary = next(e["summaryEvent"] for e in events if "summaryEvent" in e)
     assert summary["PolicyPacks"] == {"pghome-fsbp": "0.1.0"} and summary["result"] == "succeeded"
     assert "✅ pghome-fsbp@v0.1.0" not in preview.stdout and "⚠️ pghome-fsbp@v0.1.0" in preview.stdout

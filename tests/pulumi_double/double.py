@@ -9,6 +9,7 @@ Secrets in the recorded env are replaced by a short hash.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -206,11 +207,12 @@ class Cli(StackCommands):
                     steps = aws_names.plan(program, old, lambda o, n: engine.plan_steps(o, n, secrets, first))
                     analysis = policy.run(packs, graphs[0], program[0]["urn"])
                     violations = analysis.violations
-                    policy.emit(analysis, events, stack_level=False)  # resource policies: as each resource registers
                     if not preview and policy.invalid_resource(violations):
+                        policy.emit(analysis, events, stack_level=False)
                         new_state, counts, failed = old, {}, True  # analyze_snapshot.go: the resource is invalid, the update bails
-                    else:
-                        new_state, counts, failed = engine.apply(steps, old, events, account=account, **run)  # type: ignore[arg-type]
+                    else:  # each resource's analysis as it registers, before its step
+                        on_register = functools.partial(policy.emit_resource, analysis, events)
+                        new_state, counts, failed = engine.apply(steps, old, events, account=account, on_register=on_register, **run)  # type: ignore[arg-type]
                     policy.emit(analysis, events, stack_level=True)  # stack policies: after the steps (AnalyzeResources)
                     if any(v.level == "mandatory" for v in violations):
                         failed = True

@@ -318,11 +318,13 @@ def apply(
     account: Account | None = None,
     scope: Any = None,
     on_step: Callable[[list[dict[str, Any]]], None] | None = None,
+    on_register: Callable[[str], None] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, int], bool]:
     """Emit the step events; return (resources after the run, change counts, failed). With an
     `account`, creates (replacements create before they delete) and deletes meet AWS's names.
     With a cancellation `scope` (cancel.py), a cancelled run starts no new step; `on_step` sees the
-    resources after each step (what the CLI's snapshot has saved so far)."""
+    resources after each step (what the CLI's snapshot has saved so far); `on_register` is called
+    with each resource's URN before its first step (the policy analysis comes there)."""
     fail_on = os.environ.get("PULUMI_DOUBLE_FAIL_ON", "")
     result = {r["urn"]: r for r in old}
     # The new snapshot lists resources in the order their steps completed, then what the run did not
@@ -332,6 +334,7 @@ def apply(
     counts: dict[str, int] = {}
     failed = False
     stack_step: tuple[str, dict[str, Any] | None] | None = None
+    registered: set[str] = set()
     for op, prev, new, keys in steps:
         target = new or prev or {}
         urn = target["urn"]
@@ -339,6 +342,9 @@ def apply(
             continue
         if scope is not None and scope.cancelled:
             break
+        if on_register is not None and urn not in registered:  # a delete-first replacement's delete comes after it too
+            registered.add(urn)
+            on_register(urn)  # the step generator analyzes a registration before making its step
         if op == "delete" and prev and prev.get("protect"):
             failed = True
             diag(urn, f"unable to delete resource \"{urn}\"\nas it is currently marked for protection. To unprotect the resource, "

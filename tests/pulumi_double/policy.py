@@ -19,7 +19,8 @@ What the real pieces do, and where this mirrors them (pulumi/pulumi, pulumi-poli
   pkg/engine/lifecycletest/testdata/output/TestSimpleAnalyzeResourceFailure/eventstream.json).
 - the summaries (CLIs from 3.196.0, pulumi/pulumi#20443): for each resource and pack, a
   policyRemediateSummaryEvent before its violations and a policyAnalyzeSummaryEvent after them
-  (step_generator.go, analyze_snapshot.go); for each pack, a policyAnalyzeStackSummaryEvent after
+  (step_generator.go, analyze_snapshot.go), as the resource registers, before its first step
+  (TestSimpleAnalyzer's recorded stream); for each pack, a policyAnalyzeStackSummaryEvent after
   its stack violations. Passed and failed as pkg/resource/analyzer/summary.go `newPolicySummary`
   counts them: the pack's policies of that type (as GetAnalyzerInfo reports them: the policy's
   own level, else the pack's; --policy-pack-config is not seen there), minus disabled ones, minus
@@ -283,27 +284,34 @@ def _info_level(pack: Pack, policy: Any) -> str:
 
 
 def emit(analysis: Analysis, events: Any, *, stack_level: bool) -> None:
-    """Resource level: per resource and pack, the remediate summary, the violations, the analyze
-    summary. Stack level: per pack, the violations, then the stack summary."""
-    if stack_level:
-        for pack in analysis.packs:
-            mine = [v for v in analysis.violations if v.stack_level and v.pack is pack]
-            for v in mine:
-                events.emit(policyEvent=v.event())
-            skipped = {name for p, u, name in analysis.not_applicable if p == pack.name and u == analysis.stack_urn}
-            events.emit(policyAnalyzeStackSummaryEvent=_summary(pack, analysis.stack_urn, StackValidationPolicy, {v.policy for v in mine}, skipped))
+    """Stack level: per pack, the violations, then the stack summary. Resource level: every
+    resource's analysis (emit_resource), for an update that makes no step at all."""
+    if not stack_level:
+        for urn in analysis.resources:
+            emit_resource(analysis, events, urn)
         return
-    for urn in analysis.resources:
-        for pack in analysis.packs:
-            # Remediate (pulumi_policy/policy.py) runs only the policies at `remediate`, and reports those
-            # without a remediation as not applicable; the double applies no remediation, so none fails.
-            no_remedy = {p.name for p in pack.policies if pack.level(p) == "remediate" and not p.has_remediation()}
-            events.emit(policyRemediateSummaryEvent=_summary(pack, urn, ResourceValidationPolicy, set(), no_remedy))
-            mine = [v for v in analysis.violations if not v.stack_level and v.pack is pack and v.analyzed == urn]
-            for v in mine:
-                events.emit(policyEvent=v.event())
-            skipped = {name for p, u, name in analysis.not_applicable if p == pack.name and u == urn}
-            events.emit(policyAnalyzeSummaryEvent=_summary(pack, urn, ResourceValidationPolicy, {v.policy for v in mine}, skipped))
+    for pack in analysis.packs:
+        mine = [v for v in analysis.violations if v.stack_level and v.pack is pack]
+        for v in mine:
+            events.emit(policyEvent=v.event())
+        skipped = {name for p, u, name in analysis.not_applicable if p == pack.name and u == analysis.stack_urn}
+        events.emit(policyAnalyzeStackSummaryEvent=_summary(pack, analysis.stack_urn, StackValidationPolicy, {v.policy for v in mine}, skipped))
+
+
+def emit_resource(analysis: Analysis, events: Any, urn: str) -> None:
+    """One resource's analysis, per pack: the remediate summary, the violations, the analyze summary."""
+    if urn not in analysis.resources:
+        return  # not the program's (the stack, a resource being deleted): nothing analyzed
+    for pack in analysis.packs:
+        # Remediate (pulumi_policy/policy.py) runs only the policies at `remediate`, and reports those
+        # without a remediation as not applicable; the double applies no remediation, so none fails.
+        no_remedy = {p.name for p in pack.policies if pack.level(p) == "remediate" and not p.has_remediation()}
+        events.emit(policyRemediateSummaryEvent=_summary(pack, urn, ResourceValidationPolicy, set(), no_remedy))
+        mine = [v for v in analysis.violations if not v.stack_level and v.pack is pack and v.analyzed == urn]
+        for v in mine:
+            events.emit(policyEvent=v.event())
+        skipped = {name for p, u, name in analysis.not_applicable if p == pack.name and u == urn}
+        events.emit(policyAnalyzeSummaryEvent=_summary(pack, urn, ResourceValidationPolicy, {v.policy for v in mine}, skipped))
 
 
 def invalid_resource(violations: list[Violation]) -> bool:
