@@ -189,7 +189,7 @@ def test_the_doubles_policy_events_have_the_recorded_shape(pulumi_double: Double
     assert kinds.index("policyAnalyzeStackSummaryEvent") > steps_end
     # each resource is analyzed as it registers, just before its first step (TestSimpleAnalyzer's stream)
     at = {e[k]["resourceUrn"]: i for i, (k, e) in enumerate(zip(kinds, events)) if k == "policyAnalyzeSummaryEvent"}
-    first_step = {}
+    first_step: dict[str, int] = {}
     for i, (k, e) in enumerate(zip(kinds, events)):
         if k == "resourcePreEvent":
             first_step.setdefault(e[k]["metadata"]["urn"], i)
