@@ -90,7 +90,7 @@ def test_a_policy_violation_arrives_as_a_policy_event_and_fails_the_preview(pulu
     events, error = replayed(pulumi_double, "policy-violation", "preview")
     assert error is not None
     # policyLoadEvent and the policy summaries: kinds this SDK does not model, read past
-    assert [kind(e) for e in events] == ["other", "preludeEvent", "resourcePreEvent", "other", "policyEvent", "other", "summaryEvent", "cancelEvent"]
+    assert [kind(e) for e in events] == ["other", "preludeEvent", "other", "policyEvent", "other", "resourcePreEvent", "summaryEvent", "cancelEvent"]
     policy = next(e.policy_event for e in events if e.policy_event)
     assert (policy.policy_name, policy.policy_pack_name, policy.enforcement_level, policy.resource_urn, policy.color) == (
         "rds-instance-not-public", "pghome-fsbp", "mandatory", recorded.RDS, "raw")

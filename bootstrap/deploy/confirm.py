@@ -22,8 +22,8 @@ STATEFUL_TYPES = frozenset({
 # Resources whose delete is a REVOKE: the provider's Delete takes the privileges or membership away
 # (a replacement revokes, then grants again: components/app_database.py replaces them delete-first).
 ACCESS_TYPES = frozenset({"postgresql:index/grant:Grant", "postgresql:index/grantRole:GrantRole", "postgresql:index/defaultPrivileges:DefaultPrivileges"})
-REPLACEMENT_OPS = ("create-replacement", "replace", "delete-replaced")
-DESTRUCTIVE_OPS = ("replace", "delete", "delete-replaced", "create-replacement")
+REPLACEMENT_OPS = ("create-replacement", "replace", "delete-replaced")  # the engine's steps of one replacement
+DESTRUCTIVE_OPS = (*REPLACEMENT_OPS, "delete")
 # Types whose physical name is unique in the account and region, and the input holding it. Pulumi
 # replaces create-before-delete, so a replacement under the same name meets the old resource still
 # holding it and AWS refuses the create (DBInstanceAlreadyExists, ResourceExistsException, ...).

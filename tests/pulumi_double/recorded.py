@@ -87,11 +87,12 @@ UP_WITH_FAILURE: list[dict[str, Any]] = [
     {"cancelEvent": {}},
 ]
 
-# Mirrors TestSimpleAnalyzeResourceFailure (a mandatory policy violation fails the preview).
+# Mirrors TestSimpleAnalyzeResourceFailure (a mandatory policy violation fails the preview). The
+# resource is analyzed before its step is made (step_generator.go); on a preview a mandatory
+# violation does not make it invalid (analyze_snapshot.go: `if !dryRun`), so its step follows.
 POLICY_VIOLATION: list[dict[str, Any]] = [
     {"policyLoadEvent": {}},
     {"preludeEvent": {"config": {}}},
-    {"resourcePreEvent": {"metadata": _meta("create", RDS, None, _rds_new), "planning": True}},
     {"policyRemediateSummaryEvent": {"resourceUrn": RDS, "policyPackName": "pghome-fsbp", "policyPackVersion": "", "policyPackVersionTag": "",
                                      "passed": ["rds-instance-not-public"]}},
     {"policyEvent": {"resourceUrn": RDS, "message": "<{%reset%}>RDS instances must not be publicly accessible<{%reset%}>\n", "color": "raw",
@@ -99,6 +100,7 @@ POLICY_VIOLATION: list[dict[str, Any]] = [
                      "policyPackVersionTag": "", "enforcementLevel": "mandatory", "severity": "high"}},
     {"policyAnalyzeSummaryEvent": {"resourceUrn": RDS, "policyPackName": "pghome-fsbp", "policyPackVersion": "", "policyPackVersionTag": "",
                                    "failed": ["rds-instance-not-public"]}},
+    {"resourcePreEvent": {"metadata": _meta("create", RDS, None, _rds_new), "planning": True}},
     {"summaryEvent": {"maybeCorrupt": False, "durationSeconds": 1, "resourceChanges": {}, "PolicyPacks": {"pghome-fsbp": ""},
                       "isPreview": True, "result": "failed"}},
     {"cancelEvent": {}},
